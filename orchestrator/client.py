@@ -1,0 +1,216 @@
+"""The remote Python API: what the CLI (and any Python program) uses to talk to a running
+orchestrator and the nodes over the broker.
+
+``Client`` submits problems (the orchestrator assigns the id and replies), follows a task's
+outputs live through a private watch queue that the orchestrator binds before the task starts (no
+output can be missed), fetches results, node status, sends configuration requests straight to the
+nodes, and cancels tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sustainml.config import Settings
+from sustainml.messages import MessageError, ResponseType, Status, TaskId, UserInput, decode_task, from_wire, to_wire
+from sustainml.messages import headers as H
+from sustainml.orchestrator.core import config_call
+from sustainml.orchestrator.protocol import TaskResult, request, unpack
+from sustainml.rpc import RpcClient, RpcError, RpcTimeout
+from sustainml.topology import STAGES_BY_KIND, Topology, resolve_stage
+from sustainml.transport.base import Delivery, Message, Transport
+
+log = logging.getLogger(__name__)
+
+
+class OrchestratorError(RuntimeError):
+    """The orchestrator refused a request or could not be reached; the message says which."""
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """One stage output seen on the watch queue."""
+
+    task_id: TaskId
+    node: str
+    failed: str | None  # "<NODE>: <reason>" when the task failed at this stage
+    elapsed: float  # seconds since the watch started
+
+
+ProgressCallback = Callable[[StageEvent], None]
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self._own_transport = transport is None
+        if transport is None:
+            from sustainml.transport.amqp import AmqpTransport
+
+            transport = AmqpTransport(self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="client")
+        self.transport = transport
+        self.transport.connect()
+        self.id = uuid.uuid4().hex[:12]
+        self._rpc = RpcClient(self.transport, self.topology, owner_id=f"client-{self.id}")
+        self._watch_queue: str | None = None
+        self._events: queue.Queue[StageEvent] = queue.Queue()
+        self._started = time.monotonic()
+        self._tx = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._rpc.close()
+        if self._watch_queue is not None:
+            try:
+                self.transport.delete_queue(self._watch_queue)
+            except Exception as exc:  # it also expires on its own (x-expires)
+                log.debug("watch queue not deleted: %s", exc)
+        if self._own_transport:
+            self.transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- orchestrator requests ---------------------------------------------------------------
+    def _call(self, op: str, *, headers: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        timeout = self.settings.rpc_timeout
+        try:
+            answer = self._rpc_call(request(op, **fields), headers or {}, timeout)
+        except RpcTimeout:
+            raise OrchestratorError(
+                f"the orchestrator did not answer within {timeout:g} s: is it running? "
+                "(`sustainml up` starts it with all workers; `sustainml orchestrator` alone)"
+            ) from None
+        except RpcError as exc:
+            raise OrchestratorError(str(exc)) from None
+        reply = unpack(answer.body)
+        if not reply.get("ok"):
+            raise OrchestratorError(str(reply.get("error") or "request refused"))
+        return reply
+
+    def _rpc_call(self, body: bytes, headers: dict[str, Any], timeout: float) -> Message:
+        return self._rpc.call(
+            "",
+            self.topology.orchestrator_requests_queue,
+            body,
+            timeout=timeout,
+            target="the orchestrator",
+            headers=headers,
+        )
+
+    def submit(self, user_input: UserInput, *, watch: bool = False) -> TaskId:
+        """Submit a problem (or an iteration: set previous_iteration and
+        extra_data.previous_problem_id). With ``watch`` the task's outputs arrive as
+        ``StageEvent``s for ``wait``/``events``."""
+        headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue()} if watch else None
+        reply = self._call("submit", headers=headers, user_input=to_wire(user_input))
+        return from_wire(TaskId, reply["task_id"])
+
+    def result(self, task_id: TaskId) -> TaskResult:
+        return TaskResult.from_wire(self._call("result", task_id=to_wire(task_id))["result"])
+
+    def wait(
+        self, task_id: TaskId, timeout: float = 120.0, on_progress: ProgressCallback | None = None
+    ) -> TaskResult:
+        """Wait until the task finishes; stage events (if the task is watched) go to ``on_progress``.
+        Falls back on polling the orchestrator, so it also works for tasks submitted elsewhere."""
+        return self.wait_many([task_id], timeout, on_progress)[task_id]
+
+    def wait_many(
+        self, task_ids: Iterable[TaskId], timeout: float = 120.0, on_progress: ProgressCallback | None = None
+    ) -> dict[TaskId, TaskResult]:
+        pending = set(task_ids)
+        done: dict[TaskId, TaskResult] = {}
+        deadline = time.monotonic() + timeout
+        next_poll = time.monotonic() + 1.0
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(pending)} task(s) not finished after {timeout:g} s")
+            try:
+                event = self._events.get(timeout=min(remaining, 0.25))
+            except queue.Empty:
+                event = None
+            if event is not None:
+                if on_progress is not None:
+                    on_progress(event)
+                final = STAGES_BY_KIND["carbon_footprint"].node
+                if event.task_id in pending and (event.failed or event.node == final):
+                    self._finish(event.task_id, pending, done)
+            if time.monotonic() >= next_poll:  # cancellations and unwatched tasks
+                next_poll = time.monotonic() + 1.0
+                for tid in list(pending):
+                    res = self.result(tid)
+                    if res.done:
+                        pending.discard(tid)
+                        done[tid] = res
+        return done
+
+    def _finish(self, task_id: TaskId, pending: set[TaskId], done: dict[TaskId, TaskResult]) -> None:
+        # The watch queue may see the final output a moment before the orchestrator stored it.
+        for _ in range(100):
+            res = self.result(task_id)
+            if res.done:
+                pending.discard(task_id)
+                done[task_id] = res
+                return
+            time.sleep(0.02)
+
+    def status(self) -> dict[str, Any]:
+        reply = self._call("status")
+        return {
+            "nodes": {name: Status(v).name for name, v in reply["nodes"].items()},
+            "replicas": reply["replicas"],
+        }
+
+    def cancel(self, task_id: TaskId | None = None) -> TaskId | None:
+        reply = self._call("cancel", task_id=to_wire(task_id) if task_id else None)
+        return from_wire(TaskId, reply["task_id"]) if reply.get("task_id") else None
+
+    def list_tasks(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return list(self._call("list", state=state, limit=limit, offset=offset)["tasks"])
+
+    def config(self, node: str, configuration: str, timeout: float | None = None) -> ResponseType:
+        """A configuration request straight to the node's replicas (no orchestrator needed)."""
+        with self._lock:
+            self._tx += 1
+            tx = self._tx
+        stage = resolve_stage(node)
+        return config_call(self._rpc, self.topology, stage, configuration, tx, timeout or self.settings.rpc_timeout)
+
+    # -- watching ------------------------------------------------------------------------------
+    def _ensure_watch_queue(self) -> str:
+        if self._watch_queue is None:
+            spec = self.topology.private_queue_spec("watch", self.id)
+            self.transport.declare_queue(spec)
+            self.transport.consume(spec.name, self._on_watch, prefetch=256, concurrency=1)
+            self._watch_queue = spec.name
+        return self._watch_queue
+
+    def _on_watch(self, delivery: Delivery) -> None:
+        delivery.ack()  # a progress view; the orchestrator holds the durable copy
+        try:
+            env = decode_task(delivery.message.body)
+        except MessageError as exc:
+            log.warning("unreadable stage output on the watch queue: %s", exc)
+            return
+        failed = delivery.message.headers.get(H.H_FAILED)
+        self._events.put(
+            StageEvent(
+                task_id=env.task_id,
+                node=STAGES_BY_KIND[env.kind].node,
+                failed=str(failed) if failed else None,
+                elapsed=time.monotonic() - self._started,
+            )
+        )

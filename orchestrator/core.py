@@ -1,0 +1,588 @@
+"""The orchestrator: allocates task ids, starts tasks with their baselines, stores every output in
+the TaskDB, tracks node liveness, runs automatic iterations and answers requests.
+
+Inputs it consumes:
+- ``<ns>.orchestrator.requests``: submissions and operator requests (RPC, see protocol.py);
+- ``<ns>.orchestrator.results``: every stage output (bound to the six output exchanges); a
+  message is acked only after it is stored, and a redelivered output is stored once;
+- a private queue on the status fanout: NodeStatus heartbeats and per-task events.
+
+The same object is the Python API used in-process (the REST layer, embedded runs): ``submit``,
+``wait``, ``result``, ``status``, ``config_request``, ``control``, ``cancel``, ``list_tasks``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from sustainml.config import Settings
+from sustainml.messages import (
+    RECORD_TYPES,
+    SCHEMA_VERSION,
+    CmdNode,
+    CmdTask,
+    CO2Footprint,
+    MessageError,
+    NodeControl,
+    NodeStatus,
+    Record,
+    RequestType,
+    ResponseType,
+    Status,
+    TaskEnvelope,
+    TaskId,
+    UserInput,
+    decode,
+    decode_task,
+    encode,
+    encode_task,
+    from_wire,
+    to_wire,
+)
+from sustainml.messages import headers as H
+from sustainml.orchestrator.protocol import (
+    TERMINAL_STATES,
+    RequestError,
+    TaskResult,
+    pack,
+    task_id_from,
+    unpack,
+)
+from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
+from sustainml.orchestrator.taskdb import TaskDB, TaskKey, TaskRow
+from sustainml.rpc import RpcClient, RpcError, reply
+from sustainml.topology import (
+    ALL_NODES_KEY,
+    BASELINE_KINDS,
+    FINAL_STAGE,
+    PIPELINE,
+    STAGES_BY_KIND,
+    USER_INPUT,
+    Stage,
+    Topology,
+    declare_all,
+    resolve_stage,
+)
+from sustainml.transport.base import Binding, Delivery, Message, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 30.0
+# UserInput fields an iteration never inherits from the request (they identify the request).
+_NOT_INHERITED = {"task_id", "previous_iteration", "extra_data"}
+
+
+class SubmitError(ValueError):
+    """A submission the orchestrator refuses (bad iteration base, unknown problem...)."""
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: Transport | None = None,
+        db: TaskDB | None = None,
+        orchestrator_id: str | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self._own_transport = transport is None
+        if transport is None:
+            from sustainml.transport.amqp import AmqpTransport
+
+            transport = AmqpTransport(
+                self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="ORCHESTRATOR"
+            )
+        self.transport = transport
+        self._own_db = db is None
+        if db is None:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            db = TaskDB(self.settings.effective_db_url)
+        self.db = db
+        self.id = orchestrator_id or uuid.uuid4().hex[:12]
+        self.registry = NodeRegistry(self.settings.heartbeat_interval)
+        self._rpc: RpcClient | None = None
+        self._tags: list[str] = []
+        self._changed = threading.Condition()
+        self._transaction_id = 0
+        self._tx_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.transport.connect()
+        declare_all(self.transport, self.topology)
+        status_spec = self.topology.private_queue_spec(
+            "status-monitor", self.id, (Binding(self.topology.status_exchange, ""),)
+        )
+        self.transport.declare_queue(status_spec)
+        self._rpc = RpcClient(self.transport, self.topology, owner_id=f"orchestrator-{self.id}")
+        self._tags = [
+            self.transport.consume(status_spec.name, self._on_status, prefetch=256, concurrency=1),
+            self.transport.consume(
+                self.topology.orchestrator_results_queue, self._on_result, prefetch=64, concurrency=1
+            ),
+            self.transport.consume(
+                self.topology.orchestrator_requests_queue, self._on_request, prefetch=16, concurrency=2
+            ),
+        ]
+        log.info("orchestrator %s ready (namespace %s)", self.id, self.topology.ns)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def spin(self) -> None:
+        """Run until ``stop()`` (the CLI wires SIGINT/SIGTERM to it)."""
+        self.start()
+        self._stopped.wait()
+        self.close()
+
+    def close(self) -> None:
+        for tag in self._tags:
+            self.transport.cancel(tag)
+        self._tags = []
+        if self._rpc is not None:
+            self._rpc.close()
+            self._rpc = None
+        if self._own_transport:
+            self.transport.close()
+        if self._own_db:
+            self.db.close()
+
+    # -- submission ----------------------------------------------------------------------------
+    def submit(self, user_input: UserInput, *, watch_queue: str | None = None) -> TaskId:
+        """Allocate the task id (new problem, or the next iteration of one), store the input and
+        start the task. ``watch_queue`` is bound to the task's outputs before it starts."""
+        if user_input.previous_iteration == 0:
+            key = self.db.create_problem(encode(user_input))
+            base: TaskRow | None = None
+        else:
+            base = self._iteration_base(user_input)
+            user_input = _inherit(_decode_user_input(base.user_input), user_input)
+            key = self.db.create_iteration(base.problem_id, encode(user_input), base.iteration_id)
+        task_id = TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+        user_input.task_id = task_id
+        baselines = self._baselines(task_id, base)
+        if watch_queue:
+            self._bind_watcher(watch_queue, task_id)
+        envelope = TaskEnvelope(
+            kind=USER_INPUT, task_id=task_id, record=user_input, context={}, baselines=baselines
+        )
+        msg = H.build_message(
+            encode_task(envelope),
+            type_name="UserInput",
+            app_id="ORCHESTRATOR",
+            schema_version=SCHEMA_VERSION,
+            message_id=H.stage_message_id(task_id.key, USER_INPUT),
+            correlation_id=task_id.key,
+            traceparent=H.new_traceparent(),
+        )
+        self.db.set_state(_key(task_id), "running", current_stage=PIPELINE[0].node)
+        try:
+            self.transport.publish(self.topology.record_exchange(USER_INPUT), task_id.key, msg).result(
+                PUBLISH_TIMEOUT
+            )
+        except (TransportError, FutureTimeout) as exc:
+            self.db.set_state(_key(task_id), "failed", error=f"could not start the task: {exc}")
+            raise
+        log.info("task %s started", task_id)
+        self._notify()
+        return task_id
+
+    def _iteration_base(self, user_input: UserInput) -> TaskRow:
+        extra = user_input.get_extra()
+        problem = extra.get("previous_problem_id")
+        if problem is None:
+            latest = self.db.latest_task()
+            if latest is None:
+                raise SubmitError("previous_iteration is set but there is no earlier task to iterate on")
+            problem = latest.problem_id
+        if not isinstance(problem, int) or isinstance(problem, bool) or problem < 1:
+            raise SubmitError(f"extra_data.previous_problem_id: expected a problem id >= 1, got {problem!r}")
+        iteration = user_input.previous_iteration
+        if iteration == -1:
+            latest_it = self.db.latest_iteration(problem)
+            if latest_it is None:
+                raise SubmitError(f"extra_data.previous_problem_id: problem {problem} does not exist")
+            iteration = latest_it
+        elif iteration < -1:
+            raise SubmitError(f"previous_iteration: expected -1, 0 or an iteration >= 1, got {iteration}")
+        row = self.db.get_task(TaskKey(problem, iteration))
+        if row is None:
+            raise SubmitError(f"previous_iteration: task {problem}.{iteration} does not exist")
+        return row
+
+    def _baselines(self, task_id: TaskId, base: TaskRow | None) -> dict[str, Record]:
+        """The previous iteration's ML_MODEL, HW_RESOURCES and CARBON_FOOTPRINT outputs (from the
+        iteration actually branched from), re-stamped with the new task id; empty records for a
+        new problem or a base that produced no such output."""
+        stored = self.db.get_outputs(TaskKey(base.problem_id, base.iteration_id)) if base else {}
+        baselines: dict[str, Record] = {}
+        for kind in BASELINE_KINDS:
+            cls = RECORD_TYPES[kind]
+            rec = decode(stored[kind], cls) if kind in stored else cls()
+            rec.task_id = task_id
+            baselines[kind] = rec
+        return baselines
+
+    def _bind_watcher(self, queue: str, task_id: TaskId) -> None:
+        for stage in PIPELINE:
+            self.transport.bind(queue, Binding(self.topology.record_exchange(stage.kind), task_id.key))
+
+    # -- outputs -------------------------------------------------------------------------------
+    def _on_result(self, delivery: Delivery) -> None:
+        try:
+            envelope = decode_task(delivery.message.body)
+        except MessageError as exc:
+            self._dead_letter(delivery, f"invalid message: {exc}")
+            return
+        task_id = envelope.task_id
+        key = _key(task_id)
+        row = self.db.get_task(key)
+        if row is None:
+            self._dead_letter(delivery, f"output for unknown task {task_id}")
+            return
+        stage = STAGES_BY_KIND[envelope.kind]
+        fresh = self.db.store_output(key, envelope.kind, encode(envelope.record), delivery.message.message_id or "")
+        if row.state == "cancelled":
+            # A replica that missed the cancel worked on it: tell the nodes again.
+            self._broadcast_cancel(task_id)
+        elif fresh:
+            failed = delivery.message.headers.get(H.H_FAILED)
+            if failed:
+                self.db.set_state(key, "failed", error=str(failed), current_stage=stage.node)
+            elif stage is FINAL_STAGE:
+                self.db.set_state(key, "succeeded", current_stage=None)
+            else:
+                self.db.set_state(key, "running", current_stage=_next_stage(stage).node)
+        delivery.ack()  # only after the output is stored
+        if fresh:
+            self._notify()
+            if stage is FINAL_STAGE and row.state != "cancelled" and not delivery.message.headers.get(H.H_FAILED):
+                self._maybe_auto_iterate(task_id, envelope.record)
+
+    def _maybe_auto_iterate(self, task_id: TaskId, carbon: Record) -> None:
+        """Upstream "Nº outputs": a carbon output with num_outputs > 1 starts the next iteration,
+        excluding the models proposed so far. A cancelled task suppresses it."""
+        if not isinstance(carbon, CO2Footprint):
+            return
+        extra = carbon.get_extra()
+        try:
+            num_outputs = int(extra.get("num_outputs") or 1)
+        except (TypeError, ValueError):
+            log.warning("task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs"))
+            return
+        if num_outputs <= 1:
+            return
+        row = self.db.get_task(_key(task_id))
+        if row is None or row.state == "cancelled":
+            return
+        outputs = self.db.get_outputs(_key(task_id))
+        user_input = _decode_user_input(row.user_input)
+        ui_extra = user_input.get_extra()
+        goal = None
+        if "ml_model_metadata" in outputs:
+            meta = decode(outputs["ml_model_metadata"], RECORD_TYPES["ml_model_metadata"])
+            goal = (getattr(meta, "ml_model_metadata", None) or [None])[0]
+        if goal:
+            ui_extra["goal"] = goal
+        ui_extra["num_outputs"] = num_outputs - 1
+        ui_extra["previous_problem_id"] = task_id.problem_id
+        ui_extra["model_restrains"] = list(extra.get("model_restrains") or [])
+        user_input.set_extra(ui_extra)
+        user_input.previous_iteration = task_id.iteration_id
+        user_input.task_id = None
+        try:
+            nxt = self.submit(user_input)
+            log.info("task %s: automatic iteration %s started (%d left)", task_id, nxt, num_outputs - 1)
+        except (SubmitError, TransportError, FutureTimeout, MessageError) as exc:
+            log.error("task %s: automatic iteration could not start: %s", task_id, exc)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        log.warning("orchestrator: dead-lettering %s: %s", delivery.message.message_id, reason)
+        headers = dict(delivery.message.headers)
+        headers.update(
+            {
+                H.H_DEAD_REASON: reason[:2000],
+                H.H_DEAD_QUEUE: delivery.queue,
+                H.H_DEAD_EXCHANGE: delivery.exchange,
+                H.H_DEAD_ROUTING_KEY: delivery.routing_key,
+            }
+        )
+        m = delivery.message
+        dead = Message(
+            m.body, headers=headers, message_id=m.message_id, correlation_id=m.correlation_id,
+            type=m.type, app_id=m.app_id, timestamp=m.timestamp, content_type=m.content_type,
+        )
+        try:
+            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(PUBLISH_TIMEOUT)
+        except (TransportError, FutureTimeout) as exc:
+            log.error("dead-letter publish failed (%s); rejecting to the queue's DLX", exc)
+            delivery.reject(requeue=False)
+            return
+        delivery.ack()
+
+    # -- status --------------------------------------------------------------------------------
+    def _on_status(self, delivery: Delivery) -> None:
+        delivery.ack()  # heartbeats are transient facts; a lost one is repeated 2 s later
+        try:
+            status = decode(delivery.message.body, NodeStatus)
+        except MessageError as exc:
+            log.warning("ignoring invalid status message: %s", exc)
+            return
+        self.registry.update(status)
+        try:
+            task = _key(status.task_id) if status.task_id else None
+            self.db.upsert_node_status(
+                status.node_name,
+                status.replica_id,
+                int(status.node_status),
+                int(status.task_status),
+                task=task,
+                error_description=status.error_description,
+            )
+            if status.event == "task" and task is not None:
+                self.db.add_task_event(
+                    task,
+                    status.node_name,
+                    status.replica_id,
+                    int(status.node_status),
+                    int(status.task_status),
+                    status.error_description,
+                )
+        except Exception:  # the registry is still right; the DB copy is for history
+            log.exception("could not store status of %s/%s", status.node_name, status.replica_id)
+        self._notify()
+
+    def status(self) -> dict[str, Status]:
+        return self.registry.node_status()
+
+    def replicas(self) -> list[ReplicaState]:
+        return self.registry.replicas()
+
+    # -- queries -------------------------------------------------------------------------------
+    def result(self, task_id: TaskId) -> TaskResult:
+        row = self.db.get_task(_key(task_id))
+        if row is None:
+            raise KeyError(f"task {task_id} does not exist")
+        outputs = {
+            kind: decode(blob, RECORD_TYPES[kind]) for kind, blob in self.db.get_outputs(_key(task_id)).items()
+        }
+        user_input = _decode_user_input(row.user_input)
+        user_input.task_id = task_id  # stored before the id existed
+        return TaskResult(
+            task_id=task_id,
+            state=row.state.value,
+            user_input=user_input,
+            outputs=outputs,
+            error=row.error,
+            current_stage=row.current_stage,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+        )
+
+    def wait(self, task_id: TaskId, timeout: float = 60.0) -> TaskResult:
+        """Block until the task is succeeded, failed or cancelled; ``TimeoutError`` otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.result(task_id)
+            if res.done:
+                return res
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"task {task_id} not finished after {timeout:g} s (at {res.current_stage})")
+            with self._changed:
+                self._changed.wait(min(remaining, 0.5))
+
+    def list_tasks(
+        self, state: str | None = None, problem_id: int | None = None, limit: int = 50, offset: int = 0
+    ) -> list[TaskRow]:
+        return self.db.list_tasks(state=state, problem_id=problem_id, limit=limit, offset=offset)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # -- control -------------------------------------------------------------------------------
+    def cancel(self, task_id: TaskId | None = None) -> TaskId | None:
+        """Cancel a task (default: the latest unfinished one). Later stages skip it and no
+        automatic iteration follows. Returns the cancelled id, or None if there was none."""
+        if task_id is None:
+            running = self.db.list_tasks(state="running", limit=1) or self.db.list_tasks(state="queued", limit=1)
+            if not running:
+                return None
+            task_id = TaskId(problem_id=running[0].problem_id, iteration_id=running[0].iteration_id)
+        row = self.db.get_task(_key(task_id))
+        if row is None:
+            raise KeyError(f"task {task_id} does not exist")
+        if row.state not in TERMINAL_STATES:
+            self.db.set_state(_key(task_id), "cancelled", error="cancelled by request")
+        self._broadcast_cancel(task_id)
+        self._notify()
+        return task_id
+
+    def _broadcast_cancel(self, task_id: TaskId) -> None:
+        self.control(ALL_NODES_KEY, cmd_task=CmdTask.CMD_STOP_TASK, task_id=task_id)
+
+    def control(
+        self,
+        target: str,
+        *,
+        cmd_node: CmdNode = CmdNode.NO_CMD,
+        cmd_task: CmdTask = CmdTask.NO_CMD,
+        task_id: TaskId | None = None,
+    ) -> None:
+        """Publish a NodeControl to one node type (all its replicas) or to ``all``."""
+        target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
+        cmd = NodeControl(
+            cmd_node=cmd_node, cmd_task=cmd_task, target_node=target_node, task_id=task_id, source_node="ORCHESTRATOR"
+        )
+        msg = H.build_message(
+            encode(cmd), type_name="NodeControl", app_id="ORCHESTRATOR", schema_version=SCHEMA_VERSION, persistent=False
+        )
+        self.transport.publish(self.topology.control_exchange, target_node, msg, mandatory=False).result(
+            PUBLISH_TIMEOUT
+        )
+
+    def config_request(self, node: str | int, configuration: str, timeout: float | None = None) -> ResponseType:
+        """Send a configuration request to a node type; the node's own success/err_code come back.
+        A node with no replica gives ``RpcTimeout`` after ``timeout`` (default SUSTAINML_RPC_TIMEOUT)."""
+        if self._rpc is None:
+            raise RuntimeError("orchestrator not started")
+        stage = resolve_stage(str(node))
+        return config_call(self._rpc, self.topology, stage, configuration, self._next_transaction(), timeout or self.settings.rpc_timeout)
+
+    def _next_transaction(self) -> int:
+        with self._tx_lock:
+            self._transaction_id += 1
+            return self._transaction_id
+
+    # -- requests over the broker --------------------------------------------------------------
+    def _on_request(self, delivery: Delivery) -> None:
+        try:
+            response = self._handle_request(unpack(delivery.message.body), delivery.message)
+        except (RequestError, SubmitError, KeyError, MessageError) as exc:
+            response = {"ok": False, "error": str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)}
+        except (TransportError, FutureTimeout) as exc:
+            response = {"ok": False, "error": f"broker error: {exc}"}
+        delivery.ack()
+        reply(self.transport, delivery, pack(response), type="OrchestratorReply")
+
+    def _handle_request(self, req: dict[str, Any], message: Message) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "submit":
+            raw = req.get("user_input")
+            if not isinstance(raw, dict):
+                raise RequestError("user_input: expected a UserInput record (map)")
+            user_input = from_wire(UserInput, raw)
+            watch = message.headers.get(H.H_WATCH_QUEUE)
+            task_id = self.submit(user_input, watch_queue=str(watch) if watch else None)
+            return {"ok": True, "task_id": to_wire(task_id)}
+        if op == "result":
+            return {"ok": True, "result": self.result(task_id_from(req.get("task_id"))).to_wire()}
+        if op == "status":
+            return {
+                "ok": True,
+                "nodes": {name: int(s) for name, s in self.status().items()},
+                "replicas": [_replica_wire(r) for r in self.replicas()],
+            }
+        if op == "cancel":
+            raw_id = req.get("task_id")
+            cancelled = self.cancel(task_id_from(raw_id) if raw_id is not None else None)
+            return {"ok": True, "task_id": to_wire(cancelled) if cancelled else None}
+        if op == "list":
+            rows = self.list_tasks(
+                state=req.get("state"),
+                problem_id=req.get("problem_id"),
+                limit=int(req.get("limit") or 50),
+                offset=int(req.get("offset") or 0),
+            )
+            return {"ok": True, "tasks": [_row_wire(r) for r in rows]}
+        raise RequestError(f"op: unknown operation {op!r}")
+
+
+def config_call(
+    rpc: RpcClient, topology: Topology, stage: Stage, configuration: str, transaction_id: int, timeout: float
+) -> ResponseType:
+    """One configuration RPC to ``stage`` (shared by the orchestrator and the remote client)."""
+    req = RequestType(node_id=int(stage.node_id), transaction_id=transaction_id, configuration=configuration)
+    try:
+        answer = rpc.call(
+            topology.config_exchange, stage.node, encode(req), timeout=timeout, type="RequestType", target=stage.node
+        )
+    except RpcError as exc:
+        # Same shape as a node's own failure, so callers (REST, GUI) handle one case.
+        return ResponseType(
+            node_id=int(stage.node_id),
+            transaction_id=transaction_id,
+            success=False,
+            err_code=1,
+            configuration=json.dumps({"error": str(exc)}),
+        )
+    return decode(answer.body, ResponseType)
+
+
+def _key(task_id: TaskId) -> TaskKey:
+    return TaskKey(task_id.problem_id, task_id.iteration_id)
+
+
+def _next_stage(stage: Stage) -> Stage:
+    return PIPELINE[PIPELINE.index(stage) + 1]
+
+
+def _decode_user_input(blob: bytes | None) -> UserInput:
+    return decode(blob, UserInput) if blob else UserInput()
+
+
+def _inherit(base: UserInput, given: UserInput) -> UserInput:
+    """An iteration copies its base's UserInput; fields the request sets to a non-default value
+    override it, and extra_data is merged key by key (the request's keys win)."""
+    merged = base.model_copy(deep=True)
+    defaults = UserInput()
+    for name in UserInput.model_fields:
+        if name in _NOT_INHERITED:
+            continue
+        value = getattr(given, name)
+        if value != getattr(defaults, name):
+            setattr(merged, name, value)
+    extra = base.get_extra()
+    extra.update(given.get_extra())
+    merged.set_extra(extra)
+    merged.previous_iteration = given.previous_iteration
+    merged.task_id = None
+    return merged
+
+
+def _replica_wire(r: ReplicaState) -> dict[str, Any]:
+    return {
+        "node_name": r.node_name,
+        "replica_id": r.replica_id,
+        "status": int(r.status),
+        "age_s": round(time.monotonic() - r.last_seen, 3),
+        "in_flight": r.in_flight,
+        "processed": r.processed,
+        "error_description": r.error_description,
+        "task_id": r.task_id,
+    }
+
+
+def _row_wire(r: TaskRow) -> dict[str, Any]:
+    return {
+        "task_id": {"problem_id": r.problem_id, "iteration_id": r.iteration_id},
+        "state": r.state,
+        "error": r.error,
+        "current_stage": r.current_stage,
+        "created_at": r.created_at.isoformat() if r.created_at else None,
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+    }

@@ -1,0 +1,134 @@
+"""Requests to the orchestrator over the broker, and the shape of a task's result.
+
+Request body (msgpack map) sent to the ``<ns>.orchestrator.requests`` queue with ``reply_to`` and
+``correlation_id``::
+
+    {"schema_version": 1, "op": "submit", "user_input": {<UserInput wire record>}}
+    {"schema_version": 1, "op": "result", "task_id": {"problem_id": 1, "iteration_id": 1}}
+    {"schema_version": 1, "op": "status"}
+    {"schema_version": 1, "op": "cancel", "task_id": {...} | None}
+    {"schema_version": 1, "op": "list", "state": None, "problem_id": None, "limit": 50, "offset": 0}
+
+A submission may name a ``watch_queue`` header (see docs/wire-format.md). Every reply is
+``{"ok": true, ...}`` or ``{"ok": false, "error": "<what went wrong>"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgpack
+
+from sustainml.messages import (
+    SCHEMA_VERSION,
+    RECORD_TYPES,
+    MessageError,
+    Record,
+    TaskId,
+    UserInput,
+    from_wire,
+    to_json_dict,
+    to_wire,
+)
+from sustainml.topology import PIPELINE, STAGES_BY_KIND, USER_INPUT
+
+OPS = ("submit", "result", "status", "cancel", "list")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class RequestError(ValueError):
+    """A request the orchestrator refuses; the message is returned to the caller."""
+
+
+def pack(obj: dict[str, Any]) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise RequestError(f"body: not a msgpack map ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise RequestError("body: not a msgpack map")
+    return obj
+
+
+def task_id_from(obj: Any, name: str = "task_id") -> TaskId:
+    if not isinstance(obj, dict):
+        raise RequestError(f"{name}: expected {{problem_id, iteration_id}}")
+    try:
+        return from_wire(TaskId, obj)
+    except MessageError as exc:
+        raise RequestError(f"{name}: {exc}") from None
+
+
+@dataclass
+class TaskResult:
+    """Everything known about one task: its input, state and every stage output so far."""
+
+    task_id: TaskId
+    state: str
+    user_input: UserInput | None
+    outputs: dict[str, Record] = field(default_factory=dict)  # by record kind
+    error: str | None = None
+    current_stage: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "task_id": to_wire(self.task_id),
+            "state": self.state,
+            "error": self.error,
+            "current_stage": self.current_stage,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "user_input": to_wire(self.user_input) if self.user_input else None,
+            "outputs": {kind: to_wire(rec) for kind, rec in self.outputs.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> TaskResult:
+        outputs = {kind: from_wire(RECORD_TYPES[kind], rec) for kind, rec in (d.get("outputs") or {}).items()}
+        ui = d.get("user_input")
+        return cls(
+            task_id=task_id_from(d.get("task_id")),
+            state=str(d.get("state")),
+            user_input=from_wire(UserInput, ui) if ui else None,
+            outputs=outputs,
+            error=d.get("error"),
+            current_stage=d.get("current_stage"),
+            created_at=datetime.fromisoformat(d["created_at"]) if d.get("created_at") else None,
+            finished_at=datetime.fromisoformat(d["finished_at"]) if d.get("finished_at") else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The complete result as JSON: task id, state, the user input and the six outputs keyed by
+        the original framework's node names, every field, lists as arrays, extra_data as objects."""
+        out: dict[str, Any] = {
+            "task_id": to_json_dict(self.task_id),
+            "state": self.state,
+            "error": self.error,
+            "USER_INPUT": to_json_dict(self.user_input) if self.user_input else None,
+        }
+        for stage in PIPELINE:
+            rec = self.outputs.get(stage.kind)
+            out[stage.node] = to_json_dict(rec) if rec is not None else None
+        out["created_at"] = self.created_at.isoformat() if self.created_at else None
+        out["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return out
+
+
+def node_of(kind: str) -> str:
+    return "ORCHESTRATOR" if kind == USER_INPUT else STAGES_BY_KIND[kind].node
+
+
+def request(op: str, **fields: Any) -> bytes:
+    return pack({"schema_version": SCHEMA_VERSION, "op": op, **fields})

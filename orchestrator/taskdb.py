@@ -1,0 +1,735 @@
+"""TaskDB: the orchestrator's persistent store of problems, tasks, stage outputs and node status.
+
+SQLAlchemy 2 Core on SQLite (file or memory) or PostgreSQL (psycopg 3). Records are stored as
+opaque bytes (the codec's msgpack wire form), so this module depends on no message class.
+
+Concurrency:
+- Every id is allocated with ``UPDATE ... SET value = value + 1 RETURNING value`` inside the
+  transaction that uses it. On PostgreSQL the row lock serialises concurrent allocators (several
+  orchestrators on one database never get the same id); on SQLite write transactions start with
+  ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for the database write lock, so several
+  processes sharing one file are safe too.
+- Stage outputs are inserted with ``ON CONFLICT DO NOTHING``: a redelivered output is stored once,
+  the first copy wins, and the caller learns it was a duplicate.
+- One ``TaskDB`` object may be used from many threads (engine connection pool). An in-memory SQLite
+  database lives in a single shared connection, so its operations are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+PREFIX: Final = "sustainml_"
+PROBLEM_COUNTER: Final = "problem_id"
+# Arbitrary constant key of the PostgreSQL advisory lock that serialises schema creation.
+_PG_SCHEMA_LOCK_KEY: Final = 0x5A17_4D4C
+_SQLITE_BUSY_TIMEOUT_S: Final = 30.0
+_WRITE_OPTION: Final = "sustainml_write"
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: Final = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+
+
+@dataclass(frozen=True, order=True)
+class TaskKey:
+    """A task id: ``{problem_id, iteration_id}``, both >= 1. Orders lexicographically."""
+
+    problem_id: int
+    iteration_id: int
+
+    def to_wire(self) -> dict[str, int]:
+        return {"problem_id": self.problem_id, "iteration_id": self.iteration_id}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TaskKey:
+        return cls(int(data["problem_id"]), int(data["iteration_id"]))
+
+    def __str__(self) -> str:
+        return f"{self.problem_id}.{self.iteration_id}"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    problem_id: int
+    iteration_id: int
+    state: TaskState
+    user_input: bytes
+    base_iteration: int | None
+    error: str | None
+    current_stage: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.problem_id, self.iteration_id)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+
+@dataclass(frozen=True)
+class NodeStatusRow:
+    node_name: str
+    replica_id: str
+    status: int
+    task_status: int
+    task: TaskKey | None
+    error_description: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class TaskEventRow:
+    id: int
+    task: TaskKey
+    node_name: str
+    replica_id: str
+    status: int
+    task_status: int
+    error_description: str
+    at: datetime
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive text, so the zone is
+    normalised on the way in and re-attached on the way out)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: TaskDB stores timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store the UTC wall time.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware_or_now(value: datetime | None) -> datetime:
+    if value is None:
+        return _now()
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware time")
+    return value
+
+
+metadata = MetaData()
+
+schema_version_table = Table(
+    f"{PREFIX}schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+counters = Table(
+    f"{PREFIX}counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+problems = Table(
+    f"{PREFIX}problems",
+    metadata,
+    Column("problem_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_iteration", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+tasks = Table(
+    f"{PREFIX}tasks",
+    metadata,
+    Column("problem_id", Integer, primary_key=True, autoincrement=False),
+    Column("iteration_id", Integer, primary_key=True, autoincrement=False),
+    Column("state", String(16), nullable=False),
+    Column("user_input", LargeBinary, nullable=False),
+    Column("base_iteration", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("current_stage", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    CheckConstraint(
+        "state IN (" + ", ".join(f"'{s.value}'" for s in TaskState) + ")",
+        name=f"{PREFIX}tasks_state_valid",
+    ),
+    Index(f"{PREFIX}tasks_state_idx", "state"),
+    Index(f"{PREFIX}tasks_created_idx", "created_at"),
+)
+
+outputs = Table(
+    f"{PREFIX}outputs",
+    metadata,
+    Column("problem_id", Integer, primary_key=True, autoincrement=False),
+    Column("iteration_id", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(64), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("message_id", Text, nullable=True),
+)
+
+node_status = Table(
+    f"{PREFIX}node_status",
+    metadata,
+    Column("node_name", String(64), primary_key=True),
+    Column("replica_id", String(128), primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("task_status", Integer, nullable=False),
+    Column("task_problem_id", Integer, nullable=True),
+    Column("task_iteration_id", Integer, nullable=True),
+    Column("error_description", Text, nullable=False, default=""),
+    Column("last_seen", UTCDateTime(), nullable=False),
+)
+
+task_events = Table(
+    f"{PREFIX}task_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem_id", Integer, nullable=False),
+    Column("iteration_id", Integer, nullable=False),
+    Column("node_name", String(64), nullable=False),
+    Column("replica_id", String(128), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("task_status", Integer, nullable=False),
+    Column("error_description", Text, nullable=False, default=""),
+    Column("at", UTCDateTime(), nullable=False),
+    Index(f"{PREFIX}task_events_task_idx", "problem_id", "iteration_id"),
+)
+
+
+def _normalise_url(url: str) -> URL:
+    parsed = make_url(url)
+    # Plain "postgresql://" would pick psycopg2, which we do not ship: use psycopg 3.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    db = url.database or ""
+    return db in ("", ":memory:") or "mode=memory" in db or url.query.get("mode") == "memory"
+
+
+class TaskDB:
+    """Persistent task store. See the module docstring for the concurrency guarantees."""
+
+    def __init__(self, url: str) -> None:
+        self._url = _normalise_url(url)
+        backend = self._url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"TaskDB supports SQLite and PostgreSQL URLs, not {backend!r}")
+        self._sqlite = backend == "sqlite"
+        self._lock: AbstractContextManager[Any] = nullcontext()
+        if self._sqlite:
+            self._engine = self._create_sqlite_engine()
+        else:
+            # pre_ping: survive a server restart between two orchestrator operations.
+            self._engine = create_engine(self._url, pool_pre_ping=True)
+        self._closed = False
+        self._init_schema()
+
+    # -- engine / schema ----------------------------------------------------------------------
+    def _create_sqlite_engine(self) -> Engine:
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_S}
+        memory = _is_memory_sqlite(self._url)
+        if memory:
+            # One connection holds the whole in-memory database; share it and serialise use.
+            engine = create_engine(self._url, connect_args=connect_args, poolclass=StaticPool)
+            self._lock = threading.RLock()
+        else:
+            Path(self._url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self._url, connect_args=connect_args)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control away from the sqlite3 module (it would not begin one
+            # before DDL or SELECT) so that the "begin" hook below decides the locking mode.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                if not memory:
+                    cur.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
+            finally:
+                cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # A write transaction takes the write lock up front (waiting on busy_timeout) instead
+            # of upgrading a read lock later, which SQLite answers with an immediate SQLITE_BUSY.
+            write = conn.get_execution_options().get(_WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._check_open()
+        with self._lock, self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One committed transaction (rolled back if the body raises)."""
+        self._check_open()
+        with self._lock, self._engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("TaskDB is closed")
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            if not self._sqlite:
+                # Two orchestrators starting together must not both run CREATE TABLE.
+                conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_KEY)))
+            metadata.create_all(conn)
+            version = conn.execute(
+                select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
+            ).scalar_one_or_none()
+            if version is None:
+                conn.execute(schema_version_table.insert().values(id=1, version=SCHEMA_VERSION))
+            elif version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"TaskDB at {self.url} has schema version {version}, newer than this "
+                    f"sustainml ({SCHEMA_VERSION}); upgrade sustainml"
+                )
+            # version < SCHEMA_VERSION: migrations go here when there is a version 2.
+            conn.execute(self._insert_ignore(counters).values(name=PROBLEM_COUNTER, value=0))
+
+    def _insert_ignore(self, table: Table) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand."""
+        if self._sqlite:
+            return sqlite_dialect.insert(table).on_conflict_do_nothing()
+        return pg_dialect.insert(table).on_conflict_do_nothing()
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked (safe to log)."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self._sqlite else "postgresql"
+
+    def close(self) -> None:
+        """Release every pooled connection. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> TaskDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ids ----------------------------------------------------------------------------------
+    @staticmethod
+    def _bump_problem_counter(conn: Connection) -> int:
+        value = conn.execute(
+            counters.update()
+            .where(counters.c.name == PROBLEM_COUNTER)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        ).scalar_one()
+        return int(value)
+
+    @staticmethod
+    def _bump_iteration(conn: Connection, problem_id: int) -> int:
+        value = conn.execute(
+            problems.update()
+            .where(problems.c.problem_id == problem_id)
+            .values(last_iteration=problems.c.last_iteration + 1)
+            .returning(problems.c.last_iteration)
+        ).scalar_one_or_none()
+        if value is None:
+            raise KeyError(f"unknown problem {problem_id}")
+        return int(value)
+
+    def next_problem_id(self) -> int:
+        """Allocate a problem id (1, 2, ...) without creating the problem."""
+        with self._write() as conn:
+            return self._bump_problem_counter(conn)
+
+    def next_iteration_id(self, problem_id: int) -> int:
+        """Allocate the next iteration id of an existing problem (``KeyError`` if unknown)."""
+        with self._write() as conn:
+            return self._bump_iteration(conn, problem_id)
+
+    def latest_iteration(self, problem_id: int) -> int | None:
+        """The highest iteration id allocated for the problem, ``None`` if the problem is unknown."""
+        with self._read() as conn:
+            value = conn.execute(
+                select(problems.c.last_iteration).where(problems.c.problem_id == problem_id)
+            ).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def problem_exists(self, problem_id: int) -> bool:
+        return self.latest_iteration(problem_id) is not None
+
+    # -- tasks --------------------------------------------------------------------------------
+    @staticmethod
+    def _insert_task(
+        conn: Connection, key: TaskKey, user_input: bytes, base: int | None, now: datetime
+    ) -> None:
+        conn.execute(
+            tasks.insert().values(
+                problem_id=key.problem_id,
+                iteration_id=key.iteration_id,
+                state=TaskState.QUEUED.value,
+                user_input=bytes(user_input),
+                base_iteration=base,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def create_problem(self, user_input: bytes) -> TaskKey:
+        """A new problem with its first task ``{p, 1}`` in state ``queued``."""
+        now = _now()
+        with self._write() as conn:
+            key = TaskKey(self._bump_problem_counter(conn), 1)
+            conn.execute(
+                problems.insert().values(problem_id=key.problem_id, last_iteration=1, created_at=now)
+            )
+            self._insert_task(conn, key, user_input, None, now)
+        return key
+
+    def create_iteration(self, problem_id: int, user_input: bytes, base_iteration: int) -> TaskKey:
+        """The next free iteration of ``problem_id``, branched from ``base_iteration``.
+
+        ``KeyError`` if the problem is unknown; ``ValueError`` if ``base_iteration`` was never
+        allocated for it. The id is allocated in the database, so it never collides, also across
+        restarts and several orchestrators.
+        """
+        now = _now()
+        with self._write() as conn:
+            iteration = self._bump_iteration(conn, problem_id)
+            if not 1 <= base_iteration < iteration:
+                raise ValueError(
+                    f"problem {problem_id} has no iteration {base_iteration} to branch from "
+                    f"(latest is {iteration - 1})"
+                )
+            key = TaskKey(problem_id, iteration)
+            self._insert_task(conn, key, user_input, base_iteration, now)
+        return key
+
+    @staticmethod
+    def _task_row(row: Row[Any]) -> TaskRow:
+        m = row._mapping
+        return TaskRow(
+            problem_id=int(m["problem_id"]),
+            iteration_id=int(m["iteration_id"]),
+            state=TaskState(m["state"]),
+            user_input=bytes(m["user_input"]),
+            base_iteration=m["base_iteration"],
+            error=m["error"],
+            current_stage=m["current_stage"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            finished_at=m["finished_at"],
+        )
+
+    @staticmethod
+    def _task_where(key: TaskKey) -> Any:
+        return (tasks.c.problem_id == key.problem_id) & (tasks.c.iteration_id == key.iteration_id)
+
+    def get_task(self, key: TaskKey) -> TaskRow | None:
+        with self._read() as conn:
+            row = conn.execute(select(tasks).where(self._task_where(key))).one_or_none()
+        return None if row is None else self._task_row(row)
+
+    def list_tasks(
+        self,
+        state: TaskState | str | None = None,
+        problem_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskRow]:
+        """Tasks newest first (creation time, then id), optionally filtered, one page at a time."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        query = select(tasks)
+        if state is not None:
+            query = query.where(tasks.c.state == TaskState(state).value)
+        if problem_id is not None:
+            query = query.where(tasks.c.problem_id == problem_id)
+        query = (
+            query.order_by(tasks.c.created_at.desc(), tasks.c.problem_id.desc(), tasks.c.iteration_id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read() as conn:
+            return [self._task_row(r) for r in conn.execute(query)]
+
+    def latest_task(self) -> TaskKey | None:
+        """The most recently created task, ``None`` when there is none."""
+        rows = self.list_tasks(limit=1)
+        return rows[0].key if rows else None
+
+    def set_state(
+        self,
+        key: TaskKey,
+        state: TaskState | str,
+        error: str | None = None,
+        current_stage: str | None = None,
+    ) -> bool:
+        """Move a task to ``state``; ``error``/``current_stage`` are updated when not ``None``.
+
+        Rules: ``cancelled`` is final; any other terminal state is never replaced by a
+        non-terminal one. Entering a terminal state sets ``finished_at``. Returns False when a
+        rule refused the change; ``KeyError`` if the task does not exist.
+        """
+        new = TaskState(state)
+        now = _now()
+        values: dict[str, Any] = {"state": new.value, "updated_at": now}
+        if error is not None:
+            values["error"] = error
+        if current_stage is not None:
+            values["current_stage"] = current_stage
+        if new.is_terminal:
+            values["finished_at"] = now
+        # The rules live in the WHERE clause so the check and the write are one atomic statement.
+        allowed = tasks.c.state != TaskState.CANCELLED.value
+        if not new.is_terminal:
+            allowed = tasks.c.state.not_in([s.value for s in TERMINAL_STATES])
+        with self._write() as conn:
+            result = conn.execute(tasks.update().where(self._task_where(key) & allowed).values(**values))
+            if result.rowcount == 1:
+                return True
+            current = conn.execute(select(tasks.c.state).where(self._task_where(key))).scalar_one_or_none()
+        if current is None:
+            raise KeyError(f"unknown task {key}")
+        log.debug("task %s: state %s kept, %s refused", key, current, new.value)
+        return False
+
+    # -- outputs ------------------------------------------------------------------------------
+    def store_output(self, task: TaskKey, kind: str, record: bytes, message_id: str | None = None) -> bool:
+        """Store a stage output once. Returns False when ``(task, kind)`` was already stored
+        (a redelivery); the first stored copy is kept."""
+        stmt = self._insert_ignore(outputs).values(
+            problem_id=task.problem_id,
+            iteration_id=task.iteration_id,
+            kind=kind,
+            record=bytes(record),
+            received_at=_now(),
+            message_id=message_id,
+        )
+        # RETURNING rather than rowcount: it is reliable on every driver.
+        with self._write() as conn:
+            inserted = conn.execute(stmt.returning(outputs.c.kind)).scalar_one_or_none()
+        return inserted is not None
+
+    @staticmethod
+    def _output_where(key: TaskKey) -> Any:
+        return (outputs.c.problem_id == key.problem_id) & (outputs.c.iteration_id == key.iteration_id)
+
+    def get_outputs(self, key: TaskKey) -> dict[str, bytes]:
+        """Every stored output of the task, kind -> record bytes, in arrival order."""
+        query = (
+            select(outputs.c.kind, outputs.c.record)
+            .where(self._output_where(key))
+            .order_by(outputs.c.received_at, outputs.c.kind)
+        )
+        with self._read() as conn:
+            return {str(kind): bytes(record) for kind, record in conn.execute(query)}
+
+    def get_output(self, key: TaskKey, kind: str) -> bytes | None:
+        query = select(outputs.c.record).where(self._output_where(key) & (outputs.c.kind == kind))
+        with self._read() as conn:
+            record = conn.execute(query).scalar_one_or_none()
+        return None if record is None else bytes(record)
+
+    def count_outputs(self, key: TaskKey | None = None) -> int:
+        """Number of stored outputs, of one task or of all."""
+        query = select(func.count()).select_from(outputs)
+        if key is not None:
+            query = query.where(self._output_where(key))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- node status --------------------------------------------------------------------------
+    def upsert_node_status(
+        self,
+        node_name: str,
+        replica_id: str,
+        status: int,
+        task_status: int,
+        task: TaskKey | None = None,
+        error_description: str = "",
+        last_seen: datetime | None = None,
+    ) -> None:
+        """Record the latest status of one replica of a node (insert or replace)."""
+        values: dict[str, Any] = {
+            "status": int(status),
+            "task_status": int(task_status),
+            "task_problem_id": None if task is None else task.problem_id,
+            "task_iteration_id": None if task is None else task.iteration_id,
+            "error_description": error_description,
+            "last_seen": _aware_or_now(last_seen),
+        }
+        dialect_module = sqlite_dialect if self._sqlite else pg_dialect
+        stmt = dialect_module.insert(node_status).values(node_name=node_name, replica_id=replica_id, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["node_name", "replica_id"], set_=values)
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def list_node_status(self, node_name: str | None = None) -> list[NodeStatusRow]:
+        query = select(node_status).order_by(node_status.c.node_name, node_status.c.replica_id)
+        if node_name is not None:
+            query = query.where(node_status.c.node_name == node_name)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        result = []
+        for r in rows:
+            m = r._mapping
+            p, i = m["task_problem_id"], m["task_iteration_id"]
+            result.append(
+                NodeStatusRow(
+                    node_name=m["node_name"],
+                    replica_id=m["replica_id"],
+                    status=int(m["status"]),
+                    task_status=int(m["task_status"]),
+                    task=None if p is None or i is None else TaskKey(int(p), int(i)),
+                    error_description=m["error_description"],
+                    last_seen=m["last_seen"],
+                )
+            )
+        return result
+
+    def add_task_event(
+        self,
+        task: TaskKey,
+        node_name: str,
+        replica_id: str,
+        status: int,
+        task_status: int,
+        error_description: str = "",
+        at: datetime | None = None,
+    ) -> int:
+        """Append a per-task status event; returns its id."""
+        stmt = (
+            task_events.insert()
+            .values(
+                problem_id=task.problem_id,
+                iteration_id=task.iteration_id,
+                node_name=node_name,
+                replica_id=replica_id,
+                status=int(status),
+                task_status=int(task_status),
+                error_description=error_description,
+                at=_aware_or_now(at),
+            )
+            .returning(task_events.c.id)
+        )
+        with self._write() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def list_task_events(self, task: TaskKey) -> list[TaskEventRow]:
+        """Events of one task, oldest first."""
+        query = (
+            select(task_events)
+            .where(
+                (task_events.c.problem_id == task.problem_id)
+                & (task_events.c.iteration_id == task.iteration_id)
+            )
+            .order_by(task_events.c.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            TaskEventRow(
+                id=int(m["id"]),
+                task=task,
+                node_name=m["node_name"],
+                replica_id=m["replica_id"],
+                status=int(m["status"]),
+                task_status=int(m["task_status"]),
+                error_description=m["error_description"],
+                at=m["at"],
+            )
+            for m in (r._mapping for r in rows)
+        ]
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL_STATES",
+    "NodeStatusRow",
+    "TaskDB",
+    "TaskEventRow",
+    "TaskKey",
+    "TaskRow",
+    "TaskState",
+    "metadata",
+]

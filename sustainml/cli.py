@@ -1,0 +1,601 @@
+"""`sustainml`: the publisher and operator command line.
+
+Every command that needs the broker turns "no broker" into one line that says how to fix it;
+``submit --embedded`` runs the orchestrator and all six workers in this process on the in-memory
+transport, so it works on a machine with no broker at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sustainml import __version__
+from sustainml.config import ConfigError, Settings
+from sustainml.messages import MessageError, TaskId, UserInput, from_json_dict, to_json_dict
+from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
+from sustainml.orchestrator.protocol import TaskResult
+from sustainml.topology import PIPELINE, resolve_stage
+from sustainml.transport.base import BrokerUnavailable, TransportError
+
+err = Console(stderr=True)
+out = Console()
+
+
+class CliError(click.ClickException):
+    """A one-line, actionable error (no traceback)."""
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False)
+
+
+def _fail(msg: str) -> NoReturn:
+    raise CliError(msg)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line each."""
+    try:
+        yield
+    except BrokerUnavailable as exc:
+        _fail(f"{exc}\n       or run without a broker: add --embedded to `sustainml submit`")
+    except (OrchestratorError, MessageError, ConfigError, TransportError) as exc:
+        _fail(str(exc))
+    except TimeoutError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sustainml")
+@click.option("--broker", envvar="SUSTAINML_BROKER_URL", help="AMQP URL (default amqp://guest:guest@127.0.0.1:5672/).")
+@click.option("--namespace", envvar="SUSTAINML_NAMESPACE", help="Exchange/queue name prefix (default sustainml).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, broker: str | None, namespace: str | None, verbose: int) -> None:
+    """Propose an ML model, its hardware and its footprint from a problem description."""
+    try:
+        settings = Settings.from_env().with_overrides(broker_url=broker, namespace=namespace)
+        settings.validate()
+    except ConfigError as exc:
+        _fail(str(exc))
+    level = {0: settings.log_level, 1: "INFO"}.get(verbose, "DEBUG")
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    ctx.obj = settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+# --------------------------------------------------------------------------------------------
+# submit
+# --------------------------------------------------------------------------------------------
+def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail(f"--extra {pair!r}: expected KEY=VALUE (VALUE may be JSON)")
+        key, raw = pair.split("=", 1)
+        try:
+            extra[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            extra[key] = raw
+    return extra
+
+
+def _user_input_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if opts["input"]:
+        path = Path(opts["input"])
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            _fail(f"--input {path}: {exc}")
+        if not isinstance(body, dict):
+            _fail(f"--input {path}: expected a JSON object shaped like the REST /user_input body")
+    fields = {
+        "description": "problem_short_description",
+        "definition": "problem_definition",
+        "modality": "modality",
+        "region": "geo_location_region",
+        "continent": "geo_location_continent",
+        "min_samples": "minimum_samples",
+        "max_samples": "maximum_samples",
+        "previous_iteration": "previous_iteration",
+    }
+    for opt, field in fields.items():
+        if opts.get(opt) is not None:
+            body[field] = opts[opt]
+    extra = dict(body.get("extra_data") or {})
+    if opts.get("hardware"):
+        extra["hardware_required"] = opts["hardware"]
+    if opts.get("max_memory") is not None:
+        extra["max_memory_footprint"] = opts["max_memory"]
+    if opts.get("goal"):
+        extra["goal"] = opts["goal"]
+    if opts.get("num_outputs") is not None:
+        extra["num_outputs"] = opts["num_outputs"]
+    if opts.get("problem") is not None:
+        extra["previous_problem_id"] = opts["problem"]
+    extra.update(_parse_extra(opts.get("extra") or ()))
+    body["extra_data"] = extra
+    return body
+
+
+def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
+    try:
+        return from_json_dict(UserInput, body)
+    except MessageError as exc:
+        _fail(f"{where}: {exc}")
+
+
+@cli.command()
+@click.option("--description", "-d", help="Problem short description (free text).")
+@click.option("--definition", help="Longer problem definition.")
+@click.option("--modality", help="Input modality hint: image, video, text, audio, time-series, tabular...")
+@click.option("--hardware", help="Hardware to run on (default PIM_AI_1chip).")
+@click.option("--max-memory", type=int, help="Max memory footprint of the model, MB (0 = no limit).")
+@click.option("--region", help="Where it runs: country or region (carbon intensity).")
+@click.option("--continent", help="Continent, used when the region is unknown.")
+@click.option("--goal", help="Force the ML goal instead of inferring it.")
+@click.option("--min-samples", type=int, help="minimum_samples")
+@click.option("--max-samples", type=int, help="maximum_samples")
+@click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
+@click.option("--previous-iteration", type=int, help="Iterate on this iteration (-1 = the latest).")
+@click.option("--problem", type=int, help="Problem id to iterate on (with --previous-iteration).")
+@click.option("--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON).")
+@click.option("--input", "input", type=click.Path(dir_okay=False), help="JSON file shaped like the REST /user_input body.")
+@click.option("--batch", type=click.Path(dir_okay=False), help="JSONL file: one /user_input body per line.")
+@click.option("--wait/--no-wait", default=False, help="Follow the task live and print its result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait).")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for results.")
+@click.option("--embedded", is_flag=True, help="Run orchestrator and workers in this process; no broker needed.")
+@click.pass_context
+def submit(ctx: click.Context, **opts: Any) -> None:
+    """Submit an ML problem (flags, --input JSON or --batch JSONL)."""
+    settings = _settings(ctx)
+    if opts["batch"]:
+        inputs = _read_batch(Path(opts["batch"]))
+    else:
+        body = _user_input_from_flags(opts)
+        if not body.get("problem_short_description") and not body.get("problem_definition") and not opts["input"]:
+            _fail("describe the problem: --description \"...\" (or --input task.json / --batch tasks.jsonl)")
+        inputs = [_to_user_input(body, "--input" if opts["input"] else "flags")]
+    wait = bool(opts["wait"] or opts["as_json"])
+    with _friendly_errors(), _client(settings, embedded=opts["embedded"]) as client:
+        if opts["batch"]:
+            _submit_batch(client, inputs, as_json=opts["as_json"], timeout=opts["timeout"])
+            return
+        task_id = client.submit(inputs[0], watch=wait)
+        if not wait:
+            out.print(f"submitted task {task_id}  (follow it: sustainml result {task_id.problem_id} {task_id.iteration_id})")
+            return
+        if opts["as_json"]:
+            result = client.wait(task_id, opts["timeout"])
+            click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        else:
+            result = _wait_live(client, task_id, opts["timeout"])
+            _print_result(result)
+        if result.state != "succeeded":
+            ctx.exit(1)
+
+
+@contextmanager
+def _client(settings: Settings, *, embedded: bool) -> Iterator[Client]:
+    if embedded:
+        from sustainml.deployment import LocalDeployment, memory_transports
+
+        with LocalDeployment(settings, memory_transports()) as dep:
+            client = dep.client()
+            yield client
+        return
+    client = Client(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _read_batch(path: Path) -> list[UserInput]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        _fail(f"--batch {path}: {exc}")
+    inputs: list[UserInput] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            body = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _fail(f"--batch {path}:{n}: not JSON ({exc.msg})")
+        if not isinstance(body, dict):
+            _fail(f"--batch {path}:{n}: expected a JSON object")
+        inputs.append(_to_user_input(body, f"--batch {path}:{n}"))
+    if not inputs:
+        _fail(f"--batch {path}: no tasks in the file")
+    return inputs
+
+
+def _submit_batch(client: Client, inputs: list[UserInput], *, as_json: bool, timeout: float) -> None:
+    """Submit every task, then wait for all of them (a batch always waits: its output is results)."""
+    ids: list[TaskId] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as progress:
+        sub = progress.add_task("submitted", total=len(inputs))
+        for ui in inputs:
+            ids.append(client.submit(ui, watch=True))
+            progress.advance(sub)
+        fin = progress.add_task("finished", total=len(ids))
+
+        def on_progress(ev: StageEvent) -> None:
+            if ev.failed or ev.node == PIPELINE[-1].node:
+                progress.update(fin, completed=min(len(ids), progress.tasks[fin].completed + 1))
+
+        done = client.wait_many(ids, timeout + len(ids) * 0.5, on_progress)
+        progress.update(fin, completed=len(ids))
+    if as_json:
+        for tid in ids:  # input order
+            click.echo(json.dumps(done[tid].to_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{len(ids)} tasks")
+    for col in ("task", "state", "goal", "model", "hardware", "latency [s]", "energy [Wh]", "carbon [kgCO2e]"):
+        table.add_column(col)
+    for tid in ids:
+        table.add_row(*_summary_row(done[tid]))
+    out.print(table)
+
+
+def _summary_row(r: TaskResult) -> list[str]:
+    meta = r.outputs.get("ml_model_metadata")
+    model = r.outputs.get("ml_model")
+    hw = r.outputs.get("hw_resources")
+    co2 = r.outputs.get("carbon_footprint")
+    return [
+        str(r.task_id),
+        r.state,
+        (getattr(meta, "ml_model_metadata", None) or ["-"])[0] if meta else "-",
+        getattr(model, "model", "-") or "-",
+        getattr(hw, "hw_description", "-") or "-",
+        f"{getattr(hw, 'latency', 0.0):.4g}" if hw else "-",
+        f"{getattr(co2, 'energy_consumption', 0.0):.4g}" if co2 else "-",
+        f"{getattr(co2, 'carbon_footprint', 0.0):.4g}" if co2 else "-",
+    ]
+
+
+def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
+    """Show the six stages as they complete, then return the stored result."""
+    seen: dict[str, tuple[float, str | None]] = {}
+    start = time.monotonic()
+
+    def render() -> Table:
+        t = Table(title=f"task {task_id}", show_header=True)
+        t.add_column("node")
+        t.add_column("state")
+        t.add_column("at [ms]", justify="right")
+        running_marked = False
+        for stage in PIPELINE:
+            if stage.node in seen:
+                at, failed = seen[stage.node]
+                state = f"[red]failed: {failed}[/]" if failed else "[green]done[/]"
+                t.add_row(stage.node, state, f"{at * 1e3:.0f}")
+            elif not running_marked and not any(f for _, f in seen.values()):
+                t.add_row(stage.node, "[yellow]running[/]", "")
+                running_marked = True
+            else:
+                t.add_row(stage.node, "[dim]waiting[/]", "")
+        return t
+
+    if not out.is_terminal:
+        def on_line(ev: StageEvent) -> None:
+            if ev.task_id == task_id:
+                state = f"failed: {ev.failed}" if ev.failed else "done"
+                out.print(f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}", highlight=False)
+
+        return client.wait(task_id, timeout, on_line)
+
+    with Live(render(), console=out, refresh_per_second=12, transient=False) as live:
+
+        def on_event(ev: StageEvent) -> None:
+            if ev.task_id == task_id:
+                seen[ev.node] = (time.monotonic() - start, ev.failed)
+                live.update(render())
+
+        return client.wait(task_id, timeout, on_event)
+
+
+def _print_result(r: TaskResult) -> None:
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(r.state, "white")
+    out.print(f"task {r.task_id}: [{colour}]{r.state}[/]" + (f" — {r.error}" if r.error else ""))
+    for stage in PIPELINE:
+        rec = r.outputs.get(stage.kind)
+        if rec is None:
+            continue
+        data = to_json_dict(rec)
+        data.pop("task_id", None)
+        table = Table(title=stage.node, show_header=False, title_justify="left", expand=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for key, value in data.items():
+            if key == "input_batch":
+                value = f"{len(value)} array(s)"
+            elif key == "raw_model":
+                value = f"{len(value)} base64 chars" if value else ""
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            table.add_row(key, text if len(text) < 600 else text[:600] + " ...")
+        out.print(table)
+
+
+# --------------------------------------------------------------------------------------------
+# operator commands
+# --------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("problem_id", type=int)
+@click.argument("iteration_id", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help="Complete result as JSON.")
+@click.pass_context
+def result(ctx: click.Context, problem_id: int, iteration_id: int, as_json: bool) -> None:
+    """Show the stored result of task PROBLEM_ID ITERATION_ID."""
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        res = client.result(_task_id(problem_id, iteration_id))
+    if as_json:
+        click.echo(json.dumps(res.to_json(), ensure_ascii=False))
+    else:
+        _print_result(res)
+
+
+def _task_id(p: int, i: int) -> TaskId:
+    try:
+        return TaskId(problem_id=p, iteration_id=i)
+    except MessageError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Node status per type and per replica, from the orchestrator's heartbeat registry."""
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        st = client.status()
+    if as_json:
+        click.echo(json.dumps(st))
+        return
+    table = Table(title="nodes")
+    table.add_column("node")
+    table.add_column("status")
+    table.add_column("replicas", justify="right")
+    for name, s in st["nodes"].items():
+        n = sum(1 for r in st["replicas"] if r["node_name"] == name)
+        table.add_row(name, s, str(n))
+    out.print(table)
+    if st["replicas"]:
+        rt = Table(title="replicas")
+        for col in ("node", "replica", "status", "in flight", "processed", "last seen [s]", "error"):
+            rt.add_column(col)
+        from sustainml.messages import Status
+
+        for r in st["replicas"]:
+            rt.add_row(
+                r["node_name"], r["replica_id"], Status(r["status"]).name, str(r["in_flight"]),
+                str(r["processed"]), f"{r['age_s']:.1f}", r["error_description"] or "",
+            )
+        out.print(rt)
+
+
+@cli.command()
+@click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
+    """List tasks, newest first."""
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        rows = client.list_tasks(state=state, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table(title="tasks")
+    for col in ("task", "state", "stage", "created", "error"):
+        table.add_column(col)
+    for r in rows:
+        tid = r["task_id"]
+        table.add_row(f"{tid['problem_id']}.{tid['iteration_id']}", r["state"], r["current_stage"] or "",
+                      r["created_at"] or "", r["error"] or "")
+    out.print(table)
+
+
+@cli.command()
+@click.argument("node")
+@click.argument("request")
+@click.option("--timeout", type=float, help="Seconds to wait (default SUSTAINML_RPC_TIMEOUT).")
+@click.pass_context
+def config(ctx: click.Context, node: str, request: str, timeout: float | None) -> None:
+    """Send a configuration REQUEST to NODE (e.g. `config hw_resources hardwares`)."""
+    try:
+        resolve_stage(node)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        res = client.config(node, request, timeout)
+    body = to_json_dict(res)
+    try:
+        body["configuration"] = json.loads(res.configuration) if res.configuration else None
+    except json.JSONDecodeError:
+        pass  # a node may answer plain text; show it as it is
+    click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    if not res.success:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("problem_id", type=int, required=False)
+@click.argument("iteration_id", type=int, required=False)
+@click.pass_context
+def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None) -> None:
+    """Cancel a task (default: the latest unfinished one)."""
+    if (problem_id is None) != (iteration_id is None):
+        _fail("give both PROBLEM_ID and ITERATION_ID, or neither (the latest unfinished task)")
+    tid = _task_id(problem_id, iteration_id) if problem_id is not None and iteration_id is not None else None
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        done = client.cancel(tid)
+    out.print(f"cancelled task {done}" if done else "no unfinished task to cancel")
+
+
+# --------------------------------------------------------------------------------------------
+# long-running processes
+# --------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("node")
+@click.pass_context
+def worker(ctx: click.Context, node: str) -> None:
+    """Run one replica of the shipped NODE (ml_model_metadata, app_requirements, hw_constraints,
+    ml_model, hw_resources, carbon_footprint)."""
+    from sustainml.workers.shipped import shipped_node
+
+    try:
+        stage = resolve_stage(node)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    with _friendly_errors():
+        shipped_node(stage.node, settings=_settings(ctx)).spin()
+
+
+@cli.command()
+@click.pass_context
+def orchestrator(ctx: click.Context) -> None:
+    """Run the orchestrator (task ids, TaskDB, node registry, requests)."""
+    from sustainml.orchestrator.core import Orchestrator
+
+    settings = _settings(ctx)
+    with _friendly_errors():
+        orch = Orchestrator(settings)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: orch.stop())
+        err.print(f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})")
+        orch.spin()
+
+
+def _safe_db(settings: Settings) -> str:
+    url = settings.effective_db_url
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@cli.command()
+@click.option("--replicas", multiple=True, metavar="NODE=N", help="Replicas of a node (default 1 each).")
+@click.pass_context
+def up(ctx: click.Context, replicas: tuple[str, ...]) -> None:
+    """Run the orchestrator and all six workers, one process each, supervised. Ctrl-C stops all."""
+    settings = _settings(ctx)
+    counts: dict[str, int] = {}
+    for item in replicas:
+        name, _, n = item.partition("=")
+        try:
+            counts[resolve_stage(name).node] = int(n)
+        except (KeyError, ValueError):
+            _fail(f"--replicas {item!r}: expected NODE=N with a node name and a count")
+    _check_broker(settings)
+    env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
+    specs: list[tuple[str, list[str]]] = [("orchestrator", ["orchestrator"])]
+    for stage in PIPELINE:
+        for i in range(counts.get(stage.node, 1)):
+            specs.append((f"{stage.kind}-{i + 1}", ["worker", stage.kind]))
+    Supervisor(specs, env).run()
+
+
+def _check_broker(settings: Settings) -> None:
+    from sustainml.transport.amqp import AmqpTransport
+
+    with _friendly_errors():
+        probe = AmqpTransport(settings.broker_url, heartbeat=settings.amqp_heartbeat, name="probe", connect_timeout=5.0)
+        probe.connect()
+        probe.close()
+
+
+class Supervisor:
+    """Starts each component as a child process, restarts one that dies (with backoff), and on
+    Ctrl-C/SIGTERM stops them all gracefully (SIGTERM, then SIGKILL after a grace period)."""
+
+    GRACE_S = 30.0
+
+    def __init__(self, specs: list[tuple[str, list[str]]], env: dict[str, str]) -> None:
+        self.specs = specs
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self.stopping = False
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "sustainml.cli", *args], env=self.env)
+        err.print(f"started {name} (pid {self.procs[name].pid})")
+
+    def run(self) -> None:
+        def on_signal(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        for name, args in self.specs:
+            self._spawn(name, args)
+        err.print("all components started; submit with `sustainml submit --description \"...\" --wait`; Ctrl-C stops")
+        args_of = dict(self.specs)
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is None or self.stopping:
+                    continue
+                recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
+                if len(recent) >= 5:
+                    err.print(f"[red]{name} exited {code} five times in a minute; not restarting it[/]")
+                    del self.procs[name]
+                    continue
+                err.print(f"[yellow]{name} exited with {code}; restarting[/]")
+                self.restarts[name] = [*recent, time.monotonic()]
+                time.sleep(min(2 ** len(recent) * 0.5, 8))
+                self._spawn(name, args_of[name])
+        self._stop_all()
+
+    def _stop_all(self) -> None:
+        err.print("stopping all components...")
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.GRACE_S
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
+                proc.kill()
+        err.print("stopped")
+
+
+def main() -> None:
+    cli(prog_name="sustainml")
+
+
+if __name__ == "__main__":
+    main()

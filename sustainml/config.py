@@ -1,0 +1,111 @@
+"""Settings: every knob in one place, read from ``SUSTAINML_*`` environment variables.
+
+The README's configuration table is generated from ``SETTINGS_DOC`` so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sustainml"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str = DEFAULT_BROKER_URL
+    namespace: str = "sustainml"
+    data_dir: Path = field(default_factory=_default_data_dir)
+    db_url: str = ""
+    heartbeat_interval: float = 2.0
+    rpc_timeout: float = 10.0
+    concurrency: int = 2
+    prefetch: int = 8
+    queue_type: str = "classic"
+    amqp_heartbeat: int = 30
+    log_level: str = "WARNING"
+
+    @property
+    def effective_db_url(self) -> str:
+        """The TaskDB URL: ``SUSTAINML_DB_URL`` or a SQLite file in the data directory."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.data_dir / 'taskdb.sqlite3'}"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given non-None fields replaced (CLI flags win over the environment)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = f"SUSTAINML_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(var, f.name, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.namespace or not all(c.isalnum() or c in "-_" for c in self.namespace):
+            raise ConfigError(
+                f"SUSTAINML_NAMESPACE={self.namespace!r}: use letters, digits, '-' or '_' only"
+            )
+        if self.heartbeat_interval <= 0:
+            raise ConfigError("SUSTAINML_HEARTBEAT_INTERVAL must be > 0 seconds")
+        if self.rpc_timeout <= 0:
+            raise ConfigError("SUSTAINML_RPC_TIMEOUT must be > 0 seconds")
+        if self.concurrency < 1:
+            raise ConfigError("SUSTAINML_CONCURRENCY must be >= 1")
+        if self.prefetch < 1:
+            raise ConfigError("SUSTAINML_PREFETCH must be >= 1")
+        if self.queue_type not in ("classic", "quorum"):
+            raise ConfigError("SUSTAINML_QUEUE_TYPE must be 'classic' or 'quorum'")
+
+
+_INT_FIELDS = {"concurrency", "prefetch", "amqp_heartbeat"}
+_FLOAT_FIELDS = {"heartbeat_interval", "rpc_timeout"}
+
+
+def _parse(var: str, name: str, raw: str) -> Any:
+    try:
+        if name in _INT_FIELDS:
+            return int(raw)
+        if name in _FLOAT_FIELDS:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a number") from None
+    if name == "data_dir":
+        return Path(raw).expanduser()
+    return raw
+
+
+# (variable, default, meaning) — rendered into the README's configuration table.
+SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
+    ("SUSTAINML_BROKER_URL", DEFAULT_BROKER_URL, "AMQP URL of the RabbitMQ broker (`--broker` wins)."),
+    ("SUSTAINML_NAMESPACE", "sustainml", "Prefix of every exchange and queue; isolates deployments on one broker."),
+    ("SUSTAINML_DATA_DIR", "~/.local/share/sustainml", "Where the default SQLite TaskDB lives."),
+    ("SUSTAINML_DB_URL", "sqlite:///<data_dir>/taskdb.sqlite3", "TaskDB SQLAlchemy URL (PostgreSQL: `postgresql+psycopg://...`)."),
+    ("SUSTAINML_HEARTBEAT_INTERVAL", "2.0", "Seconds between NodeStatus heartbeats; INACTIVE after 3 missed."),
+    ("SUSTAINML_RPC_TIMEOUT", "10", "Seconds a configuration or orchestrator request waits for its reply."),
+    ("SUSTAINML_CONCURRENCY", "2", "Callbacks a worker replica runs at once (threads)."),
+    ("SUSTAINML_PREFETCH", "8", "Unacknowledged deliveries a replica holds (AMQP basic.qos)."),
+    ("SUSTAINML_QUEUE_TYPE", "classic", "`classic` or `quorum` stage queues."),
+    ("SUSTAINML_AMQP_HEARTBEAT", "30", "AMQP connection heartbeat timeout in seconds."),
+    ("SUSTAINML_LOG_LEVEL", "WARNING", "Python logging level of workers and orchestrator."),
+)

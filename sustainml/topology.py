@@ -1,0 +1,250 @@
+"""The pipeline topology: the one place that says which stages exist, in which order, what each
+consumes and produces, and what every exchange and queue is called.
+
+Declaration (``declare_all``), the workers, the orchestrator, the CLI and docs/wire-format.md all
+derive from this module.
+
+Pipeline (each arrow is an exchange; routing key ``<problem_id>.<iteration_id>``)::
+
+    UserInput -> ML_MODEL_METADATA -> APP_REQUIREMENTS -> HW_CONSTRAINTS -> ML_MODEL
+              -> HW_RESOURCES -> CARBON_FOOTPRINT
+
+Every stage message carries the task's context (all records produced so far plus the baselines
+attached by the orchestrator), so a stage never joins inputs from several queues and any number
+of replicas can compete on one durable queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
+
+
+class NodeID(IntEnum):
+    """The original framework's node identifiers; they travel on the wire and through REST."""
+
+    APP_REQUIREMENTS = 0
+    CARBON_FOOTPRINT = 1
+    HW_CONSTRAINTS = 2
+    HW_RESOURCES = 3
+    ML_MODEL_METADATA = 4
+    ML_MODEL = 5
+    MAX = 6
+    ORCHESTRATOR = 7
+    UNKNOWN = 8
+
+
+# Record kinds: the snake-case name of each typed record that flows through the pipeline.
+USER_INPUT = "user_input"
+ML_MODEL_METADATA = "ml_model_metadata"
+APP_REQUIREMENTS = "app_requirements"
+HW_CONSTRAINTS = "hw_constraints"
+ML_MODEL = "ml_model"
+HW_RESOURCES = "hw_resources"
+CARBON_FOOTPRINT = "carbon_footprint"
+
+RECORD_KINDS: tuple[str, ...] = (
+    USER_INPUT,
+    ML_MODEL_METADATA,
+    APP_REQUIREMENTS,
+    HW_CONSTRAINTS,
+    ML_MODEL,
+    HW_RESOURCES,
+    CARBON_FOOTPRINT,
+)
+
+# Records of the previous iteration that the orchestrator attaches to every task (upstream
+# "baselines"); a callback input named "<kind>_baseline" receives envelope.baselines[<kind>].
+BASELINE_KINDS: tuple[str, ...] = (ML_MODEL, HW_RESOURCES, CARBON_FOOTPRINT)
+BASELINE_SUFFIX = "_baseline"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of the pipeline."""
+
+    node: str  # upstream node name, e.g. "ML_MODEL_METADATA"
+    node_id: NodeID
+    kind: str  # record kind it produces
+    input_kind: str  # record kind whose exchange it consumes (the stage before it)
+    callback_inputs: tuple[str, ...]  # record kinds handed to the callback, in upstream order
+
+    @property
+    def slug(self) -> str:
+        return self.kind
+
+
+PIPELINE: tuple[Stage, ...] = (
+    Stage("ML_MODEL_METADATA", NodeID.ML_MODEL_METADATA, ML_MODEL_METADATA, USER_INPUT, (USER_INPUT,)),
+    Stage("APP_REQUIREMENTS", NodeID.APP_REQUIREMENTS, APP_REQUIREMENTS, ML_MODEL_METADATA, (USER_INPUT,)),
+    Stage("HW_CONSTRAINTS", NodeID.HW_CONSTRAINTS, HW_CONSTRAINTS, APP_REQUIREMENTS, (USER_INPUT,)),
+    Stage(
+        "ML_MODEL",
+        NodeID.ML_MODEL,
+        ML_MODEL,
+        HW_CONSTRAINTS,
+        (
+            ML_MODEL_METADATA,
+            APP_REQUIREMENTS,
+            HW_CONSTRAINTS,
+            ML_MODEL + BASELINE_SUFFIX,
+            HW_RESOURCES + BASELINE_SUFFIX,
+            CARBON_FOOTPRINT + BASELINE_SUFFIX,
+        ),
+    ),
+    Stage("HW_RESOURCES", NodeID.HW_RESOURCES, HW_RESOURCES, ML_MODEL, (ML_MODEL, APP_REQUIREMENTS, HW_CONSTRAINTS)),
+    Stage("CARBON_FOOTPRINT", NodeID.CARBON_FOOTPRINT, CARBON_FOOTPRINT, HW_RESOURCES, (ML_MODEL, USER_INPUT, HW_RESOURCES)),
+)
+
+STAGES_BY_NODE: dict[str, Stage] = {s.node: s for s in PIPELINE}
+STAGES_BY_KIND: dict[str, Stage] = {s.kind: s for s in PIPELINE}
+STAGES_BY_ID: dict[int, Stage] = {int(s.node_id): s for s in PIPELINE}
+FINAL_STAGE: Stage = PIPELINE[-1]
+NODE_NAMES: tuple[str, ...] = tuple(s.node for s in PIPELINE)
+ALL_NODES_KEY = "all"  # control routing key that reaches every node
+
+
+def resolve_stage(name: str) -> Stage:
+    """Find a stage by upstream name (ML_MODEL), kind (ml_model), NodeID integer or the CLI's
+    dashed form (ml-model); raises ``KeyError`` listing the valid names."""
+    key = name.strip()
+    if key.isdigit() and int(key) in STAGES_BY_ID:
+        return STAGES_BY_ID[int(key)]
+    norm = key.replace("-", "_")
+    if norm.upper() in STAGES_BY_NODE:
+        return STAGES_BY_NODE[norm.upper()]
+    if norm.lower() in STAGES_BY_KIND:
+        return STAGES_BY_KIND[norm.lower()]
+    aliases = {"CARBON_TRACKER": "CARBON_FOOTPRINT", "HW_PROVIDER": "HW_RESOURCES", "ML_MODEL_PROVIDER": "ML_MODEL"}
+    if norm.upper() in aliases:
+        return STAGES_BY_NODE[aliases[norm.upper()]]
+    raise KeyError(f"unknown node {name!r}; expected one of: {', '.join(s.kind for s in PIPELINE)}")
+
+
+class Topology:
+    """Names of every exchange and queue of one deployment (namespace)."""
+
+    def __init__(self, namespace: str = "sustainml", queue_type: QueueType = "classic") -> None:
+        self.ns = namespace
+        self.queue_type: QueueType = queue_type
+
+    # -- exchanges --------------------------------------------------------------------------
+    def record_exchange(self, kind: str) -> str:
+        """Topic exchange carrying records of ``kind`` (``user_input`` is the pipeline's entry)."""
+        return f"{self.ns}.{kind}"
+
+    @property
+    def status_exchange(self) -> str:
+        return f"{self.ns}.status"  # fanout: NodeStatus heartbeats and per-task events
+
+    @property
+    def control_exchange(self) -> str:
+        return f"{self.ns}.control"  # topic: NodeControl, routing key = node name or "all"
+
+    @property
+    def config_exchange(self) -> str:
+        return f"{self.ns}.config"  # direct: RequestType, routing key = node name
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.ns}.dlx"  # direct: routing key = the queue the message was rejected from
+
+    @property
+    def rpc_exchange(self) -> str:
+        """Default exchange: replies and orchestrator requests go straight to a queue by name."""
+        return ""
+
+    # -- queues -------------------------------------------------------------------------------
+    def stage_queue(self, stage: Stage) -> str:
+        return f"{self.ns}.stage.{stage.slug}"
+
+    def config_queue(self, stage: Stage) -> str:
+        return f"{self.ns}.config.{stage.slug}"
+
+    def dead_letter_queue(self, queue: str) -> str:
+        return f"{queue}.dlq"
+
+    @property
+    def orchestrator_results_queue(self) -> str:
+        return f"{self.ns}.orchestrator.results"
+
+    @property
+    def orchestrator_requests_queue(self) -> str:
+        """Submissions and operator requests (RPC) to the orchestrator."""
+        return f"{self.ns}.orchestrator.requests"
+
+    def private_queue(self, purpose: str, owner_id: str) -> str:
+        """A per-process queue (control, status monitor, RPC replies, task watchers). Durable with
+        x-expires, so it disappears shortly after its owner does (no transient queues: 4.x-clean)."""
+        return f"{self.ns}.{purpose}.{owner_id}"
+
+    @staticmethod
+    def routing_key(problem_id: int, iteration_id: int) -> str:
+        return f"{problem_id}.{iteration_id}"
+
+    # -- specs ----------------------------------------------------------------------------------
+    def exchanges(self) -> list[ExchangeSpec]:
+        specs = [ExchangeSpec(self.record_exchange(k), "topic") for k in RECORD_KINDS]
+        specs += [
+            ExchangeSpec(self.status_exchange, "fanout"),
+            ExchangeSpec(self.control_exchange, "topic"),
+            ExchangeSpec(self.config_exchange, "direct"),
+            ExchangeSpec(self.dead_letter_exchange, "direct"),
+        ]
+        return specs
+
+    def _durable(self, name: str, bindings: tuple[Binding, ...]) -> QueueSpec:
+        return QueueSpec(
+            name,
+            bindings,
+            queue_type=self.queue_type,
+            dead_letter_exchange=self.dead_letter_exchange,
+            dead_letter_routing_key=name,
+        )
+
+    def dead_letter_queue_spec(self, queue: str) -> QueueSpec:
+        dlq = self.dead_letter_queue(queue)
+        return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),))
+
+    def stage_queue_spec(self, stage: Stage) -> QueueSpec:
+        return self._durable(
+            self.stage_queue(stage), (Binding(self.record_exchange(stage.input_kind), "#"),)
+        )
+
+    def config_queue_spec(self, stage: Stage) -> QueueSpec:
+        # Requests carry an expiration equal to the caller's timeout; no dead-lettering of RPC.
+        return QueueSpec(self.config_queue(stage), (Binding(self.config_exchange, stage.node),))
+
+    def orchestrator_results_spec(self) -> QueueSpec:
+        return self._durable(
+            self.orchestrator_results_queue,
+            tuple(Binding(self.record_exchange(s.kind), "#") for s in PIPELINE),
+        )
+
+    def orchestrator_requests_spec(self) -> QueueSpec:
+        return self._durable(self.orchestrator_requests_queue, ())
+
+    def durable_queues(self) -> list[QueueSpec]:
+        """Every shared queue of the deployment, dead-letter queues included."""
+        work = [self.stage_queue_spec(s) for s in PIPELINE]
+        work += [self.orchestrator_results_spec(), self.orchestrator_requests_spec()]
+        specs = list(work)
+        specs += [self.dead_letter_queue_spec(q.name) for q in work]
+        specs += [self.config_queue_spec(s) for s in PIPELINE]
+        return specs
+
+    def private_queue_spec(
+        self, purpose: str, owner_id: str, bindings: tuple[Binding, ...] = (), *, expires_ms: int = 60_000
+    ) -> QueueSpec:
+        return QueueSpec(self.private_queue(purpose, owner_id), bindings, expires_ms=expires_ms)
+
+
+def declare_all(transport: Transport, topology: Topology) -> None:
+    """Declare every exchange and shared queue (idempotent). Workers and the orchestrator call it on
+    start, so any of them can come up first."""
+    for ex in topology.exchanges():
+        transport.declare_exchange(ex)
+    for q in topology.durable_queues():
+        transport.declare_queue(q)

@@ -1,0 +1,181 @@
+"""The transport contract: the few broker operations the runtime and orchestrator need.
+
+Two implementations honour it: ``AmqpTransport`` (pika, a real RabbitMQ broker) and
+``MemoryTransport`` (one process, same routing/ack/dead-letter semantics, for embedded runs and
+fast tests). Code above this layer never imports pika.
+
+Threading contract (both transports):
+- ``publish`` may be called from any thread; it returns a Future that completes when the broker
+  (or the in-memory router) has accepted the message (publisher confirm). It fails with
+  ``Unroutable`` when a mandatory message reached no queue, ``PublishNacked`` when the broker
+  refused it, ``ConnectionLost`` when the connection dropped before the confirm.
+- ``consume`` runs the handler on a pool of ``concurrency`` threads owned by the transport, never
+  on the I/O thread, so a slow handler cannot starve AMQP heartbeats.
+- ``Delivery.ack``/``reject`` may be called from any thread, exactly once. After a reconnect, a
+  delivery from the old connection can no longer be settled: the call is a no-op and the broker
+  redelivers the message.
+- After a connection loss the transport reconnects with backoff, re-declares everything it was
+  asked to declare and re-issues every ``consume``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ExchangeType = Literal["topic", "fanout", "direct"]
+QueueType = Literal["classic", "quorum"]
+
+
+class TransportError(Exception):
+    """Base class of transport failures."""
+
+
+class BrokerUnavailable(TransportError):
+    """The broker could not be reached (initial connect failed)."""
+
+
+class ConnectionLost(TransportError):
+    """The connection dropped while an operation was pending."""
+
+
+class Unroutable(TransportError):
+    """A mandatory message was returned: no queue is bound for it."""
+
+
+class PublishNacked(TransportError):
+    """The broker refused the message (basic.nack)."""
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: ExchangeType = "topic"
+    durable: bool = True
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    routing_key: str = "#"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue and its bindings. ``expires_ms`` deletes the queue after that long unused (x-expires);
+    ``dead_letter_exchange`` receives messages rejected without requeue."""
+
+    name: str
+    bindings: tuple[Binding, ...] = ()
+    durable: bool = True
+    queue_type: QueueType = "classic"
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    expires_ms: int | None = None
+    message_ttl_ms: int | None = None
+    max_length: int | None = None
+    delivery_limit: int | None = None  # quorum queues only
+
+
+@dataclass(frozen=True)
+class Message:
+    """An AMQP message: body bytes plus the properties we use."""
+
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    type: str | None = None
+    app_id: str | None = None
+    timestamp: int | None = None  # seconds since the epoch (AMQP timestamp)
+    expiration_ms: int | None = None
+    persistent: bool = True
+    content_type: str = "application/msgpack"
+
+
+class Delivery(abc.ABC):
+    """A consumed message. Settle it exactly once with ``ack`` or ``reject``."""
+
+    message: Message
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    queue: str
+
+    @abc.abstractmethod
+    def ack(self) -> None: ...
+
+    @abc.abstractmethod
+    def reject(self, requeue: bool = False) -> None:
+        """Reject; without requeue the queue's dead-letter exchange (if any) receives it."""
+
+
+Handler = Callable[[Delivery], None]
+
+
+class Transport(abc.ABC):
+    """See the module docstring for the threading contract."""
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Connect (idempotent). Raises ``BrokerUnavailable`` when the broker cannot be reached."""
+
+    @abc.abstractmethod
+    def declare_exchange(self, spec: ExchangeSpec) -> None: ...
+
+    @abc.abstractmethod
+    def declare_queue(self, spec: QueueSpec) -> None:
+        """Declare the queue and its bindings (idempotent); remembered and re-declared on reconnect."""
+
+    @abc.abstractmethod
+    def bind(self, queue: str, binding: Binding) -> None:
+        """Add a binding to an existing queue; remembered and re-applied on reconnect."""
+
+    @abc.abstractmethod
+    def delete_queue(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def purge_queue(self, name: str) -> int: ...
+
+    @abc.abstractmethod
+    def queue_counts(self, name: str) -> tuple[int, int]:
+        """(ready messages, consumers) of a queue; raises ``KeyError`` if it does not exist."""
+
+    @abc.abstractmethod
+    def publish(
+        self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = True
+    ) -> Future[None]: ...
+
+    @abc.abstractmethod
+    def consume(
+        self, queue: str, handler: Handler, *, prefetch: int = 8, concurrency: int = 1
+    ) -> str:
+        """Start consuming; returns a consumer tag. Handlers run on transport-owned threads."""
+
+    @abc.abstractmethod
+    def cancel(self, consumer_tag: str) -> None:
+        """Stop delivering to this consumer; deliveries already handed out may still be settled."""
+
+    @abc.abstractmethod
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once after ``delay`` seconds on a transport thread (used for heartbeats)."""
+
+    @abc.abstractmethod
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel consumers, wait up to ``timeout`` for running handlers and pending settlements,
+        then close. Idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool: ...
+
+    def __enter__(self) -> Transport:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

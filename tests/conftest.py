@@ -1,0 +1,106 @@
+"""Shared fixtures: which RabbitMQ broker the integration tests use, and per-test isolation.
+
+Broker selection, resolved once per session (docs: rabbitmq-practices.md section 15):
+
+1. ``SUSTAINML_TEST_BROKER_URL`` if set (testcontainers is then never imported);
+2. else a throwaway ``rabbitmq:3.10-management`` container when a Docker engine answers;
+3. else a broker listening on 127.0.0.1:5672 (guest/guest);
+4. else skip, or fail when ``CI`` is set: a skipped integration suite must not pass as green.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pika
+import pytest
+
+from sustainml.transport.amqp import AmqpTransport
+
+BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
+LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+CONTAINER_IMAGE = "rabbitmq:3.10-management"
+
+
+def _docker_engine_answers() -> bool:
+    """True when the docker SDK imports and the engine answers a ping (a bare CLI is not enough)."""
+    try:
+        import docker
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env()
+    except Exception:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def _tcp_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """AMQP URL of the broker the integration tests run against."""
+    explicit = os.environ.get(BROKER_ENV)
+    if explicit:
+        yield explicit
+        return
+    if _docker_engine_answers():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # testcontainers' own deprecations
+            try:
+                from testcontainers.community.rabbitmq import RabbitMqContainer
+            except ImportError:
+                from testcontainers.rabbitmq import RabbitMqContainer
+        with RabbitMqContainer(CONTAINER_IMAGE) as container:
+            params = container.get_connection_params()
+            creds = params.credentials
+            assert isinstance(creds, pika.PlainCredentials)
+            vhost = quote(params.virtual_host, safe="")
+            yield (
+                f"amqp://{quote(creds.username, safe='')}:{quote(creds.password, safe='')}"
+                f"@{params.host}:{params.port}/{vhost}"
+            )
+        return
+    if _tcp_open("127.0.0.1", 5672, 1.0):
+        yield LOCAL_BROKER_URL
+        return
+    reason = (
+        f"no RabbitMQ broker for integration tests: set {BROKER_ENV}, start a Docker engine, "
+        "or run `rabbitmq-server -detached` on 127.0.0.1:5672"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def test_namespace() -> str:
+    """A unique prefix for every exchange, queue and connection name of one test."""
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def amqp_transport(amqp_url: str, test_namespace: str) -> Iterator[AmqpTransport]:
+    """A connected transport, named after the test namespace (visible in ``rabbitmqctl``)."""
+    transport = AmqpTransport(amqp_url, name=f"sustainml-{test_namespace}", connect_timeout=15.0)
+    transport.connect()
+    try:
+        yield transport
+    finally:
+        transport.close(timeout=10.0)

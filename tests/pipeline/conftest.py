@@ -1,0 +1,72 @@
+"""Pipeline fixtures: the same scenarios on the in-memory transport and on the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sustainml.config import Settings
+from sustainml.deployment import LocalDeployment, TransportFactory, amqp_transports, memory_transports
+from sustainml.topology import Topology
+
+DeploymentFactory = Callable[..., LocalDeployment]
+
+
+@pytest.fixture(params=["memory", pytest.param("amqp", marks=pytest.mark.integration)])
+def transport_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pipeline_settings(transport_kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Settings:
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    broker = request.getfixturevalue("amqp_url") if transport_kind == "amqp" else "amqp://unused/"
+    return Settings(
+        broker_url=broker,
+        namespace=namespace,
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+        concurrency=2,
+        prefetch=8,
+    )
+
+
+@pytest.fixture
+def transports(transport_kind: str, pipeline_settings: Settings) -> TransportFactory:
+    if transport_kind == "memory":
+        return memory_transports()
+    return amqp_transports(pipeline_settings)
+
+
+@pytest.fixture
+def deploy(
+    pipeline_settings: Settings, transports: TransportFactory, transport_kind: str
+) -> Iterator[DeploymentFactory]:
+    """Start a LocalDeployment (kwargs as LocalDeployment's); everything is torn down after the test."""
+    started: list[LocalDeployment] = []
+
+    def factory(**kwargs: Any) -> LocalDeployment:
+        dep = LocalDeployment(pipeline_settings, transports, **kwargs).start()
+        started.append(dep)
+        return dep
+
+    yield factory
+    for dep in started:
+        dep.stop()
+    if transport_kind == "amqp":
+        _delete_namespace(pipeline_settings)
+
+
+def _delete_namespace(settings: Settings) -> None:
+    from sustainml.transport.amqp import AmqpTransport
+
+    topo = Topology(settings.namespace)
+    with AmqpTransport(settings.broker_url, name="cleanup") as t:
+        for q in topo.durable_queues():
+            t.delete_queue(q.name)
+        for ex in topo.exchanges():
+            t.delete_exchange(ex.name)

@@ -1,0 +1,522 @@
+"""TaskDB on SQLite (temporary file, and memory where it applies) and on the local PostgreSQL.
+
+PostgreSQL tests get a fresh database each (``sustainml_test_<uuid8>``), dropped afterwards. They
+are skipped when the server does not answer, except under ``CI`` where that is a failure.
+Server: ``SUSTAINML_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``,
+the maintenance database the test databases are created from).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.engine import make_url
+
+from sustainml.orchestrator.taskdb import (
+    SCHEMA_VERSION,
+    TaskDB,
+    TaskKey,
+    TaskState,
+    _normalise_url,
+    schema_version_table,
+)
+
+PG_ADMIN_URL = os.environ.get(
+    "SUSTAINML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+# -- PostgreSQL plumbing -------------------------------------------------------------------------
+def _libpq_conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@cache
+def _postgres_error() -> str | None:
+    """None when the server answers, else why not (probed once per test session)."""
+    try:
+        with psycopg.connect(_libpq_conninfo(PG_ADMIN_URL), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    return None
+
+
+def _require_postgres() -> None:
+    error = _postgres_error()
+    if error is None:
+        return
+    message = f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()} is not reachable: {error}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    _require_postgres()
+    name = f"sustainml_test_{uuid.uuid4().hex[:8]}"
+    admin = _libpq_conninfo(PG_ADMIN_URL)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            # FORCE: a connection leaked by a failing test must not keep the database alive.
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'taskdb.sqlite3'}"  # parent dir does not exist yet
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def open_db(db_url: str) -> Iterator[Callable[[], TaskDB]]:
+    """Opens TaskDBs on the test's URL ("restarts"); all are closed at teardown."""
+    opened: list[TaskDB] = []
+
+    def _open() -> TaskDB:
+        db = TaskDB(db_url)
+        opened.append(db)
+        return db
+
+    yield _open
+    for db in opened:
+        db.close()
+
+
+@pytest.fixture
+def db(open_db: Callable[[], TaskDB]) -> TaskDB:
+    return open_db()
+
+
+def _run_concurrently(n_threads: int, fn: Callable[[int], list[Any]]) -> list[Any]:
+    """Run ``fn(thread_index)`` on n threads released together; concatenated results."""
+    barrier = threading.Barrier(n_threads)
+
+    def _body(index: int) -> list[Any]:
+        barrier.wait(timeout=30)
+        return fn(index)
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        results = list(pool.map(_body, range(n_threads)))
+    return [item for chunk in results for item in chunk]
+
+
+def _state(db: TaskDB, key: TaskKey) -> TaskState:
+    row = db.get_task(key)
+    assert row is not None, f"task {key} missing"
+    return row.state
+
+
+# -- ids -----------------------------------------------------------------------------------------
+def test_problem_ids_start_at_one_and_increase(db: TaskDB) -> None:
+    assert db.latest_task() is None
+    assert db.create_problem(b"u1") == TaskKey(1, 1)
+    assert db.next_problem_id() == 2  # allocated without a problem row
+    assert db.create_problem(b"u3") == TaskKey(3, 1)
+    assert db.problem_exists(1)
+    assert not db.problem_exists(2)
+    assert db.latest_iteration(3) == 1
+    assert db.latest_iteration(2) is None
+
+    row = db.get_task(TaskKey(3, 1))
+    assert row is not None
+    assert row.state is TaskState.QUEUED
+    assert row.user_input == b"u3"
+    assert row.base_iteration is None
+    assert row.finished_at is None
+
+
+def test_iterations_increase_and_survive_restart(open_db: Callable[[], TaskDB]) -> None:
+    first = open_db()
+    p = first.create_problem(b"base").problem_id
+    assert first.create_iteration(p, b"it2", base_iteration=1) == TaskKey(p, 2)
+    # Branching from an older iteration takes the next free number, never an existing one.
+    assert first.create_iteration(p, b"it3", base_iteration=1) == TaskKey(p, 3)
+    assert first.next_iteration_id(p) == 4
+    first.close()
+
+    second = open_db()  # a restarted orchestrator
+    assert second.latest_iteration(p) == 4
+    assert second.create_iteration(p, b"it5", base_iteration=2) == TaskKey(p, 5)
+    assert second.create_problem(b"next") == TaskKey(p + 1, 1)
+    row = second.get_task(TaskKey(p, 5))
+    assert row is not None
+    assert (row.user_input, row.base_iteration) == (b"it5", 2)
+    assert second.get_task(TaskKey(p, 4)) is None  # allocated by next_iteration_id, no task row
+    assert [t.iteration_id for t in second.list_tasks(problem_id=p)] == [5, 3, 2, 1]
+
+
+def test_unknown_problem_raises_key_error(db: TaskDB) -> None:
+    with pytest.raises(KeyError):
+        db.next_iteration_id(42)
+    with pytest.raises(KeyError):
+        db.create_iteration(42, b"x", base_iteration=1)
+    assert db.list_tasks() == []
+    assert db.create_problem(b"x") == TaskKey(1, 1)  # the failed calls consumed no problem id
+
+
+def test_bad_base_iteration_rolls_back(db: TaskDB) -> None:
+    p = db.create_problem(b"x").problem_id
+    for bad in (0, 2, 7):
+        with pytest.raises(ValueError):
+            db.create_iteration(p, b"y", base_iteration=bad)
+    # The iteration counter bump happened in the same transaction and was rolled back.
+    assert db.latest_iteration(p) == 1
+    assert db.create_iteration(p, b"y", base_iteration=1) == TaskKey(p, 2)
+
+
+def test_concurrent_allocation_from_threads_is_unique(db: TaskDB) -> None:
+    def allocate(index: int) -> list[int]:
+        ids = []
+        for n in range(50):
+            # Mix bare allocation with full problem creation (allocation + inserts in one tx).
+            ids.append(db.create_problem(b"t").problem_id if (index + n) % 2 else db.next_problem_id())
+        return ids
+
+    ids = _run_concurrently(8, allocate)
+    assert sorted(ids) == list(range(1, 401))
+
+
+def test_concurrent_iterations_from_threads_are_unique(db: TaskDB) -> None:
+    p = db.create_problem(b"base").problem_id
+
+    def branch(_: int) -> list[int]:
+        return [db.create_iteration(p, b"b", base_iteration=1).iteration_id for _ in range(20)]
+
+    iterations = _run_concurrently(8, branch)
+    assert sorted(iterations) == list(range(2, 162))
+    assert db.latest_iteration(p) == 161
+    assert len(db.list_tasks(problem_id=p, limit=1000)) == 161
+
+
+# Child process body: its own TaskDB (own engine and pool). It runs from ``python -c`` so it only
+# imports sustainml, whatever import mode pytest uses; it starts allocating once the go-file exists.
+_CHILD_SCRIPT = """
+import json, os, sys, time
+from sustainml.orchestrator.taskdb import TaskDB
+url, problem_id, go_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+db = TaskDB(url)
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(go_file):
+    if time.monotonic() > deadline:
+        sys.exit("go-file never appeared")
+    time.sleep(0.001)
+problems = [db.create_problem(b"proc").problem_id for _ in range(60)]
+iterations = [db.create_iteration(problem_id, b"proc", 1).iteration_id for _ in range(60)]
+db.close()
+print(json.dumps([problems, iterations]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_allocation_from_two_processes_is_unique(db: TaskDB, db_url: str, tmp_path: Any) -> None:
+    p = db.create_problem(b"shared").problem_id
+    go_file = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD_SCRIPT, db_url, str(p), str(go_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        go_file.touch()  # both have their engine and schema: release them together
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    collected = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    problems = [pid for chunk, _ in collected for pid in chunk]
+    iterations = [it for _, chunk in collected for it in chunk]
+    assert sorted(problems) == list(range(p + 1, p + 121))
+    assert sorted(iterations) == list(range(2, 122))
+    assert db.latest_iteration(p) == 121
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def test_duplicate_output_is_stored_once(db: TaskDB) -> None:
+    key = db.create_problem(b"u")
+    assert db.store_output(key, "ml_model", b"first", "msg-1") is True
+    assert db.store_output(key, "ml_model", b"second", "msg-2") is False  # redelivery
+    assert db.store_output(key, "hw_resources", b"hw", None) is True
+    other = db.create_iteration(key.problem_id, b"u2", 1)
+    assert db.store_output(other, "ml_model", b"other", "msg-3") is True  # same kind, other task
+
+    assert db.get_output(key, "ml_model") == b"first"  # first copy wins
+    assert db.get_outputs(key) == {"ml_model": b"first", "hw_resources": b"hw"}
+    assert db.get_output(key, "carbon_footprint") is None
+    assert db.get_outputs(TaskKey(99, 1)) == {}
+    assert db.count_outputs() == 3
+    assert db.count_outputs(key) == 2
+    assert db.count_outputs(other) == 1
+
+
+def test_concurrent_duplicate_outputs_have_one_winner(db: TaskDB) -> None:
+    key = db.create_problem(b"u")
+
+    def deliver(index: int) -> list[tuple[int, bool]]:
+        payload = f"copy-{index}".encode()
+        return [(index, db.store_output(key, "carbon_footprint", payload, f"m{index}"))]
+
+    outcomes = _run_concurrently(8, deliver)
+    winners = [index for index, stored in outcomes if stored]
+    assert len(winners) == 1
+    assert db.get_output(key, "carbon_footprint") == f"copy-{winners[0]}".encode()
+    assert db.count_outputs(key) == 1
+
+
+# -- states --------------------------------------------------------------------------------------
+def test_state_transition_rules(db: TaskDB) -> None:
+    key = db.create_problem(b"u")
+    created = db.get_task(key)
+    assert created is not None
+
+    assert db.set_state(key, TaskState.RUNNING, current_stage="ml_model_metadata")
+    running = db.get_task(key)
+    assert running is not None
+    assert (running.state, running.current_stage, running.finished_at) == (
+        "running",
+        "ml_model_metadata",
+        None,
+    )
+    assert running.updated_at >= created.updated_at
+
+    assert db.set_state(key, "running", current_stage="ml_model")  # progress within running
+    assert db.set_state(key, "succeeded")
+    done = db.get_task(key)
+    assert done is not None
+    assert done.state is TaskState.SUCCEEDED and done.is_terminal
+    assert done.current_stage == "ml_model"  # None leaves the column unchanged
+    assert done.finished_at is not None
+
+    # Terminal is never replaced by non-terminal.
+    assert db.set_state(key, "running") is False
+    assert db.set_state(key, "queued") is False
+    assert _state(db, key) is TaskState.SUCCEEDED
+
+    # A terminal state may replace another one, except cancelled.
+    assert db.set_state(key, "failed", error="late failure")
+    assert db.set_state(key, "running", error="ignored") is False
+    failed = db.get_task(key)
+    assert failed is not None
+    assert (failed.state, failed.error) == ("failed", "late failure")
+
+    assert db.set_state(key, "cancelled")
+    for state in TaskState:
+        assert db.set_state(key, state, error="nope") is False
+    cancelled = db.get_task(key)
+    assert cancelled is not None
+    assert (cancelled.state, cancelled.error) == ("cancelled", "late failure")
+
+
+def test_cancel_from_queued_sets_finished_at(db: TaskDB) -> None:
+    key = db.create_problem(b"u")
+    before = datetime.now(UTC)
+    assert db.set_state(key, "cancelled")
+    row = db.get_task(key)
+    assert row is not None and row.finished_at is not None
+    assert before - timedelta(seconds=5) <= row.finished_at <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+def test_set_state_errors(db: TaskDB) -> None:
+    with pytest.raises(KeyError):
+        db.set_state(TaskKey(1, 1), "running")
+    key = db.create_problem(b"u")
+    with pytest.raises(ValueError):
+        db.set_state(key, "exploded")
+    with pytest.raises(ValueError):
+        db.list_tasks(state="exploded")
+
+
+def test_timestamps_are_utc_aware(db: TaskDB) -> None:
+    before = datetime.now(UTC)
+    key = db.create_problem(b"u")
+    db.set_state(key, "failed", error="boom")
+    after = datetime.now(UTC)
+    row = db.get_task(key)
+    assert row is not None
+    for stamp in (row.created_at, row.updated_at, row.finished_at):
+        assert stamp is not None
+        assert stamp.utcoffset() == timedelta(0)
+        assert before <= stamp <= after
+    assert row.error == "boom"
+
+
+# -- listing -------------------------------------------------------------------------------------
+def test_list_filter_and_paginate(db: TaskDB) -> None:
+    a = db.create_problem(b"a")
+    b = db.create_problem(b"b")
+    a2 = db.create_iteration(a.problem_id, b"a2", 1)
+    c = db.create_problem(b"c")
+    db.set_state(b, "running")
+    db.set_state(c, "succeeded")
+
+    newest_first = [c, a2, b, a]
+    assert [t.key for t in db.list_tasks()] == newest_first
+    assert db.latest_task() == c
+    assert [t.key for t in db.list_tasks(state="queued")] == [a2, a]
+    assert [t.key for t in db.list_tasks(state=TaskState.RUNNING)] == [b]
+    assert [t.key for t in db.list_tasks(problem_id=a.problem_id)] == [a2, a]
+    assert [t.key for t in db.list_tasks(state="queued", problem_id=a.problem_id, limit=1)] == [a2]
+    assert db.list_tasks(state="cancelled") == []
+
+    pages = [db.list_tasks(limit=3, offset=o) for o in (0, 3, 6)]
+    assert [len(p) for p in pages] == [3, 1, 0]
+    assert [t.key for page in pages for t in page] == newest_first
+    with pytest.raises(ValueError):
+        db.list_tasks(limit=-1)
+
+
+# -- node status and events ----------------------------------------------------------------------
+def test_node_status_upsert(db: TaskDB) -> None:
+    seen = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    db.upsert_node_status("ML_MODEL", "r1", status=2, task_status=0, last_seen=seen)
+    db.upsert_node_status("ML_MODEL", "r1", status=3, task_status=1, task=TaskKey(4, 2), error_description="")
+    db.upsert_node_status(
+        "ML_MODEL", "r2", status=4, task_status=2, task=TaskKey(4, 3), error_description="oom"
+    )
+    db.upsert_node_status("HW_RESOURCES", "r1", status=2, task_status=0, last_seen=seen)
+
+    rows = db.list_node_status()
+    assert [(r.node_name, r.replica_id) for r in rows] == [
+        ("HW_RESOURCES", "r1"),
+        ("ML_MODEL", "r1"),
+        ("ML_MODEL", "r2"),
+    ]
+    hw, r1, r2 = rows
+    assert (hw.status, hw.task, hw.last_seen) == (2, None, seen)
+    assert (r1.status, r1.task_status, r1.task) == (3, 1, TaskKey(4, 2))  # replaced, not appended
+    assert r1.last_seen > seen - timedelta(days=36500) and r1.last_seen.utcoffset() == timedelta(0)
+    assert (r2.error_description, r2.task) == ("oom", TaskKey(4, 3))
+
+    # Clearing the task of a replica that went idle.
+    db.upsert_node_status("ML_MODEL", "r2", status=2, task_status=0, task=None, last_seen=seen)
+    assert [(r.status, r.task, r.error_description) for r in db.list_node_status("ML_MODEL")] == [
+        (3, TaskKey(4, 2), ""),
+        (2, None, ""),
+    ]
+    with pytest.raises(ValueError):
+        db.upsert_node_status("ML_MODEL", "r3", 2, 0, last_seen=datetime(2030, 1, 1))  # naive
+
+
+def test_task_events_are_appended_in_order(db: TaskDB) -> None:
+    key = db.create_problem(b"u")
+    first = db.add_task_event(key, "ML_MODEL", "r1", status=3, task_status=1)
+    second = db.add_task_event(key, "ML_MODEL", "r1", status=4, task_status=2, error_description="bad input")
+    db.add_task_event(TaskKey(9, 9), "HW_RESOURCES", "r1", status=3, task_status=1)
+    assert second > first
+    events = db.list_task_events(key)
+    assert [(e.id, e.task_status, e.error_description) for e in events] == [
+        (first, 1, ""),
+        (second, 2, "bad input"),
+    ]
+    assert all(e.task == key and e.at.utcoffset() == timedelta(0) for e in events)
+
+
+# -- schema and lifecycle ------------------------------------------------------------------------
+def test_schema_version_recorded_and_newer_schema_refused(db: TaskDB, db_url: str) -> None:
+    db.create_problem(b"u")
+    engine = create_engine(_normalise_url(db_url))
+    try:
+        with engine.begin() as conn:
+            version = conn.execute(schema_version_table.select()).all()
+            assert [tuple(r) for r in version] == [(1, SCHEMA_VERSION)]
+            conn.execute(update(schema_version_table).values(version=SCHEMA_VERSION + 1))
+    finally:
+        engine.dispose()
+    with pytest.raises(RuntimeError, match="newer"):
+        TaskDB(db_url)
+
+
+def test_closed_db_refuses_use(db_url: str) -> None:
+    db = TaskDB(db_url)
+    db.close()
+    db.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        db.create_problem(b"u")
+
+
+# -- SQLite specifics and URL handling ------------------------------------------------------------
+def test_sqlite_file_uses_wal(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    with TaskDB(url) as db:
+        db.create_problem(b"u")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_memory_database_is_shared_across_threads(url: str) -> None:
+    with TaskDB(url) as db:
+        assert db.dialect == "sqlite"
+        ids = _run_concurrently(8, lambda _: [db.create_problem(b"m").problem_id for _ in range(25)])
+        assert sorted(ids) == list(range(1, 201))
+        key = TaskKey(ids[0], 1)
+        assert db.store_output(key, "ml_model", b"x") is True
+        assert db.store_output(key, "ml_model", b"y") is False
+        assert len(db.list_tasks(limit=500)) == 200
+    with TaskDB(url) as fresh:  # memory is per object: a new one starts empty
+        assert fresh.latest_task() is None
+
+
+def test_url_normalisation_and_unsupported_backend() -> None:
+    assert _normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert _normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert _normalise_url("sqlite:///x.db").drivername == "sqlite"
+    with pytest.raises(ValueError, match="SQLite and PostgreSQL"):
+        TaskDB("mysql://u@h/db")
+
+
+def test_task_key_wire_form() -> None:
+    key = TaskKey(3, 7)
+    assert key.to_wire() == {"problem_id": 3, "iteration_id": 7}
+    assert TaskKey.from_wire({"problem_id": 3, "iteration_id": 7}) == key
+    assert str(key) == "3.7"
+    assert sorted([TaskKey(2, 1), TaskKey(1, 10), TaskKey(1, 2)]) == [
+        TaskKey(1, 2),
+        TaskKey(1, 10),
+        TaskKey(2, 1),
+    ]

@@ -1,0 +1,101 @@
+"""Helpers shared by the shipped stage modules: configuration replies, name normalisation, number
+formatting and reading the AppRequirements record back into a typed dict."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from typing import Any
+
+from sustainml.messages.types import AppRequirements, ErrorCode, RequestType, ResponseType
+from sustainml.workers.logic.tables import HARDWARE, MODEL_CATALOGUE, HardwareSpec, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def norm_key(text: str) -> str:
+    """Case- and punctuation-insensitive key: ``"PIM-AI 1chip"`` -> ``"pimai1chip"``."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters/digits, inner hyphens and apostrophes kept)."""
+    return re.findall(r"[a-z0-9]+(?:['-][a-z0-9]+)*", text.casefold())
+
+
+def format_number(value: float) -> str:
+    """``50.0`` -> ``"50"``, ``33.3333`` -> ``"33.333"``: stable text for ``key=value`` strings."""
+    if math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def reply(req: RequestType, res: ResponseType, payload: dict[str, Any]) -> None:
+    """A successful configuration answer: ``payload`` as JSON text."""
+    res.node_id = req.node_id
+    res.transaction_id = req.transaction_id
+    res.success = True
+    res.err_code = ErrorCode.NO_ERROR
+    res.configuration = json.dumps(payload, sort_keys=True)
+
+
+def reply_error(req: RequestType, res: ResponseType, message: str) -> None:
+    """A failed configuration answer (upstream convention: success False, err_code 1, JSON error)."""
+    res.node_id = req.node_id
+    res.transaction_id = req.transaction_id
+    res.success = False
+    res.err_code = ErrorCode.INTERNAL_ERROR
+    res.configuration = json.dumps({"error": message})
+    log.info(
+        "configuration request %r (transaction %d) refused: %s",
+        req.configuration,
+        req.transaction_id,
+        message,
+    )
+
+
+def reply_unsupported(req: RequestType, res: ResponseType) -> None:
+    reply_error(req, res, f"Unsupported configuration request: {req.configuration}")
+
+
+def parse_requirements(app_requirements: AppRequirements | None) -> dict[str, float | str]:
+    """The typed requirements of an AppRequirements record.
+
+    The ``key=value`` list is the record's real content; ``extra_data["requirements"]`` holds the
+    same dict typed. Numeric values come back as ``float``; unparsable numbers are logged and skipped.
+    """
+    out: dict[str, float | str] = {}
+    if app_requirements is None:
+        return out
+    for item in app_requirements.app_requirements:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            continue  # free-text requirement (e.g. from a user callback): nothing to parse
+        if key.startswith("max_") or key.startswith("min_"):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                log.warning("requirement %r has a non-numeric value; ignored", item)
+            continue
+        out[key] = value
+    return out
+
+
+def find_model(name: str) -> ModelSpec | None:
+    """The catalogue model called ``name`` (case- and punctuation-insensitive), or ``None``."""
+    return _MODELS_BY_KEY.get(norm_key(name)) if name.strip() else None
+
+
+def find_hardware(name: str) -> HardwareSpec | None:
+    """The hardware table entry called ``name`` or one of its aliases (case- and
+    punctuation-insensitive: ``PIM-AI-1chip`` finds ``PIM_AI_1chip``), or ``None``."""
+    return _HARDWARE_BY_KEY.get(norm_key(name)) if name.strip() else None
+
+
+_MODELS_BY_KEY: dict[str, ModelSpec] = {norm_key(m.name): m for m in MODEL_CATALOGUE}
+_HARDWARE_BY_KEY: dict[str, HardwareSpec] = {
+    norm_key(alias): hw for hw in HARDWARE for alias in (hw.name, *hw.aliases)
+}

@@ -1,0 +1,6 @@
+"""`python -m sustainml.workers.ml_model_metadata`: one replica of the shipped ML_MODEL_METADATA node."""
+
+from sustainml.workers.shipped import run_shipped
+
+if __name__ == "__main__":
+    run_shipped("ml_model_metadata")

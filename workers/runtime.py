@@ -1,0 +1,557 @@
+"""The node runtime: what every stage worker does around its user callback.
+
+A ``Node`` consumes its stage queue (bound to the exchange of the stage before it), hands the
+callback exactly the typed inputs the original framework gave it, publishes the filled output to
+its own exchange with routing key ``<problem_id>.<iteration_id>`` and acknowledges the input only
+after that publish is confirmed (a crash in between yields a redelivery, never a loss). Around it:
+
+- status: INITIALIZING on start, IDLE when ready, RUNNING then IDLE/ERROR around each task, a
+  NodeStatus heartbeat on the fanout status exchange every ``heartbeat_interval`` seconds,
+  TERMINATING on shutdown;
+- configuration requests (RPC) on the node type's config queue, answered by ``service_callback``;
+- NodeControl commands on the control exchange (pause/resume, reset, terminate, cancel a task);
+- bad input (undecodable, invalid, missing context) is dead-lettered with the reason in a header.
+
+Subclass it (or use the six classes in ``sustainml.workers.nodes``) exactly like the original:
+``HardwareConstraintsNode(callback=task_callback, service_callback=configuration_callback).spin()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from types import FrameType
+from typing import Any, ClassVar
+
+from sustainml.config import Settings
+from sustainml.messages import (
+    SCHEMA_VERSION,
+    RECORD_TYPES,
+    CmdNode,
+    CmdTask,
+    ErrorCode,
+    MessageError,
+    NodeControl,
+    NodeStatus,
+    Record,
+    RequestType,
+    ResponseType,
+    Status,
+    TaskEnvelope,
+    TaskId,
+    TaskStatus,
+    decode,
+    decode_task,
+    encode,
+    encode_task,
+)
+from sustainml.messages import headers as H
+from sustainml.rpc import reply
+from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
+from sustainml.transport.base import Binding, Delivery, Message, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+TaskCallback = Callable[..., None]
+ServiceCallback = Callable[[RequestType, ResponseType], None]
+
+# How long a finished output may wait for its publisher confirm before the input is left unacked
+# (the broker then redelivers it): generous, confirms normally take milliseconds.
+PUBLISH_CONFIRM_TIMEOUT = 30.0
+CANCELLED_TASKS_REMEMBERED = 10_000
+
+
+class _HybridTerminate:
+    """``Node.terminate()`` stops every running node of that class (the seed template calls it on
+    the class from a signal handler); ``node.terminate()`` stops just that node."""
+
+    def __get__(self, obj: Node | None, cls: type[Node]) -> Callable[[], None]:
+        if obj is not None:
+            return obj.stop
+
+        def stop_all() -> None:
+            with Node._running_lock:
+                nodes = [n for n in Node._running if isinstance(n, cls)]
+            for node in nodes:
+                node.stop()
+
+        return stop_all
+
+
+class Node:
+    """Base class of every stage worker. Subclasses set ``STAGE``."""
+
+    STAGE: ClassVar[Stage]
+    _running: ClassVar[set[Node]] = set()
+    _running_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    terminate = _HybridTerminate()
+
+    def __init__(
+        self,
+        callback: TaskCallback | None = None,
+        service_callback: ServiceCallback | None = None,
+        *,
+        settings: Settings | None = None,
+        transport: Transport | None = None,
+        replica_id: str | None = None,
+    ) -> None:
+        if not hasattr(self, "STAGE"):
+            raise TypeError(f"{type(self).__name__} must set STAGE (a sustainml.topology.Stage)")
+        if callback is None:
+            raise TypeError(f"{type(self).__name__}: a task callback is required")
+        self.callback = callback
+        self.service_callback = service_callback
+        self.settings = settings or Settings.from_env()
+        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self._own_transport = transport is None
+        self.transport = transport if transport is not None else _amqp_transport(self.settings, self.STAGE.node)
+        self.replica_id = replica_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.node_name = self.STAGE.node
+
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started = False
+        self._paused = False
+        self._state = Status.INACTIVE
+        self._last_error = ""
+        self._in_flight: dict[TaskId, float] = {}
+        self._processed = 0
+        self._cancelled: OrderedDict[TaskId, None] = OrderedDict()
+        self._stage_tag: str | None = None
+        self._other_tags: list[str] = []
+        self._control_queue = self.topology.private_queue("control", self.replica_id)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect, declare, start consuming and heartbeating. Returns once the node is IDLE."""
+        if self._started:
+            return
+        self._started = True
+        self.transport.connect()
+        self._set_state(Status.INITIALIZING)
+        self._publish_status(event="online")
+        declare_all(self.transport, self.topology)
+        self.transport.declare_queue(
+            self.topology.private_queue_spec(
+                "control",
+                self.replica_id,
+                (
+                    Binding(self.topology.control_exchange, self.node_name),
+                    Binding(self.topology.control_exchange, ALL_NODES_KEY),
+                ),
+            )
+        )
+        self._other_tags.append(
+            self.transport.consume(self._control_queue, self._on_control, prefetch=16, concurrency=1)
+        )
+        self._other_tags.append(
+            self.transport.consume(
+                self.topology.config_queue(self.STAGE), self._on_config, prefetch=4, concurrency=1
+            )
+        )
+        self._consume_stage()
+        with Node._running_lock:
+            Node._running.add(self)
+        self._set_state(Status.IDLE)
+        self._publish_status(event="heartbeat")
+        self.transport.call_later(self.settings.heartbeat_interval, self._heartbeat)
+        log.info("%s replica %s ready", self.node_name, self.replica_id)
+
+    def spin(self) -> None:
+        """Run until ``terminate()``, a TERMINATE command or SIGINT/SIGTERM (when on the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
+        self.start()
+        self._stopped.wait()
+        self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the node to stop; ``spin`` then finishes in-flight work and returns."""
+        self._stopped.set()
+
+    def run_in_thread(self) -> threading.Thread:
+        """Start the node and spin it on a daemon thread (embedded mode, tests)."""
+        self.start()
+        thread = threading.Thread(target=self._spin_started, name=f"node-{self.node_name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _spin_started(self) -> None:
+        self._stopped.wait()
+        self._shutdown()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("%s: signal %d, stopping", self.node_name, signum)
+        self.stop()
+
+    def _shutdown(self) -> None:
+        with Node._running_lock:
+            Node._running.discard(self)
+        if self._stage_tag is not None:
+            self.transport.cancel(self._stage_tag)
+        for tag in self._other_tags:
+            self.transport.cancel(tag)
+        self._set_state(Status.TERMINATING)
+        self._publish_status(event="offline")
+        if self._own_transport:
+            # close() waits for running callbacks and flushes their publishes and acks.
+            self.transport.close(timeout=30.0)
+        log.info("%s replica %s stopped", self.node_name, self.replica_id)
+
+    def _consume_stage(self) -> None:
+        self._stage_tag = self.transport.consume(
+            self.topology.stage_queue(self.STAGE),
+            self._on_task,
+            prefetch=self.settings.prefetch,
+            concurrency=self.settings.concurrency,
+        )
+
+    # -- status ------------------------------------------------------------------------------
+    def _set_state(self, state: Status) -> None:
+        with self._lock:
+            self._state = state
+
+    def _status_record(self, event: str) -> NodeStatus:
+        with self._lock:
+            current = next(iter(self._in_flight), None)
+            return NodeStatus(
+                node_status=self._state,
+                task_status=TaskStatus.RUNNING if current else TaskStatus.WAITING,
+                error_code=ErrorCode.INTERNAL_ERROR if self._state == Status.ERROR else ErrorCode.NO_ERROR,
+                task_id=current,
+                error_description=self._last_error if self._state == Status.ERROR else "",
+                node_name=self.node_name,
+                replica_id=self.replica_id,
+                node_id=int(self.STAGE.node_id),
+                event=event,
+                heartbeat_interval=self.settings.heartbeat_interval,
+                in_flight=len(self._in_flight),
+                processed=self._processed,
+                timestamp=time.time(),
+            )
+
+    def _publish_status(self, *, event: str, record: NodeStatus | None = None) -> None:
+        status = record or self._status_record(event)
+        msg = H.build_message(
+            encode(status),
+            type_name="NodeStatus",
+            app_id=self.node_name,
+            schema_version=SCHEMA_VERSION,
+            persistent=False,
+        )
+        try:
+            fut = self.transport.publish(self.topology.status_exchange, self.node_name, msg, mandatory=False)
+            fut.add_done_callback(lambda f: f.exception() and log.debug("status lost: %s", f.exception()))
+        except TransportError as exc:  # status is best effort: the next heartbeat repeats it
+            log.debug("%s: status not published: %s", self.node_name, exc)
+
+    def _heartbeat(self) -> None:
+        if self._stopped.is_set():
+            return
+        with self._lock:
+            if not self._paused and self._state not in (Status.ERROR, Status.TERMINATING):
+                self._state = Status.RUNNING if self._in_flight else Status.IDLE
+        self._publish_status(event="heartbeat")
+        self.transport.call_later(self.settings.heartbeat_interval, self._heartbeat)
+
+    # -- tasks -------------------------------------------------------------------------------
+    def _on_task(self, delivery: Delivery) -> None:
+        try:
+            envelope = decode_task(delivery.message.body)
+        except MessageError as exc:
+            self._dead_letter(delivery, f"invalid message: {exc}")
+            return
+        if envelope.kind != self.STAGE.input_kind:
+            self._dead_letter(
+                delivery, f"{self.node_name} expects {self.STAGE.input_kind} records, got {envelope.kind}"
+            )
+            return
+        task_id = envelope.task_id
+        if self._is_cancelled(task_id):
+            log.info("%s: task %s was cancelled; not processing it", self.node_name, task_id)
+            delivery.ack()
+            return
+        failed = delivery.message.headers.get(H.H_FAILED)
+        if failed:
+            # An earlier stage failed this task and the orchestrator already recorded why; later
+            # stages do not work on it.
+            log.info("%s: task %s failed upstream (%s); skipping", self.node_name, task_id, failed)
+            delivery.ack()
+            return
+        try:
+            inputs = self._callback_inputs(envelope)
+        except KeyError as exc:
+            self._dead_letter(delivery, f"incomplete task context: missing {exc.args[0]}")
+            return
+        self._run_task(delivery, envelope, inputs)
+
+    def _callback_inputs(self, envelope: TaskEnvelope) -> list[Record]:
+        records = envelope.records()
+        inputs: list[Record] = []
+        for name in self.STAGE.callback_inputs:
+            if name.endswith(BASELINE_SUFFIX):
+                kind = name[: -len(BASELINE_SUFFIX)]
+                baseline = envelope.baselines.get(kind)
+                # Iteration 1 has no previous records: hand the callback an empty one, as upstream.
+                inputs.append(baseline if baseline is not None else RECORD_TYPES[kind](task_id=envelope.task_id))
+            else:
+                if name not in records:
+                    raise KeyError(name)
+                inputs.append(records[name])
+        return inputs
+
+    def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, inputs: list[Record]) -> None:
+        task_id = envelope.task_id
+        started = time.monotonic()
+        with self._lock:
+            self._in_flight[task_id] = started
+            if not self._paused:
+                self._state = Status.RUNNING
+        self._publish_status(event="task", record=self._task_status(task_id, Status.RUNNING, TaskStatus.RUNNING))
+
+        output = RECORD_TYPES[self.STAGE.kind](task_id=task_id)
+        node_status = NodeStatus(
+            node_status=Status.RUNNING,
+            task_status=TaskStatus.RUNNING,
+            task_id=task_id,
+            node_name=self.node_name,
+            replica_id=self.replica_id,
+            node_id=int(self.STAGE.node_id),
+        )
+        error = ""
+        try:
+            self.callback(*inputs, node_status, output)
+            if node_status.node_status == Status.ERROR or node_status.task_status == TaskStatus.ERROR:
+                error = node_status.error_description or f"{self.node_name} marked the task as failed"
+        except Exception as exc:  # the callback is user code: any failure becomes an error output
+            log.exception("%s: callback failed on task %s", self.node_name, task_id)
+            error = f"{type(exc).__name__}: {exc}"
+        if error:
+            try:
+                output.update_extra(error=error)
+            except MessageError:
+                # The callback left extra_data unusable: replace it so the error still travels.
+                output.extra_data = b""
+                output.update_extra(error=error)
+        output.task_id = task_id  # whatever the callback did, the output belongs to this task
+
+        headers: dict[str, Any] = {H.H_STAGE: self.node_name}
+        if error:
+            headers[H.H_FAILED] = f"{self.node_name}: {error}"
+        trace = H.trace_id_of(delivery.message.headers.get(H.H_TRACEPARENT))
+        out_env = envelope.next(self.STAGE.kind, output)
+        routing_key = task_id.key
+        try:
+            body = encode_task(out_env)
+        except MessageError as exc:
+            # The callback filled the output with something the wire format rejects (e.g. an
+            # oversized field): still tell the pipeline, with a minimal error output.
+            error = f"output rejected by the codec: {exc}"
+            headers[H.H_FAILED] = f"{self.node_name}: {error}"
+            output = RECORD_TYPES[self.STAGE.kind](task_id=task_id)
+            output.update_extra(error=error)
+            body = encode_task(envelope.next(self.STAGE.kind, output))
+        msg = H.build_message(
+            body,
+            type_name=type(output).__name__,
+            app_id=self.node_name,
+            schema_version=SCHEMA_VERSION,
+            message_id=H.stage_message_id(routing_key, self.STAGE.kind),
+            correlation_id=routing_key,
+            traceparent=H.new_traceparent(trace),
+            extra_headers=headers,
+        )
+        try:
+            self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg).result(
+                PUBLISH_CONFIRM_TIMEOUT
+            )
+        except (TransportError, FutureTimeout) as exc:
+            # Not acked: the broker redelivers the input (to this or another replica) and the
+            # task is redone; outputs are idempotent by message_id.
+            log.error("%s: output of task %s not confirmed (%s); input left for redelivery", self.node_name, task_id, exc)
+            with self._lock:
+                self._in_flight.pop(task_id, None)
+            return
+        delivery.ack()
+
+        final = Status.ERROR if error else Status.IDLE
+        with self._lock:
+            self._in_flight.pop(task_id, None)
+            self._processed += 1
+            self._last_error = error
+            if not self._paused:
+                self._state = final if not self._in_flight else Status.RUNNING
+        self._publish_status(
+            event="task",
+            record=self._task_status(
+                task_id, final, TaskStatus.ERROR if error else TaskStatus.SUCCEEDED, error
+            ),
+        )
+        log.debug("%s: task %s done in %.1f ms", self.node_name, task_id, (time.monotonic() - started) * 1e3)
+
+    def _task_status(self, task_id: TaskId, status: Status, task_status: TaskStatus, error: str = "") -> NodeStatus:
+        return NodeStatus(
+            node_status=status,
+            task_status=task_status,
+            error_code=ErrorCode.INTERNAL_ERROR if error else ErrorCode.NO_ERROR,
+            task_id=task_id,
+            error_description=error,
+            node_name=self.node_name,
+            replica_id=self.replica_id,
+            node_id=int(self.STAGE.node_id),
+            event="task",
+            heartbeat_interval=self.settings.heartbeat_interval,
+            in_flight=len(self._in_flight),
+            processed=self._processed,
+            timestamp=time.time(),
+        )
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a message we cannot process to the queue's dead-letter queue, with the reason."""
+        log.warning("%s: dead-lettering message %s: %s", self.node_name, delivery.message.message_id, reason)
+        original = delivery.message
+        headers = dict(original.headers)
+        headers.update(
+            {
+                H.H_DEAD_REASON: reason[:2000],
+                H.H_DEAD_QUEUE: delivery.queue,
+                H.H_DEAD_EXCHANGE: delivery.exchange,
+                H.H_DEAD_ROUTING_KEY: delivery.routing_key,
+            }
+        )
+        dead = Message(
+            original.body,
+            headers=headers,
+            message_id=original.message_id,
+            correlation_id=original.correlation_id,
+            reply_to=original.reply_to,
+            type=original.type,
+            app_id=original.app_id,
+            timestamp=original.timestamp,
+            content_type=original.content_type,
+        )
+        try:
+            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(
+                PUBLISH_CONFIRM_TIMEOUT
+            )
+        except (TransportError, FutureTimeout) as exc:
+            # Fall back on the queue's own dead-letter exchange (loses the reason header, keeps
+            # the message).
+            log.error("%s: dead-letter publish failed (%s); rejecting to the queue's DLX", self.node_name, exc)
+            delivery.reject(requeue=False)
+            return
+        delivery.ack()
+
+    # -- cancellation ------------------------------------------------------------------------
+    def _is_cancelled(self, task_id: TaskId) -> bool:
+        with self._lock:
+            return task_id in self._cancelled
+
+    def _cancel_task(self, task_id: TaskId) -> None:
+        with self._lock:
+            self._cancelled[task_id] = None
+            while len(self._cancelled) > CANCELLED_TASKS_REMEMBERED:
+                self._cancelled.popitem(last=False)
+
+    # -- control -----------------------------------------------------------------------------
+    def _on_control(self, delivery: Delivery) -> None:
+        delivery.ack()  # control messages are commands, not work: nothing to redo on failure
+        try:
+            cmd = decode(delivery.message.body, NodeControl)
+        except MessageError as exc:
+            log.warning("%s: ignoring invalid control message: %s", self.node_name, exc)
+            return
+        if cmd.target_node not in ("", self.node_name, ALL_NODES_KEY):
+            return
+        if cmd.cmd_task in (CmdTask.CMD_STOP_TASK, CmdTask.CMD_TERMINATE_TASK, CmdTask.CMD_PREEMPT_TASK):
+            if cmd.task_id is not None:
+                self._cancel_task(cmd.task_id)
+        elif cmd.cmd_task == CmdTask.CMD_RESET_TASK and cmd.task_id is not None:
+            with self._lock:
+                self._cancelled.pop(cmd.task_id, None)
+        if cmd.cmd_node == CmdNode.CMD_STOP_NODE:
+            self._pause()
+        elif cmd.cmd_node == CmdNode.CMD_START_NODE:
+            self._resume()
+        elif cmd.cmd_node == CmdNode.CMD_RESET_NODE:
+            with self._lock:
+                self._cancelled.clear()
+                self._last_error = ""
+                if self._state == Status.ERROR:
+                    self._state = Status.IDLE
+            self._publish_status(event="heartbeat")
+        elif cmd.cmd_node == CmdNode.CMD_TERMINATE_NODE:
+            self.stop()
+
+    def _pause(self) -> None:
+        with self._lock:
+            if self._paused:
+                return
+            self._paused = True
+            self._state = Status.INACTIVE
+            tag, self._stage_tag = self._stage_tag, None
+        if tag is not None:
+            self.transport.cancel(tag)
+        self._publish_status(event="heartbeat")
+
+    def _resume(self) -> None:
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+            self._state = Status.IDLE
+        self._consume_stage()
+        self._publish_status(event="heartbeat")
+
+    # -- configuration RPC -------------------------------------------------------------------
+    def _on_config(self, delivery: Delivery) -> None:
+        delivery.ack()  # answered (or explained) exactly once below; a retry is the caller's call
+        try:
+            req = decode(delivery.message.body, RequestType)
+        except MessageError as exc:
+            res = ResponseType(
+                node_id=int(self.STAGE.node_id),
+                transaction_id=0,
+                success=False,
+                err_code=ErrorCode.INTERNAL_ERROR,
+                configuration=json.dumps({"error": f"invalid configuration request: {exc}"}),
+            )
+            reply(self.transport, delivery, encode(res), type="ResponseType")
+            return
+        res = ResponseType(node_id=req.node_id, transaction_id=req.transaction_id, success=True)
+        try:
+            if self.service_callback is None:
+                res.success = False
+                res.err_code = ErrorCode.INTERNAL_ERROR
+                res.configuration = json.dumps(
+                    {"error": f"Unsupported configuration request: {req.configuration}"}
+                )
+            else:
+                self.service_callback(req, res)
+        except Exception as exc:  # user code: report it to the requester instead of hanging it
+            log.exception("%s: configuration callback failed", self.node_name)
+            res = ResponseType(
+                node_id=req.node_id,
+                transaction_id=req.transaction_id,
+                success=False,
+                err_code=ErrorCode.INTERNAL_ERROR,
+                configuration=json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
+            )
+        reply(self.transport, delivery, encode(res), type="ResponseType")
+
+
+def _amqp_transport(settings: Settings, name: str) -> Transport:
+    from sustainml.transport.amqp import AmqpTransport  # pika only when a real broker is used
+
+    return AmqpTransport(settings.broker_url, heartbeat=settings.amqp_heartbeat, name=name)

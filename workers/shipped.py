@@ -1,0 +1,39 @@
+"""Build and run the shipped implementation of a node (what `sustainml worker <node>` starts)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from sustainml.config import Settings
+from sustainml.topology import resolve_stage
+from sustainml.transport.base import Transport
+from sustainml.workers.nodes import NODE_CLASSES
+from sustainml.workers.runtime import Node
+
+
+def shipped_node(
+    name: str,
+    *,
+    settings: Settings | None = None,
+    transport: Transport | None = None,
+    replica_id: str | None = None,
+) -> Node:
+    """The node class of ``name`` wired to its shipped logic module ``sustainml.workers.logic.<kind>``."""
+    stage = resolve_stage(name)
+    logic = importlib.import_module(f"sustainml.workers.logic.{stage.kind}")
+    cls = NODE_CLASSES[stage.node]
+    return cls(
+        callback=logic.task_callback,
+        service_callback=logic.configuration_callback,
+        settings=settings,
+        transport=transport,
+        replica_id=replica_id,
+    )
+
+
+def run_shipped(name: str) -> None:
+    """Entry point of ``python -m sustainml.workers.<node>``."""
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    shipped_node(name, settings=settings).spin()
