@@ -60,7 +60,7 @@ Buffer = bytes | bytearray | memoryview
 # --------------------------------------------------------------------------------------------
 def to_wire(rec: Record) -> dict[str, Any]:
     """The record as a msgpack-ready dict (see the module docstring)."""
-    wire = rec.model_dump()
+    wire = rec.model_dump(warnings=False)  # a bad in-place mutation is reported by encode instead
     extra = rec.__pydantic_extra__
     if extra:  # typed fields are validated; unknown ones must still survive a round trip
         for key in extra:
@@ -89,28 +89,12 @@ def from_wire(cls: type[R], d: Any, path: str | None = None) -> R:
 def _pack_body(body: dict[str, Any]) -> bytes:
     try:
         data = packb(body)
-    except (TypeError, ValueError, OverflowError) as exc:  # e.g. a str with lone surrogates
-        where = _locate_unpackable(body, "")
-        raise MessageError(where or "body", f"cannot be encoded as msgpack ({exc})") from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # fields were validated: a defensive net
+        raise MessageError("body", f"cannot be encoded as msgpack ({exc})") from exc
     if len(data) > limits.MAX_MESSAGE_BYTES:
         limit = limits.MAX_MESSAGE_BYTES
         raise MessageError("body", f"must encode to at most {limit} bytes, got {len(data)}")
     return data
-
-
-def _locate_unpackable(value: Any, path: str) -> str:
-    """Slow path after a failed pack: the deepest path whose value msgpack refuses."""
-    children: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
-    elif isinstance(value, list | tuple):
-        children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
-    for child_path, child in children:
-        try:
-            packb(child)
-        except (TypeError, ValueError, OverflowError):
-            return _locate_unpackable(child, child_path)
-    return path
 
 
 def _unpack_body(data: Any) -> dict[str, Any]:

@@ -181,6 +181,7 @@ _TYPE_WORDS: Final[dict[str, str]] = {
     "model_type": "must be a map",
     "model_attributes_type": "must be a map",
     "invalid_key": "map keys must be strings",
+    "string_unicode": "must be valid unicode text (no lone surrogates)",
 }
 
 

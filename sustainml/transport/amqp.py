@@ -120,6 +120,26 @@ def _close_reason(reason: BaseException | None) -> str:
     return repr(reason)
 
 
+def _describe(exc: BaseException) -> str:
+    """The innermost cause of a pika connection failure, e.g. ``ConnectionRefusedError: ...``
+    (pika wraps it two or three levels deep, and the outer ``str`` is often empty)."""
+    seen = 0
+    while seen < 10:
+        seen += 1
+        inner: object = None
+        if getattr(exc, "exceptions", None):
+            inner = exc.exceptions[-1]  # type: ignore[attr-defined]
+        elif isinstance(getattr(exc, "exception", None), BaseException):
+            inner = exc.exception  # type: ignore[attr-defined]
+        elif isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else repr(exc)
+
+
 def _map_channel_close(what: str, reason: BaseException | None) -> TransportError:
     """The error a pending operation fails with when its channel closes."""
     if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
@@ -576,7 +596,7 @@ class AmqpTransport(Transport):
                     time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             if last is not None or self._conn is None:
                 self._stop_threads(1.0)
-                detail = _scrub(f"{type(last).__name__}: {last}", self._password) if last else "timed out"
+                detail = _scrub(_describe(last), self._password) if last else "timed out"
                 raise BrokerUnavailable(
                     f"cannot reach RabbitMQ at {self._safe_url} ({detail}): is it running? start it with "
                     "`rabbitmq-server -detached` or pass --broker/SUSTAINML_BROKER_URL"
@@ -778,7 +798,7 @@ class AmqpTransport(Transport):
                 generation = self._generation
                 self._restore()
             except Exception as exc:
-                last = _scrub(f"{type(exc).__name__}: {exc}", self._password)
+                last = _scrub(_describe(exc), self._password)
                 continue
             with self._state_lock:
                 if not self._lost and self._generation == generation and not self._closing:

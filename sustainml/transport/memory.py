@@ -31,9 +31,9 @@ Behaviour mirrored from RabbitMQ 3.10 (checked against a real broker):
   re-declared for that long;
 - re-declaring an exchange or queue with different arguments fails (``PRECONDITION_FAILED``).
 
-Not modelled: persistence (nothing survives the process), exclusive/auto-delete queues,
-exchange-to-exchange bindings, publisher flow control, consumer timeouts, and the
-``messages_unacknowledged`` limit of ``max_length`` on requeue.
+Not modelled: persistence (nothing survives the process), exclusive/auto-delete queues, headers
+exchanges, exchange-to-exchange bindings, publisher flow control, consumer timeouts; ``max_length``
+is enforced when messages are published or dead-lettered in, not when they are requeued.
 
 Threading: one lock per broker guards all state. Routing and dispatch run under it on whichever
 thread changed the state (publish, settle, consume, a timer); a dispatch only submits the delivery

@@ -203,6 +203,8 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut the live ones (the broker "goes away")."""
         if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -468,8 +470,9 @@ def test_reconnect_after_broker_closes_the_connection(
 
 
 def test_outage_fails_pending_publishes_then_reconnects(
-    amqp_url: str, names: Names, test_namespace: str
+    amqp_url: str, names: Names, test_namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="sustainml.transport.amqp")
     parts = urlsplit(amqp_url)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
     netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
@@ -492,6 +495,14 @@ def test_outage_fails_pending_publishes_then_reconnects(
         with pytest.raises(ConnectionLost):
             transport.publish(exchange, "k", Message(b"during outage")).result(5)
 
+        # While the broker is unreachable the transport keeps trying, with backoff.
+        wait_until(
+            lambda: any("attempt 3" in r.getMessage() for r in caplog.records),
+            15,
+            "failed reconnect attempts",
+        )
+        assert transport.generation == 1
+        assert not any("guest" in r.getMessage() for r in caplog.records), "credentials in a log line"
         proxy.hold.clear()
         proxy.start()  # the broker is back on the same address
         wait_until(lambda: transport.is_open and transport.generation == 2, 30, "reconnect after outage")

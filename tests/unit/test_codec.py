@@ -323,7 +323,7 @@ def _body(**kw: Any) -> bytes:
         (_body(schema_version=1, type="Nope", record={}), "type", "unknown message type, got 'Nope'"),
         (_body(schema_version=1, type="UserInput"), "record", "is required"),
         (_body(schema_version=1, type="UserInput", record=[1]), "record", "must be a map, got list"),
-        (_body(schema_version=1, type="UserInput", record={b"k": 1}), "record[b'k']", "keys must be strings"),
+        (_body(schema_version=1, type="UserInput", record={b"k": 1}), "record.b'k'", "keys must be strings"),
         (
             _body(schema_version=1, type="UserInput", record={"minimum_samples": -1}),
             "record.minimum_samples",
@@ -412,10 +412,15 @@ def test_encode_rejects_unregistered_types() -> None:
 
 
 def test_encode_names_the_field_msgpack_cannot_carry() -> None:
-    rec = UserInput(modality="ok", problem_definition="bad \ud800 surrogate")
+    with pytest.raises(MessageError) as info:
+        UserInput(modality="ok", problem_definition="bad \ud800 surrogate")
+    assert info.value.field == "UserInput.problem_definition"
+    assert "must be valid unicode text" in str(info.value)
+    rec = UserInput()
+    rec.inputs.append("\udfff")  # in-place mutation is not validated until encode
     with pytest.raises(MessageError) as info:
         encode(rec)
-    assert info.value.field == "record.problem_definition"
+    assert info.value.field == "UserInput.inputs[0]"
     for extra, field in [
         ({"later": {1, 2}}, "UserInput.later"),
         ({"later": {"a": [1, object()]}}, "UserInput.later.a[1]"),

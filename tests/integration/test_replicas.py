@@ -1,0 +1,108 @@
+"""Horizontal scaling and crash recovery on the real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sustainml.config import Settings
+from sustainml.deployment import LocalDeployment, amqp_transports
+from sustainml.messages import TaskId, TaskStatus, UserInput
+from sustainml.orchestrator.taskdb import TaskKey
+from sustainml.topology import Topology
+from sustainml.workers.logic import hw_resources
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
+    s = Settings(
+        broker_url=amqp_url,
+        namespace=f"t-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+    )
+    yield s
+    from sustainml.transport.amqp import AmqpTransport
+
+    topo = Topology(s.namespace)
+    with AmqpTransport(s.broker_url, name="cleanup") as t:
+        for q in topo.durable_queues():
+            t.delete_queue(q.name)
+
+
+def _ui(i: int) -> UserInput:
+    return UserInput(problem_short_description=f"classify photos of product defects, batch {i}", modality="image")
+
+
+def test_two_replicas_share_the_work_and_each_task_runs_once(settings: Settings) -> None:
+    lock = threading.Lock()
+    runs: list[tuple[str, TaskId]] = []
+
+    def recording(ml_model: Any, app: Any, hw_c: Any, status: Any, out: Any) -> None:
+        with lock:
+            runs.append((status.replica_id, out.task_id))
+        time.sleep(0.02)  # long enough that one replica cannot drain the queue alone
+        hw_resources.task_callback(ml_model, app, hw_c, status, out)
+
+    with LocalDeployment(
+        settings, amqp_transports(settings), replicas={"hw_resources": 2}, callbacks={"hw_resources": recording}
+    ) as dep:
+        client = dep.client()
+        ids = [client.submit(_ui(i), watch=True) for i in range(20)]
+        results = client.wait_many(ids, 90)
+    assert all(r.state == "succeeded" for r in results.values())
+    per_task = Counter(t for _, t in runs)
+    assert set(per_task) == set(ids)
+    assert set(per_task.values()) == {1}  # each task processed exactly once
+    per_replica = Counter(r for r, _ in runs)
+    assert len(per_replica) == 2, per_replica  # both replicas took a share
+
+
+def test_killed_worker_task_completes_once_on_another_replica(settings: Settings, tmp_path: Path) -> None:
+    marker = tmp_path / "in-flight"
+    env = dict(
+        os.environ,
+        SUSTAINML_BROKER_URL=settings.broker_url,
+        SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_HEARTBEAT_INTERVAL="0.5",
+    )
+    script = Path(__file__).with_name("slow_worker.py")
+    with LocalDeployment(settings, amqp_transports(settings), replicas={"hw_resources": 0}) as dep:
+        proc = subprocess.Popen([sys.executable, str(script), str(marker)], env=env)
+        try:
+            client = dep.client()
+            tid = client.submit(_ui(0), watch=True)
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                assert proc.poll() is None, "slow worker exited early"
+                assert time.monotonic() < deadline, "the slow replica never started the task"
+                time.sleep(0.05)
+            assert marker.read_text() == tid.key
+            proc.kill()  # SIGKILL mid-task: its delivery was never acked
+            proc.wait(10)
+            assert client.result(tid).state == "running"
+            dep.start_node("hw_resources")  # a healthy replica picks up the redelivered input
+            res = client.wait(tid, 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert res.state == "succeeded", res.error
+        assert res.outputs["hw_resources"].task_id == tid
+        assert dep.orchestrator is not None
+        events = dep.orchestrator.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id))
+        done = [e for e in events if e.node_name == "HW_RESOURCES" and e.task_status == int(TaskStatus.SUCCEEDED)]
+        assert len(done) == 1  # completed once, by the new replica
+        assert dep.orchestrator.db.count_outputs(TaskKey(tid.problem_id, tid.iteration_id)) == 6
