@@ -19,10 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sustainml.config import Settings
-from sustainml.messages import MessageError, ResponseType, Status, TaskId, UserInput, decode_task, from_wire, to_wire
+from sustainml.messages import (
+    MessageError,
+    ResponseType,
+    Status,
+    TaskId,
+    UserInput,
+    decode_task,
+    from_wire,
+    to_wire,
+)
 from sustainml.messages import headers as H
 from sustainml.orchestrator.core import config_call
-from sustainml.orchestrator.protocol import TaskResult, request, unpack
+from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, TaskResult, request, unpack
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
 from sustainml.topology import STAGES_BY_KIND, Topology, resolve_stage
 from sustainml.transport.base import Delivery, Message, Transport
@@ -44,6 +53,16 @@ class StageEvent:
     elapsed: float  # seconds since the watch started
 
 
+@dataclass(frozen=True)
+class TaskStateEvent:
+    """A task state change the orchestrator stored (running, succeeded, failed, cancelled)."""
+
+    task_id: TaskId
+    state: str
+    stage: str | None
+    error: str | None
+
+
 ProgressCallback = Callable[[StageEvent], None]
 
 
@@ -55,13 +74,15 @@ class Client:
         if transport is None:
             from sustainml.transport.amqp import AmqpTransport
 
-            transport = AmqpTransport(self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="client")
+            transport = AmqpTransport(
+                self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="client"
+            )
         self.transport = transport
         self.transport.connect()
         self.id = uuid.uuid4().hex[:12]
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"client-{self.id}")
         self._watch_queue: str | None = None
-        self._events: queue.Queue[StageEvent] = queue.Queue()
+        self._events: queue.Queue[StageEvent | TaskStateEvent] = queue.Queue()
         self._started = time.monotonic()
         self._tx = 0
         self._lock = threading.Lock()
@@ -142,13 +163,12 @@ class Client:
                 event = self._events.get(timeout=min(remaining, 0.25))
             except queue.Empty:
                 event = None
-            if event is not None:
-                if on_progress is not None:
-                    on_progress(event)
-                final = STAGES_BY_KIND["carbon_footprint"].node
-                if event.task_id in pending and (event.failed or event.node == final):
-                    self._finish(event.task_id, pending, done)
-            if time.monotonic() >= next_poll:  # cancellations and unwatched tasks
+            if isinstance(event, StageEvent) and on_progress is not None:
+                on_progress(event)
+            elif isinstance(event, TaskStateEvent) and event.task_id in pending and event.state in TERMINAL_STATES:
+                pending.discard(event.task_id)
+                done[event.task_id] = self.result(event.task_id)
+            if time.monotonic() >= next_poll:  # tasks not watched by this client
                 next_poll = time.monotonic() + 1.0
                 for tid in list(pending):
                     res = self.result(tid)
@@ -156,16 +176,6 @@ class Client:
                         pending.discard(tid)
                         done[tid] = res
         return done
-
-    def _finish(self, task_id: TaskId, pending: set[TaskId], done: dict[TaskId, TaskResult]) -> None:
-        # The watch queue may see the final output a moment before the orchestrator stored it.
-        for _ in range(100):
-            res = self.result(task_id)
-            if res.done:
-                pending.discard(task_id)
-                done[task_id] = res
-                return
-            time.sleep(0.02)
 
     def status(self) -> dict[str, Any]:
         reply = self._call("status")
@@ -187,7 +197,9 @@ class Client:
             self._tx += 1
             tx = self._tx
         stage = resolve_stage(node)
-        return config_call(self._rpc, self.topology, stage, configuration, tx, timeout or self.settings.rpc_timeout)
+        return config_call(
+            self._rpc, self.topology, stage, configuration, tx, timeout or self.settings.rpc_timeout
+        )
 
     # -- watching ------------------------------------------------------------------------------
     def _ensure_watch_queue(self) -> str:
@@ -200,6 +212,20 @@ class Client:
 
     def _on_watch(self, delivery: Delivery) -> None:
         delivery.ack()  # a progress view; the orchestrator holds the durable copy
+        if delivery.message.type == "TaskEvent":
+            try:
+                ev = unpack(delivery.message.body)
+                self._events.put(
+                    TaskStateEvent(
+                        task_id=from_wire(TaskId, ev.get("task_id")),
+                        state=str(ev.get("state")),
+                        stage=ev.get("stage"),
+                        error=ev.get("error"),
+                    )
+                )
+            except (RequestError, MessageError) as exc:
+                log.warning("unreadable task event on the watch queue: %s", exc)
+            return
         try:
             env = decode_task(delivery.message.body)
         except MessageError as exc:

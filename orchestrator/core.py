@@ -18,7 +18,9 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import Any
 
 from sustainml.config import Settings
@@ -28,6 +30,7 @@ from sustainml.messages import (
     CmdNode,
     CmdTask,
     CO2Footprint,
+    ErrorCode,
     MessageError,
     NodeControl,
     NodeStatus,
@@ -55,7 +58,7 @@ from sustainml.orchestrator.protocol import (
     unpack,
 )
 from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
-from sustainml.orchestrator.taskdb import TaskDB, TaskKey, TaskRow
+from sustainml.orchestrator.taskdb import StatusUpdate, TaskDB, TaskKey, TaskRow
 from sustainml.rpc import RpcClient, RpcError, reply
 from sustainml.topology import (
     ALL_NODES_KEY,
@@ -74,6 +77,7 @@ from sustainml.transport.base import Binding, Delivery, Message, Transport, Tran
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 30.0
+STATUS_FLUSH_INTERVAL = 0.5  # seconds between batched writes of node statuses
 # UserInput fields an iteration never inherits from the request (they identify the request).
 _NOT_INHERITED = {"task_id", "previous_iteration", "extra_data"}
 
@@ -115,6 +119,8 @@ class Orchestrator:
         self._tx_lock = threading.Lock()
         self._stopped = threading.Event()
         self._started = False
+        self._status_lock = threading.Lock()
+        self._status_backlog: list[StatusUpdate] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,6 +143,7 @@ class Orchestrator:
                 self.topology.orchestrator_requests_queue, self._on_request, prefetch=16, concurrency=2
             ),
         ]
+        self.transport.call_later(STATUS_FLUSH_INTERVAL, self._flush_statuses)
         log.info("orchestrator %s ready (namespace %s)", self.id, self.topology.ns)
 
     def stop(self) -> None:
@@ -149,9 +156,11 @@ class Orchestrator:
         self.close()
 
     def close(self) -> None:
+        self._stopped.set()
         for tag in self._tags:
             self.transport.cancel(tag)
         self._tags = []
+        self._flush_statuses(rearm=False)
         if self._rpc is not None:
             self._rpc.close()
             self._rpc = None
@@ -197,6 +206,7 @@ class Orchestrator:
             self.db.set_state(_key(task_id), "failed", error=f"could not start the task: {exc}")
             raise
         log.info("task %s started", task_id)
+        self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
         self._notify()
         return task_id
 
@@ -237,6 +247,7 @@ class Orchestrator:
         return baselines
 
     def _bind_watcher(self, queue: str, task_id: TaskId) -> None:
+        self.transport.bind(queue, Binding(self.topology.task_exchange, task_id.key))
         for stage in PIPELINE:
             self.transport.bind(queue, Binding(self.topology.record_exchange(stage.kind), task_id.key))
 
@@ -254,23 +265,49 @@ class Orchestrator:
             self._dead_letter(delivery, f"output for unknown task {task_id}")
             return
         stage = STAGES_BY_KIND[envelope.kind]
-        fresh = self.db.store_output(key, envelope.kind, encode(envelope.record), delivery.message.message_id or "")
+        record = encode(envelope.record)
+        message_id = delivery.message.message_id or ""
+        failed = delivery.message.headers.get(H.H_FAILED)
         if row.state == "cancelled":
-            # A replica that missed the cancel worked on it: tell the nodes again.
+            # Kept for the record; a replica that missed the cancel worked on it: tell them again.
+            fresh = self.db.store_output(key, envelope.kind, record, message_id)
             self._broadcast_cancel(task_id)
-        elif fresh:
-            failed = delivery.message.headers.get(H.H_FAILED)
+            state, error, at_stage = "cancelled", row.error, stage.node
+        else:
             if failed:
-                self.db.set_state(key, "failed", error=str(failed), current_stage=stage.node)
+                state, error, at_stage = "failed", str(failed), stage.node
             elif stage is FINAL_STAGE:
-                self.db.set_state(key, "succeeded", current_stage=None)
+                state, error, at_stage = "succeeded", None, stage.node
             else:
-                self.db.set_state(key, "running", current_stage=_next_stage(stage).node)
+                state, error, at_stage = "running", None, _next_stage(stage).node
+            fresh = self.db.record_output(
+                key, envelope.kind, record, message_id, state=state, current_stage=at_stage, error=error
+            )
         delivery.ack()  # only after the output is stored
-        if fresh:
-            self._notify()
-            if stage is FINAL_STAGE and row.state != "cancelled" and not delivery.message.headers.get(H.H_FAILED):
-                self._maybe_auto_iterate(task_id, envelope.record)
+        if not fresh:
+            return  # a redelivered duplicate: stored once, announced once
+        self._publish_task_event(task_id, state, at_stage, error)
+        self._notify()
+        if stage is FINAL_STAGE and state == "succeeded":
+            self._maybe_auto_iterate(task_id, envelope.record)
+
+    def _publish_task_event(self, task_id: TaskId, state: str, stage: str | None, error: str | None) -> None:
+        """Announce a stored state change on the tasks exchange (watchers finish on it)."""
+        body = pack(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "type": "TaskEvent",
+                "task_id": to_wire(task_id),
+                "state": state,
+                "stage": stage,
+                "error": error,
+            }
+        )
+        msg = H.build_message(
+            body, type_name="TaskEvent", app_id="ORCHESTRATOR", schema_version=SCHEMA_VERSION, persistent=False
+        )
+        fut = self.transport.publish(self.topology.task_exchange, task_id.key, msg, mandatory=False)
+        fut.add_done_callback(_log_event_failure)
 
     def _maybe_auto_iterate(self, task_id: TaskId, carbon: Record) -> None:
         """Upstream "Nº outputs": a carbon output with num_outputs > 1 starts the next iteration,
@@ -281,7 +318,9 @@ class Orchestrator:
         try:
             num_outputs = int(extra.get("num_outputs") or 1)
         except (TypeError, ValueError):
-            log.warning("task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs"))
+            log.warning(
+                "task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs")
+            )
             return
         if num_outputs <= 1:
             return
@@ -322,11 +361,19 @@ class Orchestrator:
         )
         m = delivery.message
         dead = Message(
-            m.body, headers=headers, message_id=m.message_id, correlation_id=m.correlation_id,
-            type=m.type, app_id=m.app_id, timestamp=m.timestamp, content_type=m.content_type,
+            m.body,
+            headers=headers,
+            message_id=m.message_id,
+            correlation_id=m.correlation_id,
+            type=m.type,
+            app_id=m.app_id,
+            timestamp=m.timestamp,
+            content_type=m.content_type,
         )
         try:
-            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(PUBLISH_TIMEOUT)
+            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(
+                PUBLISH_TIMEOUT
+            )
         except (TransportError, FutureTimeout) as exc:
             log.error("dead-letter publish failed (%s); rejecting to the queue's DLX", exc)
             delivery.reject(requeue=False)
@@ -342,28 +389,32 @@ class Orchestrator:
             log.warning("ignoring invalid status message: %s", exc)
             return
         self.registry.update(status)
-        try:
-            task = _key(status.task_id) if status.task_id else None
-            self.db.upsert_node_status(
-                status.node_name,
-                status.replica_id,
-                int(status.node_status),
-                int(status.task_status),
-                task=task,
-                error_description=status.error_description,
-            )
-            if status.event == "task" and task is not None:
-                self.db.add_task_event(
-                    task,
-                    status.node_name,
-                    status.replica_id,
-                    int(status.node_status),
-                    int(status.task_status),
-                    status.error_description,
-                )
-        except Exception:  # the registry is still right; the DB copy is for history
-            log.exception("could not store status of %s/%s", status.node_name, status.replica_id)
+        task = _key(status.task_id) if status.task_id else None
+        update = StatusUpdate(
+            node_name=status.node_name,
+            replica_id=status.replica_id,
+            status=int(status.node_status),
+            task_status=int(status.task_status),
+            task=task,
+            error_description=status.error_description,
+            at=datetime.now(UTC),
+            task_event=status.event == "task" and task is not None,
+        )
+        with self._status_lock:
+            self._status_backlog.append(update)
         self._notify()
+
+    def _flush_statuses(self, *, rearm: bool = True) -> None:
+        """Write the buffered statuses in one transaction (heartbeats are written behind so they
+        never compete with task outputs for the database)."""
+        with self._status_lock:
+            batch, self._status_backlog = self._status_backlog, []
+        try:
+            self.db.record_statuses(batch)
+        except Exception:  # the in-memory registry stays right; the DB copy is history
+            log.exception("could not store %d node status updates", len(batch))
+        if rearm and not self._stopped.is_set() and self._started:
+            self.transport.call_later(STATUS_FLUSH_INTERVAL, self._flush_statuses)
 
     def status(self) -> dict[str, Status]:
         return self.registry.node_status()
@@ -377,7 +428,8 @@ class Orchestrator:
         if row is None:
             raise KeyError(f"task {task_id} does not exist")
         outputs = {
-            kind: decode(blob, RECORD_TYPES[kind]) for kind, blob in self.db.get_outputs(_key(task_id)).items()
+            kind: decode(blob, RECORD_TYPES[kind])
+            for kind, blob in self.db.get_outputs(_key(task_id)).items()
         }
         user_input = _decode_user_input(row.user_input)
         user_input.task_id = task_id  # stored before the id existed
@@ -401,7 +453,9 @@ class Orchestrator:
                 return res
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"task {task_id} not finished after {timeout:g} s (at {res.current_stage})")
+                raise TimeoutError(
+                    f"task {task_id} not finished after {timeout:g} s (at {res.current_stage})"
+                )
             with self._changed:
                 self._changed.wait(min(remaining, 0.5))
 
@@ -419,7 +473,9 @@ class Orchestrator:
         """Cancel a task (default: the latest unfinished one). Later stages skip it and no
         automatic iteration follows. Returns the cancelled id, or None if there was none."""
         if task_id is None:
-            running = self.db.list_tasks(state="running", limit=1) or self.db.list_tasks(state="queued", limit=1)
+            running = self.db.list_tasks(state="running", limit=1) or self.db.list_tasks(
+                state="queued", limit=1
+            )
             if not running:
                 return None
             task_id = TaskId(problem_id=running[0].problem_id, iteration_id=running[0].iteration_id)
@@ -428,6 +484,7 @@ class Orchestrator:
             raise KeyError(f"task {task_id} does not exist")
         if row.state not in TERMINAL_STATES:
             self.db.set_state(_key(task_id), "cancelled", error="cancelled by request")
+            self._publish_task_event(task_id, "cancelled", row.current_stage, "cancelled by request")
         self._broadcast_cancel(task_id)
         self._notify()
         return task_id
@@ -446,22 +503,39 @@ class Orchestrator:
         """Publish a NodeControl to one node type (all its replicas) or to ``all``."""
         target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
         cmd = NodeControl(
-            cmd_node=cmd_node, cmd_task=cmd_task, target_node=target_node, task_id=task_id, source_node="ORCHESTRATOR"
+            cmd_node=cmd_node,
+            cmd_task=cmd_task,
+            target_node=target_node,
+            task_id=task_id,
+            source_node="ORCHESTRATOR",
         )
         msg = H.build_message(
-            encode(cmd), type_name="NodeControl", app_id="ORCHESTRATOR", schema_version=SCHEMA_VERSION, persistent=False
+            encode(cmd),
+            type_name="NodeControl",
+            app_id="ORCHESTRATOR",
+            schema_version=SCHEMA_VERSION,
+            persistent=False,
         )
         self.transport.publish(self.topology.control_exchange, target_node, msg, mandatory=False).result(
             PUBLISH_TIMEOUT
         )
 
-    def config_request(self, node: str | int, configuration: str, timeout: float | None = None) -> ResponseType:
+    def config_request(
+        self, node: str | int, configuration: str, timeout: float | None = None
+    ) -> ResponseType:
         """Send a configuration request to a node type; the node's own success/err_code come back.
         A node with no replica gives ``RpcTimeout`` after ``timeout`` (default SUSTAINML_RPC_TIMEOUT)."""
         if self._rpc is None:
             raise RuntimeError("orchestrator not started")
         stage = resolve_stage(str(node))
-        return config_call(self._rpc, self.topology, stage, configuration, self._next_transaction(), timeout or self.settings.rpc_timeout)
+        return config_call(
+            self._rpc,
+            self.topology,
+            stage,
+            configuration,
+            self._next_transaction(),
+            timeout or self.settings.rpc_timeout,
+        )
 
     def _next_transaction(self) -> int:
         with self._tx_lock:
@@ -519,7 +593,12 @@ def config_call(
     req = RequestType(node_id=int(stage.node_id), transaction_id=transaction_id, configuration=configuration)
     try:
         answer = rpc.call(
-            topology.config_exchange, stage.node, encode(req), timeout=timeout, type="RequestType", target=stage.node
+            topology.config_exchange,
+            stage.node,
+            encode(req),
+            timeout=timeout,
+            type="RequestType",
+            target=stage.node,
         )
     except RpcError as exc:
         # Same shape as a node's own failure, so callers (REST, GUI) handle one case.
@@ -527,10 +606,15 @@ def config_call(
             node_id=int(stage.node_id),
             transaction_id=transaction_id,
             success=False,
-            err_code=1,
+            err_code=ErrorCode.INTERNAL_ERROR,
             configuration=json.dumps({"error": str(exc)}),
         )
     return decode(answer.body, ResponseType)
+
+
+def _log_event_failure(fut: Future[None]) -> None:
+    if fut.exception() is not None:
+        log.warning("task event not published: %s", fut.exception())
 
 
 def _key(task_id: TaskId) -> TaskKey:

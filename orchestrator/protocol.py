@@ -22,8 +22,8 @@ from typing import Any
 import msgpack
 
 from sustainml.messages import (
-    SCHEMA_VERSION,
     RECORD_TYPES,
+    SCHEMA_VERSION,
     MessageError,
     Record,
     TaskId,

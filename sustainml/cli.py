@@ -7,6 +7,7 @@ transport, so it works on a machine with no broker at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -63,8 +64,12 @@ def _friendly_errors() -> Iterator[None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sustainml")
-@click.option("--broker", envvar="SUSTAINML_BROKER_URL", help="AMQP URL (default amqp://guest:guest@127.0.0.1:5672/).")
-@click.option("--namespace", envvar="SUSTAINML_NAMESPACE", help="Exchange/queue name prefix (default sustainml).")
+@click.option(
+    "--broker", envvar="SUSTAINML_BROKER_URL", help="AMQP URL (default amqp://guest:guest@127.0.0.1:5672/)."
+)
+@click.option(
+    "--namespace", envvar="SUSTAINML_NAMESPACE", help="Exchange/queue name prefix (default sustainml)."
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
 def cli(ctx: click.Context, broker: str | None, namespace: str | None, verbose: int) -> None:
@@ -75,7 +80,9 @@ def cli(ctx: click.Context, broker: str | None, namespace: str | None, verbose: 
     except ConfigError as exc:
         _fail(str(exc))
     level = {0: settings.log_level, 1: "INFO"}.get(verbose, "DEBUG")
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
     ctx.obj = settings
 
 
@@ -161,23 +168,38 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
 @click.option("--previous-iteration", type=int, help="Iterate on this iteration (-1 = the latest).")
 @click.option("--problem", type=int, help="Problem id to iterate on (with --previous-iteration).")
-@click.option("--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON).")
-@click.option("--input", "input", type=click.Path(dir_okay=False), help="JSON file shaped like the REST /user_input body.")
+@click.option(
+    "--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON)."
+)
+@click.option(
+    "--input",
+    "input",
+    type=click.Path(dir_okay=False),
+    help="JSON file shaped like the REST /user_input body.",
+)
 @click.option("--batch", type=click.Path(dir_okay=False), help="JSONL file: one /user_input body per line.")
 @click.option("--wait/--no-wait", default=False, help="Follow the task live and print its result.")
-@click.option("--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait)."
+)
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for results.")
-@click.option("--embedded", is_flag=True, help="Run orchestrator and workers in this process; no broker needed.")
+@click.option(
+    "--embedded", is_flag=True, help="Run orchestrator and workers in this process; no broker needed."
+)
 @click.pass_context
-def submit(ctx: click.Context, **opts: Any) -> None:
+def submit(ctx: click.Context, /, **opts: Any) -> None:
     """Submit an ML problem (flags, --input JSON or --batch JSONL)."""
     settings = _settings(ctx)
     if opts["batch"]:
         inputs = _read_batch(Path(opts["batch"]))
     else:
         body = _user_input_from_flags(opts)
-        if not body.get("problem_short_description") and not body.get("problem_definition") and not opts["input"]:
-            _fail("describe the problem: --description \"...\" (or --input task.json / --batch tasks.jsonl)")
+        if (
+            not body.get("problem_short_description")
+            and not body.get("problem_definition")
+            and not opts["input"]
+        ):
+            _fail('describe the problem: --description "..." (or --input task.json / --batch tasks.jsonl)')
         inputs = [_to_user_input(body, "--input" if opts["input"] else "flags")]
     wait = bool(opts["wait"] or opts["as_json"])
     with _friendly_errors(), _client(settings, embedded=opts["embedded"]) as client:
@@ -186,7 +208,8 @@ def submit(ctx: click.Context, **opts: Any) -> None:
             return
         task_id = client.submit(inputs[0], watch=wait)
         if not wait:
-            out.print(f"submitted task {task_id}  (follow it: sustainml result {task_id.problem_id} {task_id.iteration_id})")
+            p, i = task_id.problem_id, task_id.iteration_id
+            out.print(f"submitted task {task_id}  (follow it: sustainml result {p} {i})")
             return
         if opts["as_json"]:
             result = client.wait(task_id, opts["timeout"])
@@ -258,7 +281,16 @@ def _submit_batch(client: Client, inputs: list[UserInput], *, as_json: bool, tim
             click.echo(json.dumps(done[tid].to_json(), ensure_ascii=False))
         return
     table = Table(title=f"{len(ids)} tasks")
-    for col in ("task", "state", "goal", "model", "hardware", "latency [s]", "energy [Wh]", "carbon [kgCO2e]"):
+    for col in (
+        "task",
+        "state",
+        "goal",
+        "model",
+        "hardware",
+        "latency [s]",
+        "energy [Wh]",
+        "carbon [kgCO2e]",
+    ):
         table.add_column(col)
     for tid in ids:
         table.add_row(*_summary_row(done[tid]))
@@ -306,10 +338,13 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
         return t
 
     if not out.is_terminal:
+
         def on_line(ev: StageEvent) -> None:
             if ev.task_id == task_id:
                 state = f"failed: {ev.failed}" if ev.failed else "done"
-                out.print(f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}", highlight=False)
+                out.print(
+                    f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}", highlight=False
+                )
 
         return client.wait(task_id, timeout, on_line)
 
@@ -396,8 +431,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
         for r in st["replicas"]:
             rt.add_row(
-                r["node_name"], r["replica_id"], Status(r["status"]).name, str(r["in_flight"]),
-                str(r["processed"]), f"{r['age_s']:.1f}", r["error_description"] or "",
+                r["node_name"],
+                r["replica_id"],
+                Status(r["status"]).name,
+                str(r["in_flight"]),
+                str(r["processed"]),
+                f"{r['age_s']:.1f}",
+                r["error_description"] or "",
             )
         out.print(rt)
 
@@ -419,8 +459,13 @@ def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> N
         table.add_column(col)
     for r in rows:
         tid = r["task_id"]
-        table.add_row(f"{tid['problem_id']}.{tid['iteration_id']}", r["state"], r["current_stage"] or "",
-                      r["created_at"] or "", r["error"] or "")
+        table.add_row(
+            f"{tid['problem_id']}.{tid['iteration_id']}",
+            r["state"],
+            r["current_stage"] or "",
+            r["created_at"] or "",
+            r["error"] or "",
+        )
     out.print(table)
 
 
@@ -438,10 +483,8 @@ def config(ctx: click.Context, node: str, request: str, timeout: float | None) -
     with _friendly_errors(), Client(_settings(ctx)) as client:
         res = client.config(node, request, timeout)
     body = to_json_dict(res)
-    try:
+    with contextlib.suppress(json.JSONDecodeError):  # a node may answer plain text: show it as is
         body["configuration"] = json.loads(res.configuration) if res.configuration else None
-    except json.JSONDecodeError:
-        pass  # a node may answer plain text; show it as it is
     click.echo(json.dumps(body, ensure_ascii=False, indent=2))
     if not res.success:
         ctx.exit(1)
@@ -529,7 +572,9 @@ def _check_broker(settings: Settings) -> None:
     from sustainml.transport.amqp import AmqpTransport
 
     with _friendly_errors():
-        probe = AmqpTransport(settings.broker_url, heartbeat=settings.amqp_heartbeat, name="probe", connect_timeout=5.0)
+        probe = AmqpTransport(
+            settings.broker_url, heartbeat=settings.amqp_heartbeat, name="probe", connect_timeout=5.0
+        )
         probe.connect()
         probe.close()
 
@@ -559,7 +604,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_signal)
         for name, args in self.specs:
             self._spawn(name, args)
-        err.print("all components started; submit with `sustainml submit --description \"...\" --wait`; Ctrl-C stops")
+        err.print(
+            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops'
+        )
         args_of = dict(self.specs)
         while not self.stopping:
             time.sleep(0.5)

@@ -63,9 +63,7 @@ class Settings:
 
     def validate(self) -> None:
         if not self.namespace or not all(c.isalnum() or c in "-_" for c in self.namespace):
-            raise ConfigError(
-                f"SUSTAINML_NAMESPACE={self.namespace!r}: use letters, digits, '-' or '_' only"
-            )
+            raise ConfigError(f"SUSTAINML_NAMESPACE={self.namespace!r}: use letters, digits, '-' or '_' only")
         if self.heartbeat_interval <= 0:
             raise ConfigError("SUSTAINML_HEARTBEAT_INTERVAL must be > 0 seconds")
         if self.rpc_timeout <= 0:
@@ -98,10 +96,22 @@ def _parse(var: str, name: str, raw: str) -> Any:
 # (variable, default, meaning) — rendered into the README's configuration table.
 SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_BROKER_URL", DEFAULT_BROKER_URL, "AMQP URL of the RabbitMQ broker (`--broker` wins)."),
-    ("SUSTAINML_NAMESPACE", "sustainml", "Prefix of every exchange and queue; isolates deployments on one broker."),
+    (
+        "SUSTAINML_NAMESPACE",
+        "sustainml",
+        "Prefix of every exchange and queue; isolates deployments on one broker.",
+    ),
     ("SUSTAINML_DATA_DIR", "~/.local/share/sustainml", "Where the default SQLite TaskDB lives."),
-    ("SUSTAINML_DB_URL", "sqlite:///<data_dir>/taskdb.sqlite3", "TaskDB SQLAlchemy URL (PostgreSQL: `postgresql+psycopg://...`)."),
-    ("SUSTAINML_HEARTBEAT_INTERVAL", "2.0", "Seconds between NodeStatus heartbeats; INACTIVE after 3 missed."),
+    (
+        "SUSTAINML_DB_URL",
+        "sqlite:///<data_dir>/taskdb.sqlite3",
+        "TaskDB SQLAlchemy URL (PostgreSQL: `postgresql+psycopg://...`).",
+    ),
+    (
+        "SUSTAINML_HEARTBEAT_INTERVAL",
+        "2.0",
+        "Seconds between NodeStatus heartbeats; INACTIVE after 3 missed.",
+    ),
     ("SUSTAINML_RPC_TIMEOUT", "10", "Seconds a configuration or orchestrator request waits for its reply."),
     ("SUSTAINML_CONCURRENCY", "2", "Callbacks a worker replica runs at once (threads)."),
     ("SUSTAINML_PREFETCH", "8", "Unacknowledged deliveries a replica holds (AMQP basic.qos)."),

@@ -85,7 +85,9 @@ class LocalDeployment:
     def start_node(self, node: str, *, replica_id: str | None = None) -> Node:
         """Start one more replica of ``node`` (shipped logic unless a callback was given)."""
         stage = resolve_stage(node)
-        n = shipped_node(stage.node, settings=self.settings, transport=self._transport(stage.node), replica_id=replica_id)
+        n = shipped_node(
+            stage.node, settings=self.settings, transport=self._transport(stage.node), replica_id=replica_id
+        )
         if stage.node in self._callbacks:
             n.callback = self._callbacks[stage.node]
         if stage.node in self._service_callbacks:
@@ -111,9 +113,11 @@ class LocalDeployment:
             n.stop()
         if self.orchestrator is not None:
             self.orchestrator.close()
-            self.orchestrator.db.close()
+        # Closing a transport waits for its running handlers, so the TaskDB closes after them.
         for t in self._transports_opened:
             t.close(timeout=10.0)
+        if self.orchestrator is not None:
+            self.orchestrator.db.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -76,7 +76,9 @@ class RpcClient:
             except Unroutable:
                 raise RpcError(f"no queue is bound for {target}: is the deployment declared?") from None
             except FutureTimeout:
-                raise RpcTimeout(f"{target}: the broker did not confirm the request within {timeout:g} s") from None
+                raise RpcTimeout(
+                    f"{target}: the broker did not confirm the request within {timeout:g} s"
+                ) from None
             except TransportError as exc:
                 raise RpcError(f"{target}: request could not be sent: {exc}") from exc
             try:

@@ -94,8 +94,20 @@ PIPELINE: tuple[Stage, ...] = (
             CARBON_FOOTPRINT + BASELINE_SUFFIX,
         ),
     ),
-    Stage("HW_RESOURCES", NodeID.HW_RESOURCES, HW_RESOURCES, ML_MODEL, (ML_MODEL, APP_REQUIREMENTS, HW_CONSTRAINTS)),
-    Stage("CARBON_FOOTPRINT", NodeID.CARBON_FOOTPRINT, CARBON_FOOTPRINT, HW_RESOURCES, (ML_MODEL, USER_INPUT, HW_RESOURCES)),
+    Stage(
+        "HW_RESOURCES",
+        NodeID.HW_RESOURCES,
+        HW_RESOURCES,
+        ML_MODEL,
+        (ML_MODEL, APP_REQUIREMENTS, HW_CONSTRAINTS),
+    ),
+    Stage(
+        "CARBON_FOOTPRINT",
+        NodeID.CARBON_FOOTPRINT,
+        CARBON_FOOTPRINT,
+        HW_RESOURCES,
+        (ML_MODEL, USER_INPUT, HW_RESOURCES),
+    ),
 )
 
 STAGES_BY_NODE: dict[str, Stage] = {s.node: s for s in PIPELINE}
@@ -117,7 +129,11 @@ def resolve_stage(name: str) -> Stage:
         return STAGES_BY_NODE[norm.upper()]
     if norm.lower() in STAGES_BY_KIND:
         return STAGES_BY_KIND[norm.lower()]
-    aliases = {"CARBON_TRACKER": "CARBON_FOOTPRINT", "HW_PROVIDER": "HW_RESOURCES", "ML_MODEL_PROVIDER": "ML_MODEL"}
+    aliases = {
+        "CARBON_TRACKER": "CARBON_FOOTPRINT",
+        "HW_PROVIDER": "HW_RESOURCES",
+        "ML_MODEL_PROVIDER": "ML_MODEL",
+    }
     if norm.upper() in aliases:
         return STAGES_BY_NODE[aliases[norm.upper()]]
     raise KeyError(f"unknown node {name!r}; expected one of: {', '.join(s.kind for s in PIPELINE)}")
@@ -134,6 +150,11 @@ class Topology:
     def record_exchange(self, kind: str) -> str:
         """Topic exchange carrying records of ``kind`` (``user_input`` is the pipeline's entry)."""
         return f"{self.ns}.{kind}"
+
+    @property
+    def task_exchange(self) -> str:
+        """Topic: the orchestrator's task state changes (routing key ``p.i``), after they are stored."""
+        return f"{self.ns}.tasks"
 
     @property
     def status_exchange(self) -> str:
@@ -188,6 +209,7 @@ class Topology:
     def exchanges(self) -> list[ExchangeSpec]:
         specs = [ExchangeSpec(self.record_exchange(k), "topic") for k in RECORD_KINDS]
         specs += [
+            ExchangeSpec(self.task_exchange, "topic"),
             ExchangeSpec(self.status_exchange, "fanout"),
             ExchangeSpec(self.control_exchange, "topic"),
             ExchangeSpec(self.config_exchange, "direct"),
@@ -209,9 +231,7 @@ class Topology:
         return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),))
 
     def stage_queue_spec(self, stage: Stage) -> QueueSpec:
-        return self._durable(
-            self.stage_queue(stage), (Binding(self.record_exchange(stage.input_kind), "#"),)
-        )
+        return self._durable(self.stage_queue(stage), (Binding(self.record_exchange(stage.input_kind), "#"),))
 
     def config_queue_spec(self, stage: Stage) -> QueueSpec:
         # Requests carry an expiration equal to the caller's timeout; no dead-lettering of RPC.

@@ -28,14 +28,15 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sustainml.config import Settings
 from sustainml.messages import (
-    SCHEMA_VERSION,
     RECORD_TYPES,
+    SCHEMA_VERSION,
     CmdNode,
     CmdTask,
     ErrorCode,
@@ -61,6 +62,7 @@ from sustainml.transport.base import Binding, Delivery, Message, Transport, Tran
 
 log = logging.getLogger(__name__)
 
+StatusEvent = Literal["online", "heartbeat", "task", "offline"]
 TaskCallback = Callable[..., None]
 ServiceCallback = Callable[[RequestType, ResponseType], None]
 
@@ -114,7 +116,9 @@ class Node:
         self.settings = settings or Settings.from_env()
         self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
         self._own_transport = transport is None
-        self.transport = transport if transport is not None else _amqp_transport(self.settings, self.STAGE.node)
+        self.transport = (
+            transport if transport is not None else _amqp_transport(self.settings, self.STAGE.node)
+        )
         self.replica_id = replica_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.node_name = self.STAGE.node
 
@@ -222,7 +226,7 @@ class Node:
         with self._lock:
             self._state = state
 
-    def _status_record(self, event: str) -> NodeStatus:
+    def _status_record(self, event: StatusEvent) -> NodeStatus:
         with self._lock:
             current = next(iter(self._in_flight), None)
             return NodeStatus(
@@ -241,7 +245,7 @@ class Node:
                 timestamp=time.time(),
             )
 
-    def _publish_status(self, *, event: str, record: NodeStatus | None = None) -> None:
+    def _publish_status(self, *, event: StatusEvent, record: NodeStatus | None = None) -> None:
         status = record or self._status_record(event)
         msg = H.build_message(
             encode(status),
@@ -252,7 +256,7 @@ class Node:
         )
         try:
             fut = self.transport.publish(self.topology.status_exchange, self.node_name, msg, mandatory=False)
-            fut.add_done_callback(lambda f: f.exception() and log.debug("status lost: %s", f.exception()))
+            fut.add_done_callback(_log_lost_status)
         except TransportError as exc:  # status is best effort: the next heartbeat repeats it
             log.debug("%s: status not published: %s", self.node_name, exc)
 
@@ -304,7 +308,9 @@ class Node:
                 kind = name[: -len(BASELINE_SUFFIX)]
                 baseline = envelope.baselines.get(kind)
                 # Iteration 1 has no previous records: hand the callback an empty one, as upstream.
-                inputs.append(baseline if baseline is not None else RECORD_TYPES[kind](task_id=envelope.task_id))
+                inputs.append(
+                    baseline if baseline is not None else RECORD_TYPES[kind](task_id=envelope.task_id)
+                )
             else:
                 if name not in records:
                     raise KeyError(name)
@@ -318,7 +324,9 @@ class Node:
             self._in_flight[task_id] = started
             if not self._paused:
                 self._state = Status.RUNNING
-        self._publish_status(event="task", record=self._task_status(task_id, Status.RUNNING, TaskStatus.RUNNING))
+        self._publish_status(
+            event="task", record=self._task_status(task_id, Status.RUNNING, TaskStatus.RUNNING)
+        )
 
         output = RECORD_TYPES[self.STAGE.kind](task_id=task_id)
         node_status = NodeStatus(
@@ -379,7 +387,12 @@ class Node:
         except (TransportError, FutureTimeout) as exc:
             # Not acked: the broker redelivers the input (to this or another replica) and the
             # task is redone; outputs are idempotent by message_id.
-            log.error("%s: output of task %s not confirmed (%s); input left for redelivery", self.node_name, task_id, exc)
+            log.error(
+                "%s: output of task %s not confirmed (%s); input left for redelivery",
+                self.node_name,
+                task_id,
+                exc,
+            )
             with self._lock:
                 self._in_flight.pop(task_id, None)
             return
@@ -400,7 +413,9 @@ class Node:
         )
         log.debug("%s: task %s done in %.1f ms", self.node_name, task_id, (time.monotonic() - started) * 1e3)
 
-    def _task_status(self, task_id: TaskId, status: Status, task_status: TaskStatus, error: str = "") -> NodeStatus:
+    def _task_status(
+        self, task_id: TaskId, status: Status, task_status: TaskStatus, error: str = ""
+    ) -> NodeStatus:
         return NodeStatus(
             node_status=status,
             task_status=task_status,
@@ -448,7 +463,9 @@ class Node:
         except (TransportError, FutureTimeout) as exc:
             # Fall back on the queue's own dead-letter exchange (loses the reason header, keeps
             # the message).
-            log.error("%s: dead-letter publish failed (%s); rejecting to the queue's DLX", self.node_name, exc)
+            log.error(
+                "%s: dead-letter publish failed (%s); rejecting to the queue's DLX", self.node_name, exc
+            )
             delivery.reject(requeue=False)
             return
         delivery.ack()
@@ -549,6 +566,11 @@ class Node:
                 configuration=json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
             )
         reply(self.transport, delivery, encode(res), type="ResponseType")
+
+
+def _log_lost_status(fut: Future[None]) -> None:
+    if fut.exception() is not None:
+        log.debug("status message lost: %s", fut.exception())
 
 
 def _amqp_transport(settings: Settings, name: str) -> Transport:

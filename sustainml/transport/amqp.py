@@ -39,7 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
@@ -63,6 +63,9 @@ from sustainml.transport.base import (
 )
 
 log = logging.getLogger(__name__)
+
+# The delivery a handler thread is working on (close() called from a handler must not wait for it).
+_current = threading.local()
 
 T = TypeVar("T")
 
@@ -299,9 +302,10 @@ class _Consumer:
             self.unsettled -= 1
             self.cv.notify_all()
 
-    def wait_settled(self, deadline: float) -> bool:
+    def wait_settled(self, deadline: float, allow: int = 0) -> bool:
+        """Wait until at most ``allow`` deliveries are unsettled (``allow`` = the caller's own)."""
         with self.cv:
-            return self.cv.wait_for(lambda: self.unsettled <= 0, max(0.0, deadline - time.monotonic()))
+            return self.cv.wait_for(lambda: self.unsettled <= allow, max(0.0, deadline - time.monotonic()))
 
 
 class AmqpDelivery(Delivery):
@@ -382,9 +386,8 @@ class AmqpTransport(Transport):
         op_timeout: float = 30.0,
         max_in_flight: int = 1000,
     ) -> None:
-        self._url = url
         self._safe_url = sanitize_url(url)
-        self._password = urlsplit(url).password if "://" in url else None
+        self._password = unquote(urlsplit(url).password or "") if "://" in url else None
         self._name = name
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
@@ -623,6 +626,7 @@ class AmqpTransport(Transport):
             if thread.is_alive():
                 log.warning("AMQP I/O thread did not stop within %.1f s", timeout)
         self._io_thread = None
+        self._io_ident = None
         with self._state_lock:
             waiting = list(self._sync_futs)
         for fut in waiting:  # nobody will answer them any more
@@ -799,6 +803,7 @@ class AmqpTransport(Transport):
                 self._restore()
             except Exception as exc:
                 last = _scrub(_describe(exc), self._password)
+                self._drop_connection()  # half-restored: start over on a fresh connection
                 continue
             with self._state_lock:
                 if not self._lost and self._generation == generation and not self._closing:
@@ -809,6 +814,20 @@ class AmqpTransport(Transport):
             last = "connection lost again while restoring"
         with self._state_lock:
             self._reconnecting = False
+
+    def _drop_connection(self) -> None:
+        """(maintenance thread) Close the current connection, if any, and wait for it to go."""
+
+        def close() -> None:
+            conn = self._conn
+            if conn is not None and not conn.is_closed and not conn.is_closing:
+                conn.close(reply_text="sustainml: restore failed, reconnecting")
+
+        try:
+            self._call_soon(close)
+        except ConnectionLost:
+            return
+        self._conn_closed_event.wait(5.0)
 
     def _restore(self) -> None:
         """(maintenance thread) Re-declare everything, then re-issue every active consumer."""
@@ -1203,6 +1222,7 @@ class AmqpTransport(Transport):
             log.debug("skipping delivery %d of %r from a closed channel", d.delivery_tag, c.queue)
             d._mark("skip")
             return
+        _current.delivery = d
         try:
             c.handler(d)
         except Exception:
@@ -1213,6 +1233,8 @@ class AmqpTransport(Transport):
             )
             if not d.settled:
                 d.reject(requeue=False)
+        finally:
+            _current.delivery = None
 
     def _settle(self, d: AmqpDelivery, action: str, requeue: bool) -> None:
         def run() -> None:
@@ -1224,10 +1246,15 @@ class AmqpTransport(Transport):
                     d.queue,
                 )
                 return
-            if action == "ack":
-                d._channel.basic_ack(d.delivery_tag)
-            else:
-                d._channel.basic_reject(d.delivery_tag, requeue=requeue)
+            try:
+                if action == "ack":
+                    d._channel.basic_ack(d.delivery_tag)
+                else:
+                    d._channel.basic_reject(d.delivery_tag, requeue=requeue)
+            except _WRONG_STATE:  # the channel started closing since the check: same as stale
+                log.debug(
+                    "%s of delivery %d on %r raced with its channel closing", action, d.delivery_tag, d.queue
+                )
 
         try:
             self._call_soon(run)
@@ -1382,6 +1409,7 @@ class AmqpTransport(Transport):
 
     # ------------------------------------------------------------------ shutdown
     def close(self, timeout: float = 10.0) -> None:
+        self._check_not_io_thread("close()")
         with self._state_lock:
             if self._closing:
                 return
@@ -1402,8 +1430,10 @@ class AmqpTransport(Transport):
                 self._basic_cancel(c, ch, timeout=max(0.1, min(5.0, deadline - time.monotonic())))
             c.executor.shutdown(wait=False, cancel_futures=True)
         # 2. Running handlers finish and settle (acks may wait for their output's confirm).
+        mine = getattr(_current, "delivery", None)  # close() called from a handler
         for c in consumers:
-            if not c.wait_settled(deadline):
+            own = 1 if isinstance(mine, AmqpDelivery) and mine._consumer is c and not mine.settled else 0
+            if not c.wait_settled(deadline, allow=own):
                 log.warning(
                     "close: %d deliveries of %r still unsettled after %.1f s; the broker redelivers them",
                     c.unsettled,

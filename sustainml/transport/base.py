@@ -151,9 +151,7 @@ class Transport(abc.ABC):
     ) -> Future[None]: ...
 
     @abc.abstractmethod
-    def consume(
-        self, queue: str, handler: Handler, *, prefetch: int = 8, concurrency: int = 1
-    ) -> str:
+    def consume(self, queue: str, handler: Handler, *, prefetch: int = 8, concurrency: int = 1) -> str:
         """Start consuming; returns a consumer tag. Handlers run on transport-owned threads."""
 
     @abc.abstractmethod

@@ -15,7 +15,9 @@ import pytest
 from sustainml.topology import PIPELINE
 
 
-def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sustainml.cli", *args],
         capture_output=True,
@@ -42,7 +44,11 @@ def test_embedded_submit_prints_the_complete_result_as_json() -> None:
 
 def test_embedded_batch_prints_one_result_per_line_in_input_order(tmp_path: Path) -> None:
     batch = tmp_path / "tasks.jsonl"
-    descriptions = ["translate product manuals to Spanish", "forecast daily sales", "detect cars in traffic video"]
+    descriptions = [
+        "translate product manuals to Spanish",
+        "forecast daily sales",
+        "detect cars in traffic video",
+    ]
     batch.write_text("\n".join(json.dumps({"problem_short_description": d}) for d in descriptions) + "\n")
     proc = _run("submit", "--embedded", "--batch", str(batch), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -53,17 +59,21 @@ def test_embedded_batch_prints_one_result_per_line_in_input_order(tmp_path: Path
 
 def test_input_file_shaped_like_the_rest_body(tmp_path: Path) -> None:
     task = tmp_path / "task.json"
-    task.write_text(json.dumps({
-        "modality": "image",
-        "problem_short_description": "count pallets in warehouse photos",
-        "inputs": ["photo"],
-        "outputs": ["count"],
-        "minimum_samples": 1,
-        "maximum_samples": 3,
-        "geo_location_continent": "Europe",
-        "geo_location_region": "Spain",
-        "extra_data": {"hardware_required": "PIM_AI_1chip", "max_memory_footprint": 200},
-    }))
+    task.write_text(
+        json.dumps(
+            {
+                "modality": "image",
+                "problem_short_description": "count pallets in warehouse photos",
+                "inputs": ["photo"],
+                "outputs": ["count"],
+                "minimum_samples": 1,
+                "maximum_samples": 3,
+                "geo_location_continent": "Europe",
+                "geo_location_region": "Spain",
+                "extra_data": {"hardware_required": "PIM_AI_1chip", "max_memory_footprint": 200},
+            }
+        )
+    )
     proc = _run("submit", "--embedded", "--input", str(task), "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -81,7 +91,13 @@ def test_bad_input_names_the_field(tmp_path: Path) -> None:
 
 
 def test_no_broker_is_one_clear_line_not_a_traceback() -> None:
-    proc = _run("submit", "--description", "x", env={"SUSTAINML_BROKER_URL": "amqp://guest:secret@127.0.0.1:1/"}, timeout=60)
+    proc = _run(
+        "submit",
+        "--description",
+        "x",
+        env={"SUSTAINML_BROKER_URL": "amqp://guest:secret@127.0.0.1:1/"},
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "cannot reach RabbitMQ" in proc.stderr

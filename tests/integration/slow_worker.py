@@ -14,7 +14,9 @@ from sustainml.workers.nodes import HardwareResourcesNode
 MARKER = Path(sys.argv[1])
 
 
-def slow_callback(ml_model: Any, app_requirements: Any, hw_constraints: Any, node_status: Any, hw: Any) -> None:
+def slow_callback(
+    ml_model: Any, app_requirements: Any, hw_constraints: Any, node_status: Any, hw: Any
+) -> None:
     MARKER.write_text(hw.task_id.key)  # tells the test the task is in flight here
     time.sleep(60)
     hw_resources.task_callback(ml_model, app_requirements, hw_constraints, node_status, hw)

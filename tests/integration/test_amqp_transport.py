@@ -31,6 +31,7 @@ from sustainml.transport.base import (
     Delivery,
     ExchangeSpec,
     Message,
+    PublishNacked,
     QueueSpec,
     TransportError,
     Unroutable,
@@ -282,6 +283,90 @@ def test_mandatory_to_unbound_routing_key_is_unroutable(amqp_transport: AmqpTran
     outcomes = [type(f.exception(10)).__name__ if f.exception(10) else "ok" for f in results]
     assert outcomes == ["ok", "Unroutable", "ok", "Unroutable"]
     assert amqp_transport.queue_counts(queue) == (2, 0)
+
+
+def test_broker_nack_fails_the_future_with_publish_nacked(
+    amqp_url: str, amqp_transport: AmqpTransport, names: Names
+) -> None:
+    # A full queue with overflow=reject-publish makes the broker nack (QueueSpec has no overflow
+    # knob, so the queue is declared from outside).
+    queue = names.queue("full")
+    outsider = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        outsider.channel().queue_declare(
+            queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+        )
+    finally:
+        outsider.close()
+    amqp_transport.publish("", queue, Message(b"fits")).result(10)
+    with pytest.raises(PublishNacked):
+        amqp_transport.publish("", queue, Message(b"overflows")).result(10)
+    amqp_transport.publish("", names.queue("unrelated"), Message(b"x"), mandatory=False).result(10)
+    assert amqp_transport.queue_counts(queue) == (1, 0)
+
+
+def test_queue_arguments_reach_the_broker(amqp_transport: AmqpTransport, names: Names) -> None:
+    dlx = names.exchange("dlx")
+    dlq = names.queue("dlq")
+    amqp_transport.declare_exchange(ExchangeSpec(dlx, "fanout"))
+    amqp_transport.declare_queue(QueueSpec(dlq, (Binding(dlx, ""),)))
+    # Message TTL: an unconsumed message expires into the DLX.
+    ttl_queue = names.queue("ttl")
+    amqp_transport.declare_queue(
+        QueueSpec(ttl_queue, dead_letter_exchange=dlx, message_ttl_ms=50, expires_ms=60_000, max_length=10)
+    )
+    amqp_transport.publish("", ttl_queue, Message(b"expires")).result(10)
+    wait_until(lambda: amqp_transport.queue_counts(dlq)[0] == 1, what="expired message dead-lettered")
+    # Quorum queue with a delivery limit: requeued past the limit, the message is dead-lettered.
+    quorum = names.queue("quorum")
+    amqp_transport.declare_queue(
+        QueueSpec(quorum, queue_type="quorum", dead_letter_exchange=dlx, delivery_limit=2)
+    )
+    attempts: list[bool] = []
+
+    def always_requeue(d: Delivery) -> None:
+        attempts.append(d.redelivered)
+        d.reject(requeue=True)
+
+    amqp_transport.consume(quorum, always_requeue)
+    amqp_transport.publish("", quorum, Message(b"poison")).result(10)
+    wait_until(lambda: amqp_transport.queue_counts(dlq)[0] == 2, what="delivery limit dead-lettered it")
+    assert len(attempts) == 3 and attempts[0] is False and all(attempts[1:])
+
+
+def test_cancel_stops_deliveries_and_running_handler_still_settles(
+    amqp_url: str, amqp_transport: AmqpTransport, names: Names
+) -> None:
+    exchange, queue, _ = declare_work_queue(amqp_transport, names)
+    started = threading.Event()
+    release = threading.Event()
+    handled: list[bytes] = []
+
+    def handler(d: Delivery) -> None:
+        started.set()
+        release.wait(10)
+        handled.append(d.message.body)
+        d.ack()
+
+    tag = amqp_transport.consume(queue, handler, prefetch=5)
+    publish_all(amqp_transport, exchange, [Message(b"first")])
+    assert started.wait(10)
+    amqp_transport.cancel(tag)
+    assert amqp_transport.queue_counts(queue) == (0, 0)  # no consumer; "first" is still unacked
+    publish_all(amqp_transport, exchange, [Message(b"second")])
+    release.set()
+    wait_until(lambda: handled == [b"first"], what="the running handler finished")
+    # The ack of "first" went through (its channel stays open for late settlements): closing the
+    # transport now must not bring it back, and "second" was never handed to the cancelled consumer.
+    amqp_transport.close()
+    checker = AmqpTransport(amqp_url, name=f"{amqp_transport.name}-check")
+    checker.connect()
+    try:
+        assert checker.queue_counts(queue) == (1, 0)
+    finally:
+        checker.close()
+    assert handled == [b"first"]
+    amqp_transport.cancel(tag)  # unknown tag now: a warning, not an error
 
 
 def test_publish_to_missing_exchange_fails_and_channel_recovers(
@@ -579,6 +664,30 @@ def test_close_lets_a_running_handler_finish_and_settle(
     try:
         assert checker.queue_counts(queue) == (0, 0), "the input was not acked before the connection closed"
         assert checker.queue_counts(out) == (1, 0)
+    finally:
+        checker.close()
+
+
+def test_close_from_inside_a_handler_does_not_wait_for_itself(
+    amqp_url: str, amqp_transport: AmqpTransport, names: Names, test_namespace: str
+) -> None:
+    exchange, queue, _ = declare_work_queue(amqp_transport, names)
+    closed_after: list[float] = []
+
+    def handler(d: Delivery) -> None:
+        began = time.monotonic()
+        amqp_transport.close(timeout=20)  # e.g. a "terminate" control message
+        closed_after.append(time.monotonic() - began)
+        d.ack()  # too late: a no-op, the broker redelivers the message
+
+    amqp_transport.consume(queue, handler)
+    publish_all(amqp_transport, exchange, [Message(b"stop")])
+    wait_until(lambda: len(closed_after) == 1, what="close() returned inside the handler")
+    assert closed_after[0] < 10
+    checker = AmqpTransport(amqp_url, name=f"sustainml-{test_namespace}-check")
+    checker.connect()
+    try:
+        assert checker.queue_counts(queue) == (1, 0)
     finally:
         checker.close()
 

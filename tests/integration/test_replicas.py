@@ -44,7 +44,9 @@ def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
 
 
 def _ui(i: int) -> UserInput:
-    return UserInput(problem_short_description=f"classify photos of product defects, batch {i}", modality="image")
+    return UserInput(
+        problem_short_description=f"classify photos of product defects, batch {i}", modality="image"
+    )
 
 
 def test_two_replicas_share_the_work_and_each_task_runs_once(settings: Settings) -> None:
@@ -58,7 +60,10 @@ def test_two_replicas_share_the_work_and_each_task_runs_once(settings: Settings)
         hw_resources.task_callback(ml_model, app, hw_c, status, out)
 
     with LocalDeployment(
-        settings, amqp_transports(settings), replicas={"hw_resources": 2}, callbacks={"hw_resources": recording}
+        settings,
+        amqp_transports(settings),
+        replicas={"hw_resources": 2},
+        callbacks={"hw_resources": recording},
     ) as dep:
         client = dep.client()
         ids = [client.submit(_ui(i), watch=True) for i in range(20)]
@@ -102,7 +107,18 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
         assert res.state == "succeeded", res.error
         assert res.outputs["hw_resources"].task_id == tid
         assert dep.orchestrator is not None
-        events = dep.orchestrator.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id))
-        done = [e for e in events if e.node_name == "HW_RESOURCES" and e.task_status == int(TaskStatus.SUCCEEDED)]
+        db = dep.orchestrator.db
+        key = TaskKey(tid.problem_id, tid.iteration_id)
+
+        def hw_events() -> list[Any]:
+            return [e for e in db.list_task_events(key) if e.node_name == "HW_RESOURCES"]
+
+        deadline = time.monotonic() + 10  # statuses are written behind, in batches
+        while not any(e.task_status == int(TaskStatus.SUCCEEDED) for e in hw_events()):
+            assert time.monotonic() < deadline, "no SUCCEEDED event stored for HW_RESOURCES"
+            time.sleep(0.1)
+        done = [e for e in hw_events() if e.task_status == int(TaskStatus.SUCCEEDED)]
         assert len(done) == 1  # completed once, by the new replica
+        started = {e.replica_id for e in hw_events() if e.task_status == int(TaskStatus.RUNNING)}
+        assert len(started) == 2  # the killed replica started it too, and never finished it
         assert dep.orchestrator.db.count_outputs(TaskKey(tid.problem_id, tid.iteration_id)) == 6

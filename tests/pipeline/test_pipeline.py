@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from sustainml.deployment import LocalDeployment
 from sustainml.messages import (
     HWConstraints,
     NodeStatus,
@@ -23,7 +24,6 @@ from sustainml.orchestrator.client import StageEvent
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Message
 from sustainml.workers.logic import hw_constraints as shipped_hw_constraints
-from sustainml.deployment import LocalDeployment
 
 DeploymentFactory = Callable[..., LocalDeployment]
 
@@ -110,7 +110,9 @@ def test_iteration_inherits_input_and_gets_baselines(deploy: DeploymentFactory) 
     baselines: dict[TaskId, tuple[Any, Any, Any]] = {}
     from sustainml.workers.logic import ml_model as shipped_ml_model
 
-    def recording_ml_model(meta: Any, app: Any, hw: Any, mb: Any, hb: Any, cb: Any, status: Any, out: Any) -> None:
+    def recording_ml_model(
+        meta: Any, app: Any, hw: Any, mb: Any, hb: Any, cb: Any, status: Any, out: Any
+    ) -> None:
         baselines[out.task_id] = (mb, hb, cb)
         shipped_ml_model.task_callback(meta, app, hw, mb, hb, cb, status, out)
 
@@ -175,7 +177,9 @@ def test_cancel_stops_later_stages(deploy: DeploymentFactory) -> None:
         reached_later.append(args[-1].task_id)
         hw_resources.task_callback(*args)
 
-    dep = deploy(callbacks={"APP_REQUIREMENTS": blocking_app_requirements, "HW_RESOURCES": recording_hw_resources})
+    dep = deploy(
+        callbacks={"APP_REQUIREMENTS": blocking_app_requirements, "HW_RESOURCES": recording_hw_resources}
+    )
     client = dep.client()
     tid = client.submit(_ui(), watch=True)
     _poll(lambda: client.result(tid).current_stage == "APP_REQUIREMENTS", what="task at APP_REQUIREMENTS")
