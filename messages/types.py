@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self
 
-import msgpack  # type: ignore[import-untyped]  # no stubs; wrapped by the typed helpers below
+import msgpack  # untyped: wrapped by the typed helpers below
 from pydantic import (
     AfterValidator,
     BaseModel,

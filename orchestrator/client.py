@@ -215,14 +215,14 @@ class Client:
         if delivery.message.type == "TaskEvent":
             try:
                 ev = unpack(delivery.message.body)
-                self._events.put(
-                    TaskStateEvent(
-                        task_id=from_wire(TaskId, ev.get("task_id")),
-                        state=str(ev.get("state")),
-                        stage=ev.get("stage"),
-                        error=ev.get("error"),
+                task_id = from_wire(TaskId, ev.get("task_id"))
+                state = str(ev.get("state"))
+                if ev.get("completed"):
+                    failed = ev.get("error") if state == "failed" else None
+                    self._events.put(
+                        StageEvent(task_id, str(ev["completed"]), failed, time.monotonic() - self._started)
                     )
-                )
+                self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
             except (RequestError, MessageError) as exc:
                 log.warning("unreadable task event on the watch queue: %s", exc)
             return

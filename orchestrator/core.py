@@ -247,9 +247,9 @@ class Orchestrator:
         return baselines
 
     def _bind_watcher(self, queue: str, task_id: TaskId) -> None:
+        # One binding: the task's events carry every stored stage output's progress. (Clients
+        # that want the records themselves bind to the output exchanges: docs/wire-format.md.)
         self.transport.bind(queue, Binding(self.topology.task_exchange, task_id.key))
-        for stage in PIPELINE:
-            self.transport.bind(queue, Binding(self.topology.record_exchange(stage.kind), task_id.key))
 
     # -- outputs -------------------------------------------------------------------------------
     def _on_result(self, delivery: Delivery) -> None:
@@ -286,13 +286,16 @@ class Orchestrator:
         delivery.ack()  # only after the output is stored
         if not fresh:
             return  # a redelivered duplicate: stored once, announced once
-        self._publish_task_event(task_id, state, at_stage, error)
+        self._publish_task_event(task_id, state, at_stage, error, completed=stage.node)
         self._notify()
         if stage is FINAL_STAGE and state == "succeeded":
             self._maybe_auto_iterate(task_id, envelope.record)
 
-    def _publish_task_event(self, task_id: TaskId, state: str, stage: str | None, error: str | None) -> None:
-        """Announce a stored state change on the tasks exchange (watchers finish on it)."""
+    def _publish_task_event(
+        self, task_id: TaskId, state: str, stage: str | None, error: str | None, *, completed: str | None = None
+    ) -> None:
+        """Announce a stored change on the tasks exchange: the task's state, the stage it is at,
+        and the node whose output was just stored (``completed``). Watchers follow tasks by it."""
         body = pack(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -300,6 +303,7 @@ class Orchestrator:
                 "task_id": to_wire(task_id),
                 "state": state,
                 "stage": stage,
+                "completed": completed,
                 "error": error,
             }
         )

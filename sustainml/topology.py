@@ -268,3 +268,12 @@ def declare_all(transport: Transport, topology: Topology) -> None:
         transport.declare_exchange(ex)
     for q in topology.durable_queues():
         transport.declare_queue(q)
+
+
+def delete_all(transport: Transport, topology: Topology) -> None:
+    """Remove every shared queue and exchange of the namespace (tests, teardown of a deployment).
+    Private queues expire on their own (x-expires)."""
+    for q in topology.durable_queues():
+        transport.delete_queue(q.name)
+    for ex in topology.exchanges():
+        transport.delete_exchange(ex.name)

@@ -2,21 +2,24 @@
 """Submit a problem to a SustainML deployment and follow it, with nothing but pika and msgpack.
 
 This script deliberately does not import ``sustainml``: it is the executable companion of
-docs/wire-format.md and shows that any AMQP 0-9-1 client and any msgpack library are enough.
+docs/wire-format.md (section numbers below refer to it) and shows that any AMQP 0-9-1 client and
+any msgpack library are enough.
 
-What it does (section numbers refer to docs/wire-format.md):
+1. Declare one private queue ``<ns>.watch.<id>`` (durable, ``x-expires``, not exclusive; §4.2)
+   and bind it to the six stage-output exchanges with routing key ``#`` *before* submitting, so no
+   output of the coming task can be missed (§9.8). It receives the outputs of every task of the
+   deployment; the script keeps those of its own task.
+2. Publish ``{"op": "submit", ...}`` to ``<ns>.orchestrator.requests`` through the default
+   exchange with ``reply_to`` and ``correlation_id`` set, and the ``watch_queue`` header naming
+   the private queue: the orchestrator binds it to ``<ns>.tasks`` for the new task before the task
+   starts, so the task's TaskEvents arrive there too (§9.2, §9.7).
+3. Read the reply: the task id the orchestrator assigned (``{"ok": true, "task_id": {...}}``).
+4. Print every stage output of the task as it arrives, and every TaskEvent, until CARBON_FOOTPRINT
+   or an output carrying the ``x-sustainml-failed`` header (§6.2), or a ``failed``/``cancelled``
+   TaskEvent.
 
-1. declares one private queue ``<ns>.watch.<id>`` (durable, ``x-expires``) that receives both the
-   orchestrator's reply and the task's stage outputs;
-2. publishes an ``op=submit`` request to ``<ns>.orchestrator.requests`` through the default
-   exchange, with ``reply_to`` and ``correlation_id`` set and the ``watch_queue`` header naming
-   the private queue, so the orchestrator binds it to the task's outputs before the task starts;
-3. reads the reply (the task id the orchestrator assigned);
-4. prints every stage output as it arrives, until CARBON_FOOTPRINT or an output carrying the
-   ``x-sustainml-failed`` header.
-
-Exit status: 0 when CARBON_FOOTPRINT arrived without a failure, 1 when the task failed at a stage,
-2 when the request could not be made or answered in time (the message says why).
+Exit status: 0 when CARBON_FOOTPRINT arrived without a failure, 1 when the task failed or was
+cancelled, 2 when the request could not be made or answered in time (the message says why).
 
     python docs/examples/raw_pika_submit.py --url amqp://guest:guest@127.0.0.1:5672/%2F \\
         --namespace sustainml --description "detect defects in photos of welded seams"
@@ -31,15 +34,17 @@ import time
 import uuid
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
+import msgpack
 import pika
 import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
 
 SCHEMA_VERSION = 1  # the body schema this script writes and fully understands
 CONTENT_TYPE = "application/msgpack"
-WATCH_QUEUE_EXPIRES_MS = 60_000  # the queue disappears one minute after this script stops using it
+WATCH_QUEUE_EXPIRES_MS = 60_000  # the queue disappears a minute after its last consumer left
 
-# Record kind (stage body "kind") -> node that produces it, in pipeline order (wire-format.md §3).
+# Stage-output record kind -> node that produces it, in pipeline order (§1). The exchange of a
+# kind is "<namespace>.<kind>".
 NODE_OF_KIND = {
     "ml_model_metadata": "ML_MODEL_METADATA",
     "app_requirements": "APP_REQUIREMENTS",
@@ -50,6 +55,7 @@ NODE_OF_KIND = {
 }
 FINAL_KIND = "carbon_footprint"
 FAILED_HEADER = "x-sustainml-failed"
+TASK_EVENT_TYPE = "TaskEvent"  # AMQP `type` property of the orchestrator's task state changes
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_NO_ANSWER = 0, 1, 2
 
@@ -59,8 +65,8 @@ class Failure(Exception):
 
 
 def user_input_record(description: str) -> dict[str, Any]:
-    """A UserInput wire record (wire-format.md §6.5). Every field is written so the shape is
-    visible; a sender may omit any of them (missing fields take their defaults)."""
+    """A UserInput wire record (§7.5). Every field is written so the shape is visible; a sender
+    may omit any of them (missing fields take their defaults)."""
     return {
         "modality": "image",
         "problem_short_description": description,
@@ -75,119 +81,136 @@ def user_input_record(description: str) -> dict[str, Any]:
         "desired_carbon_footprint": 0.0,
         "geo_location_continent": "Europe",
         "geo_location_region": "Spain",
-        # extra_data is msgpack *bin* holding a msgpack map (b"" = nothing).
+        # extra_data is msgpack *bin* holding a msgpack map (b"" = nothing), §7.7.
         "extra_data": msgpack.packb({"hardware_required": "PIM_AI_1chip"}, use_bin_type=True),
         "task_id": None,  # assigned by the orchestrator
     }
 
 
-def jsonable(value: Any) -> Any:
-    """A decoded msgpack value for printing: bytes shown by size (extra_data decoded by caller)."""
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return value
-
-
-def show_record(record: dict[str, Any]) -> dict[str, Any]:
-    shown = dict(record)
-    extra = shown.get("extra_data")
-    if isinstance(extra, bytes):
-        # extra_data is msgpack bytes of a map; decode it so the output is readable.
-        shown["extra_data"] = msgpack.unpackb(extra, raw=False) if extra else {}
-    shown.pop("task_id", None)  # printed separately
-    return {k: jsonable(v) for k, v in shown.items()}
-
-
 def task_key(task_id: Any) -> str:
+    """``{"problem_id": p, "iteration_id": i}`` -> ``"p.i"`` (the routing key of the task)."""
     if not isinstance(task_id, dict) or "problem_id" not in task_id or "iteration_id" not in task_id:
-        raise Failure(f"reply carries no usable task_id: {task_id!r}")
+        raise Failure(f"no usable task_id in {task_id!r}")
     return f"{task_id['problem_id']}.{task_id['iteration_id']}"
 
 
-def handle_stage_output(
-    props: pika.BasicProperties, body: bytes, expected_key: str, started: float
-) -> int | None:
-    """Print one stage output; return an exit status once the task is over, else None."""
-    headers = props.headers or {}
-    message = msgpack.unpackb(body, raw=False)
-    version = message.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        # A newer schema may mean something this script cannot interpret: say so, keep going.
-        print(f"warning: stage output with schema_version {version!r}; reading it as {SCHEMA_VERSION}",
-              file=sys.stderr)
-    kind = message.get("kind")
-    key = task_key(message.get("task_id"))
-    if key != expected_key:  # this queue is only bound to our task's routing key
-        print(f"warning: ignoring output of task {key} (expected {expected_key})", file=sys.stderr)
+def header_text(props: pika.BasicProperties, name: str) -> str | None:
+    """A text header (AMQP long string); pika hands over bytes when it is not valid UTF-8."""
+    value = (props.headers or {}).get(name)
+    if value is None:
         return None
-    node = headers.get("stage") or NODE_OF_KIND.get(str(kind), str(kind))
-    failed = headers.get(FAILED_HEADER)
-    elapsed = time.monotonic() - started
-    summary = json.dumps(show_record(message.get("record") or {}), sort_keys=True)
-    print(f"[{elapsed:6.2f}s] {node} task {key} ({message.get('type')}): {summary}", flush=True)
-    if failed:
-        print(f"task {key} FAILED: {failed}", flush=True)
-        return EXIT_TASK_FAILED
-    if kind == FINAL_KIND:
-        print(f"task {key} succeeded", flush=True)
-        return EXIT_OK
-    return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
-def run(url: str, namespace: str, description: str, timeout: float) -> int:
-    requests_queue = f"{namespace}.orchestrator.requests"
-    watch_queue = f"{namespace}.watch.raw-{uuid.uuid4().hex[:12]}"
-    started = time.monotonic()
-    deadline = started + timeout
+def printable(value: Any) -> Any:
+    """A decoded msgpack value for printing: bytes shown by size."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): printable(v) for k, v in value.items()}
+    return value
 
-    params = pika.URLParameters(url)
-    params.client_properties = {"connection_name": f"raw_pika_submit {watch_queue}"}
-    try:
-        connection = pika.BlockingConnection(params)
-    except pika.exceptions.AMQPConnectionError as exc:
-        raise Failure(f"cannot connect to the broker at {url}: {exc!r}") from exc
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()  # basic_publish then raises if the broker refuses or returns it
-        # Not exclusive: the orchestrator binds it from its own connection (an exclusive queue
-        # would refuse that with RESOURCE_LOCKED). x-expires removes it if we crash.
-        channel.queue_declare(
-            watch_queue,
-            durable=True,
-            arguments={"x-queue-type": "classic", "x-expires": WATCH_QUEUE_EXPIRES_MS},
+
+def show_record(record: dict[str, Any]) -> str:
+    shown = dict(record)
+    extra = shown.get("extra_data")
+    if isinstance(extra, bytes):  # msgpack bytes of a map: decode it so the output is readable
+        shown["extra_data"] = msgpack.unpackb(extra, raw=False) if extra else {}
+    shown.pop("task_id", None)  # printed separately
+    return json.dumps(printable(shown), sort_keys=True)
+
+
+class Follower:
+    """Prints the messages of one task and decides when it is over."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.key: str | None = None  # "p.i" once the reply arrived
+        self.early: list[tuple[pika.BasicProperties, bytes]] = []  # arrived before the reply
+
+    def stamp(self) -> str:
+        return f"[{time.monotonic() - self.started:6.2f}s]"
+
+    def on_reply(self, body: bytes) -> int | None:
+        reply = msgpack.unpackb(body, raw=False)
+        if not reply.get("ok"):
+            raise Failure(f"the orchestrator refused the submission: {reply.get('error')}")
+        self.key = task_key(reply.get("task_id"))
+        print(f"task_id: {self.key}", flush=True)
+        early, self.early = self.early, []
+        for props, msg in early:
+            status = self.on_message(props, msg)
+            if status is not None:
+                return status
+        return None
+
+    def on_message(self, props: pika.BasicProperties, body: bytes) -> int | None:
+        """A TaskEvent or a stage output; returns an exit status once the task is over."""
+        if self.key is None:  # the task may start (and stages publish) before the reply arrives
+            self.early.append((props, body))
+            return None
+        message = msgpack.unpackb(body, raw=False)
+        version = message.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            # A newer schema may carry meaning this script cannot see: say so, read what it knows.
+            print(
+                f"warning: schema_version {version!r} > {SCHEMA_VERSION}; reading known fields",
+                file=sys.stderr,
+            )
+        if task_key(message.get("task_id")) != self.key:
+            return None  # another task's output (the output bindings use "#")
+        if props.type == TASK_EVENT_TYPE:
+            return self.on_task_event(message)
+        return self.on_stage_output(props, message)
+
+    def on_task_event(self, event: dict[str, Any]) -> int | None:
+        state = event.get("state")
+        print(
+            f"{self.stamp()} task {self.key} state={state} stage={event.get('stage')}"
+            f" completed={event.get('completed')}",
+            flush=True,
         )
-        try:
-            return submit_and_follow(channel, requests_queue, watch_queue, description, timeout, started, deadline)
-        finally:
-            if channel.is_open:
-                channel.cancel()  # ends the consume() generator's consumer
-                channel.queue_delete(watch_queue)
-    finally:
-        if connection.is_open:
-            connection.close()
+        if state in ("failed", "cancelled"):
+            print(f"task {self.key} {str(state).upper()}: {event.get('error')}", flush=True)
+            return EXIT_TASK_FAILED
+        return None
+
+    def on_stage_output(self, props: pika.BasicProperties, message: dict[str, Any]) -> int | None:
+        kind = str(message.get("kind"))
+        node = header_text(props, "stage") or NODE_OF_KIND.get(kind, kind)
+        record = message.get("record") or {}
+        print(
+            f"{self.stamp()} {node} task {self.key} ({message.get('type')}): {show_record(record)}",
+            flush=True,
+        )
+        failed = header_text(props, FAILED_HEADER)
+        if failed:
+            print(f"task {self.key} FAILED: {failed}", flush=True)
+            return EXIT_TASK_FAILED
+        if kind == FINAL_KIND:
+            print(f"task {self.key} succeeded", flush=True)
+            return EXIT_OK
+        return None
 
 
 def submit_and_follow(
-    channel: Any,
-    requests_queue: str,
-    watch_queue: str,
-    description: str,
-    timeout: float,
-    started: float,
-    deadline: float,
+    channel: BlockingChannel, namespace: str, watch_queue: str, description: str, timeout: float
 ) -> int:
+    started = time.monotonic()
+    deadline = started + timeout
+    requests_queue = f"{namespace}.orchestrator.requests"
     correlation_id = uuid.uuid4().hex
     request = {"schema_version": SCHEMA_VERSION, "op": "submit", "user_input": user_input_record(description)}
     properties = pika.BasicProperties(
         content_type=CONTENT_TYPE,
-        delivery_mode=1,  # a request is worth nothing after its caller gave up
+        delivery_mode=1,  # a request is worth nothing once its caller gave up
         correlation_id=correlation_id,
         reply_to=watch_queue,
-        expiration=str(max(1, int(timeout * 1000))),  # not executed late if nobody reads it in time
+        expiration=str(max(1, int(timeout * 1000))),  # never executed after we stopped waiting
         type="submit",
         app_id="raw_pika_submit",
         timestamp=int(time.time()),
@@ -199,46 +222,75 @@ def submit_and_follow(
         )
     except pika.exceptions.UnroutableError:
         raise Failure(
-            f"queue {requests_queue!r} does not exist: is a deployment running in this namespace?"
+            f"queue {requests_queue!r} does not exist: is a deployment running in namespace {namespace!r}?"
         ) from None
     except pika.exceptions.NackError:
         raise Failure(f"the broker refused the request to {requests_queue!r}") from None
 
-    key: str | None = None
-    early: list[tuple[pika.BasicProperties, bytes]] = []  # outputs that beat the reply here
+    follower = Follower(started)
     for method, props, body in channel.consume(watch_queue, inactivity_timeout=0.25):
         if time.monotonic() > deadline:
-            what = "the orchestrator's reply" if key is None else f"task {key} to finish"
+            what = "the orchestrator's reply" if follower.key is None else f"task {follower.key} to finish"
             raise Failure(f"timed out after {timeout:g} s waiting for {what}")
-        if method is None:  # inactivity tick
+        if method is None or props is None or body is None:  # inactivity tick
             continue
+        if method.delivery_tag is None:  # never so for basic.deliver; keeps the types honest
+            raise Failure("the broker sent a delivery without a delivery tag")
         channel.basic_ack(method.delivery_tag)
-        if method.exchange == "" and props.correlation_id == correlation_id:
-            reply = msgpack.unpackb(body, raw=False)
-            if not reply.get("ok"):
-                raise Failure(f"the orchestrator refused the submission: {reply.get('error')}")
-            key = task_key(reply.get("task_id"))
-            print(f"task_id: {key}", flush=True)
-            for early_props, early_body in early:
-                status = handle_stage_output(early_props, early_body, key, started)
-                if status is not None:
-                    return status
-            early.clear()
-        elif method.exchange == "":
-            print(f"warning: ignoring a reply to another request ({props.correlation_id})", file=sys.stderr)
-        elif key is None:
-            # The first stage may publish before the orchestrator's reply reaches us.
-            early.append((props, body))
+        if method.exchange == "":  # replies come through the default exchange
+            if props.correlation_id != correlation_id:
+                print(
+                    f"warning: ignoring a reply to another request ({props.correlation_id})", file=sys.stderr
+                )
+                continue
+            status = follower.on_reply(body)
         else:
-            status = handle_stage_output(props, body, key, started)
-            if status is not None:
-                return status
+            status = follower.on_message(props, body)
+        if status is not None:
+            return status
     raise Failure("the broker cancelled the consumer of the watch queue")
+
+
+def run(url: str, namespace: str, description: str, timeout: float) -> int:
+    watch_queue = f"{namespace}.watch.raw-{uuid.uuid4().hex[:12]}"
+    params = pika.URLParameters(url)
+    params.client_properties = {"connection_name": f"raw_pika_submit {watch_queue}"}
+    try:
+        connection = pika.BlockingConnection(params)
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise Failure(f"cannot connect to the broker at {url}: {exc!r}") from exc
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()  # basic_publish then raises if the broker refuses or returns it
+        # Not exclusive: the orchestrator binds it from its own connection (an exclusive queue
+        # would refuse that with RESOURCE_LOCKED). x-expires removes it if this script dies.
+        channel.queue_declare(
+            watch_queue,
+            durable=True,
+            arguments={"x-queue-type": "classic", "x-expires": WATCH_QUEUE_EXPIRES_MS},
+        )
+        print(f"watch_queue: {watch_queue}", flush=True)
+        try:
+            for kind in NODE_OF_KIND:
+                channel.queue_bind(watch_queue, f"{namespace}.{kind}", "#")
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise Failure(f"cannot bind to the output exchanges of namespace {namespace!r}: {exc}") from exc
+        try:
+            return submit_and_follow(channel, namespace, watch_queue, description, timeout)
+        finally:
+            if channel.is_open:
+                channel.cancel()  # ends the consume() generator's consumer
+                channel.queue_delete(watch_queue)
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker")
+    parser.add_argument(
+        "--url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
+    )
     parser.add_argument("--namespace", default="sustainml", help="SUSTAINML_NAMESPACE of the deployment")
     parser.add_argument(
         "--description",

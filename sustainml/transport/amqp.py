@@ -959,6 +959,16 @@ class AmqpTransport(Transport):
 
         self._channel_op(f"delete queue {name!r}", action)
 
+    def delete_exchange(self, name: str) -> None:
+        self._wait_ready("delete_exchange", self._op_timeout)
+        with self._topo_lock:
+            self._exchanges.pop(name, None)
+
+        def action(op: _ChannelOp) -> None:
+            op.channel.exchange_delete(name, callback=op.then(lambda _f: op.done()))
+
+        self._channel_op(f"delete exchange {name!r}", action)
+
     def purge_queue(self, name: str) -> int:
         self._wait_ready("purge_queue", self._op_timeout)
 

@@ -139,6 +139,10 @@ class Transport(abc.ABC):
     def delete_queue(self, name: str) -> None: ...
 
     @abc.abstractmethod
+    def delete_exchange(self, name: str) -> None:
+        """Delete an exchange (and its bindings) and forget it; no error if it does not exist."""
+
+    @abc.abstractmethod
     def purge_queue(self, name: str) -> int: ...
 
     @abc.abstractmethod

@@ -749,6 +749,13 @@ class MemoryTransport(Transport):
             log.debug("queue %r deleted with %d ready messages", name, dropped)
             b._cond.notify_all()
 
+    def delete_exchange(self, name: str) -> None:
+        b = self._broker
+        with b._cond:
+            self._check_open()
+            if name and b._exchanges.pop(name, None) is None:
+                log.debug("delete_exchange(%r): no such exchange (nothing to do, as in AMQP)", name)
+
     def purge_queue(self, name: str) -> int:
         b = self._broker
         with b._cond:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sustainml.topology import PIPELINE
+from sustainml.topology import PIPELINE, Topology, delete_all
 
 
 def _run(
@@ -141,3 +141,7 @@ def test_up_then_submit_wait_on_the_real_broker(amqp_url: str, tmp_path: Path) -
         out, _ = up.communicate(timeout=60)
     assert up.returncode == 0, out
     assert "stopped" in out
+    from sustainml.transport.amqp import AmqpTransport
+
+    with AmqpTransport(amqp_url, name="cleanup") as t:
+        delete_all(t, Topology(env["SUSTAINML_NAMESPACE"]))

@@ -19,7 +19,7 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, TaskStatus, UserInput
 from sustainml.orchestrator.taskdb import TaskKey
-from sustainml.topology import Topology
+from sustainml.topology import Topology, delete_all
 from sustainml.workers.logic import hw_resources
 
 pytestmark = pytest.mark.integration
@@ -37,10 +37,8 @@ def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
     yield s
     from sustainml.transport.amqp import AmqpTransport
 
-    topo = Topology(s.namespace)
     with AmqpTransport(s.broker_url, name="cleanup") as t:
-        for q in topo.durable_queues():
-            t.delete_queue(q.name)
+        delete_all(t, Topology(s.namespace))
 
 
 def _ui(i: int) -> UserInput:

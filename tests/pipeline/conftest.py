@@ -10,7 +10,7 @@ import pytest
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, TransportFactory, amqp_transports, memory_transports
-from sustainml.topology import Topology
+from sustainml.topology import Topology, delete_all
 
 DeploymentFactory = Callable[..., LocalDeployment]
 
@@ -64,9 +64,5 @@ def deploy(
 def _delete_namespace(settings: Settings) -> None:
     from sustainml.transport.amqp import AmqpTransport
 
-    topo = Topology(settings.namespace)
     with AmqpTransport(settings.broker_url, name="cleanup") as t:
-        for q in topo.durable_queues():
-            t.delete_queue(q.name)
-        for ex in topo.exchanges() if hasattr(t, "delete_exchange") else ():
-            t.delete_exchange(ex.name)
+        delete_all(t, Topology(settings.namespace))

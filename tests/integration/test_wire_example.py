@@ -1,0 +1,514 @@
+"""docs/wire-format.md stays true: its generated tables match the code, and its pika-only example
+script follows a real task through a real deployment.
+
+The generated sections of the document (between ``<!-- BEGIN GENERATED: x -->`` and
+``<!-- END GENERATED: x -->``) are produced by the functions below from ``sustainml.topology``,
+``sustainml.messages.types`` and the AMQP transport's queue arguments. After changing any of
+those, rewrite them with::
+
+    .venv/bin/python tests/integration/test_wire_example.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import subprocess
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable, Iterator
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+from annotated_types import Ge, Le, MaxLen
+from pydantic.fields import FieldInfo
+
+from sustainml.config import Settings
+from sustainml.deployment import LocalDeployment, amqp_transports
+from sustainml.messages import limits
+from sustainml.messages import types as T
+from sustainml.topology import (
+    ALL_NODES_KEY,
+    NODE_NAMES,
+    PIPELINE,
+    RECORD_KINDS,
+    STAGES_BY_KIND,
+    USER_INPUT,
+    NodeID,
+    Topology,
+)
+from sustainml.transport.amqp import _queue_arguments  # the exact x-arguments sent on the wire
+from sustainml.transport.base import QueueSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "wire-format.md"
+SCRIPT = ROOT / "docs" / "examples" / "raw_pika_submit.py"
+NS = "<ns>"  # the namespace placeholder used in the document's tables
+
+# Every private (per-process) queue purpose the code declares, and who declares it. The doc test
+# below scans the source for private_queue(...) calls, so a new purpose cannot go undocumented.
+PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
+    # purpose: (owner id, declared by, bindings / what arrives)
+    "control": (
+        "<replica_id>",
+        "every node replica",
+        f"`{NS}.control` with `<NODE_NAME>` and `{ALL_NODES_KEY}`: NodeControl",
+    ),
+    "status-monitor": ("<orchestrator_id>", "the orchestrator", f"`{NS}.status` (fanout): NodeStatus"),
+    "reply": (
+        "<client_id>",
+        "every RPC client (orchestrator: `orchestrator-<id>`, Python client: `client-<id>`)",
+        "none; replies arrive through the default exchange",
+    ),
+    "watch": (
+        "<client_id>",
+        "a client that watches its submissions",
+        f"bound by the orchestrator per task: `{NS}.tasks` and the six output exchanges, key `p.i`",
+    ),
+}
+PRIVATE_QUEUE_SOURCES = ("sustainml", "workers", "orchestrator")
+
+
+# --------------------------------------------------------------------------------------------
+# Generated sections
+# --------------------------------------------------------------------------------------------
+def _exchange_roles(topo: Topology) -> dict[str, tuple[str, str]]:
+    """exchange name -> (what flows on it, who publishes)."""
+    roles: dict[str, tuple[str, str]] = {}
+    for kind in RECORD_KINDS:
+        cls = T.RECORD_TYPES[kind].__name__
+        if kind == USER_INPUT:
+            roles[topo.record_exchange(kind)] = (f"stage messages of `{cls}`: a task starts", "orchestrator")
+        else:
+            node = STAGES_BY_KIND[kind].node
+            roles[topo.record_exchange(kind)] = (f"stage messages of `{cls}` (output of {node})", node)
+    roles[topo.task_exchange] = ("`TaskEvent`: a task state change, after it is stored", "orchestrator")
+    roles[topo.status_exchange] = ("`NodeStatus`: heartbeats and per-task events", "every node replica")
+    roles[topo.control_exchange] = ("`NodeControl` commands", "orchestrator, operators")
+    roles[topo.config_exchange] = ("`RequestType` configuration requests", "orchestrator, clients")
+    roles[topo.dead_letter_exchange] = ("messages that could not be processed", "nodes, orchestrator, broker")
+    return roles
+
+
+def exchanges_table(topo: Topology | None = None) -> str:
+    topo = topo or Topology(NS)
+    roles = _exchange_roles(topo)
+    rows = ["| Exchange | Type | Durable | Routing key | Carries | Published by |", "|---|---|---|---|---|---|"]
+    for ex in topo.exchanges():
+        if ex.name not in roles:
+            raise KeyError(f"exchange {ex.name!r} has no description in tests/integration/test_wire_example.py")
+        carries, publisher = roles[ex.name]
+        if ex.name == topo.status_exchange:
+            key = "node name (ignored: fanout)"
+        elif ex.name == topo.control_exchange:
+            key = f"node name or `{ALL_NODES_KEY}`"
+        elif ex.name == topo.config_exchange:
+            key = "node name"
+        elif ex.name == topo.dead_letter_exchange:
+            key = "name of the queue the message came from"
+        else:
+            key = "`<problem_id>.<iteration_id>`"
+        durable = "yes" if ex.durable else "no"
+        rows.append(f"| `{ex.name}` | {ex.type} | {durable} | {key} | {carries} | {publisher} |")
+    rows.append(
+        "| `` (default) | direct | (built in) | queue name | orchestrator requests, every RPC reply "
+        "| clients, orchestrator, nodes |"
+    )
+    return "\n".join(rows)
+
+
+def _args_text(spec: QueueSpec) -> str:
+    args = _queue_arguments(spec)
+    return "<br>".join(f"`{k}={v}`" for k, v in args.items())
+
+
+def _queue_role(topo: Topology, name: str) -> str:
+    for stage in PIPELINE:
+        if name == topo.stage_queue(stage):
+            return f"{stage.node} replicas compete on it"
+        if name == topo.config_queue(stage):
+            return f"{stage.node} replicas (one of them answers)"
+    if name == topo.orchestrator_results_queue:
+        return "orchestrator: stores every output"
+    if name == topo.orchestrator_requests_queue:
+        return "orchestrator: submissions and operator requests"
+    if name.endswith(".dlq"):
+        return "nobody (inspect with `rabbitmqadmin get`)"
+    raise KeyError(f"queue {name!r} has no description in tests/integration/test_wire_example.py")
+
+
+def queues_table(topo: Topology | None = None) -> str:
+    topo = topo or Topology(NS)
+    rows = ["| Queue | Durable | Arguments | Bindings (exchange: key) | Consumed by |", "|---|---|---|---|---|"]
+    for q in topo.durable_queues():
+        bindings = "<br>".join(f"`{b.exchange}`: `{b.routing_key}`" for b in q.bindings) or "none"
+        durable = "yes" if q.durable else "no"
+        rows.append(f"| `{q.name}` | {durable} | {_args_text(q)} | {bindings} | {_queue_role(topo, q.name)} |")
+    return "\n".join(rows)
+
+
+def private_queues_table(topo: Topology | None = None) -> str:
+    topo = topo or Topology(NS)
+    rows = ["| Queue | Durable | Arguments | Declared by | Bindings |", "|---|---|---|---|---|"]
+    for purpose, (owner, declared_by, bindings) in PRIVATE_QUEUES.items():
+        spec = topo.private_queue_spec(purpose, owner)
+        durable = "yes" if spec.durable else "no"
+        rows.append(f"| `{spec.name}` | {durable} | {_args_text(spec)} | {declared_by} | {bindings} |")
+    return "\n".join(rows)
+
+
+def private_queue_purposes_in_code() -> set[str]:
+    """Purposes passed to ``Topology.private_queue``/``private_queue_spec`` anywhere in the code."""
+    pattern = re.compile(r"private_queue(?:_spec)?\(\s*\"([^\"]+)\"")
+    found: set[str] = set()
+    for top in PRIVATE_QUEUE_SOURCES:
+        for path in (ROOT / top).rglob("*.py"):
+            found.update(pattern.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+# Units of the fields that have one (the seed IDL and the types' descriptions agree on these).
+UNITS: dict[tuple[str, str], str] = {
+    ("UserInput", "desired_carbon_footprint"): "kgCO2e",
+    ("HWConstraints", "max_memory_footprint"): "MB",
+    ("MLModel", "target_latency"): "s",
+    ("HWResource", "power_consumption"): "W",
+    ("HWResource", "latency"): "s",
+    ("HWResource", "memory_footprint_of_ml_model"): "MB",
+    ("HWResource", "max_hw_memory_footprint"): "MB",
+    ("CO2Footprint", "carbon_footprint"): "kgCO2e",
+    ("CO2Footprint", "energy_consumption"): "Wh",
+    ("CO2Footprint", "carbon_intensity"): "gCO2e/kWh",
+    ("NodeStatus", "heartbeat_interval"): "s",
+    ("NodeStatus", "timestamp"): "s since the Unix epoch",
+}
+
+# IDL types where the annotation alone does not say (seed IDL: data-model.txt).
+IDL_OVERRIDES: dict[tuple[str, str], str] = {
+    ("MLModel", "input_batch"): "sequence&lt;string&gt; (here: .npy bytes)",
+    ("RequestType", "transaction_id"): "int",
+    ("ResponseType", "transaction_id"): "int",
+    ("UserInput", "task_id"): "TaskIdImpl",
+}
+TASK_ID_IDL = "long (here: TaskId)"  # every other record's task_id
+EXTENSION_NOTE = "— (sustainml)"
+IDL_FIELDS: dict[str, tuple[str, ...]] = {  # seed IDL fields of the types that extend it
+    "NodeStatus": ("node_status", "task_status", "error_code", "task_id", "error_description", "node_name"),
+}
+
+
+def _bounds(info: FieldInfo) -> tuple[int | float | None, int | float | None, int | None]:
+    lo: int | float | None = None
+    hi: int | float | None = None
+    size: int | None = None
+    for m in info.metadata:
+        if isinstance(m, Ge):
+            lo = m.ge  # type: ignore[assignment]
+        elif isinstance(m, Le):
+            hi = m.le  # type: ignore[assignment]
+        elif isinstance(m, MaxLen):
+            size = m.max_length
+    return lo, hi, size
+
+
+def _num(n: float) -> str:
+    if n == T.ULONG_MAX:
+        return "2^32-1"
+    if n == T.LONG_MAX:
+        return "2^31-1"
+    if n == T.LONG_MIN:
+        return "-2^31"
+    if n == T.COUNTER_MAX:
+        return "2^63-1"
+    return f"{n:g}" if isinstance(n, float) else str(n)
+
+
+def _size(n: int) -> str:
+    if n % limits.MIB == 0:
+        return f"{n // limits.MIB} MiB"
+    return f"{n:,}"
+
+
+def _item_annotation(ann: Any) -> Any:
+    item = typing.get_args(ann)[0]
+    return typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
+
+
+def _item_max(ann: Any) -> int | None:
+    item = typing.get_args(ann)[0]
+    if typing.get_origin(item) is typing.Annotated:
+        for meta in typing.get_args(item)[1:]:
+            for m in getattr(meta, "metadata", []):
+                if isinstance(m, MaxLen):
+                    return m.max_length
+    return None
+
+
+def _describe_field(cls: type[T.Record], name: str, info: FieldInfo) -> tuple[str, str, str, str]:
+    """(msgpack type, IDL type, range, default) of one field."""
+    ann = info.annotation
+    lo, hi, size = _bounds(info)
+    default: Any = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+    required = default is not None and type(default).__name__ == "PydanticUndefinedType"
+    if isinstance(ann, type) and issubclass(ann, IntEnum):
+        members = list(ann)
+        mp, idl = "int", f"enum {ann.__name__}"
+        rng = f"{int(members[0])}..{int(members[-1])} (see §7.6)"
+        dflt = f"{int(default)} ({default.name})"
+    elif ann is bool:
+        mp, idl, rng, dflt = "bool", "boolean", "true / false (not 0/1)", str(default).lower()
+    elif ann is int:
+        mp = "int"
+        idl = {T.ULONG_MAX: "unsigned long", T.LONG_MAX: "long"}.get(hi, EXTENSION_NOTE)  # type: ignore[arg-type]
+        rng = f"{_num(lo) if lo is not None else '-∞'}..{_num(hi) if hi is not None else '∞'}"
+        dflt = "required" if required else str(default)
+    elif ann is float:
+        mp, idl = "float64", "double"
+        rng = "finite" + (f", >= {_num(lo)}" if lo is not None else "")
+        dflt = "required" if required else repr(float(default))
+    elif ann is str:
+        mp, idl = "str (UTF-8)", "string"
+        rng = f"<= {_size(size)} chars" if size else "any"
+        dflt = '""'
+    elif ann is bytes:
+        mp, idl = "bin", "sequence&lt;octet&gt;"
+        rng = f"<= {_size(size)}" if size else "any"
+        if name == "extra_data":
+            rng += "; empty or msgpack map, str keys (§7.7)"
+        dflt = 'bin ""'
+    elif typing.get_origin(ann) is list and _item_annotation(ann) is str:
+        mp, idl = "array of str", "sequence&lt;string&gt;"
+        per = _item_max(ann)
+        rng = f"<= {size:,} items" + (f", each <= {_size(per)} chars" if per else "")
+        dflt = "[]"
+    elif typing.get_origin(ann) is list and _item_annotation(ann) is bytes:
+        mp, idl = "array of bin", "sequence&lt;octet&gt;"
+        rng = f"<= {size:,} items, <= {_size(limits.MAX_INPUT_BATCH_BYTES)} in total; each a .npy file (§7.8)"
+        dflt = "[]"
+    elif typing.get_origin(ann) in (types.UnionType, typing.Union) and T.TaskId in typing.get_args(ann):
+        mp, idl, rng, dflt = "map {problem_id, iteration_id} or nil", TASK_ID_IDL, "see TaskId", "nil"
+    elif typing.get_origin(ann) is typing.Literal:
+        values = typing.get_args(ann)
+        mp, idl, rng, dflt = "str", "string", " / ".join(f'"{v}"' for v in values), f'"{default}"'
+    else:  # a new kind of field: make the generator learn it rather than guess
+        raise TypeError(f"{cls.__name__}.{name}: no wire description for annotation {ann!r}")
+    key = (cls.__name__, name)
+    if key in IDL_OVERRIDES:
+        idl = IDL_OVERRIDES[key]
+    elif cls.__name__ in IDL_FIELDS and name not in IDL_FIELDS[cls.__name__]:
+        idl = EXTENSION_NOTE
+    return mp, idl, rng, dflt
+
+
+def field_tables() -> str:
+    out: list[str] = []
+    for type_name, cls in T.MESSAGE_TYPES.items():
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        doc = re.sub(r":[a-z]+:`([^`]+)`", r"`\1`", doc).replace("``", "`")
+        out.append(f"#### {type_name}\n\n{doc}\n")
+        out.append("| # | Field | msgpack | IDL | Range | Unit | Default | Meaning |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for i, (name, info) in enumerate(cls.model_fields.items()):
+            mp, idl, rng, dflt = _describe_field(cls, name, info)
+            unit = UNITS.get((type_name, name), "")
+            meaning = (info.description or "").replace("|", "\\|")
+            out.append(f"| {i} | `{name}` | {mp} | {idl} | {rng} | {unit} | {dflt} | {meaning} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+ENUMS: tuple[type[IntEnum], ...] = (T.Status, T.TaskStatus, T.ErrorCode, T.CmdNode, T.CmdTask, NodeID)
+
+
+def enum_tables() -> str:
+    rows = ["| Enum | Wire values (int = name) |", "|---|---|"]
+    for enum in ENUMS:
+        rows.append(f"| `{enum.__name__}` | " + ", ".join(f"{int(m)} = `{m.name}`" for m in enum) + " |")
+    return "\n".join(rows)
+
+
+def pipeline_table() -> str:
+    rows = [
+        "| # | Node | NodeID | Consumes (queue) | Publishes to | Record type | Callback inputs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    topo = Topology(NS)
+    for i, s in enumerate(PIPELINE, 1):
+        rows.append(
+            f"| {i} | `{s.node}` | {int(s.node_id)} | `{topo.stage_queue(s)}` "
+            f"(from `{topo.record_exchange(s.input_kind)}`) | `{topo.record_exchange(s.kind)}` "
+            f"| `{T.RECORD_TYPES[s.kind].__name__}` | {', '.join(s.callback_inputs)} |"
+        )
+    return "\n".join(rows)
+
+
+def limits_table() -> str:
+    rows = ["| Limit | Value |", "|---|---|"]
+    for name in limits.__all__:
+        if name.startswith("MAX_"):
+            value = getattr(limits, name)
+            shown = _size(value) if "BYTES" in name else f"{value:,}"
+            rows.append(f"| `{name}` | {shown} |")
+    return "\n".join(rows)
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "pipeline": pipeline_table,
+    "exchanges": exchanges_table,
+    "queues": queues_table,
+    "private-queues": private_queues_table,
+    "fields": field_tables,
+    "enums": enum_tables,
+    "limits": limits_table,
+}
+_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: ([a-z-]+) -->\n)(.*?)(\n<!-- END GENERATED: \2 -->)", re.DOTALL)
+
+
+def generated_blocks(text: str) -> dict[str, str]:
+    return {m.group(2): m.group(3) for m in _BLOCK.finditer(text)}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block replaced by what the code says today."""
+    return _BLOCK.sub(lambda m: m.group(1) + GENERATORS[m.group(2)]() + m.group(4), text)
+
+
+# --------------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------------
+def test_generated_sections_of_wire_format_match_the_code() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    blocks = generated_blocks(text)
+    assert set(blocks) == set(GENERATORS), "every generator has exactly one block in the document"
+    for name, generate in GENERATORS.items():
+        assert blocks[name] == generate(), (
+            f"docs/wire-format.md section {name!r} is stale: run "
+            "`.venv/bin/python tests/integration/test_wire_example.py --write`"
+        )
+
+
+def test_every_private_queue_purpose_is_documented() -> None:
+    assert private_queue_purposes_in_code() == set(PRIVATE_QUEUES)
+
+
+def test_example_script_imports_only_pika_msgpack_and_the_standard_library() -> None:
+    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    outside = imported - set(sys.stdlib_module_names) - {"__future__"}
+    assert outside == {"pika", "msgpack"}
+
+
+def _delete_namespace(url: str, topo: Topology, private_queues: list[str]) -> None:
+    """Remove everything the deployment declared: shared queues, private queues, exchanges."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in [q.name for q in topo.durable_queues()] + private_queues:
+            channel.queue_delete(name)
+        for ex in topo.exchanges():
+            channel.exchange_delete(ex.name)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def deployment(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Settings, LocalDeployment]]:
+    settings = Settings(
+        broker_url=amqp_url,
+        namespace=f"t-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+    )
+    topo = Topology(settings.namespace)
+    dep = LocalDeployment(settings, amqp_transports(settings)).start()
+    private = [topo.private_queue("control", n.replica_id) for n in dep.nodes]
+    if dep.orchestrator is not None:
+        oid = dep.orchestrator.id
+        private += [topo.private_queue("status-monitor", oid), topo.private_queue("reply", f"orchestrator-{oid}")]
+    try:
+        yield settings, dep
+    finally:
+        dep.stop()
+        _delete_namespace(amqp_url, topo, private)
+
+
+STAGE_LINE = re.compile(r"^\[\s*[0-9.]+s\] ([A-Z_]+) task ([0-9]+\.[0-9]+) \(")
+
+
+@pytest.mark.integration
+def test_raw_pika_example_submits_and_follows_a_task(
+    amqp_url: str, deployment: tuple[Settings, LocalDeployment]
+) -> None:
+    settings, _dep = deployment
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--url",
+            amqp_url,
+            "--namespace",
+            settings.namespace,
+            "--description",
+            "detect defects in photos of welded seams",
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert "task_id: 1.1" in lines
+    stages = [m.groups() for m in map(STAGE_LINE.match, lines) if m]
+    assert [node for node, _ in stages] == list(NODE_NAMES)
+    assert {task for _, task in stages} == {"1.1"}
+    assert lines[-1] == "task 1.1 succeeded"
+
+    # The script removed its private queue on the way out.
+    watch = next(line.split(": ", 1)[1] for line in lines if line.startswith("watch_queue: "))
+    assert watch.startswith(f"{settings.namespace}.watch.")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
+            connection.channel().queue_declare(watch, passive=True)
+        assert err.value.reply_code == 404
+    finally:
+        connection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check or rewrite the generated sections of docs/wire-format.md")
+    parser.add_argument("--write", action="store_true", help="rewrite the document in place")
+    args = parser.parse_args(argv)
+    text = DOC.read_text(encoding="utf-8")
+    new = render(text)
+    if args.write:
+        if new != text:
+            DOC.write_text(new, encoding="utf-8")
+            print(f"rewrote {DOC}")
+        else:
+            print(f"{DOC} is up to date")
+        return 0
+    if new != text:
+        print(f"{DOC} is stale; run with --write", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
