@@ -31,7 +31,9 @@ def run(client: Client, tasks: int) -> tuple[list[float], list[float]]:
     hops: list[float] = []
     for i in range(tasks + 3):  # the first three warm up connections and caches
         events: list[StageEvent] = []
-        ui = UserInput(problem_short_description=f"detect defects in photos of welded seams #{i}", modality="image")
+        ui = UserInput(
+            problem_short_description=f"detect defects in photos of welded seams #{i}", modality="image"
+        )
         start = time.perf_counter()
         task_id = client.submit(ui, watch=True)
         res = client.wait(task_id, 60, events.append)

@@ -165,7 +165,11 @@ class Client:
                 event = None
             if isinstance(event, StageEvent) and on_progress is not None:
                 on_progress(event)
-            elif isinstance(event, TaskStateEvent) and event.task_id in pending and event.state in TERMINAL_STATES:
+            elif (
+                isinstance(event, TaskStateEvent)
+                and event.task_id in pending
+                and event.state in TERMINAL_STATES
+            ):
                 pending.discard(event.task_id)
                 done[event.task_id] = self.result(event.task_id)
             if time.monotonic() >= next_poll:  # tasks not watched by this client

@@ -292,7 +292,13 @@ class Orchestrator:
             self._maybe_auto_iterate(task_id, envelope.record)
 
     def _publish_task_event(
-        self, task_id: TaskId, state: str, stage: str | None, error: str | None, *, completed: str | None = None
+        self,
+        task_id: TaskId,
+        state: str,
+        stage: str | None,
+        error: str | None,
+        *,
+        completed: str | None = None,
     ) -> None:
         """Announce a stored change on the tasks exchange: the task's state, the stage it is at,
         and the node whose output was just stored (``completed``). Watchers follow tasks by it."""
@@ -308,7 +314,11 @@ class Orchestrator:
             }
         )
         msg = H.build_message(
-            body, type_name="TaskEvent", app_id="ORCHESTRATOR", schema_version=SCHEMA_VERSION, persistent=False
+            body,
+            type_name="TaskEvent",
+            app_id="ORCHESTRATOR",
+            schema_version=SCHEMA_VERSION,
+            persistent=False,
         )
         fut = self.transport.publish(self.topology.task_exchange, task_id.key, msg, mandatory=False)
         fut.add_done_callback(_log_event_failure)

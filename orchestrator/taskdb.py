@@ -678,7 +678,9 @@ class TaskDB:
         """Record the latest status of one replica of a node (insert or replace)."""
         with self._write() as conn:
             conn.execute(
-                self._node_status_stmt(node_name, replica_id, status, task_status, task, error_description, last_seen)
+                self._node_status_stmt(
+                    node_name, replica_id, status, task_status, task, error_description, last_seen
+                )
             )
 
     def _node_status_stmt(
@@ -718,7 +720,13 @@ class TaskDB:
                 if u.task_event and u.task is not None:
                     conn.execute(
                         self._task_event_stmt(
-                            u.task, u.node_name, u.replica_id, u.status, u.task_status, u.error_description, u.at
+                            u.task,
+                            u.node_name,
+                            u.replica_id,
+                            u.status,
+                            u.task_status,
+                            u.error_description,
+                            u.at,
                         )
                     )
 

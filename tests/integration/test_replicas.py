@@ -17,7 +17,7 @@ import pytest
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.messages import TaskId, TaskStatus, UserInput
+from sustainml.messages import TaskId, TaskStatus, UserInput, to_wire
 from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import Topology, delete_all
 from sustainml.workers.logic import hw_resources
@@ -103,7 +103,7 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
             if proc.poll() is None:
                 proc.kill()
         assert res.state == "succeeded", res.error
-        assert res.outputs["hw_resources"].task_id == tid
+        assert to_wire(res.outputs["hw_resources"])["task_id"] == to_wire(tid)
         assert dep.orchestrator is not None
         db = dep.orchestrator.db
         key = TaskKey(tid.problem_id, tid.iteration_id)

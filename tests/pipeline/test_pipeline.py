@@ -18,11 +18,12 @@ from sustainml.messages import (
     Status,
     TaskId,
     UserInput,
+    to_wire,
 )
 from sustainml.messages import headers as H
 from sustainml.orchestrator.client import StageEvent
 from sustainml.topology import PIPELINE, Topology
-from sustainml.transport.base import Message
+from sustainml.transport.base import Delivery, Message
 from sustainml.workers.logic import hw_constraints as shipped_hw_constraints
 
 DeploymentFactory = Callable[..., LocalDeployment]
@@ -57,7 +58,7 @@ def test_one_task_flows_through_all_six_stages(deploy: DeploymentFactory) -> Non
     assert [e.node for e in events] == [s.node for s in PIPELINE]  # in pipeline order, each once
     assert set(res.outputs) == {s.kind for s in PIPELINE}
     for rec in res.outputs.values():
-        assert rec.task_id == task_id
+        assert to_wire(rec)["task_id"] == to_wire(task_id)
     hw = res.outputs["hw_constraints"]
     assert isinstance(hw, HWConstraints)
     assert hw.hardware_required == ["PIM_AI_1chip"]
@@ -101,7 +102,7 @@ def test_three_concurrent_tasks_with_random_delays_keep_their_ids(deploy: Deploy
         assert res.user_input is not None and res.user_input.task_id == tid
         assert res.user_input.problem_short_description == descriptions[ids.index(tid)]
         for rec in res.outputs.values():
-            assert rec.task_id == tid
+            assert to_wire(rec)["task_id"] == to_wire(tid)
     # each stage ran each task exactly once
     assert sorted(seen, key=str) == sorted(((s.node, t) for s in PIPELINE for t in ids), key=str)
 
@@ -236,7 +237,12 @@ def test_malformed_message_is_dead_lettered_with_reason(deploy: DeploymentFactor
         dlq = topo.dead_letter_queue(topo.stage_queue(stage))
         _poll(lambda: t.queue_counts(dlq)[0] == 1, what="message in the DLQ")
         got: list[Message] = []
-        t.consume(dlq, lambda d: (got.append(d.message), d.ack()), prefetch=1)
+
+        def take(delivery: Delivery) -> None:
+            got.append(delivery.message)
+            delivery.ack()
+
+        t.consume(dlq, take, prefetch=1)
         _poll(lambda: got, what="dead letter delivered")
         assert got[0].body == b"\xc1 not msgpack"
         assert "invalid message" in got[0].headers[H.H_DEAD_REASON]
