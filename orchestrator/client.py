@@ -20,6 +20,8 @@ from typing import Any
 
 from sustainml.config import Settings
 from sustainml.messages import (
+    CmdNode,
+    CmdTask,
     MessageError,
     ResponseType,
     Status,
@@ -30,7 +32,7 @@ from sustainml.messages import (
     to_wire,
 )
 from sustainml.messages import headers as H
-from sustainml.orchestrator.core import config_call
+from sustainml.orchestrator.core import config_call, publish_control
 from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, TaskResult, request, unpack
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
 from sustainml.topology import STAGES_BY_KIND, Topology, resolve_stage
@@ -203,6 +205,19 @@ class Client:
         stage = resolve_stage(node)
         return config_call(
             self._rpc, self.topology, stage, configuration, tx, timeout or self.settings.rpc_timeout
+        )
+
+    def control(
+        self,
+        target: str,
+        *,
+        cmd_node: CmdNode = CmdNode.NO_CMD,
+        cmd_task: CmdTask = CmdTask.NO_CMD,
+        task_id: TaskId | None = None,
+    ) -> None:
+        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``)."""
+        publish_control(
+            self.transport, self.topology, target, cmd_node, cmd_task, task_id, f"client-{self.id}"
         )
 
     # -- watching ------------------------------------------------------------------------------

@@ -515,24 +515,7 @@ class Orchestrator:
         task_id: TaskId | None = None,
     ) -> None:
         """Publish a NodeControl to one node type (all its replicas) or to ``all``."""
-        target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
-        cmd = NodeControl(
-            cmd_node=cmd_node,
-            cmd_task=cmd_task,
-            target_node=target_node,
-            task_id=task_id,
-            source_node="ORCHESTRATOR",
-        )
-        msg = H.build_message(
-            encode(cmd),
-            type_name="NodeControl",
-            app_id="ORCHESTRATOR",
-            schema_version=SCHEMA_VERSION,
-            persistent=False,
-        )
-        self.transport.publish(self.topology.control_exchange, target_node, msg, mandatory=False).result(
-            PUBLISH_TIMEOUT
-        )
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, "ORCHESTRATOR")
 
     def config_request(
         self, node: str | int, configuration: str, timeout: float | None = None
@@ -598,6 +581,26 @@ class Orchestrator:
             )
             return {"ok": True, "tasks": [_row_wire(r) for r in rows]}
         raise RequestError(f"op: unknown operation {op!r}")
+
+
+def publish_control(
+    transport: Transport,
+    topology: Topology,
+    target: str,
+    cmd_node: CmdNode,
+    cmd_task: CmdTask,
+    task_id: TaskId | None,
+    source: str,
+) -> None:
+    """Publish a NodeControl to every replica of one node type, or of all (``target="all"``)."""
+    target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
+    cmd = NodeControl(
+        cmd_node=cmd_node, cmd_task=cmd_task, target_node=target_node, task_id=task_id, source_node=source
+    )
+    msg = H.build_message(
+        encode(cmd), type_name="NodeControl", app_id=source, schema_version=SCHEMA_VERSION, persistent=False
+    )
+    transport.publish(topology.control_exchange, target_node, msg, mandatory=False).result(PUBLISH_TIMEOUT)
 
 
 def config_call(

@@ -504,6 +504,34 @@ def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None)
     out.print(f"cancelled task {done}" if done else "no unfinished task to cancel")
 
 
+_NODE_COMMANDS = {
+    "pause": "CMD_STOP_NODE",
+    "resume": "CMD_START_NODE",
+    "reset": "CMD_RESET_NODE",
+    "terminate": "CMD_TERMINATE_NODE",
+}
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("command", type=click.Choice(sorted(_NODE_COMMANDS)))
+@click.pass_context
+def control(ctx: click.Context, target: str, command: str) -> None:
+    """Send a NodeControl COMMAND to every replica of TARGET (a node name, or `all`):
+    pause (stop consuming), resume, reset (clear errors and cancellations), terminate (graceful exit)."""
+    from sustainml.messages import CmdNode
+    from sustainml.topology import ALL_NODES_KEY
+
+    if target != ALL_NODES_KEY:
+        try:
+            target = resolve_stage(target).node
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+    with _friendly_errors(), Client(_settings(ctx)) as client:
+        client.control(target, cmd_node=CmdNode[_NODE_COMMANDS[command]])
+    out.print(f"sent {command} to {target}")
+
+
 # --------------------------------------------------------------------------------------------
 # long-running processes
 # --------------------------------------------------------------------------------------------

@@ -319,3 +319,19 @@ def test_shipped_hw_constraints_is_the_seed_behaviour() -> None:
     shipped_hw_constraints.task_callback(ui, NodeStatus(), out)
     assert out.hardware_required == ["PIM_AI_1chip"] and out.max_memory_footprint == 100
     assert out.get_extra() == {"hf_token": "x", "model_family": "CNNs"}
+
+
+def test_control_pause_holds_tasks_in_the_queue_and_resume_finishes_them(deploy: DeploymentFactory) -> None:
+    from sustainml.messages import CmdNode
+
+    dep = deploy()
+    client = dep.client()
+    _poll(lambda: client.status()["nodes"]["HW_RESOURCES"] == "IDLE", 10, "HW_RESOURCES IDLE")
+    client.control("hw_resources", cmd_node=CmdNode.CMD_STOP_NODE)
+    _poll(lambda: client.status()["nodes"]["HW_RESOURCES"] == "INACTIVE", 10, "HW_RESOURCES paused")
+    tid = client.submit(_ui(), watch=True)
+    _poll(lambda: client.result(tid).current_stage == "HW_RESOURCES", 15, "task waiting at HW_RESOURCES")
+    time.sleep(0.5)
+    assert client.result(tid).state == "running"  # held in the durable queue, not lost
+    client.control("hw_resources", cmd_node=CmdNode.CMD_START_NODE)
+    assert client.wait(tid, 30).state == "succeeded"
