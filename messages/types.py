@@ -751,3 +751,18 @@ __all__ = [
     "unpack_extra",
     "unpackb",
 ]
+
+
+# Units of the numeric fields (the seed's units): one table for the CLI, docs and REST views.
+UNITS: Final[dict[str, str]] = {
+    "carbon_footprint": "kgCO2e",
+    "desired_carbon_footprint": "kgCO2e",
+    "energy_consumption": "Wh",
+    "carbon_intensity": "gCO2e/kWh",
+    "power_consumption": "W",
+    "latency": "s",
+    "target_latency": "s",
+    "max_memory_footprint": "MB",
+    "memory_footprint_of_ml_model": "MB",
+    "max_hw_memory_footprint": "MB",
+}

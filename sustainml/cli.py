@@ -28,7 +28,7 @@ from rich.table import Table
 
 from sustainml import __version__
 from sustainml.config import ConfigError, Settings
-from sustainml.messages import MessageError, TaskId, UserInput, from_json_dict, to_json_dict
+from sustainml.messages import UNITS, MessageError, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
 from sustainml.orchestrator.protocol import TaskResult
 from sustainml.topology import PIPELINE, resolve_stage
@@ -375,8 +375,11 @@ def _print_result(r: TaskResult) -> None:
                 value = f"{len(value)} array(s)"
             elif key == "raw_model":
                 value = f"{len(value)} base64 chars" if value else ""
+            elif isinstance(value, float):
+                value = f"{value:.6g}"
+            label = f"{key} [{UNITS[key]}]" if key in UNITS else key
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            table.add_row(key, text if len(text) < 600 else text[:600] + " ...")
+            table.add_row(label, text if len(text) < 600 else text[:600] + " ...")
         out.print(table)
 
 

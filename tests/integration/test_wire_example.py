@@ -70,7 +70,7 @@ PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
     "watch": (
         "<client_id>",
         "a client that watches its submissions",
-        f"bound by the orchestrator per task: `{NS}.tasks` and the six output exchanges, key `p.i`",
+        f"`{NS}.tasks` with `p.i`, bound by the orchestrator for each task submitted with it (§9.8)",
     ),
 }
 PRIVATE_QUEUE_SOURCES = ("sustainml", "workers", "orchestrator")
@@ -100,10 +100,15 @@ def _exchange_roles(topo: Topology) -> dict[str, tuple[str, str]]:
 def exchanges_table(topo: Topology | None = None) -> str:
     topo = topo or Topology(NS)
     roles = _exchange_roles(topo)
-    rows = ["| Exchange | Type | Durable | Routing key | Carries | Published by |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| Exchange | Type | Durable | Routing key | Carries | Published by |",
+        "|---|---|---|---|---|---|",
+    ]
     for ex in topo.exchanges():
         if ex.name not in roles:
-            raise KeyError(f"exchange {ex.name!r} has no description in tests/integration/test_wire_example.py")
+            raise KeyError(
+                f"exchange {ex.name!r} has no description in tests/integration/test_wire_example.py"
+            )
         carries, publisher = roles[ex.name]
         if ex.name == topo.status_exchange:
             key = "node name (ignored: fanout)"
@@ -118,7 +123,7 @@ def exchanges_table(topo: Topology | None = None) -> str:
         durable = "yes" if ex.durable else "no"
         rows.append(f"| `{ex.name}` | {ex.type} | {durable} | {key} | {carries} | {publisher} |")
     rows.append(
-        "| `` (default) | direct | (built in) | queue name | orchestrator requests, every RPC reply "
+        '| default (`""`) | direct | (built in) | queue name | orchestrator requests, every RPC reply '
         "| clients, orchestrator, nodes |"
     )
     return "\n".join(rows)
@@ -146,11 +151,16 @@ def _queue_role(topo: Topology, name: str) -> str:
 
 def queues_table(topo: Topology | None = None) -> str:
     topo = topo or Topology(NS)
-    rows = ["| Queue | Durable | Arguments | Bindings (exchange: key) | Consumed by |", "|---|---|---|---|---|"]
+    rows = [
+        "| Queue | Durable | Arguments | Bindings (exchange: key) | Consumed by |",
+        "|---|---|---|---|---|",
+    ]
     for q in topo.durable_queues():
         bindings = "<br>".join(f"`{b.exchange}`: `{b.routing_key}`" for b in q.bindings) or "none"
         durable = "yes" if q.durable else "no"
-        rows.append(f"| `{q.name}` | {durable} | {_args_text(q)} | {bindings} | {_queue_role(topo, q.name)} |")
+        rows.append(
+            f"| `{q.name}` | {durable} | {_args_text(q)} | {bindings} | {_queue_role(topo, q.name)} |"
+        )
     return "\n".join(rows)
 
 
@@ -368,16 +378,19 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "enums": enum_tables,
     "limits": limits_table,
 }
-_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: ([a-z-]+) -->\n)(.*?)(\n<!-- END GENERATED: \2 -->)", re.DOTALL)
+_BLOCK = re.compile(
+    r"^(<!-- BEGIN GENERATED: ([a-z-]+) -->\n)(.*?)^(<!-- END GENERATED: \2 -->)$", re.DOTALL | re.MULTILINE
+)
 
 
 def generated_blocks(text: str) -> dict[str, str]:
-    return {m.group(2): m.group(3) for m in _BLOCK.finditer(text)}
+    """Block name -> its current content (without the final newline)."""
+    return {m.group(2): m.group(3).removesuffix("\n") for m in _BLOCK.finditer(text)}
 
 
 def render(text: str) -> str:
     """``text`` with every generated block replaced by what the code says today."""
-    return _BLOCK.sub(lambda m: m.group(1) + GENERATORS[m.group(2)]() + m.group(4), text)
+    return _BLOCK.sub(lambda m: m.group(1) + GENERATORS[m.group(2)]() + "\n" + m.group(4), text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +450,10 @@ def deployment(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Settings, LocalD
     private = [topo.private_queue("control", n.replica_id) for n in dep.nodes]
     if dep.orchestrator is not None:
         oid = dep.orchestrator.id
-        private += [topo.private_queue("status-monitor", oid), topo.private_queue("reply", f"orchestrator-{oid}")]
+        private += [
+            topo.private_queue("status-monitor", oid),
+            topo.private_queue("reply", f"orchestrator-{oid}"),
+        ]
     try:
         yield settings, dep
     finally:
@@ -492,7 +508,9 @@ def test_raw_pika_example_submits_and_follows_a_task(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check or rewrite the generated sections of docs/wire-format.md")
+    parser = argparse.ArgumentParser(
+        description="Check or rewrite the generated sections of docs/wire-format.md"
+    )
     parser.add_argument("--write", action="store_true", help="rewrite the document in place")
     args = parser.parse_args(argv)
     text = DOC.read_text(encoding="utf-8")

@@ -1,0 +1,95 @@
+"""The pipeline topology: order, names and the queue/exchange specs derived from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from sustainml.topology import (
+    NODE_NAMES,
+    PIPELINE,
+    RECORD_KINDS,
+    USER_INPUT,
+    NodeID,
+    Topology,
+    resolve_stage,
+)
+
+
+def test_pipeline_order_and_inputs_follow_the_issue() -> None:
+    assert NODE_NAMES == (
+        "ML_MODEL_METADATA",
+        "APP_REQUIREMENTS",
+        "HW_CONSTRAINTS",
+        "ML_MODEL",
+        "HW_RESOURCES",
+        "CARBON_FOOTPRINT",
+    )
+    previous = USER_INPUT
+    for stage in PIPELINE:
+        assert stage.input_kind == previous  # each stage consumes the stage before it
+        previous = stage.kind
+    by_node = {s.node: s for s in PIPELINE}
+    assert by_node["HW_RESOURCES"].callback_inputs == ("ml_model", "app_requirements", "hw_constraints")
+    assert by_node["CARBON_FOOTPRINT"].callback_inputs == ("ml_model", "user_input", "hw_resources")
+    assert by_node["ML_MODEL"].callback_inputs[3:] == (
+        "ml_model_baseline",
+        "hw_resources_baseline",
+        "carbon_footprint_baseline",
+    )
+
+
+def test_node_ids_are_the_originals() -> None:
+    assert [(s.node, int(s.node_id)) for s in PIPELINE] == [
+        ("ML_MODEL_METADATA", 4),
+        ("APP_REQUIREMENTS", 0),
+        ("HW_CONSTRAINTS", 2),
+        ("ML_MODEL", 5),
+        ("HW_RESOURCES", 3),
+        ("CARBON_FOOTPRINT", 1),
+    ]
+    assert NodeID.ORCHESTRATOR == 7
+
+
+def test_every_name_carries_the_namespace() -> None:
+    topo = Topology("blue")
+    names = [e.name for e in topo.exchanges()] + [q.name for q in topo.durable_queues()]
+    assert all(n.startswith("blue.") for n in names)
+    assert len(names) == len(set(names))
+    assert {topo.record_exchange(k) for k in RECORD_KINDS} <= {e.name for e in topo.exchanges()}
+    assert topo.private_queue("reply", "abc") == "blue.reply.abc"
+    assert Topology.routing_key(3, 2) == "3.2"
+
+
+def test_work_queues_dead_letter_to_their_own_dlq() -> None:
+    topo = Topology("ns")
+    specs = {q.name: q for q in topo.durable_queues()}
+    for stage in PIPELINE:
+        q = specs[topo.stage_queue(stage)]
+        assert q.durable and q.dead_letter_exchange == "ns.dlx" and q.dead_letter_routing_key == q.name
+        assert [(b.exchange, b.routing_key) for b in q.bindings] == [
+            (topo.record_exchange(stage.input_kind), "#")
+        ]
+        dlq = specs[topo.dead_letter_queue(q.name)]
+        assert [(b.exchange, b.routing_key) for b in dlq.bindings] == [("ns.dlx", q.name)]
+    results = specs[topo.orchestrator_results_queue]
+    assert {b.exchange for b in results.bindings} == {topo.record_exchange(s.kind) for s in PIPELINE}
+    assert Topology("ns", "quorum").stage_queue_spec(PIPELINE[0]).queue_type == "quorum"
+
+
+@pytest.mark.parametrize(
+    ("name", "node"),
+    [
+        ("hw_resources", "HW_RESOURCES"),
+        ("HW-RESOURCES", "HW_RESOURCES"),
+        ("3", "HW_RESOURCES"),
+        ("carbon_tracker", "CARBON_FOOTPRINT"),
+        ("ml-model", "ML_MODEL"),
+    ],
+)
+def test_resolve_stage_accepts_the_usual_spellings(name: str, node: str) -> None:
+    assert resolve_stage(name).node == node
+
+
+def test_resolve_stage_lists_valid_names() -> None:
+    with pytest.raises(KeyError, match="expected one of: ml_model_metadata"):
+        resolve_stage("gpu_picker")
