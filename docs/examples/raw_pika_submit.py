@@ -171,7 +171,7 @@ class Follower:
         state = event.get("state")
         print(
             f"{self.stamp()} task {self.key} state={state} stage={event.get('stage')}"
-            f" completed={event.get('completed')}",
+            f" completed={event.get('completed') or '-'}",
             flush=True,
         )
         if state in ("failed", "cancelled"):
