@@ -118,5 +118,5 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_QUEUE_TYPE", "classic", "`classic` or `quorum` stage queues."),
     ("SUSTAINML_AMQP_HEARTBEAT", "30", "AMQP connection heartbeat timeout in seconds."),
     ("SUSTAINML_LOG_LEVEL", "WARNING", "Python logging level of workers and orchestrator."),
-    ("SUSTAINML_GRID_CI", "unset", "Overrides the grid carbon intensity (gCO2e/kWh) used by CARBON_FOOTPRINT."),
+    ("SUSTAINML_GRID_CI", "unset", "Grid carbon intensity override (gCO2e/kWh) for CARBON_FOOTPRINT."),
 )

@@ -259,8 +259,8 @@ def run(url: str, namespace: str, description: str, timeout: float) -> int:
         connection = pika.BlockingConnection(params)
     except pika.exceptions.AMQPConnectionError as exc:
         raise Failure(f"cannot connect to the broker at {url}: {exc!r}") from exc
+    channel = connection.channel()
     try:
-        channel = connection.channel()
         channel.confirm_delivery()  # basic_publish then raises if the broker refuses or returns it
         # Not exclusive: the orchestrator binds it from its own connection (an exclusive queue
         # would refuse that with RESOURCE_LOCKED). x-expires removes it if this script dies.
@@ -275,15 +275,20 @@ def run(url: str, namespace: str, description: str, timeout: float) -> int:
                 channel.queue_bind(watch_queue, f"{namespace}.{kind}", "#")
         except pika.exceptions.ChannelClosedByBroker as exc:
             raise Failure(f"cannot bind to the output exchanges of namespace {namespace!r}: {exc}") from exc
-        try:
-            return submit_and_follow(channel, namespace, watch_queue, description, timeout)
-        finally:
-            if channel.is_open:
-                channel.cancel()  # ends the consume() generator's consumer
-                channel.queue_delete(watch_queue)
+        return submit_and_follow(channel, namespace, watch_queue, description, timeout)
     finally:
-        if connection.is_open:
-            connection.close()
+        try:
+            if channel.is_open:
+                channel.cancel()  # ends the consume() generator's consumer, if any
+            elif connection.is_open:
+                channel = connection.channel()  # the broker closed the first one (an error above)
+            if channel.is_open:
+                channel.queue_delete(watch_queue)
+        except pika.exceptions.AMQPError as exc:  # cleanup only: never hide the real outcome
+            print(f"warning: could not delete {watch_queue} ({exc!r}); it expires in 60 s", file=sys.stderr)
+        finally:
+            if connection.is_open:
+                connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
