@@ -184,21 +184,16 @@ def private_queue_purposes_in_code() -> set[str]:
     return found
 
 
-# Units of the fields that have one (the seed IDL and the types' descriptions agree on these).
-UNITS: dict[tuple[str, str], str] = {
-    ("UserInput", "desired_carbon_footprint"): "kgCO2e",
-    ("HWConstraints", "max_memory_footprint"): "MB",
-    ("MLModel", "target_latency"): "s",
-    ("HWResource", "power_consumption"): "W",
-    ("HWResource", "latency"): "s",
-    ("HWResource", "memory_footprint_of_ml_model"): "MB",
-    ("HWResource", "max_hw_memory_footprint"): "MB",
-    ("CO2Footprint", "carbon_footprint"): "kgCO2e",
-    ("CO2Footprint", "energy_consumption"): "Wh",
-    ("CO2Footprint", "carbon_intensity"): "gCO2e/kWh",
+# Units: the seed's units from messages/types.py (by field name), plus NodeStatus' own.
+EXTRA_UNITS: dict[tuple[str, str], str] = {
     ("NodeStatus", "heartbeat_interval"): "s",
     ("NodeStatus", "timestamp"): "s since the Unix epoch",
 }
+
+
+def unit_of(type_name: str, field: str) -> str:
+    return EXTRA_UNITS.get((type_name, field)) or T.UNITS.get(field, "")
+
 
 # IDL types where the annotation alone does not say (seed IDL: data-model.txt).
 IDL_OVERRIDES: dict[tuple[str, str], str] = {
@@ -327,7 +322,7 @@ def field_tables() -> str:
         out.append("|---|---|---|---|---|---|---|---|")
         for i, (name, info) in enumerate(cls.model_fields.items()):
             mp, idl, rng, dflt = _describe_field(cls, name, info)
-            unit = UNITS.get((type_name, name), "")
+            unit = unit_of(type_name, name)
             meaning = (info.description or "").replace("|", "\\|")
             out.append(f"| {i} | `{name}` | {mp} | {idl} | {rng} | {unit} | {dflt} | {meaning} |")
         out.append("")
@@ -446,17 +441,18 @@ def deployment(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Settings, LocalD
         rpc_timeout=5.0,
     )
     topo = Topology(settings.namespace)
-    dep = LocalDeployment(settings, amqp_transports(settings)).start()
-    private = [topo.private_queue("control", n.replica_id) for n in dep.nodes]
-    if dep.orchestrator is not None:
-        oid = dep.orchestrator.id
-        private += [
-            topo.private_queue("status-monitor", oid),
-            topo.private_queue("reply", f"orchestrator-{oid}"),
-        ]
+    dep = LocalDeployment(settings, amqp_transports(settings))
     try:
+        dep.start()
         yield settings, dep
     finally:
+        private = [topo.private_queue("control", n.replica_id) for n in dep.nodes]
+        if dep.orchestrator is not None:
+            oid = dep.orchestrator.id
+            private += [
+                topo.private_queue("status-monitor", oid),
+                topo.private_queue("reply", f"orchestrator-{oid}"),
+            ]
         dep.stop()
         _delete_namespace(amqp_url, topo, private)
 
@@ -464,29 +460,47 @@ def deployment(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Settings, LocalD
 STAGE_LINE = re.compile(r"^\[\s*[0-9.]+s\] ([A-Z_]+) task ([0-9]+\.[0-9]+) \(")
 
 
-@pytest.mark.integration
-def test_raw_pika_example_submits_and_follows_a_task(
-    amqp_url: str, deployment: tuple[Settings, LocalDeployment]
-) -> None:
-    settings, _dep = deployment
-    proc = subprocess.run(
+def _run_script(amqp_url: str, namespace: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
             "--url",
             amqp_url,
             "--namespace",
-            settings.namespace,
+            namespace,
             "--description",
             "detect defects in photos of welded seams",
             "--timeout",
-            "60",
+            str(timeout),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout + 60,
         check=False,
     )
+
+
+def _watch_queue_of(stdout: str) -> str:
+    return next(line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith("watch_queue: "))
+
+
+def _assert_queue_gone(amqp_url: str, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
+            connection.channel().queue_declare(queue, passive=True)
+        assert err.value.reply_code == 404
+    finally:
+        connection.close()
+
+
+@pytest.mark.integration
+def test_raw_pika_example_submits_and_follows_a_task(
+    amqp_url: str, deployment: tuple[Settings, LocalDeployment]
+) -> None:
+    settings, _dep = deployment
+    proc = _run_script(amqp_url, settings.namespace, timeout=60)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     lines = proc.stdout.splitlines()
     assert "task_id: 1.1" in lines
@@ -494,17 +508,19 @@ def test_raw_pika_example_submits_and_follows_a_task(
     assert [node for node, _ in stages] == list(NODE_NAMES)
     assert {task for _, task in stages} == {"1.1"}
     assert lines[-1] == "task 1.1 succeeded"
-
-    # The script removed its private queue on the way out.
-    watch = next(line.split(": ", 1)[1] for line in lines if line.startswith("watch_queue: "))
+    watch = _watch_queue_of(proc.stdout)
     assert watch.startswith(f"{settings.namespace}.watch.")
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
-            connection.channel().queue_declare(watch, passive=True)
-        assert err.value.reply_code == 404
-    finally:
-        connection.close()
+    _assert_queue_gone(amqp_url, watch)  # the script removed its private queue on the way out
+
+
+@pytest.mark.integration
+def test_raw_pika_example_reports_a_namespace_without_deployment(amqp_url: str) -> None:
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    proc = _run_script(amqp_url, namespace, timeout=5)
+    assert proc.returncode == 2, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert f"cannot bind to the output exchanges of namespace '{namespace}'" in proc.stderr
+    assert "NOT_FOUND" in proc.stderr
+    _assert_queue_gone(amqp_url, _watch_queue_of(proc.stdout))
 
 
 def main(argv: list[str] | None = None) -> int:

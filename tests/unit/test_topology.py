@@ -47,7 +47,7 @@ def test_node_ids_are_the_originals() -> None:
         ("HW_RESOURCES", 3),
         ("CARBON_FOOTPRINT", 1),
     ]
-    assert NodeID.ORCHESTRATOR == 7
+    assert int(NodeID.ORCHESTRATOR) == 7
 
 
 def test_every_name_carries_the_namespace() -> None:
