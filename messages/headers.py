@@ -15,13 +15,12 @@ CONTENT_TYPE = "application/msgpack"
 
 H_SCHEMA_VERSION = "schema_version"
 H_TRACEPARENT = "traceparent"
-H_ATTEMPT = "attempt"
 H_STAGE = "stage"  # node that produced the message
 H_FAILED = "x-sustainml-failed"  # "<NODE>: <reason>" on a stage output whose task failed there
 H_DEAD_REASON = "x-sustainml-dead-reason"  # why a message was dead-lettered
 H_DEAD_QUEUE = "x-sustainml-dead-queue"  # queue it was taken from
-H_DEAD_EXCHANGE = "x-sustainml-original-exchange"
-H_DEAD_ROUTING_KEY = "x-sustainml-original-routing-key"
+H_DEAD_EXCHANGE = "x-sustainml-dead-exchange"  # exchange it was published to
+H_DEAD_ROUTING_KEY = "x-sustainml-dead-routing-key"  # with this routing key
 H_WATCH_QUEUE = "watch_queue"  # submission: queue the orchestrator binds to the task's outputs
 
 

@@ -20,9 +20,11 @@ from typing import Any
 
 from sustainml.config import Settings
 from sustainml.messages import (
+    RECORD_TYPES,
     CmdNode,
     CmdTask,
     MessageError,
+    Record,
     ResponseType,
     Status,
     TaskId,
@@ -53,6 +55,7 @@ class StageEvent:
     node: str
     failed: str | None  # "<NODE>: <reason>" when the task failed at this stage
     elapsed: float  # seconds since the watch started
+    record: Record | None = None  # the stage's stored output
 
 
 @dataclass(frozen=True)
@@ -236,11 +239,14 @@ class Client:
                 ev = unpack(delivery.message.body)
                 task_id = from_wire(TaskId, ev.get("task_id"))
                 state = str(ev.get("state"))
-                if ev.get("completed"):
+                completed = ev.get("completed")
+                if completed:
                     failed = ev.get("error") if state == "failed" else None
-                    self._events.put(
-                        StageEvent(task_id, str(ev["completed"]), failed, time.monotonic() - self._started)
-                    )
+                    raw = ev.get("record")
+                    kind = resolve_stage(str(completed)).kind
+                    record = from_wire(RECORD_TYPES[kind], raw) if isinstance(raw, dict) else None
+                    elapsed = time.monotonic() - self._started
+                    self._events.put(StageEvent(task_id, str(completed), failed, elapsed, record))
                 self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
             except (RequestError, MessageError) as exc:
                 log.warning("unreadable task event on the watch queue: %s", exc)

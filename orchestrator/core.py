@@ -13,6 +13,7 @@ The same object is the Python API used in-process (the REST layer, embedded runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sustainml.config import Settings
+from sustainml.deadletter import dead_letter
 from sustainml.messages import (
     RECORD_TYPES,
     SCHEMA_VERSION,
@@ -50,6 +52,7 @@ from sustainml.messages import (
 )
 from sustainml.messages import headers as H
 from sustainml.orchestrator.protocol import (
+    TASK_STATES,
     TERMINAL_STATES,
     RequestError,
     TaskResult,
@@ -121,6 +124,8 @@ class Orchestrator:
         self._started = False
         self._status_lock = threading.Lock()
         self._status_backlog: list[StatusUpdate] = []
+        self._watch_lock = threading.Lock()
+        self._watchers: dict[TaskId, str] = {}  # task -> the watch queue bound to its events
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +186,20 @@ class Orchestrator:
             user_input = _inherit(_decode_user_input(base.user_input), user_input)
             key = self.db.create_iteration(base.problem_id, encode(user_input), base.iteration_id)
         task_id = TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+        try:
+            self._start(task_id, user_input, base, watch_queue)
+        except Exception as exc:
+            # The id is taken and stored: never leave the task looking queued forever.
+            self.db.set_state(key, "failed", error=f"could not start the task: {exc}")
+            self._forget_watcher(task_id)
+            raise
+        log.info("task %s started", task_id)
+        self._notify()
+        return task_id
+
+    def _start(
+        self, task_id: TaskId, user_input: UserInput, base: TaskRow | None, watch_queue: str | None
+    ) -> None:
         user_input.task_id = task_id
         baselines = self._baselines(task_id, base)
         if watch_queue:
@@ -198,17 +217,11 @@ class Orchestrator:
             traceparent=H.new_traceparent(),
         )
         self.db.set_state(_key(task_id), "running", current_stage=PIPELINE[0].node)
-        try:
-            self.transport.publish(self.topology.record_exchange(USER_INPUT), task_id.key, msg).result(
-                PUBLISH_TIMEOUT
-            )
-        except (TransportError, FutureTimeout) as exc:
-            self.db.set_state(_key(task_id), "failed", error=f"could not start the task: {exc}")
-            raise
-        log.info("task %s started", task_id)
+        # Announced before the task is published, so watchers see events in order.
         self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
-        self._notify()
-        return task_id
+        self.transport.publish(self.topology.record_exchange(USER_INPUT), task_id.key, msg).result(
+            PUBLISH_TIMEOUT
+        )
 
     def _iteration_base(self, user_input: UserInput) -> TaskRow:
         extra = user_input.get_extra()
@@ -247,9 +260,22 @@ class Orchestrator:
         return baselines
 
     def _bind_watcher(self, queue: str, task_id: TaskId) -> None:
-        # One binding: the task's events carry every stored stage output's progress. (Clients
-        # that want the records themselves bind to the output exchanges: docs/wire-format.md.)
+        # One binding per task: its events carry every stored stage output (record included).
         self.transport.bind(queue, Binding(self.topology.task_exchange, task_id.key))
+        with self._watch_lock:
+            self._watchers[task_id] = queue
+
+    def _forget_watcher(self, task_id: TaskId) -> None:
+        """Unbind a finished task's watch queue, so bindings do not pile up in a long-running
+        orchestrator (and are not re-applied after every reconnect)."""
+        with self._watch_lock:
+            queue = self._watchers.pop(task_id, None)
+        if queue is None:
+            return
+        try:
+            self.transport.unbind(queue, Binding(self.topology.task_exchange, task_id.key))
+        except TransportError as exc:  # the queue expires on its own (x-expires)
+            log.debug("watch queue %s not unbound: %s", queue, exc)
 
     # -- outputs -------------------------------------------------------------------------------
     def _on_result(self, delivery: Delivery) -> None:
@@ -286,7 +312,14 @@ class Orchestrator:
         delivery.ack()  # only after the output is stored
         if not fresh:
             return  # a redelivered duplicate: stored once, announced once
-        self._publish_task_event(task_id, state, at_stage, error, completed=stage.node)
+        announced = self._publish_task_event(
+            task_id, state, at_stage, error, completed=stage.node, record=envelope.record
+        )
+        if state in TERMINAL_STATES:
+            # Unbind only once the final event is routed, or the watcher could miss it.
+            with contextlib.suppress(TransportError, FutureTimeout):
+                announced.result(PUBLISH_TIMEOUT)
+            self._forget_watcher(task_id)
         self._notify()
         if stage is FINAL_STAGE and state == "succeeded":
             self._maybe_auto_iterate(task_id, envelope.record)
@@ -299,9 +332,11 @@ class Orchestrator:
         error: str | None,
         *,
         completed: str | None = None,
-    ) -> None:
+        record: Record | None = None,
+    ) -> Future[None]:
         """Announce a stored change on the tasks exchange: the task's state, the stage it is at,
-        and the node whose output was just stored (``completed``). Watchers follow tasks by it."""
+        and the node whose output was just stored (``completed``) with that output (``record``,
+        wire form). Watchers follow a task through this one routing key."""
         body = pack(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -311,6 +346,7 @@ class Orchestrator:
                 "stage": stage,
                 "completed": completed,
                 "error": error,
+                "record": to_wire(record) if record is not None else None,
             }
         )
         msg = H.build_message(
@@ -322,6 +358,7 @@ class Orchestrator:
         )
         fut = self.transport.publish(self.topology.task_exchange, task_id.key, msg, mandatory=False)
         fut.add_done_callback(_log_event_failure)
+        return fut
 
     def _maybe_auto_iterate(self, task_id: TaskId, carbon: Record) -> None:
         """Upstream "Nº outputs": a carbon output with num_outputs > 1 starts the next iteration,
@@ -363,36 +400,7 @@ class Orchestrator:
             log.error("task %s: automatic iteration could not start: %s", task_id, exc)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        log.warning("orchestrator: dead-lettering %s: %s", delivery.message.message_id, reason)
-        headers = dict(delivery.message.headers)
-        headers.update(
-            {
-                H.H_DEAD_REASON: reason[:2000],
-                H.H_DEAD_QUEUE: delivery.queue,
-                H.H_DEAD_EXCHANGE: delivery.exchange,
-                H.H_DEAD_ROUTING_KEY: delivery.routing_key,
-            }
-        )
-        m = delivery.message
-        dead = Message(
-            m.body,
-            headers=headers,
-            message_id=m.message_id,
-            correlation_id=m.correlation_id,
-            type=m.type,
-            app_id=m.app_id,
-            timestamp=m.timestamp,
-            content_type=m.content_type,
-        )
-        try:
-            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(
-                PUBLISH_TIMEOUT
-            )
-        except (TransportError, FutureTimeout) as exc:
-            log.error("dead-letter publish failed (%s); rejecting to the queue's DLX", exc)
-            delivery.reject(requeue=False)
-            return
-        delivery.ack()
+        dead_letter(self.transport, self.topology, delivery, reason, by="orchestrator")
 
     # -- status --------------------------------------------------------------------------------
     def _on_status(self, delivery: Delivery) -> None:
@@ -498,7 +506,12 @@ class Orchestrator:
             raise KeyError(f"task {task_id} does not exist")
         if row.state not in TERMINAL_STATES:
             self.db.set_state(_key(task_id), "cancelled", error="cancelled by request")
-            self._publish_task_event(task_id, "cancelled", row.current_stage, "cancelled by request")
+            announced = self._publish_task_event(
+                task_id, "cancelled", row.current_stage, "cancelled by request"
+            )
+            with contextlib.suppress(TransportError, FutureTimeout):
+                announced.result(PUBLISH_TIMEOUT)
+            self._forget_watcher(task_id)
         self._broadcast_cancel(task_id)
         self._notify()
         return task_id
@@ -543,14 +556,25 @@ class Orchestrator:
     def _on_request(self, delivery: Delivery) -> None:
         try:
             response = self._handle_request(unpack(delivery.message.body), delivery.message)
-        except (RequestError, SubmitError, KeyError, MessageError) as exc:
-            response = {"ok": False, "error": str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)}
+        except KeyError as exc:
+            response = {"ok": False, "error": str(exc.args[0])}
+        except (RequestError, SubmitError, MessageError, ValueError, TypeError) as exc:
+            response = {"ok": False, "error": str(exc)}
         except (TransportError, FutureTimeout) as exc:
             response = {"ok": False, "error": f"broker error: {exc}"}
+        except Exception as exc:  # a bug: still answer, so the caller does not wait for its timeout
+            log.exception("orchestrator request failed")
+            response = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
         delivery.ack()
+        response["schema_version"] = SCHEMA_VERSION
         reply(self.transport, delivery, pack(response), type="OrchestratorReply")
 
     def _handle_request(self, req: dict[str, Any], message: Message) -> dict[str, Any]:
+        version = req.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+            raise RequestError(
+                f"schema_version: expected an integer from 1 to {SCHEMA_VERSION}, got {version!r}"
+            )
         op = req.get("op")
         if op == "submit":
             raw = req.get("user_input")
@@ -573,11 +597,14 @@ class Orchestrator:
             cancelled = self.cancel(task_id_from(raw_id) if raw_id is not None else None)
             return {"ok": True, "task_id": to_wire(cancelled) if cancelled else None}
         if op == "list":
+            state = req.get("state")
+            if state is not None and state not in TASK_STATES:
+                raise RequestError(f"state: expected one of {', '.join(TASK_STATES)}, got {state!r}")
             rows = self.list_tasks(
-                state=req.get("state"),
-                problem_id=req.get("problem_id"),
-                limit=int(req.get("limit") or 50),
-                offset=int(req.get("offset") or 0),
+                state=state,
+                problem_id=_int_field(req, "problem_id", None, minimum=1),
+                limit=_int_field(req, "limit", 50, minimum=1, maximum=1000),
+                offset=_int_field(req, "offset", 0, minimum=0),
             )
             return {"ok": True, "tasks": [_row_wire(r) for r in rows]}
         raise RequestError(f"op: unknown operation {op!r}")
@@ -632,6 +659,23 @@ def config_call(
 def _log_event_failure(fut: Future[None]) -> None:
     if fut.exception() is not None:
         log.warning("task event not published: %s", fut.exception())
+
+
+def _int_field(
+    req: dict[str, Any], name: str, default: int | None, *, minimum: int, maximum: int | None = None
+) -> Any:
+    value = req.get(name, default)
+    if value is None:
+        return default
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < minimum
+        or (maximum and value > maximum)
+    ):
+        bound = f" and <= {maximum}" if maximum else ""
+        raise RequestError(f"{name}: expected an integer >= {minimum}{bound}, got {value!r}")
+    return value
 
 
 def _key(task_id: TaskId) -> TaskKey:

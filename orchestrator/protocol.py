@@ -36,6 +36,7 @@ from sustainml.topology import PIPELINE, STAGES_BY_KIND, USER_INPUT
 
 OPS = ("submit", "result", "status", "cancel", "list")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+TASK_STATES = ("queued", "running", *TERMINAL_STATES)
 
 
 class RequestError(ValueError):

@@ -244,13 +244,16 @@ class Topology:
         )
 
     def orchestrator_requests_spec(self) -> QueueSpec:
-        return self._durable(self.orchestrator_requests_queue, ())
+        # RPC requests expire with their caller's timeout; an expired request is dropped, not
+        # dead-lettered (its caller has already reported the timeout). Malformed requests are
+        # answered with an error, never rejected.
+        return QueueSpec(self.orchestrator_requests_queue, (), queue_type=self.queue_type)
 
     def durable_queues(self) -> list[QueueSpec]:
         """Every shared queue of the deployment, dead-letter queues included."""
         work = [self.stage_queue_spec(s) for s in PIPELINE]
-        work += [self.orchestrator_results_spec(), self.orchestrator_requests_spec()]
-        specs = list(work)
+        work.append(self.orchestrator_results_spec())
+        specs = [*work, self.orchestrator_requests_spec()]
         specs += [self.dead_letter_queue_spec(q.name) for q in work]
         specs += [self.config_queue_spec(s) for s in PIPELINE]
         return specs

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any, ClassVar, Literal
 
 from sustainml.config import Settings
+from sustainml.deadletter import dead_letter
 from sustainml.messages import (
     RECORD_TYPES,
     SCHEMA_VERSION,
@@ -58,7 +59,7 @@ from sustainml.messages import (
 from sustainml.messages import headers as H
 from sustainml.rpc import reply
 from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
-from sustainml.transport.base import Binding, Delivery, Message, Transport, TransportError
+from sustainml.transport.base import Binding, Delivery, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,9 @@ class Node:
             return
         self._started = True
         self.transport.connect()
+        declare_all(self.transport, self.topology)  # first: the status exchange must exist
         self._set_state(Status.INITIALIZING)
         self._publish_status(event="online")
-        declare_all(self.transport, self.topology)
         self.transport.declare_queue(
             self.topology.private_queue_spec(
                 "control",
@@ -433,42 +434,7 @@ class Node:
         )
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Move a message we cannot process to the queue's dead-letter queue, with the reason."""
-        log.warning("%s: dead-lettering message %s: %s", self.node_name, delivery.message.message_id, reason)
-        original = delivery.message
-        headers = dict(original.headers)
-        headers.update(
-            {
-                H.H_DEAD_REASON: reason[:2000],
-                H.H_DEAD_QUEUE: delivery.queue,
-                H.H_DEAD_EXCHANGE: delivery.exchange,
-                H.H_DEAD_ROUTING_KEY: delivery.routing_key,
-            }
-        )
-        dead = Message(
-            original.body,
-            headers=headers,
-            message_id=original.message_id,
-            correlation_id=original.correlation_id,
-            reply_to=original.reply_to,
-            type=original.type,
-            app_id=original.app_id,
-            timestamp=original.timestamp,
-            content_type=original.content_type,
-        )
-        try:
-            self.transport.publish(self.topology.dead_letter_exchange, delivery.queue, dead).result(
-                PUBLISH_CONFIRM_TIMEOUT
-            )
-        except (TransportError, FutureTimeout) as exc:
-            # Fall back on the queue's own dead-letter exchange (loses the reason header, keeps
-            # the message).
-            log.error(
-                "%s: dead-letter publish failed (%s); rejecting to the queue's DLX", self.node_name, exc
-            )
-            delivery.reject(requeue=False)
-            return
-        delivery.ack()
+        dead_letter(self.transport, self.topology, delivery, reason, by=self.node_name)
 
     # -- cancellation ------------------------------------------------------------------------
     def _is_cancelled(self, task_id: TaskId) -> bool:

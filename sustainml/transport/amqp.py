@@ -947,6 +947,26 @@ class AmqpTransport(Transport):
             if binding not in known:
                 known.append(binding)
 
+    def unbind(self, queue: str, binding: Binding) -> None:
+        with self._topo_lock:
+            known = self._extra_bindings.get(queue)
+            if known and binding in known:
+                known.remove(binding)
+                if not known:
+                    del self._extra_bindings[queue]
+        self._wait_ready("unbind", self._op_timeout)
+
+        def action(op: _ChannelOp) -> None:
+            op.channel.queue_unbind(
+                queue, binding.exchange, binding.routing_key, callback=op.then(lambda _f: op.done())
+            )
+
+        try:
+            self._channel_op(f"unbind {queue!r} from {binding.exchange!r}", action)
+        except ChannelError as exc:
+            if exc.reply_code != 404:  # the queue or exchange is gone already: nothing to undo
+                raise
+
     def delete_queue(self, name: str) -> None:
         self._wait_ready("delete_queue", self._op_timeout)
         with self._topo_lock:

@@ -136,6 +136,10 @@ class Transport(abc.ABC):
         """Add a binding to an existing queue; remembered and re-applied on reconnect."""
 
     @abc.abstractmethod
+    def unbind(self, queue: str, binding: Binding) -> None:
+        """Remove a binding added with ``bind`` (and forget it); no error if queue or binding is gone."""
+
+    @abc.abstractmethod
     def delete_queue(self, name: str) -> None: ...
 
     @abc.abstractmethod

@@ -737,6 +737,17 @@ class MemoryTransport(Transport):
             self._check_open()
             self._broker._bind(self._broker._queue(queue), binding)
 
+    def unbind(self, queue: str, binding: Binding) -> None:
+        b = self._broker
+        with b._cond:
+            self._check_open()
+            ex = b._exchanges.get(binding.exchange)
+            keys = ex.bindings.get(queue) if ex is not None else None
+            if keys is not None:
+                keys.discard(binding.routing_key)
+                if not keys:
+                    del ex.bindings[queue]  # type: ignore[union-attr]
+
     def delete_queue(self, name: str) -> None:
         b = self._broker
         with b._cond:

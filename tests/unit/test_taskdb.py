@@ -245,6 +245,7 @@ def test_concurrent_allocation_from_two_processes_is_unique(db: TaskDB, db_url: 
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _CHILD_SCRIPT, db_url, str(p), str(go_file)],
+            cwd=str(tmp_path),  # not the checkout: the child must import the installed package
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
