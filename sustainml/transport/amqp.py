@@ -404,6 +404,7 @@ class AmqpTransport(Transport):
         self._publishing_stopped = False
         self._ready = threading.Event()  # connected and topology/consumers restored
         self._close_event = threading.Event()  # wakes backoff sleeps on close()
+        self._retiring: set[_Consumer] = set()  # cancelled consumers whose handlers may still run
         self._conn_closed_event = threading.Event()
         self._reconnecting = False
         self._lost = False
@@ -1402,10 +1403,18 @@ class AmqpTransport(Transport):
                 with contextlib.suppress(ConnectionLost):
                     self._call_soon(lambda: ch.close() if ch.is_open else None)
 
-        t = threading.Thread(target=run, name=f"{self._name}-retire-{c.queue}", daemon=True)
+        def run_then_forget() -> None:
+            try:
+                run()
+            finally:
+                with self._state_lock:
+                    self._retiring.discard(c)
+
+        t = threading.Thread(target=run_then_forget, name=f"{self._name}-retire-{c.queue}", daemon=True)
         with self._state_lock:
             self._retirers = [r for r in self._retirers if r.is_alive()]
             self._retirers.append(t)
+            self._retiring.add(c)  # close() still waits for its running handlers
         t.start()
 
     # ------------------------------------------------------------------ timers
@@ -1469,6 +1478,16 @@ class AmqpTransport(Transport):
                     c.unsettled,
                     c.queue,
                     timeout,
+                )
+        # Consumers cancelled earlier may still be running handlers: they finish and settle too
+        # (a node cancels its stage consumer before closing; its in-flight task must complete).
+        with self._state_lock:
+            retiring = list(self._retiring)
+        for c in retiring:
+            own = 1 if isinstance(mine, AmqpDelivery) and mine._consumer is c and not mine.settled else 0
+            if not c.wait_settled(deadline, allow=own):
+                log.warning(
+                    "close: %d deliveries of cancelled consumer on %r still unsettled", c.unsettled, c.queue
                 )
         # 3. Outstanding publishes get their confirms.
         with self._window_cv:

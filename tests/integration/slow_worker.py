@@ -12,13 +12,14 @@ from sustainml.workers.logic import hw_resources
 from sustainml.workers.nodes import HardwareResourcesNode
 
 MARKER = Path(sys.argv[1])
+SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
 
 
 def slow_callback(
     ml_model: Any, app_requirements: Any, hw_constraints: Any, node_status: Any, hw: Any
 ) -> None:
     MARKER.write_text(hw.task_id.key)  # tells the test the task is in flight here
-    time.sleep(60)
+    time.sleep(SECONDS)
     hw_resources.task_callback(ml_model, app_requirements, hw_constraints, node_status, hw)
 
 

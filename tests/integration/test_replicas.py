@@ -120,3 +120,43 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
         started = {e.replica_id for e in hw_events() if e.task_status == int(TaskStatus.RUNNING)}
         assert len(started) == 2  # the killed replica started it too, and never finished it
         assert dep.orchestrator.db.count_outputs(TaskKey(tid.problem_id, tid.iteration_id)) == 6
+
+
+def test_sigterm_finishes_the_task_in_flight_then_exits(settings: Settings, tmp_path: Path) -> None:
+    marker = tmp_path / "in-flight"
+    env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
+    script = Path(__file__).with_name("slow_worker.py")
+    with LocalDeployment(settings, amqp_transports(settings), replicas={"hw_resources": 0}) as dep:
+        proc = subprocess.Popen([sys.executable, str(script), str(marker), "2"], env=env)
+        try:
+            client = dep.client()
+            tid = client.submit(_ui(0), watch=True)
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.terminate()  # SIGTERM while the 2 s callback runs
+            assert proc.wait(30) == 0
+            # the in-flight task was finished and its output published before the exit
+            res = client.wait(tid, 30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert res.state == "succeeded"
+    assert res.outputs["hw_resources"].hw_description  # type: ignore[attr-defined]
+
+
+def test_worker_module_entry_point_runs_a_replica(settings: Settings) -> None:
+    env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
+    with LocalDeployment(settings, amqp_transports(settings), replicas={"carbon_footprint": 0}) as dep:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sustainml.workers.carbon_footprint"], env=env, cwd="/"
+        )
+        try:
+            client = dep.client()
+            res = client.wait(client.submit(_ui(0), watch=True), 60)
+            assert res.state == "succeeded"
+            assert res.outputs["carbon_footprint"].carbon_intensity > 0  # type: ignore[attr-defined]
+        finally:
+            proc.terminate()
+            proc.wait(30)
