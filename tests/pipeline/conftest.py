@@ -66,3 +66,29 @@ def _delete_namespace(settings: Settings) -> None:
 
     with AmqpTransport(settings.broker_url, name="cleanup") as t:
         delete_all(t, Topology(settings.namespace))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server, dropped afterwards (skipped locally when the
+    server does not answer, failed under CI)."""
+    import os
+
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get(
+        "SUSTAINML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"sustainml_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

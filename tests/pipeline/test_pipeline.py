@@ -335,3 +335,52 @@ def test_control_pause_holds_tasks_in_the_queue_and_resume_finishes_them(deploy:
     assert client.result(tid).state == "running"  # held in the durable queue, not lost
     client.control("hw_resources", cmd_node=CmdNode.CMD_START_NODE)
     assert client.wait(tid, 30).state == "succeeded"
+
+
+def test_orchestrator_restart_resumes_ids_from_the_taskdb(
+    deploy: DeploymentFactory, tmp_path: Any, transports: Any
+) -> None:
+    from sustainml.orchestrator.core import Orchestrator
+    from sustainml.orchestrator.taskdb import TaskDB
+
+    db_url = f"sqlite:///{tmp_path / 'restart.sqlite3'}"
+    dep = deploy(db_url=db_url)
+    client = dep.client()
+    first = [client.submit(_ui(f"problem {i}")) for i in range(2)]
+    client.wait_many(first, 30)
+    assert dep.orchestrator is not None
+    dep.orchestrator.close()  # the orchestrator goes away...
+    replacement = Orchestrator(dep.settings, transport=transports("orchestrator-2"), db=TaskDB(db_url))
+    replacement.start()  # ...and a new one takes over the same TaskDB
+    try:
+        nxt = client.submit(_ui("after the restart"))
+        assert nxt == TaskId(problem_id=3, iteration_id=1)
+        it = UserInput(previous_iteration=1)
+        it.set_extra({"previous_problem_id": 1})
+        assert client.submit(it) == TaskId(problem_id=1, iteration_id=2)
+        assert client.wait(nxt, 30).state == "succeeded"
+    finally:
+        replacement.close()
+        replacement.transport.close()
+        replacement.db.close()
+
+
+def test_terminate_command_stops_a_node_gracefully(deploy: DeploymentFactory) -> None:
+    from sustainml.messages import CmdNode
+
+    dep = deploy()
+    client = dep.client()
+    _poll(lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "IDLE", 10, "APP_REQUIREMENTS IDLE")
+    client.control("app_requirements", cmd_node=CmdNode.CMD_TERMINATE_NODE)
+    _poll(lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "INACTIVE", 10, "APP_REQUIREMENTS gone")
+    assert client.status()["nodes"]["ML_MODEL"] == "IDLE"  # only the target stopped
+
+
+@pytest.mark.postgres
+def test_pipeline_with_a_postgresql_taskdb(deploy: DeploymentFactory, postgres_url: str) -> None:
+    dep = deploy(db_url=postgres_url)
+    client = dep.client()
+    ids = [client.submit(_ui(f"segment tumours in MRI scans {i}")) for i in range(3)]
+    results = client.wait_many(ids, 60)
+    assert [results[t].state for t in ids] == ["succeeded"] * 3
+    assert dep.orchestrator is not None and dep.orchestrator.db.dialect == "postgresql"
