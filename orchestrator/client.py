@@ -38,6 +38,7 @@ from sustainml.orchestrator.core import config_call, publish_control
 from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, TaskResult, request, unpack
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
 from sustainml.topology import STAGES_BY_KIND, Topology, resolve_stage
+from sustainml.transport import amqp_transport
 from sustainml.transport.base import Delivery, Message, Transport
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,9 @@ ProgressCallback = Callable[[StageEvent], None]
 class Client:
     def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self.topology = Topology.of(self.settings)
         self._own_transport = transport is None
-        if transport is None:
-            from sustainml.transport.amqp import AmqpTransport
-
-            transport = AmqpTransport(
-                self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="client"
-            )
-        self.transport = transport
+        self.transport = transport or amqp_transport(self.settings, "client")
         self.transport.connect()
         self.id = uuid.uuid4().hex[:12]
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"client-{self.id}")

@@ -75,6 +75,7 @@ from sustainml.topology import (
     declare_all,
     resolve_stage,
 )
+from sustainml.transport import amqp_transport
 from sustainml.transport.base import Binding, Delivery, Message, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,9 @@ class Orchestrator:
         orchestrator_id: str | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self.topology = Topology.of(self.settings)
         self._own_transport = transport is None
-        if transport is None:
-            from sustainml.transport.amqp import AmqpTransport
-
-            transport = AmqpTransport(
-                self.settings.broker_url, heartbeat=self.settings.amqp_heartbeat, name="ORCHESTRATOR"
-            )
-        self.transport = transport
+        self.transport = transport or amqp_transport(self.settings, "ORCHESTRATOR")
         self._own_db = db is None
         if db is None:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -600,12 +600,10 @@ def up(ctx: click.Context, replicas: tuple[str, ...]) -> None:
 
 
 def _check_broker(settings: Settings) -> None:
-    from sustainml.transport.amqp import AmqpTransport
+    from sustainml.transport import amqp_transport
 
     with _friendly_errors():
-        probe = AmqpTransport(
-            settings.broker_url, heartbeat=settings.amqp_heartbeat, name="probe", connect_timeout=5.0
-        )
+        probe = amqp_transport(settings, "probe", connect_timeout=5.0)
         probe.connect()
         probe.close()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -32,7 +32,7 @@ class Settings:
     rpc_timeout: float = 10.0
     concurrency: int = 2
     prefetch: int = 8
-    queue_type: str = "classic"
+    queue_type: Literal["classic", "quorum"] = "classic"
     amqp_heartbeat: int = 30
     log_level: str = "WARNING"
 

@@ -15,6 +15,7 @@ from sustainml.orchestrator.client import Client
 from sustainml.orchestrator.core import Orchestrator
 from sustainml.orchestrator.taskdb import TaskDB
 from sustainml.topology import PIPELINE, resolve_stage
+from sustainml.transport import amqp_transport
 from sustainml.transport.base import Transport
 from sustainml.workers.runtime import Node, ServiceCallback, TaskCallback
 from sustainml.workers.shipped import shipped_node
@@ -31,9 +32,7 @@ def memory_transports() -> TransportFactory:
 
 
 def amqp_transports(settings: Settings) -> TransportFactory:
-    from sustainml.transport.amqp import AmqpTransport
-
-    return lambda name: AmqpTransport(settings.broker_url, heartbeat=settings.amqp_heartbeat, name=name)
+    return lambda name: amqp_transport(settings, name)
 
 
 class LocalDeployment:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from sustainml.config import Settings
 from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
 
 
@@ -145,6 +146,10 @@ class Topology:
     def __init__(self, namespace: str = "sustainml", queue_type: QueueType = "classic") -> None:
         self.ns = namespace
         self.queue_type: QueueType = queue_type
+
+    @classmethod
+    def of(cls, settings: Settings) -> Topology:
+        return cls(settings.namespace, settings.queue_type)
 
     # -- exchanges --------------------------------------------------------------------------
     def record_exchange(self, kind: str) -> str:

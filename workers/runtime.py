@@ -59,6 +59,7 @@ from sustainml.messages import (
 from sustainml.messages import headers as H
 from sustainml.rpc import reply
 from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
+from sustainml.transport import amqp_transport
 from sustainml.transport.base import Binding, Delivery, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,10 @@ class Node:
         self.callback = callback
         self.service_callback = service_callback
         self.settings = settings or Settings.from_env()
-        self.topology = Topology(self.settings.namespace, self.settings.queue_type)  # type: ignore[arg-type]
+        self.topology = Topology.of(self.settings)
         self._own_transport = transport is None
         self.transport = (
-            transport if transport is not None else _amqp_transport(self.settings, self.STAGE.node)
+            transport if transport is not None else amqp_transport(self.settings, self.STAGE.node)
         )
         self.replica_id = replica_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.node_name = self.STAGE.node
@@ -537,9 +538,3 @@ class Node:
 def _log_lost_status(fut: Future[None]) -> None:
     if fut.exception() is not None:
         log.debug("status message lost: %s", fut.exception())
-
-
-def _amqp_transport(settings: Settings, name: str) -> Transport:
-    from sustainml.transport.amqp import AmqpTransport  # pika only when a real broker is used
-
-    return AmqpTransport(settings.broker_url, heartbeat=settings.amqp_heartbeat, name=name)
