@@ -21,7 +21,7 @@ H_DEAD_REASON = "x-sustainml-dead-reason"  # why a message was dead-lettered
 H_DEAD_QUEUE = "x-sustainml-dead-queue"  # queue it was taken from
 H_DEAD_EXCHANGE = "x-sustainml-dead-exchange"  # exchange it was published to
 H_DEAD_ROUTING_KEY = "x-sustainml-dead-routing-key"  # with this routing key
-H_WATCH_QUEUE = "watch_queue"  # submission: queue the orchestrator binds to the task's outputs
+H_WATCH_QUEUE = "watch_queue"  # submission: queue the orchestrator binds to the task's events
 
 
 def new_traceparent(trace_id: str | None = None) -> str:

@@ -29,7 +29,6 @@ from sustainml.messages import (
     Status,
     TaskId,
     UserInput,
-    decode_task,
     from_wire,
     to_wire,
 )
@@ -37,7 +36,7 @@ from sustainml.messages import headers as H
 from sustainml.orchestrator.core import config_call, publish_control
 from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, TaskResult, request, unpack
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
-from sustainml.topology import STAGES_BY_KIND, Topology, resolve_stage
+from sustainml.topology import Topology, resolve_stage
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import Delivery, Message, Transport
 
@@ -229,34 +228,21 @@ class Client:
 
     def _on_watch(self, delivery: Delivery) -> None:
         delivery.ack()  # a progress view; the orchestrator holds the durable copy
-        if delivery.message.type == "TaskEvent":
-            try:
-                ev = unpack(delivery.message.body)
-                task_id = from_wire(TaskId, ev.get("task_id"))
-                state = str(ev.get("state"))
-                completed = ev.get("completed")
-                if completed:
-                    failed = ev.get("error") if state == "failed" else None
-                    raw = ev.get("record")
-                    kind = resolve_stage(str(completed)).kind
-                    record = from_wire(RECORD_TYPES[kind], raw) if isinstance(raw, dict) else None
-                    elapsed = time.monotonic() - self._started
-                    self._events.put(StageEvent(task_id, str(completed), failed, elapsed, record))
-                self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
-            except (RequestError, MessageError) as exc:
-                log.warning("unreadable task event on the watch queue: %s", exc)
+        if delivery.message.type != "TaskEvent":
+            log.warning("unexpected %r message on the watch queue; ignored", delivery.message.type)
             return
         try:
-            env = decode_task(delivery.message.body)
-        except MessageError as exc:
-            log.warning("unreadable stage output on the watch queue: %s", exc)
-            return
-        failed = delivery.message.headers.get(H.H_FAILED)
-        self._events.put(
-            StageEvent(
-                task_id=env.task_id,
-                node=STAGES_BY_KIND[env.kind].node,
-                failed=str(failed) if failed else None,
-                elapsed=time.monotonic() - self._started,
-            )
-        )
+            ev = unpack(delivery.message.body)
+            task_id = from_wire(TaskId, ev.get("task_id"))
+            state = str(ev.get("state"))
+            completed = ev.get("completed")
+            if completed:
+                failed = ev.get("error") if state == "failed" else None
+                raw = ev.get("record")
+                kind = resolve_stage(str(completed)).kind
+                record = from_wire(RECORD_TYPES[kind], raw) if isinstance(raw, dict) else None
+                elapsed = time.monotonic() - self._started
+                self._events.put(StageEvent(task_id, str(completed), failed, elapsed, record))
+            self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
+        except (RequestError, MessageError, KeyError) as exc:
+            log.warning("unreadable task event on the watch queue: %s", exc)

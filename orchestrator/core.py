@@ -184,8 +184,12 @@ class Orchestrator:
         try:
             self._start(task_id, user_input, base, watch_queue)
         except Exception as exc:
-            # The id is taken and stored: never leave the task looking queued forever.
-            self.db.set_state(key, "failed", error=f"could not start the task: {exc}")
+            # The id is taken and stored: never leave the task looking queued forever, and tell
+            # a watcher (it may already have seen "running").
+            error = f"could not start the task: {exc}"
+            self.db.set_state(key, "failed", error=error)
+            with contextlib.suppress(TransportError, FutureTimeout):
+                self._publish_task_event(task_id, "failed", PIPELINE[0].node, error).result(PUBLISH_TIMEOUT)
             self._forget_watcher(task_id)
             raise
         log.info("task %s started", task_id)
@@ -666,9 +670,9 @@ def _int_field(
         not isinstance(value, int)
         or isinstance(value, bool)
         or value < minimum
-        or (maximum and value > maximum)
+        or (maximum is not None and value > maximum)
     ):
-        bound = f" and <= {maximum}" if maximum else ""
+        bound = f" and <= {maximum}" if maximum is not None else ""
         raise RequestError(f"{name}: expected an integer >= {minimum}{bound}, got {value!r}")
     return value
 

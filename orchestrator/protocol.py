@@ -9,8 +9,9 @@ Request body (msgpack map) sent to the ``<ns>.orchestrator.requests`` queue with
     {"schema_version": 1, "op": "cancel", "task_id": {...} | None}
     {"schema_version": 1, "op": "list", "state": None, "problem_id": None, "limit": 50, "offset": 0}
 
-A submission may name a ``watch_queue`` header (see docs/wire-format.md). Every reply is
-``{"ok": true, ...}`` or ``{"ok": false, "error": "<what went wrong>"}``.
+A submission may name a ``watch_queue`` header: the orchestrator binds it to the task's events
+(see docs/wire-format.md). Every reply is ``{"ok": true, "schema_version": 1, ...}`` or
+``{"ok": false, "schema_version": 1, "error": "<what went wrong>"}``; every request is answered.
 """
 
 from __future__ import annotations

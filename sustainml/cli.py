@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sustainml import __version__
 from sustainml.config import ConfigError, Settings
@@ -379,7 +380,8 @@ def _print_result(r: TaskResult) -> None:
                 value = f"{value:.6g}"
             label = f"{key} [{UNITS[key]}]" if key in UNITS else key
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            table.add_row(label, text if len(text) < 600 else text[:600] + " ...")
+            # Text, not markup: "[s]" or a JSON list must print as written.
+            table.add_row(Text(label), Text(text if len(text) < 600 else text[:600] + " ..."))
         out.print(table)
 
 

@@ -5,21 +5,21 @@ This script deliberately does not import ``sustainml``: it is the executable com
 docs/wire-format.md (section numbers below refer to it) and shows that any AMQP 0-9-1 client and
 any msgpack library are enough.
 
-1. Declare one private queue ``<ns>.watch.<id>`` (durable, ``x-expires``, not exclusive; §4.2)
-   and bind it to the six stage-output exchanges with routing key ``#`` *before* submitting, so no
-   output of the coming task can be missed (§9.8). It receives the outputs of every task of the
-   deployment; the script keeps those of its own task.
+1. Declare one private queue ``<ns>.watch.<id>`` (durable, ``x-expires``, not exclusive; §4.2).
+   The script binds it to nothing itself.
 2. Publish ``{"op": "submit", ...}`` to ``<ns>.orchestrator.requests`` through the default
    exchange with ``reply_to`` and ``correlation_id`` set, and the ``watch_queue`` header naming
-   the private queue: the orchestrator binds it to ``<ns>.tasks`` for the new task before the task
-   starts, so the task's TaskEvents arrive there too (§9.2, §9.7).
+   the private queue. Before it starts the task, the orchestrator binds that queue to
+   ``<ns>.tasks`` with the task's routing key ``p.i`` (one binding); it removes the binding once
+   the task is over (§9.2, §9.8).
 3. Read the reply: the task id the orchestrator assigned (``{"ok": true, "task_id": {...}}``).
-4. Print every stage output of the task as it arrives, and every TaskEvent, until CARBON_FOOTPRINT
-   or an output carrying the ``x-sustainml-failed`` header (§6.2), or a ``failed``/``cancelled``
-   TaskEvent.
+   TaskEvents may arrive before it (the task starts before the reply is sent); they wait.
+4. Print each TaskEvent (§9.7) as it arrives: for each stored stage output, the node name
+   (``completed``) and a few fields of its ``record``; stop at state ``succeeded``, ``failed``
+   or ``cancelled``.
 
-Exit status: 0 when CARBON_FOOTPRINT arrived without a failure, 1 when the task failed or was
-cancelled, 2 when the request could not be made or answered in time (the message says why).
+Exit status: 0 when the task succeeded, 1 when it failed or was cancelled, 2 when the request
+could not be made or answered in time (the message says why).
 
     python docs/examples/raw_pika_submit.py --url amqp://guest:guest@127.0.0.1:5672/%2F \\
         --namespace sustainml --description "detect defects in photos of welded seams"
@@ -42,20 +42,19 @@ from pika.adapters.blocking_connection import BlockingChannel
 SCHEMA_VERSION = 1  # the body schema this script writes and fully understands
 CONTENT_TYPE = "application/msgpack"
 WATCH_QUEUE_EXPIRES_MS = 60_000  # the queue disappears a minute after its last consumer left
+TASK_EVENT_TYPE = "TaskEvent"  # AMQP `type` property of the orchestrator's task events
 
-# Stage-output record kind -> node that produces it, in pipeline order (§1). The exchange of a
-# kind is "<namespace>.<kind>".
-NODE_OF_KIND = {
-    "ml_model_metadata": "ML_MODEL_METADATA",
-    "app_requirements": "APP_REQUIREMENTS",
-    "hw_constraints": "HW_CONSTRAINTS",
-    "ml_model": "ML_MODEL",
-    "hw_resources": "HW_RESOURCES",
-    "carbon_footprint": "CARBON_FOOTPRINT",
+# Record fields printed for each stage output (§7.5), by the node that produced it; in
+# pipeline order (§1).
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "ML_MODEL_METADATA": ("ml_model_metadata", "keywords"),
+    "APP_REQUIREMENTS": ("app_requirements",),
+    "HW_CONSTRAINTS": ("hardware_required", "max_memory_footprint"),
+    "ML_MODEL": ("model",),
+    "HW_RESOURCES": ("hw_description", "latency"),
+    "CARBON_FOOTPRINT": ("carbon_footprint", "energy_consumption"),
 }
-FINAL_KIND = "carbon_footprint"
-FAILED_HEADER = "x-sustainml-failed"
-TASK_EVENT_TYPE = "TaskEvent"  # AMQP `type` property of the orchestrator's task state changes
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_NO_ANSWER = 0, 1, 2
 
@@ -94,106 +93,84 @@ def task_key(task_id: Any) -> str:
     return f"{task_id['problem_id']}.{task_id['iteration_id']}"
 
 
-def header_text(props: pika.BasicProperties, name: str) -> str | None:
-    """A text header (AMQP long string); pika hands over bytes when it is not valid UTF-8."""
-    value = (props.headers or {}).get(name)
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def check_version(what: str, body: dict[str, Any]) -> None:
+    version = body.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        # A newer schema may carry meaning this script cannot see: say so, read what it knows.
+        print(
+            f"warning: {what} has schema_version {version!r} (this script knows {SCHEMA_VERSION});"
+            " reading the fields it knows",
+            file=sys.stderr,
+        )
 
 
-def printable(value: Any) -> Any:
-    """A decoded msgpack value for printing: bytes shown by size."""
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, list):
-        return [printable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): printable(v) for k, v in value.items()}
-    return value
-
-
-def show_record(record: dict[str, Any]) -> str:
-    shown = dict(record)
-    extra = shown.get("extra_data")
-    if isinstance(extra, bytes):  # msgpack bytes of a map: decode it so the output is readable
-        shown["extra_data"] = msgpack.unpackb(extra, raw=False) if extra else {}
-    shown.pop("task_id", None)  # printed separately
-    return json.dumps(printable(shown), sort_keys=True)
+def key_fields(node: str, record: Any) -> str:
+    """A few fields of a stage output's record (wire form, §7.4) as ``name=<JSON value>``."""
+    if not isinstance(record, dict):
+        return "(no record)"
+    shown = []
+    for name in KEY_FIELDS.get(node, ()):
+        value = record.get(name)
+        text = f"<{len(value)} bytes>" if isinstance(value, bytes) else json.dumps(value)
+        shown.append(f"{name}={text}")
+    return " ".join(shown)
 
 
 class Follower:
-    """Prints the messages of one task and decides when it is over."""
+    """Prints the TaskEvents of one task and decides when it is over."""
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.key: str | None = None  # "p.i" once the reply arrived
-        self.early: list[tuple[pika.BasicProperties, bytes]] = []  # arrived before the reply
+        self.early: list[dict[str, Any]] = []  # events that arrived before the reply
 
     def stamp(self) -> str:
         return f"[{time.monotonic() - self.started:6.2f}s]"
 
     def on_reply(self, body: bytes) -> int | None:
         reply = msgpack.unpackb(body, raw=False)
+        check_version("the reply", reply)
         if not reply.get("ok"):
             raise Failure(f"the orchestrator refused the submission: {reply.get('error')}")
         self.key = task_key(reply.get("task_id"))
         print(f"task_id: {self.key}", flush=True)
         early, self.early = self.early, []
-        for props, msg in early:
-            status = self.on_message(props, msg)
+        for event in early:
+            status = self.on_task_event(event)
             if status is not None:
                 return status
         return None
 
     def on_message(self, props: pika.BasicProperties, body: bytes) -> int | None:
-        """A TaskEvent or a stage output; returns an exit status once the task is over."""
-        if self.key is None:  # the task may start (and stages publish) before the reply arrives
-            self.early.append((props, body))
+        """A message from ``<ns>.tasks``; returns an exit status once the task is over."""
+        if props.type != TASK_EVENT_TYPE:
+            print(f"warning: ignoring a message of type {props.type!r}", file=sys.stderr)
             return None
-        message = msgpack.unpackb(body, raw=False)
-        version = message.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            # A newer schema may carry meaning this script cannot see: say so, read what it knows.
-            print(
-                f"warning: schema_version {version!r} > {SCHEMA_VERSION}; reading known fields",
-                file=sys.stderr,
-            )
-        if task_key(message.get("task_id")) != self.key:
-            return None  # another task's output (the output bindings use "#")
-        if props.type == TASK_EVENT_TYPE:
-            return self.on_task_event(message)
-        return self.on_stage_output(props, message)
+        event = msgpack.unpackb(body, raw=False)
+        check_version("a TaskEvent", event)
+        if self.key is None:  # the task starts before the orchestrator replies
+            self.early.append(event)
+            return None
+        return self.on_task_event(event)
 
     def on_task_event(self, event: dict[str, Any]) -> int | None:
+        key = task_key(event.get("task_id"))
+        if key != self.key:  # the orchestrator binds only this task's key; never expected
+            print(f"warning: ignoring an event of task {key}", file=sys.stderr)
+            return None
         state = event.get("state")
-        print(
-            f"{self.stamp()} task {self.key} state={state} stage={event.get('stage')}"
-            f" completed={event.get('completed') or '-'}",
-            flush=True,
-        )
-        if state in ("failed", "cancelled"):
-            print(f"task {self.key} {str(state).upper()}: {event.get('error')}", flush=True)
-            return EXIT_TASK_FAILED
-        return None
-
-    def on_stage_output(self, props: pika.BasicProperties, message: dict[str, Any]) -> int | None:
-        kind = str(message.get("kind"))
-        node = header_text(props, "stage") or NODE_OF_KIND.get(kind, kind)
-        record = message.get("record") or {}
-        print(
-            f"{self.stamp()} {node} task {self.key} ({message.get('type')}): {show_record(record)}",
-            flush=True,
-        )
-        failed = header_text(props, FAILED_HEADER)
-        if failed:
-            print(f"task {self.key} FAILED: {failed}", flush=True)
-            return EXIT_TASK_FAILED
-        if kind == FINAL_KIND:
-            print(f"task {self.key} succeeded", flush=True)
+        completed = event.get("completed")
+        if completed:  # a stage output was stored: its node, and the output itself
+            node = str(completed)
+            print(f"{self.stamp()} {node} task {key}: {key_fields(node, event.get('record'))}", flush=True)
+        else:  # the start (or a cancel request)
+            print(f"{self.stamp()} task {key} {state} at {event.get('stage')}", flush=True)
+        if state == "succeeded":
+            print(f"task {key} succeeded", flush=True)
             return EXIT_OK
+        if state in TERMINAL_STATES:
+            print(f"task {key} {str(state).upper()}: {event.get('error')}", flush=True)
+            return EXIT_TASK_FAILED
         return None
 
 
@@ -244,7 +221,7 @@ def submit_and_follow(
                 )
                 continue
             status = follower.on_reply(body)
-        else:
+        else:  # TaskEvents come through <ns>.tasks
             status = follower.on_message(props, body)
         if status is not None:
             return status
@@ -270,11 +247,6 @@ def run(url: str, namespace: str, description: str, timeout: float) -> int:
             arguments={"x-queue-type": "classic", "x-expires": WATCH_QUEUE_EXPIRES_MS},
         )
         print(f"watch_queue: {watch_queue}", flush=True)
-        try:
-            for kind in NODE_OF_KIND:
-                channel.queue_bind(watch_queue, f"{namespace}.{kind}", "#")
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            raise Failure(f"cannot bind to the output exchanges of namespace {namespace!r}: {exc}") from exc
         return submit_and_follow(channel, namespace, watch_queue, description, timeout)
     finally:
         try:

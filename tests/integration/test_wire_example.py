@@ -1,5 +1,6 @@
-"""docs/wire-format.md stays true: its generated tables match the code, and its pika-only example
-script follows a real task through a real deployment.
+"""docs/wire-format.md stays true: its generated tables match the code, its pika-only example
+script follows a real task through a real deployment, and a watch queue gets the one binding the
+document promises.
 
 The generated sections of the document (between ``<!-- BEGIN GENERATED: x -->`` and
 ``<!-- END GENERATED: x -->``) are produced by the functions below from ``sustainml.topology``,
@@ -16,6 +17,7 @@ import ast
 import re
 import subprocess
 import sys
+import time
 import types
 import typing
 import uuid
@@ -24,15 +26,17 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pika
 import pika.exceptions
 import pytest
 from annotated_types import Ge, Le, MaxLen
+from pika.adapters.blocking_connection import BlockingChannel
 from pydantic.fields import FieldInfo
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.messages import limits
+from sustainml.messages import from_wire, limits
 from sustainml.messages import types as T
 from sustainml.topology import (
     ALL_NODES_KEY,
@@ -70,7 +74,8 @@ PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
     "watch": (
         "<client_id>",
         "a client that watches its submissions",
-        f"`{NS}.tasks` with `p.i`, bound by the orchestrator for each task submitted with it (§9.8)",
+        f"`{NS}.tasks` with `p.i`: bound by the orchestrator for each task submitted with it, "
+        "unbound once the task is over (§9.8)",
     ),
 }
 PRIVATE_QUEUE_SOURCES = ("sustainml", "workers", "orchestrator")
@@ -89,7 +94,10 @@ def _exchange_roles(topo: Topology) -> dict[str, tuple[str, str]]:
         else:
             node = STAGES_BY_KIND[kind].node
             roles[topo.record_exchange(kind)] = (f"stage messages of `{cls}` (output of {node})", node)
-    roles[topo.task_exchange] = ("`TaskEvent`: a task state change, after it is stored", "orchestrator")
+    roles[topo.task_exchange] = (
+        "`TaskEvent`: a task state change (with the stage output just stored), after it is stored",
+        "orchestrator",
+    )
     roles[topo.status_exchange] = ("`NodeStatus`: heartbeats and per-task events", "every node replica")
     roles[topo.control_exchange] = ("`NodeControl` commands", "orchestrator, operators")
     roles[topo.config_exchange] = ("`RequestType` configuration requests", "orchestrator, clients")
@@ -406,16 +414,30 @@ def test_every_private_queue_purpose_is_documented() -> None:
     assert private_queue_purposes_in_code() == set(PRIVATE_QUEUES)
 
 
+def _script_tree() -> ast.Module:
+    return ast.parse(SCRIPT.read_text(encoding="utf-8"))
+
+
 def test_example_script_imports_only_pika_msgpack_and_the_standard_library() -> None:
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
     imported: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(_script_tree()):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     outside = imported - set(sys.stdlib_module_names) - {"__future__"}
     assert outside == {"pika", "msgpack"}
+
+
+def test_example_script_makes_no_binding_itself() -> None:
+    # §9.8: the orchestrator makes the watch queue's one binding; the script must not need more.
+    called = {
+        node.func.attr
+        for node in ast.walk(_script_tree())
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert called & {"queue_bind", "exchange_bind"} == set()
+    assert {"queue_declare", "basic_publish", "consume", "queue_delete"} <= called
 
 
 def _delete_namespace(url: str, topo: Topology, private_queues: list[str]) -> None:
@@ -457,7 +479,8 @@ def deployment(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Settings, LocalD
         _delete_namespace(amqp_url, topo, private)
 
 
-STAGE_LINE = re.compile(r"^\[\s*[0-9.]+s\] ([A-Z_]+) task ([0-9]+\.[0-9]+) \(")
+START_LINE = re.compile(r"^\[\s*[0-9.]+s\] task ([0-9]+\.[0-9]+) running at ([A-Z_]+)$")
+STAGE_LINE = re.compile(r"^\[\s*[0-9.]+s\] ([A-Z_]+) task ([0-9]+\.[0-9]+): (.*)$")
 
 
 def _run_script(amqp_url: str, namespace: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -504,13 +527,94 @@ def test_raw_pika_example_submits_and_follows_a_task(
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     lines = proc.stdout.splitlines()
     assert "task_id: 1.1" in lines
+    starts = [m.groups() for m in map(START_LINE.match, lines) if m]
+    assert starts == [("1.1", PIPELINE[0].node)]
     stages = [m.groups() for m in map(STAGE_LINE.match, lines) if m]
-    assert [node for node, _ in stages] == list(NODE_NAMES)
-    assert {task for _, task in stages} == {"1.1"}
+    assert [node for node, _, _ in stages] == list(NODE_NAMES)  # once each, in pipeline order
+    assert {task for _, task, _ in stages} == {"1.1"}
+    fields = {node: shown for node, _, shown in stages}
+    # The key fields come from the record carried by each TaskEvent.
+    assert re.fullmatch(r'model="[^"]+"', fields["ML_MODEL"]), fields["ML_MODEL"]
+    assert re.fullmatch(r"carbon_footprint=\S+ energy_consumption=\S+", fields["CARBON_FOOTPRINT"])
+    assert float(fields["CARBON_FOOTPRINT"].split()[0].split("=")[1]) > 0
+    assert lines.index(next(line for line in lines if START_LINE.match(line))) < lines.index(
+        next(line for line in lines if STAGE_LINE.match(line))
+    )
     assert lines[-1] == "task 1.1 succeeded"
     watch = _watch_queue_of(proc.stdout)
     assert watch.startswith(f"{settings.namespace}.watch.")
     _assert_queue_gone(amqp_url, watch)  # the script removed its private queue on the way out
+
+
+def _routable(channel: BlockingChannel, exchange: str, key: str) -> bool:
+    """Whether a mandatory publish to ``exchange``/``key`` reaches at least one queue."""
+    try:
+        channel.basic_publish(exchange, key, b"probe", pika.BasicProperties(type="probe"), mandatory=True)
+    except pika.exceptions.UnroutableError:
+        return False
+    return True
+
+
+@pytest.mark.integration
+def test_watch_queue_gets_one_binding_removed_when_the_task_ends(
+    amqp_url: str, deployment: tuple[Settings, LocalDeployment]
+) -> None:
+    """§9.8: the orchestrator binds the watch queue to <ns>.tasks with the task's key before the
+    start event, every stage output arrives as a TaskEvent with its record, and the binding is
+    gone once the task is over."""
+    settings, _dep = deployment
+    topo = Topology(settings.namespace)
+    watch = topo.private_queue("watch", f"test-{uuid.uuid4().hex[:8]}")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    try:
+        channel.queue_declare(watch, durable=True, arguments={"x-expires": 60_000})
+        assert not _routable(channel, topo.task_exchange, "1.1")  # nobody follows task 1.1 yet
+        request = {"schema_version": 1, "op": "submit", "user_input": {"modality": "image"}}
+        channel.basic_publish(
+            "",
+            topo.orchestrator_requests_queue,
+            msgpack.packb(request, use_bin_type=True),
+            pika.BasicProperties(
+                correlation_id="c1", reply_to=watch, expiration="30000", headers={"watch_queue": watch}
+            ),
+            mandatory=True,
+        )
+        reply: dict[str, Any] | None = None
+        events: list[dict[str, Any]] = []
+        for method, props, body in channel.consume(watch, auto_ack=True, inactivity_timeout=30):
+            assert method is not None and props is not None and body is not None, (
+                f"nothing for 30 s; events so far: {events}"
+            )
+            if method.exchange == "":
+                reply = msgpack.unpackb(body, raw=False)
+            else:
+                assert (method.exchange, method.routing_key, props.type) == (
+                    topo.task_exchange,
+                    "1.1",
+                    "TaskEvent",
+                )
+                events.append(msgpack.unpackb(body, raw=False))
+            if reply is not None and events and events[-1]["state"] in ("succeeded", "failed", "cancelled"):
+                break
+        channel.cancel()
+        assert reply == {"ok": True, "task_id": {"problem_id": 1, "iteration_id": 1}, "schema_version": 1}
+        assert [(e["state"], e["completed"]) for e in events] == [("running", None)] + [
+            ("succeeded" if s is PIPELINE[-1] else "running", s.node) for s in PIPELINE
+        ]
+        assert events[0]["record"] is None
+        for event, stage in zip(events[1:], PIPELINE, strict=True):
+            record = from_wire(T.RECORD_TYPES[stage.kind], event["record"])  # a valid wire record
+            assert getattr(record, "task_id", None) == T.TaskId(problem_id=1, iteration_id=1)
+        deadline = time.monotonic() + 10
+        while _routable(channel, topo.task_exchange, "1.1"):  # unbound after the final event's confirm
+            assert time.monotonic() < deadline, "the watch queue is still bound to the finished task"
+            connection.sleep(0.05)
+    finally:
+        if channel.is_open:
+            channel.queue_delete(watch)
+        connection.close()
 
 
 @pytest.mark.integration
@@ -518,8 +622,10 @@ def test_raw_pika_example_reports_a_namespace_without_deployment(amqp_url: str) 
     namespace = f"t-{uuid.uuid4().hex[:8]}"
     proc = _run_script(amqp_url, namespace, timeout=5)
     assert proc.returncode == 2, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert f"cannot bind to the output exchanges of namespace '{namespace}'" in proc.stderr
-    assert "NOT_FOUND" in proc.stderr
+    assert (
+        f"queue '{namespace}.orchestrator.requests' does not exist: "
+        f"is a deployment running in namespace '{namespace}'?"
+    ) in proc.stderr
     _assert_queue_gone(amqp_url, _watch_queue_of(proc.stdout))
 
 
