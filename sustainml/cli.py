@@ -288,9 +288,9 @@ def _submit_batch(client: Client, inputs: list[UserInput], *, as_json: bool, tim
         "goal",
         "model",
         "hardware",
-        "latency [s]",
-        "energy [Wh]",
-        "carbon [kgCO2e]",
+        "latency (s)",
+        "energy (Wh)",
+        "carbon (kgCO2e)",
     ):
         table.add_column(col)
     for tid in ids:
@@ -324,7 +324,7 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
         t = Table(title=f"task {task_id}", show_header=True)
         t.add_column("node")
         t.add_column("state")
-        t.add_column("at [ms]", justify="right")
+        t.add_column("at (ms)", justify="right")
         running_marked = False
         for stage in PIPELINE:
             if stage.node in seen:
@@ -430,7 +430,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     out.print(table)
     if st["replicas"]:
         rt = Table(title="replicas")
-        for col in ("node", "replica", "status", "in flight", "processed", "last seen [s]", "error"):
+        for col in ("node", "replica", "status", "in flight", "processed", "last seen (s)", "error"):
             rt.add_column(col)
         from sustainml.messages import Status
 
