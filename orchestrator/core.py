@@ -34,6 +34,7 @@ from sustainml.messages import (
     CO2Footprint,
     ErrorCode,
     MessageError,
+    MLModelMetadata,
     NodeControl,
     NodeStatus,
     Record,
@@ -360,11 +361,25 @@ class Orchestrator:
         return fut
 
     def _maybe_auto_iterate(self, task_id: TaskId, carbon: Record) -> None:
-        """Upstream "Nº outputs": a carbon output with num_outputs > 1 starts the next iteration,
-        excluding the models proposed so far. A cancelled task suppresses it."""
+        """Iterations the orchestrator starts by itself after a task succeeded:
+
+        - automatic carbon optimisation (``optimize_carbon_footprint_auto`` with
+          ``desired_carbon_footprint`` kgCO2e): while the estimate is above the target, try the
+          carbon node's next option (other hardware, or exclude the model) in a new iteration;
+          stop when the target is met or no untried option is left, and say which in the note;
+        - otherwise upstream "Nº outputs": ``num_outputs`` > 1 starts the next iteration,
+          excluding the models proposed so far.
+        A cancelled task suppresses both."""
         if not isinstance(carbon, CO2Footprint):
             return
+        row = self.db.get_task(_key(task_id))
+        if row is None or row.state == "cancelled":
+            return
+        user_input = _decode_user_input(row.user_input)
         extra = carbon.get_extra()
+        if user_input.optimize_carbon_footprint_auto and user_input.desired_carbon_footprint > 0:
+            self._optimise_step(task_id, user_input, carbon, extra)
+            return
         try:
             num_outputs = int(extra.get("num_outputs") or 1)
         except (TypeError, ValueError):
@@ -372,31 +387,75 @@ class Orchestrator:
                 "task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs")
             )
             return
-        if num_outputs <= 1:
-            return
-        row = self.db.get_task(_key(task_id))
-        if row is None or row.state == "cancelled":
-            return
-        outputs = self.db.get_outputs(_key(task_id))
-        user_input = _decode_user_input(row.user_input)
+        if num_outputs > 1:
+            self._start_next_iteration(
+                task_id,
+                user_input,
+                {"num_outputs": num_outputs - 1, "model_restrains": list(extra.get("model_restrains") or [])},
+            )
+
+    def _optimise_step(
+        self, task_id: TaskId, user_input: UserInput, carbon: CO2Footprint, extra: dict[str, Any]
+    ) -> None:
+        target = user_input.desired_carbon_footprint
         ui_extra = user_input.get_extra()
-        goal = None
+        history = dict(ui_extra.get("optimization") or {})
+        steps = list(history.get("steps") or [])
+        steps.append({"task": task_id.key, "carbon_kg": carbon.carbon_footprint})
+        if carbon.carbon_footprint <= target:
+            self._note(
+                task_id,
+                f"carbon optimisation: target {target:g} kgCO2e met at {task_id} "
+                f"({carbon.carbon_footprint:.4g} kgCO2e after {len(steps)} iteration(s))",
+            )
+            return
+        tried = [s.get("change") for s in steps if s.get("change")]
+        options = [o for o in extra.get("next_options") or [] if isinstance(o, dict) and o not in tried]
+        if not options:
+            best = min(steps, key=lambda s: float(s.get("carbon_kg") or 0.0))
+            self._note(
+                task_id,
+                f"carbon optimisation: target {target:g} kgCO2e not met; no option left "
+                f"(best {best['carbon_kg']:.4g} kgCO2e at {best['task']})",
+            )
+            return
+        option = options[0]
+        steps[-1]["change"] = option
+        changes: dict[str, Any] = {"optimization": {"target_kg": target, "steps": steps}}
+        restrains = list(extra.get("model_restrains") or [])
+        if option.get("kind") == "hardware" and option.get("hardware"):
+            changes["hardware_required"] = option["hardware"]
+            # keep the model: only the hardware changes in this step
+            restrains = [m for m in restrains if m not in restrains[:1]]
+        elif option.get("kind") == "model" and option.get("exclude"):
+            restrains = list(dict.fromkeys([*restrains, str(option["exclude"])]))
+        changes["model_restrains"] = restrains
+        self._start_next_iteration(task_id, user_input, changes)
+
+    def _start_next_iteration(self, task_id: TaskId, user_input: UserInput, changes: dict[str, Any]) -> None:
+        """Submit iteration i+1 of the task's problem with the same input, the goal already found,
+        and ``changes`` merged into extra_data."""
+        outputs = self.db.get_outputs(_key(task_id))
+        ui_extra = user_input.get_extra()
         if "ml_model_metadata" in outputs:
-            meta = decode(outputs["ml_model_metadata"], RECORD_TYPES["ml_model_metadata"])
-            goal = (getattr(meta, "ml_model_metadata", None) or [None])[0]
-        if goal:
-            ui_extra["goal"] = goal
-        ui_extra["num_outputs"] = num_outputs - 1
+            meta = decode(outputs["ml_model_metadata"], MLModelMetadata)
+            if meta.ml_model_metadata:
+                ui_extra["goal"] = meta.ml_model_metadata[0]
+        ui_extra.update(changes)
         ui_extra["previous_problem_id"] = task_id.problem_id
-        ui_extra["model_restrains"] = list(extra.get("model_restrains") or [])
         user_input.set_extra(ui_extra)
         user_input.previous_iteration = task_id.iteration_id
         user_input.task_id = None
         try:
             nxt = self.submit(user_input)
-            log.info("task %s: automatic iteration %s started (%d left)", task_id, nxt, num_outputs - 1)
+            log.info("task %s: automatic iteration %s started", task_id, nxt)
         except (SubmitError, TransportError, FutureTimeout, MessageError) as exc:
             log.error("task %s: automatic iteration could not start: %s", task_id, exc)
+            self._note(task_id, f"automatic iteration could not start: {exc}")
+
+    def _note(self, task_id: TaskId, note: str) -> None:
+        log.info("task %s: %s", task_id, note)
+        self.db.set_note(_key(task_id), note)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         dead_letter(self.transport, self.topology, delivery, reason, by="orchestrator")
@@ -461,6 +520,7 @@ class Orchestrator:
             outputs=outputs,
             error=row.error,
             current_stage=row.current_stage,
+            note=row.note,
             created_at=row.created_at,
             finished_at=row.finished_at,
         )

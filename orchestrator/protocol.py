@@ -77,6 +77,7 @@ class TaskResult:
     outputs: dict[str, Record] = field(default_factory=dict)  # by record kind
     error: str | None = None
     current_stage: str | None = None
+    note: str | None = None  # e.g. how an automatic carbon optimisation ended
     created_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -90,6 +91,7 @@ class TaskResult:
             "state": self.state,
             "error": self.error,
             "current_stage": self.current_stage,
+            "note": self.note,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "user_input": to_wire(self.user_input) if self.user_input else None,
@@ -107,6 +109,7 @@ class TaskResult:
             outputs=outputs,
             error=d.get("error"),
             current_stage=d.get("current_stage"),
+            note=d.get("note"),
             created_at=datetime.fromisoformat(d["created_at"]) if d.get("created_at") else None,
             finished_at=datetime.fromisoformat(d["finished_at"]) if d.get("finished_at") else None,
         )
@@ -118,6 +121,7 @@ class TaskResult:
             "task_id": to_json_dict(self.task_id),
             "state": self.state,
             "error": self.error,
+            "note": self.note,
             "USER_INPUT": to_json_dict(self.user_input) if self.user_input else None,
         }
         for stage in PIPELINE:

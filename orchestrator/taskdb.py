@@ -55,7 +55,7 @@ from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: tasks.note
 PREFIX: Final = "sustainml_"
 PROBLEM_COUNTER: Final = "problem_id"
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises schema creation.
@@ -106,6 +106,7 @@ class TaskRow:
     base_iteration: int | None
     error: str | None
     current_stage: str | None
+    note: str | None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -226,6 +227,7 @@ tasks = Table(
     Column("base_iteration", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("current_stage", String(64), nullable=True),
+    Column("note", Text, nullable=True),  # e.g. how an automatic carbon optimisation ended
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
@@ -382,8 +384,19 @@ class TaskDB:
                     f"TaskDB at {self.url} has schema version {version}, newer than this "
                     f"sustainml ({SCHEMA_VERSION}); upgrade sustainml"
                 )
-            # version < SCHEMA_VERSION: migrations go here when there is a version 2.
+            elif version < SCHEMA_VERSION:
+                self._migrate(conn, version)
             conn.execute(self._insert_ignore(counters).values(name=PROBLEM_COUNTER, value=0))
+
+    @staticmethod
+    def _migrate(conn: Connection, version: int) -> None:
+        """Bring an older TaskDB forward, one version at a time, in the schema transaction."""
+        if version < 2:
+            conn.exec_driver_sql(f"ALTER TABLE {tasks.name} ADD COLUMN note TEXT")
+        conn.execute(
+            schema_version_table.update().where(schema_version_table.c.id == 1).values(version=SCHEMA_VERSION)
+        )
+        log.info("TaskDB migrated from schema %d to %d", version, SCHEMA_VERSION)
 
     def _insert_ignore(self, table: Table) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand."""
@@ -514,6 +527,7 @@ class TaskDB:
             base_iteration=m["base_iteration"],
             error=m["error"],
             current_stage=m["current_stage"],
+            note=m["note"],
             created_at=m["created_at"],
             updated_at=m["updated_at"],
             finished_at=m["finished_at"],
@@ -595,6 +609,15 @@ class TaskDB:
             raise KeyError(f"unknown task {key}")
         log.debug("task %s: state %s kept, %s refused", key, current, new.value)
         return False
+
+    def set_note(self, key: TaskKey, note: str) -> None:
+        """Attach a human-readable note to a task (replaces the previous one)."""
+        with self._write() as conn:
+            result = conn.execute(
+                tasks.update().where(self._task_where(key)).values(note=note, updated_at=_now())
+            )
+        if result.rowcount != 1:
+            raise KeyError(f"unknown task {key}")
 
     # -- outputs ------------------------------------------------------------------------------
     def store_output(self, task: TaskKey, kind: str, record: bytes, message_id: str | None = None) -> bool:

@@ -537,6 +537,65 @@ def control(ctx: click.Context, target: str, command: str) -> None:
     out.print(f"sent {command} to {target}")
 
 
+@cli.group(name="eval")
+def eval_group() -> None:
+    """Evaluate the offline components on their shipped data (figures, not tests)."""
+
+
+@eval_group.command(name="encoder")
+@click.option("--folds", type=int, default=5, show_default=True, help="k of the k-fold cross-validation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_encoder(folds: int, seed: int, as_json: bool) -> None:
+    """Goal and modality accuracy of the task encoder by k-fold cross-validation over its corpus."""
+    from sustainml.workers.logic.encoder import evaluate
+
+    report = evaluate(folds=folds, seed=seed)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
+@eval_group.command(name="requirements")
+@click.option("--json", "as_json", is_flag=True)
+def eval_requirements(as_json: bool) -> None:
+    """Precision and recall of the application-requirements extractor on its shipped cases."""
+    from sustainml.workers.logic.requirements import evaluate
+
+    report = evaluate()
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
+@eval_group.command(name="latency")
+@click.option("--fresh", is_flag=True, help="Re-measure everything (the CPU too), no cached runs.")
+@click.option("--budget", type=float, default=None, help="Seconds to spend measuring.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_latency(fresh: bool, budget: float | None, as_json: bool) -> None:
+    """Estimated (roofline) vs measured (onnxruntime) latency of every catalogue model that fits
+    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half."""
+    from sustainml.estimate.latency_eval import evaluate
+
+    def progress(line: str) -> None:
+        err.print(line, highlight=False)
+
+    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress}
+    if budget is not None:
+        kwargs["budget_s"] = budget
+    report = evaluate(**kwargs)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["models", "hardware", "regions"]))
+@click.option("--json", "as_json", is_flag=True)
+def catalogue(kind: str, as_json: bool) -> None:
+    """List a catalogue: models, hardware or regions (carbon intensity)."""
+    from sustainml.catalogue import listing
+
+    if as_json:
+        click.echo(json.dumps(listing.as_json(kind), ensure_ascii=False, indent=2))
+    else:
+        out.print(listing.render_table(kind))
+
+
 # --------------------------------------------------------------------------------------------
 # long-running processes
 # --------------------------------------------------------------------------------------------

@@ -119,4 +119,29 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_AMQP_HEARTBEAT", "30", "AMQP connection heartbeat timeout in seconds."),
     ("SUSTAINML_LOG_LEVEL", "WARNING", "Python logging level of workers and orchestrator."),
     ("SUSTAINML_GRID_CI", "unset", "Grid carbon intensity override (gCO2e/kWh) for CARBON_FOOTPRINT."),
+    (
+        "SUSTAINML_CACHE_DIR",
+        "<data_dir>/models",
+        "Where built ONNX graphs of catalogue models are cached (by content hash).",
+    ),
+    (
+        "SUSTAINML_MODEL_DIRS",
+        "<data_dir>/user-models",
+        "Directories (os.pathsep-separated) a user's extra_data.model_path may point into.",
+    ),
+    (
+        "SUSTAINML_DATA_DIRS",
+        "./data and <data_dir>",
+        "Directories a `dataset_path` configuration request may profile files from.",
+    ),
+    (
+        "SUSTAINML_ENCODER_BACKEND",
+        "builtin",
+        "Task-encoder backend: builtin, openai, ollama or embedding (failures fall back to builtin).",
+    ),
+    ("SUSTAINML_ENCODER_URL", "unset", "URL of the LLM endpoint of the `openai`/`ollama` backend."),
+    ("SUSTAINML_ENCODER_MODEL", "unset", "Model name the LLM backend asks for."),
+    ("SUSTAINML_ENCODER_API_KEY", "unset", "Bearer token for an OpenAI-compatible endpoint (never logged)."),
+    ("SUSTAINML_ENCODER_TIMEOUT", "10", "Seconds the LLM backend waits before falling back."),
+    ("SUSTAINML_ENCODER_CACHE_DIR", "<data_dir>/cache/encoder", "Cache of the trained task encoder."),
 )

@@ -135,6 +135,8 @@ class Node:
         self._cancelled: OrderedDict[TaskId, None] = OrderedDict()
         self._stage_tag: str | None = None
         self._other_tags: list[str] = []
+        with Node._running_lock:  # from creation on, so a class-level terminate() reaches it
+            Node._running.add(self)
         self._control_queue = self.topology.private_queue("control", self.replica_id)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -166,8 +168,6 @@ class Node:
             )
         )
         self._consume_stage()
-        with Node._running_lock:
-            Node._running.add(self)
         self._set_state(Status.IDLE)
         self._publish_status(event="heartbeat")
         self.transport.call_later(self.settings.heartbeat_interval, self._heartbeat)

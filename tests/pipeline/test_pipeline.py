@@ -318,7 +318,8 @@ def test_shipped_hw_constraints_is_the_seed_behaviour() -> None:
     out = HWConstraints(task_id=ui.task_id)
     shipped_hw_constraints.task_callback(ui, NodeStatus(), out)
     assert out.hardware_required == ["PIM_AI_1chip"] and out.max_memory_footprint == 100
-    assert out.get_extra() == {"hf_token": "x", "model_family": "CNNs"}
+    extra = out.get_extra()
+    assert {k: extra[k] for k in ("hf_token", "model_family")} == {"hf_token": "x", "model_family": "CNNs"}
 
 
 def test_control_pause_holds_tasks_in_the_queue_and_resume_finishes_them(deploy: DeploymentFactory) -> None:
@@ -384,3 +385,77 @@ def test_pipeline_with_a_postgresql_taskdb(deploy: DeploymentFactory, postgres_u
     results = client.wait_many(ids, 60)
     assert [results[t].state for t in ids] == ["succeeded"] * 3
     assert dep.orchestrator is not None and dep.orchestrator.db.dialect == "postgresql"
+
+
+def test_automatic_carbon_optimisation_iterates_until_the_target_is_met(deploy: DeploymentFactory) -> None:
+    """The orchestrator follows the carbon node's next options (here a scripted carbon node whose
+    estimate falls with each change) and stops once the estimate is under the target."""
+    from sustainml.messages import CO2Footprint
+
+    def scripted_carbon(ml_model: Any, user_input: Any, hw: Any, status: Any, co2: CO2Footprint) -> None:
+        steps = len(user_input.get_extra().get("optimization", {}).get("steps", []))
+        co2.carbon_footprint = [3.0, 2.0, 0.5][min(steps, 2)]
+        co2.energy_consumption = co2.carbon_footprint * 2000
+        co2.carbon_intensity = 500.0
+        co2.set_extra(
+            {
+                "model_restrains": [ml_model.model],
+                "next_options": [
+                    {"kind": "hardware", "hardware": "T4", "estimated_kg": 2.0},
+                    {"kind": "model", "exclude": ml_model.model, "estimated_kg": 0.5},
+                ],
+            }
+        )
+
+    dep = deploy(callbacks={"CARBON_FOOTPRINT": scripted_carbon})
+    client = dep.client()
+    ui = _ui()
+    ui.optimize_carbon_footprint_auto = True
+    ui.desired_carbon_footprint = 1.0
+    first = client.submit(ui, watch=True)
+    ids = [TaskId(problem_id=1, iteration_id=i) for i in (1, 2, 3)]
+
+    def chain_done() -> bool:
+        try:
+            return client.result(ids[2]).note is not None
+        except Exception:
+            return False
+
+    assert client.wait(first, 30).state == "succeeded"
+    _poll(chain_done, 30, "three optimisation iterations")
+    second, third = client.result(ids[1]), client.result(ids[2])
+    assert second.user_input is not None and third.user_input is not None
+    assert second.user_input.get_extra()["hardware_required"] == "T4"  # first option: other hardware
+    assert third.user_input.get_extra()["model_restrains"][-1] == second.outputs["ml_model"].model  # type: ignore[attr-defined]
+    note = client.result(ids[2]).note
+    assert note is not None and "target 1 kgCO2e met at 1.3" in note
+    with pytest.raises(Exception, match="does not exist"):
+        client.result(TaskId(problem_id=1, iteration_id=4))
+
+
+def test_automatic_carbon_optimisation_stops_when_options_run_out(deploy: DeploymentFactory) -> None:
+    from sustainml.messages import CO2Footprint
+
+    def stubborn_carbon(ml_model: Any, user_input: Any, hw: Any, status: Any, co2: CO2Footprint) -> None:
+        co2.carbon_footprint = 5.0
+        co2.carbon_intensity = 500.0
+        co2.set_extra(
+            {"model_restrains": [ml_model.model], "next_options": [{"kind": "hardware", "hardware": "T4"}]}
+        )
+
+    dep = deploy(callbacks={"CARBON_FOOTPRINT": stubborn_carbon})
+    client = dep.client()
+    ui = _ui()
+    ui.optimize_carbon_footprint_auto = True
+    ui.desired_carbon_footprint = 1.0
+    client.wait(client.submit(ui, watch=True), 30)
+    last = TaskId(problem_id=1, iteration_id=2)
+    def final_note() -> str | None:
+        try:
+            return client.result(last).note  # the iteration may not exist yet
+        except Exception:
+            return None
+
+    _poll(final_note, 30, "the final note")
+    note = client.result(last).note
+    assert note is not None and "not met; no option left" in note

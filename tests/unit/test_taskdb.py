@@ -521,3 +521,28 @@ def test_task_key_wire_form() -> None:
         TaskKey(1, 10),
         TaskKey(2, 1),
     ]
+
+
+def test_schema_1_database_is_migrated_and_notes_work(tmp_path: Any) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    db = TaskDB(url)
+    key = db.create_problem(b"ui")
+    db.close()
+    con = sqlite3.connect(tmp_path / "old.sqlite3")  # make it look like a version-1 database
+    con.execute("ALTER TABLE sustainml_tasks DROP COLUMN note")
+    con.execute("UPDATE sustainml_schema_version SET version = 1")
+    con.commit()
+    con.close()
+    db = TaskDB(url)
+    try:
+        row = db.get_task(key)
+        assert row is not None and row.note is None
+        db.set_note(key, "target met at iteration 2")
+        row = db.get_task(key)
+        assert row is not None and row.note == "target met at iteration 2"
+        with pytest.raises(KeyError):
+            db.set_note(TaskKey(99, 1), "x")
+    finally:
+        db.close()

@@ -1,27 +1,89 @@
-"""CARBON_FOOTPRINT: energy and carbon of running the chosen model on the chosen hardware.
+"""CARBON_FOOTPRINT: what training the proposed model on the proposed hardware emits, what each
+inference costs, and where or on what it would emit less.
 
-Units (the seed IDL): carbon_footprint kgCO2e, energy_consumption Wh, carbon_intensity gCO2e/kWh;
-HWResource latency s and power W.
+Output (units of the seed IDL): ``carbon_footprint`` kgCO2e and ``energy_consumption`` Wh of the
+**training run**, ``carbon_intensity`` gCO2e/kWh of the grid used. Formulas, defaults and their
+sources: ``sustainml.estimate.training`` (training run) and ``sustainml.estimate.carbon``
+(intensity, inference, alternatives). In short:
 
-- energy per inference [Wh] = power_consumption [W] x latency [s] / 3600
-- energy_consumption [Wh] = energy per inference x inferences (``extra_data.inferences`` of the
-  UserInput, default ``DEFAULT_INFERENCES``)
-- carbon_intensity [g/kWh]: ``$SUSTAINML_GRID_CI``, else the country of ``geo_location_region``,
-  else ``geo_location_continent``, else the world average (``tables``; source recorded)
-- carbon_footprint [kg] = energy_consumption / 1000 x carbon_intensity / 1000
+    training FLOPs  = extra_data.training_flops or 3 x forward FLOPs x samples x epochs
+    training time   = FLOPs / (devices x peak x MFU)   (or extra_data.training_device_hours)
+    training energy = devices x P_train x time x PUE / 3600                        [Wh]
+    inference       = power_consumption x latency x PUE / 3600 per inference       [Wh]
+                      x extra_data.inferences (default 1,000)
+    carbon          = Wh / 1000 x gCO2e/kWh / 1000                                 [kgCO2e]
 
-No PUE is applied: the hardware power is taken as the whole draw (on-device view).
-``NO_MODEL`` -> zeros, mode ``no_model``; an error reported by HW_RESOURCES -> zeros, mode ``error``.
+Forward FLOPs per sample = 2 x MACs, from ``MLModel.model_properties`` (``macs``), else the model
+catalogue, else HW_RESOURCES' ``flops``/``macs``. The hardware is HW_RESOURCES' ``hardware`` /
+``hw_description`` looked up in the hardware catalogue. One inference is one run of the model on
+``MLModel.input_batch`` as HW_RESOURCES timed it (``latency``), at its ``power_consumption``.
+
+UserInput.extra_data keys read: ``training_flops``, ``training_samples``, ``epochs``,
+``training_device_hours``, ``num_devices``, ``mfu``, ``training_precision``,
+``training_utilisation``, ``pue``, ``inferences``, ``carbon_intensity``, ``num_outputs``,
+``model_restrains``, ``model_selected``. ``$SUSTAINML_GRID_CI`` overrides the intensity too
+(``extra_data.carbon_intensity`` wins over it).
+
+Output extra_data: ``mode`` (``estimate`` / ``no_model`` / ``error``), ``units``, ``num_outputs``
+(default 1), ``model_restrains`` (current model first, then the previous ones, de-duplicated),
+``training``, ``inference``, ``workload``, ``grid``, ``assumptions`` (value, source, reference
+each), ``breakdown`` (the formulas with the numbers substituted), ``greener_alternatives``
+(``regions`` and ``hardware``) and, for the orchestrator's automatic optimisation,
+``target_kg``, ``meets_target`` and ``next_options``:
+
+- ``target_kg``: ``UserInput.desired_carbon_footprint`` when > 0, else null;
+- ``meets_target``: ``carbon_footprint <= target_kg``; null without a target; false when nothing
+  could be estimated (NO_MODEL, error);
+- ``next_options``: what to try next, most promising first: up to 3 ``{"kind": "hardware",
+  "hardware": name, "estimated_kg": training kgCO2e there, ...}`` that lower the training
+  footprint (set ``hardware_required``), then ``{"kind": "model", "exclude": current model}``
+  (add it to ``model_restrains``) unless the user pinned the model with ``model_selected``.
+  Entries do not depend on the iteration beyond the state they describe, so an orchestrator can
+  compare them with the ones it already tried.
+
+``NO_MODEL`` (from ML_MODEL or HW_RESOURCES) -> zeros, mode ``no_model``; an error reported by
+HW_RESOURCES -> zeros, mode ``error``; an invalid extra_data value -> zeros, mode ``error``, and
+the task fails with the message naming the key.
+
+Configuration requests: ``regions`` (or ``regions, <continent>``) and ``intensity, <region>``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
-import re
-from typing import Any
+from typing import Any, Final
 
+from sustainml.catalogue import models
+from sustainml.estimate.carbon import (
+    ALTERNATIVES,
+    DEFAULT_INFERENCES,
+    GRID_CI_ENV,
+    REF_INFERENCES_DEFAULT,
+    GridIntensity,
+    HardwareOption,
+    carbon_kg,
+    countries,
+    describe_intensity,
+    env_intensity,
+    find_hardware,
+    find_region,
+    greener_regions,
+    grid_intensity,
+    hardware_options,
+    inference_energy_wh,
+    table_intensity,
+)
+from sustainml.estimate.training import (
+    PRECISIONS,
+    Assumption,
+    estimate_training,
+    fmt,
+    number_setting,
+    precision_setting,
+)
 from sustainml.messages.types import (
     CO2Footprint,
     HWResource,
@@ -31,26 +93,22 @@ from sustainml.messages.types import (
     ResponseType,
     UserInput,
 )
-from sustainml.workers.logic.common import norm_key, reply_unsupported
-from sustainml.workers.logic.tables import (
-    CONTINENT_INTENSITY,
-    COUNTRY_INTENSITY,
-    DEFAULT_INFERENCES,
-    GRID_CI_ENV,
-    NO_MODEL,
-    WORLD_INTENSITY,
-    GridIntensity,
-)
+from sustainml.workers.logic.common import reply, reply_error, reply_unsupported
 
 log = logging.getLogger(__name__)
 
-UNITS = {"carbon_footprint": "kgCO2e", "energy_consumption": "Wh", "carbon_intensity": "gCO2e/kWh"}
-
-_COUNTRIES: dict[str, GridIntensity] = {
-    norm_key(alias): row for row in COUNTRY_INTENSITY for alias in (row.key, *row.aliases)
-}
-_CONTINENTS: dict[str, GridIntensity] = {
-    norm_key(alias): row for row in CONTINENT_INTENSITY for alias in (row.key, *row.aliases)
+NO_MODEL: Final = "NO_MODEL"
+UNITS: Final[dict[str, str]] = {
+    "carbon_footprint": "kgCO2e",
+    "energy_consumption": "Wh",
+    "carbon_intensity": "gCO2e/kWh",
+    "energy": "Wh",
+    "carbon": "kgCO2e",
+    "power": "W",
+    "latency": "s",
+    "time": "s",
+    "flops": "FLOP",
+    "peak_flops": "FLOP/s",
 }
 
 
@@ -58,108 +116,290 @@ def task_callback(
     ml_model: MLModel, user_input: UserInput, hw: HWResource, node_status: NodeStatus, co2: CO2Footprint
 ) -> None:
     incoming = user_input.get_extra()
-    previous = incoming.get("model_restrains")
-    restrains: list[str] = []
-    if ml_model.model and ml_model.model != NO_MODEL:
-        restrains.append(ml_model.model)
-    if isinstance(previous, list | tuple):
-        restrains += [str(m) for m in previous]
-    elif previous is not None:
-        log.warning("user_input extra_data.model_restrains is not a list (%r); ignored", previous)
-    extra: dict[str, Any] = {
+    target = user_input.desired_carbon_footprint if user_input.desired_carbon_footprint > 0 else None
+    base: dict[str, Any] = {
         "num_outputs": _num_outputs(incoming.get("num_outputs")),
-        "model_restrains": list(dict.fromkeys(restrains)),  # current model first, de-duplicated
+        "model_restrains": _restrains(ml_model.model, incoming.get("model_restrains")),
         "units": UNITS,
+        "target_kg": target,
     }
+    # Nothing estimated: a target cannot be shown met, and there is nothing left to try.
+    failed: dict[str, Any] = {"meets_target": None if target is None else False, "next_options": []}
 
     hw_extra = hw.get_extra()
     if ml_model.model == NO_MODEL or hw_extra.get("error_code") == NO_MODEL:
-        _zeros(co2, {**extra, "mode": "no_model"})
+        _zeros(co2, {**base, **failed, "mode": "no_model"})
         return
     if "error" in hw_extra:
-        _zeros(co2, {**extra, "mode": "error", "error": f"HW_RESOURCES reported: {hw_extra['error']}"})
+        _zeros(
+            co2, {**base, **failed, "mode": "error", "error": f"HW_RESOURCES reported: {hw_extra['error']}"}
+        )
         return
-
-    inferences, inferences_source = _inferences(incoming.get("inferences"))
-    intensity, ci = grid_intensity(user_input.geo_location_region, user_input.geo_location_continent)
-    per_inference_wh = hw.power_consumption * hw.latency / 3600.0
-    energy_wh = per_inference_wh * inferences
-    carbon_kg = energy_wh / 1000.0 * intensity / 1000.0
-
-    co2.energy_consumption = energy_wh
-    co2.carbon_intensity = intensity
-    co2.carbon_footprint = carbon_kg
-    extra.update(
-        mode="estimate",
-        assumptions={
-            "inferences": int(inferences) if inferences.is_integer() else inferences,
-            "inferences_source": inferences_source,
-            "power_w": hw.power_consumption,
-            "latency_s": hw.latency,
-            "hardware": hw.hw_description,
-            "energy_per_inference_wh": per_inference_wh,
-            "carbon_per_inference_kg": carbon_kg / inferences if inferences else 0.0,
-            "pue": 1.0,
-            **ci,
-        },
-        formulas={
-            "energy_per_inference_wh": "power_w x latency_s / 3600",
-            "energy_consumption": "energy_per_inference_wh x inferences",
-            "carbon_footprint": "energy_consumption / 1000 x carbon_intensity / 1000",
-        },
-    )
-    co2.set_extra(extra)
+    try:
+        extra = _estimate(ml_model, user_input, hw, hw_extra, incoming, target)
+    except ValueError as exc:
+        # Keep the upstream keys on the output; the runtime adds the error and fails the task.
+        _zeros(co2, {**base, **failed, "mode": "error", "error": str(exc)})
+        raise
+    co2.carbon_footprint = extra.pop("_carbon_kg")
+    co2.energy_consumption = extra.pop("_energy_wh")
+    co2.carbon_intensity = extra.pop("_intensity")
+    co2.set_extra({**base, **extra})
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
-    reply_unsupported(req, res)
+    """``regions[, <continent>]``: the region codes (sorted, upstream list style) and their rows;
+    ``intensity, <region>``: the value the node would use for that location and why."""
+    keyword, _, argument = req.configuration.partition(",")
+    keyword, argument = keyword.strip().lower(), argument.strip()
+    if keyword == "regions":
+        _reply_regions(req, res, argument)
+    elif keyword == "intensity" and argument:
+        _reply_intensity(req, res, argument)
+    elif keyword == "intensity":
+        reply_error(req, res, "intensity needs a region: 'intensity, <country code or name>'")
+    else:
+        reply_unsupported(req, res)
 
 
-def grid_intensity(region: str, continent: str) -> tuple[float, dict[str, Any]]:
-    """(g CO2e/kWh, provenance) for a location: env override, region as a country (ISO alpha-2,
-    alpha-3 or English name; "Madrid, Spain" and "ES-MD" work), continent, world default."""
-    forced = os.environ.get(GRID_CI_ENV, "").strip()
-    if forced:
-        try:
-            value = float(forced)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{GRID_CI_ENV}={forced!r} must be a non-negative number of gCO2e/kWh")
-        return value, _provenance("env", GRID_CI_ENV, value, "", f"environment variable {GRID_CI_ENV}")
+# ------------------------------------------------------------------------------------------------
+# the estimate
+# ------------------------------------------------------------------------------------------------
 
-    country = _lookup(region, _COUNTRIES)
-    if country is not None:
-        return country.g_per_kwh, _provenance(
-            "region", country.key, country.g_per_kwh, country.year, country.source
+
+def _estimate(
+    ml_model: MLModel,
+    user_input: UserInput,
+    hw: HWResource,
+    hw_extra: dict[str, Any],
+    incoming: dict[str, Any],
+    target: float | None,
+) -> dict[str, Any]:
+    hw_name = hw_extra.get("hardware") if isinstance(hw_extra.get("hardware"), str) else ""
+    device = find_hardware(str(hw_name or ""), hw.hw_description)
+    if device is None:
+        log.warning(
+            "hardware %r is not in the catalogue: training speed and power taken from HW_RESOURCES",
+            hw.hw_description,
         )
-    area = _lookup(continent, _CONTINENTS)
-    if area is not None:
-        return area.g_per_kwh, _provenance("continent", area.key, area.g_per_kwh, area.year, area.source)
-    if region.strip() or continent.strip():
-        log.info("no grid intensity for region %r / continent %r; using the world average", region, continent)
-    w = WORLD_INTENSITY
-    return w.g_per_kwh, _provenance("world_default", w.key, w.g_per_kwh, w.year, w.source)
+    forward, forward_source = _forward_flops(ml_model, hw_extra)
+    fallback_rate = forward / hw.latency if forward and hw.latency > 0 else 0.0
 
+    user_ci = number_setting(incoming, "carbon_intensity", strict_minimum=False)
+    grid = grid_intensity(
+        user_input.geo_location_region, user_input.geo_location_continent, user_value=user_ci
+    )
+    training = estimate_training(
+        incoming,
+        device=device,
+        forward_flops=forward,
+        forward_source=forward_source,
+        maximum_samples=user_input.maximum_samples,
+        minimum_samples=user_input.minimum_samples,
+        fallback_power_w=hw.power_consumption,
+        fallback_rate=fallback_rate,
+    )
+    ci = grid.g_per_kwh
+    training_kg = carbon_kg(training.energy_wh, ci)
 
-def _lookup(text: str, table: dict[str, GridIntensity]) -> GridIntensity | None:
-    if not text.strip():
-        return None
-    for candidate in (text, *re.split(r"[,/;|()\-]", text)):
-        row = table.get(norm_key(candidate))
-        if row is not None:
-            return row
-    return None
+    # Inference on the same device and site as the training: same PUE.
+    count = number_setting(incoming, "inferences", strict_minimum=False)
+    inferences = float(DEFAULT_INFERENCES) if count is None else count
+    per_inference_wh = inference_energy_wh(hw.power_consumption, hw.latency, training.pue)
+    per_inference_kg = carbon_kg(per_inference_wh, ci)
+    inference_wh = per_inference_wh * inferences
+    inference_kg = carbon_kg(inference_wh, ci)
+    workload_wh = training.energy_wh + inference_wh
+    workload_kg = carbon_kg(workload_wh, ci)
 
+    assumptions: dict[str, Assumption] = dict(training.assumptions)
+    assumptions["inferences"] = (
+        Assumption(_num(inferences), "user", "extra_data.inferences")
+        if count is not None
+        else Assumption(DEFAULT_INFERENCES, "default", REF_INFERENCES_DEFAULT)
+    )
+    assumptions["inference_power_w"] = Assumption(
+        hw.power_consumption, "hw_resources", "HWResource.power_consumption"
+    )
+    assumptions["inference_latency_s"] = Assumption(hw.latency, "hw_resources", "HWResource.latency")
+    assumptions["carbon_intensity"] = Assumption(ci, grid.source, _ci_reference(grid))
 
-def _provenance(source: str, key: str, value: float, year: str, reference: str) -> dict[str, Any]:
+    lines = list(training.breakdown)
+    lines.append(describe_intensity(grid))
+    lines.append(
+        f"training carbon = {fmt(training.energy_wh)} Wh / 1000 x {fmt(ci)} gCO2e/kWh / 1000 = "
+        f"{fmt(training_kg)} kgCO2e"
+    )
+    lines.append(
+        f"energy per inference = {fmt(hw.power_consumption)} W x {fmt(hw.latency)} s x "
+        f"PUE {fmt(training.pue)} / 3600 = {fmt(per_inference_wh)} Wh"
+    )
+    lines.append(
+        f"carbon per inference = {fmt(per_inference_wh)} Wh / 1000 x {fmt(ci)} gCO2e/kWh / 1000 = "
+        f"{fmt(per_inference_kg)} kgCO2e"
+    )
+    lines.append(
+        f"inferences = {fmt(per_inference_wh)} Wh x {fmt(inferences)} = {fmt(inference_wh)} Wh = "
+        f"{fmt(inference_kg)} kgCO2e"
+    )
+    lines.append(
+        f"workload = {fmt(training.energy_wh)} Wh training + {fmt(inference_wh)} Wh inference = "
+        f"{fmt(workload_wh)} Wh = {fmt(workload_kg)} kgCO2e"
+    )
+
+    regions_alt = greener_regions(grid, workload_wh, training.energy_wh)
+    hw_alt: dict[str, Any]
+    hw_next: list[dict[str, Any]] = []
+    if device is None:
+        hw_alt = {
+            "scope": "",
+            "current": hw.hw_description,
+            "options": [],
+            "note": "hardware not in the catalogue",
+        }
+    else:
+        requested = precision_setting(incoming)
+        pue_given = number_setting(incoming, "pue", minimum=1.0, strict_minimum=False)
+        scope, ranked = hardware_options(
+            device,
+            training,
+            inference_wh_per_inference=per_inference_wh,
+            inferences=inferences,
+            inference_precision=_inference_precision(hw_extra),
+            g_per_kwh=ci,
+            memory_mb=hw.memory_footprint_of_ml_model,
+            requested_precision=requested,
+            pue_override=pue_given,
+        )
+        hw_alt = {
+            "scope": scope,
+            "current": device.name,
+            "current_kg": workload_kg,
+            "options": [o.as_dict() for o in _distinct(ranked)[:ALTERNATIVES]],
+        }
+        # Strictly better (not a rounding tie); one device per figure: H100, H100_x2 and H100_x4
+        # have the same FLOP/s per W and would be the same step.
+        better = sorted(
+            (o for o in ranked if o.training_kg < training_kg * (1.0 - 1e-9)),
+            key=lambda o: (o.training_kg, o.device.name),
+        )
+        seen: set[str] = set()
+        for o in better:
+            figure = f"{o.training_kg:.9g}"
+            if figure in seen:
+                continue
+            seen.add(figure)
+            hw_next.append(
+                {
+                    "kind": "hardware",
+                    "hardware": o.device.name,
+                    "estimated_kg": o.training_kg,
+                    "saving_percent": _saving(training_kg, o.training_kg),
+                    "meets_target": None if target is None else o.training_kg <= target,
+                }
+            )
+            if len(hw_next) == ALTERNATIVES:
+                break
+
+    next_options = hw_next
+    if _model_choice_open(ml_model.model, incoming):
+        next_options.append({"kind": "model", "exclude": ml_model.model})
+
     return {
-        "ci_source": source,
-        "ci_key": key,
-        "ci_g_per_kwh": value,
-        "ci_year": year,
-        "ci_reference": reference,
+        "_carbon_kg": training_kg,
+        "_energy_wh": training.energy_wh,
+        "_intensity": ci,
+        "mode": "estimate",
+        "model": ml_model.model,
+        "hardware": device.name if device is not None else hw.hw_description,
+        "device_class": device.device_class if device is not None else "",
+        "training": {**training.as_dict(), "carbon_kg": training_kg},
+        "inference": {
+            "power_w": hw.power_consumption,
+            "latency_s": hw.latency,
+            "pue": training.pue,
+            "energy_per_inference_wh": per_inference_wh,
+            "carbon_per_inference_kg": per_inference_kg,
+            "inferences": _num(inferences),
+            "total_energy_wh": inference_wh,
+            "total_carbon_kg": inference_kg,
+        },
+        "workload": {
+            "energy_wh": workload_wh,
+            "carbon_kg": workload_kg,
+            "training_share_percent": round(100.0 * training.energy_wh / workload_wh, 2)
+            if workload_wh
+            else 0.0,
+        },
+        "grid": grid.as_dict(),
+        "grid_ci_source": grid.source,
+        "assumptions": {k: v.as_dict() for k, v in assumptions.items()},
+        "breakdown": lines,
+        "greener_alternatives": {"regions": regions_alt, "hardware": hw_alt},
+        "meets_target": None if target is None else training_kg <= target,
+        "next_options": next_options,
     }
+
+
+def _forward_flops(ml_model: MLModel, hw_extra: dict[str, Any]) -> tuple[float | None, str]:
+    """FLOPs of one forward pass on one sample and where the figure came from."""
+    if ml_model.model_properties.strip():
+        try:
+            props = json.loads(ml_model.model_properties)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"model_properties of {ml_model.model!r} is not JSON: {exc}") from exc
+        if isinstance(props, dict):
+            if _positive(props.get("macs")):
+                return 2.0 * float(props["macs"]), "model_properties (2 x macs)"
+            if _positive(props.get("flops")):
+                return float(props["flops"]), "model_properties (flops)"
+    entry = _catalogue_model(ml_model.model)
+    if entry is not None:
+        return float(entry.flops), "model catalogue (2 x macs)"
+    if _positive(hw_extra.get("macs")):
+        return 2.0 * float(hw_extra["macs"]), "hw_resources (2 x macs)"
+    if _positive(hw_extra.get("flops")):
+        return float(hw_extra["flops"]), "hw_resources (flops)"
+    return None, ""
+
+
+def _distinct(options: list[HardwareOption]) -> list[HardwareOption]:
+    """One device per workload figure (multi-GPU aggregates of one GPU tie with it)."""
+    seen: set[str] = set()
+    out = []
+    for o in options:
+        figure = f"{o.workload_kg:.9g}"
+        if figure not in seen:
+            seen.add(figure)
+            out.append(o)
+    return out
+
+
+def _catalogue_model(name: str) -> Any:
+    if not name.strip():
+        return None
+    try:
+        return models().find(name)
+    except FileNotFoundError as exc:  # the model catalogue file is optional for this node
+        log.warning("model catalogue unavailable (%s); forward FLOPs only from model_properties", exc)
+        return None
+
+
+def _inference_precision(hw_extra: dict[str, Any]) -> str:
+    value = hw_extra.get("precision")
+    return value if isinstance(value, str) and value in PRECISIONS else "fp32"
+
+
+def _model_choice_open(model: str, incoming: dict[str, Any]) -> bool:
+    """Excluding the model only helps when ML_MODEL chose it (a ``model_selected`` always wins)."""
+    selected = incoming.get("model_selected")
+    return bool(model.strip()) and not (isinstance(selected, str) and selected.strip())
+
+
+def _ci_reference(grid: GridIntensity) -> str:
+    if grid.source in ("user", "env"):
+        return grid.reference
+    return f"{grid.name} ({grid.code}), {grid.year}: {grid.reference}"
 
 
 def _zeros(co2: CO2Footprint, extra: dict[str, Any]) -> None:
@@ -169,18 +409,16 @@ def _zeros(co2: CO2Footprint, extra: dict[str, Any]) -> None:
     co2.set_extra(extra)
 
 
-def _inferences(value: Any) -> tuple[float, str]:
-    if value is None:
-        return float(DEFAULT_INFERENCES), "default"
-    try:
-        if isinstance(value, bool):
-            raise TypeError("a boolean is not a count")
-        count = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"user_input extra_data.inferences must be a number, got {value!r}") from exc
-    if not math.isfinite(count) or count < 0:
-        raise ValueError(f"user_input extra_data.inferences must be a finite number >= 0, got {value!r}")
-    return count, "user"
+def _restrains(model: str, previous: Any) -> list[str]:
+    """[current model] + previous, de-duplicated, current first (upstream); NO_MODEL is no model."""
+    out: list[str] = []
+    if model.strip() and model != NO_MODEL:
+        out.append(model)
+    if isinstance(previous, list | tuple):
+        out += [str(m) for m in previous]
+    elif previous is not None:
+        log.warning("user_input extra_data.model_restrains is not a list (%r); ignored", previous)
+    return list(dict.fromkeys(out))
 
 
 def _num_outputs(value: Any) -> int:
@@ -194,3 +432,74 @@ def _num_outputs(value: Any) -> int:
         return int(value)
     log.warning("user_input extra_data.num_outputs=%r is not an integer >= 1; using 1", value)
     return 1
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+def _saving(current: float, alternative: float) -> float:
+    return round((1.0 - alternative / current) * 100.0, 2) if current > 0 else 0.0
+
+
+def _num(value: float) -> float | int:
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+# ------------------------------------------------------------------------------------------------
+# configuration requests
+# ------------------------------------------------------------------------------------------------
+
+
+def _reply_regions(req: RequestType, res: ResponseType, continent: str) -> None:
+    scope: str | None = None
+    if continent:
+        area = find_region(continent)
+        if area is None or area.kind != "continent" or area.code == "EU":
+            reply_error(req, res, f"regions: unknown continent {continent!r}")
+            return
+        scope = area.continent
+    rows = countries(scope)
+    reply(
+        req,
+        res,
+        {
+            "regions": ", ".join(r.code for r in rows),
+            "count": len(rows),
+            "entries": [
+                {
+                    "code": r.code,
+                    "name": r.name,
+                    "continent": r.continent,
+                    "carbon_intensity": r.carbon_intensity,
+                    "year": r.year,
+                }
+                for r in rows
+            ],
+            "unit": "gCO2e/kWh",
+        },
+    )
+
+
+def _reply_intensity(req: RequestType, res: ResponseType, region: str) -> None:
+    grid = table_intensity(region)
+    payload: dict[str, Any] = {
+        "region": region,
+        "code": grid.code,
+        "name": grid.name,
+        "continent": grid.continent,
+        "carbon_intensity": grid.g_per_kwh,
+        "unit": "gCO2e/kWh",
+        "year": grid.year,
+        "source": grid.reference,
+        "fallback": grid.source,  # region | continent | world_default
+    }
+    forced = os.environ.get(GRID_CI_ENV, "").strip()
+    if forced:  # what a task without extra_data.carbon_intensity uses instead of the table
+        try:
+            payload["env_override"] = env_intensity(forced)
+        except ValueError as exc:
+            payload["env_override_error"] = str(exc)
+    reply(req, res, payload)

@@ -1,24 +1,69 @@
-"""HW_RESOURCES: latency, power and memory of the chosen model on the required hardware.
+"""HW_RESOURCES: latency, power, energy and memory of the proposed model on the hardware.
 
-For the device ``hardware_required[0]`` (``tables.HARDWARE``, name or alias, case- and
-punctuation-insensitive) and the model's parameters and MACs (``MLModel.model_properties``, else the
-catalogue entry of ``MLModel.model``):
+1. **The model** (``MLModel``): its ONNX file (``model_path`` when it is a file in the model cache or
+   in an allowed user-model directory; otherwise the catalogue entry ``model`` is built or loaded
+   from ``onnxgraphs.cache``; otherwise ``raw_model`` bytes), analysed by ``onnxgraphs.analyze`` at
+   the batch size (``model_properties.batch_size``, else dim 0 of ``input_batch``, else 1):
+   per-operator MACs, FLOPs (= 2 x MACs for the linear layers; element-wise ops count their own
+   FLOPs, see ``analyze``), parameters, bytes moved, peak activation memory.
+2. **The hardware** (``HWConstraints.hardware_required``): one catalogue device (names and aliases
+   fold case and punctuation); several devices or ``"auto"`` (with ``extra_data.allowed_hardware``,
+   default every catalogue device) -> each is evaluated and the device with the **lowest energy per
+   inference** that meets the constraints is chosen (ties: lower latency, then name). When none
+   meets them, the lowest-energy device that fits in memory (else the lowest-energy one) is
+   reported with ``constraints_met = false`` and the violations.
+3. **Per device** (``sustainml.estimate``):
+   - latency [s] = per-operator roofline of the whole batch (``roofline.estimate``), with the
+     documented efficiency factors of the device class (``local-cpu``: fitted on this machine);
+   - power [W] = idle + utilisation x (TDP - idle) (``power.device_power_w``; utilisation
+     ``extra_data.utilisation`` or ``power.DEFAULT_UTILISATION`` of the class);
+   - energy per inference [J] = power x latency / batch size;
+   - memory_footprint_of_ml_model [MB] = (parameters + other constants + peak activations) bytes at
+     the precision / 1e6; max_hw_memory_footprint [MB] = device memory GB x 1000 (decimal units);
+   - constraints: footprint <= device memory, footprint <= ``max_memory_footprint`` (0 = none),
+     latency <= ``max_latency_ms``, power <= ``max_power_w`` (requirements, when stated).
+4. ``local-cpu`` chosen: the model also **runs** with onnxruntime on ``input_batch`` (warm-up, median
+   of up to 10 runs, cached by model hash, batch and device; ``estimate.measure``) and
+   ``extra_data.measured`` reports it next to the estimate. ``hw.latency`` stays the estimate so the
+   main outputs are reproducible (estimation-sources.md section 6). ``extra_data.measure_local``:
+   ``false`` skips the run, ``true`` forces it; by default a model estimated above
+   ``MEASURE_MAX_ESTIMATE_S`` per batch is not run (it would hold the worker for minutes) and
+   ``measured`` says so.
 
-- latency [s] = 2 x MACs / (peak fp32 FLOP/s x ``COMPUTE_EFFICIENCY``)
-- power_consumption [W] = idle + ``UTILISATION`` x (TDP - idle)
-- memory_footprint_of_ml_model [MB] = params x 4 B / 1e6 + activation allowance
-  (max(``ACTIVATION_FRACTION`` x weights, ``ACTIVATION_FLOOR_MB``))
-- max_hw_memory_footprint [MB] = device memory GB x 1000
+``NO_MODEL`` -> the upstream sentinel (``hw_description`` = the hardware asked for, zeros,
+``{"error_code": "NO_MODEL", "error": ...}``). Unknown hardware or an unusable model -> ``ValueError``
+(the runtime publishes it as the task's error).
 
-``NO_MODEL`` -> the upstream sentinel (hw_description = the hardware asked for, zeros). Unknown
-hardware -> ``ValueError`` listing the known names (the runtime publishes it as an error output).
+extra_data (units in ``units``): ``hardware``, ``hardware_requested``, ``device_class``, ``device``,
+``selection`` (how the device was chosen), ``model``, ``batch_size``, ``precision``, ``analysis``,
+``roofline``, ``power``, ``energy_per_inference_j``, ``energy_per_batch_j``, ``memory``,
+``requirements``, ``constraints_met``, ``violations``, ``ranking`` (several devices: top 5 with
+latency, power and energy), ``measured`` (local-cpu), ``sources``, ``formulas``.
+
+Configuration requests: ``hardwares`` -> ``{"hardwares": "..."}`` (upstream's names in upstream order,
+then the other catalogue devices sorted); ``hardware_info, <name>`` -> the catalogue entry with the
+efficiency factors and utilisation used for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any, TypeGuard
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
+import numpy as np
+
+from sustainml.catalogue import HardwareEntry, ModelEntry, UnknownEntry, hardware, models
+from sustainml.estimate import measure as measuring
+from sustainml.estimate import power as pw
+from sustainml.estimate import roofline as rl
 from sustainml.messages.types import (
     AppRequirements,
     HWConstraints,
@@ -28,31 +73,50 @@ from sustainml.messages.types import (
     RequestType,
     ResponseType,
 )
-from sustainml.workers.logic.common import (
-    find_hardware,
-    find_model,
-    parse_requirements,
-    reply,
-    reply_unsupported,
-)
-from sustainml.workers.logic.tables import (
-    ACTIVATION_FLOOR_MB,
-    ACTIVATION_FRACTION,
-    COMPUTE_EFFICIENCY,
-    DEFAULT_HARDWARE,
-    HARDWARE,
-    NO_MODEL,
-    NO_MODEL_HW_ERROR,
-    UTILISATION,
-    HardwareSpec,
-)
+from sustainml.onnxgraphs import cache as onnx_cache
+from sustainml.onnxgraphs.analyze import AnalysisError, ModelReport, analyze
+from sustainml.onnxgraphs.layers import WeightsMode
+from sustainml.workers.logic.common import parse_requirements, reply, reply_error, reply_unsupported
+from sustainml.workers.logic.tables import DEFAULT_HARDWARE, MODEL_PATH_SCHEME, NO_MODEL, NO_MODEL_HW_ERROR
 
-UNITS = {
+log = logging.getLogger(__name__)
+
+AUTO: Final = "auto"
+LOCAL_CPU: Final = "local-cpu"
+RANKING_SIZE: Final = 5
+#: local-cpu runs are skipped by default above this estimated latency per batch (seconds).
+MEASURE_MAX_ESTIMATE_S: Final = 5.0
+MODEL_DIRS_ENV: Final = "SUSTAINML_MODEL_DIRS"
+#: Largest user model file (with external data) read from the allowed directories.
+USER_MODEL_MAX_BYTES: Final = 2 * 1024**3
+#: Catalogue graphs above this many parameters are built with zero weights (a sparse file, no
+#: time to generate); the graph, shapes and runtime are the same (``onnxgraphs.cache``).
+RANDOM_WEIGHTS_MAX_PARAMETERS: Final = 150_000_000
+
+UNITS: Final = {
     "latency": "s",
     "power_consumption": "W",
     "memory_footprint_of_ml_model": "MB",
     "max_hw_memory_footprint": "MB",
+    "energy_per_inference_j": "J",
+    "energy_per_batch_j": "J",
 }
+FORMULAS: Final = {
+    "latency": "sum over operators of max(FLOPs / (peak x eta_c), bytes / (bandwidth x eta_m)) + overhead "
+    "(whole batch)",
+    "power_consumption": "idle_w + utilisation x (tdp_w - idle_w)",
+    "energy_per_inference_j": "power_consumption x latency / batch_size",
+    "memory_footprint_of_ml_model": "(parameter bytes + other constants + peak activation bytes) at the "
+    "precision / 1e6",
+    "max_hw_memory_footprint": "device memory_gb x 1000",
+    "flops": "FLOPs = 2 x MACs for Conv/MatMul/Gemm/RNN; element-wise ops their own count "
+    "(onnxgraphs.analyze)",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# The callback
+# ------------------------------------------------------------------------------------------------
 
 
 def task_callback(
@@ -62,11 +126,9 @@ def task_callback(
     node_status: NodeStatus,
     hw: HWResource,
 ) -> None:
-    requested = hw_constraints.hardware_required[0].strip() if hw_constraints.hardware_required else ""
-    requested = requested or DEFAULT_HARDWARE
-
+    requested = [h.strip() for h in hw_constraints.hardware_required if h.strip()] or [DEFAULT_HARDWARE]
     if ml_model.model == NO_MODEL:
-        hw.hw_description = requested
+        hw.hw_description = requested[0]
         hw.power_consumption = 0.0
         hw.latency = 0.0
         hw.memory_footprint_of_ml_model = 0.0
@@ -74,95 +136,585 @@ def task_callback(
         hw.set_extra({"error_code": NO_MODEL, "error": NO_MODEL_HW_ERROR})
         return
 
-    device = resolve_hardware(requested)
-    parameters, macs, model_source = model_size(ml_model)
+    options = hw_constraints.get_extra()
+    props = model_properties_of(ml_model)
+    devices, selection = candidate_devices(hw_constraints)
+    batch = batch_size_of(ml_model, props)
+    precision = precision_of(props, options)
+    utilisation = utilisation_override(options)
+    limits = Limits.of(app_requirements, hw_constraints)
 
-    flops = 2.0 * macs
-    latency_s = flops / (device.peak_fp32_flops * COMPUTE_EFFICIENCY)
-    power_w = device.idle_w + UTILISATION * (device.tdp_w - device.idle_w)
-    weights_mb = parameters * 4 / 1e6
-    activation_mb = max(ACTIVATION_FRACTION * weights_mb, ACTIVATION_FLOOR_MB)
-    footprint_mb = weights_mb + activation_mb
-    capacity_mb = device.memory_gb * 1000.0
+    loaded = load_model(ml_model, props)
+    report = analysed(loaded.path, batch, loaded.dims)
+    evaluations = [evaluate_device(report, d, precision, limits, utilisation) for d in devices]
+    chosen = choose(evaluations)
 
-    hw.hw_description = device.name
-    hw.latency = latency_s
-    hw.power_consumption = power_w
-    hw.memory_footprint_of_ml_model = footprint_mb
-    hw.max_hw_memory_footprint = capacity_mb
+    hw.hw_description = chosen.hw.name
+    hw.latency = chosen.roofline.latency_s
+    hw.power_consumption = chosen.power_w
+    hw.memory_footprint_of_ml_model = chosen.footprint_mb
+    hw.max_hw_memory_footprint = chosen.capacity_mb
 
     extra: dict[str, Any] = {
-        "hardware": device.name,
-        "hardware_requested": requested,
-        "device": device.description,
+        "hardware": chosen.hw.name,
+        "hardware_requested": ", ".join(requested),
+        "device_class": chosen.hw.device_class,
+        "device": chosen.hw.description,
+        "selection": selection,
         "model": ml_model.model,
-        "parameters": parameters,
-        "macs": macs,
-        "flops": flops,
-        "model_size_source": model_source,
-        "peak_fp32_flops": device.peak_fp32_flops,
-        "compute_efficiency": COMPUTE_EFFICIENCY,
-        "tdp_w": device.tdp_w,
-        "idle_w": device.idle_w,
-        "utilisation": UTILISATION,
-        "weights_mb": weights_mb,
-        "activation_allowance_mb": activation_mb,
-        "fits_in_device_memory": footprint_mb <= capacity_mb,
-        "energy_per_inference_j": power_w * latency_s,
-        "hardware_source": device.source,
-        "formulas": {
-            "latency": "2 x MACs / (peak_fp32_flops x compute_efficiency)",
-            "power_consumption": "idle_w + utilisation x (tdp_w - idle_w)",
-            "memory_footprint_of_ml_model": "params x 4 / 1e6 + max(0.2 x weights_mb, 4 MB)",
+        "model_file": loaded.describe(),
+        "batch_size": batch,
+        "precision": precision,
+        "analysis": analysis_summary(report),
+        "roofline": chosen.roofline.to_dict(),
+        "power": chosen.power_dict(),
+        "energy_per_inference_j": chosen.energy_per_inference_j,
+        "energy_per_batch_j": chosen.energy_per_batch_j,
+        "memory": chosen.memory_dict(),
+        "requirements": limits.to_dict(),
+        "constraints_met": chosen.feasible,
+        "violations": chosen.violations,
+        "sources": {
+            "hardware": chosen.hw.source,
+            "hardware_estimated_fields": list(chosen.hw.estimated),
+            "efficiency": chosen.roofline.efficiency.source,
+            "utilisation": chosen.utilisation_source,
         },
+        "formulas": FORMULAS,
         "units": UNITS,
     }
-    latency_ms = parse_requirements(app_requirements).get("max_latency_ms")
-    if isinstance(latency_ms, float):
-        extra["max_latency_ms"] = latency_ms
-        extra["meets_latency_requirement"] = latency_s * 1000.0 <= latency_ms
-    if hw_constraints.max_memory_footprint > 0:
-        extra["within_max_memory_footprint"] = footprint_mb <= hw_constraints.max_memory_footprint
+    if len(evaluations) > 1:
+        extra["ranking"] = [e.summary() for e in ranked(evaluations)[:RANKING_SIZE]]
+        extra["devices_evaluated"] = len(evaluations)
+        extra["feasible_devices"] = sum(1 for e in evaluations if e.feasible)
+        extra["selection_rule"] = (
+            "lowest energy per inference among devices meeting memory, latency and power constraints; "
+            "ties: lower latency, then name"
+        )
+    measure = options.get("measure_local")
+    if chosen.hw.name == LOCAL_CPU and measure is not False:
+        if measure is True or chosen.roofline.latency_s <= MEASURE_MAX_ESTIMATE_S:
+            extra["measured"] = measured_on_this_cpu(loaded, batch, ml_model, chosen.roofline.latency_s)
+        else:
+            extra["measured"] = {
+                "skipped": f"estimated {chosen.roofline.latency_s:.1f} s per batch > "
+                f"{MEASURE_MAX_ESTIMATE_S:g} s; set extra_data.measure_local = true to run it anyway"
+            }
     hw.set_extra(extra)
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
-    if req.configuration.strip() == "hardwares":
+    text = req.configuration.strip()
+    keyword, _, argument = text.partition(",")
+    if text == "hardwares":
         reply(req, res, {"hardwares": ", ".join(hardware_names())})
+        return
+    if keyword.strip() == "hardware_info":
+        name = argument.strip()
+        if not name:
+            reply_error(req, res, "hardware_info needs a device name: 'hardware_info, <name>'")
+            return
+        try:
+            entry = resolve_device(name)
+        except ValueError as exc:
+            reply_error(req, res, str(exc))
+            return
+        reply(req, res, hardware_info(entry))
         return
     reply_unsupported(req, res)
 
 
+# ------------------------------------------------------------------------------------------------
+# Hardware
+# ------------------------------------------------------------------------------------------------
+
+
 def hardware_names() -> list[str]:
-    return sorted((h.name for h in HARDWARE), key=lambda n: (n.casefold(), n))
+    """Upstream's names that the catalogue holds, in upstream order, then every other device sorted."""
+    from sustainml.catalogue.listing import UPSTREAM_HARDWARE_NAMES
+
+    catalogue = [h.name for h in hardware()]
+    upstream = [n for n in UPSTREAM_HARDWARE_NAMES if n in catalogue]
+    rest = sorted(n for n in catalogue if n not in upstream)
+    return [*upstream, *rest]
 
 
-def resolve_hardware(name: str) -> HardwareSpec:
-    device = find_hardware(name)
-    if device is None:
-        raise ValueError(f"Unknown hardware {name!r}; known hardware: {', '.join(hardware_names())}")
-    return device
+def resolve_device(name: str) -> HardwareEntry:
+    """The catalogue device ``name`` spells (``local-cpu``: as measured on this machine)."""
+    try:
+        entry = hardware().get(name)
+    except UnknownEntry as exc:
+        raise ValueError(f"Unknown hardware {name!r}: {exc}") from exc
+    if entry.name == LOCAL_CPU:
+        from sustainml.catalogue.localcpu import local_cpu_entry
+
+        return local_cpu_entry()
+    return entry
 
 
-def model_size(ml_model: MLModel) -> tuple[int, float, str]:
-    """(parameters, MACs, where they came from) of the model to estimate."""
-    if ml_model.model_properties.strip():
-        try:
-            props = json.loads(ml_model.model_properties)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"model_properties of {ml_model.model!r} is not JSON: {exc}") from exc
-        if isinstance(props, dict):
-            params, macs = props.get("parameters"), props.get("macs")
-            if _positive_number(params) and _positive_number(macs):
-                return int(params), float(macs), "model_properties"
-    spec = find_model(ml_model.model)
-    if spec is not None:
-        return spec.parameters, spec.macs, "catalogue"
+def candidate_devices(hw_constraints: HWConstraints) -> tuple[list[HardwareEntry], str]:
+    """(devices to evaluate, how they were chosen) from ``hardware_required``: one device; several;
+    or ``auto`` -> ``extra_data.allowed_hardware`` (default: every catalogue device)."""
+    requested = [h.strip() for h in hw_constraints.hardware_required if h.strip()] or [DEFAULT_HARDWARE]
+    if any(h.casefold() == AUTO for h in requested):
+        allowed = hw_constraints.get_extra().get("allowed_hardware")
+        if isinstance(allowed, list) and allowed:
+            devices: list[HardwareEntry] = []
+            skipped: list[str] = []
+            for name in allowed:
+                try:
+                    entry = resolve_device(str(name))
+                except ValueError:
+                    skipped.append(str(name))
+                    continue
+                if all(d.name != entry.name for d in devices):
+                    devices.append(entry)
+            if skipped:
+                log.warning("allowed_hardware names not in the catalogue, skipped: %s", ", ".join(skipped))
+            if not devices:
+                raise ValueError(f"none of extra_data.allowed_hardware is a catalogue device: {allowed!r}")
+            note = f"auto: {len(devices)} devices of extra_data.allowed_hardware"
+            return devices, note + (f" (unknown, skipped: {', '.join(skipped)})" if skipped else "")
+        return [resolve_device(h.name) for h in hardware()], "auto: every catalogue device"
+    devices = []
+    for name in requested:
+        entry = resolve_device(name)
+        if all(d.name != entry.name for d in devices):
+            devices.append(entry)
+    if len(devices) == 1:
+        return devices, "hardware_required"
+    return devices, f"hardware_required lists {len(devices)} devices: the best is chosen"
+
+
+def hardware_info(entry: HardwareEntry) -> dict[str, Any]:
+    eff = rl.efficiency_for(entry)
+    return {
+        "name": entry.name,
+        "device_class": entry.device_class,
+        "description": entry.description,
+        "vendor": entry.vendor,
+        "year": entry.year,
+        "peak_flops": dict(entry.peak_flops),
+        "memory_bandwidth_gbs": entry.memory_bandwidth_gbs,
+        "memory_gb": entry.memory_gb,
+        "tdp_w": entry.tdp_w,
+        "idle_w": entry.idle_w,
+        "aliases": ", ".join(entry.aliases),
+        "estimated": ", ".join(entry.estimated),
+        "source": entry.source,
+        "efficiency": eff.to_dict(),
+        "default_utilisation": pw.default_utilisation(entry.device_class),
+        "power_at_default_utilisation_w": pw.device_power_w(
+            entry, pw.default_utilisation(entry.device_class)
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs of the estimate
+# ------------------------------------------------------------------------------------------------
+
+
+def model_properties_of(ml_model: MLModel) -> dict[str, Any]:
+    text = ml_model.model_properties.strip()
+    if not text:
+        return {}
+    try:
+        props = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model_properties of {ml_model.model!r} is not JSON: {exc}") from exc
+    if not isinstance(props, dict):
+        raise ValueError(f"model_properties of {ml_model.model!r} must be a JSON object")
+    return props
+
+
+def batch_size_of(ml_model: MLModel, props: Mapping[str, Any]) -> int:
+    value = props.get("batch_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if ml_model.input_batch:
+        arrays = ml_model.input_arrays()
+        if arrays and arrays[0].ndim >= 1 and arrays[0].shape[0] >= 1:
+            return int(arrays[0].shape[0])
+    return 1
+
+
+def precision_of(props: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    value = options.get("precision") or props.get("precision") or "fp32"
+    if not isinstance(value, str) or value not in rl.PRECISION_BYTES:
+        raise ValueError(
+            f"extra_data.precision must be one of {', '.join(rl.PRECISION_BYTES)}, got {value!r}"
+        )
+    return value
+
+
+def utilisation_override(options: Mapping[str, Any]) -> float | None:
+    value = options.get("utilisation")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"extra_data.utilisation must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_latency_s: float | None
+    max_memory_mb: float | None  # HWConstraints.max_memory_footprint (0 = none)
+    max_power_w: float | None
+
+    @classmethod
+    def of(cls, app_requirements: AppRequirements | None, hw_constraints: HWConstraints) -> Limits:
+        reqs = parse_requirements(app_requirements)
+        latency = reqs.get("max_latency_ms")
+        power = reqs.get("max_power_w")
+        memory = hw_constraints.max_memory_footprint
+        return cls(
+            float(latency) / 1000.0 if isinstance(latency, float) and latency > 0 else None,
+            float(memory) if memory > 0 else None,
+            float(power) if isinstance(power, float) and power > 0 else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_latency_s": self.max_latency_s,
+            "max_memory_footprint_mb": self.max_memory_mb,
+            "max_power_w": self.max_power_w,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# The model file and its analysis
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    path: Path
+    origin: str  # "catalogue", "user file", "raw_model"
+    entry: ModelEntry | None = None
+    dims: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "origin": self.origin, "dims": self.dims}
+
+
+def weights_mode(entry: ModelEntry) -> WeightsMode:
+    return "random" if entry.parameters <= RANDOM_WEIGHTS_MAX_PARAMETERS else "zeros"
+
+
+def catalogue_file(entry: ModelEntry) -> Path:
+    """The entry's ONNX file (built on a cache miss)."""
+    return onnx_cache.build(entry, weights_mode(entry)).path
+
+
+def user_model_dirs() -> list[Path]:
+    """Directories user ONNX files may be read from: ``SUSTAINML_MODEL_DIRS`` (os.pathsep-separated),
+    else ``<SUSTAINML_DATA_DIR>/user-models``."""
+    import os
+
+    raw = os.environ.get(MODEL_DIRS_ENV, "")
+    if raw.strip():
+        return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+    from sustainml.config import Settings
+
+    return [(Settings.from_env().data_dir / "user-models").resolve()]
+
+
+def _inside(path: Path, dirs: Sequence[Path]) -> bool:
+    real = path.resolve()
+    return any(real.is_relative_to(d) for d in dirs)
+
+
+def _dims_of(props: Mapping[str, Any]) -> dict[str, int]:
+    raw = props.get("input_dims") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"model_properties.input_dims must map dimension names to sizes, got {raw!r}")
+    out: dict[str, int] = {}
+    for k, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"model_properties.input_dims[{k!r}] must be a positive integer, got {v!r}")
+        out[str(k)] = v
+    return out
+
+
+def load_model(ml_model: MLModel, props: Mapping[str, Any]) -> LoadedModel:
+    """The ONNX file to analyse (see the module docstring, step 1)."""
+    dims = _dims_of(props)
+    entry = models().find(ml_model.model) if ml_model.model.strip() else None
+    path_text = ml_model.model_path.strip()
+    if path_text and not path_text.startswith(MODEL_PATH_SCHEME) and path_text != "N/A":
+        path = Path(path_text).expanduser()
+        if path.is_file():
+            trusted = [onnx_cache.default_cache_dir().resolve(), *user_model_dirs()]
+            if _inside(path, trusted):
+                origin = "catalogue" if entry is not None and props.get("synthetic") else "user file"
+                return LoadedModel(path.resolve(), origin, entry, dims)
+            if entry is None:
+                raise ValueError(
+                    f"model_path {path_text!r} is outside the model cache and the allowed model directories "
+                    f"({', '.join(str(d) for d in user_model_dirs())})"
+                )
+            log.warning("model_path %s is outside the allowed directories; using the catalogue graph", path)
+    if entry is not None:
+        return LoadedModel(catalogue_file(entry), "catalogue", entry, dims)
+    if ml_model.raw_model:
+        return LoadedModel(store_raw_model(bytes(ml_model.raw_model)), "raw_model", None, dims)
     raise ValueError(
-        f"cannot estimate model {ml_model.model!r}: model_properties has no positive 'parameters' and "
-        "'macs' and the name is not in the catalogue"
+        f"cannot estimate model {ml_model.model!r}: it is not a catalogue model and neither model_path "
+        "nor raw_model holds an ONNX file"
     )
 
 
-def _positive_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+def store_raw_model(data: bytes) -> Path:
+    """Validate ``data`` (a serialized ONNX model, ``onnxgraphs.load_user_model``) and write it into
+    the model cache by content hash."""
+    from sustainml.onnxgraphs import load_user_model
+
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    directory = onnx_cache.default_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"user-{digest}.onnx"
+    if not path.is_file():
+        load_user_model(data, [], onnx_cache.DEFAULT_RAW_MODEL_LIMIT)  # UserModelError is a ValueError
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+_analysis_lock = threading.Lock()
+_analysis_memo: OrderedDict[tuple[str, int, int, int, str], ModelReport] = OrderedDict()
+_ANALYSIS_MEMO_SIZE: Final = 32
+
+
+def analysed(path: Path, batch_size: int, dims: Mapping[str, int] | None = None) -> ModelReport:
+    """``onnxgraphs.analyze`` of ``path`` at ``batch_size`` (memoised by file identity)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, batch_size, json.dumps(dict(dims or {}), sort_keys=True))
+    with _analysis_lock:
+        hit = _analysis_memo.get(key)
+        if hit is not None:
+            _analysis_memo.move_to_end(key)
+            return hit
+    try:
+        report = analyze(path, batch_size=batch_size, dims=dims or None)
+    except AnalysisError as exc:
+        raise ValueError(f"cannot analyse {path.name}: {exc}") from exc
+    with _analysis_lock:
+        _analysis_memo[key] = report
+        while len(_analysis_memo) > _ANALYSIS_MEMO_SIZE:
+            _analysis_memo.popitem(last=False)
+    return report
+
+
+def analysis_summary(report: ModelReport) -> dict[str, Any]:
+    return {
+        "batch_size": report.batch_size,
+        "batch_mode": report.batch_mode,
+        "inputs": {k: list(v) for k, v in report.inputs.items()},
+        "outputs": {k: list(v) for k, v in report.outputs.items()},
+        "parameters": report.parameters,
+        "parameter_bytes": report.parameter_bytes,
+        "other_constant_bytes": report.other_constant_bytes,
+        "macs": report.macs,
+        "flops": report.flops,
+        "bytes_moved": report.bytes_moved,
+        "activation_bytes": report.activation_bytes,
+        "peak_activation_bytes": report.peak_activation_bytes,
+        "operators": len(report.ops),
+        "unsupported_ops": list(report.unsupported_ops),
+        "by_op_type": [asdict(s) for s in report.by_op_type()[:10]],
+        "flops_convention": FORMULAS["flops"],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluating a device
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceEvaluation:
+    hw: HardwareEntry
+    roofline: rl.RooflineEstimate
+    utilisation: float
+    utilisation_source: str
+    power_w: float
+    footprint_mb: float
+    weights_mb: float
+    activations_mb: float
+    capacity_mb: float
+    limits: Limits
+
+    @property
+    def batch_size(self) -> int:
+        return self.roofline.batch_size
+
+    @property
+    def energy_per_batch_j(self) -> float:
+        return self.power_w * self.roofline.latency_s
+
+    @property
+    def energy_per_inference_j(self) -> float:
+        return self.energy_per_batch_j / self.batch_size
+
+    @property
+    def fits_device(self) -> bool:
+        return self.footprint_mb <= self.capacity_mb
+
+    @property
+    def violations(self) -> list[str]:
+        out: list[str] = []
+        if not self.fits_device:
+            out.append(
+                f"memory: footprint {self.footprint_mb:.1f} MB > device memory {self.capacity_mb:.0f} MB"
+            )
+        lim = self.limits
+        if lim.max_memory_mb is not None and self.footprint_mb > lim.max_memory_mb:
+            out.append(
+                f"max_memory_footprint: footprint {self.footprint_mb:.1f} MB > limit {lim.max_memory_mb:g} MB"
+            )
+        if lim.max_latency_s is not None and self.roofline.latency_s > lim.max_latency_s:
+            out.append(
+                f"latency: {self.roofline.latency_s * 1000:.3g} ms > "
+                f"max_latency_ms {lim.max_latency_s * 1000:g}"
+            )
+        if lim.max_power_w is not None and self.power_w > lim.max_power_w:
+            out.append(f"power: {self.power_w:.3g} W > max_power_w {lim.max_power_w:g}")
+        return out
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    def power_dict(self) -> dict[str, Any]:
+        return {
+            "idle_w": self.hw.idle_w,
+            "tdp_w": self.hw.tdp_w,
+            "utilisation": self.utilisation,
+            "utilisation_source": self.utilisation_source,
+            "power_w": self.power_w,
+            "formula": FORMULAS["power_consumption"],
+        }
+
+    def memory_dict(self) -> dict[str, Any]:
+        lim = self.limits.max_memory_mb
+        return {
+            "weights_mb": self.weights_mb,
+            "peak_activations_mb": self.activations_mb,
+            "footprint_mb": self.footprint_mb,
+            "device_memory_mb": self.capacity_mb,
+            "fits_device": self.fits_device,
+            "max_memory_footprint_mb": lim,
+            "within_max_memory_footprint": None if lim is None else self.footprint_mb <= lim,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "hardware": self.hw.name,
+            "device_class": self.hw.device_class,
+            "latency_s": self.roofline.latency_s,
+            "power_w": self.power_w,
+            "energy_per_inference_j": self.energy_per_inference_j,
+            "memory_footprint_mb": self.footprint_mb,
+            "bound": self.roofline.bound,
+            "estimated_hardware_figures": list(self.hw.estimated),
+            "feasible": self.feasible,
+            "violations": self.violations,
+        }
+
+
+def evaluate_device(
+    report: ModelReport,
+    device: HardwareEntry,
+    precision: str = "fp32",
+    limits: Limits | None = None,
+    utilisation: float | None = None,
+) -> DeviceEvaluation:
+    """Latency, power, energy and memory of ``report`` on ``device``."""
+    roof = rl.estimate(report, device, precision)
+    scale = rl.precision_scale(precision)
+    if utilisation is None:
+        u, u_source = pw.default_utilisation(device.device_class), pw.UTILISATION_SOURCE
+    else:
+        u, u_source = utilisation, "extra_data.utilisation"
+    weights_mb = (report.parameter_bytes * scale + report.other_constant_bytes) / 1e6
+    activations_mb = report.peak_activation_bytes * scale / 1e6
+    return DeviceEvaluation(
+        hw=device,
+        roofline=roof,
+        utilisation=u,
+        utilisation_source=u_source,
+        power_w=pw.device_power_w(device, u),
+        footprint_mb=weights_mb + activations_mb,
+        weights_mb=weights_mb,
+        activations_mb=activations_mb,
+        capacity_mb=device.memory_gb * 1000.0,
+        limits=limits if limits is not None else Limits(None, None, None),
+    )
+
+
+def ranked(evaluations: Sequence[DeviceEvaluation]) -> list[DeviceEvaluation]:
+    """Feasible first, then by energy per inference, latency and name."""
+    return sorted(
+        evaluations,
+        key=lambda e: (not e.feasible, e.energy_per_inference_j, e.roofline.latency_s, e.hw.name),
+    )
+
+
+def choose(evaluations: Sequence[DeviceEvaluation]) -> DeviceEvaluation:
+    """The lowest-energy feasible device; else the lowest-energy one that fits in memory; else the
+    lowest-energy one."""
+    if not evaluations:
+        raise ValueError("no hardware to evaluate")
+    feasible = [e for e in evaluations if e.feasible]
+    fitting = [e for e in evaluations if e.fits_device]
+    pool = feasible or fitting or list(evaluations)
+    return min(pool, key=lambda e: (e.energy_per_inference_j, e.roofline.latency_s, e.hw.name))
+
+
+# ------------------------------------------------------------------------------------------------
+# Measuring on local-cpu
+# ------------------------------------------------------------------------------------------------
+
+
+def measured_on_this_cpu(
+    loaded: LoadedModel, batch_size: int, ml_model: MLModel, estimate_s: float
+) -> dict[str, Any]:
+    """onnxruntime latency of the model on this CPU next to the estimate (errors reported, not raised)."""
+    try:
+        arrays: list[np.ndarray[Any, Any]] = ml_model.input_arrays() if ml_model.input_batch else []
+        m = measuring.measure_latency(loaded.path, batch_size, arrays, dims=loaded.dims)
+    except Exception as exc:  # a measurement is an extra: report why it is missing
+        log.warning("measuring %s on this CPU failed: %s", loaded.path.name, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out = m.to_dict()
+    out["estimated_s"] = estimate_s
+    out["ratio_measured_over_estimated"] = m.median_s / estimate_s if estimate_s > 0 else math.inf
+    out["method"] = (
+        "onnxruntime CPU provider, all graph optimisations, one thread per usable core; warm-up runs, "
+        "then the median of the timed runs of the whole batch"
+    )
+    return out
+
+
+__all__ = [
+    "DeviceEvaluation",
+    "Limits",
+    "LoadedModel",
+    "analysed",
+    "candidate_devices",
+    "catalogue_file",
+    "choose",
+    "configuration_callback",
+    "evaluate_device",
+    "hardware_info",
+    "hardware_names",
+    "load_model",
+    "ranked",
+    "resolve_device",
+    "store_raw_model",
+    "task_callback",
+    "user_model_dirs",
+]

@@ -1,65 +1,91 @@
-"""ML_MODEL_METADATA (task encoder): the goal of the problem and its keywords.
+"""ML_MODEL_METADATA (task encoder): the goal of the problem, its input modality and key phrases.
 
-Goal: ``extra_data.goal`` when the user gave one; otherwise every goal of ``tables.GOAL_TRIGGERS``
-scores the sum of the weights of its triggers found in problem_short_description +
-problem_definition, goals of the user's modality get ``MODALITY_BONUS``, and the highest total among
-goals with at least one trigger wins (ties: ``tables.GOALS`` order). No trigger at all: the first
-goal of the modality (or ``FALLBACK_GOAL``), and ``reason`` says it was a guess.
+The work is done by ``sustainml.workers.logic.encoder`` (see its package docstring for the method,
+the corpus and the backends). This module maps records to it and answers the node's configuration
+requests.
 
-Keywords: up to ``MAX_KEYWORDS`` content words of the same text (stopwords, numbers and words
-shorter than 3 letters dropped), most frequent first, ties by first appearance.
+Task output:
+
+- ``ml_model_metadata[0]``: the goal (a Hugging Face task name); ``keywords``: up to 10 key phrases
+  of the short description and definition, most important first;
+- ``extra_data``: upstream pass-through (``model_selected`` and ``type`` when non-empty,
+  ``model_restrains`` default ``[]``, ``problem_short_description``) plus ``goal``,
+  ``goal_source``, ``modality``, ``modality_source``, ``confidence``, ``top_goals``, ``reason``,
+  and when relevant ``needs_clarification`` and ``warnings``.
+
+The text classified is the short description, the definition, the ``inputs``/``outputs`` items and
+the ``dataset_metadata_description``/``_topic`` extra_data keys (filled by the dataset screen).
+``extra_data.goal`` overrides inference; an unknown goal raises ``ValueError`` naming the closest
+goals, which the runtime turns into a failed task with that message.
+
+Configuration requests (upstream strings; replies are JSON text, lists sorted and joined ", "):
+
+- ``modality`` -> ``{"modalities", "goals"}``;
+- ``in_out_modalities`` -> ``{"inputs", "outputs"}``;
+- ``metrics, cover_tag: <modality>[, <goal>]`` | ``metrics, modality: <input>[, <output>]`` |
+  ``metrics, problem: <goal>[, <hf tag>]`` | ``metrics, all[: ...]`` -> ``{"metrics", "goals"}``;
+- ``problem_from_modality, <modality>`` -> ``{"goals"}`` (goals taking that input);
+- ``model_info, <name>`` (also upstream's ``mode_info``) -> the upstream keys from the shipped
+  model catalogue; Hub-only facts (library, downloads, likes, lastModified) are ``null`` offline;
+- ``dataset_path, <path>`` -> a profile of a local CSV/JSON/Parquet file (``dataset_profile.py``).
+
+Failures answer ``success=False``, ``err_code=INTERNAL_ERROR`` and ``{"error": ...}``.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
+import logging
 from typing import Any
 
 from sustainml.messages.types import MLModelMetadata, NodeStatus, RequestType, ResponseType, UserInput
-from sustainml.workers.logic.common import norm_key, reply, reply_error, reply_unsupported, words
-from sustainml.workers.logic.tables import (
-    FALLBACK_GOAL,
-    GOAL_TRIGGERS,
+from sustainml.workers.logic.common import find_model, reply, reply_error, reply_unsupported
+from sustainml.workers.logic.encoder.dataset_profile import DatasetError, profile_dataset
+from sustainml.workers.logic.encoder.inference import encode
+from sustainml.workers.logic.encoder.model import get_model
+from sustainml.workers.logic.encoder.vocabulary import (
+    GOAL_INPUTS,
+    GOAL_METRICS,
+    GOAL_OUTPUT,
     GOALS,
-    MAX_KEYWORDS,
-    MODALITY_ALIASES,
-    MODALITY_BONUS,
-    MODALITY_GOALS,
-    STOPWORDS,
+    MODALITIES,
+    OUTPUTS,
+    goals_for_modality,
+    resolve_goal,
+    resolve_modality,
+    resolve_output,
+    unknown_goal_message,
 )
+from sustainml.workers.logic.tables import MODEL_CATALOGUE, MODEL_PATH_SCHEME
 
-# Each trigger anchored at a word start and extended to the end of the word, so the match text is
-# the whole word the user wrote ("summar" -> "summarize").
-_TRIGGERS: dict[str, tuple[tuple[re.Pattern[str], float], ...]] = {
-    goal: tuple((re.compile(rf"\b(?:{frag})\w*"), weight) for frag, weight in triggers)
-    for goal, triggers in GOAL_TRIGGERS.items()
-}
+log = logging.getLogger(__name__)
+
+_DATASET_TEXT_KEYS = ("dataset_metadata_description", "dataset_metadata_topic")
+
+
+def warm_up() -> None:
+    """Load (or train and cache) the encoder model now instead of on the first task."""
+    get_model()
 
 
 def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metadata: MLModelMetadata) -> None:
     incoming = user_input.get_extra()
-    text = " ".join(
-        part.strip()
-        for part in (user_input.problem_short_description, user_input.problem_definition)
-        if part.strip()
-    )
-    modality = resolve_modality(user_input.modality)
+    described = [user_input.problem_short_description, user_input.problem_definition]
+    context = [*user_input.inputs, *user_input.outputs]
+    context += [v for k in _DATASET_TEXT_KEYS if isinstance(v := incoming.get(k), str)]
+    text = ". ".join(p.strip() for p in [*described, *context] if p.strip())
 
     user_goal = incoming.get("goal")
-    if isinstance(user_goal, str) and user_goal.strip():
-        goal = user_goal.strip().casefold()
-        source = "user"
-        reason = "goal given by the user (extra_data.goal)"
-        if goal not in GOALS:
-            reason += "; it is not one of the goals this node knows, so no catalogue model may match it"
-        scores: dict[str, float] = {}
-    else:
-        goal, source, reason, scores = infer_goal(text, modality)
+    if user_goal is not None and not isinstance(user_goal, str):
+        raise ValueError(f"extra_data.goal must be a string, got {type(user_goal).__name__}")
+    encoding = encode(
+        text,
+        user_input.modality,
+        user_goal or "",
+        keyword_text=". ".join(p.strip() for p in described if p.strip()),
+    )
 
-    ml_model_metadata.keywords = extract_keywords(text)
-    ml_model_metadata.ml_model_metadata = [goal]
-
+    ml_model_metadata.ml_model_metadata = [encoding.goal]
+    ml_model_metadata.keywords = encoding.keywords
     out: dict[str, Any] = {}
     # Upstream pass-through: model_selected and type only when non-empty, model_restrains always.
     model_selected = incoming.get("model_selected")
@@ -71,91 +97,119 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metad
     if type_limiter:
         out["type"] = type_limiter
     out["problem_short_description"] = user_input.problem_short_description
-    out["goal"] = goal
-    out["goal_source"] = source
-    out["modality"] = modality
-    out["reason"] = reason
-    out["goal_scores"] = scores
+    out.update(encoding.extra())
     ml_model_metadata.set_extra(out)
+
+
+class _Refused(Exception):
+    """A configuration request that cannot be answered; the message goes to the requester."""
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
     request = req.configuration.strip()
-    if request == "modality":
-        reply(req, res, {"modalities": ", ".join(sorted(MODALITY_GOALS)), "goals": ", ".join(sorted(GOALS))})
-        return
-    head, sep, arg = request.partition(",")
-    if head.strip() == "problem_from_modality" and sep:
-        modality = resolve_modality(arg)
-        if not modality:
-            reply_error(
-                req, res, f"Unknown modality {arg.strip()!r}; known: {', '.join(sorted(MODALITY_GOALS))}"
-            )
-            return
-        reply(req, res, {"goals": ", ".join(sorted(MODALITY_GOALS[modality]))})
-        return
-    reply_unsupported(req, res)
+    head, _, arg = request.partition(",")
+    head = head.strip().casefold()
+    try:
+        if request == "modality":
+            reply(req, res, {"modalities": ", ".join(sorted(MODALITIES)), "goals": ", ".join(sorted(GOALS))})
+        elif head == "metrics":
+            reply(req, res, _metrics(arg))
+        elif head == "problem_from_modality":
+            modality = _modality_arg(arg)
+            reply(req, res, {"goals": ", ".join(sorted(goals_for_modality(modality)))})
+        elif head in ("model_info", "mode_info"):
+            reply(req, res, _model_info(arg.strip()))
+        elif head == "dataset_path":
+            reply(req, res, _dataset(arg))
+        elif "in_out_modalities" in request:  # upstream matches it anywhere in the request
+            reply(req, res, {"inputs": ", ".join(sorted(MODALITIES)), "outputs": ", ".join(OUTPUTS)})
+        else:
+            reply_unsupported(req, res)
+    except _Refused as exc:
+        reply_error(req, res, str(exc))
 
 
-def resolve_modality(raw: str) -> str:
-    """Canonical modality (a ``MODALITY_GOALS`` key) of a free-text modality, or ``""``."""
-    whole = norm_key(raw)
-    if whole in MODALITY_ALIASES:
-        return MODALITY_ALIASES[whole]
-    parts = re.findall(r"[a-z0-9]+", raw.casefold())
-    for i, word in enumerate(parts):
-        pair = word + parts[i + 1] if i + 1 < len(parts) else ""
-        if pair in MODALITY_ALIASES:  # "time series" -> "timeseries"
-            return MODALITY_ALIASES[pair]
-        if word in MODALITY_ALIASES:
-            return MODALITY_ALIASES[word]
-    return ""
+def _modality_arg(raw: str) -> str:
+    modality = resolve_modality(raw)
+    if not modality:
+        shown = raw.strip() or "(empty)"
+        raise _Refused(f"unknown modality {shown!r}; known: {', '.join(sorted(MODALITIES))} (or an alias)")
+    return modality
 
 
-def infer_goal(text: str, modality: str) -> tuple[str, str, str, dict[str, float]]:
-    """(goal, source, reason, scores) for a description; see the module docstring for the rule."""
-    lowered = text.casefold()
-    in_modality = set(MODALITY_GOALS.get(modality, ()))
-    scores: dict[str, float] = {}
-    hits: dict[str, list[str]] = {}
-    for goal in GOALS:
-        found: list[str] = []
-        score = 0.0
-        for pattern, weight in _TRIGGERS[goal]:
-            match = pattern.search(lowered)
-            if match:
-                score += weight
-                found.append(f"'{match.group(0)}' (+{weight:g})")
-        if score > 0:
-            scores[goal] = score + (MODALITY_BONUS if goal in in_modality else 0.0)
-            hits[goal] = found
-
-    if scores:
-        best = max(GOALS, key=lambda g: (scores.get(g, float("-inf")), -GOALS.index(g)))
-        reason = "keywords " + ", ".join(hits[best])
-        if best in in_modality:
-            reason += f"; modality {modality} (+{MODALITY_BONUS:g})"
-        return best, "keywords", reason, scores
-
-    if modality:
-        guess = MODALITY_GOALS[modality][0]
-        return guess, "modality_default", f"no goal keyword matched; best guess for modality {modality}", {}
-    return (
-        FALLBACK_GOAL,
-        "fallback",
-        "no goal keyword matched and the modality is unknown; generic best guess",
-        {},
-    )
+def _goal_arg(raw: str) -> str:
+    goal = resolve_goal(raw)
+    if not goal:
+        raise _Refused(unknown_goal_message(raw, "goal"))
+    return goal
 
 
-def extract_keywords(text: str) -> list[str]:
-    """Up to ``MAX_KEYWORDS`` content words, most frequent first, ties by first appearance."""
-    tokens = [
-        w for w in words(text) if len(w) >= 3 and w not in STOPWORDS and not w.replace("-", "").isdigit()
-    ]
-    counts = Counter(tokens)
-    first: dict[str, int] = {}
-    for i, w in enumerate(tokens):
-        first.setdefault(w, i)
-    ranked = sorted(counts, key=lambda w: (-counts[w], first[w]))
-    return ranked[:MAX_KEYWORDS]
+def _metrics(arg: str) -> dict[str, str]:
+    kind, _, rest = arg.partition(":")
+    kind = kind.strip().casefold().replace(" ", "_")
+    values = [v.strip() for v in rest.split(",") if v.strip()]
+    if kind == "all":
+        goals: tuple[str, ...] = GOALS
+    elif kind == "cover_tag":
+        if not values:
+            raise _Refused("metrics, cover_tag: needs a modality, e.g. 'metrics, cover_tag: cv'")
+        goals = goals_for_modality(_modality_arg(values[0]))
+        if len(values) > 1:
+            goals = (_goal_arg(values[1]),)
+    elif kind == "modality":
+        if not values:
+            raise _Refused("metrics, modality: needs an input modality, e.g. 'metrics, modality: text, text'")
+        modality = _modality_arg(values[0])
+        goals = goals_for_modality(modality)
+        if len(values) > 1:
+            output = resolve_output(values[1])
+            if not output:
+                raise _Refused(f"unknown output {values[1]!r}; known: {', '.join(OUTPUTS)}")
+            goals = tuple(g for g in goals if GOAL_OUTPUT[g] == output)
+            if not goals:
+                raise _Refused(f"no goal takes {modality} and produces {output}")
+    elif kind == "problem":
+        if not values:
+            raise _Refused("metrics, problem: needs a goal, e.g. 'metrics, problem: summarization'")
+        goals = (_goal_arg(values[0]),)
+    else:
+        shown = kind or "(none)"
+        raise _Refused(f"unknown metrics kind {shown!r}; use cover_tag, modality, problem or all")
+    metrics = sorted({m for g in goals for m in GOAL_METRICS[g]})
+    return {"metrics": ", ".join(metrics), "goals": ", ".join(sorted(goals))}
+
+
+def _model_info(name: str) -> dict[str, Any]:
+    spec = find_model(name)
+    if spec is None:
+        known = ", ".join(sorted(m.name for m in MODEL_CATALOGUE))
+        raise _Refused(f"unknown model {name or '(empty)'!r}; known offline: {known}")
+    problem = spec.goals[0] if spec.goals else ""
+    return {
+        "model_uri": MODEL_PATH_SCHEME + spec.name,
+        "id": spec.name,
+        "name": spec.name,
+        "problem": problem,
+        "coverTag": GOAL_INPUTS[problem][0] if problem in GOAL_INPUTS else "",
+        # Hub facts are not known offline: null rather than invented numbers.
+        "library": None,
+        "downloads": None,
+        "likes": None,
+        "lastModified": None,
+        "goals": list(spec.goals),
+        "family": spec.family,
+        "parameters": spec.parameters,
+        "macs": spec.macs,
+        "input": spec.input,
+        "source": spec.source,
+    }
+
+
+def _dataset(arg: str) -> dict[str, Any]:
+    try:
+        return profile_dataset(arg)
+    except DatasetError as exc:
+        raise _Refused(str(exc)) from exc
+    except Exception as exc:  # a reader bug must not leave the requester without an answer
+        log.exception("dataset_path %r: profiling failed", arg.strip())
+        raise _Refused(f"cannot profile {arg.strip()!r}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,377 @@
+"""Grid carbon intensity, inference energy, and greener alternatives (regions and hardware).
+
+Units: energy Wh, carbon kgCO2e, intensity gCO2e/kWh (location-based, lifecycle; the region
+catalogue, Ember via Our World in Data, CC BY 4.0: ``sustainml/catalogue/data/REGIONS.md``).
+
+Intensity look-up (``grid_intensity``), first hit wins:
+
+1. ``extra_data.carbon_intensity`` of the task (``source="user"``): the user knows their own
+   contract or site better than a deployment-wide setting;
+2. ``$SUSTAINML_GRID_CI`` (``source="env"``), the original framework's override;
+3. ``geo_location_region`` as a country (ISO alpha-2 or alpha-3 code, name or alias; "Madrid,
+   Spain" and "ES-MD" work through their parts) or a continent / "EU" / "World" row
+   (``source="region"``, or ``"continent"`` when the text names a continent);
+4. ``geo_location_continent`` (``source="continent"``, generation-weighted continent mean);
+5. the world average, 458.29 g/kWh (Ember 2025 via OWID, ``source="world_default"``).
+
+With an override the location is still resolved, so the comparisons with other regions keep
+their continent, and ``table_g_per_kwh`` shows what the table would have said.
+
+Greener alternatives compare the same workload (training run + inferences):
+
+- regions: the countries of the same continent with the lowest intensity (rows whose figure is
+  a continent or world fallback are skipped; they have no figure of their own), top 3;
+- hardware: the devices with the lowest energy for the workload among the suitable ones (same
+  device class as the current one, or every class if that class has no other suitable device;
+  suitable = the model's memory footprint fits the device's memory; ``local-cpu`` is this
+  machine, not a choice, and is never proposed). A device's energy follows from its peak FLOP/s
+  per W at the precision: training energy = effective training FLOPs / (peak x MFU) x P x PUE;
+  the energy per inference scales from the current device's by the ratio of W per peak FLOP/s
+  (inference power at the class's default utilisation) and of PUE.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sustainml.catalogue import HardwareEntry, RegionEntry, hardware, regions
+from sustainml.estimate.power import default_utilisation, device_power_w
+from sustainml.estimate.training import (
+    TrainingEstimate,
+    default_pue,
+    fmt,
+    training_energy_wh,
+    training_precision,
+)
+
+log = logging.getLogger(__name__)
+
+GRID_CI_ENV: Final = "SUSTAINML_GRID_CI"
+#: Inferences the workload counts when ``extra_data.inferences`` is absent: a round number small
+#: enough to read per-inference figures off the totals (an assumption, not a usage forecast).
+DEFAULT_INFERENCES: Final = 1000
+REF_INFERENCES_DEFAULT: Final = (
+    "assumption: 1,000 inferences (a round number; set extra_data.inferences to the expected total)"
+)
+#: Alternatives listed per kind.
+ALTERNATIVES: Final = 3
+#: Region rows whose figure is borrowed from the continent or the world (REGIONS.md "Countries
+#: without a figure" and "Exceptions") say so in their source.
+_FALLBACK_ROW = re.compile(r"(continent value|world default) used")
+_PARTS = re.compile(r"[,;/|()]|\s-\s|-")
+
+
+@dataclass(frozen=True)
+class GridIntensity:
+    """The intensity used, where it came from, and the location it belongs to."""
+
+    g_per_kwh: float
+    source: str  # user | env | region | continent | world_default
+    code: str  # catalogue code of the location ("FR", "EUROPE", "WORLD")
+    name: str
+    continent: str  # continent of the location ("" when it is the world)
+    year: int
+    reference: str  # data set and year of the value used
+    query: str  # the text that was looked up
+    table_g_per_kwh: float  # what the table gives for the location (differs under an override)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "carbon_intensity": self.g_per_kwh,
+            "source": self.source,
+            "code": self.code,
+            "name": self.name,
+            "continent": self.continent,
+            "year": self.year,
+            "reference": self.reference,
+            "query": self.query,
+            "table_carbon_intensity": self.table_g_per_kwh,
+        }
+
+
+def find_region(text: str) -> RegionEntry | None:
+    """The region row ``text`` names: the whole text first, then its parts ("Madrid, Spain" ->
+    Spain, "ES-MD" -> ES), first part first."""
+    if not text.strip():
+        return None
+    table = regions()
+    for candidate in (text, *_PARTS.split(text)):
+        if candidate.strip():
+            entry = table.find(candidate)
+            if entry is not None:
+                return entry
+    return None
+
+
+def table_intensity(region: str, continent: str = "") -> GridIntensity:
+    """The region -> continent -> world chain over the catalogue, without overrides."""
+    query = ", ".join(t for t in (region.strip(), continent.strip()) if t)
+    entry = find_region(region)
+    if entry is not None:
+        source = {"country": "region", "continent": "continent", "world": "world_default"}[entry.kind]
+        return _from_entry(entry, source, query)
+    area = find_region(continent)
+    if area is not None and area.kind == "country":
+        area = None  # a country typed as a continent: not a continent row; the region was tried
+    if area is not None:
+        return _from_entry(area, "continent" if area.kind == "continent" else "world_default", query)
+    if query:
+        log.info("no grid intensity for region %r / continent %r; using the world average", region, continent)
+    return _from_entry(regions().get("WORLD"), "world_default", query)
+
+
+def grid_intensity(
+    region: str,
+    continent: str,
+    *,
+    user_value: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GridIntensity:
+    """The intensity for a task: ``user_value`` (extra_data.carbon_intensity), then
+    ``$SUSTAINML_GRID_CI`` (read from ``env``, default ``os.environ``), then the table chain."""
+    located = table_intensity(region, continent)
+    if user_value is not None:
+        return _override(located, user_value, "user", "extra_data.carbon_intensity of the task")
+    forced = (os.environ if env is None else env).get(GRID_CI_ENV, "").strip()
+    if forced:
+        return _override(located, env_intensity(forced), "env", f"environment variable {GRID_CI_ENV}")
+    return located
+
+
+def env_intensity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{GRID_CI_ENV}={text!r} must be a non-negative number of gCO2e/kWh")
+    return value
+
+
+def carbon_kg(energy_wh: float, g_per_kwh: float) -> float:
+    """kgCO2e of ``energy_wh`` on a grid of ``g_per_kwh``: Wh / 1000 x g/kWh / 1000."""
+    return energy_wh / 1000.0 * g_per_kwh / 1000.0
+
+
+def inference_energy_wh(power_w: float, latency_s: float, pue: float) -> float:
+    """Energy of one inference: W x s x PUE / 3600."""
+    return power_w * latency_s * pue / 3600.0
+
+
+def saving_percent(current: float, alternative: float) -> float:
+    """How much lower ``alternative`` is than ``current``, in percent (negative: higher)."""
+    if current <= 0:
+        return 0.0
+    return round((1.0 - alternative / current) * 100.0, 2)
+
+
+def has_own_figure(entry: RegionEntry) -> bool:
+    return entry.kind == "country" and not _FALLBACK_ROW.search(entry.source)
+
+
+def countries(continent: str | None = None) -> list[RegionEntry]:
+    """Country rows (optionally of one continent), sorted by code."""
+    rows = [r for r in regions() if r.kind == "country" and (continent is None or r.continent == continent)]
+    return sorted(rows, key=lambda r: r.code)
+
+
+def greener_regions(
+    grid: GridIntensity, workload_wh: float, training_wh: float, limit: int = ALTERNATIVES
+) -> dict[str, Any]:
+    """The ``limit`` lowest-intensity countries of the grid's continent (the world when the
+    continent is unknown) for the same workload, with the saving vs the intensity used now."""
+    continent = grid.continent if grid.continent in _continents() else ""
+    pool = [r for r in countries(continent or None) if has_own_figure(r) and r.code != grid.code]
+    pool.sort(key=lambda r: (r.carbon_intensity, r.code))
+    current_kg = carbon_kg(workload_wh, grid.g_per_kwh)
+    options = []
+    for r in pool[:limit]:
+        kg = carbon_kg(workload_wh, r.carbon_intensity)
+        options.append(
+            {
+                "region": r.code,
+                "name": r.name,
+                "carbon_intensity": r.carbon_intensity,
+                "year": r.year,
+                "workload_kg": kg,
+                "training_kg": carbon_kg(training_wh, r.carbon_intensity),
+                "saving_percent": saving_percent(current_kg, kg),
+            }
+        )
+    return {"scope": continent or "World", "current_kg": current_kg, "options": options}
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    device: HardwareEntry
+    training_precision: str
+    peak_flops_per_w: float  # at the training precision and training power
+    pue: float
+    training_wh: float
+    inference_wh: float  # all inferences of the workload
+    workload_kg: float
+    training_kg: float
+    saving_percent: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hardware": self.device.name,
+            "device_class": self.device.device_class,
+            "training_precision": self.training_precision,
+            "peak_flops_per_w": self.peak_flops_per_w,
+            "pue": self.pue,
+            "training_energy_wh": self.training_wh,
+            "inference_energy_wh": self.inference_wh,
+            "workload_energy_wh": self.training_wh + self.inference_wh,
+            "training_kg": self.training_kg,
+            "workload_kg": self.workload_kg,
+            "saving_percent": self.saving_percent,
+        }
+
+
+def hardware_options(
+    current: HardwareEntry,
+    training: TrainingEstimate,
+    *,
+    inference_wh_per_inference: float,
+    inferences: float,
+    inference_precision: str,
+    g_per_kwh: float,
+    memory_mb: float,
+    requested_precision: str | None,
+    pue_override: float | None,
+) -> tuple[str, list[HardwareOption]]:
+    """Every suitable other device for the same workload, lowest workload carbon first, and the
+    scope searched (``"same class"`` or ``"all classes"``)."""
+    current_kg = carbon_kg(training.energy_wh + inference_wh_per_inference * inferences, g_per_kwh)
+    cur_inf_w = device_power_w(current, default_utilisation(current.device_class))
+    cur_inf_peak = current.peak(inference_precision)
+    cur_pue = training.pue
+
+    def suitable(d: HardwareEntry) -> bool:
+        if d.name == current.name or d.device_class == "local":
+            return False
+        if device_power_w(d, training.utilisation) <= 0 or d.peak("fp32") <= 0:
+            return False
+        return memory_mb <= 0 or memory_mb <= d.memory_gb * 1000.0
+
+    everything = [d for d in hardware() if suitable(d)]
+    same = [d for d in everything if d.device_class == current.device_class]
+    scope, pool = ("same class", same) if same else ("all classes", everything)
+
+    out: list[HardwareOption] = []
+    for d in pool:
+        precision = training_precision(d, requested_precision)
+        pue = pue_override if pue_override is not None else default_pue(d.device_class)
+        train_wh = training_energy_wh(
+            training.effective_flops,
+            d,
+            precision=precision,
+            mfu=training.mfu,
+            utilisation=training.utilisation,
+            pue=pue,
+        )
+        inf_w = device_power_w(d, default_utilisation(d.device_class))
+        per_inference = 0.0
+        if cur_inf_w > 0 and cur_inf_peak > 0 and cur_pue > 0:
+            ratio = (inf_w / d.peak(inference_precision)) / (cur_inf_w / cur_inf_peak) * (pue / cur_pue)
+            per_inference = inference_wh_per_inference * ratio
+        inf_wh = per_inference * inferences
+        workload_kg = carbon_kg(train_wh + inf_wh, g_per_kwh)
+        out.append(
+            HardwareOption(
+                device=d,
+                training_precision=precision,
+                peak_flops_per_w=d.peak(precision) / device_power_w(d, training.utilisation),
+                pue=pue,
+                training_wh=train_wh,
+                inference_wh=inf_wh,
+                workload_kg=workload_kg,
+                training_kg=carbon_kg(train_wh, g_per_kwh),
+                saving_percent=saving_percent(current_kg, workload_kg),
+            )
+        )
+    out.sort(key=lambda o: (o.workload_kg, o.device.name))
+    return scope, out
+
+
+def find_hardware(*names: str) -> HardwareEntry | None:
+    """The first catalogue device any of ``names`` names."""
+    table = hardware()
+    for name in names:
+        if name and name.strip():
+            entry = table.find(name)
+            if entry is not None:
+                return entry
+    return None
+
+
+def _continents() -> set[str]:
+    return {r.continent for r in regions() if r.kind == "continent"}
+
+
+def _from_entry(entry: RegionEntry, source: str, query: str) -> GridIntensity:
+    continent = entry.continent if entry.kind != "world" else ""
+    return GridIntensity(
+        g_per_kwh=entry.carbon_intensity,
+        source=source,
+        code=entry.code,
+        name=entry.name,
+        continent=continent,
+        year=entry.year,
+        reference=entry.source,
+        query=query,
+        table_g_per_kwh=entry.carbon_intensity,
+    )
+
+
+def _override(located: GridIntensity, value: float, source: str, reference: str) -> GridIntensity:
+    return GridIntensity(
+        g_per_kwh=value,
+        source=source,
+        code=located.code,
+        name=located.name,
+        continent=located.continent,
+        year=0,
+        reference=reference,
+        query=located.query,
+        table_g_per_kwh=located.g_per_kwh,
+    )
+
+
+def describe_intensity(grid: GridIntensity) -> str:
+    """One line for the breakdown: which value and why."""
+    if grid.source in ("user", "env"):
+        return (
+            f"carbon intensity = {fmt(grid.g_per_kwh)} gCO2e/kWh ({grid.reference}; the table gives "
+            f"{fmt(grid.table_g_per_kwh)} for {grid.name})"
+        )
+    return f"carbon intensity = {fmt(grid.g_per_kwh)} gCO2e/kWh ({grid.name}, {grid.year}, {grid.source})"
+
+
+__all__ = [
+    "ALTERNATIVES",
+    "DEFAULT_INFERENCES",
+    "GRID_CI_ENV",
+    "GridIntensity",
+    "HardwareOption",
+    "carbon_kg",
+    "countries",
+    "describe_intensity",
+    "env_intensity",
+    "find_hardware",
+    "find_region",
+    "greener_regions",
+    "grid_intensity",
+    "hardware_options",
+    "has_own_figure",
+    "inference_energy_wh",
+    "saving_percent",
+    "table_intensity",
+]

@@ -1,0 +1,482 @@
+"""Energy of training a model on a device: FLOPs, time, power and PUE, every assumption shown.
+
+The CARBON_FOOTPRINT node's headline figure (the original framework's purpose: warn about the
+footprint of *training* the proposed model on the proposed hardware). Units: FLOP, FLOP/s,
+seconds, W, Wh.
+
+    training FLOPs = extra_data.training_flops, else
+                     3 x forward FLOPs per sample x training samples x epochs
+    time [s]       = training FLOPs / (num_devices x peak FLOP/s at the training precision x MFU),
+                     or extra_data.training_device_hours x 3600 / num_devices (wall clock)
+    energy [Wh]    = num_devices x training power [W] x time [s] x PUE / 3600
+
+Why each default (all overridable through ``UserInput.extra_data``; estimation-sources.md is the
+project's reference for the figures):
+
+- **3 x forward**: the backward pass costs about twice the forward pass (gradients with respect
+  to activations and to weights), so one training step on a sample is ~3 forward passes. For a
+  transformer with N parameters this is the 6·N FLOPs per token of Kaplan et al. 2020
+  (arXiv:2001.08361); estimation-sources.md section 5 ("CNN training = 3 x forward FLOPs x
+  samples x epochs"). Forward FLOPs = 2 x MACs (section 1). Optimizer updates, data loading and
+  evaluation passes are not counted.
+- **Training samples**: ``extra_data.training_samples``, else ``UserInput.maximum_samples``, else
+  ``UserInput.minimum_samples``, else ``DEFAULT_TRAINING_SAMPLES`` = 50,000, the size of the
+  CIFAR-10 training split (Krizhevsky 2009), a typical small supervised data set. An assumption:
+  tell the node your data-set size.
+- **Epochs**: 1 (issue 4). Real runs use more; the result scales linearly.
+- **MFU** (model FLOPs utilisation, achieved / peak): 0.3. Published large training runs reach
+  0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 %: Chowdhery et
+  al. 2022, arXiv:2204.02311, table 3); estimation-sources.md section 6 quotes up to 0.5 for
+  large-scale training (llm-analysis README). 0.3 is the typical published value; a lower MFU
+  gives a longer, costlier run, so the default errs towards warning.
+- **Precision**: mixed precision (Micikevicius et al. 2018, arXiv:1710.03740), the default of
+  current training recipes: bf16 where the device has a bf16 path, else fp16, else fp32; the peak
+  is the hardware catalogue's dense figure at that precision.
+- **Devices**: 1.
+- **Power**: ``sustainml.estimate.power.device_power_w(hw, u)`` = idle + u x (TDP - idle) with
+  u = 1.0: training keeps the device saturated, so it draws about its rated power; Green
+  Algorithms' default usage factor is 1.0 (Lannelongue et al. 2021, doi:10.1002/advs.202100707)
+  and the ML CO2 Impact calculator uses TDP (Lacoste et al. 2019, arXiv:1910.09700),
+  estimation-sources.md sections 3.1 and 3.4.
+- **PUE**: 1.56 for devices that live in a data centre (``cloud``, ``server-cpu``, ``pim``: the
+  PIM/CXL-PIM parts are server memory modules), the Uptime Institute 2024 global average used by
+  Green Algorithms; 1.0 for on-device targets (``edge``, ``mobile``, ``embedded``, ``fpga``
+  boards, ``local`` = this machine), estimation-sources.md section 3.5. Unknown device: 1.56
+  (Green Algorithms' "unknown" default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sustainml.catalogue.schema import HardwareEntry
+from sustainml.estimate.power import device_power_w
+
+DEFAULT_TRAINING_SAMPLES: Final = 50_000
+DEFAULT_EPOCHS: Final = 1.0
+DEFAULT_MFU: Final = 0.3
+DEFAULT_NUM_DEVICES: Final = 1
+#: Fraction of the idle-to-TDP range drawn while training.
+TRAINING_UTILISATION: Final = 1.0
+#: Training FLOPs per sample and epoch, in forward passes (forward + backward = 1 + 2).
+TRAINING_FLOPS_FACTOR: Final = 3.0
+#: Training precision when none is given: the first the device has a faster path for.
+TRAINING_PRECISION_PREFERENCE: Final = ("bf16", "fp16")
+PRECISIONS: Final = ("fp32", "tf32", "fp16", "bf16", "int8", "int4")
+
+PUE_DATACENTRE: Final = 1.56
+PUE_ON_DEVICE: Final = 1.0
+PUE_BY_CLASS: Final[dict[str, float]] = {
+    "cloud": PUE_DATACENTRE,
+    "server-cpu": PUE_DATACENTRE,
+    "pim": PUE_DATACENTRE,
+    "edge": PUE_ON_DEVICE,
+    "mobile": PUE_ON_DEVICE,
+    "embedded": PUE_ON_DEVICE,
+    "fpga": PUE_ON_DEVICE,
+    "local": PUE_ON_DEVICE,
+}
+PUE_UNKNOWN: Final = PUE_DATACENTRE
+
+# The public source of each default, as it travels in extra_data.assumptions.
+REF_FORWARD_FLOPS: Final = (
+    "FLOPs = 2 x MACs (one multiply-accumulate is 2 operations; estimation-sources.md s1, s5)"
+)
+REF_TRAINING_FACTOR: Final = (
+    "training step = forward + backward (~2 x forward) = 3 x forward FLOPs per sample; the 6*N*D rule "
+    "of Kaplan et al. 2020 (arXiv:2001.08361), estimation-sources.md s5; optimizer and evaluation passes "
+    "not counted"
+)
+REF_SAMPLES_DEFAULT: Final = (
+    "assumption: 50,000 = size of the CIFAR-10 training split (Krizhevsky 2009), a typical small "
+    "supervised data set; set extra_data.training_samples or UserInput.maximum_samples"
+)
+REF_EPOCHS_DEFAULT: Final = "one pass over the data (issue 4 default); set extra_data.epochs"
+REF_MFU_DEFAULT: Final = (
+    "typical published model FLOPs utilisation: GPT-3 21.3 %, MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % "
+    "(Chowdhery et al. 2022, arXiv:2204.02311, table 3); up to 0.5 for large-scale training "
+    "(estimation-sources.md s6)"
+)
+REF_PRECISION_DEFAULT: Final = (
+    "mixed-precision training (Micikevicius et al. 2018, arXiv:1710.03740): bf16 if the device has it, "
+    "else fp16, else fp32; dense peak from the hardware catalogue"
+)
+REF_DEVICES_DEFAULT: Final = "one device; set extra_data.num_devices"
+REF_UTILISATION_DEFAULT: Final = (
+    "training saturates the device: usage factor 1.0 as Green Algorithms' default (Lannelongue et al. "
+    "2021) and TDP as the ML CO2 Impact calculator (Lacoste et al. 2019); estimation-sources.md s3.1, s3.4"
+)
+REF_POWER_MODEL: Final = (
+    "P = idle_w + utilisation x (tdp_w - idle_w) (Cloud Carbon Footprint form, estimation-sources.md s3.5; "
+    "sustainml.estimate.power)"
+)
+REF_PUE_DEFAULT: Final = (
+    "PUE 1.56 for data-centre devices (cloud, server-cpu, pim; Uptime Institute 2024 global average via "
+    "Green Algorithms), 1.0 on-device (edge, mobile, embedded, fpga, local); estimation-sources.md s3.5"
+)
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One input of an estimate: its value, where the value came from (``user``, ``default``,
+    ``user_input.maximum_samples``, ``model_properties``, ...) and the public reference behind it."""
+
+    value: float | int | str
+    source: str
+    reference: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "source": self.source, "reference": self.reference}
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """A training run; ``flops`` is None when the time came from device-hours and the forward
+    FLOPs are unknown. ``effective_flops`` is the work the time stands for at the device's
+    peak x MFU (equal to ``flops`` unless the time was given in device-hours): the quantity other
+    devices are compared on."""
+
+    flops: float | None
+    effective_flops: float
+    num_devices: int
+    precision: str
+    peak_flops: float  # per device at ``precision``, FLOP/s (0 when the device is unknown)
+    mfu: float
+    time_s: float  # wall clock
+    power_w: float  # per device
+    utilisation: float
+    pue: float
+    energy_wh: float
+    time_source: str  # "flops" | "device_hours" | "inference_rate"
+    assumptions: dict[str, Assumption] = field(default_factory=dict)
+    breakdown: list[str] = field(default_factory=list)
+
+    @property
+    def device_hours(self) -> float:
+        return self.num_devices * self.time_s / 3600.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "flops": self.flops,
+            "effective_flops": self.effective_flops,
+            "num_devices": self.num_devices,
+            "precision": self.precision,
+            "peak_flops_per_device": self.peak_flops,
+            "mfu": self.mfu,
+            "time_s": self.time_s,
+            "time_h": self.time_s / 3600.0,
+            "device_hours": self.device_hours,
+            "time_source": self.time_source,
+            "power_w_per_device": self.power_w,
+            "utilisation": self.utilisation,
+            "pue": self.pue,
+            "energy_wh": self.energy_wh,
+        }
+
+
+def fmt(value: float) -> str:
+    """Numbers in the human-readable breakdown: 6 significant digits, enough to redo the sums."""
+    return f"{value:.6g}"
+
+
+def number_setting(
+    extra: Mapping[str, Any],
+    key: str,
+    *,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    strict_minimum: bool = True,
+    integer: bool = False,
+) -> float | None:
+    """``extra[key]`` as a finite number in range, ``None`` when absent or null; ``ValueError``
+    naming the key otherwise. Numeric strings are accepted (REST forms send text)."""
+    raw = extra.get(key)
+    if raw is None:
+        return None
+    what = f"user_input extra_data.{key}"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{what} must be a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{what} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {raw!r}")
+    below = value <= minimum if strict_minimum else value < minimum
+    if below or value > maximum:
+        low = f"> {minimum:g}" if strict_minimum else f">= {minimum:g}"
+        high = "" if math.isinf(maximum) else f" and <= {maximum:g}"
+        raise ValueError(f"{what} must be {low}{high}, got {raw!r}")
+    if integer and not value.is_integer():
+        raise ValueError(f"{what} must be a whole number, got {raw!r}")
+    return value
+
+
+def precision_setting(extra: Mapping[str, Any], key: str = "training_precision") -> str | None:
+    raw = extra.get(key)
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip().lower()
+    if text not in PRECISIONS:
+        raise ValueError(f"user_input extra_data.{key} must be one of {', '.join(PRECISIONS)}, got {raw!r}")
+    return text
+
+
+def training_precision(device: HardwareEntry, requested: str | None = None) -> str:
+    """The precision a training run uses on ``device``: ``requested`` if given, else the first of
+    bf16/fp16 the device has a faster path for, else fp32."""
+    if requested:
+        return requested
+    return next((p for p in TRAINING_PRECISION_PREFERENCE if device.peak_flops.get(p)), "fp32")
+
+
+def default_pue(device_class: str | None) -> float:
+    if device_class is None:
+        return PUE_UNKNOWN
+    return PUE_BY_CLASS.get(device_class, PUE_UNKNOWN)
+
+
+def training_energy_wh(
+    effective_flops: float,
+    device: HardwareEntry,
+    *,
+    precision: str,
+    mfu: float,
+    utilisation: float,
+    pue: float,
+) -> float:
+    """Energy of ``effective_flops`` of training work on ``device`` (any device count: more devices
+    finish sooner at the same energy): FLOPs / (peak x MFU) x P x PUE / 3600."""
+    peak = device.peak(precision)
+    if peak <= 0:
+        raise ValueError(f"hardware {device.name!r} has no peak FLOP/s at {precision}")
+    return effective_flops / (peak * mfu) * device_power_w(device, utilisation) * pue / 3600.0
+
+
+def estimate_training(
+    extra: Mapping[str, Any],
+    *,
+    device: HardwareEntry | None,
+    forward_flops: float | None,
+    forward_source: str = "",
+    maximum_samples: int = 0,
+    minimum_samples: int = 0,
+    fallback_power_w: float = 0.0,
+    fallback_rate: float = 0.0,
+) -> TrainingEstimate:
+    """The training run described by ``extra`` (the UserInput's extra_data) on ``device``.
+
+    ``forward_flops``: FLOPs of one forward pass on one sample (None if unknown; then
+    ``training_flops`` or ``training_device_hours`` must be given). ``device`` None (not in the
+    hardware catalogue): the power is ``fallback_power_w`` (HW_RESOURCES' figure) and the speed
+    ``fallback_rate`` FLOP/s (forward FLOPs / HW_RESOURCES latency), both labelled as such."""
+    assumptions: dict[str, Assumption] = {}
+    lines: list[str] = []
+
+    # -- how much work ------------------------------------------------------------------------
+    flops: float | None
+    given_flops = number_setting(extra, "training_flops")
+    if given_flops is not None:
+        flops = given_flops
+        assumptions["training_flops"] = Assumption(given_flops, "user", "extra_data.training_flops")
+        lines.append(f"training FLOPs = {fmt(flops)} FLOP (extra_data.training_flops)")
+    elif forward_flops is not None and forward_flops > 0:
+        samples, samples_source, samples_ref = _samples(extra, maximum_samples, minimum_samples)
+        epochs = number_setting(extra, "epochs")
+        assumptions["forward_flops_per_sample"] = Assumption(forward_flops, forward_source, REF_FORWARD_FLOPS)
+        assumptions["training_flops_factor"] = Assumption(
+            TRAINING_FLOPS_FACTOR, "default", REF_TRAINING_FACTOR
+        )
+        assumptions["training_samples"] = Assumption(_num(samples), samples_source, samples_ref)
+        assumptions["epochs"] = (
+            Assumption(_num(epochs), "user", "extra_data.epochs")
+            if epochs is not None
+            else Assumption(_num(DEFAULT_EPOCHS), "default", REF_EPOCHS_DEFAULT)
+        )
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        flops = TRAINING_FLOPS_FACTOR * forward_flops * samples * epochs
+        lines.append(
+            f"training FLOPs = {fmt(TRAINING_FLOPS_FACTOR)} x {fmt(forward_flops)} FLOP/sample x "
+            f"{fmt(samples)} samples x {fmt(epochs)} epochs = {fmt(flops)} FLOP"
+        )
+    else:
+        flops = None
+
+    # -- on what ------------------------------------------------------------------------------
+    devices_value = number_setting(extra, "num_devices", minimum=1, strict_minimum=False, integer=True)
+    num_devices = DEFAULT_NUM_DEVICES if devices_value is None else int(devices_value)
+    assumptions["num_devices"] = (
+        Assumption(num_devices, "user", "extra_data.num_devices")
+        if devices_value is not None
+        else Assumption(num_devices, "default", REF_DEVICES_DEFAULT)
+    )
+    mfu_value = number_setting(extra, "mfu", maximum=1.0)
+    mfu = DEFAULT_MFU if mfu_value is None else mfu_value
+    requested_precision = precision_setting(extra)
+    util_value = number_setting(extra, "training_utilisation", maximum=1.0, strict_minimum=False)
+    utilisation = TRAINING_UTILISATION if util_value is None else util_value
+    pue_value = number_setting(extra, "pue", minimum=1.0, strict_minimum=False)
+    pue = pue_value if pue_value is not None else default_pue(device.device_class if device else None)
+    assumptions["pue"] = (
+        Assumption(pue, "user", "extra_data.pue")
+        if pue_value is not None
+        else Assumption(pue, "default", REF_PUE_DEFAULT + ("" if device else "; unknown device: 1.56"))
+    )
+
+    if device is not None:
+        precision = training_precision(device, requested_precision)
+        peak = device.peak(precision)
+        power_w = device_power_w(device, utilisation)
+        assumptions["training_precision"] = (
+            Assumption(precision, "user", "extra_data.training_precision")
+            if requested_precision
+            else Assumption(precision, "default", REF_PRECISION_DEFAULT)
+        )
+        assumptions["peak_flops_per_device"] = Assumption(
+            peak, "hardware catalogue", f"{device.name}: {device.source}"
+        )
+        assumptions["training_utilisation"] = (
+            Assumption(utilisation, "user", "extra_data.training_utilisation")
+            if util_value is not None
+            else Assumption(utilisation, "default", REF_UTILISATION_DEFAULT)
+        )
+        assumptions["training_power_w"] = Assumption(
+            power_w,
+            "hardware catalogue",
+            f"{REF_POWER_MODEL}; {device.name}: idle {fmt(device.idle_w)} W, TDP {fmt(device.tdp_w)} W",
+        )
+    else:
+        precision = requested_precision or "fp32"
+        peak = 0.0
+        power_w = fallback_power_w
+        assumptions["training_power_w"] = Assumption(
+            power_w, "hw_resources", "device not in the hardware catalogue: HW_RESOURCES' power_consumption"
+        )
+
+    # -- how long -----------------------------------------------------------------------------
+    device_hours = number_setting(extra, "training_device_hours")
+    time_source: str
+    if device_hours is not None:
+        time_s = device_hours * 3600.0 / num_devices
+        time_source = "device_hours"
+        assumptions["training_device_hours"] = Assumption(
+            device_hours, "user", "extra_data.training_device_hours"
+        )
+        lines.append(
+            f"training time = {fmt(device_hours)} device-hours / {num_devices} device(s) = "
+            f"{fmt(time_s / 3600.0)} h = {fmt(time_s)} s (extra_data.training_device_hours)"
+        )
+        # The work those hours stand for on this device, to compare other devices on equal terms.
+        rate = peak * mfu if device is not None else fallback_rate
+        effective = num_devices * rate * time_s
+        if device is not None:
+            assumptions["mfu"] = _mfu_assumption(mfu, mfu_value)
+    elif flops is None:
+        raise ValueError(
+            "cannot estimate training: the model's forward FLOPs are unknown (no MACs in model_properties, "
+            "not in the model catalogue); give extra_data.training_flops or extra_data.training_device_hours"
+        )
+    elif device is not None:
+        if peak <= 0:
+            raise ValueError(f"hardware {device.name!r} has no peak FLOP/s at {precision}")
+        time_s = flops / (num_devices * peak * mfu)
+        time_source = "flops"
+        effective = flops
+        assumptions["mfu"] = _mfu_assumption(mfu, mfu_value)
+        lines.append(
+            f"training time = {fmt(flops)} FLOP / ({num_devices} device(s) x {fmt(peak)} FLOP/s "
+            f"{precision} peak x {fmt(mfu)} MFU) = {fmt(time_s)} s ({fmt(time_s / 3600.0)} h)"
+        )
+    else:
+        if fallback_rate <= 0:
+            raise ValueError(
+                "cannot estimate training: the hardware is not in the catalogue and HW_RESOURCES gave no "
+                "latency to derive its speed from; give extra_data.training_device_hours"
+            )
+        time_s = flops / (num_devices * fallback_rate)
+        time_source = "inference_rate"
+        effective = flops
+        assumptions["achieved_flops_per_s"] = Assumption(
+            fallback_rate,
+            "hw_resources",
+            "device not in the hardware catalogue: forward FLOPs / HW_RESOURCES latency (rate achieved at "
+            "inference; no peak or MFU applied)",
+        )
+        lines.append(
+            f"training time = {fmt(flops)} FLOP / ({num_devices} device(s) x {fmt(fallback_rate)} FLOP/s "
+            f"achieved at inference) = {fmt(time_s)} s ({fmt(time_s / 3600.0)} h)"
+        )
+
+    energy_wh = num_devices * power_w * time_s * pue / 3600.0
+    lines.append(
+        f"training energy = {num_devices} device(s) x {fmt(power_w)} W x {fmt(time_s)} s x PUE {fmt(pue)} "
+        f"/ 3600 = {fmt(energy_wh)} Wh"
+    )
+    return TrainingEstimate(
+        flops=flops,
+        effective_flops=effective,
+        num_devices=num_devices,
+        precision=precision,
+        peak_flops=peak,
+        mfu=mfu,
+        time_s=time_s,
+        power_w=power_w,
+        utilisation=utilisation,
+        pue=pue,
+        energy_wh=energy_wh,
+        time_source=time_source,
+        assumptions=assumptions,
+        breakdown=lines,
+    )
+
+
+def _mfu_assumption(mfu: float, given: float | None) -> Assumption:
+    if given is not None:
+        return Assumption(mfu, "user", "extra_data.mfu")
+    return Assumption(mfu, "default", REF_MFU_DEFAULT)
+
+
+def _samples(extra: Mapping[str, Any], maximum_samples: int, minimum_samples: int) -> tuple[float, str, str]:
+    given = number_setting(extra, "training_samples")
+    if given is not None:
+        return given, "user", "extra_data.training_samples"
+    if maximum_samples > 0:
+        return float(maximum_samples), "user_input.maximum_samples", "UserInput.maximum_samples"
+    if minimum_samples > 0:
+        return (
+            float(minimum_samples),
+            "user_input.minimum_samples",
+            "UserInput.minimum_samples (no maximum given)",
+        )
+    return float(DEFAULT_TRAINING_SAMPLES), "default", REF_SAMPLES_DEFAULT
+
+
+def _num(value: float) -> float | int:
+    """Whole numbers as int in the JSON output (50000, not 50000.0)."""
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_MFU",
+    "DEFAULT_NUM_DEVICES",
+    "DEFAULT_TRAINING_SAMPLES",
+    "PUE_BY_CLASS",
+    "PUE_DATACENTRE",
+    "PUE_ON_DEVICE",
+    "PUE_UNKNOWN",
+    "TRAINING_FLOPS_FACTOR",
+    "TRAINING_UTILISATION",
+    "Assumption",
+    "TrainingEstimate",
+    "default_pue",
+    "estimate_training",
+    "fmt",
+    "number_setting",
+    "precision_setting",
+    "training_energy_wh",
+    "training_precision",
+]

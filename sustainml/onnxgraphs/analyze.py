@@ -1,0 +1,602 @@
+"""Static cost analysis of any ONNX model: MACs, FLOPs, parameters, bytes moved, activation memory.
+
+``analyze(model, batch_size=1)`` fixes the symbolic dimensions, runs ONNX shape inference and
+walks the nodes once. It works on our synthetic graphs and on users' models alike, and never
+loads external weight data (only tensor shapes are needed).
+
+Counting rules (the convention is MACs internally, FLOPs = 2 x MACs for the linear layers):
+
+| op | MACs | FLOPs |
+|---|---|---|
+| Conv | N x C_out x prod(out spatial) x C_in/groups x prod(kernel) | 2 x MACs |
+| ConvTranspose | N x C_in x prod(in spatial) x C_out/groups x prod(kernel) | 2 x MACs |
+| MatMul / Gemm (and their integer/QLinear forms) | prod(output) x K | 2 x MACs |
+| Einsum (two operands) | product of the sizes of every index letter | 2 x MACs |
+| LSTM / GRU / RNN | seq x batch x directions x gates x hidden x (input + hidden) | 2 x MACs + gate math |
+| element-wise arithmetic, Relu, Max, Min, Where, Clip ... | 0 | 1 per output element |
+| Exp, Log, Erf, Tanh, Sigmoid, Sqrt, Pow, Sin, Cos, Reciprocal | 0 | 4 per output element |
+| HardSigmoid 3, HardSwish 4, LeakyRelu 2, Gelu 8 (per element) | 0 | as listed |
+| Softmax / LogSoftmax | 0 | 5 per element (max, sub, exp, sum, div) |
+| LayerNormalization, InstanceNormalization, GroupNormalization | 0 | 8 per element |
+| BatchNormalization (inference) | 0 | 2 per element |
+| Reduce* | 0 | 1 per input element |
+| MaxPool / AveragePool | 0 | prod(kernel) per output element |
+| GlobalAveragePool / GlobalMaxPool | 0 | 1 per input element |
+| Resize | 0 | 1 (nearest), 4 (linear), 16 (cubic) per output element |
+| data movement (Reshape, Transpose, Concat, Gather, Slice, Pad ...) | 0 | 0 |
+
+Bytes moved by an op = activation inputs read + weights read + outputs written, at their dtype.
+A Gather from a weight table reads only the gathered rows. Views (Reshape, Flatten, Squeeze,
+Unsqueeze, Identity, Dropout) and shape ops (Shape, Size, Constant) move nothing. Parameters are
+the elements of initializers and Constant tensors of floating-point or 8/4-bit integer type with
+more than one element; int32/int64/bool tensors (shapes, indices, masks, zero points) and scalars
+(epsilons, scales) are reported as other constants.
+
+Activation memory: ``activation_bytes`` is the sum of every tensor produced at run time (plus
+the graph inputs); ``peak_activation_bytes`` simulates execution in graph order, allocating an
+output when its node runs and freeing a tensor after its last consumer (views share the buffer
+of their source); graph outputs stay alive to the end.
+
+Batch: dim 0 of every input that is symbolic (or 0/-1) becomes ``batch_size``, and so does any dim
+carrying the same symbol or a usual batch name (``batch``, ``batch_size``, ``N``, ``B``, ``bs``);
+other symbolic dims need a value in ``dims`` (e.g. ``{"sequence": 128}``). A model with a fixed batch of 1 is
+analysed at batch 1 and its activation-dependent costs are scaled by ``batch_size`` (weights
+are read once per batch): ``batch_mode`` says which applied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import onnx
+from onnx import TensorProto, helper
+
+BatchMode = Literal["symbolic", "scaled", "fixed"]
+
+
+class AnalysisError(ValueError):
+    """The model cannot be analysed (unresolved dimensions, failed shape inference ...)."""
+
+
+@dataclass(frozen=True)
+class OpCost:
+    name: str
+    op_type: str
+    macs: int
+    flops: int
+    input_bytes: int  # activations read
+    weight_bytes: int  # initializers / constants read
+    output_bytes: int
+    output_shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.input_bytes + self.weight_bytes + self.output_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """FLOPs per byte moved (0 for ops that move nothing)."""
+        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
+
+
+@dataclass(frozen=True)
+class OpTypeSummary:
+    op_type: str
+    count: int
+    macs: int
+    flops: int
+    bytes_moved: int
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    batch_size: int
+    batch_mode: BatchMode
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+    parameters: int
+    parameter_bytes: int
+    other_constant_bytes: int
+    macs: int
+    flops: int
+    bytes_moved: int
+    activation_bytes: int
+    peak_activation_bytes: int
+    ops: tuple[OpCost, ...]
+    unsupported_ops: tuple[str, ...] = ()  # op types whose compute is not modelled (counted as 0)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.parameter_bytes
+
+    def by_op_type(self) -> list[OpTypeSummary]:
+        agg: dict[str, list[int]] = {}
+        for op in self.ops:
+            a = agg.setdefault(op.op_type, [0, 0, 0, 0])
+            a[0] += 1
+            a[1] += op.macs
+            a[2] += op.flops
+            a[3] += op.bytes_moved
+        rows = [OpTypeSummary(k, v[0], v[1], v[2], v[3]) for k, v in agg.items()]
+        return sorted(rows, key=lambda r: (-r.flops, -r.bytes_moved, r.op_type))
+
+    def to_dict(self, with_ops: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        d["ops"] = (
+            [asdict(o) | {"bytes_moved": o.bytes_moved} for o in self.ops] if with_ops else len(self.ops)
+        )
+        d["by_op_type"] = [asdict(s) for s in self.by_op_type()]
+        return d
+
+
+# ---------------------------------------------------------------------------- per-op constants
+_ELEMENTWISE_1 = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Relu",
+    "Max",
+    "Min",
+    "Where",
+    "Clip",
+    "Neg",
+    "Abs",
+    "PRelu",
+    "Equal",
+    "Greater",
+    "Less",
+    "GreaterOrEqual",
+    "LessOrEqual",
+    "And",
+    "Or",
+    "Not",
+    "Xor",
+    "Sign",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Mod",
+    "Cast",
+    "CumSum",
+    "BitShift",
+    "IsNaN",
+    "IsInf",
+    "Selu",
+    "Elu",
+    "Celu",
+    "ThresholdedRelu",
+    "Softsign",
+    "Shrink",
+}
+_ELEMENTWISE_4 = {
+    "Exp",
+    "Log",
+    "Erf",
+    "Tanh",
+    "Sigmoid",
+    "Sqrt",
+    "Pow",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Reciprocal",
+    "Softplus",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Asinh",
+    "Acosh",
+    "Atanh",
+    "Mish",
+}
+_ELEMENTWISE_OTHER = {"HardSigmoid": 3, "HardSwish": 4, "LeakyRelu": 2, "Gelu": 8, "FastGelu": 8}
+_NORM_8 = {"LayerNormalization", "InstanceNormalization", "GroupNormalization", "SkipLayerNormalization"}
+_VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
+_FREE = {"Shape", "Size", "Constant", "ConstantOfShape"}
+_MOVE = {
+    "Transpose",
+    "Concat",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Slice",
+    "Pad",
+    "Expand",
+    "Tile",
+    "Split",
+    "ScatterND",
+    "ScatterElements",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "Range",
+    "NonZero",
+    "TopK",
+    "ArgMax",
+    "ArgMin",
+    "OneHot",
+    "Trilu",
+    "EyeLike",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "ReverseSequence",
+    "Compress",
+    "Unique",
+    "NonMaxSuppression",
+}
+_BATCH_NAMES = ("batch", "batch_size", "N", "B", "bs")
+_PARAM_TYPES = {
+    TensorProto.FLOAT,
+    TensorProto.FLOAT16,
+    TensorProto.BFLOAT16,
+    TensorProto.DOUBLE,
+    TensorProto.INT8,
+    TensorProto.UINT8,
+    TensorProto.INT4,
+    TensorProto.UINT4,
+    TensorProto.FLOAT8E4M3FN,
+    TensorProto.FLOAT8E5M2,
+}
+
+
+def _itemsize(elem_type: int) -> float:
+    if elem_type in (TensorProto.INT4, TensorProto.UINT4):
+        return 0.5
+    if elem_type in (TensorProto.STRING, TensorProto.UNDEFINED):
+        return 0.0
+    return float(helper.tensor_dtype_to_np_dtype(elem_type).itemsize)
+
+
+@dataclass
+class _Tensor:
+    shape: tuple[int, ...]
+    elem_type: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.numel * _itemsize(self.elem_type))
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+# ---------------------------------------------------------------------------- loading and shapes
+def _load(model: onnx.ModelProto | str | Path | bytes) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        return copy
+    if isinstance(model, bytes | bytearray):
+        return onnx.load_from_string(bytes(model))
+    return onnx.load(str(model), load_external_data=False)
+
+
+def _fix_inputs(
+    model: onnx.ModelProto, batch_size: int, dims: Mapping[str, int]
+) -> tuple[BatchMode, dict[str, tuple[int, ...]]]:
+    initializer_names = {t.name for t in model.graph.initializer}
+    # A symbolic dim is the batch when it sits at dim 0 of some input or has a usual batch name
+    # (time-major RNN inputs carry the batch on dim 1).
+    batch_labels = set(_BATCH_NAMES)
+    for vi in model.graph.input:
+        dims0 = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else []
+        if dims0 and dims0[0].HasField("dim_param") and dims0[0].dim_param:
+            batch_labels.add(dims0[0].dim_param)
+    fixed: dict[str, tuple[int, ...]] = {}
+    symbolic_batch = False
+    fixed_batch_one = True
+    unresolved: list[str] = []
+    for vi in model.graph.input:
+        if vi.name in initializer_names or not vi.type.HasField("tensor_type"):
+            continue
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            raise AnalysisError(f"input {vi.name!r} has no shape; give a model with input shapes")
+        shape: list[int] = []
+        for i, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                if i == 0 and d.dim_value != 1:
+                    fixed_batch_one = False
+                shape.append(d.dim_value)
+                continue
+            label = d.dim_param if d.HasField("dim_param") else ""
+            if label and label in dims:
+                value = int(dims[label])
+            elif i == 0 or label in batch_labels:
+                value = batch_size
+                symbolic_batch = True
+            else:
+                unresolved.append(f"{vi.name}[{i}]{'=' + label if label else ''}")
+                value = 1
+            d.Clear()
+            d.dim_value = value
+            shape.append(value)
+        fixed[vi.name] = tuple(shape)
+    if unresolved:
+        raise AnalysisError(
+            "symbolic input dimensions need values (pass dims={name: value}): " + ", ".join(unresolved)
+        )
+    if symbolic_batch:
+        return "symbolic", fixed
+    return ("scaled" if fixed_batch_one and batch_size != 1 else "fixed"), fixed
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    # Stale value_info/output shapes from an exporter may contradict the new batch: drop them.
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError / ValidationError subclasses
+        raise AnalysisError(f"shape inference failed: {exc}") from exc
+
+
+def _value_table(model: onnx.ModelProto) -> dict[str, _Tensor]:
+    table: dict[str, _Tensor] = {}
+    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        if not vi.type.HasField("tensor_type"):
+            continue
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+        if any(d < 0 for d in dims):
+            continue
+        table[vi.name] = _Tensor(tuple(dims), tt.elem_type)
+    for init in model.graph.initializer:
+        table[init.name] = _Tensor(tuple(init.dims), init.data_type)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            value = _attr(node, "value")
+            if isinstance(value, TensorProto):
+                table[node.output[0]] = _Tensor(tuple(value.dims), value.data_type)
+    return table
+
+
+# ---------------------------------------------------------------------------- per-op costs
+def _compute(node: onnx.NodeProto, t: dict[str, _Tensor]) -> tuple[int, int, bool]:
+    """(MACs, FLOPs, modelled) of one node."""
+    op = node.op_type
+
+    def shp(i: int) -> tuple[int, ...]:
+        return t[node.input[i]].shape
+
+    def out_numel() -> int:
+        return sum(t[o].numel for o in node.output if o in t)
+
+    if op in ("Conv", "ConvInteger", "QLinearConv"):
+        w_idx = 3 if op == "QLinearConv" else 1
+        w = shp(w_idx)
+        y = t[node.output[0]].shape
+        macs = math.prod(y) * math.prod(w[1:])
+        return macs, 2 * macs, True
+    if op == "ConvTranspose":
+        # weight is (C_in, C_out/groups, k...): each input element meets C_out/groups x prod(k) taps
+        x, w = shp(0), shp(1)
+        macs = math.prod(x) * math.prod(w[1:])
+        return macs, 2 * macs, True
+    if op in ("MatMul", "MatMulInteger", "QLinearMatMul"):
+        a = shp(0)
+        k = a[-1]
+        macs = out_numel() * k
+        return macs, 2 * macs, True
+    if op == "Gemm":
+        a = shp(0)
+        k = a[0] if int(_attr(node, "transA", 0)) else a[1]
+        macs = out_numel() * k
+        return macs, 2 * macs, True
+    if op == "Einsum":
+        raw = _attr(node, "equation", b"")
+        eq = (raw.decode() if isinstance(raw, bytes) else str(raw)).replace(" ", "").replace("...", "")
+        terms = eq.split("->")[0].split(",")
+        sizes: dict[str, int] = {}
+        for term, name in zip(terms, node.input, strict=False):
+            dims_ = t[name].shape[len(t[name].shape) - len(term) :]
+            sizes.update(zip(term, dims_, strict=False))
+        if len(terms) < 2:
+            return 0, out_numel(), True
+        macs = math.prod(sizes.values())
+        return macs, 2 * macs, True
+    if op in ("LSTM", "GRU", "RNN"):
+        gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+        x, w = shp(0), shp(1)
+        layout = int(_attr(node, "layout", 0))
+        seq, batch = (x[0], x[1]) if layout == 0 else (x[1], x[0])
+        dirs, hidden, inp = w[0], w[1] // gates, w[2]
+        macs = seq * batch * dirs * gates * hidden * (inp + hidden)
+        gate_flops = seq * batch * dirs * hidden * {"LSTM": 12, "GRU": 10, "RNN": 2}[op]
+        return macs, 2 * macs + gate_flops, True
+    if op in _ELEMENTWISE_1:
+        return 0, out_numel(), True
+    if op in _ELEMENTWISE_4:
+        return 0, 4 * out_numel(), True
+    if op in _ELEMENTWISE_OTHER:
+        return 0, _ELEMENTWISE_OTHER[op] * out_numel(), True
+    if op in ("Sum", "Mean"):
+        return 0, max(len(node.input) - 1, 1) * out_numel(), True
+    if op in ("Softmax", "LogSoftmax"):
+        return 0, 5 * out_numel(), True
+    if op in _NORM_8:
+        return 0, 8 * t[node.input[0]].numel, True
+    if op == "BatchNormalization":
+        return 0, 2 * t[node.input[0]].numel, True
+    if op.startswith("Reduce") or op in ("LpNormalization", "MeanVarianceNormalization"):
+        return 0, t[node.input[0]].numel, True
+    if op in ("MaxPool", "AveragePool", "LpPool"):
+        return 0, out_numel() * math.prod(_attr(node, "kernel_shape", [1])), True
+    if op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
+        return 0, t[node.input[0]].numel, True
+    if op in ("Resize", "Upsample"):
+        mode = _attr(node, "mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        return 0, {"nearest": 1, "linear": 4, "cubic": 16}.get(mode, 1) * out_numel(), True
+    if op in _VIEWS or op in _FREE or op in _MOVE:
+        return 0, 0, True
+    return 0, 0, False
+
+
+# ---------------------------------------------------------------------------- the analysis
+def analyze(
+    model: onnx.ModelProto | str | Path | bytes,
+    batch_size: int = 1,
+    dims: Mapping[str, int] | None = None,
+) -> ModelReport:
+    """Analyse ``model`` (proto, path or serialized bytes) at ``batch_size``."""
+    if batch_size < 1:
+        raise AnalysisError(f"batch_size must be >= 1, got {batch_size}")
+    proto = _load(model)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    mode, input_shapes = _fix_inputs(proto, batch_size, dims or {})
+    inferred = _infer(proto)
+    table = _value_table(inferred)
+    graph = inferred.graph
+    scale = batch_size if mode == "scaled" else 1
+
+    weight_names = {t.name for t in graph.initializer}
+    weight_names |= {n.output[0] for n in graph.node if n.op_type == "Constant" and n.output}
+    parameters = 0
+    parameter_bytes = 0
+    other_bytes = 0
+    for name in sorted(weight_names):
+        tensor = table.get(name)
+        if tensor is None:
+            continue
+        if tensor.elem_type in _PARAM_TYPES and tensor.numel > 1:
+            parameters += tensor.numel
+            parameter_bytes += tensor.nbytes
+        else:
+            other_bytes += tensor.nbytes
+
+    ops: list[OpCost] = []
+    unsupported: set[str] = set()
+    missing: list[str] = []
+    for idx, node in enumerate(graph.node):
+        name = node.name or f"{node.op_type}_{idx}"
+        known = [n for n in [*node.input, *node.output] if n and n not in table]
+        if known:
+            if node.op_type in _FREE:
+                ops.append(OpCost(name, node.op_type, 0, 0, 0, 0, 0, ()))
+                continue
+            missing.append(f"{name} ({', '.join(known)})")
+            continue
+        macs, flops, modelled = _compute(node, table)
+        if not modelled:
+            unsupported.add(node.op_type)
+        in_bytes = 0
+        w_bytes = 0
+        out_bytes = sum(table[o].nbytes for o in node.output if o)
+        if node.op_type not in _VIEWS and node.op_type not in _FREE:
+            for pos, inp in enumerate(node.input):
+                if not inp:
+                    continue
+                size = table[inp].nbytes
+                if inp in weight_names:
+                    if node.op_type == "Gather" and pos == 0:
+                        size = out_bytes * scale  # only the gathered rows are read
+                    w_bytes += size
+                else:
+                    in_bytes += size
+        else:
+            out_bytes = 0
+        shapes = tuple(table[o].shape for o in node.output if o)
+        ops.append(
+            OpCost(
+                name,
+                node.op_type,
+                macs * scale,
+                flops * scale,
+                in_bytes * scale,
+                w_bytes,
+                out_bytes * scale,
+                shapes,
+            )
+        )
+    if missing:
+        raise AnalysisError(
+            f"shapes unknown after inference for {len(missing)} node(s), e.g. " + "; ".join(missing[:3])
+        )
+
+    activation_bytes, peak = _activation_memory(graph, table, weight_names)
+    outputs = {o.name: table[o.name].shape for o in graph.output if o.name in table}
+    return ModelReport(
+        batch_size=batch_size,
+        batch_mode=mode,
+        inputs=input_shapes,
+        outputs=outputs,
+        parameters=parameters,
+        parameter_bytes=parameter_bytes,
+        other_constant_bytes=other_bytes,
+        macs=sum(o.macs for o in ops),
+        flops=sum(o.flops for o in ops),
+        bytes_moved=sum(o.bytes_moved for o in ops),
+        activation_bytes=activation_bytes * scale,
+        peak_activation_bytes=peak * scale,
+        ops=tuple(ops),
+        unsupported_ops=tuple(sorted(unsupported)),
+        metadata=metadata,
+    )
+
+
+def _activation_memory(
+    graph: onnx.GraphProto, table: Mapping[str, _Tensor], weights: Iterable[str]
+) -> tuple[int, int]:
+    weight_set = set(weights)
+    root: dict[str, str] = {}
+    size: dict[str, int] = {}
+
+    def buffer(name: str) -> str:
+        return root.get(name, name)
+
+    inputs = [i.name for i in graph.input if i.name not in weight_set and i.name in table]
+    for name in inputs:
+        size[name] = table[name].nbytes
+    last_use: dict[str, int] = {}
+    for idx, node in enumerate(graph.node):
+        for inp in node.input:
+            if inp and inp not in weight_set:
+                last_use[buffer(inp)] = idx
+        for out in node.output:
+            if not out or out not in table or out in weight_set:
+                continue
+            src = node.input[0] if node.input else ""
+            if node.op_type in _VIEWS and src and src not in weight_set and src in table:
+                root[out] = buffer(src)
+            elif node.op_type not in _FREE:
+                size[out] = table[out].nbytes
+    keep = {buffer(o.name) for o in graph.output}
+    total = sum(size.values())
+    live = sum(size[n] for n in inputs)
+    peak = live
+    alive = set(inputs)
+    for idx, node in enumerate(graph.node):
+        for out in node.output:
+            if out in size and out not in alive:
+                alive.add(out)
+                live += size[out]
+        peak = max(peak, live)
+        for inp in {buffer(i) for i in node.input if i}:
+            if inp in alive and inp not in keep and last_use.get(inp, -1) <= idx:
+                alive.discard(inp)
+                live -= size[inp]
+    return total, peak
+
+
+__all__ = ["AnalysisError", "ModelReport", "OpCost", "OpTypeSummary", "analyze"]

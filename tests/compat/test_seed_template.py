@@ -1,0 +1,124 @@
+"""The upstream HW_CONSTRAINTS node template, unmodified but for its import line, as a real process
+against a deployment on the real broker: it serves a task, then stops cleanly on SIGINT through its
+own signal handler (``HardwareConstraintsNode.terminate()``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sustainml.config import Settings
+from sustainml.deployment import LocalDeployment, amqp_transports
+from sustainml.messages import HWConstraints, UserInput
+from sustainml.orchestrator.client import Client
+from sustainml.topology import Topology, delete_all
+
+TEMPLATE = Path(__file__).with_name("seed_hw_constraints_node.py")
+SEED_TEXT = (
+    Path(__file__).resolve().parents[3] / "shared" / "seeds" / "hardware-constraints-node-template.txt"
+)
+EXTRA = {
+    "hardware_required": "PIM_AI_1chip",
+    "max_memory_footprint": 200,
+    "hf_token": "x",
+    "model_family": "CNNs",
+}
+
+
+def _code_lines(text: str) -> list[str]:
+    # The seed text lost its indentation and blank lines: compare what is left of each line.
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def test_the_template_differs_from_the_seed_only_in_its_import_line() -> None:
+    if not SEED_TEXT.exists():
+        pytest.skip(f"seed text not found at {SEED_TEXT}")
+    seed = SEED_TEXT.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(seed) if line.startswith("# Copyright"))
+    expected = _code_lines("\n".join(seed[start:]))
+    actual = _code_lines(TEMPLATE.read_text(encoding="utf-8"))
+    assert len(actual) == len(expected)
+    differing = [(e, a) for e, a in zip(expected, actual, strict=True) if e != a]
+    assert differing == [
+        (
+            "from sustainml_py.nodes.HardwareConstraintsNode import HardwareConstraintsNode",
+            "from sustainml.compat.nodes.HardwareConstraintsNode import HardwareConstraintsNode",
+        )
+    ]
+
+
+@pytest.fixture
+def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
+    s = Settings(
+        broker_url=amqp_url,
+        namespace=f"t-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+    )
+    yield s
+    from sustainml.transport.amqp import AmqpTransport
+
+    with AmqpTransport(s.broker_url, name="cleanup") as t:
+        delete_all(t, Topology(s.namespace))
+
+
+def _wait_status(client: Client, wanted: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.status()["nodes"]["HW_CONSTRAINTS"] != wanted:
+        assert proc.poll() is None or wanted == "INACTIVE", "the template process exited early"
+        assert time.monotonic() < deadline, f"HW_CONSTRAINTS never became {wanted}"
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+def test_seed_template_serves_a_task_and_exits_cleanly_on_sigint(settings: Settings, tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        SUSTAINML_BROKER_URL=settings.broker_url,
+        SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_HEARTBEAT_INTERVAL="0.5",
+        PYTHONUNBUFFERED="1",  # the template prints; see its output in the order it happens
+    )
+    log_path = tmp_path / "template.log"
+    with (
+        LocalDeployment(settings, amqp_transports(settings), replicas={"hw_constraints": 0}) as dep,
+        log_path.open("w") as log,
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, str(TEMPLATE)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            client = dep.client()
+            _wait_status(client, "IDLE", proc)
+
+            record = UserInput(problem_short_description="segment cracks in photos of concrete")
+            record.set_extra(EXTRA)
+            tid = client.submit(record, watch=True)
+            res = client.wait(tid, 60)
+            assert res.state == "succeeded", res.error
+            out = res.outputs["hw_constraints"]
+            assert isinstance(out, HWConstraints)
+            assert out.hardware_required == ["PIM_AI_1chip"]
+            assert out.max_memory_footprint == 200
+            assert out.get_extra() == EXTRA  # the whole extra_data, forwarded by the template
+
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+            _wait_status(client, "INACTIVE", proc, timeout=10)  # it said goodbye (TERMINATING/offline)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    output = log_path.read_text()
+    assert "[HW_CONSTRAINTS] forwarding extra_data -> " in output, output
+    assert "\nExiting" in output, output
+    assert "Traceback" not in output and "[HW_CONSTRAINTS] WARN" not in output, output

@@ -1,0 +1,447 @@
+"""HW_CONSTRAINTS: hardware name resolution, "auto" with deployment filtering, memory limits and their
+sources, the requirements-extractor adapter, configuration requests. Records built directly: no
+broker, no runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from sustainml.messages.types import (
+    ErrorCode,
+    HWConstraints,
+    NodeStatus,
+    RequestType,
+    ResponseType,
+    UserInput,
+    pack_extra,
+)
+from sustainml.workers.logic import hardware_names as hn
+from sustainml.workers.logic import hw_constraints as hc
+from sustainml.workers.logic import tables
+
+ALL_DEVICES = ["A100", "Jetson-Orin-Nano", "local-cpu", "PIM_AI_1chip", "Raspberry-Pi-5", "T4"]
+
+
+@pytest.fixture
+def fallback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Pin the built-in extractor, so text-derived expectations do not depend on whether the
+    requirements package (written separately) is installed."""
+    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    yield
+
+
+def ui(description: str = "", **extra: Any) -> UserInput:
+    return UserInput(problem_short_description=description, extra_data=pack_extra(extra))
+
+
+def run(record: UserInput) -> HWConstraints:
+    out = HWConstraints()
+    hc.task_callback(record, NodeStatus(), out)
+    return out
+
+
+def configure(text: str) -> tuple[ResponseType, Any]:
+    res = ResponseType()
+    hc.configuration_callback(RequestType(node_id=2, transaction_id=4, configuration=text), res)
+    assert (res.node_id, res.transaction_id) == (2, 4)
+    return res, json.loads(res.configuration)
+
+
+# -------------------------------------------------------------------------------------------------
+# name resolution
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("PIM_AI_1chip", "PIM_AI_1chip"),
+        ("PIM-AI-1chip", "PIM_AI_1chip"),
+        ("pim ai 1chip", "PIM_AI_1chip"),
+        ("  Pim.Ai.1CHIP ", "PIM_AI_1chip"),
+        ("UPMEM PIM-AI 1chip", "PIM_AI_1chip"),  # vendor word before the name
+        ("nvidia a100", "A100"),
+        ("A100", "A100"),
+        ("NVIDIA T4", "T4"),
+        ("Tesla T4", "T4"),
+        ("T4 GPU", "T4"),  # generic word after the name
+        ("jetson orin nano", "Jetson-Orin-Nano"),
+        ("NVIDIA Jetson Orin Nano", "Jetson-Orin-Nano"),
+        ("raspberry pi 5", "Raspberry-Pi-5"),
+        ("rpi5", "Raspberry-Pi-5"),
+        ("CPU", "local-cpu"),
+    ],
+)
+def test_catalogue_spellings_resolve_to_the_canonical_name(spelling: str, canonical: str) -> None:
+    assert hn.resolve(spelling) == canonical
+
+
+@pytest.mark.parametrize(
+    ("typo", "closest"),
+    [
+        ("a10", "A100"),
+        ("jetson nano", "Jetson-Orin-Nano"),
+        ("raspbery pi 4", "Raspberry-Pi-5"),
+        ("T-40", "T4"),
+    ],
+)
+def test_unknown_name_is_an_error_listing_the_closest_known_names(typo: str, closest: str) -> None:
+    with pytest.raises(hn.UnknownHardwareError) as info:
+        hn.resolve(typo, where="somewhere.hardware")
+    assert isinstance(info.value, ValueError)
+    assert info.value.name == typo
+    assert info.value.suggestions[0] == closest
+    message = str(info.value)
+    assert message.startswith("somewhere.hardware: unknown hardware")
+    assert repr(typo) in message and f"closest known: {closest}" in message
+
+
+def test_unknown_name_with_nothing_close_lists_the_known_names() -> None:
+    with pytest.raises(hn.UnknownHardwareError) as info:
+        hn.resolve("Quantum Toaster 9000")
+    assert info.value.suggestions == []
+    assert "nothing close; known hardware: " + ", ".join(ALL_DEVICES) in str(info.value)
+
+
+def test_resolution_works_over_any_entry_list() -> None:
+    # The source is a plain (canonical name, aliases) list: a later catalogue swaps it in.
+    names = hn.HardwareNames([("Cortex-M4", ("stm32f4", "arm m4")), ("Coral-Edge-TPU", ("coral", "edgetpu"))])
+    assert names.resolve("STM32-F4") == "Cortex-M4"
+    assert names.resolve("ARM Cortex M4") == "Cortex-M4"  # vendor word dropped
+    assert names.resolve("google coral") == "Coral-Edge-TPU"
+    assert names.names() == ["Coral-Edge-TPU", "Cortex-M4"]
+    assert names.lookup("A100") is None
+    assert names.closest("cortex m7") == ["Cortex-M4"]
+
+
+def test_a_spelling_claimed_by_two_devices_is_a_catalogue_error() -> None:
+    with pytest.raises(ValueError, match="claimed by 'A' and 'B'"):
+        hn.HardwareNames([("A", ("shared-name",)), ("B", ("Shared Name",))])
+    with pytest.raises(ValueError, match="listed twice"):
+        hn.HardwareNames([("A", ()), ("A", ())])
+
+
+def test_catalogue_names_come_from_the_hardware_table() -> None:
+    assert hn.catalogue_names().names() == ALL_DEVICES
+    assert {name for name, _ in hn.catalogue_entries()} == {h.name for h in tables.HARDWARE}
+    # Every catalogued device has a deployment class (else "auto" could never offer it).
+    assert set(hn.DEVICE_DEPLOYMENTS) == {h.name for h in tables.HARDWARE}
+    for classes in hn.DEVICE_DEPLOYMENTS.values():
+        assert set(classes) <= set(hn.DEPLOYMENT_TARGETS)
+
+
+# -------------------------------------------------------------------------------------------------
+# hardware_required in the callback
+# -------------------------------------------------------------------------------------------------
+
+
+def test_seed_defaults_and_the_whole_extra_data_is_forwarded(fallback_only: None) -> None:
+    out = run(ui(hf_token="hf_x", model_family="CNNs", nested={"a": [1, 2]}, goal="object-detection"))
+    assert out.hardware_required == ["PIM_AI_1chip"]
+    assert out.max_memory_footprint == 100
+    extra = out.get_extra()
+    assert {k: extra[k] for k in ("hf_token", "model_family", "nested", "goal")} == {
+        "hf_token": "hf_x",
+        "model_family": "CNNs",
+        "nested": {"a": [1, 2]},
+        "goal": "object-detection",
+    }
+    sources = extra[hc.SOURCES_KEY]
+    assert sources["hardware_required"].startswith("default PIM_AI_1chip")
+    assert sources["max_memory_footprint"].startswith("default 100 MB")
+    assert sources["requirements_extractor"] == hc.FALLBACK_EXTRACTOR
+    assert hc.ALLOWED_KEY not in extra and hc.WARNINGS_KEY not in extra
+
+
+def test_names_are_resolved_deduplicated_and_the_renaming_is_explained(fallback_only: None) -> None:
+    out = run(ui(hardware_required=["nvidia a100", "T4", "a100"]))
+    assert out.hardware_required == ["A100", "T4"]
+    source = out.get_extra()[hc.SOURCES_KEY]["hardware_required"]
+    assert source == "UserInput.extra_data.hardware_required ('nvidia a100' -> A100; 'a100' -> A100)"
+    # The incoming value itself is forwarded untouched.
+    assert out.get_extra()["hardware_required"] == ["nvidia a100", "T4", "a100"]
+
+
+def test_a_comma_separated_string_is_several_devices(fallback_only: None) -> None:
+    assert run(ui(hardware_required="rpi5, jetson orin nano")).hardware_required == [
+        "Raspberry-Pi-5",
+        "Jetson-Orin-Nano",
+    ]
+
+
+def test_an_unknown_name_fails_the_callback_with_the_closest_names(fallback_only: None) -> None:
+    with pytest.raises(ValueError) as info:
+        run(ui(hardware_required=["T4", "Jetsen Orin Nano"]))
+    message = str(info.value)
+    assert "UserInput.extra_data.hardware_required" in message
+    assert "'Jetsen Orin Nano'" in message and "closest known: Jetson-Orin-Nano" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (["T4", 4], r"hardware_required\[1\] must be a device name"),
+        (42, "must be a device name or a list"),
+        ({"name": "T4"}, "must be a device name or a list"),
+        (["auto", "T4"], "'auto' cannot be combined"),
+    ],
+)
+def test_malformed_hardware_required_is_an_error(value: Any, match: str, fallback_only: None) -> None:
+    with pytest.raises(ValueError, match=match):
+        run(ui(hardware_required=value))
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", " Auto ", "", "  ", [], ["auto"], ["", "auto"]])
+def test_auto_or_empty_lets_hw_resources_choose_among_all_devices(value: Any, fallback_only: None) -> None:
+    out = run(ui("classify photos of leaves", hardware_required=value))
+    assert out.hardware_required == ["auto"]
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == ALL_DEVICES
+    assert "no deployment target stated" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+
+
+@pytest.mark.parametrize(
+    ("description", "target", "allowed"),
+    [
+        ("a phone app that recognises birds", "mobile", ["PIM_AI_1chip"]),
+        (
+            "count cars on a Jetson at the roadside (edge)",
+            "edge",
+            ["Jetson-Orin-Nano", "PIM_AI_1chip", "Raspberry-Pi-5"],
+        ),
+        ("batch scoring in the cloud", "cloud", ["A100", "T4"]),
+        ("runs on our own servers", "on-premise", ["A100", "local-cpu", "T4"]),
+        ("runs client-side in the browser", "browser", ["local-cpu"]),
+    ],
+)
+def test_auto_is_restricted_by_the_deployment_target(
+    description: str, target: str, allowed: list[str], fallback_only: None
+) -> None:
+    out = run(ui(description, hardware_required="auto"))
+    assert out.hardware_required == ["auto"]
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == allowed
+    why = extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+    assert why.startswith(f"devices that serve deployment={target}")
+    assert "from the problem text" in why
+
+
+def test_auto_with_a_target_no_device_serves_offers_every_device_and_says_so(fallback_only: None) -> None:
+    out = run(ui("keyword spotting on a microcontroller", hardware_required="auto"))
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == ALL_DEVICES
+    assert "no catalogued device serves deployment=embedded" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+
+
+def test_explicit_deployment_key_wins_over_the_text(fallback_only: None) -> None:
+    out = run(ui("batch scoring in the cloud", hardware_required="auto", deployment="mobile"))
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+    assert "UserInput.extra_data.deployment" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+
+
+def test_explicit_hardware_off_target_is_kept_with_a_warning(fallback_only: None) -> None:
+    out = run(ui("an app for smartphones", hardware_required="A100"))
+    assert out.hardware_required == ["A100"]
+    (warning,) = out.get_extra()[hc.WARNINGS_KEY]
+    assert warning.startswith("A100 is not classified for deployment=mobile")
+
+
+def test_a_stale_allowed_hardware_from_the_user_is_not_forwarded_as_ours(fallback_only: None) -> None:
+    out = run(ui(hardware_required="T4", allowed_hardware=["A100"]))
+    assert hc.ALLOWED_KEY not in out.get_extra()
+
+
+def test_allowed_hardware_normalises_target_spellings() -> None:
+    assert hn.allowed_hardware("on-prem").deployment == "on-premise"
+    assert hn.allowed_hardware("Data Center").devices == ["A100", "T4"]
+    unknown = hn.allowed_hardware("space station")
+    assert unknown.devices == ALL_DEVICES and unknown.deployment is None
+    assert "unknown deployment target 'space station'" in unknown.note
+
+
+# -------------------------------------------------------------------------------------------------
+# max_memory_footprint
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("description", "extra", "expected", "source"),
+    [
+        ("", {}, 100, "default 100 MB"),
+        ("", {"max_memory_footprint": 0}, 0, "UserInput.extra_data.max_memory_footprint=0 (no limit)"),
+        ("", {"max_memory_footprint": 512}, 512, "UserInput.extra_data.max_memory_footprint"),
+        ("", {"max_memory_footprint": "2048"}, 2048, "UserInput.extra_data.max_memory_footprint"),
+        ("", {"max_memory_footprint": "2 GB"}, 2048, "UserInput.extra_data.max_memory_footprint"),
+        ("", {"max_memory_footprint": 512.9}, 512, "UserInput.extra_data.max_memory_footprint"),  # int()
+        # the text's limit alone replaces the default (the default is for "nothing stated")
+        (
+            "the model must fit in 2 GB",
+            {},
+            2048,
+            "app requirement max_model_size_mb=2048 from the problem text",
+        ),
+        # the smaller non-zero limit wins, either way round
+        ("the model must fit in 50 MB", {"max_memory_footprint": 200}, 50, "app requirement"),
+        ("the model must fit in 2 GB", {"max_memory_footprint": 300}, 300, "UserInput.extra_data"),
+        # 0 = no limit is not "smaller"
+        ("the model must fit in 50 MB", {"max_memory_footprint": 0}, 50, "app requirement"),
+        # an explicit extra_data size key wins over the text
+        ("fits in 2 GB", {"max_model_size_mb": 64}, 64, "UserInput.extra_data.max_model_size_mb"),
+        # fractions round down, but never to 0 (= no limit)
+        ("weights under 1.5 MB", {}, 1, "max_model_size_mb=1.5"),
+        ("weights under 0.25 MB", {}, 1, "max_model_size_mb=0.25"),
+        # a size that is not a limit
+        ("we have a 2 GB dataset of photos", {}, 100, "default 100 MB"),
+    ],
+)
+def test_memory_limit_and_where_it_came_from(
+    description: str, extra: dict[str, Any], expected: int, source: str, fallback_only: None
+) -> None:
+    out = run(ui(description, **extra))
+    assert out.max_memory_footprint == expected
+    assert source in out.get_extra()[hc.SOURCES_KEY]["max_memory_footprint"]
+
+
+def test_memory_limit_source_names_the_losing_limit(fallback_only: None) -> None:
+    out = run(ui("the model must fit in 50 MB", max_memory_footprint=200))
+    source = out.get_extra()[hc.SOURCES_KEY]["max_memory_footprint"]
+    assert source == (
+        "app requirement max_model_size_mb=50 from the problem text ('fit in 50 MB'); "
+        "smaller than UserInput.extra_data.max_memory_footprint"
+    )
+
+
+@pytest.mark.parametrize("value", ["lots", -5, True, [1], float("inf"), 2**32, "12 parsecs"])
+def test_a_memory_that_is_not_a_size_is_an_error(value: Any, fallback_only: None) -> None:
+    with pytest.raises(ValueError, match="max_memory_footprint"):
+        run(ui(max_memory_footprint=value))
+
+
+# -------------------------------------------------------------------------------------------------
+# the requirements-extractor adapter
+# -------------------------------------------------------------------------------------------------
+
+
+def _with_extractor(monkeypatch: pytest.MonkeyPatch, extract: Callable[..., Any]) -> None:
+    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+
+
+def _span(text: str, source: str, field: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(text=text, source=source, field=field)
+
+
+def test_the_extractors_requirements_and_evidence_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        calls.append({"description": description, "definition": definition, "extra": extra})
+        return SimpleNamespace(
+            requirements={"deployment": "edge", "max_model_size_mb": 300.0, "max_latency_ms": 50.0},
+            evidence={
+                "deployment": _span("on a drone", "description"),
+                "max_model_size_mb": _span("max_model_size_mb=300", "extra_data", "max_model_size_mb"),
+            },
+        )
+
+    _with_extractor(monkeypatch, extract)
+    record = ui("spot poachers on a drone", hardware_required="auto", max_model_size_mb=300)
+    record.problem_definition = "object detection"
+    out = run(record)
+    assert calls == [
+        {
+            "description": "spot poachers on a drone",
+            "definition": "object detection",
+            "extra": {"hardware_required": "auto", "max_model_size_mb": 300},
+        }
+    ]
+    assert out.max_memory_footprint == 300
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == ["Jetson-Orin-Nano", "PIM_AI_1chip", "Raspberry-Pi-5"]
+    sources = extra[hc.SOURCES_KEY]
+    assert sources["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
+    assert "from UserInput.extra_data.max_model_size_mb" in sources["max_memory_footprint"]
+    assert "from the problem description ('on a drone')" in sources[hc.ALLOWED_KEY]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [("raise", "RuntimeError: model file missing"), ("shape", "AttributeError: ")],
+)
+def test_a_failing_extractor_falls_back_and_says_so(
+    behaviour: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        if behaviour == "raise":
+            raise RuntimeError("model file missing")
+        return {"deployment": "cloud"}  # not an Extraction
+
+    _with_extractor(monkeypatch, extract)
+    out = run(ui("an app for phones that fits in 20 MB", hardware_required="auto"))
+    assert out.max_memory_footprint == 20
+    extra = out.get_extra()
+    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+    assert extra[hc.SOURCES_KEY]["requirements_extractor"] == hc.FALLBACK_EXTRACTOR
+    (warning,) = extra[hc.WARNINGS_KEY]
+    assert warning.startswith(f"sustainml.workers.logic.requirements.extract failed ({reason}")
+    assert warning.endswith("used the fallback")
+
+
+def test_an_invalid_explicit_requirement_is_the_users_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        raise ValueError("extra_data.deployment: must be one of embedded, mobile, ...")
+
+    _with_extractor(monkeypatch, extract)
+    with pytest.raises(ValueError, match=r"extra_data\.deployment"):
+        run(ui(deployment="mars"))
+
+
+def test_the_installed_requirements_extractor_is_used_without_falling_back() -> None:
+    if hc._external_extractor() is None:
+        pytest.skip("sustainml.workers.logic.requirements.extract is not installed yet")
+    out = run(ui("An Android phone app; the model must fit in 50 MB", hardware_required="auto"))
+    extra = out.get_extra()
+    assert extra[hc.SOURCES_KEY]["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
+    assert hc.WARNINGS_KEY not in extra, extra.get(hc.WARNINGS_KEY)
+    assert out.max_memory_footprint == 50
+    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+
+
+# -------------------------------------------------------------------------------------------------
+# configuration requests
+# -------------------------------------------------------------------------------------------------
+
+
+def test_configuration_hardwares_has_the_hw_resources_shape() -> None:
+    res, body = configure("hardwares")
+    assert res.success is True and res.err_code == ErrorCode.NO_ERROR
+    assert body == {"hardwares": ", ".join(ALL_DEVICES)}
+
+
+def test_configuration_hardware_info_resolves_the_name() -> None:
+    res, body = configure("hardware_info, nvidia t4")
+    assert res.success is True
+    assert body["name"] == "T4"
+    assert body["deployments"] == "cloud, on-premise"
+    assert body["memory_gb"] == 16.0 and body["tdp_w"] == 70.0
+    assert "nvidia t4" in body["aliases"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "error"),
+    [
+        ("hardware_info, a10", "unknown hardware 'a10' (closest known: A100"),
+        ("hardware_info", "hardware_info needs a device name"),
+        ("modality", "Unsupported configuration request: modality"),
+        ("hardwares, extra", "Unsupported configuration request: hardwares, extra"),
+    ],
+)
+def test_configuration_failures_keep_the_upstream_convention(request_text: str, error: str) -> None:
+    res, body = configure(request_text)
+    assert res.success is False and res.err_code == ErrorCode.INTERNAL_ERROR
+    assert set(body) == {"error"} and body["error"].startswith(error)

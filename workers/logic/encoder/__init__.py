@@ -1,0 +1,75 @@
+"""The task encoder behind ML_MODEL_METADATA: a problem description -> goal, input modality,
+confidence, reasons and key phrases; offline, deterministic, a few milliseconds per task.
+
+Modules:
+
+- ``vocabulary``: the 20 goals (Hugging Face task names), the 6 input modalities and their aliases,
+  what each goal takes and produces, the metrics suggested per goal;
+- ``corpus.jsonl``: the labelled training corpus (below);
+- ``lexicon``: word classes giving the classifier a concept view of a description;
+- ``model``: the built-in classifier (TF-IDF word + character + concept n-grams, multinomial logistic
+  regression for goal and modality), trained at first use and cached on disk;
+- ``backends``: the pluggable backend interface (built-in, OpenAI-compatible / Ollama LLM endpoint,
+  sentence embeddings) and its environment configuration;
+- ``inference``: ``encode()``: combines backend, modality hint, goal override and clarification;
+- ``keywords``: key-phrase extraction (TF-IDF against the corpus);
+- ``dataset_profile``: offline profiles of local CSV/JSON/Parquet files;
+- ``evaluate``: k-fold cross-validation over the corpus (``sustainml eval encoder``).
+
+How the modality hint is combined: the user's ``modality`` (aliases such as cv, nlp, speech, sensor
+accepted) multiplies the probability of every goal that takes that modality as input by
+``backends.HINT_BOOST`` (4), of every goal that produces it by ``OUTPUT_HINT_BOOST`` (2), before
+renormalising; the inferred input modality is the hint when the
+chosen goal accepts it, else the goal's only input, else the modality classifier's choice among the
+goal's inputs (``inference.py``).
+
+Corpus: ``corpus.jsonl`` holds problem descriptions written for this project (no external source),
+one JSON object per line: ``{"text", "goal", "modality"}`` (modality = the input's). At least 35 per
+goal, across industry, health, retail, agriculture, finance, mobility, media, energy, the public
+sector and more, in different lengths and styles, many without the goal's own words. Licence: like
+the rest of the project, Apache License 2.0; copyright the sustainml authors.
+"""
+
+from __future__ import annotations
+
+from sustainml.workers.logic.encoder.backends import (
+    Backend,
+    BackendError,
+    BuiltinBackend,
+    Embedder,
+    EmbeddingBackend,
+    LLMBackend,
+    Prediction,
+    SentenceTransformerEmbedder,
+    backend_from_env,
+    set_backend,
+)
+from sustainml.workers.logic.encoder.evaluate import EncoderReport, evaluate
+from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, Encoding, encode
+from sustainml.workers.logic.encoder.model import EncoderModel, get_model, load_corpus
+from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES, resolve_goal, resolve_modality
+
+__all__ = [
+    "CLARIFY_THRESHOLD",
+    "GOALS",
+    "MODALITIES",
+    "Backend",
+    "BackendError",
+    "BuiltinBackend",
+    "Embedder",
+    "EmbeddingBackend",
+    "EncoderModel",
+    "EncoderReport",
+    "Encoding",
+    "LLMBackend",
+    "Prediction",
+    "SentenceTransformerEmbedder",
+    "backend_from_env",
+    "encode",
+    "evaluate",
+    "get_model",
+    "load_corpus",
+    "resolve_goal",
+    "resolve_modality",
+    "set_backend",
+]

@@ -1,0 +1,170 @@
+"""Cross-validated figures of the built-in encoder on the shipped corpus (``sustainml eval encoder``).
+
+Stratified k-fold over the goals: each fold's examples are encoded by a model trained on the other
+folds only, through the same ``encode()`` the node uses (built-in backend, environment ignored), so
+no example is ever scored by a model that saw it. Every example is encoded three times:
+
+- **no hint** (the description alone): goal accuracy, macro F1, per-goal figures, confusions,
+  modality accuracy, and the split at the clarification threshold;
+- **correct hint**: the example's labelled modality given as the user's modality;
+- **wrong hint**: a modality that fits neither the example's goal nor its modality (picked with
+  ``seed``), to show how far a mistaken hint misleads.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sklearn.model_selection import StratifiedKFold
+
+from sustainml.workers.logic.encoder.backends import BuiltinBackend
+from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, encode
+from sustainml.workers.logic.encoder.model import EncoderModel, Example, load_corpus
+from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES, hint_fits
+
+
+@dataclass(frozen=True)
+class GoalFigures:
+    support: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class EncoderReport:
+    folds: int
+    seed: int
+    examples: int
+    goal_accuracy: float
+    modality_accuracy: float
+    macro_f1: float
+    goal_accuracy_with_hint: float
+    goal_accuracy_with_wrong_hint: float
+    mean_confidence: float
+    clarify_threshold: float
+    confident_share: float  # share of predictions at or above the threshold
+    confident_accuracy: float
+    unsure_accuracy: float
+    train_seconds_per_fold: float
+    per_goal: dict[str, GoalFigures]
+    confusions: list[tuple[str, str, int]]  # (true goal, predicted goal, count), most frequent first
+    misclassified: list[tuple[str, str, str]] = field(default_factory=list)  # (true, predicted, text)
+
+    def worst_goals(self, n: int = 3) -> list[tuple[str, float]]:
+        ranked = sorted(self.per_goal.items(), key=lambda kv: (kv[1].recall, kv[0]))
+        return [(g, f.recall) for g, f in ranked[:n]]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["confusions"] = [{"true": t, "predicted": p, "count": c} for t, p, c in self.confusions]
+        out["misclassified"] = [{"true": t, "predicted": p, "text": x} for t, p, x in self.misclassified]
+        out["worst_goals"] = [{"goal": g, "recall": r} for g, r in self.worst_goals()]
+        return out
+
+    def render(self) -> str:
+        pct = "{:.1%}".format
+        lines = [
+            f"task encoder, {self.folds}-fold stratified cross-validation (seed {self.seed}) "
+            f"over {self.examples} corpus examples",
+            "",
+            f"goal accuracy (description only)     {pct(self.goal_accuracy)}",
+            f"goal macro F1                        {self.macro_f1:.3f}",
+            f"modality accuracy                    {pct(self.modality_accuracy)}",
+            f"goal accuracy, correct modality hint {pct(self.goal_accuracy_with_hint)}",
+            f"goal accuracy, wrong modality hint   {pct(self.goal_accuracy_with_wrong_hint)}",
+            f"mean confidence                      {self.mean_confidence:.3f}",
+            f"confidence >= {self.clarify_threshold:.2f}: {pct(self.confident_share)} of answers, "
+            f"{pct(self.confident_accuracy)} right; below: {pct(self.unsure_accuracy)} right "
+            "(needs_clarification)",
+            f"training time per fold               {self.train_seconds_per_fold:.2f} s",
+            "",
+            f"{'goal':<30} {'n':>4} {'precision':>9} {'recall':>7} {'f1':>6}",
+        ]
+        for goal in GOALS:
+            f = self.per_goal.get(goal)
+            if f is not None:
+                lines.append(f"{goal:<30} {f.support:>4} {f.precision:>9.2f} {f.recall:>7.2f} {f.f1:>6.2f}")
+        lines += ["", "most frequent confusions (true -> predicted):"]
+        lines += [f"  {c:>3} x {t} -> {p}" for t, p, c in self.confusions] or ["  none"]
+        return "\n".join(lines)
+
+
+def _wrong_hint(example: Example, rng: random.Random) -> str:
+    options = [m for m in MODALITIES if m != example.modality and not hint_fits(example.goal, m)]
+    return rng.choice(options) if options else ""
+
+
+def evaluate(folds: int = 5, seed: int = 0, examples: list[Example] | None = None) -> EncoderReport:
+    """Cross-validate the built-in encoder (see the module docstring)."""
+    data = examples if examples is not None else load_corpus()
+    smallest = min(Counter(e.goal for e in data).values())
+    if not 2 <= folds <= smallest:
+        raise ValueError(f"folds must be between 2 and {smallest} (the smallest goal's example count)")
+    rng = random.Random(seed)
+    wrong_hints = [_wrong_hint(e, rng) for e in data]
+    predicted: list[str] = [""] * len(data)
+    modality_ok = [False] * len(data)
+    confidence = [0.0] * len(data)
+    hint_ok = [False] * len(data)
+    wrong_ok = [False] * len(data)
+    train_time = 0.0
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train_idx, test_idx in splitter.split([e.text for e in data], [e.goal for e in data]):
+        started = time.perf_counter()
+        model = EncoderModel([data[i] for i in train_idx])
+        train_time += time.perf_counter() - started
+        builtin = BuiltinBackend(model)
+        for i in test_idx:
+            ex = data[i]
+            plain = encode(ex.text, "", backend=builtin, model=model)
+            predicted[i] = plain.goal
+            confidence[i] = plain.confidence
+            modality_ok[i] = plain.modality == ex.modality
+            hint_ok[i] = encode(ex.text, ex.modality, backend=builtin, model=model).goal == ex.goal
+            wrong_ok[i] = encode(ex.text, wrong_hints[i], backend=builtin, model=model).goal == ex.goal
+
+    n = len(data)
+    truth = [e.goal for e in data]
+    correct = [p == t for p, t in zip(predicted, truth, strict=True)]
+    per_goal: dict[str, GoalFigures] = {}
+    for goal in GOALS:
+        support = truth.count(goal)
+        if not support:
+            continue
+        tp = sum(1 for p, t in zip(predicted, truth, strict=True) if p == t == goal)
+        n_pred = predicted.count(goal)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / support
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_goal[goal] = GoalFigures(support, round(precision, 4), round(recall, 4), round(f1, 4))
+    confident = [c >= CLARIFY_THRESHOLD for c in confidence]
+    n_conf = sum(confident)
+    confusions = Counter((t, p) for t, p in zip(truth, predicted, strict=True) if t != p)
+    return EncoderReport(
+        folds=folds,
+        seed=seed,
+        examples=n,
+        goal_accuracy=round(sum(correct) / n, 4),
+        modality_accuracy=round(sum(modality_ok) / n, 4),
+        macro_f1=round(sum(f.f1 for f in per_goal.values()) / len(per_goal), 4),
+        goal_accuracy_with_hint=round(sum(hint_ok) / n, 4),
+        goal_accuracy_with_wrong_hint=round(sum(wrong_ok) / n, 4),
+        mean_confidence=round(sum(confidence) / n, 4),
+        clarify_threshold=CLARIFY_THRESHOLD,
+        confident_share=round(n_conf / n, 4),
+        confident_accuracy=round(
+            sum(c for c, k in zip(correct, confident, strict=True) if k) / max(n_conf, 1), 4
+        ),
+        unsure_accuracy=round(
+            sum(c for c, k in zip(correct, confident, strict=True) if not k) / max(n - n_conf, 1), 4
+        ),
+        train_seconds_per_fold=round(train_time / folds, 3),
+        per_goal=per_goal,
+        confusions=[(t, p, c) for (t, p), c in confusions.most_common(10)],
+        misclassified=[(t, p, e.text) for e, t, p in zip(data, truth, predicted, strict=True) if t != p],
+    )
