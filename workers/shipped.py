@@ -23,6 +23,9 @@ def shipped_node(
     stage = resolve_stage(name)
     logic = importlib.import_module(f"sustainml.workers.logic.{stage.kind}")
     cls = NODE_CLASSES[stage.node]
+    warm_up = getattr(logic, "warm_up", None)
+    if callable(warm_up):
+        warm_up()  # e.g. train or load the task encoder now, not on the first task
     return cls(
         callback=logic.task_callback,
         service_callback=logic.configuration_callback,

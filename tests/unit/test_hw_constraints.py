@@ -5,12 +5,13 @@ broker, no runtime."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from sustainml.catalogue import hardware
 from sustainml.messages.types import (
     ErrorCode,
     HWConstraints,
@@ -22,9 +23,21 @@ from sustainml.messages.types import (
 )
 from sustainml.workers.logic import hardware_names as hn
 from sustainml.workers.logic import hw_constraints as hc
-from sustainml.workers.logic import tables
+from sustainml.workers.logic import hw_resources as hr
 
-ALL_DEVICES = ["A100", "Jetson-Orin-Nano", "local-cpu", "PIM_AI_1chip", "Raspberry-Pi-5", "T4"]
+
+def sorted_names(names: Iterable[str]) -> list[str]:
+    """The order HardwareNames.names() and so allowed_hardware use: case-insensitive."""
+    return sorted(names, key=lambda n: (n.casefold(), n))
+
+
+def of_classes(*classes: str) -> list[str]:
+    """Catalogue devices of the given device classes, in allowed_hardware order."""
+    assert set(classes) <= set(hn.CLASS_DEPLOYMENTS), classes  # a typo here would pass vacuously
+    return sorted_names(h.name for h in hardware() if h.device_class in classes)
+
+
+ALL_DEVICES = sorted_names(h.name for h in hardware())
 
 
 @pytest.fixture
@@ -75,6 +88,11 @@ def configure(text: str) -> tuple[ResponseType, Any]:
         ("raspberry pi 5", "Raspberry-Pi-5"),
         ("rpi5", "Raspberry-Pi-5"),
         ("CPU", "local-cpu"),
+        ("a10", "A10"),  # a device of its own, not a typo of A100
+        ("Qualcomm Snapdragon 8 Gen 3", "Snapdragon8gen3"),
+        ("AMD EPYC 9654", "EPYC-9654"),
+        ("Google Coral", "Coral-Edge-TPU"),
+        ("arduino nano 33 ble sense", "Arduino-Nano-33-BLE-Sense"),
     ],
 )
 def test_catalogue_spellings_resolve_to_the_canonical_name(spelling: str, canonical: str) -> None:
@@ -84,10 +102,12 @@ def test_catalogue_spellings_resolve_to_the_canonical_name(spelling: str, canoni
 @pytest.mark.parametrize(
     ("typo", "closest"),
     [
-        ("a10", "A100"),
+        ("A1000", "A100"),
         ("jetson nano", "Jetson-Orin-Nano"),
         ("raspbery pi 4", "Raspberry-Pi-5"),
         ("T-40", "T4"),
+        ("Dimensty 9300", "Dimensity9300"),
+        ("Snapdragon 8 gen 4", "Snapdragon8gen3"),
     ],
 )
 def test_unknown_name_is_an_error_listing_the_closest_known_names(typo: str, closest: str) -> None:
@@ -105,7 +125,13 @@ def test_unknown_name_with_nothing_close_lists_the_known_names() -> None:
     with pytest.raises(hn.UnknownHardwareError) as info:
         hn.resolve("Quantum Toaster 9000")
     assert info.value.suggestions == []
-    assert "nothing close; known hardware: " + ", ".join(ALL_DEVICES) in str(info.value)
+    assert len(ALL_DEVICES) > 20  # so the listing is cut, and says so
+    listed = "nothing close; known hardware: " + ", ".join(ALL_DEVICES[:20]) + ", ...;"
+    assert listed in str(info.value)
+    # A short list is given whole.
+    small = hn.HardwareNames([("A", ()), ("B", ())])
+    with pytest.raises(hn.UnknownHardwareError, match=r"nothing close; known hardware: A, B; "):
+        small.resolve("Quantum Toaster 9000")
 
 
 def test_resolution_works_over_any_entry_list() -> None:
@@ -126,13 +152,27 @@ def test_a_spelling_claimed_by_two_devices_is_a_catalogue_error() -> None:
         hn.HardwareNames([("A", ()), ("A", ())])
 
 
-def test_catalogue_names_come_from_the_hardware_table() -> None:
+def test_catalogue_names_come_from_the_hardware_catalogue() -> None:
+    catalogue = list(hardware())
     assert hn.catalogue_names().names() == ALL_DEVICES
-    assert {name for name, _ in hn.catalogue_entries()} == {h.name for h in tables.HARDWARE}
-    # Every catalogued device has a deployment class (else "auto" could never offer it).
-    assert set(hn.DEVICE_DEPLOYMENTS) == {h.name for h in tables.HARDWARE}
-    for classes in hn.DEVICE_DEPLOYMENTS.values():
-        assert set(classes) <= set(hn.DEPLOYMENT_TARGETS)
+    assert len(ALL_DEVICES) == len(catalogue) == 58
+    assert hn.catalogue_entries() == [(h.name, h.aliases) for h in catalogue]
+    # Every catalogued device's class has deployment targets (else "auto" could never offer it
+    # under a target), and each device gets exactly its class's.
+    assert {h.device_class for h in catalogue} <= set(hn.CLASS_DEPLOYMENTS)
+    assert set(hn.DEVICE_DEPLOYMENTS) == {h.name for h in catalogue}
+    for h in catalogue:
+        assert hn.DEVICE_DEPLOYMENTS[h.name] == hn.CLASS_DEPLOYMENTS[h.device_class] != ()
+    for targets in hn.CLASS_DEPLOYMENTS.values():
+        assert set(targets) <= set(hn.DEPLOYMENT_TARGETS)
+    # Every target is served by some device.
+    assert {t for targets in hn.DEVICE_DEPLOYMENTS.values() for t in targets} == set(hn.DEPLOYMENT_TARGETS)
+    assert hn.DEVICE_DEPLOYMENTS["T4"] == ("cloud", "on-premise")
+    assert hn.DEVICE_DEPLOYMENTS["EPYC-9654"] == ("cloud", "on-premise")
+    assert hn.DEVICE_DEPLOYMENTS["PIM_AI_1chip"] == ("mobile", "edge")
+    assert hn.DEVICE_DEPLOYMENTS["Snapdragon8gen3"] == ("mobile",)
+    assert hn.DEVICE_DEPLOYMENTS["STM32H7"] == ("embedded",)
+    assert hn.DEVICE_DEPLOYMENTS["local-cpu"] == ("on-premise", "browser")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -206,32 +246,78 @@ def test_auto_or_empty_lets_hw_resources_choose_among_all_devices(value: Any, fa
 
 
 @pytest.mark.parametrize(
-    ("description", "target", "allowed"),
+    ("description", "target", "classes", "members", "outsiders"),
     [
-        ("a phone app that recognises birds", "mobile", ["PIM_AI_1chip"]),
+        (
+            "a phone app that recognises birds",
+            "mobile",
+            ("mobile", "pim"),
+            {"Snapdragon8gen3", "A17Pro", "Dimensity9300", "PIM_AI_1chip", "SAM_LPDDR5PIM"},
+            {"A100", "T4", "Raspberry-Pi-5", "local-cpu", "STM32H7"},
+        ),
         (
             "count cars on a Jetson at the roadside (edge)",
             "edge",
-            ["Jetson-Orin-Nano", "PIM_AI_1chip", "Raspberry-Pi-5"],
+            ("edge", "pim", "fpga"),
+            {"Jetson-Orin-Nano", "Raspberry-Pi-5", "Coral-Edge-TPU", "PIM_AI_1chip", "Ultra96-V2"},
+            {"A100", "T4", "Snapdragon8gen3", "EPYC-9654", "local-cpu"},
         ),
-        ("batch scoring in the cloud", "cloud", ["A100", "T4"]),
-        ("runs on our own servers", "on-premise", ["A100", "local-cpu", "T4"]),
-        ("runs client-side in the browser", "browser", ["local-cpu"]),
+        (
+            "batch scoring in the cloud",
+            "cloud",
+            ("cloud", "server-cpu"),
+            {"A100", "T4", "H100", "MI300X", "EPYC-9654", "Xeon-Platinum-8480+", "Graviton3"},
+            {"local-cpu", "Jetson-Orin-Nano", "PIM_AI_1chip", "Snapdragon8gen3", "Ultra96-V2"},
+        ),
+        (
+            "runs on our own servers",
+            "on-premise",
+            ("cloud", "server-cpu", "fpga", "local"),
+            {"A100", "T4", "EPYC-9654", "local-cpu", "Zynq UltraScale+ ZCU102"},
+            {"Snapdragon8gen3", "PIM_AI_1chip", "Raspberry-Pi-5", "STM32H7"},
+        ),
+        (
+            "runs client-side in the browser",
+            "browser",
+            ("local",),
+            {"local-cpu"},
+            {"A100", "Snapdragon8gen3"},
+        ),
+        (
+            "keyword spotting on a microcontroller",
+            "embedded",
+            ("embedded",),
+            {"Arduino-Nano-33-BLE-Sense", "STM32H7"},
+            {"Raspberry-Pi-5", "PIM_AI_1chip", "local-cpu"},
+        ),
     ],
 )
 def test_auto_is_restricted_by_the_deployment_target(
-    description: str, target: str, allowed: list[str], fallback_only: None
+    description: str,
+    target: str,
+    classes: tuple[str, ...],
+    members: set[str],
+    outsiders: set[str],
+    fallback_only: None,
 ) -> None:
     out = run(ui(description, hardware_required="auto"))
     assert out.hardware_required == ["auto"]
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == allowed
+    allowed = extra[hc.ALLOWED_KEY]
+    assert allowed == of_classes(*classes)
+    assert members <= set(allowed) and not outsiders & set(allowed)
     why = extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
     assert why.startswith(f"devices that serve deployment={target}")
     assert "from the problem text" in why
 
 
-def test_auto_with_a_target_no_device_serves_offers_every_device_and_says_so(fallback_only: None) -> None:
+def test_auto_with_a_target_no_device_serves_offers_every_device_and_says_so(
+    fallback_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped catalogue serves every target: take the microcontrollers' target away.
+    without = {n: d for n, d in hn.DEVICE_DEPLOYMENTS.items() if "embedded" not in d}
+    assert len(without) < len(hn.DEVICE_DEPLOYMENTS)
+    monkeypatch.setattr(hn, "DEVICE_DEPLOYMENTS", without)
     out = run(ui("keyword spotting on a microcontroller", hardware_required="auto"))
     extra = out.get_extra()
     assert extra[hc.ALLOWED_KEY] == ALL_DEVICES
@@ -241,7 +327,7 @@ def test_auto_with_a_target_no_device_serves_offers_every_device_and_says_so(fal
 def test_explicit_deployment_key_wins_over_the_text(fallback_only: None) -> None:
     out = run(ui("batch scoring in the cloud", hardware_required="auto", deployment="mobile"))
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
     assert "UserInput.extra_data.deployment" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
 
 
@@ -259,7 +345,9 @@ def test_a_stale_allowed_hardware_from_the_user_is_not_forwarded_as_ours(fallbac
 
 def test_allowed_hardware_normalises_target_spellings() -> None:
     assert hn.allowed_hardware("on-prem").deployment == "on-premise"
-    assert hn.allowed_hardware("Data Center").devices == ["A100", "T4"]
+    assert hn.allowed_hardware("Data Center").devices == of_classes("cloud", "server-cpu")
+    assert hn.allowed_hardware("smartphone").deployment == "mobile"
+    assert hn.allowed_hardware("MCU").devices == ["Arduino-Nano-33-BLE-Sense", "STM32H7"]
     unknown = hn.allowed_hardware("space station")
     assert unknown.devices == ALL_DEVICES and unknown.deployment is None
     assert "unknown deployment target 'space station'" in unknown.note
@@ -362,7 +450,7 @@ def test_the_extractors_requirements_and_evidence_are_used(monkeypatch: pytest.M
     ]
     assert out.max_memory_footprint == 300
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == ["Jetson-Orin-Nano", "PIM_AI_1chip", "Raspberry-Pi-5"]
+    assert extra[hc.ALLOWED_KEY] == of_classes("edge", "pim", "fpga")
     sources = extra[hc.SOURCES_KEY]
     assert sources["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
     assert "from UserInput.extra_data.max_model_size_mb" in sources["max_memory_footprint"]
@@ -385,7 +473,7 @@ def test_a_failing_extractor_falls_back_and_says_so(
     out = run(ui("an app for phones that fits in 20 MB", hardware_required="auto"))
     assert out.max_memory_footprint == 20
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
     assert extra[hc.SOURCES_KEY]["requirements_extractor"] == hc.FALLBACK_EXTRACTOR
     (warning,) = extra[hc.WARNINGS_KEY]
     assert warning.startswith(f"sustainml.workers.logic.requirements.extract failed ({reason}")
@@ -409,7 +497,7 @@ def test_the_installed_requirements_extractor_is_used_without_falling_back() -> 
     assert extra[hc.SOURCES_KEY]["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
     assert hc.WARNINGS_KEY not in extra, extra.get(hc.WARNINGS_KEY)
     assert out.max_memory_footprint == 50
-    assert extra[hc.ALLOWED_KEY] == ["PIM_AI_1chip"]
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -420,22 +508,32 @@ def test_the_installed_requirements_extractor_is_used_without_falling_back() -> 
 def test_configuration_hardwares_has_the_hw_resources_shape() -> None:
     res, body = configure("hardwares")
     assert res.success is True and res.err_code == ErrorCode.NO_ERROR
-    assert body == {"hardwares": ", ".join(ALL_DEVICES)}
+    # Byte for byte HW_RESOURCES's reply to the same request.
+    theirs = ResponseType()
+    hr.configuration_callback(RequestType(node_id=2, transaction_id=4, configuration="hardwares"), theirs)
+    assert res.configuration == theirs.configuration
+    assert body == {"hardwares": ", ".join(hr.hardware_names())}
+    listed = body["hardwares"].split(", ")
+    assert sorted_names(listed) == ALL_DEVICES  # every catalogue device, once
+    assert listed[:3] == ["A17Pro", "A6000", "A800"]  # upstream's names first, in upstream's order
 
 
 def test_configuration_hardware_info_resolves_the_name() -> None:
     res, body = configure("hardware_info, nvidia t4")
     assert res.success is True
-    assert body["name"] == "T4"
-    assert body["deployments"] == "cloud, on-premise"
+    # HW_RESOURCES's entry, plus the deployment targets this node filters by.
+    assert body == {**hr.hardware_info(hr.resolve_device("T4")), "deployments": "cloud, on-premise"}
+    assert body["name"] == "T4" and body["device_class"] == "cloud"
     assert body["memory_gb"] == 16.0 and body["tdp_w"] == 70.0
-    assert "nvidia t4" in body["aliases"]
+    assert "NVIDIA T4" in body["aliases"].split(", ")
+    _, body = configure("hardware_info, Qualcomm Snapdragon 8 Gen 3")
+    assert (body["name"], body["deployments"]) == ("Snapdragon8gen3", "mobile")
 
 
 @pytest.mark.parametrize(
     ("request_text", "error"),
     [
-        ("hardware_info, a10", "unknown hardware 'a10' (closest known: A100"),
+        ("hardware_info, A1000", "unknown hardware 'A1000' (closest known: A100"),
         ("hardware_info", "hardware_info needs a device name"),
         ("modality", "Unsupported configuration request: modality"),
         ("hardwares, extra", "Unsupported configuration request: hardwares, extra"),

@@ -1,9 +1,9 @@
 """Hardware names: resolve what a user typed to a catalogue device, and which devices suit a
 deployment target.
 
-Resolution is a function over plain ``(canonical name, aliases)`` entries, so the source can change
-(today the small table ``tables.HARDWARE``; a later issue brings a big catalogue with its own
-aliases) without touching the callers. Spellings are folded before comparison: case, spaces and
+Resolution is a function over plain ``(canonical name, aliases)`` entries (today those of the
+hardware catalogue, ``sustainml.catalogue.hardware()``), so the source can change without touching
+the callers. Spellings are folded before comparison: case, spaces and
 punctuation do not matter (``PIM-AI-1chip`` = ``pim ai 1chip`` = ``PIM_AI_1chip``), and a leading
 vendor word or a trailing generic word is tried away when the full spelling is unknown
 (``NVIDIA Jetson Orin Nano``, ``T4 GPU``). An unknown name raises :class:`UnknownHardwareError`, a
@@ -72,13 +72,11 @@ DEPLOYMENT_ALIASES: Final[dict[str, str]] = {
     "wasm": "browser",
 }
 
-#: Deployment targets each device of ``tables.HARDWARE`` serves (its device class). A device is
-#: offered for "auto" hardware only under a target listed here. Classification by this module's
-#: authors (estimates, not vendor statements): the PIM-AI chip is a memory-side accelerator meant
-#: for mobile and edge LPDDR systems; the A100 and T4 are data-centre cards (also racked on
-#: premises); the Jetson Orin Nano and Raspberry Pi 5 are edge boards; the generic desktop CPU is
-#: on-premise and is what a browser client runs on. No MCU-class device is catalogued yet.
-#: Deployment targets each device class serves (the catalogue's ``device_class``).
+#: Deployment targets each device class serves (the catalogue's ``device_class``). A device is
+#: offered for "auto" hardware only under a target its class lists. Classification by this module's
+#: authors (estimates, not vendor statements): data-centre GPUs and server CPUs are cloud cards also
+#: racked on premises; FPGA boards sit at the edge or in a lab; this machine's CPU is on-premise and
+#: is what a browser client runs on.
 CLASS_DEPLOYMENTS: Final[dict[str, tuple[str, ...]]] = {
     "cloud": ("cloud", "on-premise"),
     "server-cpu": ("cloud", "on-premise"),
@@ -143,7 +141,7 @@ class HardwareNames:
                     raise ValueError(f"hardware spelling {spelling!r} is claimed by {other!r} and {name!r}")
 
     def names(self) -> list[str]:
-        """Canonical names, sorted case-insensitively (the ``hardwares`` reply order)."""
+        """Canonical names, sorted case-insensitively (the order of ``allowed_hardware``)."""
         return sorted(self._names, key=lambda n: (n.casefold(), n))
 
     def lookup(self, name: str) -> str | None:
@@ -226,9 +224,10 @@ class AllowedHardware:
 def allowed_hardware(
     deployment: str | None,
     names: HardwareNames | None = None,
-    deployments: Mapping[str, Sequence[str]] = DEVICE_DEPLOYMENTS,
+    deployments: Mapping[str, Sequence[str]] | None = None,
 ) -> AllowedHardware:
-    """Devices of ``names`` (default: the catalogue) that serve ``deployment``.
+    """Devices of ``names`` (default: the catalogue) that serve ``deployment`` according to
+    ``deployments`` (default: :data:`DEVICE_DEPLOYMENTS`, read at call time).
 
     No target -> every device. An unknown target, or a target no catalogued device serves, also
     gives every device, and the note says so: leaving HW_RESOURCES an empty choice would fail the
@@ -242,7 +241,8 @@ def allowed_hardware(
         return AllowedHardware(
             every, None, f"unknown deployment target {deployment!r}: every catalogued device"
         )
-    devices = [n for n in every if target in deployments.get(n, ())]
+    served = deployments if deployments is not None else DEVICE_DEPLOYMENTS
+    devices = [n for n in every if target in served.get(n, ())]
     if not devices:
         return AllowedHardware(
             every, target, f"no catalogued device serves deployment={target}: every catalogued device"
@@ -250,8 +250,8 @@ def allowed_hardware(
     return AllowedHardware(devices, target, f"devices that serve deployment={target}")
 
 
-def serves(
-    device: str, deployment: str, deployments: Mapping[str, Sequence[str]] = DEVICE_DEPLOYMENTS
-) -> bool:
-    """Whether canonical ``device`` is classified for canonical ``deployment``."""
-    return deployment in deployments.get(device, ())
+def serves(device: str, deployment: str, deployments: Mapping[str, Sequence[str]] | None = None) -> bool:
+    """Whether canonical ``device`` is classified for canonical ``deployment`` (``deployments``
+    default: :data:`DEVICE_DEPLOYMENTS`)."""
+    served = deployments if deployments is not None else DEVICE_DEPLOYMENTS
+    return deployment in served.get(device, ())

@@ -7,8 +7,9 @@ From ``UserInput.extra_data`` (the template's keys, same defaults) plus what the
   its canonical name. Unknown -> ``ValueError`` listing the closest known names (the runtime fails
   the task with that message). Absent -> ``PIM_AI_1chip`` (template default). ``"auto"``, ``""`` or
   ``[]`` -> ``["auto"]``: HW_RESOURCES chooses, among ``extra_data.allowed_hardware`` = the devices
-  that serve the deployment target (mobile -> mobile SoCs, edge -> edge boards, cloud -> data-centre,
-  embedded -> MCU-class; no target -> all).
+  whose catalogue class serves the deployment target (``hardware_names.CLASS_DEPLOYMENTS``: mobile ->
+  mobile SoCs and PIM, edge -> edge boards, PIM and FPGAs, cloud -> data-centre GPUs and server CPUs,
+  embedded -> microcontrollers; no target -> all).
 - ``max_memory_footprint`` (MB, 0 = no limit): the user's value and the application's model size
   limit (``max_model_size_mb``); the smaller non-zero one wins. Neither stated -> 100 (template
   default); the user's explicit 0 with no size limit -> 0.
@@ -24,8 +25,10 @@ plus ``constraint_sources`` (where each value came from, readable), ``allowed_ha
 and ``constraint_warnings`` (only when there is something to warn about). Those three keys are
 overwritten if the user sent them.
 
-Configuration requests: ``hardwares`` -> ``{"hardwares": "<sorted, ', '>"}`` (as HW_RESOURCES),
-``hardware_info, <name>`` -> the catalogue entry; anything else fails with the upstream convention.
+Configuration requests: ``hardwares`` -> HW_RESOURCES's reply (the same function);
+``hardware_info, <name>`` -> HW_RESOURCES's catalogue entry plus the ``deployments`` the device serves
+(the name resolved here, so an unknown one lists the closest known names); anything else fails with the
+upstream convention.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final, Generic, TypeVar
 
-from sustainml.catalogue import hardware
 from sustainml.messages.types import (
     ULONG_MAX,
     HWConstraints,
@@ -49,6 +51,7 @@ from sustainml.messages.types import (
     UserInput,
 )
 from sustainml.workers.logic import hardware_names as hn
+from sustainml.workers.logic import hw_resources as hr
 from sustainml.workers.logic.common import format_number, reply, reply_error, reply_unsupported
 from sustainml.workers.logic.tables import DEFAULT_HARDWARE, DEFAULT_MAX_MEMORY_FOOTPRINT_MB
 
@@ -108,7 +111,7 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
     keyword, _, argument = text.partition(",")
     keyword, argument = keyword.strip(), argument.strip()
     if text == "hardwares":
-        reply(req, res, {"hardwares": ", ".join(hn.catalogue_names().names())})
+        reply(req, res, {"hardwares": ", ".join(hr.hardware_names())})
     elif keyword == "hardware_info":
         if not argument:
             reply_error(req, res, "hardware_info needs a device name: 'hardware_info, <name>'")
@@ -124,21 +127,11 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
 
 
 def hardware_info(name: str) -> dict[str, Any]:
-    """The catalogue entry of canonical ``name`` as a configuration reply (lists as ', ' strings)."""
-    spec = hardware().get(name)
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "class": spec.device_class,
-        "aliases": ", ".join(spec.aliases),
-        "deployments": ", ".join(hn.DEVICE_DEPLOYMENTS.get(spec.name, ())),
-        "memory_gb": spec.memory_gb,
-        "peak_fp32_flops": spec.peak("fp32"),
-        "tdp_w": spec.tdp_w,
-        "idle_w": spec.idle_w,
-        "estimated": ", ".join(spec.estimated),
-        "source": spec.source,
-    }
+    """HW_RESOURCES's ``hardware_info`` reply for canonical ``name``, plus the deployment targets the
+    device serves (what this node filters "auto" hardware by)."""
+    info = hr.hardware_info(hr.resolve_device(name))
+    info["deployments"] = ", ".join(hn.DEVICE_DEPLOYMENTS.get(name, ()))
+    return info
 
 
 # ------------------------------------------------------------------------------------------------
