@@ -344,7 +344,10 @@ class Node:
             self.callback(*inputs, node_status, output)
             if node_status.node_status == Status.ERROR or node_status.task_status == TaskStatus.ERROR:
                 error = node_status.error_description or f"{self.node_name} marked the task as failed"
-        except Exception as exc:  # the callback is user code: any failure becomes an error output
+        except ValueError as exc:  # bad input the callback rejected: the message says it all
+            log.warning("%s: task %s rejected: %s", self.node_name, task_id, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the callback is user code: any other failure is a bug worth a trace
             log.exception("%s: callback failed on task %s", self.node_name, task_id)
             error = f"{type(exc).__name__}: {exc}"
         if error:
