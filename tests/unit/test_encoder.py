@@ -656,7 +656,7 @@ def test_config_model_info_from_the_shipped_catalogue(head: str) -> None:
     assert body["name"] == "resnet-50" and body["model_uri"] == "catalogue://resnet-50"
     assert body["problem"] == "image-classification" and body["coverTag"] == "image"
     assert body["downloads"] is None and body["parameters"] > 0
-    assert_refused(f"{head}, no-such-model", "unknown model 'no-such-model'", "resnet-50")
+    assert_refused(f"{head}, resnet-5O", "unknown model 'resnet-5O'", "resnet-50")
 
 
 def test_config_unsupported_request() -> None:

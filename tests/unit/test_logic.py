@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sustainml.estimate.carbon import GRID_CI_ENV
 from sustainml.messages.types import (
     AppRequirements,
     CO2Footprint,
@@ -30,7 +31,6 @@ from sustainml.workers.logic import (
     hw_resources,
     ml_model,
     ml_model_metadata,
-    tables,
 )
 
 # -------------------------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ from sustainml.workers.logic import (
 @pytest.fixture(autouse=True)
 def _no_grid_override(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # A developer's SUSTAINML_GRID_CI must not change the expected intensities.
-    monkeypatch.delenv(tables.GRID_CI_ENV, raising=False)
+    monkeypatch.delenv(GRID_CI_ENV, raising=False)
     yield
 
 
@@ -122,42 +122,6 @@ def configure(module: Any, text: str, node_id: int = 3, transaction_id: int = 17
 # -------------------------------------------------------------------------------------------------
 # tables
 # -------------------------------------------------------------------------------------------------
-
-
-def test_every_goal_has_triggers_a_modality_and_a_catalogue_model() -> None:
-    for goal in tables.GOALS:
-        assert tables.GOAL_TRIGGERS[goal], goal
-        assert any(goal in goals for goals in tables.MODALITY_GOALS.values()), goal
-        assert any(goal in m.goals for m in tables.MODEL_CATALOGUE), goal
-    for model in tables.MODEL_CATALOGUE:
-        assert set(model.goals) <= set(tables.GOALS), model.name
-        assert model.parameters > 0 and model.macs > 0 and model.source
-
-
-def test_computed_catalogue_entries_match_their_stated_configuration() -> None:
-    # 2-layer LSTM, hidden 64, 8 inputs, PyTorch's two bias vectors, linear head 64 -> 24, 168 steps.
-    h, x, steps, horizon = 64, 8, 168, 24
-    lstm_params = 4 * (h * x + h * h + 2 * h) + 4 * (h * h + h * h + 2 * h) + (h * horizon + horizon)
-    lstm_macs = steps * (4 * h * (x + h) + 4 * h * (h + h)) + h * horizon
-    # MLP 64-256-256-2 with biases.
-    mlp_params = (64 * 256 + 256) + (256 * 256 + 256) + (256 * 2 + 2)
-    mlp_macs = 64 * 256 + 256 * 256 + 256 * 2
-    by_name = {m.name: m for m in tables.MODEL_CATALOGUE}
-    assert (by_name["lstm-forecaster"].parameters, by_name["lstm-forecaster"].macs) == (
-        lstm_params,
-        lstm_macs,
-    )
-    assert (by_name["tabular-mlp"].parameters, by_name["tabular-mlp"].macs) == (mlp_params, mlp_macs)
-
-
-def test_hardware_names_and_aliases_are_unambiguous() -> None:
-    from sustainml.workers.logic.common import norm_key
-
-    # Every spelling normalises to a key of its own (no redundant alias, no clash between devices).
-    keys = [norm_key(alias) for hw in tables.HARDWARE for alias in (hw.name, *hw.aliases)]
-    assert len(keys) == len(set(keys))
-    for hw in tables.HARDWARE:
-        assert 0 <= hw.idle_w < hw.tdp_w and hw.peak_fp32_flops > 0 and hw.memory_gb > 0
 
 
 # -------------------------------------------------------------------------------------------------

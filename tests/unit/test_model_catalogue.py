@@ -23,29 +23,9 @@ from sustainml.catalogue import ModelEntry, models
 from sustainml.catalogue.schema import fold
 from sustainml.onnxgraphs import BUILDERS, analyze, build
 from sustainml.onnxgraphs.cache import BuildResult
+from sustainml.workers.logic.encoder.vocabulary import GOALS as VOCABULARY_GOALS
 
-GOALS = (
-    "image-classification",
-    "object-detection",
-    "image-segmentation",
-    "image-to-text",
-    "text-to-image",
-    "video-classification",
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "summarization",
-    "translation",
-    "text-generation",
-    "sentence-similarity",
-    "automatic-speech-recognition",
-    "audio-classification",
-    "text-to-speech",
-    "time-series-forecasting",
-    "anomaly-detection",
-    "tabular-classification",
-    "tabular-regression",
-)
+GOALS = VOCABULARY_GOALS  # the task encoder's vocabulary: every goal needs a model
 MODALITIES = {"image", "video", "text", "audio", "time-series", "tabular"}
 ESTIMABLE = {"parameters", "macs", "quality"}
 ENTRIES = list(models())

@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from sustainml.messages.types import AppRequirements, ErrorCode, RequestType, ResponseType
-from sustainml.workers.logic.tables import HARDWARE, MODEL_CATALOGUE, HardwareSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +81,3 @@ def parse_requirements(app_requirements: AppRequirements | None) -> dict[str, fl
             continue
         out[key] = value
     return out
-
-
-def find_model(name: str) -> ModelSpec | None:
-    """The catalogue model called ``name`` (case- and punctuation-insensitive), or ``None``."""
-    return _MODELS_BY_KEY.get(norm_key(name)) if name.strip() else None
-
-
-def find_hardware(name: str) -> HardwareSpec | None:
-    """The hardware table entry called ``name`` or one of its aliases (case- and
-    punctuation-insensitive: ``PIM-AI-1chip`` finds ``PIM_AI_1chip``), or ``None``."""
-    return _HARDWARE_BY_KEY.get(norm_key(name)) if name.strip() else None
-
-
-_MODELS_BY_KEY: dict[str, ModelSpec] = {norm_key(m.name): m for m in MODEL_CATALOGUE}
-_HARDWARE_BY_KEY: dict[str, HardwareSpec] = {
-    norm_key(alias): hw for hw in HARDWARE for alias in (hw.name, *hw.aliases)
-}

@@ -37,8 +37,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sustainml.catalogue import UnknownEntry, models
 from sustainml.messages.types import MLModelMetadata, NodeStatus, RequestType, ResponseType, UserInput
-from sustainml.workers.logic.common import find_model, reply, reply_error, reply_unsupported
+from sustainml.workers.logic.common import reply, reply_error, reply_unsupported
 from sustainml.workers.logic.encoder.dataset_profile import DatasetError, profile_dataset
 from sustainml.workers.logic.encoder.inference import encode
 from sustainml.workers.logic.encoder.model import get_model
@@ -55,7 +56,7 @@ from sustainml.workers.logic.encoder.vocabulary import (
     resolve_output,
     unknown_goal_message,
 )
-from sustainml.workers.logic.tables import MODEL_CATALOGUE, MODEL_PATH_SCHEME
+from sustainml.workers.logic.tables import MODEL_PATH_SCHEME
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,10 @@ def _metrics(arg: str) -> dict[str, str]:
 
 
 def _model_info(name: str) -> dict[str, Any]:
-    spec = find_model(name)
-    if spec is None:
-        known = ", ".join(sorted(m.name for m in MODEL_CATALOGUE))
-        raise _Refused(f"unknown model {name or '(empty)'!r}; known offline: {known}")
+    try:
+        spec = models().get(name)  # the model catalogue, with its aliases (HF ids users type)
+    except UnknownEntry as exc:
+        raise _Refused(f"{exc} (known offline: the model catalogue, `sustainml catalogue models`)") from None
     problem = spec.goals[0] if spec.goals else ""
     return {
         "model_uri": MODEL_PATH_SCHEME + spec.name,
@@ -200,7 +201,13 @@ def _model_info(name: str) -> dict[str, Any]:
         "family": spec.family,
         "parameters": spec.parameters,
         "macs": spec.macs,
-        "input": spec.input,
+        "input": "x".join(str(d) for d in spec.input_shape),
+        "quality": {
+            "metric": spec.quality.metric,
+            "value": spec.quality.value,
+            "dataset": spec.quality.dataset,
+        },
+        "licence": spec.licence,
         "source": spec.source,
     }
 
