@@ -15,11 +15,14 @@ import socket
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pika
 import pytest
 
+from sustainml.config import Settings
+from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
@@ -104,3 +107,18 @@ def amqp_transport(amqp_url: str, test_namespace: str) -> Iterator[AmqpTransport
         yield transport
     finally:
         transport.close(timeout=10.0)
+
+
+@pytest.fixture
+def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a deployment on the test broker in a namespace of its own, deleted afterwards."""
+    s = Settings(
+        broker_url=amqp_url,
+        namespace=f"t-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+    )
+    yield s
+    with AmqpTransport(s.broker_url, name="cleanup") as t:
+        delete_all(t, Topology(s.namespace))

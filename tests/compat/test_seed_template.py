@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import HWConstraints, UserInput
 from sustainml.orchestrator.client import Client
-from sustainml.topology import Topology, delete_all
 
 TEMPLATE = Path(__file__).with_name("seed_hw_constraints_node.py")
 SEED_TEXT = (
@@ -53,22 +50,6 @@ def test_the_template_differs_from_the_seed_only_in_its_import_line() -> None:
             "from sustainml.compat.nodes.HardwareConstraintsNode import HardwareConstraintsNode",
         )
     ]
-
-
-@pytest.fixture
-def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
-    s = Settings(
-        broker_url=amqp_url,
-        namespace=f"t-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path,
-        heartbeat_interval=0.5,
-        rpc_timeout=5.0,
-    )
-    yield s
-    from sustainml.transport.amqp import AmqpTransport
-
-    with AmqpTransport(s.broker_url, name="cleanup") as t:
-        delete_all(t, Topology(s.namespace))
 
 
 def _wait_status(client: Client, wanted: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:

@@ -7,9 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +17,9 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, TaskStatus, UserInput, to_wire
 from sustainml.orchestrator.taskdb import TaskKey
-from sustainml.topology import Topology, delete_all
 from sustainml.workers.logic import hw_resources
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
-    s = Settings(
-        broker_url=amqp_url,
-        namespace=f"t-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path,
-        heartbeat_interval=0.5,
-        rpc_timeout=5.0,
-    )
-    yield s
-    from sustainml.transport.amqp import AmqpTransport
-
-    with AmqpTransport(s.broker_url, name="cleanup") as t:
-        delete_all(t, Topology(s.namespace))
 
 
 def _ui(i: int) -> UserInput:
