@@ -679,6 +679,12 @@ class TaskDB:
             record = conn.execute(query).scalar_one_or_none()
         return None if record is None else bytes(record)
 
+    def count_by_state(self) -> dict[str, int]:
+        """Number of tasks in each state present (one GROUP BY; states with no task are absent)."""
+        query = select(tasks.c.state, func.count()).group_by(tasks.c.state)
+        with self._read() as conn:
+            return {str(state): int(n) for state, n in conn.execute(query)}
+
     def count_outputs(self, key: TaskKey | None = None) -> int:
         """Number of stored outputs, of one task or of all."""
         query = select(func.count()).select_from(outputs)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -28,12 +28,18 @@ from rich.table import Table
 from rich.text import Text
 
 from sustainml import __version__
+from sustainml.cli_bench import bench
+from sustainml.cli_dlq import dlq
+from sustainml.cli_health import health
 from sustainml.config import ConfigError, Settings
 from sustainml.messages import UNITS, MessageError, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
 from sustainml.orchestrator.protocol import TaskResult
 from sustainml.topology import PIPELINE, resolve_stage
 from sustainml.transport.base import BrokerUnavailable, TransportError
+
+if TYPE_CHECKING:
+    from sustainml.orchestrator.core import Orchestrator
 
 err = Console(stderr=True)
 out = Console()
@@ -238,11 +244,22 @@ def _client(settings: Settings, *, embedded: bool) -> Iterator[Client]:
         client.close()
 
 
+# A batch is read whole into memory and submitted in one go: bound it so that a wrong file
+# (a log, a dataset) fails at once instead of exhausting memory or flooding the broker.
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_TASKS = 100_000
+
+
 def _read_batch(path: Path) -> list[UserInput]:
     try:
+        size = path.stat().st_size
+        if size > MAX_BATCH_BYTES:
+            _fail(f"--batch {path}: {size} bytes, more than the {MAX_BATCH_BYTES} accepted; split the file")
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         _fail(f"--batch {path}: {exc}")
+    if sum(1 for line in lines if line.strip()) > MAX_BATCH_TASKS:
+        _fail(f"--batch {path}: more than {MAX_BATCH_TASKS} tasks; split the file")
     inputs: list[UserInput] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -616,18 +633,67 @@ def worker(ctx: click.Context, node: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--http",
+    "http",
+    metavar="HOST:PORT",
+    envvar="SUSTAINML_HTTP",
+    help="Also serve the HTTP API and dashboard there, e.g. 127.0.0.1:5001 (env SUSTAINML_HTTP; "
+    "default: not served; `off`: not served).",
+)
 @click.pass_context
-def orchestrator(ctx: click.Context) -> None:
-    """Run the orchestrator (task ids, TaskDB, node registry, requests)."""
+def orchestrator(ctx: click.Context, http: str | None) -> None:
+    """Run the orchestrator (task ids, TaskDB, node registry, requests), optionally with the HTTP API.
+    Only an explicit --http or SUSTAINML_HTTP turns the API on here; `sustainml up` always does."""
     from sustainml.orchestrator.core import Orchestrator
 
     settings = _settings(ctx)
+    address = _http_address(settings, http) if http is not None else None
     with _friendly_errors():
         orch = Orchestrator(settings)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: orch.stop())
-        err.print(f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})")
-        orch.spin()
+        if address is None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: orch.stop())
+            err.print(f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})")
+            orch.spin()
+            return
+        _serve_with_api(orch, settings, address)
+
+
+def _http_address(settings: Settings, value: str) -> tuple[str, int] | None:
+    try:
+        return settings.with_overrides(http=value).http_address
+    except ConfigError as exc:
+        _fail(f"--http: {exc}")
+
+
+def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, int]) -> None:
+    """The orchestrator and uvicorn (in a thread) in this process. SIGINT/SIGTERM or
+    ``GET /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
+    then the orchestrator."""
+    import threading
+
+    from sustainml.api import ApiServer
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    orch.start()
+    try:
+        server = ApiServer(settings, orch, *address, on_terminate=stop.set).start()
+    except (OSError, RuntimeError) as exc:
+        orch.close()
+        _fail(f"cannot serve the HTTP API on {address[0]}:{address[1]}: {exc}")
+    err.print(
+        f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)}); "
+        f"HTTP API on {server.url} (docs {server.url}/docs)"
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        orch.close()
 
 
 def _safe_db(settings: Settings) -> str:
@@ -640,10 +706,26 @@ def _safe_db(settings: Settings) -> str:
 
 @cli.command()
 @click.option("--replicas", multiple=True, metavar="NODE=N", help="Replicas of a node (default 1 each).")
+@click.option(
+    "--http",
+    "http",
+    metavar="HOST:PORT|off",
+    help="Where the orchestrator serves the HTTP API (default SUSTAINML_HTTP, 127.0.0.1:5001).",
+)
 @click.pass_context
-def up(ctx: click.Context, replicas: tuple[str, ...]) -> None:
-    """Run the orchestrator and all six workers, one process each, supervised. Ctrl-C stops all."""
+def up(ctx: click.Context, replicas: tuple[str, ...], http: str | None) -> None:
+    """Run the orchestrator (with the HTTP API) and all six workers, one process each, supervised.
+    Ctrl-C stops all."""
     settings = _settings(ctx)
+    address = _http_address(settings, http if http is not None else settings.http)
+    explicit = http is not None or bool(os.environ.get("SUSTAINML_HTTP"))
+    if address is not None and not _port_free(address):
+        where = f"{address[0]}:{address[1]}"
+        if explicit:
+            _fail(f"cannot serve the HTTP API on {where}: address in use (SUSTAINML_HTTP=host:port or off)")
+        # The default address only: another deployment on this machine has it; run without the API.
+        err.print(f"[yellow]HTTP API not served: {where} is in use (set SUSTAINML_HTTP=host:port)[/]")
+        address = None
     counts: dict[str, int] = {}
     for item in replicas:
         name, _, n = item.partition("=")
@@ -653,11 +735,28 @@ def up(ctx: click.Context, replicas: tuple[str, ...]) -> None:
             _fail(f"--replicas {item!r}: expected NODE=N with a node name and a count")
     _check_broker(settings)
     env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
-    specs: list[tuple[str, list[str]]] = [("orchestrator", ["orchestrator"])]
+    orch_args = ["orchestrator"]
+    if address is not None:
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        orch_args += ["--http", f"{host}:{address[1]}"]
+    specs: list[tuple[str, list[str]]] = [("orchestrator", orch_args)]
     for stage in PIPELINE:
         for i in range(counts.get(stage.node, 1)):
             specs.append((f"{stage.kind}-{i + 1}", ["worker", stage.kind]))
     Supervisor(specs, env).run()
+
+
+def _port_free(address: tuple[str, int]) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            return False
+    return True
 
 
 def _check_broker(settings: Settings) -> None:
@@ -728,6 +827,11 @@ class Supervisor:
                 err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
                 proc.kill()
         err.print("stopped")
+
+
+cli.add_command(dlq)
+cli.add_command(bench)
+cli.add_command(health)
 
 
 def main() -> None:

@@ -1,0 +1,174 @@
+"""``create_app(settings, orchestrator)``: the FastAPI application.
+
+The orchestrator is the running ``Orchestrator`` of this process (the server lives beside it);
+every handler calls its Python API. Blocking calls (TaskDB reads, publishes with confirms,
+configuration RPCs) run in the thread pool; long-polls and SSE wait on the event hub without
+holding a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sustainml import __version__
+from sustainml.api.events import EventHub
+from sustainml.api.metrics import ApiMetrics
+from sustainml.api.security import BodyLimit, RequestCounter, TokenCheck
+from sustainml.config import Settings
+from sustainml.messages import MessageError, TaskId
+from sustainml.orchestrator.core import Orchestrator, SubmitError
+from sustainml.orchestrator.protocol import TaskResult
+from sustainml.transport.base import TransportError
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+UPLOAD_PATH = "/v1/datasets"
+THREADS = 100  # blocking handlers at once (the default 40 is low beside slow configuration RPCs)
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    orch: Orchestrator
+    hub: EventHub
+    metrics: ApiMetrics
+    auth: TokenCheck
+    on_terminate: Callable[[], None]
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def wait_result(
+        self, task_id: TaskId, ready: Callable[[TaskResult], bool], timeout: float
+    ) -> tuple[TaskResult, bool]:
+        """Poll the stored result until ``ready`` (or the task is finished, or ``timeout``);
+        woken by the task's events, re-checked at least every second. ``KeyError`` if unknown."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.hub.watch(task_id.key) as changed:
+                res: TaskResult = await self.call(self.orch.result, task_id)
+                if ready(res):
+                    return res, True
+                remaining = deadline - time.monotonic()
+                if res.done or remaining <= 0 or self.hub.closing:
+                    return res, False
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+
+
+def context(request: Request) -> ApiContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ApiContext)
+    return ctx
+
+
+def _field_path(loc: Any) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def create_app(
+    settings: Settings,
+    orchestrator: Orchestrator,
+    *,
+    on_terminate: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The API of a started orchestrator. ``on_terminate`` is what ``GET /terminate`` calls (the
+    CLI stops the orchestrator and the server; default: ``orchestrator.stop``)."""
+    from sustainml.api import compat, v1
+
+    metrics = ApiMetrics(orchestrator)
+    hub = EventHub(orchestrator, observe_stage=metrics.observe_stage, count_event=metrics.count_event)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    app = FastAPI(
+        title="sustainml",
+        version=__version__,
+        summary="Propose an ML model, its hardware and its energy/carbon footprint for a problem.",
+        description="See docs/api.md. Mutating routes need `Authorization: Bearer <token>` when "
+        "SUSTAINML_API_TOKEN is set.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ApiContext(
+        settings=settings,
+        orch=orchestrator,
+        hub=hub,
+        metrics=metrics,
+        auth=TokenCheck(settings.api_token),
+        on_terminate=on_terminate or orchestrator.stop,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+        message = f"{_field_path(first.get('loc', ()))}: {first.get('msg', 'invalid')}"
+        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+        return JSONResponse({"error": message, "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        body = detail if isinstance(detail, dict) else {"error": str(detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(MessageError)
+    async def on_message_error(request: Request, exc: MessageError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.exception_handler(SubmitError)
+    async def on_submit_error(request: Request, exc: SubmitError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.exception_handler(TransportError)
+    async def on_transport_error(request: Request, exc: TransportError) -> JSONResponse:
+        log.error("%s %s: broker error: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": f"broker unavailable: {exc}"}, status_code=503)
+
+    app.include_router(compat.router)
+    app.include_router(v1.router)
+    app.add_middleware(RequestCounter, counter=metrics.requests)
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type"],
+            allow_credentials="*" not in origins,
+        )
+    # Outermost, so an oversized body is refused before anything reads it.
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.api_max_body,
+        upload_limit=settings.upload_max_bytes,
+        upload_paths=(UPLOAD_PATH,),
+    )
+    if STATIC_DIR.is_dir():
+        app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+    return app

@@ -1,0 +1,339 @@
+"""One broker subscription fanned out to many HTTP clients.
+
+The hub owns one private queue bound to the ``<ns>.tasks`` topic exchange (every TaskEvent the
+orchestrator publishes after storing a change) and to the ``<ns>.status`` fanout (NodeStatus
+heartbeats). Each delivery is turned into a JSON-ready event on the transport's thread and handed
+to the asyncio loop, which copies it into every subscriber's bounded queue (SSE streams), wakes
+the long-polls waiting on that task, and feeds the stage-latency histogram.
+
+Node heartbeats arrive every couple of seconds per replica; only changes become ``node`` events
+(a replica appears, leaves or changes status, or a node type's summary status changes). A replica
+that stops without saying so is noticed by a periodic sweep of the hub's own registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from sustainml.messages import RECORD_TYPES, MessageError, NodeStatus, Status, TaskId, decode, from_wire
+from sustainml.messages import to_json_dict as record_json
+from sustainml.orchestrator.core import Orchestrator
+from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, unpack
+from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
+from sustainml.topology import resolve_stage
+from sustainml.transport.base import Binding, Delivery, TransportError
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE = 1000  # events buffered per SSE client; a client that falls further behind is dropped
+SWEEP_INTERVAL = 1.0
+LATENCY_TRACKED_MAX = 10_000  # tasks whose last event time is remembered (stage latency)
+
+TaskKeyStr = str  # "p.i"
+
+
+@dataclass(frozen=True)
+class HubEvent:
+    id: int
+    name: str  # "task" | "node"
+    data: dict[str, Any]
+    task: TaskKeyStr | None = None
+
+
+@dataclass(eq=False)  # identity: kept in a set
+class Subscription:
+    task: TaskKeyStr | None
+    nodes: bool
+    queue: asyncio.Queue[HubEvent | None] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
+    dropped: bool = False
+
+    def wants(self, event: HubEvent) -> bool:
+        if event.name == "node":
+            return self.nodes
+        return self.task is None or event.task == self.task
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def replica_json(r: ReplicaState, now: float | None = None) -> dict[str, Any]:
+    now = time.monotonic() if now is None else now
+    return {
+        "node_name": r.node_name,
+        "replica_id": r.replica_id,
+        "status": Status(r.status).name,
+        "age_s": round(max(0.0, now - r.last_seen), 3),
+        "in_flight": r.in_flight,
+        "processed": r.processed,
+        "error_description": r.error_description,
+        "task_id": r.task_id,
+    }
+
+
+class EventHub:
+    def __init__(
+        self, orchestrator: Orchestrator, observe_stage: Any = None, count_event: Any = None
+    ) -> None:
+        self._orch = orchestrator
+        self._observe_stage = observe_stage  # callable(node, seconds) or None
+        self._count_event = count_event  # callable(state) or None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subs: set[Subscription] = set()
+        self._waiters: dict[TaskKeyStr, set[asyncio.Event]] = {}
+        self._ids = itertools.count(1)
+        self._registry = NodeRegistry(orchestrator.settings.heartbeat_interval)
+        self._summary: dict[str, Status] = {}
+        self._last_event_at: dict[TaskKeyStr, float] = {}
+        self._queue: str | None = None
+        self._tag: str | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.closing = False
+
+    # -- lifecycle (on the event loop) -------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._summary = self._registry.node_status()
+        topo = self._orch.topology
+        spec = topo.private_queue_spec(
+            "api-events",
+            self._orch.id,
+            (Binding(topo.task_exchange, "#"), Binding(topo.status_exchange, "")),
+        )
+        transport = self._orch.transport
+
+        def subscribe() -> str:
+            transport.declare_queue(spec)
+            return transport.consume(spec.name, self._on_delivery, prefetch=256, concurrency=1)
+
+        self._tag = await run_in_threadpool(subscribe)
+        self._queue = spec.name
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    def request_close(self) -> None:
+        """Thread-safe: end every SSE stream and long-poll now (server shutdown)."""
+        self.closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for sub in list(self._subs):
+            self._offer(sub, None)
+        for events in self._waiters.values():
+            for ev in events:
+                ev.set()
+
+    async def close(self) -> None:
+        self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        self._wake_all()
+        transport, tag, queue = self._orch.transport, self._tag, self._queue
+        self._tag = self._queue = None
+
+        def unsubscribe() -> None:
+            if tag is not None:
+                transport.cancel(tag)
+            if queue is not None:
+                transport.delete_queue(queue)
+
+        if transport.is_open:
+            try:
+                await run_in_threadpool(unsubscribe)
+            except TransportError as exc:  # the queue expires on its own (x-expires)
+                log.warning("event queue %s not removed: %s", queue, exc)
+
+    # -- broker side (transport thread) ------------------------------------------------------------
+    def _on_delivery(self, delivery: Delivery) -> None:
+        delivery.ack()  # a live view; the TaskDB holds the durable facts
+        msg = delivery.message
+        try:
+            if msg.type == "TaskEvent":
+                name, data, task = "task", self._task_data(unpack(msg.body)), None
+                task = f"{data['task_id']['problem_id']}.{data['task_id']['iteration_id']}"
+                item: tuple[str, Any, TaskKeyStr | None] = (name, data, task)
+            elif msg.type == "NodeStatus":
+                item = ("status", decode(msg.body, NodeStatus), None)
+            else:
+                return
+        except (RequestError, MessageError, KeyError, TypeError, ValueError) as exc:
+            log.warning("unreadable %s message on the API event queue: %s", msg.type, exc)
+            return
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._dispatch, *item)
+
+    @staticmethod
+    def _task_data(ev: dict[str, Any]) -> dict[str, Any]:
+        task_id = from_wire(TaskId, ev.get("task_id"))
+        completed = ev.get("completed")
+        output = None
+        raw = ev.get("record")
+        if completed and isinstance(raw, dict):
+            kind = resolve_stage(str(completed)).kind
+            output = record_json(from_wire(RECORD_TYPES[kind], raw))
+        return {
+            "task_id": {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id},
+            "state": str(ev.get("state")),
+            "stage": ev.get("stage"),
+            "completed": completed,
+            "error": ev.get("error"),
+            "output": output,
+            "at": _now_iso(),
+        }
+
+    # -- loop side ---------------------------------------------------------------------------------
+    def _dispatch(self, kind: str, payload: Any, task: TaskKeyStr | None) -> None:
+        if kind == "task":
+            self._on_task(payload, task)
+        else:
+            self._on_status(payload)
+
+    def _on_task(self, data: dict[str, Any], task: TaskKeyStr | None) -> None:
+        assert task is not None
+        now = time.monotonic()
+        previous = self._last_event_at.get(task)
+        if data["completed"] and previous is not None and self._observe_stage is not None:
+            self._observe_stage(data["completed"], now - previous)
+        if data["state"] in TERMINAL_STATES:
+            self._last_event_at.pop(task, None)
+        else:
+            if len(self._last_event_at) >= LATENCY_TRACKED_MAX:  # tasks that never finished
+                self._last_event_at.pop(next(iter(self._last_event_at)))
+            self._last_event_at[task] = now
+        if self._count_event is not None:
+            self._count_event(data["state"])
+        self._publish(HubEvent(next(self._ids), "task", data, task))
+        for ev in self._waiters.get(task, ()):
+            ev.set()
+
+    def _on_status(self, status: NodeStatus) -> None:
+        key = (status.node_name, status.replica_id)
+        before = {(r.node_name, r.replica_id): r.status for r in self._registry.replicas()}
+        self._registry.update(status)
+        after = {(r.node_name, r.replica_id): r.status for r in self._registry.replicas()}
+        summary = self._registry.node_status()
+        changed_replica = before.get(key) != after.get(key)
+        changed_summary = summary.get(status.node_name) != self._summary.get(status.node_name)
+        self._summary = summary
+        if not (changed_replica or changed_summary):
+            return
+        data = {
+            "node": status.node_name,
+            "status": summary.get(status.node_name, Status.INACTIVE).name,
+            "replica_id": status.replica_id,
+            "replica_status": Status(status.node_status).name,
+            "event": status.event,
+            "task_id": (
+                {"problem_id": status.task_id.problem_id, "iteration_id": status.task_id.iteration_id}
+                if status.task_id
+                else None
+            ),
+            "error_description": status.error_description,
+            "in_flight": status.in_flight,
+            "processed": status.processed,
+            "at": _now_iso(),
+        }
+        self._publish(HubEvent(next(self._ids), "node", data))
+
+    async def _sweep(self) -> None:
+        """Replicas that vanished without a goodbye: their node's summary changes when they go
+        stale, and nothing else would announce it."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            summary = self._registry.node_status()  # forgets replicas whose heartbeats stopped
+            for node, status in summary.items():
+                if self._summary.get(node) != status:
+                    data = {
+                        "node": node,
+                        "status": status.name,
+                        "replica_id": "",
+                        "replica_status": Status.INACTIVE.name,
+                        "event": "offline",
+                        "task_id": None,
+                        "error_description": "no heartbeat",
+                        "in_flight": 0,
+                        "processed": 0,
+                        "at": _now_iso(),
+                    }
+                    self._publish(HubEvent(next(self._ids), "node", data))
+            self._summary = summary
+
+    def _publish(self, event: HubEvent) -> None:
+        for sub in list(self._subs):
+            if sub.wants(event):
+                self._offer(sub, event)
+
+    def _offer(self, sub: Subscription, event: HubEvent | None) -> None:
+        try:
+            sub.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # A client that does not read cannot hold the server's memory: end its stream.
+            log.warning("SSE client %s fell %d events behind; closing its stream", id(sub), SUBSCRIBER_QUEUE)
+            sub.dropped = True
+            self._subs.discard(sub)
+
+    # -- API used by the routes (on the loop) ----------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "nodes": {name: s.name for name, s in self._orch.status().items()},
+            "replicas": [replica_json(r) for r in self._orch.replicas()],
+        }
+
+    def subscribe(self, task: TaskKeyStr | None = None, nodes: bool = True) -> Subscription:
+        sub = Subscription(task, nodes)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    @contextlib.contextmanager
+    def watch(self, task: TaskKeyStr) -> Iterator[asyncio.Event]:
+        """An event set when ``task`` changes; register before reading the TaskDB, so a change
+        between the read and the wait is not missed."""
+        ev = asyncio.Event()
+        self._waiters.setdefault(task, set()).add(ev)
+        try:
+            yield ev
+        finally:
+            waiting = self._waiters.get(task)
+            if waiting is not None:
+                waiting.discard(ev)
+                if not waiting:
+                    del self._waiters[task]
+
+    async def stream(self, sub: Subscription, ping_every: float = 15.0) -> AsyncIterator[HubEvent | None]:
+        """Events of one subscription; ``None`` = time for a keep-alive comment. Ends on close."""
+        while not self.closing and not sub.dropped:
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), ping_every)
+            except TimeoutError:
+                yield None
+                continue
+            if event is None:
+                return
+            yield event

@@ -1,0 +1,156 @@
+"""Bearer token for mutating routes, the loopback rule for terminate/shutdown, and the request
+body size limit (an ASGI middleware, so oversized bodies are refused before they are read)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+Scope = MutableMapping[str, Any]
+ASGIMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+UNAUTHORIZED = "missing or invalid bearer token"
+# Multipart framing around an uploaded file (boundaries, part headers) on top of the file itself.
+MULTIPART_SLACK = 64 * 1024
+
+
+class TokenCheck:
+    """FastAPI dependency: with a token configured, the request must carry
+    ``Authorization: Bearer <token>``; compared in constant time. The token is never logged or
+    echoed (the error text is fixed)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode() if token else b""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._token)
+
+    def __call__(self, request: Request) -> None:
+        if not self._token:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+        if not ok:
+            raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+    def authorize_terminate(self, request: Request) -> None:
+        """Stopping the process: the token when one is set, else a loopback client only."""
+        if self._token:
+            self(request)
+            return
+        host = request.client.host if request.client else ""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host in ("localhost", "testclient")
+        if not loopback:
+            raise HTTPException(
+                403, "terminate/shutdown are accepted from this machine only (or set an API token)"
+            )
+
+
+class BodyLimit:
+    """Refuse request bodies above a limit with 413, on Content-Length at once and while reading a
+    chunked body. ``upload_paths`` get ``upload_limit`` (plus multipart framing) instead."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.limit = limit
+        self.upload_limit = upload_limit + MULTIPART_SLACK
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = self.upload_limit if path in self.upload_paths else self.limit
+        shown = limit - MULTIPART_SLACK if path in self.upload_paths else limit
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _send_error(send, 400, "invalid Content-Length header")
+                    return
+                if length > limit:
+                    await _send_error(send, 413, f"request body larger than {shown} bytes")
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> ASGIMessage:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException: FastAPI re-raises it from body parsing (others become 400).
+                    raise _TooLarge(413, f"request body larger than {shown} bytes")
+            return message
+
+        async def tracking_send(message: ASGIMessage) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_error(send, 413, f"request body larger than {shown} bytes")
+
+
+class _TooLarge(HTTPException):
+    pass
+
+
+async def _send_error(send: Send, status: int, error: str) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestCounter:
+    """Counts answered requests by method, route template (never the raw path: no task ids in
+    labels) and status, as a plain ASGI middleware so streaming responses pass untouched."""
+
+    def __init__(self, app: ASGIApp, counter: Any) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def tracking_send(message: ASGIMessage) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.counter.labels(method=scope.get("method", ""), route=template, status=str(status)).inc()

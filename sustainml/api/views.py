@@ -1,0 +1,202 @@
+"""Pure translations between HTTP bodies and the orchestrator's types (no I/O): UserInput from a
+REST body, results in the upstream and /v1 shapes, the upstream keyword routing of configuration
+requests, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
+from sustainml.orchestrator.protocol import TaskResult
+from sustainml.orchestrator.taskdb import TaskRow
+from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, NodeID, Stage
+
+DEFAULT_MODEL_FAMILY = "Transformers"
+
+# Upstream §12.2, tried in this order (substring tests); the explicit prefix is tried first.
+_KEYWORD_ROUTES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("hardwares",), "HW_RESOURCES"),
+    (
+        (
+            "modality",
+            "in_out_modalities",
+            "metrics",
+            "model_info",
+            "mode_info",
+            "problem_from_modality",
+            "dataset_path",
+        ),
+        "ML_MODEL_METADATA",
+    ),
+    (("goal", "model_from_goal", "hf_search"), "ML_MODEL"),
+)
+
+
+def user_input_from_body(body: dict[str, Any]) -> UserInput:
+    """The upstream ``/user_input`` rules: ``extra_data.model_family`` = first non-empty of
+    ``extra_data.model_family``, top-level ``type``, ``extra_data.type``, ``"Transformers"``;
+    ``extra_data.num_outputs`` defaults to 1 (upstream stored null and crashed). ``hf_token`` is
+    not injected: nothing here talks to the Hub, and a secret must not be stored in every task."""
+    ui = from_json_dict(UserInput, body)
+    extra = ui.get_extra()
+    family = next(
+        (
+            v
+            for v in (extra.get("model_family"), body.get("type"), extra.get("type"))
+            if isinstance(v, str) and v
+        ),
+        DEFAULT_MODEL_FAMILY,
+    )
+    extra["model_family"] = family
+    if extra.get("num_outputs") is None:
+        extra["num_outputs"] = 1
+    num = extra["num_outputs"]
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise MessageError("UserInput.extra_data.num_outputs", f"must be an integer >= 1, got {num!r}")
+    ui.set_extra(extra)
+    return ui
+
+
+def task_id_json(task_id: TaskId) -> dict[str, int]:
+    return {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id}
+
+
+def task_detail(res: TaskResult) -> dict[str, Any]:
+    out = res.to_json()
+    out["current_stage"] = res.current_stage
+    return out
+
+
+def omit_fields(detail: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Leave bulky record fields (``input_batch``, ``raw_model``) out of every record of a result."""
+    drop = {n.strip() for n in names if n.strip()}
+    if not drop:
+        return detail
+    for node in ("USER_INPUT", *(s.node for s in PIPELINE)):
+        rec = detail.get(node)
+        if isinstance(rec, dict):
+            for name in drop:
+                rec.pop(name, None)
+    return detail
+
+
+def task_summary(row: TaskRow, description: str) -> dict[str, Any]:
+    return {
+        "task_id": {"problem_id": row.problem_id, "iteration_id": row.iteration_id},
+        "state": row.state.value,
+        "current_stage": row.current_stage,
+        "error": row.error,
+        "note": row.note,
+        "problem_short_description": description,
+        "base_iteration": row.base_iteration,
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }
+
+
+def compat_record(res: TaskResult, stage: Stage) -> dict[str, Any]:
+    """One node's output as the upstream ``/results`` shows it, with every field and lists as
+    arrays; ``raw_model`` is left out as upstream does (model bytes do not belong in a poll)."""
+    rec = res.outputs.get(stage.kind)
+    if rec is None:
+        p, i = res.task_id.problem_id, res.task_id.iteration_id
+        return {
+            "Error": f"Failed to get {stage.node} data for task {{{p}, {i}}}",
+            "task_id": task_id_json(res.task_id),
+        }
+    out = to_json_dict(rec)
+    out.pop("raw_model", None)
+    return out
+
+
+def compat_all(res: TaskResult) -> dict[str, Any]:
+    out: dict[str, Any] = {stage.node: compat_record(res, stage) for stage in PIPELINE}
+    out["task_id"] = task_id_json(res.task_id)
+    return out
+
+
+def compat_user_input(res: TaskResult) -> dict[str, Any]:
+    ui = res.user_input or UserInput()
+    out = to_json_dict(ui)
+    out["task_id"] = task_id_json(res.task_id)
+    return out
+
+
+def missing_nodes(res: TaskResult) -> list[str]:
+    return [s.node for s in PIPELINE if s.kind not in res.outputs]
+
+
+def route_configuration(configuration: str, node_id: int | None) -> Stage:
+    """Which node a ``/config_request`` goes to: an explicit ``node_id`` (0-5) wins; else the
+    keyword before the first comma; else upstream's substring tests in their order; else
+    APP_REQUIREMENTS (upstream's default)."""
+    if node_id is not None and node_id in STAGES_BY_ID:
+        return STAGES_BY_ID[node_id]
+    head = configuration.partition(",")[0].strip().casefold()
+    for keywords, node in _KEYWORD_ROUTES:
+        if head in keywords:
+            return STAGES_BY_NODE[node]
+    for keywords, node in _KEYWORD_ROUTES:
+        if any(k in configuration for k in keywords):
+            return STAGES_BY_NODE[node]
+    return STAGES_BY_NODE["APP_REQUIREMENTS"]
+
+
+def config_compat(res: ResponseType) -> dict[str, Any]:
+    return {
+        "node_id": res.node_id,
+        "transaction_id": res.transaction_id,
+        "success": res.success,
+        "err_code": int(res.err_code),
+        "configuration": res.configuration,
+    }
+
+
+def config_v1(res: ResponseType) -> dict[str, Any]:
+    try:
+        parsed: Any = json.loads(res.configuration) if res.configuration else None
+    except json.JSONDecodeError:
+        parsed = None
+    out = config_compat(res)
+    out["err_code"] = res.err_code.name
+    out["parsed"] = parsed
+    return out
+
+
+def status_of(statuses: dict[str, Any], node_id: int) -> str:
+    try:
+        name = NodeID(node_id).name
+    except ValueError:
+        return "INACTIVE"
+    s = statuses.get(name)
+    return s.name if s is not None else "INACTIVE"
+
+
+def export_csv(detail: dict[str, Any]) -> str:
+    """``node,field,value``: the task's own fields under ``TASK``, then every record field; lists
+    and objects as JSON text."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["node", "field", "value"])
+    records = ("USER_INPUT", *(s.node for s in PIPELINE))
+    for key, value in detail.items():
+        if key in records:
+            continue
+        w.writerow(["TASK", key, _cell(value)])
+    for node in records:
+        rec = detail.get(node)
+        if isinstance(rec, dict):
+            for field, value in rec.items():
+                w.writerow([node, field, _cell(value)])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
