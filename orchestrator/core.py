@@ -52,6 +52,7 @@ from sustainml.messages import (
     to_wire,
 )
 from sustainml.messages import headers as H
+from sustainml.orchestrator.deadlines import DeadlineSweeper
 from sustainml.orchestrator.protocol import (
     TASK_STATES,
     TERMINAL_STATES,
@@ -77,7 +78,14 @@ from sustainml.topology import (
     resolve_stage,
 )
 from sustainml.transport import amqp_transport
-from sustainml.transport.base import Binding, Delivery, Message, Transport, TransportError
+from sustainml.transport.base import (
+    Binding,
+    Delivery,
+    Message,
+    Transport,
+    TransportError,
+    publish_confirmed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +130,7 @@ class Orchestrator:
         self._status_backlog: list[StatusUpdate] = []
         self._watch_lock = threading.Lock()
         self._watchers: dict[TaskId, str] = {}  # task -> the watch queue bound to its events
+        self.deadlines: DeadlineSweeper | None = None  # set by start() when stage_deadline > 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +154,9 @@ class Orchestrator:
             ),
         ]
         self.transport.call_later(STATUS_FLUSH_INTERVAL, self._flush_statuses)
+        if self.settings.stage_deadline > 0:  # tasks stuck on one stage fail instead of waiting forever
+            self.deadlines = DeadlineSweeper(self, self.settings.stage_deadline)
+            self.deadlines.start()
         log.info("orchestrator %s ready (namespace %s)", self.id, self.topology.ns)
 
     def stop(self) -> None:
@@ -219,8 +231,14 @@ class Orchestrator:
         self.db.set_state(_key(task_id), "running", current_stage=PIPELINE[0].node)
         # Announced before the task is published, so watchers see events in order.
         self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
-        self.transport.publish(self.topology.record_exchange(USER_INPUT), task_id.key, msg).result(
-            PUBLISH_TIMEOUT
+        # Rides out a broker restart (republished after the reconnect; a copy that did arrive
+        # is a duplicate the first stage's output id makes harmless).
+        publish_confirmed(
+            self.transport,
+            self.topology.record_exchange(USER_INPUT),
+            task_id.key,
+            msg,
+            timeout=PUBLISH_TIMEOUT,
         )
 
     def _iteration_base(self, user_input: UserInput) -> TaskRow:
@@ -294,11 +312,12 @@ class Orchestrator:
         record = encode(envelope.record)
         message_id = delivery.message.message_id or ""
         failed = delivery.message.headers.get(H.H_FAILED)
-        if row.state == "cancelled":
+        if row.state in ("cancelled", "failed"):
             # Kept for the record; a replica that missed the cancel worked on it: tell them again.
+            # (A task failed by its stage deadline stays failed when a late output turns up.)
             fresh = self.db.store_output(key, envelope.kind, record, message_id)
             self._broadcast_cancel(task_id)
-            state, error, at_stage = "cancelled", row.error, stage.node
+            state, error, at_stage = row.state.value, row.error, stage.node
         else:
             if failed:
                 state, error, at_stage = "failed", str(failed), stage.node

@@ -143,13 +143,34 @@ def resolve_stage(name: str) -> Stage:
 class Topology:
     """Names of every exchange and queue of one deployment (namespace)."""
 
-    def __init__(self, namespace: str = "sustainml", queue_type: QueueType = "classic") -> None:
+    def __init__(
+        self,
+        namespace: str = "sustainml",
+        queue_type: QueueType = "classic",
+        delivery_limit: int = 20,
+        *,
+        max_attempts: int = 3,
+        retry_backoff: float = 1.0,
+    ) -> None:
         self.ns = namespace
         self.queue_type: QueueType = queue_type
+        # Quorum queues count redeliveries; past the limit the broker dead-letters the message, so
+        # a message that crashes every replica cannot loop forever.
+        self.delivery_limit = delivery_limit
+        # A callback that raises is retried through delay queues (see retry_queue_spec) until
+        # max_attempts, then dead-lettered.
+        self.max_attempts = max(1, max_attempts)
+        self.retry_backoff = max(0.0, retry_backoff)
 
     @classmethod
     def of(cls, settings: Settings) -> Topology:
-        return cls(settings.namespace, settings.queue_type)
+        return cls(
+            settings.namespace,
+            settings.queue_type,
+            settings.delivery_limit,
+            max_attempts=settings.max_attempts,
+            retry_backoff=settings.retry_backoff,
+        )
 
     # -- exchanges --------------------------------------------------------------------------
     def record_exchange(self, kind: str) -> str:
@@ -192,6 +213,16 @@ class Topology:
     def dead_letter_queue(self, queue: str) -> str:
         return f"{queue}.dlq"
 
+    def retry_delay_ms(self, attempt: int) -> int:
+        """Delay before attempt ``attempt + 1`` after attempt ``attempt`` failed:
+        ``retry_backoff * 2**(attempt-1)`` seconds (1 s, 2 s, 4 s ... by default)."""
+        return max(1, round(self.retry_backoff * 1000 * 2.0 ** (attempt - 1)))
+
+    def retry_queue(self, stage: Stage, attempt: int) -> str:
+        """Delay queue a failed attempt ``attempt`` waits in. Named by its delay, so a changed
+        SUSTAINML_RETRY_BACKOFF declares new queues instead of clashing with the old arguments."""
+        return f"{self.ns}.retry.{stage.slug}.{self.retry_delay_ms(attempt)}"
+
     @property
     def orchestrator_results_queue(self) -> str:
         return f"{self.ns}.orchestrator.results"
@@ -229,6 +260,7 @@ class Topology:
             queue_type=self.queue_type,
             dead_letter_exchange=self.dead_letter_exchange,
             dead_letter_routing_key=name,
+            delivery_limit=self.delivery_limit if self.queue_type == "quorum" else None,
         )
 
     def dead_letter_queue_spec(self, queue: str) -> QueueSpec:
@@ -263,6 +295,24 @@ class Topology:
         specs += [self.config_queue_spec(s) for s in PIPELINE]
         return specs
 
+    def retry_queue_spec(self, stage: Stage, attempt: int) -> QueueSpec:
+        """A delay queue: no consumer; each message waits ``x-message-ttl`` and is then
+        dead-lettered through the default exchange straight back into the stage queue (not via the
+        record exchange, which would also copy it to the orchestrator's results queue). One queue
+        per delay: with a single queue and per-message expirations a short delay would wait behind
+        a long one (classic queues only expire at the head)."""
+        return QueueSpec(
+            self.retry_queue(stage, attempt),
+            (),
+            dead_letter_exchange="",
+            dead_letter_routing_key=self.stage_queue(stage),
+            message_ttl_ms=self.retry_delay_ms(attempt),
+        )
+
+    def retry_queues(self) -> list[QueueSpec]:
+        """The delay queues of every stage, one per retry level (``max_attempts - 1`` each)."""
+        return [self.retry_queue_spec(s, a) for s in PIPELINE for a in range(1, self.max_attempts)]
+
     def private_queue_spec(
         self, purpose: str, owner_id: str, bindings: tuple[Binding, ...] = (), *, expires_ms: int = 60_000
     ) -> QueueSpec:
@@ -276,12 +326,14 @@ def declare_all(transport: Transport, topology: Topology) -> None:
         transport.declare_exchange(ex)
     for q in topology.durable_queues():
         transport.declare_queue(q)
+    for q in topology.retry_queues():  # after the stage queues they dead-letter into
+        transport.declare_queue(q)
 
 
 def delete_all(transport: Transport, topology: Topology) -> None:
     """Remove every shared queue and exchange of the namespace (tests, teardown of a deployment).
     Private queues expire on their own (x-expires)."""
-    for q in topology.durable_queues():
+    for q in [*topology.durable_queues(), *topology.retry_queues()]:
         transport.delete_queue(q.name)
     for ex in topology.exchanges():
         transport.delete_exchange(ex.name)

@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any, ClassVar, Literal
 
 from sustainml.config import Settings
-from sustainml.deadletter import dead_letter
+from sustainml.deadletter import attempt_of, dead_letter, retry_later
 from sustainml.messages import (
     RECORD_TYPES,
     SCHEMA_VERSION,
@@ -60,7 +60,7 @@ from sustainml.messages import headers as H
 from sustainml.rpc import reply
 from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
-from sustainml.transport.base import Binding, Delivery, Transport, TransportError
+from sustainml.transport.base import Binding, Delivery, Transport, TransportError, wait_confirm
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,8 @@ class Node:
             node_id=int(self.STAGE.node_id),
         )
         error = ""
+        crashed = False  # an unexpected exception (retried), as opposed to a rejection (final)
+        attempt = attempt_of(delivery)
         try:
             self.callback(*inputs, node_status, output)
             if node_status.node_status == Status.ERROR or node_status.task_status == TaskStatus.ERROR:
@@ -348,8 +350,26 @@ class Node:
             log.warning("%s: task %s rejected: %s", self.node_name, task_id, exc)
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # the callback is user code: any other failure is a bug worth a trace
-            log.exception("%s: callback failed on task %s", self.node_name, task_id)
+            log.exception(
+                "%s: callback failed on task %s (attempt %d of %d)",
+                self.node_name,
+                task_id,
+                attempt,
+                self.topology.max_attempts,
+            )
             error = f"{type(exc).__name__}: {exc}"
+            crashed = True
+        if crashed and attempt < self.topology.max_attempts:
+            # Possibly transient: try again later through the stage's delay queue, without telling
+            # the pipeline anything yet. Not confirmed -> left unacked for a redelivery.
+            if not retry_later(
+                self.transport, self.topology, self.STAGE, delivery, attempt, error, by=self.node_name
+            ):
+                delivery.reject(requeue=True)  # a no-op if its connection is gone (then redelivered)
+            self._finish_attempt(task_id, error)
+            return
+        if crashed:
+            error = f"{error} (failed {attempt} attempts)"
         if error:
             try:
                 output.update_extra(error=error)
@@ -386,10 +406,12 @@ class Node:
             extra_headers=headers,
         )
         try:
-            self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg).result(
-                PUBLISH_CONFIRM_TIMEOUT
+            wait_confirm(
+                self.transport,
+                self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg),
+                PUBLISH_CONFIRM_TIMEOUT,
             )
-        except (TransportError, FutureTimeout) as exc:
+        except (TransportError, FutureTimeout, TimeoutError) as exc:
             # Not acked: the broker redelivers the input (to this or another replica) and the
             # task is redone; outputs are idempotent by message_id.
             log.error(
@@ -398,10 +420,18 @@ class Node:
                 task_id,
                 exc,
             )
+            # Requeue now if the channel is still open (a no-op otherwise): left unsettled on a
+            # live channel, the input would sit in this replica until its connection closed.
+            delivery.reject(requeue=True)
             with self._lock:
                 self._in_flight.pop(task_id, None)
             return
-        delivery.ack()
+        if crashed:
+            # Out of attempts: the failed output above tells the orchestrator; the input itself
+            # goes to the stage's DLQ with the reason, for an operator to inspect or replay.
+            self._dead_letter(delivery, f"{self.node_name} callback failed {attempt} times: {error}")
+        else:
+            delivery.ack()
 
         final = Status.ERROR if error else Status.IDLE
         with self._lock:
@@ -417,6 +447,14 @@ class Node:
             ),
         )
         log.debug("%s: task %s done in %.1f ms", self.node_name, task_id, (time.monotonic() - started) * 1e3)
+
+    def _finish_attempt(self, task_id: TaskId, error: str) -> None:
+        """Bookkeeping after an attempt that will be retried: the task is no longer in flight here."""
+        with self._lock:
+            self._in_flight.pop(task_id, None)
+            self._last_error = error
+            if not self._paused:
+                self._state = Status.RUNNING if self._in_flight else Status.IDLE
 
     def _task_status(
         self, task_id: TaskId, status: Status, task_status: TaskStatus, error: str = ""

@@ -47,6 +47,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
+from sustainml.transport import TlsFiles, apply_tls
 from sustainml.transport.base import (
     Binding,
     BrokerUnavailable,
@@ -71,9 +72,12 @@ T = TypeVar("T")
 
 # Private header correlating a basic.return with the publish it belongs to (stripped on consume).
 PUBSEQ_HEADER = "x-sustainml-pubseq"
-# Under a broker memory/disk alarm the broker stops reading; turn that into a connection loss
-# (and a reconnect) instead of publishes that hang forever.
-BLOCKED_CONNECTION_TIMEOUT = 60.0
+# Under a broker memory/disk alarm the broker blocks publishing connections (connection.blocked)
+# until the alarm clears. Publishes wait meanwhile (their futures stay pending, nothing is dropped)
+# and resume on connection.unblocked. Only an alarm lasting longer than this turns into a
+# connection loss and a reconnect (pending publishes then fail with ConnectionLost, reported to
+# their callers), so a broker that never recovers cannot hang publishers forever.
+BLOCKED_CONNECTION_TIMEOUT = 300.0
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 10.0
 # How long a cancelled consumer's channel stays open for late settlements of its deliveries.
@@ -385,7 +389,9 @@ class AmqpTransport(Transport):
         connect_timeout: float = 10.0,
         op_timeout: float = 30.0,
         max_in_flight: int = 1000,
+        tls: TlsFiles | None = None,
     ) -> None:
+        self._tls = tls  # amqps:// only: CA bundle / client cert (see sustainml.transport.apply_tls)
         self._safe_url = sanitize_url(url)
         self._password = unquote(urlsplit(url).password or "") if "://" in url else None
         self._name = name
@@ -408,6 +414,7 @@ class AmqpTransport(Transport):
         self._conn_closed_event = threading.Event()
         self._reconnecting = False
         self._lost = False
+        self._blocked_since: float | None = None  # monotonic time of connection.blocked, if blocked
 
         self._ioloop: IOLoop | None = None
         self._io_thread: threading.Thread | None = None
@@ -446,6 +453,7 @@ class AmqpTransport(Transport):
             raise ValueError(
                 f"invalid broker URL {self._safe_url}: {_scrub(str(exc), self._password)}"
             ) from None
+        apply_tls(params, url, self._tls)
         params.heartbeat = self._heartbeat
         params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT
         params.client_properties = {"connection_name": self._name}
@@ -646,14 +654,8 @@ class AmqpTransport(Transport):
                 if abandoned.is_set() or self._closing:
                     conn.close()
                     return
-                conn.add_on_connection_blocked_callback(
-                    lambda _c, _m: log.warning(
-                        "broker %s blocked publishing (resource alarm)", self._safe_url
-                    )
-                )
-                conn.add_on_connection_unblocked_callback(
-                    lambda _c, _m: log.warning("broker %s unblocked publishing", self._safe_url)
-                )
+                conn.add_on_connection_blocked_callback(_shielded(self._on_blocked))
+                conn.add_on_connection_unblocked_callback(_shielded(self._on_unblocked))
                 with self._state_lock:
                     self._generation += 1
                     self._conn = conn
@@ -693,6 +695,32 @@ class AmqpTransport(Transport):
 
         self._call_soon(abandon)
         raise TimeoutError(f"no connection within {timeout:.1f} s")
+
+    def _on_blocked(self, _conn: SelectConnection, frame: Any) -> None:
+        """(I/O thread) connection.blocked: a resource alarm; publishes wait until it clears."""
+        reason = getattr(getattr(frame, "method", None), "reason", "") or "resource alarm"
+        self._blocked_since = time.monotonic()
+        log.warning(
+            "broker %s blocked publishing (%s); %d publishes wait for it to clear (up to %.0f s)",
+            self._safe_url,
+            reason,
+            len(self._pending),
+            BLOCKED_CONNECTION_TIMEOUT,
+        )
+
+    def _on_unblocked(self, _conn: SelectConnection, _frame: Any) -> None:
+        since, self._blocked_since = self._blocked_since, None
+        waited = time.monotonic() - since if since is not None else 0.0
+        log.warning("broker %s unblocked publishing after %.1f s", self._safe_url, waited)
+
+    @property
+    def blocked(self) -> bool:
+        """True while the broker blocks this connection's publishes (memory or disk alarm)."""
+        return self._blocked_since is not None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the transport to be connected (e.g. after a reconnect)."""
+        return self._ready.wait(timeout) and not self._closing
 
     def _open_publish_channel(
         self, conn: SelectConnection, on_ready: Callable[[], None] | None = None
@@ -763,6 +791,7 @@ class AmqpTransport(Transport):
         self._conn = None
         self._pub_channel = None
         self._pub_reopening = False
+        self._blocked_since = None
         self._fail_pending(ConnectionLost(f"connection to {self._safe_url} lost: {_close_reason(reason)}"))
         with self._state_lock:
             for c in self._consumers.values():

@@ -21,10 +21,15 @@ Threading contract (both transports):
 from __future__ import annotations
 
 import abc
+import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+log = logging.getLogger(__name__)
 
 ExchangeType = Literal["topic", "fanout", "direct"]
 QueueType = Literal["classic", "quorum"]
@@ -179,9 +184,64 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def is_open(self) -> bool: ...
 
+    @property
+    def blocked(self) -> bool:
+        """True while the broker refuses to read this connection's publishes (resource alarm):
+        publish futures then stay pending until it clears."""
+        return False
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the transport is connected (reconnects included);
+        True when it is."""
+        return self.is_open
+
     def __enter__(self) -> Transport:
         self.connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_confirm(transport: Transport, fut: Future[None], timeout: float) -> None:
+    """Wait for a publish confirm for up to ``timeout`` seconds, not counting the time the broker
+    blocks publishing (a resource alarm queues the message, it does not lose it). Raises the
+    publish's ``TransportError`` or ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fut.result(max(0.05, min(1.0, deadline - time.monotonic())))
+            return
+        except FutureTimeout:
+            if transport.blocked:
+                deadline = max(deadline, time.monotonic() + 1.0)
+            elif time.monotonic() >= deadline:
+                raise TimeoutError(f"no publisher confirm within {timeout:g} s") from None
+
+
+def publish_confirmed(
+    transport: Transport,
+    exchange: str,
+    routing_key: str,
+    message: Message,
+    *,
+    timeout: float,
+    mandatory: bool = True,
+) -> None:
+    """Publish and wait for the confirm (``wait_confirm``), riding out a reconnect: on
+    ``ConnectionLost`` wait for the transport to reconnect and publish again, until ``timeout``
+    seconds have passed. Delivery is at-least-once (the lost copy may have reached the broker), so
+    use it for messages whose consumers deduplicate by ``message_id``. Raises the last
+    ``TransportError`` or ``TimeoutError`` once the deadline passes; ``Unroutable`` and
+    ``PublishNacked`` are not retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fut = transport.publish(exchange, routing_key, message, mandatory=mandatory)
+        try:
+            wait_confirm(transport, fut, max(0.0, deadline - time.monotonic()))
+            return
+        except ConnectionLost:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not transport.wait_ready(remaining):
+                raise
+            log.warning("publish to %r lost with its connection; publishing again", exchange)

@@ -77,6 +77,21 @@ PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
         f"`{NS}.tasks` with `p.i`: bound by the orchestrator for each task submitted with it, "
         "unbound once the task is over (§9.8)",
     ),
+    "api-events": (
+        "<orchestrator_id>",
+        "the HTTP API (`sustainml up`, `orchestrator --http`)",
+        f"`{NS}.tasks` with `#` and `{NS}.status` (fanout): feeds `GET /v1/events`, long-polls, `/metrics`",
+    ),
+    "bench-events": (
+        "<bench_id>",
+        "`sustainml bench` (our pipeline's run)",
+        f"`{NS}.tasks` with `#`: TaskStatus of the benchmark's tasks",
+    ),
+    "bench-out": (
+        "<bench_id>",
+        "`sustainml bench --scaling`",
+        f"`{NS}.hw_resources` with `#`: counts the outputs of the stage being scaled",
+    ),
 }
 PRIVATE_QUEUE_SOURCES = ("sustainml", "workers", "orchestrator")
 
@@ -153,7 +168,9 @@ def _queue_role(topo: Topology, name: str) -> str:
     if name == topo.orchestrator_requests_queue:
         return "orchestrator: submissions and operator requests"
     if name.endswith(".dlq"):
-        return "nobody (inspect with `rabbitmqadmin get`)"
+        return "nobody (inspect with `sustainml dlq`)"
+    if name.startswith(f"{topo.ns}.retry."):
+        return "nobody: a retried input waits out the TTL, then returns to its stage queue"
     raise KeyError(f"queue {name!r} has no description in tests/integration/test_wire_example.py")
 
 
@@ -163,7 +180,7 @@ def queues_table(topo: Topology | None = None) -> str:
         "| Queue | Durable | Arguments | Bindings (exchange: key) | Consumed by |",
         "|---|---|---|---|---|",
     ]
-    for q in topo.durable_queues():
+    for q in [*topo.durable_queues(), *topo.retry_queues()]:
         bindings = "<br>".join(f"`{b.exchange}`: `{b.routing_key}`" for b in q.bindings) or "none"
         durable = "yes" if q.durable else "no"
         rows.append(

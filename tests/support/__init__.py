@@ -1,0 +1,1 @@
+"""Test support code shared by several suites (private brokers, counting helpers)."""
