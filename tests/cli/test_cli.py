@@ -111,6 +111,7 @@ def test_up_then_submit_wait_on_the_real_broker(amqp_url: str, tmp_path: Path) -
         "SUSTAINML_BROKER_URL": amqp_url,
         "SUSTAINML_NAMESPACE": f"t-{uuid.uuid4().hex[:8]}",
         "SUSTAINML_DATA_DIR": str(tmp_path),
+        "SUSTAINML_HTTP": "off",  # tests/api covers the HTTP server; 5001 may be taken here
     }
     up = subprocess.Popen(
         [sys.executable, "-m", "sustainml.cli", "up"],

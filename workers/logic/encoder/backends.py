@@ -91,7 +91,15 @@ _MAX_LLM_REASON: Final = 200
 
 
 class BackendError(RuntimeError):
-    """A backend cannot answer (misconfigured, unreachable, timed out, unusable answer)."""
+    """A backend cannot answer (misconfigured, unreachable, timed out, unusable answer).
+
+    The text ends up in logs and in task results (the fallback reason), so URL passwords and the
+    API key are masked here, whatever the endpoint echoed back."""
+
+    def __init__(self, message: str) -> None:
+        from sustainml.redact import redact_text
+
+        super().__init__(redact_text(message, os.environ.get(API_KEY_ENV)))
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,28 @@ def cache_dir() -> Path:
     return Settings.from_env().data_dir / "cache" / "encoder"
 
 
+def _untrusted_cache(path: Path) -> str | None:
+    """Why ``path`` must not be unpickled, or None: a pickle runs code on load, so only a file
+    this user owns, in a directory this user owns, that nobody else may write, is loaded."""
+    try:
+        for p in (path, path.parent):
+            st = p.stat()
+            if st.st_uid != os.getuid():
+                return f"{p} is owned by uid {st.st_uid}, not {os.getuid()}"
+            if st.st_mode & 0o022:
+                return f"{p} is writable by group or others (mode {st.st_mode & 0o777:o})"
+    except FileNotFoundError:
+        return None  # nothing to load: _read_cache reports the miss
+    except OSError as exc:
+        return f"cannot inspect {path}: {exc}"
+    return None
+
+
 def _read_cache(path: Path, key: str) -> EncoderModel | None:
+    untrusted = _untrusted_cache(path)
+    if untrusted:
+        log.warning("encoder cache not loaded: %s; retraining", untrusted)
+        return None
     try:
         with path.open("rb") as fh:
             # The file is one this code wrote into the user's own data directory (same trust as the
@@ -365,7 +386,7 @@ def _read_cache(path: Path, key: str) -> EncoderModel | None:
 
 def _write_cache(path: Path, model: EncoderModel) -> bool:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # see _untrusted_cache
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
