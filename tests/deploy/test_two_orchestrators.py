@@ -1,0 +1,116 @@
+"""Two orchestrator replicas on one PostgreSQL TaskDB and one broker namespace: they compete on
+the requests and results queues; every task gets a distinct id and completes, each stage output is
+stored exactly once, and a stage output delivered a second time (a redelivery) changes nothing,
+whichever replica receives it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from sustainml.config import Settings
+from sustainml.deployment import LocalDeployment, amqp_transports
+from sustainml.messages import UserInput
+from sustainml.orchestrator.core import Orchestrator
+from sustainml.orchestrator.taskdb import TaskDB, TaskKey
+from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
+from sustainml.transport.amqp import AmqpTransport
+from sustainml.transport.base import Binding, Delivery, Message, QueueSpec
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def _wait_until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_two_orchestrators_share_the_queues_without_duplicates(settings: Settings, postgres_url: str) -> None:
+    topology = Topology.of(settings)
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+    orchestrators: list[Orchestrator] = []
+    for name in ("orch-a", "orch-b"):
+        orch = Orchestrator(
+            settings,
+            transport=AmqpTransport(settings.broker_url, name=f"{settings.namespace}-{name}"),
+            db=TaskDB(postgres_url),
+            orchestrator_id=name,
+        )
+        handler = orch._on_result
+
+        def counting(
+            delivery: Delivery, handler: Callable[[Delivery], None] = handler, name: str = name
+        ) -> None:
+            handler(delivery)
+            with lock:
+                handled[name] += 1
+
+        orch._on_result = counting  # type: ignore[method-assign]  # set before start() consumes
+        orchestrators.append(orch)
+    # a tap on the final stage's exchange keeps a copy of one real output message to replay
+    tap = AmqpTransport(settings.broker_url, name=f"{settings.namespace}-tap")
+    captured: list[Message] = []
+    try:
+        for orch in orchestrators:
+            orch.start()
+        tap.connect()
+        tap_queue = f"{settings.namespace}.test-tap"
+        tap.declare_queue(
+            QueueSpec(
+                tap_queue, (Binding(topology.record_exchange(FINAL_STAGE.kind), "#"),), expires_ms=60_000
+            )
+        )
+
+        def keep(delivery: Delivery) -> None:
+            captured.append(delivery.message)
+            delivery.ack()
+
+        tap.consume(tap_queue, keep, prefetch=16)
+        with LocalDeployment(settings, amqp_transports(settings), with_orchestrator=False) as dep:
+            client = dep.client()
+            ids = [
+                client.submit(
+                    UserInput(problem_short_description=f"classify bird songs, take {i}"), watch=True
+                )
+                for i in range(12)
+            ]
+            results = client.wait_many(ids, 120)
+        assert Counter(r.state for r in results.values()) == {"succeeded": 12}
+        assert len({(t.problem_id, t.iteration_id) for t in ids}) == 12, "distinct ids from either replica"
+        db = orchestrators[0].db
+        for t in ids:
+            assert db.count_outputs(TaskKey(t.problem_id, t.iteration_id)) == len(PIPELINE)
+        print("stage outputs handled per replica:", dict(handled))
+        assert handled["orch-a"] >= 1 and handled["orch-b"] >= 1, "both replicas consumed results"
+        assert sum(handled.values()) == 12 * len(PIPELINE)
+
+        # Redeliver one final output: published again into the shared results queue, it reaches
+        # one of the two replicas, which must see it as a duplicate.
+        _wait_until(lambda: len(captured) == 12, "the tap to see every final output")
+        replay = captured[0]
+        t = next(t for t in ids if replay.correlation_id == t.key)
+        key = TaskKey(t.problem_id, t.iteration_id)
+        before = db.get_task(key)
+        total = sum(handled.values())
+        tap.publish("", topology.orchestrator_results_queue, replay).result(10)
+        _wait_until(lambda: sum(handled.values()) == total + 1, "a replica to handle the replayed output")
+        after = db.get_task(key)
+        assert before is not None and after is not None
+        assert (after.state, after.finished_at, after.updated_at) == (
+            before.state,
+            before.finished_at,
+            before.updated_at,
+        ), "a duplicate output must not touch the task"
+        assert db.count_outputs(key) == len(PIPELINE)
+    finally:
+        for orch in orchestrators:
+            orch.close()
+            orch.db.close()  # passed in, so not closed by the orchestrator
+        tap.close()
