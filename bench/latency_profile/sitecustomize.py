@@ -1,0 +1,126 @@
+"""Timeline tracer for ``bench/latency_profile/run.py`` (not part of the package).
+
+Python imports ``sitecustomize`` at start-up from ``PYTHONPATH``; with ``SUSTAINML_TRACE_DIR`` set,
+this one wraps the transport (publish until its confirm, delivery on the I/O thread, handler,
+settle), the node runtime, the orchestrator, the TaskDB and the client, and writes one
+``<pid>.tsv`` of ``start end pid thread event`` lines (wall clock) when the process exits.
+It patches private methods: it is a measuring tool, kept in step with the code by hand.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+_events: list[tuple[float, float, str, str]] = []
+_lock = threading.Lock()
+
+
+def record(event: str, start: float, end: float) -> None:
+    with _lock:
+        _events.append((start, end, threading.current_thread().name, event))
+
+
+def flush() -> None:
+    directory = os.environ.get("SUSTAINML_TRACE_DIR")
+    if not directory or not os.path.isdir(directory):  # the driver already collected and cleaned up
+        return
+    with _lock, open(os.path.join(directory, f"{os.getpid()}.tsv"), "a") as f:
+        for start, end, thread, event in _events:
+            f.write(f"{start:.6f}\t{end:.6f}\t{os.getpid()}\t{thread}\t{event}\n")
+        _events.clear()
+
+
+def _timed(owner: Any, name: str, label: str) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            record(label, start, time.time())
+
+    setattr(owner, name, wrapper)
+
+
+def _tail(name: str) -> str:
+    return name.split(".")[-1]
+
+
+def install() -> None:
+    from sustainml import rpc
+    from sustainml.orchestrator import client, core, taskdb
+    from sustainml.transport.amqp import AmqpTransport
+    from sustainml.workers import runtime
+
+    publish = AmqpTransport.publish
+
+    def traced_publish(self: AmqpTransport, exchange: str, routing_key: str, message: Any, **kw: Any) -> Any:
+        start = time.time()
+        fut = publish(self, exchange, routing_key, message, **kw)
+        mode = "P" if message.persistent else "T"
+        label = (
+            f"publish[{mode}] {message.type or ''} -> {_tail(exchange) or _tail(routing_key)} (until confirm)"
+        )
+        fut.add_done_callback(lambda _f: record(label, start, time.time()))
+        return fut
+
+    on_message = AmqpTransport._on_message
+
+    def traced_on_message(
+        self: AmqpTransport, c: Any, generation: int, ch: Any, method: Any, props: Any, body: bytes
+    ) -> None:
+        now = time.time()
+        record(f"deliver {_tail(c.queue)} [{props.type}]", now, now)
+        on_message(self, c, generation, ch, method, props, body)
+
+    run_handler = AmqpTransport._run_handler
+
+    def traced_run_handler(self: AmqpTransport, c: Any, d: Any) -> None:
+        start = time.time()
+        try:
+            run_handler(self, c, d)
+        finally:
+            record(f"handler {_tail(c.queue)} [{d.message.type}]", start, time.time())
+
+    AmqpTransport.publish = traced_publish  # type: ignore[method-assign]
+    AmqpTransport._on_message = traced_on_message  # type: ignore[method-assign]
+    AmqpTransport._run_handler = traced_run_handler  # type: ignore[method-assign]
+    _timed(AmqpTransport, "_channel_op", "sync channel op (bind/unbind/declare...)")
+    _timed(runtime.Node, "_run_task", "Node._run_task")
+    _timed(runtime, "decode_task", "worker decode_task")
+    _timed(runtime, "encode_task", "worker encode_task")
+    for name in (
+        "submit",
+        "_start",
+        "_on_result",
+        "_on_request",
+        "result",
+        "_bind_watcher",
+        "_forget_watcher",
+    ):
+        _timed(core.Orchestrator, name, f"Orchestrator.{name}")
+    for name in (
+        "create_problem",
+        "set_state",
+        "get_task",
+        "record_output",
+        "get_outputs",
+        "record_statuses",
+    ):
+        _timed(taskdb.TaskDB, name, f"TaskDB.{name}")
+    for name in ("submit", "wait", "result"):
+        _timed(client.Client, name, f"Client.{name}")
+    _timed(rpc.RpcClient, "call", "RpcClient.call")
+    atexit.register(flush)
+
+
+if os.environ.get("SUSTAINML_TRACE_DIR"):
+    install()
