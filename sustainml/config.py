@@ -35,6 +35,20 @@ class Settings:
     queue_type: Literal["classic", "quorum"] = "classic"
     amqp_heartbeat: int = 30
     log_level: str = "WARNING"
+    # HTTP API and dashboard (issue 5)
+    http: str = "127.0.0.1:5001"
+    api_token: str = ""
+    cors_origins: str = ""
+    api_max_body: int = 1_048_576
+    upload_max_bytes: int = 50 * 1_048_576
+    # Reliability (issue 6): retries of failing callbacks, per-stage deadline, TLS
+    max_attempts: int = 3
+    retry_backoff: float = 1.0
+    stage_deadline: float = 600.0
+    delivery_limit: int = 20
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     @property
     def effective_db_url(self) -> str:
@@ -74,10 +88,40 @@ class Settings:
             raise ConfigError("SUSTAINML_PREFETCH must be >= 1")
         if self.queue_type not in ("classic", "quorum"):
             raise ConfigError("SUSTAINML_QUEUE_TYPE must be 'classic' or 'quorum'")
+        if self.api_max_body < 1024:
+            raise ConfigError("SUSTAINML_API_MAX_BODY must be >= 1024 bytes")
+        if self.upload_max_bytes < 1024:
+            raise ConfigError("SUSTAINML_UPLOAD_MAX_BYTES must be >= 1024 bytes")
+        if self.max_attempts < 1:
+            raise ConfigError("SUSTAINML_MAX_ATTEMPTS must be >= 1")
+        if self.retry_backoff < 0:
+            raise ConfigError("SUSTAINML_RETRY_BACKOFF must be >= 0 seconds")
+        if self.stage_deadline < 0:
+            raise ConfigError("SUSTAINML_STAGE_DEADLINE must be >= 0 seconds (0 disables it)")
+        if self.delivery_limit < 1:
+            raise ConfigError("SUSTAINML_DELIVERY_LIMIT must be >= 1")
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """``SUSTAINML_HTTP`` as (host, port), or None when it is ``off``."""
+        if self.http.lower() in ("", "off", "none", "0"):
+            return None
+        host, sep, port = self.http.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"SUSTAINML_HTTP={self.http!r}: expected host:port or 'off'")
+        return host.strip("[]"), int(port)
 
 
-_INT_FIELDS = {"concurrency", "prefetch", "amqp_heartbeat"}
-_FLOAT_FIELDS = {"heartbeat_interval", "rpc_timeout"}
+_INT_FIELDS = {
+    "concurrency",
+    "prefetch",
+    "amqp_heartbeat",
+    "api_max_body",
+    "upload_max_bytes",
+    "max_attempts",
+    "delivery_limit",
+}
+_FLOAT_FIELDS = {"heartbeat_interval", "rpc_timeout", "retry_backoff", "stage_deadline"}
 
 
 def _parse(var: str, name: str, raw: str) -> Any:
@@ -118,6 +162,30 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_QUEUE_TYPE", "classic", "`classic` or `quorum` stage queues."),
     ("SUSTAINML_AMQP_HEARTBEAT", "30", "AMQP connection heartbeat timeout in seconds."),
     ("SUSTAINML_LOG_LEVEL", "WARNING", "Python logging level of workers and orchestrator."),
+    (
+        "SUSTAINML_HTTP",
+        "127.0.0.1:5001",
+        "Where `sustainml up` serves the REST API and dashboard (`off` disables it).",
+    ),
+    (
+        "SUSTAINML_API_TOKEN",
+        "unset",
+        "Bearer token required by mutating HTTP routes when set (never logged).",
+    ),
+    ("SUSTAINML_CORS_ORIGINS", "unset", "Comma-separated origins allowed by CORS on the HTTP API."),
+    ("SUSTAINML_API_MAX_BODY", "1048576", "Largest HTTP request body accepted, in bytes (413 above)."),
+    ("SUSTAINML_UPLOAD_MAX_BYTES", "52428800", "Largest dataset upload accepted by the dashboard, in bytes."),
+    ("SUSTAINML_MAX_ATTEMPTS", "3", "Attempts of a failing stage callback before it is dead-lettered."),
+    ("SUSTAINML_RETRY_BACKOFF", "1.0", "Seconds before the first retry; doubles on each further attempt."),
+    (
+        "SUSTAINML_STAGE_DEADLINE",
+        "600",
+        "Seconds a task may wait on one stage before it is marked failed (0 disables).",
+    ),
+    ("SUSTAINML_DELIVERY_LIMIT", "20", "x-delivery-limit of quorum stage queues (redeliveries before DLX)."),
+    ("SUSTAINML_TLS_CA_FILE", "unset", "CA bundle that verifies the broker's certificate (amqps://)."),
+    ("SUSTAINML_TLS_CERT_FILE", "unset", "Client certificate for amqps:// (optional)."),
+    ("SUSTAINML_TLS_KEY_FILE", "unset", "Client private key for amqps:// (optional)."),
     ("SUSTAINML_GRID_CI", "unset", "Grid carbon intensity override (gCO2e/kWh) for CARBON_FOOTPRINT."),
     (
         "SUSTAINML_CACHE_DIR",

@@ -450,6 +450,7 @@ def test_automatic_carbon_optimisation_stops_when_options_run_out(deploy: Deploy
     ui.desired_carbon_footprint = 1.0
     client.wait(client.submit(ui, watch=True), 30)
     last = TaskId(problem_id=1, iteration_id=2)
+
     def final_note() -> str | None:
         try:
             return client.result(last).note  # the iteration may not exist yet
