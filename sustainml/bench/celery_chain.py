@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, chain  # type: ignore[import-untyped]
+from celery import Celery, chain
 
 from sustainml.bench.common import WARMUP_TASKS, BenchError, Children, SystemResult, child_env, unique_name
 
