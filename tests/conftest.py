@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -24,6 +25,13 @@ import pytest
 from sustainml.config import Settings
 from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
+
+# tests/ is not a package: the shared helpers import as `tests.support.*` from the repository root.
+# Appended, not prepended, and after `sustainml` is imported: the root holds a `sustainml/` source
+# folder that must not shadow the installed package (CI installs it non-editable).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
 LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
