@@ -83,6 +83,31 @@ def _field_path(loc: Any) -> str:
     return ".".join(str(p) for p in loc)
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "list", "dict"})
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic names the member of a union in the error location (``extra_data.dict[str,any]``):
+    that is a type, not a field the client can act on."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or part.startswith("function-"))
+
+
+def _validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """One entry per field: union tags dropped from locations, the union members' messages merged
+    ("Input should be a valid dictionary or a valid string")."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in errors:
+        loc = tuple(p for p in e.get("loc", ()) if not _is_union_tag(p))
+        msg = str(e.get("msg", "invalid"))
+        if loc in merged:
+            alternative = msg.removeprefix("Input should be ")
+            if alternative not in merged[loc]["msg"]:
+                merged[loc]["msg"] += f" or {alternative}"
+        else:
+            merged[loc] = {"loc": list(loc), "msg": msg}
+    return list(merged.values())
+
+
 def create_app(
     settings: Settings,
     orchestrator: Orchestrator,
@@ -124,10 +149,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
-        message = f"{_field_path(first.get('loc', ()))}: {first.get('msg', 'invalid')}"
-        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+        detail = _validation_errors(list(exc.errors())) or [{"loc": ["body"], "msg": "invalid"}]
+        message = f"{_field_path(detail[0]['loc'])}: {detail[0]['msg']}"
         return JSONResponse({"error": message, "detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -152,7 +175,16 @@ def create_app(
     app.include_router(compat.router)
     app.include_router(v1.router)
     app.add_middleware(RequestCounter, counter=metrics.requests)
-
+    # Before anything reads the body, an oversized one (413) or an upload without the token (401)
+    # is refused. Only CORS sits outside it (it reads no body), so a browser on another allowed
+    # origin can read those refusals too.
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.api_max_body,
+        upload_limit=settings.upload_max_bytes,
+        upload_paths=(UPLOAD_PATH,),
+        auth=app.state.ctx.auth,
+    )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -162,13 +194,6 @@ def create_app(
             allow_headers=["authorization", "content-type"],
             allow_credentials="*" not in origins,
         )
-    # Outermost, so an oversized body is refused before anything reads it.
-    app.add_middleware(
-        BodyLimit,
-        limit=settings.api_max_body,
-        upload_limit=settings.upload_max_bytes,
-        upload_paths=(UPLOAD_PATH,),
-    )
     if STATIC_DIR.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     return app

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sustainml.api import hfcompat, views
 from sustainml.api.app import ApiContext, context
 from sustainml.api.schemas import (
+    LONG_POLL_MAX_S,
     CancelAnswer,
     CancelBody,
     ConfigRequestAccepted,
@@ -134,7 +135,12 @@ async def _all_results(ctx: ApiContext, task_id: TaskId, timeout: float) -> Any:
 
 
 @router.get("/results", responses={**NOT_READY, 200: {"content": {"text/plain": {}}}})
-async def results_latest(ctx: Ctx, timeout: Annotated[float, Query(ge=0, le=300)] = 30.0) -> Any:
+async def results_latest(
+    ctx: Ctx,
+    timeout: Annotated[
+        float, Query(ge=0, le=LONG_POLL_MAX_S, description="seconds to wait, at most 300")
+    ] = 30.0,
+) -> Any:
     """The latest task's six outputs (waits up to `timeout` s for them; 504 then)."""
     task_id = await _latest(ctx)
     if task_id is None:

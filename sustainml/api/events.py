@@ -25,6 +25,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from sustainml.api.views import BULKY_FIELDS
 from sustainml.messages import RECORD_TYPES, MessageError, NodeStatus, Status, TaskId, decode, from_wire
 from sustainml.messages import to_json_dict as record_json
 from sustainml.orchestrator.core import Orchestrator
@@ -184,10 +185,17 @@ class EventHub:
         task_id = from_wire(TaskId, ev.get("task_id"))
         completed = ev.get("completed")
         output = None
+        omitted: list[str] = []
         raw = ev.get("record")
         if completed and isinstance(raw, dict):
             kind = resolve_stage(str(completed)).kind
-            output = record_json(from_wire(RECORD_TYPES[kind], raw))
+            # Megabytes of model and sample bytes do not belong in a live stream that every
+            # client receives: they stay in the TaskDB (GET /v1/tasks/{p}/{i}).
+            omitted = [name for name in BULKY_FIELDS if raw.get(name)]
+            slim = {k: v for k, v in raw.items() if k not in BULKY_FIELDS}
+            output = record_json(from_wire(RECORD_TYPES[kind], slim))
+            for name in BULKY_FIELDS:
+                output.pop(name, None)
         return {
             "task_id": {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id},
             "state": str(ev.get("state")),
@@ -195,6 +203,7 @@ class EventHub:
             "completed": completed,
             "error": ev.get("error"),
             "output": output,
+            "omitted": omitted,
             "at": _now_iso(),
         }
 

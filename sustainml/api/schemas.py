@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ULONG_MAX = 2**32 - 1
 LONG_MAX = 2**31 - 1
+#: Longest wait of a long-poll (`/results` `timeout`, `/v1/tasks/{p}/{i}` `wait`), in seconds: a
+#: whole pipeline with measured carbon can take minutes; a larger value is refused with 422.
+LONG_POLL_MAX_S = 300
 TaskStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -109,7 +112,9 @@ class ResultsQuery(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"node_id": 9}]})
     node_id: int = Field(ge=0, le=9, description="0-5 one node, 7 the user input, 9 all six")
     task_id: TaskIdBody | None = Field(None, description="default: the latest task")
-    timeout: float = Field(30.0, ge=0, le=300, description="seconds to wait for the output(s)")
+    timeout: float = Field(
+        30.0, ge=0, le=LONG_POLL_MAX_S, description="seconds to wait for the output(s), at most 300"
+    )
 
 
 class CancelBody(BaseModel):
@@ -185,6 +190,22 @@ class TaskAccepted(BaseModel):
     state: TaskStateName
 
 
+class TaskFigures(BaseModel):
+    """A task's headline, in the data model's units; null where the stage has not answered (and the
+    figures null when ML_MODEL answered NO_MODEL or Error: their zeros are placeholders)."""
+
+    goal: str | None = Field(description="ML_MODEL_METADATA's goal")
+    model: str | None = Field(description="ML_MODEL's model (or its sentinel NO_MODEL / Error)")
+    hardware: str | None = Field(description="HW_RESOURCES' hw_description")
+    latency: float | None = Field(description="s")
+    memory_footprint_of_ml_model: float | None = Field(description="MB")
+    power_consumption: float | None = Field(description="W")
+    energy_consumption: float | None = Field(description="Wh")
+    carbon_footprint: float | None = Field(description="kgCO2e")
+    carbon_intensity: float | None = Field(description="gCO2e/kWh")
+    stages_done: list[str] = Field(description="nodes whose output is stored, in pipeline order")
+
+
 class TaskSummary(BaseModel):
     task_id: TaskIdBody
     state: TaskStateName
@@ -195,6 +216,7 @@ class TaskSummary(BaseModel):
     base_iteration: int | None
     created_at: str
     finished_at: str | None
+    summary: TaskFigures | None = Field(description="null with `summary=false`")
 
 
 class TaskList(BaseModel):

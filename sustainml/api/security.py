@@ -34,13 +34,15 @@ class TokenCheck:
     def enabled(self) -> bool:
         return bool(self._token)
 
-    def __call__(self, request: Request) -> None:
+    def accepts(self, header: str) -> bool:
+        """Whether an ``Authorization`` header value passes (always, without a token)."""
         if not self._token:
-            return
-        header = request.headers.get("authorization", "")
+            return True
         scheme, _, given = header.partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
-        if not ok:
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+
+    def __call__(self, request: Request) -> None:
+        if not self.accepts(request.headers.get("authorization", "")):
             raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
     def authorize_terminate(self, request: Request) -> None:
@@ -61,21 +63,37 @@ class TokenCheck:
 
 class BodyLimit:
     """Refuse request bodies above a limit with 413, on Content-Length at once and while reading a
-    chunked body. ``upload_paths`` get ``upload_limit`` (plus multipart framing) instead."""
+    chunked body. ``upload_paths`` get ``upload_limit`` (plus multipart framing) instead, and with
+    ``auth`` a request to them without the token is refused (401) before its body is read: FastAPI
+    parses a body before the route's dependencies run, and an upload may be tens of megabytes."""
 
-    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        upload_limit: int,
+        upload_paths: tuple[str, ...],
+        auth: TokenCheck | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit + MULTIPART_SLACK
         self.upload_paths = upload_paths
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        limit = self.upload_limit if path in self.upload_paths else self.limit
-        shown = limit - MULTIPART_SLACK if path in self.upload_paths else limit
+        upload = path in self.upload_paths
+        if upload and self.auth is not None and scope.get("method") == "POST":
+            header = next((v for n, v in scope.get("headers", []) if n == b"authorization"), b"")
+            if not self.auth.accepts(header.decode("latin-1")):
+                await _send_error(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+                return
+        limit = self.upload_limit if upload else self.limit
+        shown = limit - MULTIPART_SLACK if upload else limit
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -116,13 +134,19 @@ class _TooLarge(HTTPException):
     pass
 
 
-async def _send_error(send: Send, status: int, error: str) -> None:
+async def _send_error(
+    send: Send, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"error": error}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

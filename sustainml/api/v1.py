@@ -32,6 +32,7 @@ from sustainml.api.compat import AUTH, BROKER, INVALID, NOT_FOUND, TOO_LARGE, Au
 from sustainml.api.events import replica_json
 from sustainml.api.metrics import CONTENT_TYPE
 from sustainml.api.schemas import (
+    LONG_POLL_MAX_S,
     DatasetAnswer,
     ErrorBody,
     HealthAnswer,
@@ -44,8 +45,8 @@ from sustainml.api.schemas import (
     TaskStateName,
     UserInputBody,
 )
-from sustainml.messages import MessageError, TaskId, UserInput, decode
-from sustainml.orchestrator.taskdb import TaskKey
+from sustainml.messages import RECORD_TYPES, MessageError, TaskId, UserInput, decode
+from sustainml.orchestrator.taskdb import TaskKey, TaskRow
 from sustainml.topology import resolve_stage
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,33 @@ def list_tasks(
     problem_id: Annotated[int | None, Query(ge=1, le=2**32 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    summary: Annotated[
+        bool, Query(description="include each task's goal, model, hardware and figures (`summary`)")
+    ] = True,
 ) -> dict[str, Any]:
-    """Tasks, newest first, optionally filtered by state and problem, one page at a time."""
+    """Tasks, newest first, optionally filtered by state and problem, one page at a time; each with
+    its headline figures unless `summary=false`."""
     rows = ctx.orch.list_tasks(state=state, problem_id=problem_id, limit=limit, offset=offset)
-    tasks = [views.task_summary(r, _description(r.user_input)) for r in rows]
+    tasks = [
+        views.task_summary(r, _description(r.user_input), _figures(ctx, r) if summary else None) for r in rows
+    ]
     return {"tasks": tasks, "limit": limit, "offset": offset, "count": len(tasks)}
+
+
+def _figures(ctx: ApiContext, row: TaskRow) -> dict[str, Any]:
+    """The summary of one listed task from its stored outputs (only the four records it needs are
+    decoded; one unreadable record leaves its figures out, it does not hide the task)."""
+    records: dict[str, Any] = {}
+    for kind, blob in ctx.orch.db.get_outputs(row.key).items():
+        if kind not in views.SUMMARY_KINDS:
+            records[kind] = None  # present: counts as a stage done
+            continue
+        try:
+            records[kind] = decode(blob, RECORD_TYPES[kind])
+        except MessageError as exc:
+            log.warning("task %s: stored %s output unreadable: %s", row.key, kind, exc)
+            records[kind] = None
+    return views.task_figures(records)
 
 
 @router.get(
@@ -110,7 +133,10 @@ async def get_task(
     ctx: Ctx,
     p: ProblemId,
     i: IterationId,
-    wait: Annotated[float, Query(ge=0, le=60)] = 0.0,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=LONG_POLL_MAX_S, description="seconds to hold the answer for the task's end, max 300"),
+    ] = 0.0,
     omit: Annotated[
         str | None,
         Query(

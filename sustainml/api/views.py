@@ -15,6 +15,21 @@ from sustainml.orchestrator.taskdb import TaskRow
 from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, NodeID, Stage
 
 DEFAULT_MODEL_FAMILY = "Transformers"
+#: Record fields that can hold megabytes (ML_MODEL's sample arrays and model file): left out of
+#: the event stream, and of a result on request (``omit``).
+BULKY_FIELDS = ("input_batch", "raw_model")
+#: ML_MODEL's sentinels (upstream §16): the zeros downstream of them are not figures of anything.
+MODEL_SENTINELS = frozenset({"NO_MODEL", "Error"})
+#: The records a task list item summarises (kinds), and the figures taken from them.
+SUMMARY_KINDS = ("ml_model_metadata", "ml_model", "hw_resources", "carbon_footprint")
+_FIGURES = (
+    ("hw_resources", "latency"),
+    ("hw_resources", "memory_footprint_of_ml_model"),
+    ("hw_resources", "power_consumption"),
+    ("carbon_footprint", "energy_consumption"),
+    ("carbon_footprint", "carbon_footprint"),
+    ("carbon_footprint", "carbon_intensity"),
+)
 
 # Upstream §12.2, tried in this order (substring tests); the explicit prefix is tried first.
 _KEYWORD_ROUTES: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -83,7 +98,31 @@ def omit_fields(detail: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return detail
 
 
-def task_summary(row: TaskRow, description: str) -> dict[str, Any]:
+def task_figures(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The headline of a task from its stored records (by kind): the goal, the chosen model and
+    hardware and the six figures in the data model's units, ``None`` where the stage has no output
+    yet; the figures are ``None`` too when ML_MODEL answered with a sentinel (``NO_MODEL``,
+    ``Error``), whose downstream zeros are placeholders, not measurements."""
+    meta = outputs.get("ml_model_metadata")
+    model = outputs.get("ml_model")
+    hw = outputs.get("hw_resources")
+    goals = list(getattr(meta, "ml_model_metadata", None) or [])
+    model_name = getattr(model, "model", None) if model is not None else None
+    sentinel = model_name in MODEL_SENTINELS
+    out: dict[str, Any] = {
+        "goal": (goals[0] or None) if goals else None,
+        "model": model_name,
+        "hardware": hw.hw_description if hw is not None else None,
+    }
+    for kind, name in _FIGURES:
+        rec = outputs.get(kind)
+        out[name] = float(getattr(rec, name)) if rec is not None and not sentinel else None
+    out["stages_done"] = [s.node for s in PIPELINE if s.kind in outputs]
+    return out
+
+
+def task_summary(row: TaskRow, description: str, figures: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One item of ``GET /v1/tasks``; ``figures`` (``task_figures``) when asked for."""
     return {
         "task_id": {"problem_id": row.problem_id, "iteration_id": row.iteration_id},
         "state": row.state.value,
@@ -94,6 +133,7 @@ def task_summary(row: TaskRow, description: str) -> dict[str, Any]:
         "base_iteration": row.base_iteration,
         "created_at": row.created_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "summary": figures,
     }
 
 

@@ -42,7 +42,10 @@ WELDS = {
     "minimum_samples": 1,
     "maximum_samples": 3,
     "type": "CNNs",
+    # ML_MODEL sends its sample arrays only when asked (they can be megabytes)
+    "extra_data": {"include_input_batch": True},
 }
+BULKY = ("input_batch", "raw_model")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -90,9 +93,11 @@ def test_gui_sequence_six_long_polls_then_all_and_user_input(broker_api: Running
     assert hw["max_hw_memory_footprint"] > 0 and isinstance(hw["extra_data"], dict)
     model = answers["ML_MODEL"].json()["ML_MODEL"]
     assert "raw_model" not in model
+    # an array (upstream joined it into one string) of base64 .npy files: WELDS asks for them
+    # (extra_data.include_input_batch); without it ML_MODEL sends none and HW_RESOURCES regenerates them
     assert isinstance(model["input_batch"], list) and model["input_batch"]
-    batch = np.load(io.BytesIO(base64.b64decode(model["input_batch"][0])))
-    assert batch.size > 0
+    for item in model["input_batch"]:
+        assert np.load(io.BytesIO(base64.b64decode(item))).size > 0
     constraints = answers["HW_CONSTRAINTS"].json()["HW_CONSTRAINTS"]
     assert isinstance(constraints["hardware_required"], list)
     carbon = answers["CARBON_FOOTPRINT"].json()["CARBON_FOOTPRINT"]
@@ -136,12 +141,29 @@ def test_unknown_task_is_404_and_bad_bodies_422(broker_api: Running) -> None:
     assert r.json() == {
         "error": "UserInput.extra_data: must be an object or JSON object text, got list [1, 2]"
     }
+    # a union field: the field named once, its accepted shapes listed (not pydantic's type tags)
+    r = c.post("/user_input", json={"extra_data": [1, 2]})
+    assert r.status_code == 422
+    assert r.json() == {
+        "error": "body.extra_data: Input should be a valid dictionary or a valid string",
+        "detail": [
+            {"loc": ["body", "extra_data"], "msg": "Input should be a valid dictionary or a valid string"}
+        ],
+    }
     r = c.post("/results", json={"node_id": "x"})
     assert r.status_code == 422 and r.json()["error"].startswith("body.node_id:")
     r = c.post("/config_request", json={"node_id": 3})
     assert r.status_code == 422 and r.json()["error"] == "body.configuration: Field required"
     r = c.post("/user_input", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "body" in r.json()["error"]
+    # one long-poll maximum, 300 s, for both the compatible and the /v1 route
+    r = c.get("/v1/tasks/1/1", params={"wait": 301})
+    assert r.status_code == 422
+    assert r.json()["error"] == "query.wait: Input should be less than or equal to 300"
+    r = c.post("/results", json={"node_id": 9, "timeout": 301})
+    assert r.status_code == 422
+    assert r.json()["error"] == "body.timeout: Input should be less than or equal to 300"
+    assert c.get("/results", params={"timeout": 301}).status_code == 422
 
 
 def test_config_requests_keep_the_node_answer(broker_api: Running) -> None:
@@ -203,14 +225,18 @@ def test_v1_task_lifecycle_with_server_sent_events(broker_api: Running) -> None:
     assert set(events[0][1]["nodes"]) == set(NODES) and events[0][1]["replicas"]
 
     r = c.post(
-        "/v1/tasks", json={"problem_short_description": "translate product reviews from German to English"}
+        "/v1/tasks",
+        json={
+            "problem_short_description": "sort photos of ripe and unripe tomatoes",
+            "extra_data": {"include_input_batch": True},
+        },
     )
     assert r.status_code == 201, r.text
     task_id = r.json()["task_id"]
     assert r.json()["state"] in ("running", "succeeded")
     detail = c.get(f"/v1/tasks/{task_id['problem_id']}/{task_id['iteration_id']}", params={"wait": 30}).json()
     assert detail["state"] == "succeeded" and all(detail[n] is not None for n in NODES)
-    assert detail["USER_INPUT"]["problem_short_description"].startswith("translate")
+    assert detail["USER_INPUT"]["problem_short_description"].startswith("sort photos")
 
     def mine() -> list[dict[str, Any]]:
         return [d for n, d in events if n == "task" and d["task_id"] == task_id]
@@ -234,13 +260,38 @@ def test_v1_task_lifecycle_with_server_sent_events(broker_api: Running) -> None:
     for d in seen[1:]:
         assert d["output"]["task_id"] == task_id  # the stored record travels with the event
     assert seen[3]["output"] == detail["HW_CONSTRAINTS"]
+    # ...except ML_MODEL's bulky fields: named in `omitted` when they had content, served by
+    # GET /v1/tasks/{p}/{i}
+    model_event = next(d for d in seen if d["completed"] == "ML_MODEL")
+    assert not set(BULKY) & set(model_event["output"])
+    assert model_event["output"] == {k: v for k, v in detail["ML_MODEL"].items() if k not in BULKY}
+    assert model_event["omitted"] == [name for name in BULKY if detail["ML_MODEL"][name]]
+    assert all(d["omitted"] == [] for d in seen if d["completed"] != "ML_MODEL")
 
     # list, filter, paginate
     listed = c.get("/v1/tasks", params={"state": "succeeded", "limit": 1}).json()
     assert listed["count"] == 1 and listed["limit"] == 1 and listed["tasks"][0]["state"] == "succeeded"
     mine_only = c.get("/v1/tasks", params={"problem_id": task_id["problem_id"]}).json()["tasks"]
     assert [t["task_id"] for t in mine_only] == [task_id]
-    assert mine_only[0]["problem_short_description"].startswith("translate")
+    assert mine_only[0]["problem_short_description"].startswith("sort photos")
+    # each item carries the task's headline, equal to the stored records (no request per task)
+    hw, co2 = detail["HW_RESOURCES"], detail["CARBON_FOOTPRINT"]
+    assert detail["ML_MODEL"]["model"] not in ("NO_MODEL", "Error")  # real figures to compare
+    assert mine_only[0]["summary"] == {
+        "goal": detail["ML_MODEL_METADATA"]["ml_model_metadata"][0],
+        "model": detail["ML_MODEL"]["model"],
+        "hardware": hw["hw_description"],
+        "latency": hw["latency"],
+        "memory_footprint_of_ml_model": hw["memory_footprint_of_ml_model"],
+        "power_consumption": hw["power_consumption"],
+        "energy_consumption": co2["energy_consumption"],
+        "carbon_footprint": co2["carbon_footprint"],
+        "carbon_intensity": co2["carbon_intensity"],
+        "stages_done": list(NODES),
+    }
+    assert mine_only[0]["summary"]["carbon_footprint"] > 0
+    bare = c.get("/v1/tasks", params={"problem_id": task_id["problem_id"], "summary": "false"}).json()
+    assert bare["tasks"][0]["summary"] is None
     assert c.get("/v1/tasks", params={"state": "bogus"}).status_code == 422
 
     # iterate: inherits the input, new iteration id of the same problem

@@ -14,7 +14,7 @@ import pytest
 
 from sustainml.api import hfcompat, views
 from sustainml.api.v1 import _safe_name
-from sustainml.messages import MessageError
+from sustainml.messages import CO2Footprint, HWResource, MessageError, MLModel, MLModelMetadata
 
 if TYPE_CHECKING:
     from tests.api.conftest import Running
@@ -57,6 +57,12 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
             assert r.json() == {"error": "missing or invalid bearer token"}
             assert r.headers["www-authenticate"] == "Bearer"
     assert secured.terminations == []
+    # an upload is refused before its body is read, and nothing is stored
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        r = c.post("/v1/datasets", files={"file": ("t.csv", b"a,b\n1,2\n", "text/csv")}, headers=headers)
+        assert r.status_code == 401 and r.json() == {"error": "missing or invalid bearer token"}
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert not list(secured.data_dir.rglob("t-*.csv"))
     ok = c.post("/user_input", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200
     # read-only routes, including upstream's read-only POSTs, need no token
@@ -114,6 +120,20 @@ def test_cors_preflight_for_configured_origin(secured: Running) -> None:
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "http://dash.example"
     other = secured.client.get("/status", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+    # refusals made before the body is read still carry CORS headers, so the page can read them
+    origin = {"Origin": "http://dash.example"}
+    refused = secured.client.post(
+        "/v1/datasets", files={"file": ("t.csv", b"a\n", "text/csv")}, headers=origin
+    )
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "http://dash.example"
+    too_big = secured.client.post(
+        "/v1/tasks",
+        json={"problem_short_description": "x" * 5000},
+        headers={**origin, "Authorization": f"Bearer {TOKEN}"},
+    )
+    assert too_big.status_code == 413
+    assert too_big.headers["access-control-allow-origin"] == "http://dash.example"
 
 
 def test_ui_mount_serves_the_static_folder(
@@ -178,6 +198,37 @@ def test_user_input_rules() -> None:
     assert ui.get_extra() == {"model_family": "RNN", "num_outputs": 1}
     with pytest.raises(MessageError, match=r"extra_data.num_outputs: must be an integer >= 1, got 0"):
         views.user_input_from_body({"extra_data": {"num_outputs": 0}})
+
+
+def test_task_figures_from_records_and_sentinels() -> None:
+    meta = MLModelMetadata(ml_model_metadata=["image-classification"])
+    hw = HWResource(
+        hw_description="A100", power_consumption=250.0, latency=0.004, memory_footprint_of_ml_model=98.0
+    )
+    co2 = CO2Footprint(carbon_footprint=0.012, energy_consumption=30.0, carbon_intensity=400.0)
+    full = views.task_figures(
+        {"ml_model_metadata": meta, "ml_model": MLModel(model="resnet-50"), "hw_resources": hw,
+         "carbon_footprint": co2, "app_requirements": None}
+    )  # fmt: skip
+    assert full == {
+        "goal": "image-classification", "model": "resnet-50", "hardware": "A100", "latency": 0.004,
+        "memory_footprint_of_ml_model": 98.0, "power_consumption": 250.0, "energy_consumption": 30.0,
+        "carbon_footprint": 0.012, "carbon_intensity": 400.0,
+        "stages_done": ["ML_MODEL_METADATA", "APP_REQUIREMENTS", "ML_MODEL", "HW_RESOURCES",
+                        "CARBON_FOOTPRINT"],
+    }  # fmt: skip
+    # halfway: what has not answered is null, not zero
+    early = views.task_figures({"ml_model_metadata": meta})
+    assert early["goal"] == "image-classification" and early["model"] is None and early["latency"] is None
+    assert early["stages_done"] == ["ML_MODEL_METADATA"]
+    # NO_MODEL: the downstream zeros are placeholders, not figures
+    none = views.task_figures(
+        {"ml_model": MLModel(model="NO_MODEL"), "hw_resources": HWResource(hw_description="A100"),
+         "carbon_footprint": CO2Footprint()}
+    )  # fmt: skip
+    assert none["model"] == "NO_MODEL" and none["hardware"] == "A100"
+    figures = ("latency", "power_consumption", "energy_consumption", "carbon_footprint", "carbon_intensity")
+    assert all(none[name] is None for name in figures)
 
 
 def test_csv_export_flattens_records() -> None:

@@ -231,8 +231,12 @@ def test_reiterate_then_compare_two_iterations(page: Page, dashboard: Dashboard)
     )
 
     # Both iterations in the table; select them and compare.
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
     page.goto(f"{dashboard.url}/ui/#results/{p}")
     expect(page.locator("#iterations-table tbody tr")).to_have_count(2)
+    model_cell = page.locator(f"#iterations-table tbody tr[data-iteration='{i2}'] td").nth(3)
+    expect(model_cell).to_have_text(second["ML_MODEL"]["model"])
     page.get_by_label(f"Compare iteration {i}").check()
     page.get_by_label(f"Compare iteration {i2}").check()
     page.get_by_role("button", name="Compare selected iterations (2)").click()
@@ -266,6 +270,10 @@ def test_reiterate_then_compare_two_iterations(page: Page, dashboard: Dashboard)
         "Carbon footprint",
     )
     expect(page.locator("#compare-table tbody tr")).to_have_count(2)
+    # The table and the chart came from the task list's summaries: one list request for the
+    # problem, no request per task.
+    assert any(re.search(rf"/v1/tasks\?.*problem_id={p}\b", u) for u in urls), urls
+    assert not [u for u in urls if re.search(r"/v1/tasks/\d+/\d+(\?|$)", u)], urls
     dashboard.shot(page, "comparison", full_page=True)
 
 

@@ -121,12 +121,15 @@ export const api = {
     return request("POST", `/tasks/${p}/${i}/cancel`);
   },
 
-  /** GET /v1/tasks, every page (newest first) -> task summaries. */
-  async listTasks({ state, problemId, pageSize = 500, max = 5000 } = {}) {
+  /**
+   * GET /v1/tasks, every page (newest first) -> task list items. With `summary` (default) each
+   * item carries its goal, model, hardware and figures; `summary: false` skips them (cheaper).
+   */
+  async listTasks({ state, problemId, summary = true, pageSize = 500, max = 5000 } = {}) {
     const all = [];
     for (let offset = 0; offset < max; offset += pageSize) {
       const reply = await request("GET", "/tasks", {
-        query: { state, problem_id: problemId, limit: pageSize, offset },
+        query: { state, problem_id: problemId, summary: summary ? undefined : "false", limit: pageSize, offset },
       });
       const items = Array.isArray(reply) ? reply : (reply.tasks || []);
       all.push(...items);

@@ -78,26 +78,44 @@ function logEvent(text) {
   while (log.children.length > 300) log.lastElementChild.remove();
 }
 
+const MODEL_SENTINELS = new Set(["NO_MODEL", "Error"]);
+
 function outputsOf(detail) {
   return detail || {};
 }
 
-/** The figures of one task for the tables and the chart (null where a stage has no output). */
+/** The figures of one task for the tables and the chart (null where a stage has no output),
+ * from a full result (GET /v1/tasks/{p}/{i}) or from a list item with its `summary`
+ * (GET /v1/tasks: the server computed the same figures, so the list needs no request per task). */
 function summaryOf(detail) {
   const d = outputsOf(detail);
+  const { p, i } = tid(d.task_id || {});
+  const head = { p, i, state: d.state, error: d.error || null, note: d.note || null };
+  if (d.summary && !d.ML_MODEL && !d.HW_RESOURCES && !d.CARBON_FOOTPRINT) {
+    const f = d.summary;
+    return {
+      ...head,
+      goal: f.goal ?? null,
+      model: f.model ?? null,
+      hardware: f.hardware ?? null,
+      latency: f.latency ?? null,
+      memory: f.memory_footprint_of_ml_model ?? null,
+      power: f.power_consumption ?? null,
+      energy: f.energy_consumption ?? null,
+      carbon: f.carbon_footprint ?? null,
+      intensity: f.carbon_intensity ?? null,
+    };
+  }
   const meta = d.ML_MODEL_METADATA || null;
   const model = d.ML_MODEL || null;
   const hw = d.HW_RESOURCES || null;
   const co2 = d.CARBON_FOOTPRINT || null;
-  const { p, i } = tid(d.task_id || {});
-  // NO_MODEL: the zeros downstream are not figures of anything; show them as missing.
-  const none = model !== null && model.model === "NO_MODEL";
+  // NO_MODEL / Error: the zeros downstream are not figures of anything; show them as missing
+  // (the server's list summary applies the same rule).
+  const none = model !== null && MODEL_SENTINELS.has(model.model);
   const fig = (rec, name) => (rec && !none ? rec[name] : null);
   return {
-    p, i,
-    state: d.state,
-    error: d.error || null,
-    note: d.note || null,
+    ...head,
     goal: meta ? ((meta.ml_model_metadata || [])[0] || "") : null,
     model: model ? model.model : null,
     hardware: hw ? hw.hw_description : null,
@@ -619,6 +637,11 @@ function mergeTask(t) {
   if (t.current_stage !== undefined) row.current_stage = t.current_stage;
   if (t.stage !== undefined) row.current_stage = t.stage;
   if (t.note !== undefined) row.note = t.note;
+  // The list's figures: kept until the task moves on (a stage output, a new state), and never
+  // taken from a slow answer older than the finished state already known.
+  const stale = TERMINAL.has(old.state) && !TERMINAL.has(t.state);
+  if (t.summary && !stale) row.summary = t.summary;
+  else if (!t.summary && (t.completed || (t.state && t.state !== old.state))) delete row.summary;
   if (t.problem_short_description) row.problem_short_description = t.problem_short_description;
   if (t.USER_INPUT) row.problem_short_description = t.USER_INPUT.problem_short_description;
   store.tasks.set(k, row);
@@ -761,7 +784,8 @@ function startEvents() {
 // ---------------------------------------------------------------------------------------- results
 
 async function loadTasks() {
-  const rows = await api.listTasks();
+  // Every task, for the problem tabs: no figures needed (each problem's table asks for its own).
+  const rows = await api.listTasks({ summary: false });
   for (const t of rows) mergeTask(t);
 }
 
@@ -816,19 +840,24 @@ async function detailOf(p, i, { fresh = false } = {}) {
 }
 
 async function refreshProblem(p) {
-  const rows = iterationsOf(p);
-  const details = await Promise.all(rows.map((r) => detailOf(p, r.task_id.iteration_id).catch((err) => {
-    console.error("sustainml dashboard: task detail", err);
-    return { task_id: r.task_id, state: r.state, error: `cannot load: ${err.message}` };
-  })));
+  // One request for the whole table: the list carries each iteration's figures.
+  let rows;
+  try {
+    rows = await api.listTasks({ problemId: p });
+  } catch (err) {
+    reportError(`Problem ${p}`, err);
+    return;
+  }
+  for (const r of rows) mergeTask(r);
   if (store.activeProblem !== p) return;
-  renderIterations(p, details);
+  renderIterations(p, iterationsOf(p));
 }
 
 function renderIterations(p, details) {
   const body = clear($("#iterations-table tbody"));
-  const first = details[0] && details[0].USER_INPUT;
-  $("#iterations-caption").textContent = `Problem ${p}${first && first.problem_short_description ? ` — ${first.problem_short_description}` : ""}: ${details.length} iteration${details.length === 1 ? "" : "s"}`;
+  const first = details[0] || null;
+  const description = first ? (first.USER_INPUT ? first.USER_INPUT.problem_short_description : first.problem_short_description) : "";
+  $("#iterations-caption").textContent = `Problem ${p}${description ? ` — ${description}` : ""}: ${details.length} iteration${details.length === 1 ? "" : "s"}`;
   const sel = store.selected.get(p) || new Set();
   for (const d of details) {
     const s = summaryOf(d);
@@ -946,7 +975,11 @@ async function openCompare(p) {
   const its = [...(store.selected.get(p) || new Set())].sort((a, b) => a - b);
   if (!its.length) return;
   try {
-    const details = await Promise.all(its.map((i) => detailOf(p, i)));
+    // The table's rows carry the figures; a full result only for one the list did not summarise.
+    const details = await Promise.all(its.map((i) => {
+      const row = store.tasks.get(key(p, i));
+      return row && row.summary && TERMINAL.has(row.state) ? row : detailOf(p, i);
+    }));
     store.compare = { p, rows: details.map(summaryOf) };
     $("#compare-heading").textContent = `Comparison — problem ${p}, iterations ${its.join(", ")}`;
     $("#compare-panel").hidden = false;
