@@ -27,7 +27,7 @@ from sustainml.workers.logic.encoder import model as model_mod
 from sustainml.workers.logic.encoder.backends import set_backend
 from sustainml.workers.logic.encoder.evaluate import evaluate
 from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, encode
-from sustainml.workers.logic.encoder.keywords import STOPWORDS, extract_keywords
+from sustainml.workers.logic.encoder.keywords import extract_keywords, stopwords
 from sustainml.workers.logic.encoder.model import EncoderModel, Example, get_model, load_corpus
 from sustainml.workers.logic.encoder.vocabulary import (
     GOAL_INPUTS,
@@ -417,7 +417,7 @@ def test_keywords_rank_domain_phrases_first_and_drop_stopwords() -> None:
     for phrase in keywords:
         words = phrase.split()
         assert 1 <= len(words) <= 3
-        assert not set(words) & STOPWORDS and not any(w.isdigit() for w in words)
+        assert not set(words) & stopwords() and not any(w.isdigit() for w in words)
 
 
 def test_keywords_are_deterministic_unique_and_limited_to_ten() -> None:
@@ -450,24 +450,43 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def test_model_is_trained_once_then_loaded_from_the_disk_cache(isolated_cache: Path) -> None:
     isolated_cache.mkdir(parents=True)
     (isolated_cache / "encoder-0123456789abcdef0123.pkl").write_bytes(b"an older version's model")
+    (isolated_cache / "encoder-0123456789abcdef0123.npz").write_bytes(b"an older version's export")
     trained = get_model()
     info = model_mod.model_info()
     assert info is not None and info.source == "trained" and info.path is not None
-    assert info.path.parent == isolated_cache and info.path.exists()
-    # No temporary file left, and the older version's file was removed.
-    assert [p.name for p in isolated_cache.iterdir()] == [info.path.name]
+    assert info.path.parent == isolated_cache and info.path.exists() and info.path.suffix == ".npz"
+    # The export and the pickled pipeline, no temporary file, the older version's files removed.
+    pickled = f"encoder-{model_mod.corpus_key(model_mod.CORPUS_PATH.read_bytes())}.pkl"
+    assert sorted(p.name for p in isolated_cache.iterdir()) == sorted([info.path.name, pickled])
     assert get_model() is trained  # in-process reuse
 
     model_mod.reset_model()
     loaded = get_model()
     info2 = model_mod.model_info()
     assert info2 is not None and info2.source == "cache" and info2.path == info.path
-    assert loaded is not trained
+    assert loaded is not trained and not isinstance(loaded, EncoderModel)  # numpy only
     text = "Spot potholes in dashcam pictures"
     assert encode(text, model=loaded).extra() == encode(text, model=trained).extra()
 
 
-def test_a_corrupt_cache_file_is_replaced(isolated_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_export_is_replaced(isolated_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+    get_model()  # trains, pickles and exports
+    key = model_mod.export_key(model_mod.CORPUS_PATH.read_bytes())
+    export = isolated_cache / f"encoder-{key}.npz"
+    export.write_bytes(b"not an npz file")
+    model_mod.reset_model()
+    get_model()
+    info = model_mod.model_info()
+    # Re-exported from the pickled pipeline, without training again.
+    assert info is not None and info.source == "pickle"
+    assert "unusable" in caplog.text
+    model_mod.reset_model()
+    get_model()
+    info = model_mod.model_info()
+    assert info is not None and info.source == "cache"
+
+
+def test_a_corrupt_pickle_is_retrained(isolated_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     key = model_mod.corpus_key(model_mod.CORPUS_PATH.read_bytes())
     isolated_cache.mkdir(parents=True)
     (isolated_cache / f"encoder-{key}.pkl").write_bytes(b"not a pickle")
@@ -481,18 +500,21 @@ def test_a_corrupt_cache_file_is_replaced(isolated_cache: Path, caplog: pytest.L
     assert info is not None and info.source == "cache"
 
 
-def test_fast_features_equal_scikit_learns() -> None:
-    model = get_model()
-    for text in [HELD_OUT[0][0], "Crème brûlée photos → captions!!", "", "x", "TL;DR of reports -> audio"]:
-        fast, reference = model.features(text), model.sparse_features(text)
-        assert fast.indices.tolist() == reference.indices.tolist(), text
-        assert fast.data == pytest.approx(reference.data), text
+def test_an_export_for_another_key_is_not_used(tmp_path: Path) -> None:
+    model, _source = model_mod.trained_model()
+    elsewhere = tmp_path / "other.npz"
+    model.exported().save(elsewhere)
+    with pytest.raises(ValueError, match="exported for key"):
+        model_mod.ScoringModel.load(elsewhere, "another-key")
+    assert model_mod.ScoringModel.load(elsewhere, model.key).goals == model.goals
 
 
 def test_cache_key_changes_with_the_corpus() -> None:
     data = model_mod.CORPUS_PATH.read_bytes()
     assert model_mod.corpus_key(data) == model_mod.corpus_key(data)
     assert model_mod.corpus_key(data) != model_mod.corpus_key(data + b"\n")
+    assert model_mod.export_key(data) == model_mod.export_key(data)
+    assert model_mod.export_key(data) != model_mod.export_key(data + b"\n")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -323,3 +323,41 @@ def test_user_model_dirs_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv(hw_resources.MODEL_DIRS_ENV)
     monkeypatch.setenv("SUSTAINML_DATA_DIR", str(tmp_path))
     assert hw_resources.user_model_dirs() == [(tmp_path / "user-models").resolve()]
+
+
+# -------------------------------------------------------------------------------------------------
+# input_batch: opt-in at ML_MODEL, regenerated here when absent
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "batch"), [(SMALL, 3), ("dlinear-etth1", 2), ("all-minilm-l6-v2", 2)])
+def test_absent_input_batch_is_regenerated_as_ml_model_would_send_it(name: str, batch: int) -> None:
+    # ML_MODEL only sends input_batch with extra_data.include_input_batch; the measurement then feeds
+    # onnxruntime the arrays it regenerates, which must be the ones ML_MODEL would have sent.
+    import onnxruntime as ort
+
+    from sustainml.workers.logic import ml_model
+
+    path = hw_resources.catalogue_file(models().get(name))
+    sent, samples = ml_model.input_arrays(path, batch)
+    assert samples == batch and sent
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    regenerated, repeat = measuring.feed_for(session, path, batch)
+    assert repeat == 1
+    names = [spec.name for spec in session.get_inputs()]
+    assert list(regenerated) == names and len(names) == len(sent)
+    for array, input_name in zip(sent, names, strict=True):
+        assert regenerated[input_name].dtype == array.dtype
+        assert regenerated[input_name].tobytes() == array.tobytes(), input_name
+
+
+def test_local_cpu_says_which_inputs_it_ran(isolated_data: Path) -> None:
+    from sustainml.workers.logic import ml_model
+
+    model = model_record(SMALL, batch_size=2)
+    without = run(model, ["local-cpu"])
+    assert without.get_extra()["measured"]["inputs"].startswith("seeded synthetic inputs, regenerated")
+    arrays, _ = ml_model.input_arrays(Path(model.model_path), 2)
+    model.set_input_arrays(arrays)
+    sent = run(model, ["local-cpu"], measure_local=True)
+    assert sent.get_extra()["measured"]["inputs"] == "input_batch"

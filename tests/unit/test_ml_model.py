@@ -264,7 +264,9 @@ def small_bytes() -> bytes:
 
 def test_user_onnx_inside_the_allowed_directory_is_analysed(model_dir: Path) -> None:
     (model_dir / "mine.onnx").write_bytes(small_bytes())
-    out = run("tabular-classification", ["T4"], model_path="mine.onnx", batch_size=3)
+    out = run(
+        "tabular-classification", ["T4"], model_path="mine.onnx", batch_size=3, include_input_batch=True
+    )
     assert out.model == "mine" and out.model_path == str((model_dir / "mine.onnx").resolve())
     props = json.loads(out.model_properties)
     assert props["synthetic"] is False and props["family"] == "user"
@@ -315,7 +317,13 @@ def test_raw_model_bytes_are_validated_stored_and_analysed(model_dir: Path) -> N
 
 
 def test_outputs_of_a_catalogue_model() -> None:
-    out = run("image-classification", ["T4"], meta_extra={"model_selected": "mobilenet-v2"}, batch_size=4)
+    out = run(
+        "image-classification",
+        ["T4"],
+        meta_extra={"model_selected": "mobilenet-v2"},
+        batch_size=4,
+        include_input_batch=True,
+    )
     assert out.model == "mobilenet-v2"
     path = Path(out.model_path)
     assert path.is_file() and path.suffix == ".onnx"
@@ -329,18 +337,45 @@ def test_outputs_of_a_catalogue_model() -> None:
     assert props["batch_size"] == 4
     arrays = out.input_arrays()
     assert [a.shape for a in arrays] == [(4, 3, 224, 224)] and arrays[0].dtype == np.float32
+    assert "input_batch_note" not in out.get_extra()
     assert out.raw_model == b""
 
 
+@pytest.mark.parametrize("flag", [None, False, "true", 1])
+def test_input_batch_only_on_request(flag: Any) -> None:
+    # Megabytes of seeded arrays HW_RESOURCES can regenerate: sent only with include_input_batch = true.
+    options = {} if flag is None else {"include_input_batch": flag}
+    out = run("image-classification", ["T4"], model_selected="mobilenet-v2", batch_size=4, **options)
+    assert out.model == "mobilenet-v2" and out.input_batch == []
+    assert json.loads(out.model_properties)["batch_size"] == 4  # HW_RESOURCES's batch, without arrays
+    assert "include_input_batch = true" in out.get_extra()["input_batch_note"]
+    user = run("tabular-classification", ["T4"], raw_model=small_bytes(), **options)
+    assert user.input_batch == [] and "input_batch_note" in user.get_extra()
+
+
+def test_the_sent_input_batch_is_the_seeded_one() -> None:
+    sent = run("tabular-classification", ["T4"], model_selected=SMALL, batch_size=3, include_input_batch=True)
+    again, samples = ml_model.input_arrays(Path(sent.model_path), 3)
+    assert samples == 3 and [a.tobytes() for a in sent.input_arrays()] == [a.tobytes() for a in again]
+
+
 def test_text_models_get_token_ids_below_the_vocabulary() -> None:
-    out = run("text-classification", ["A100"], model_selected="distilbert-sst2", batch_size=2)
+    out = run(
+        "text-classification",
+        ["A100"],
+        model_selected="distilbert-sst2",
+        batch_size=2,
+        include_input_batch=True,
+    )
     (ids,) = out.input_arrays()[:1]
     assert ids.shape == (2, 128) and ids.dtype == np.int64
     assert ids.min() >= 0 and ids.max() < 30_522  # DistilBERT's vocabulary
 
 
 def test_a_big_batch_is_sent_in_part_within_the_message_limit() -> None:
-    out = run("image-classification", ["T4"], model_selected="mobilenet-v2", batch_size=32)
+    out = run(
+        "image-classification", ["T4"], model_selected="mobilenet-v2", batch_size=32, include_input_batch=True
+    )
     arrays = out.input_arrays()
     sent = arrays[0].shape[0]
     assert 1 <= sent < 32 and sum(a.nbytes for a in arrays) <= msg_limits.MAX_INPUT_BATCH_BYTES

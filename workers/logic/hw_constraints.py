@@ -51,7 +51,6 @@ from sustainml.messages.types import (
     UserInput,
 )
 from sustainml.workers.logic import hardware_names as hn
-from sustainml.workers.logic import hw_resources as hr
 from sustainml.workers.logic.common import format_number, reply, reply_error, reply_unsupported
 from sustainml.workers.logic.tables import DEFAULT_HARDWARE, DEFAULT_MAX_MEMORY_FOOTPRINT_MB
 
@@ -107,6 +106,10 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, hw_constraints
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
+    # HW_RESOURCES's module (numpy, onnx: ~30 MB) is imported here, not at module level: tasks never
+    # need it, and a worker that only runs tasks stays small.
+    from sustainml.workers.logic import hw_resources as hr
+
     text = req.configuration.strip()
     keyword, _, argument = text.partition(",")
     keyword, argument = keyword.strip(), argument.strip()
@@ -129,6 +132,8 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
 def hardware_info(name: str) -> dict[str, Any]:
     """HW_RESOURCES's ``hardware_info`` reply for canonical ``name``, plus the deployment targets the
     device serves (what this node filters "auto" hardware by)."""
+    from sustainml.workers.logic import hw_resources as hr  # see configuration_callback
+
     info = hr.hardware_info(hr.resolve_device(name))
     info["deployments"] = ", ".join(hn.DEVICE_DEPLOYMENTS.get(name, ()))
     return info

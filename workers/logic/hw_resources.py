@@ -22,8 +22,10 @@
      the precision / 1e6; max_hw_memory_footprint [MB] = device memory GB x 1000 (decimal units);
    - constraints: footprint <= device memory, footprint <= ``max_memory_footprint`` (0 = none),
      latency <= ``max_latency_ms``, power <= ``max_power_w`` (requirements, when stated).
-4. ``local-cpu`` chosen: the model also **runs** with onnxruntime on ``input_batch`` (warm-up, median
-   of up to 10 runs, cached by model hash, batch and device; ``estimate.measure``) and
+4. ``local-cpu`` chosen: the model also **runs** with onnxruntime (warm-up, median of up to 10 runs,
+   cached by model hash, batch and device; ``estimate.measure``) on ``input_batch`` when ML_MODEL
+   sent it (``extra_data.include_input_batch``), else on the same seeded synthetic arrays regenerated
+   here (``measure.feed_for``: ML_MODEL's generator, seed, shapes and input order), and
    ``extra_data.measured`` reports it next to the estimate. ``hw.latency`` stays the estimate so the
    main outputs are reproducible (estimation-sources.md section 6). ``extra_data.measure_local``:
    ``false`` skips the run, ``true`` forces it; by default a model estimated above
@@ -690,6 +692,7 @@ def measured_on_this_cpu(
         log.warning("measuring %s on this CPU failed: %s", loaded.path.name, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
     out = m.to_dict()
+    out["inputs"] = "input_batch" if arrays else "seeded synthetic inputs, regenerated (as ML_MODEL's)"
     out["estimated_s"] = estimate_s
     out["ratio_measured_over_estimated"] = m.median_s / estimate_s if estimate_s > 0 else math.inf
     out["method"] = (

@@ -41,12 +41,16 @@ metadata's ``extra_data`` on top (``model_restrains``, ``model_selected``, ``mod
 Outputs: ``model``; ``model_path`` = the ONNX file (``onnxgraphs.cache``, seeded random weights up to
 ``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above); ``model_properties`` (JSON:
 name, family, goals, modality, parameters, MACs, FLOPs, quality, licence, source, year,
-``synthetic: true``, weights, input shape, batch size, precision); ``input_batch`` = seeded arrays
-of the model's inputs (token ids below the vocabulary for text) at the batch size
+``synthetic: true``, weights, input shape, batch size, precision); ``target_latency``
+= ``max_latency_ms`` / 1000 (0 = none); ``input_batch`` only with ``extra_data.include_input_batch``:
+seeded arrays of the model's inputs (token ids below the vocabulary for text) at the batch size
 (``extra_data.batch_size``, default 1; at most ``messages.limits.MAX_INPUT_BATCH_BYTES``: above,
-fewer samples are sent and ``model_properties.batch_size`` keeps the real size); ``target_latency``
-= ``max_latency_ms`` / 1000 (0 = none); ``raw_model`` only with ``extra_data.include_raw_model`` and
-at most ``RAW_MODEL_LIMIT`` bytes.
+fewer samples are sent and ``model_properties.batch_size`` keeps the real size). They are synthetic
+and seeded, so HW_RESOURCES regenerates the same arrays when they are absent
+(``estimate.measure.feed_for``) and every task does not carry megabytes of them (yolov8n at
+batch 1: 4.9 MB on the wire, 6.5 MB as base64 JSON); without them ``extra_data.input_batch_note``
+says so. ``raw_model`` only with ``extra_data.include_raw_model`` and at most ``RAW_MODEL_LIMIT``
+bytes.
 
 Configuration requests: ``model_from_goal, <goal>[, <hw>[, <family>]]`` -> ``{"models": "m1, m2"}``
 (at most ``MAX_LISTED``; hw: weights must fit its memory; family: substring, plural-insensitive;
@@ -230,17 +234,9 @@ def task_callback(
     path = hwr.catalogue_file(best.entry)
     ml_model.model = best.entry.name
     ml_model.model_path = str(path)
-    arrays, sent = input_arrays(path, ctx.batch, ctx.dims)
-    ml_model.set_input_arrays(arrays)
     props = model_properties(best.entry, ctx, weights=hwr.weights_mode(best.entry))
     props["estimate"] = best.figures()
-    if sent < ctx.batch:
-        props["input_batch_samples"] = sent
-        extra["input_batch_note"] = (
-            f"input_batch holds {sent} of {ctx.batch} samples (message limit "
-            f"{msg_limits.MAX_INPUT_BATCH_BYTES} bytes, or a model with a fixed batch of 1); "
-            "model_properties.batch_size is the real batch"
-        )
+    _maybe_input_batch(ml_model, path, ctx, options, props, extra)
     ml_model.model_properties = json.dumps(props, sort_keys=True)
     ml_model.target_latency = ctx.target_latency_s
     _maybe_raw_model(ml_model, path, options, extra)
@@ -745,6 +741,35 @@ def input_arrays(
     return [arrays[name] for name, _s, _d in specs], samples
 
 
+INPUT_BATCH_OMITTED: Final = (
+    "input_batch not sent: the inputs are synthetic and seeded, HW_RESOURCES regenerates them; "
+    "set extra_data.include_input_batch = true to receive them"
+)
+
+
+def _maybe_input_batch(
+    ml_model: MLModel,
+    path: Path,
+    ctx: Context,
+    options: Mapping[str, Any],
+    props: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """``input_batch`` = the seeded input arrays, only with ``extra_data.include_input_batch``."""
+    if options.get("include_input_batch") is not True:
+        extra["input_batch_note"] = INPUT_BATCH_OMITTED
+        return
+    arrays, sent = input_arrays(path, ctx.batch, ctx.dims)
+    ml_model.set_input_arrays(arrays)
+    if sent < ctx.batch:
+        props["input_batch_samples"] = sent
+        extra["input_batch_note"] = (
+            f"input_batch holds {sent} of {ctx.batch} samples (message limit "
+            f"{msg_limits.MAX_INPUT_BATCH_BYTES} bytes, or a model with a fixed batch of 1); "
+            "model_properties.batch_size is the real batch"
+        )
+
+
 def _maybe_raw_model(
     ml_model: MLModel, path: Path, options: Mapping[str, Any], extra: dict[str, Any]
 ) -> None:
@@ -856,8 +881,6 @@ def _fill_user_model(
             )
     ml_model.model = user.name
     ml_model.model_path = str(path)
-    arrays, sent = input_arrays(path, ctx.batch, ctx.dims)
-    ml_model.set_input_arrays(arrays)
     props: dict[str, Any] = {
         "name": user.name,
         "family": "user",
@@ -876,8 +899,7 @@ def _fill_user_model(
         "inputs": {k: list(v) for k, v in report.inputs.items()},
         "catalogue": False,
     }
-    if sent < ctx.batch:
-        props["input_batch_samples"] = sent
+    _maybe_input_batch(ml_model, path, ctx, options, props, extra)
     ml_model.model_properties = json.dumps(props, sort_keys=True)
     ml_model.target_latency = ctx.target_latency_s
     extra["selected_by"] = origin

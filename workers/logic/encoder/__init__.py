@@ -8,7 +8,9 @@ Modules:
 - ``corpus.jsonl``: the labelled training corpus (below);
 - ``lexicon``: word classes giving the classifier a concept view of a description;
 - ``model``: the built-in classifier (TF-IDF word + character + concept n-grams, multinomial logistic
-  regression for goal and modality), trained at first use and cached on disk;
+  regression for goal and modality), trained with scikit-learn at first use and cached on disk;
+- ``scoring``: its inference with numpy alone, from the weights ``model`` exports after training
+  (``.npz``, no pickle): a worker that finds the export never imports scikit-learn or scipy;
 - ``backends``: the pluggable backend interface (built-in, OpenAI-compatible / Ollama LLM endpoint,
   sentence embeddings) and its environment configuration;
 - ``inference``: ``encode()``: combines backend, modality hint, goal override and clarification;

@@ -45,12 +45,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
-from sustainml.workers.logic.encoder.keywords import STOPWORDS
-from sustainml.workers.logic.encoder.model import EncoderModel, Example, FeatureRow, load_corpus
+from sustainml.workers.logic.encoder.keywords import stopwords
+from sustainml.workers.logic.encoder.model import Example, load_corpus
+from sustainml.workers.logic.encoder.scoring import FeatureRow, ScoringModel
 from sustainml.workers.logic.encoder.vocabulary import (
     GOAL_INPUTS,
     GOALS,
@@ -153,7 +153,7 @@ class BuiltinBackend:
 
     name = "builtin"
 
-    def __init__(self, model: EncoderModel) -> None:
+    def __init__(self, model: ScoringModel) -> None:
         self.model = model
 
     def predict(self, text: str, modality_hint: str) -> Prediction:
@@ -176,10 +176,11 @@ class BuiltinBackend:
         return {m: float(p) for m, p in zip(self.model.modalities, probs, strict=True)}
 
     def _reason(self, text: str, x: FeatureRow, goal: str) -> str:
+        stop = stopwords()
         positive = [
             (w, s)
             for w, s in self.model.word_contributions(text, x, goal)
-            if s > 0.05 and w not in STOPWORDS  # function words carry weight but explain nothing
+            if s > 0.05 and w not in stop  # function words carry weight but explain nothing
         ]
         if not positive:
             return f"no word of the description is specific to {goal}; chosen from the prior and hint"
@@ -243,6 +244,8 @@ class LLMBackend:
         }
 
     def predict(self, text: str, modality_hint: str) -> Prediction:
+        import httpx  # here: only an LLM backend needs an HTTP client (~7 MB resident)
+
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
             response = httpx.post(

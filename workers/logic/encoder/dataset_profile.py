@@ -35,6 +35,7 @@ tabular-classification).
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -45,11 +46,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
+
+class _LazyModule:
+    """A module imported at its first attribute access: pyarrow costs ~60 MB of resident memory
+    and only tasks that name a dataset need it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+pa = _LazyModule("pyarrow")
+pc = _LazyModule("pyarrow.compute")
+pa_csv = _LazyModule("pyarrow.csv")
+pa_json = _LazyModule("pyarrow.json")
+pq = _LazyModule("pyarrow.parquet")
 
 DATA_DIRS_ENV: Final = "SUSTAINML_DATA_DIRS"
 MAX_DATASET_BYTES: Final = 64 * 1024 * 1024

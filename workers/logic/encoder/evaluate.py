@@ -19,8 +19,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sklearn.model_selection import StratifiedKFold
-
 from sustainml.workers.logic.encoder.backends import BuiltinBackend
 from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, encode
 from sustainml.workers.logic.encoder.model import EncoderModel, Example, load_corpus
@@ -113,6 +111,8 @@ def evaluate(folds: int = 5, seed: int = 0, examples: list[Example] | None = Non
     hint_ok = [False] * len(data)
     wrong_ok = [False] * len(data)
     train_time = 0.0
+    from sklearn.model_selection import StratifiedKFold  # training-side only: not at import
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_idx, test_idx in splitter.split([e.text for e in data], [e.goal for e in data]):
         started = time.perf_counter()

@@ -30,7 +30,8 @@ from sustainml.workers.logic.encoder.backends import (
     backend_from_env,
 )
 from sustainml.workers.logic.encoder.keywords import extract_keywords
-from sustainml.workers.logic.encoder.model import EncoderModel, get_model
+from sustainml.workers.logic.encoder.model import get_model
+from sustainml.workers.logic.encoder.scoring import ScoringModel
 from sustainml.workers.logic.encoder.vocabulary import (
     GOAL_INPUTS,
     GOALS,
@@ -89,7 +90,7 @@ def encode(
     modality: str = "",
     goal: str = "",
     backend: Backend | None = None,
-    model: EncoderModel | None = None,
+    model: ScoringModel | None = None,
     keyword_text: str | None = None,
 ) -> Encoding:
     """Encode one problem description.

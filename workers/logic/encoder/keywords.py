@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Mapping
 from typing import Final
-
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 MAX_KEYWORDS: Final = 10
 MAX_PHRASE_WORDS: Final = 3
@@ -84,7 +83,21 @@ _FILLER: Final = frozenset(
         "system",
     }
 )
-STOPWORDS: Final[frozenset[str]] = frozenset(ENGLISH_STOP_WORDS) | _FILLER
+_stopwords: frozenset[str] | None = None
+_stopwords_lock = threading.Lock()
+
+
+def stopwords() -> frozenset[str]:
+    """English stop words (scikit-learn's list, carried by the built-in model's export so that
+    inference never imports scikit-learn) plus the filler words above."""
+    global _stopwords
+    if _stopwords is None:
+        from sustainml.workers.logic.encoder.model import get_model  # model.py imports this module
+
+        with _stopwords_lock:
+            _stopwords = get_model().stop_words | _FILLER
+    return _stopwords
+
 
 # Phrase boundaries: punctuation (also typographic quotes \u2018 \u2019 \u201c \u201d), a dash
 # between spaces (hyphen, en dash \u2013, em dash \u2014) and arrows.
@@ -94,19 +107,20 @@ _SEGMENT_RE: Final = re.compile(
 WORD_RE: Final = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
 
 
-def _is_content(word: str) -> bool:
-    if word in STOPWORDS or len(word) < 2:
+def _is_content(word: str, stop: frozenset[str]) -> bool:
+    if word in stop or len(word) < 2:
         return False
     return not word.replace("-", "").replace("'", "").isdigit()
 
 
 def candidate_phrases(text: str) -> list[tuple[str, ...]]:
     """Content-word runs of ``text`` (lower-case), in order of appearance, with repeats."""
+    stop = stopwords()
     phrases: list[tuple[str, ...]] = []
     for segment in _SEGMENT_RE.split(text.casefold()):
         run: list[str] = []
         for word in [*WORD_RE.findall(segment), ""]:  # "" flushes the last run
-            if word and _is_content(word):
+            if word and _is_content(word, stop):
                 run.append(word)
                 continue
             for i in range(0, len(run), MAX_PHRASE_WORDS):

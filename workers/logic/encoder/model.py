@@ -1,4 +1,4 @@
-"""The built-in classifier: training on the shipped corpus, prediction, explanations, disk cache.
+"""The built-in classifier: training on the shipped corpus, the exported weights, disk cache.
 
 Features (all TF-IDF, sublinear term frequency, accents stripped), concatenated:
 
@@ -7,18 +7,26 @@ Features (all TF-IDF, sublinear term frequency, accents stripped), concatenated:
   inflections and spelling variants ("transcribing", "summarise") share evidence;
 - unigrams to trigrams of its *concept view* (``lexicon.py``), weighted ``CONCEPT_WEIGHT``.
 
-Two multinomial logistic regressions (L2, ``C``) are trained on them: one for the goal, one for the
-input modality. Logistic regression is fitted by maximising the likelihood, so its probabilities are
-calibrated in the log-loss sense (``evaluate.py`` reports how often answers above the clarification
-threshold are right); they are the encoder's confidence. At prediction time the feature row is
-computed directly from the fitted vocabularies and IDF weights (``features``; equal to
-scikit-learn's ``transform``, see ``sparse_features``), which keeps a task at about a millisecond.
+Two multinomial logistic regressions (L2, ``C``) are trained on them with scikit-learn: one for the
+goal, one for the input modality. Logistic regression is fitted by maximising the likelihood, so
+its probabilities are calibrated in the log-loss sense (``evaluate.py`` reports how often answers
+above the clarification threshold are right); they are the encoder's confidence.
 
-Training takes one to two seconds, so the fitted model is pickled under the cache directory, keyed
-by a hash of the corpus, the lexicon and feature settings, ``CODE_VERSION`` and the scikit-learn and
-numpy versions (a pickle is only valid for the versions that wrote it). Writes go to a temporary
-file in the same directory, then ``os.replace``: concurrent processes may both train, and each sees
-either no file or a complete one.
+Prediction needs no scikit-learn: the fitted vocabularies, IDF weights and coefficients are exported
+to a ``ScoringModel`` (``scoring.py``, numpy only) and ``EncoderModel`` is one, so a freshly trained
+model and a loaded export answer with the same code. ``sparse_features`` and
+``reference_probabilities`` keep scikit-learn's own pipeline as the reference the tests compare
+against.
+
+Disk cache (``cache_dir()``), both written to a temporary file in the same directory, then
+``os.replace`` (concurrent processes may both train; each sees no file or a complete one):
+
+- ``encoder-<key>.npz``: the export, what ``get_model()`` loads (``key`` = hash of the corpus, the
+  lexicon, the feature and classifier settings, ``CODE_VERSION`` and the export format). A worker
+  that finds it never imports scikit-learn or scipy (~150 MB less resident memory).
+- ``encoder-<key>.pkl``: the pickled scikit-learn pipeline (training takes one to two seconds), keyed
+  by the library versions too (a pickle is only valid for the versions that wrote it); read only
+  when the export is missing or unusable, to re-export without training.
 """
 
 from __future__ import annotations
@@ -37,42 +45,67 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import sklearn
-from scipy import sparse  # type: ignore[import-untyped]
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from sustainml.workers.logic.encoder.keywords import WORD_RE
-from sustainml.workers.logic.encoder.lexicon import TOKEN_RE, concept_text, concept_tokens, lexicon_spec
+from sustainml.workers.logic.encoder.lexicon import concept_text, lexicon_spec
+from sustainml.workers.logic.encoder.scoring import (
+    CONCEPT_WEIGHT,
+    EXPORT_FORMAT,
+    FeatureRow,
+    ScoringModel,
+)
 from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES
 
 log = logging.getLogger(__name__)
 
 #: Bump when features, training or the pickled class change: old cache files are then ignored.
-CODE_VERSION: Final = "encoder-3"
+CODE_VERSION: Final = "encoder-4"
 
 CORPUS_PATH: Final = Path(__file__).with_name("corpus.jsonl")
 
 #: Environment variable naming the cache directory (default: ``<SUSTAINML_DATA_DIR>/cache/encoder``).
 CACHE_ENV: Final = "SUSTAINML_ENCODER_CACHE_DIR"
 
-#: Inverse regularisation strength of both logistic regressions, and the weight of the concept
-#: block relative to the word and character blocks; chosen by 5-fold cross-validation on the corpus.
+#: Inverse regularisation strength of both logistic regressions (and ``CONCEPT_WEIGHT``, the weight
+#: of the concept block relative to the word and character blocks); chosen by 5-fold
+#: cross-validation on the corpus.
 C: Final = 20.0
-CONCEPT_WEIGHT: Final = 0.8
+
+#: ``TfidfVectorizer`` settings of the three blocks; ``scoring.py`` reproduces their analyzers.
+WORD_SETTINGS: Final[dict[str, Any]] = {
+    "ngram_range": (1, 2),
+    "sublinear_tf": True,
+    "strip_accents": "unicode",
+}
+CHAR_SETTINGS: Final[dict[str, Any]] = {
+    "analyzer": "char_wb",
+    "ngram_range": (2, 5),
+    "sublinear_tf": True,
+    "min_df": 2,
+    "strip_accents": "unicode",
+}
+# Concept tokens are upper-case tags separated by spaces; keep them as they are.
+CONCEPT_SETTINGS: Final[dict[str, Any]] = {
+    "ngram_range": (1, 3),
+    "sublinear_tf": True,
+    "lowercase": False,
+    "token_pattern": r"\S+",
+}
+# sag (tolerance 1e-3) lands within 0.01 of the tight optimum in probability, several times faster
+# than lbfgs here; a fixed random_state keeps its sample order, hence the model, deterministic.
+CLASSIFIER_SETTINGS: Final[dict[str, Any]] = {
+    "C": C,
+    "solver": "sag",
+    "tol": 1e-3,
+    "max_iter": 5000,
+    "random_state": 0,
+}
 
 Vector = npt.NDArray[np.float64]
-
-
-class FeatureRow(NamedTuple):
-    """One text's non-zero features: sorted column indices and their values."""
-
-    indices: npt.NDArray[np.int64]
-    data: Vector
 
 
 @dataclass(frozen=True)
@@ -108,45 +141,24 @@ def load_corpus(path: Path | None = None) -> list[Example]:
     return examples
 
 
-def _word_vectorizer() -> Any:
-    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode")
-
-
-def _char_vectorizer() -> Any:
-    return TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, strip_accents="unicode"
-    )
-
-
-def _concept_vectorizer() -> Any:
-    # Concept tokens are upper-case tags separated by spaces; keep them as they are.
-    return TfidfVectorizer(ngram_range=(1, 3), sublinear_tf=True, lowercase=False, token_pattern=r"\S+")
-
-
-def _classifier() -> Any:
-    # sag (tolerance 1e-3) lands within 0.01 of the tight optimum in probability, several times
-    # faster than lbfgs here; a fixed random_state keeps its sample order, hence the model, deterministic.
-    return LogisticRegression(C=C, solver="sag", tol=1e-3, max_iter=5000, random_state=0)
-
-
-def _softmax(z: Vector) -> Vector:
-    e = np.exp(z - z.max())
-    out: Vector = e / e.sum()
-    return out
-
-
-class EncoderModel:
-    """The fitted vectorizers and classifiers, plus corpus statistics for the keyword extractor."""
+class EncoderModel(ScoringModel):
+    """Trained with scikit-learn on ``examples``; predicts as the ``ScoringModel`` it exports, and
+    keeps the fitted scikit-learn objects as the reference (``sparse_features``,
+    ``reference_probabilities``)."""
 
     def __init__(self, examples: Sequence[Example], key: str = "") -> None:
+        # scikit-learn and scipy only here: a process that merely predicts never loads them.
+        from scipy import sparse  # type: ignore[import-untyped]
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
         if not examples:
             raise ValueError("cannot train the encoder on an empty corpus")
         started = time.perf_counter()
-        self.key = key
         texts = [e.text for e in examples]
-        self._word = _word_vectorizer()
-        self._char = _char_vectorizer()
-        self._concept = _concept_vectorizer()
+        self._word = TfidfVectorizer(**WORD_SETTINGS)
+        self._char = TfidfVectorizer(**CHAR_SETTINGS)
+        self._concept = TfidfVectorizer(**CONCEPT_SETTINGS)
         x = sparse.hstack(
             [
                 self._word.fit_transform(texts),
@@ -154,54 +166,58 @@ class EncoderModel:
                 CONCEPT_WEIGHT * self._concept.fit_transform([concept_text(t) for t in texts]),
             ]
         ).tocsr()
-        goal_clf = _classifier().fit(x, [e.goal for e in examples])
-        modality_clf = _classifier().fit(x, [e.modality for e in examples])
+        self._goal_clf = LogisticRegression(**CLASSIFIER_SETTINGS).fit(x, [e.goal for e in examples])
+        self._modality_clf = LogisticRegression(**CLASSIFIER_SETTINGS).fit(x, [e.modality for e in examples])
         # Reorder the classifiers' (alphabetical) classes to the vocabulary order, so argmax ties
         # follow GOALS and callers can index by position.
-        goal_pos = {g: i for i, g in enumerate(goal_clf.classes_)}
-        self.goals: tuple[str, ...] = tuple(g for g in GOALS if g in goal_pos)
-        self._goal_order = np.array([goal_pos[g] for g in self.goals])
-        mod_pos = {m: i for i, m in enumerate(modality_clf.classes_)}
-        self.modalities: tuple[str, ...] = tuple(m for m in MODALITIES if m in mod_pos)
-        self._modality_order = np.array([mod_pos[m] for m in self.modalities])
-        # Coefficients in vocabulary order, centred over classes: softmax is shift-invariant, so
-        # the centred weight of a feature is its effect on one goal relative to the average goal.
-        coef = np.asarray(goal_clf.coef_)[self._goal_order]
-        self._goal_coef: npt.NDArray[np.float64] = coef - coef.mean(axis=0, keepdims=True)
-        self._goal_intercept = np.asarray(goal_clf.intercept_)[self._goal_order]
-        self._modality_coef = np.asarray(modality_clf.coef_)[self._modality_order]
-        self._modality_intercept = np.asarray(modality_clf.intercept_)[self._modality_order]
-        n_word = len(self._word.vocabulary_)
-        n_char = len(self._char.vocabulary_)
-        self._blocks = (n_word, n_word + n_char)
-        self._feature_names: list[str] = [
-            *self._word.get_feature_names_out().tolist(),
-            *self._char.get_feature_names_out().tolist(),
-            *self._concept.get_feature_names_out().tolist(),
-        ]
+        goal_pos = {g: i for i, g in enumerate(self._goal_clf.classes_)}
+        goals = tuple(g for g in GOALS if g in goal_pos)
+        self._goal_order = np.array([goal_pos[g] for g in goals])
+        mod_pos = {m: i for i, m in enumerate(self._modality_clf.classes_)}
+        modalities = tuple(m for m in MODALITIES if m in mod_pos)
+        self._modality_order = np.array([mod_pos[m] for m in modalities])
+        coef = np.asarray(self._goal_clf.coef_, dtype=np.float64)[self._goal_order]
         # Document frequencies of plain word tokens, for keyword weights (TF-IDF against the corpus).
         df: Counter[str] = Counter()
         for t in texts:
             df.update(set(WORD_RE.findall(t.casefold())))
         n = len(texts)
-        self.idf: dict[str, float] = {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items()}
-        self.default_idf = math.log(1 + n) + 1.0
-        self.n_examples = n
-        self.train_seconds = time.perf_counter() - started
-        # Pruned-feature sets are only kept for inspection; dropping them shrinks the cache file.
+        # Pruned-feature sets are only kept for inspection; dropping them shrinks the pickle.
         for vec in (self._word, self._char, self._concept):
             vec.stop_words_ = None
-        self._analyzers: tuple[Any, Any, Any] | None = None
+        super().__init__(
+            key=key,
+            goals=goals,
+            modalities=modalities,
+            vocabularies=[
+                vec.get_feature_names_out().tolist() for vec in (self._word, self._char, self._concept)
+            ],
+            idf_vectors=[
+                np.asarray(vec.idf_, dtype=np.float64) for vec in (self._word, self._char, self._concept)
+            ],
+            goal_coef=coef - coef.mean(axis=0, keepdims=True),
+            goal_intercept=np.asarray(self._goal_clf.intercept_, dtype=np.float64)[self._goal_order],
+            modality_coef=np.asarray(self._modality_clf.coef_, dtype=np.float64)[self._modality_order],
+            modality_intercept=np.asarray(self._modality_clf.intercept_, dtype=np.float64)[
+                self._modality_order
+            ],
+            keyword_idf={w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items()},
+            default_idf=math.log(1 + n) + 1.0,
+            n_examples=n,
+            stop_words=frozenset(ENGLISH_STOP_WORDS),
+            train_seconds=time.perf_counter() - started,
+        )
+        # get_feature_names_out lists each vocabulary in column order: check, as the export relies on it.
+        for vec, terms in zip((self._word, self._char, self._concept), self._terms, strict=True):
+            if any(vec.vocabulary_[t] != i for i, t in enumerate(terms)):
+                raise RuntimeError("scikit-learn's feature names are not in column order")
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_analyzers"] = None  # closures over the vectorizers: rebuilt on first use
-        return state
-
-    # -- prediction --------------------------------------------------------------------------
+    # -- scikit-learn's own pipeline, the reference ----------------------------------------------
     def sparse_features(self, text: str) -> Any:
         """The feature row of ``text`` as scikit-learn computes it (1 x n sparse matrix): the
         reference for :meth:`features`, used by the tests."""
+        from scipy import sparse
+
         return sparse.hstack(
             [
                 self._word.transform([text]),
@@ -210,82 +226,33 @@ class EncoderModel:
             ]
         ).tocsr()
 
-    def features(self, text: str) -> FeatureRow:
-        """The feature row of ``text``: the same values as :meth:`sparse_features`, computed
-        directly from the fitted vocabularies and IDF weights. scikit-learn's per-call input
-        validation costs several times more than the arithmetic for one short text."""
-        if self._analyzers is None:
-            self._analyzers = (
-                self._word.build_analyzer(),
-                self._char.build_analyzer(),
-                self._concept.build_analyzer(),
-            )
-        parts_idx: list[npt.NDArray[np.int64]] = []
-        parts_val: list[Vector] = []
-        offset = 0
-        inputs = (text, text, concept_text(text))
-        scales = (1.0, 1.0, CONCEPT_WEIGHT)
-        vectorizers = (self._word, self._char, self._concept)
-        for analyzer, vec, doc, scale in zip(self._analyzers, vectorizers, inputs, scales, strict=True):
-            vocab: dict[str, int] = vec.vocabulary_
-            counts = Counter(j for j in (vocab.get(t) for t in analyzer(doc)) if j is not None)
-            if counts:
-                idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-                tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-                val = (np.log(tf) + 1.0) * vec.idf_[idx]  # sublinear tf x idf, as fitted
-                val *= scale / np.linalg.norm(val)  # l2 per block, then the block weight
-                parts_idx.append(idx + offset)
-                parts_val.append(val)
-            offset += len(vocab)
-        if not parts_idx:
-            return FeatureRow(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
-        indices = np.concatenate(parts_idx)
-        order = np.argsort(indices)
-        return FeatureRow(indices[order], np.concatenate(parts_val)[order])
+    def reference_probabilities(self, text: str) -> tuple[Vector, Vector]:
+        """(P(goal), P(modality)) of ``text`` from scikit-learn's ``predict_proba``, in ``goals`` and
+        ``modalities`` order: the reference for :meth:`goal_probabilities` and
+        :meth:`modality_probabilities`."""
+        x = self.sparse_features(text)
+        goal = np.asarray(self._goal_clf.predict_proba(x), dtype=np.float64)[0][self._goal_order]
+        modality = np.asarray(self._modality_clf.predict_proba(x), dtype=np.float64)[0][self._modality_order]
+        return goal, modality
 
-    def goal_probabilities(self, x: FeatureRow) -> Vector:
-        """P(goal | text), in ``self.goals`` order."""
-        return _softmax(self._goal_coef[:, x.indices] @ x.data + self._goal_intercept)
-
-    def modality_probabilities(self, x: FeatureRow) -> Vector:
-        """P(input modality | text), in ``self.modalities`` order."""
-        return _softmax(self._modality_coef[:, x.indices] @ x.data + self._modality_intercept)
-
-    def word_contributions(self, text: str, x: FeatureRow, goal: str) -> list[tuple[str, float]]:
-        """How much each word of ``text`` pushed the score of ``goal`` (largest first).
-
-        A feature's contribution is its value times its centred weight for the goal. Word n-gram
-        features are spread evenly over their words, character n-grams over the words that contain
-        them, concept n-grams over the words that produced those concepts.
-        """
-        row = self.goals.index(goal)
-        words = TOKEN_RE.findall(text.casefold())
-        padded = {w: f" {w} " for w in words}
-        concept_words: dict[str, list[str]] = {}
-        for concept, word in concept_tokens(text):
-            concept_words.setdefault(concept, []).append(word)
-        score: dict[str, float] = {}
-
-        def spread(targets: Sequence[str], amount: float) -> None:
-            if targets:
-                share = amount / len(targets)
-                for t in targets:
-                    score[t] = score.get(t, 0.0) + share
-
-        weights = self._goal_coef[row]
-        word_end, char_end = self._blocks
-        for j, value in zip(x.indices, x.data, strict=True):
-            amount = float(value * weights[j])
-            if amount == 0.0:
-                continue
-            name = self._feature_names[j]
-            if j < word_end:
-                spread([w for w in name.split() if w in padded], amount)
-            elif j < char_end:
-                spread([w for w, p in padded.items() if name in p], amount)
-            else:
-                spread(sorted({w for c in name.split() for w in concept_words.get(c, ())}), amount)
-        return sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
+    def exported(self) -> ScoringModel:
+        """The numpy-only model with the same weights (what the ``.npz`` export holds)."""
+        return ScoringModel(
+            key=self.key,
+            goals=self.goals,
+            modalities=self.modalities,
+            vocabularies=self._terms,
+            idf_vectors=self._idf,
+            goal_coef=self._goal_coef,
+            goal_intercept=self._goal_intercept,
+            modality_coef=self._modality_coef,
+            modality_intercept=self._modality_intercept,
+            keyword_idf=self.idf,
+            default_idf=self.default_idf,
+            n_examples=self.n_examples,
+            stop_words=self.stop_words,
+            train_seconds=self.train_seconds,
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -299,12 +266,12 @@ class ModelInfo:
 
     key: str
     path: Path | None
-    source: str  # "cache" or "trained"
+    source: str  # "cache" (the export), "pickle" (re-exported from the pickle) or "trained"
     seconds: float  # load time, or training (+ save) time
 
 
 _lock = threading.Lock()
-_model: EncoderModel | None = None
+_model: ScoringModel | None = None
 _info: ModelInfo | None = None
 
 
@@ -313,27 +280,44 @@ def _feature_spec() -> str:
     and classifier settings (so editing them invalidates the cache without a version bump)."""
     spec = {
         "lexicon": lexicon_spec(),
-        "vectorizers": [repr(v()) for v in (_word_vectorizer, _char_vectorizer, _concept_vectorizer)],
-        "classifier": repr(_classifier()),
+        "vectorizers": [WORD_SETTINGS, CHAR_SETTINGS, CONCEPT_SETTINGS],
+        "classifier": CLASSIFIER_SETTINGS,
         "concept_weight": CONCEPT_WEIGHT,
     }
     return json.dumps(spec, sort_keys=True)
 
 
-def corpus_key(corpus_bytes: bytes) -> str:
-    """Cache key of a corpus under this code, these settings and these library versions."""
+def _hash(parts: Sequence[str], corpus_bytes: bytes) -> str:
     h = hashlib.sha256()
-    for part in (
-        CODE_VERSION,
-        _feature_spec(),
-        sklearn.__version__,
-        np.__version__,
-        f"{sys.version_info.major}.{sys.version_info.minor}",
-    ):
+    for part in parts:
         h.update(part.encode())
         h.update(b"\0")
     h.update(corpus_bytes)
     return h.hexdigest()[:20]
+
+
+def export_key(corpus_bytes: bytes) -> str:
+    """Key of the exported weights of a corpus under this code and these settings. No library
+    version: the export is plain numbers and text, read the same by any numpy (and computing the
+    key must not import scikit-learn)."""
+    return _hash((CODE_VERSION, f"export-{EXPORT_FORMAT}", _feature_spec()), corpus_bytes)
+
+
+def corpus_key(corpus_bytes: bytes) -> str:
+    """Key of the pickled scikit-learn pipeline of a corpus under this code, these settings and
+    these library versions (imports scikit-learn)."""
+    import sklearn
+
+    return _hash(
+        (
+            CODE_VERSION,
+            _feature_spec(),
+            sklearn.__version__,
+            np.__version__,
+            f"{sys.version_info.major}.{sys.version_info.minor}",
+        ),
+        corpus_bytes,
+    )
 
 
 def cache_dir() -> Path:
@@ -347,8 +331,9 @@ def cache_dir() -> Path:
 
 
 def _untrusted_cache(path: Path) -> str | None:
-    """Why ``path`` must not be unpickled, or None: a pickle runs code on load, so only a file
-    this user owns, in a directory this user owns, that nobody else may write, is loaded."""
+    """Why ``path`` must not be loaded, or None: a pickle runs code on load and an export decides
+    every answer, so only a file this user owns, in a directory this user owns, that nobody else may
+    write, is loaded."""
     try:
         for p in (path, path.parent):
             st = p.stat()
@@ -400,37 +385,80 @@ def _write_cache(path: Path, model: EncoderModel) -> bool:
     except OSError as exc:
         log.warning("cannot write the encoder cache %s (%s); the model lives in memory only", path, exc)
         return False
-    # Models of other corpus/code versions are never read again by this version: remove them so the
-    # directory does not grow with every upgrade (a process that loaded one keeps it in memory).
-    for stale in path.parent.glob("encoder-*.pkl"):
+    _remove_stale(path, "encoder-*.pkl")
+    return True
+
+
+def _read_export(path: Path, key: str) -> ScoringModel | None:
+    untrusted = _untrusted_cache(path)
+    if untrusted:
+        log.warning("encoder export not loaded: %s; retraining", untrusted)
+        return None
+    try:
+        return ScoringModel.load(path, key)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # corrupt, truncated, another format or key
+        log.warning("encoder export %s unusable (%s: %s); re-exporting", path, type(exc).__name__, exc)
+        return None
+
+
+def _write_export(path: Path, model: ScoringModel) -> bool:
+    try:
+        model.save(path)
+    except OSError as exc:
+        log.warning("cannot write the encoder export %s (%s); the model lives in memory only", path, exc)
+        return False
+    _remove_stale(path, "encoder-*.npz")
+    return True
+
+
+def _remove_stale(path: Path, pattern: str) -> None:
+    """Files of other corpus/code versions are never read again by this version: remove them so the
+    directory does not grow with every upgrade (a process that loaded one keeps it in memory)."""
+    for stale in path.parent.glob(pattern):
         if stale != path:
             try:
                 stale.unlink(missing_ok=True)
                 log.info("removed stale encoder cache %s", stale)
             except OSError as exc:
                 log.warning("cannot remove stale encoder cache %s: %s", stale, exc)
-    return True
 
 
-def get_model() -> EncoderModel:
-    """The model for the shipped corpus: in memory, else from the disk cache, else trained (and
-    cached). Thread-safe; the first call in a process may take a few seconds."""
+def trained_model(corpus_bytes: bytes | None = None) -> tuple[EncoderModel, str]:
+    """(the scikit-learn pipeline of the shipped corpus, "pickle" or "trained"): from the pickle
+    cache, else trained and pickled. Imports scikit-learn."""
+    data = CORPUS_PATH.read_bytes() if corpus_bytes is None else corpus_bytes
+    key = export_key(data)
+    path = cache_dir() / f"encoder-{corpus_key(data)}.pkl"
+    model = _read_cache(path, key)
+    if model is not None:
+        return model, "pickle"
+    model = EncoderModel(load_corpus(), key=key)
+    log.info("encoder trained on %d examples in %.2f s", model.n_examples, model.train_seconds)
+    _write_cache(path, model)
+    return model, "trained"
+
+
+def get_model() -> ScoringModel:
+    """The model for the shipped corpus: in memory, else the exported weights on disk (numpy only),
+    else the pickled scikit-learn pipeline or a new training, exported for the next process.
+    Thread-safe; the first call in a process may take a few seconds."""
     global _model, _info
     with _lock:
         if _model is not None:
             return _model
         started = time.perf_counter()
         corpus_bytes = CORPUS_PATH.read_bytes()
-        key = corpus_key(corpus_bytes)
-        path = cache_dir() / f"encoder-{key}.pkl"
-        model = _read_cache(path, key)
+        key = export_key(corpus_bytes)
+        path = cache_dir() / f"encoder-{key}.npz"
+        model = _read_export(path, key)
         if model is not None:
             _info = ModelInfo(key, path, "cache", time.perf_counter() - started)
         else:
-            model = EncoderModel(load_corpus(), key=key)
-            stored = _write_cache(path, model)
-            _info = ModelInfo(key, path if stored else None, "trained", time.perf_counter() - started)
-            log.info("encoder trained on %d examples in %.2f s", model.n_examples, model.train_seconds)
+            model, source = trained_model(corpus_bytes)
+            stored = _write_export(path, model)
+            _info = ModelInfo(key, path if stored else None, source, time.perf_counter() - started)
         _model = model
         return model
 
@@ -446,3 +474,20 @@ def reset_model() -> None:
     with _lock:
         _model = None
         _info = None
+
+
+__all__ = [
+    "EncoderModel",
+    "Example",
+    "FeatureRow",
+    "ModelInfo",
+    "ScoringModel",
+    "cache_dir",
+    "corpus_key",
+    "export_key",
+    "get_model",
+    "load_corpus",
+    "model_info",
+    "reset_model",
+    "trained_model",
+]
