@@ -211,5 +211,9 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_ENCODER_MODEL", "unset", "Model name the LLM backend asks for."),
     ("SUSTAINML_ENCODER_API_KEY", "unset", "Bearer token for an OpenAI-compatible endpoint (never logged)."),
     ("SUSTAINML_ENCODER_TIMEOUT", "10", "Seconds the LLM backend waits before falling back."),
-    ("SUSTAINML_ENCODER_CACHE_DIR", "<data_dir>/cache/encoder", "Cache of the trained task encoder."),
+    (
+        "SUSTAINML_ENCODER_CACHE_DIR",
+        "<data_dir>/cache/encoder",
+        "The task encoder's exported weights (.npz) and its scikit-learn training cache.",
+    ),
 )
