@@ -776,7 +776,9 @@ class Supervisor:
 
     def __init__(self, specs: list[tuple[str, list[str]]], env: dict[str, str]) -> None:
         self.specs = specs
-        self.env = env
+        # PYTHONSAFEPATH: a child started with -m must import the installed sustainml, not a
+        # `sustainml/` folder that happens to be in the working directory (a source checkout).
+        self.env = {**env, "PYTHONSAFEPATH": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, list[float]] = {}
         self.stopping = False

@@ -32,6 +32,10 @@ from sustainml.transport.amqp import AmqpTransport
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
+# Child Pythons the tests start (`python -m sustainml.cli ...`, scripts) must also import the
+# installed package: with the repository as working directory, -m would otherwise put the source
+# folder first on their sys.path (PYTHONSAFEPATH, Python >= 3.11, leaves the cwd out).
+os.environ["PYTHONSAFEPATH"] = "1"
 
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
 LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
