@@ -2,9 +2,15 @@
 orchestrator and the nodes over the broker.
 
 ``Client`` submits problems (the orchestrator assigns the id and replies), follows a task's
-outputs live through a private watch queue that the orchestrator binds before the task starts (no
-output can be missed), fetches results, node status, sends configuration requests straight to the
-nodes, and cancels tasks.
+outputs live through a private watch queue to which the orchestrator publishes the task's events
+from the first one on (straight, through the default exchange: no binding, no output can be
+missed), fetches results, node status, sends configuration requests straight to the nodes, and
+cancels tasks.
+
+A watched task's result is built from its events (every stored output, then the final event with
+the note and timestamps), so ``wait`` needs no ``result`` request after it; when an event is
+missing (a broker restart, an orchestrator restart, an iteration whose merged input only the
+orchestrator knows) it asks the orchestrator instead.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import queue
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sustainml.config import Settings
@@ -34,13 +42,26 @@ from sustainml.messages import (
 )
 from sustainml.messages import headers as H
 from sustainml.orchestrator.core import config_call, publish_control
-from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, TaskResult, request, unpack
+from sustainml.orchestrator.protocol import (
+    H_WATCH_MODE,
+    TERMINAL_STATES,
+    WATCH_DIRECT,
+    RequestError,
+    TaskResult,
+    request,
+    unpack,
+)
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
-from sustainml.topology import Topology, resolve_stage
+from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import Delivery, Message, Transport
 
 log = logging.getLogger(__name__)
+
+# Watched tasks whose events are kept for a later ``wait`` (oldest dropped first: their waiter
+# then asks the orchestrator).
+MAX_TRACKED_TASKS = 10_000
+_STAGE_KINDS = frozenset(stage.kind for stage in PIPELINE)
 
 
 class OrchestratorError(RuntimeError):
@@ -71,6 +92,16 @@ class TaskStateEvent:
 ProgressCallback = Callable[[StageEvent], None]
 
 
+@dataclass
+class _Tracked:
+    """What this client saw of one watched task, to build its result without a request."""
+
+    user_input: dict[str, Any] | None = None  # wire form as submitted (new problems only)
+    started: bool = False  # the start event arrived (so no earlier event can be missing)
+    outputs: dict[str, Record] = field(default_factory=dict)  # by kind, in arrival order
+    final: dict[str, Any] | None = None  # the terminal TaskEvent
+
+
 class Client:
     def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
         self.settings = settings or Settings.from_env()
@@ -85,6 +116,8 @@ class Client:
         self._started = time.monotonic()
         self._tx = 0
         self._lock = threading.Lock()
+        self._tracked: OrderedDict[TaskId, _Tracked] = OrderedDict()
+        self._tracked_lock = threading.Lock()
 
     def close(self) -> None:
         self._rpc.close()
@@ -133,9 +166,15 @@ class Client:
         """Submit a problem (or an iteration: set previous_iteration and
         extra_data.previous_problem_id). With ``watch`` the task's outputs arrive as
         ``StageEvent``s for ``wait``/``events``."""
-        headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue()} if watch else None
-        reply = self._call("submit", headers=headers, user_input=to_wire(user_input))
-        return from_wire(TaskId, reply["task_id"])
+        headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue(), H_WATCH_MODE: WATCH_DIRECT} if watch else None
+        wire = to_wire(user_input)
+        reply = self._call("submit", headers=headers, user_input=wire)
+        task_id = from_wire(TaskId, reply["task_id"])
+        if watch and user_input.previous_iteration == 0:
+            # Stored as sent (an iteration's input is merged with its base by the orchestrator).
+            with self._tracked_lock:
+                self._track(task_id).user_input = wire
+        return task_id
 
     def result(self, task_id: TaskId) -> TaskResult:
         return TaskResult.from_wire(self._call("result", task_id=to_wire(task_id))["result"])
@@ -152,6 +191,11 @@ class Client:
     ) -> dict[TaskId, TaskResult]:
         pending = set(task_ids)
         done: dict[TaskId, TaskResult] = {}
+        for tid in list(pending):  # watched tasks that ended before this call
+            res = self._finished_result(tid)
+            if res is not None:
+                pending.discard(tid)
+                done[tid] = res
         deadline = time.monotonic() + timeout
         next_poll = time.monotonic() + 1.0
         while pending:
@@ -169,16 +213,30 @@ class Client:
                 and event.task_id in pending
                 and event.state in TERMINAL_STATES
             ):
+                res = self._finished_result(event.task_id) or self.result(event.task_id)
                 pending.discard(event.task_id)
-                done[event.task_id] = self.result(event.task_id)
-            if time.monotonic() >= next_poll:  # tasks not watched by this client
+                done[event.task_id] = res
+            if time.monotonic() >= next_poll:  # tasks not watched by this client, lost events
                 next_poll = time.monotonic() + 1.0
                 for tid in list(pending):
                     res = self.result(tid)
                     if res.done:
                         pending.discard(tid)
                         done[tid] = res
+                        with self._tracked_lock:
+                            self._tracked.pop(tid, None)
         return done
+
+    def _finished_result(self, task_id: TaskId) -> TaskResult | None:
+        """The result of a watched task whose final event arrived (then forgotten here): built
+        from its events when they are complete, else asked from the orchestrator. None while the
+        task is not over as far as this client saw."""
+        with self._tracked_lock:
+            tracked = self._tracked.get(task_id)
+            if tracked is None or tracked.final is None:
+                return None
+            del self._tracked[task_id]
+        return _result_from_events(task_id, tracked) or self.result(task_id)
 
     def status(self) -> dict[str, Any]:
         reply = self._call("status")
@@ -226,6 +284,15 @@ class Client:
             self._watch_queue = spec.name
         return self._watch_queue
 
+    def _track(self, task_id: TaskId) -> _Tracked:
+        """The tracking entry of a task (created on first use); call with ``_tracked_lock``."""
+        tracked = self._tracked.get(task_id)
+        if tracked is None:
+            tracked = self._tracked[task_id] = _Tracked()
+            while len(self._tracked) > MAX_TRACKED_TASKS:
+                self._tracked.popitem(last=False)
+        return tracked
+
     def _on_watch(self, delivery: Delivery) -> None:
         delivery.ack()  # a progress view; the orchestrator holds the durable copy
         if delivery.message.type != "TaskEvent":
@@ -236,13 +303,65 @@ class Client:
             task_id = from_wire(TaskId, ev.get("task_id"))
             state = str(ev.get("state"))
             completed = ev.get("completed")
+            stage_event: StageEvent | None = None
             if completed:
                 failed = ev.get("error") if state == "failed" else None
                 raw = ev.get("record")
                 kind = resolve_stage(str(completed)).kind
                 record = from_wire(RECORD_TYPES[kind], raw) if isinstance(raw, dict) else None
                 elapsed = time.monotonic() - self._started
-                self._events.put(StageEvent(task_id, str(completed), failed, elapsed, record))
+                stage_event = StageEvent(task_id, str(completed), failed, elapsed, record)
+            # Tracked before the events are queued: a waiter woken by them finds it up to date.
+            with self._tracked_lock:
+                tracked = self._track(task_id)
+                if stage_event is not None and stage_event.record is not None:
+                    tracked.outputs[resolve_stage(stage_event.node).kind] = stage_event.record
+                elif not completed and state == "running":
+                    tracked.started = True
+                if state in TERMINAL_STATES:
+                    tracked.final = ev
+            if stage_event is not None:
+                self._events.put(stage_event)
             self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
         except (RequestError, MessageError, KeyError) as exc:
             log.warning("unreadable task event on the watch queue: %s", exc)
+
+
+def _result_from_events(task_id: TaskId, tracked: _Tracked) -> TaskResult | None:
+    """A succeeded task's result from its events, or None when they may not be complete: the
+    start event and all six outputs seen, the final event carrying the timestamps, the input
+    known. (Failed and cancelled tasks are asked for: which outputs were stored is not provable
+    from the events.)"""
+    final = tracked.final
+    if (
+        final is None
+        or final.get("state") != "succeeded"
+        or not tracked.started
+        or tracked.user_input is None
+        or set(tracked.outputs) != _STAGE_KINDS
+        or not isinstance(final.get("created_at"), str)
+    ):
+        return None
+    try:
+        user_input = from_wire(UserInput, tracked.user_input)
+        created_at = datetime.fromisoformat(final["created_at"])
+        finished = final.get("finished_at")
+        finished_at = datetime.fromisoformat(finished) if isinstance(finished, str) else None
+    except (MessageError, ValueError) as exc:
+        log.warning("task %s: result not built from its events (%s); asking the orchestrator", task_id, exc)
+        return None
+    user_input.task_id = task_id  # as the orchestrator stamps it
+    note = final.get("note")
+    stage = final.get("stage")
+    error = final.get("error")
+    return TaskResult(
+        task_id=task_id,
+        state="succeeded",
+        user_input=user_input,
+        outputs=dict(tracked.outputs),
+        error=str(error) if error is not None else None,
+        current_stage=str(stage) if stage is not None else None,
+        note=str(note) if note is not None else None,
+        created_at=created_at,
+        finished_at=finished_at,
+    )

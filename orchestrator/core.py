@@ -21,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,8 +55,10 @@ from sustainml.messages import (
 from sustainml.messages import headers as H
 from sustainml.orchestrator.deadlines import DeadlineSweeper
 from sustainml.orchestrator.protocol import (
+    H_WATCH_MODE,
     TASK_STATES,
     TERMINAL_STATES,
+    WATCH_DIRECT,
     RequestError,
     TaskResult,
     pack,
@@ -63,7 +66,7 @@ from sustainml.orchestrator.protocol import (
     unpack,
 )
 from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
-from sustainml.orchestrator.taskdb import StatusUpdate, TaskDB, TaskKey, TaskRow
+from sustainml.orchestrator.taskdb import StatusUpdate, StoredOutput, TaskDB, TaskKey, TaskRow, TaskState
 from sustainml.rpc import RpcClient, RpcError, reply
 from sustainml.topology import (
     ALL_NODES_KEY,
@@ -93,6 +96,9 @@ PUBLISH_TIMEOUT = 30.0
 STATUS_FLUSH_INTERVAL = 0.5  # seconds between batched writes of node statuses
 # UserInput fields an iteration never inherits from the request (they identify the request).
 _NOT_INHERITED = {"task_id", "previous_iteration", "extra_data"}
+# An output never moves a task out of these states (a cancelled task stays cancelled, a task failed
+# by its stage deadline stays failed when a late output turns up).
+_KEPT_ON_OUTPUT = frozenset({TaskState.CANCELLED, TaskState.FAILED})
 
 
 class SubmitError(ValueError):
@@ -129,7 +135,9 @@ class Orchestrator:
         self._status_lock = threading.Lock()
         self._status_backlog: list[StatusUpdate] = []
         self._watch_lock = threading.Lock()
-        self._watchers: dict[TaskId, str] = {}  # task -> the watch queue bound to its events
+        # task -> (its watch queue, direct): direct watchers get the task's events straight
+        # through the default exchange; the others have a binding to the tasks exchange.
+        self._watchers: dict[TaskId, tuple[str, bool]] = {}
         self.deadlines: DeadlineSweeper | None = None  # set by start() when stage_deadline > 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -183,26 +191,34 @@ class Orchestrator:
             self.db.close()
 
     # -- submission ----------------------------------------------------------------------------
-    def submit(self, user_input: UserInput, *, watch_queue: str | None = None) -> TaskId:
+    def submit(
+        self, user_input: UserInput, *, watch_queue: str | None = None, watch_direct: bool = False
+    ) -> TaskId:
         """Allocate the task id (new problem, or the next iteration of one), store the input and
-        start the task. ``watch_queue`` is bound to the task's outputs before it starts."""
+        start the task. ``watch_queue`` gets the task's events from its first one on: published
+        straight to it through the default exchange with ``watch_direct``, else through a binding
+        to the tasks exchange made before the task starts (removed once it is over)."""
+        first = PIPELINE[0].node
+        # Created running, in the transaction that allocates the id: one commit per submission.
         if user_input.previous_iteration == 0:
-            key = self.db.create_problem(encode(user_input))
+            key = self.db.create_problem(encode(user_input), state="running", current_stage=first)
             base: TaskRow | None = None
         else:
             base = self._iteration_base(user_input)
             user_input = _inherit(_decode_user_input(base.user_input), user_input)
-            key = self.db.create_iteration(base.problem_id, encode(user_input), base.iteration_id)
+            key = self.db.create_iteration(
+                base.problem_id, encode(user_input), base.iteration_id, state="running", current_stage=first
+            )
         task_id = TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
         try:
-            self._start(task_id, user_input, base, watch_queue)
+            self._start(task_id, user_input, base, watch_queue, watch_direct)
         except Exception as exc:
-            # The id is taken and stored: never leave the task looking queued forever, and tell
+            # The id is taken and stored: never leave the task looking started forever, and tell
             # a watcher (it may already have seen "running").
             error = f"could not start the task: {exc}"
             self.db.set_state(key, "failed", error=error)
             with contextlib.suppress(TransportError, FutureTimeout):
-                self._publish_task_event(task_id, "failed", PIPELINE[0].node, error).result(PUBLISH_TIMEOUT)
+                self._publish_task_event(task_id, "failed", first, error).result(PUBLISH_TIMEOUT)
             self._forget_watcher(task_id)
             raise
         log.info("task %s started", task_id)
@@ -210,11 +226,19 @@ class Orchestrator:
         return task_id
 
     def _start(
-        self, task_id: TaskId, user_input: UserInput, base: TaskRow | None, watch_queue: str | None
+        self,
+        task_id: TaskId,
+        user_input: UserInput,
+        base: TaskRow | None,
+        watch_queue: str | None,
+        watch_direct: bool = False,
     ) -> None:
         user_input.task_id = task_id
         baselines = self._baselines(task_id, base)
-        if watch_queue:
+        if watch_queue and watch_direct:
+            with self._watch_lock:
+                self._watchers[task_id] = (watch_queue, True)
+        elif watch_queue:
             self._bind_watcher(watch_queue, task_id)
         envelope = TaskEnvelope(
             kind=USER_INPUT, task_id=task_id, record=user_input, context={}, baselines=baselines
@@ -228,7 +252,6 @@ class Orchestrator:
             correlation_id=task_id.key,
             traceparent=H.new_traceparent(),
         )
-        self.db.set_state(_key(task_id), "running", current_stage=PIPELINE[0].node)
         # Announced before the task is published, so watchers see events in order.
         self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
         # Rides out a broker restart (republished after the reconnect; a copy that did arrive
@@ -281,15 +304,23 @@ class Orchestrator:
         # One binding per task: its events carry every stored stage output (record included).
         self.transport.bind(queue, Binding(self.topology.task_exchange, task_id.key))
         with self._watch_lock:
-            self._watchers[task_id] = queue
+            self._watchers[task_id] = (queue, False)
 
-    def _forget_watcher(self, task_id: TaskId) -> None:
-        """Unbind a finished task's watch queue, so bindings do not pile up in a long-running
-        orchestrator (and are not re-applied after every reconnect)."""
+    def _forget_watcher(self, task_id: TaskId, announced: Future[None] | None = None) -> None:
+        """Stop sending a finished task's events to its watch queue. A direct watcher is only
+        forgotten; a bound one is unbound (once ``announced``, the final event, is routed, or the
+        watcher could miss it), so bindings do not pile up in a long-running orchestrator (and are
+        not re-applied after every reconnect)."""
         with self._watch_lock:
-            queue = self._watchers.pop(task_id, None)
-        if queue is None:
+            watcher = self._watchers.pop(task_id, None)
+        if watcher is None:
             return
+        queue, direct = watcher
+        if direct:
+            return
+        if announced is not None:
+            with contextlib.suppress(TransportError, FutureTimeout):
+                announced.result(PUBLISH_TIMEOUT)
         try:
             self.transport.unbind(queue, Binding(self.topology.task_exchange, task_id.key))
         except TransportError as exc:  # the queue expires on its own (x-expires)
@@ -304,44 +335,59 @@ class Orchestrator:
             return
         task_id = envelope.task_id
         key = _key(task_id)
-        row = self.db.get_task(key)
-        if row is None:
-            self._dead_letter(delivery, f"output for unknown task {task_id}")
-            return
         stage = STAGES_BY_KIND[envelope.kind]
         record = encode(envelope.record)
         message_id = delivery.message.message_id or ""
         failed = delivery.message.headers.get(H.H_FAILED)
-        if row.state in ("cancelled", "failed"):
-            # Kept for the record; a replica that missed the cancel worked on it: tell them again.
-            # (A task failed by its stage deadline stays failed when a late output turns up.)
-            fresh = self.db.store_output(key, envelope.kind, record, message_id)
-            self._broadcast_cancel(task_id)
-            state, error, at_stage = row.state.value, row.error, stage.node
+        plan: _AutoPlan | None = None
+        if failed:
+            state, error, at_stage = "failed", str(failed), stage.node
+        elif stage is FINAL_STAGE:
+            state, error, at_stage = "succeeded", None, stage.node
+            # Decided before the store, so its note is written with the final state and rides
+            # on the final event.
+            plan = self._auto_iteration_plan(task_id, envelope)
         else:
-            if failed:
-                state, error, at_stage = "failed", str(failed), stage.node
-            elif stage is FINAL_STAGE:
-                state, error, at_stage = "succeeded", None, stage.node
-            else:
-                state, error, at_stage = "running", None, _next_stage(stage).node
-            fresh = self.db.record_output(
-                key, envelope.kind, record, message_id, state=state, current_stage=at_stage, error=error
+            state, error, at_stage = "running", None, _next_stage(stage).node
+        try:
+            # One transaction, no read before it: the UPDATE's WHERE clause enforces the state
+            # rules and its RETURNING says what the task is now.
+            stored = self.db.store_stage_output(
+                key,
+                envelope.kind,
+                record,
+                message_id,
+                state=state,
+                current_stage=at_stage,
+                error=error,
+                note=plan.note if plan else None,
+                keep=_KEPT_ON_OUTPUT,
             )
+        except KeyError:
+            self._dead_letter(delivery, f"output for unknown task {task_id}")
+            return
         delivery.ack()  # only after the output is stored
-        if not fresh:
+        if not stored.applied and stored.state in _KEPT_ON_OUTPUT:
+            # Kept for the record; a replica that missed the cancel worked on it: tell them again.
+            self._broadcast_cancel(task_id)
+        if not stored.fresh:
             return  # a redelivered duplicate: stored once, announced once
+        if not stored.applied:  # the task was already over: announce what it is
+            state, error, plan = stored.state.value, stored.error, None
         announced = self._publish_task_event(
-            task_id, state, at_stage, error, completed=stage.node, record=envelope.record
+            task_id,
+            state,
+            at_stage,
+            error,
+            completed=stage.node,
+            record=envelope.record,
+            stored=stored if state in TERMINAL_STATES else None,
         )
         if state in TERMINAL_STATES:
-            # Unbind only once the final event is routed, or the watcher could miss it.
-            with contextlib.suppress(TransportError, FutureTimeout):
-                announced.result(PUBLISH_TIMEOUT)
-            self._forget_watcher(task_id)
+            self._forget_watcher(task_id, announced)
         self._notify()
-        if stage is FINAL_STAGE and state == "succeeded":
-            self._maybe_auto_iterate(task_id, envelope.record)
+        if plan is not None and plan.changes is not None and plan.user_input is not None:
+            self._start_next_iteration(task_id, plan.user_input, plan.changes, envelope.context)
 
     def _publish_task_event(
         self,
@@ -352,10 +398,13 @@ class Orchestrator:
         *,
         completed: str | None = None,
         record: Record | None = None,
+        stored: StoredOutput | None = None,
     ) -> Future[None]:
         """Announce a stored change on the tasks exchange: the task's state, the stage it is at,
         and the node whose output was just stored (``completed``) with that output (``record``,
-        wire form). Watchers follow a task through this one routing key."""
+        wire form); a final event also carries the task's note and timestamps (``stored``), so a
+        watcher can build the result without asking. Listeners follow a task through its routing
+        key; a direct watcher gets a copy straight to its queue (default exchange)."""
         body = pack(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -366,6 +415,9 @@ class Orchestrator:
                 "completed": completed,
                 "error": error,
                 "record": to_wire(record) if record is not None else None,
+                "note": stored.note if stored else None,
+                "created_at": stored.created_at.isoformat() if stored else None,
+                "finished_at": _iso(stored.finished_at) if stored else None,
             }
         )
         msg = H.build_message(
@@ -375,12 +427,19 @@ class Orchestrator:
             schema_version=SCHEMA_VERSION,
             persistent=False,
         )
+        with self._watch_lock:
+            watcher = self._watchers.get(task_id)
+        if watcher is not None and watcher[1]:
+            # Before the exchange copy: a direct watcher must not learn less than a listener.
+            direct = self.transport.publish("", watcher[0], msg, mandatory=False)
+            direct.add_done_callback(_log_event_failure)
         fut = self.transport.publish(self.topology.task_exchange, task_id.key, msg, mandatory=False)
         fut.add_done_callback(_log_event_failure)
         return fut
 
-    def _maybe_auto_iterate(self, task_id: TaskId, carbon: Record) -> None:
-        """Iterations the orchestrator starts by itself after a task succeeded:
+    def _auto_iteration_plan(self, task_id: TaskId, envelope: TaskEnvelope) -> _AutoPlan | None:
+        """What follows the success of a task, decided from its final envelope (the UserInput is
+        in its context, no read needed). Iterations the orchestrator starts by itself:
 
         - automatic carbon optimisation (``optimize_carbon_footprint_auto`` with
           ``desired_carbon_footprint`` kgCO2e): while the estimate is above the target, try the
@@ -388,56 +447,62 @@ class Orchestrator:
           stop when the target is met or no untried option is left, and say which in the note;
         - otherwise upstream "Nº outputs": ``num_outputs`` > 1 starts the next iteration,
           excluding the models proposed so far.
-        A cancelled task suppresses both."""
+        The plan is carried out only if the task is still not cancelled once the output is
+        stored (the caller checks)."""
+        carbon = envelope.record
         if not isinstance(carbon, CO2Footprint):
-            return
-        row = self.db.get_task(_key(task_id))
-        if row is None or row.state == "cancelled":
-            return
-        user_input = _decode_user_input(row.user_input)
+            return None
+        context_input = envelope.context.get(USER_INPUT)
+        if isinstance(context_input, UserInput):
+            user_input = context_input.model_copy(deep=True)
+        else:  # not expected (every envelope carries it): read the stored one
+            row = self.db.get_task(_key(task_id))
+            if row is None:
+                return None
+            user_input = _decode_user_input(row.user_input)
         extra = carbon.get_extra()
         if user_input.optimize_carbon_footprint_auto and user_input.desired_carbon_footprint > 0:
-            self._optimise_step(task_id, user_input, carbon, extra)
-            return
+            return self._optimise_step(task_id, user_input, carbon, extra)
         try:
             num_outputs = int(extra.get("num_outputs") or 1)
         except (TypeError, ValueError):
             log.warning(
                 "task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs")
             )
-            return
+            return None
         if num_outputs > 1:
-            self._start_next_iteration(
-                task_id,
-                user_input,
-                {"num_outputs": num_outputs - 1, "model_restrains": list(extra.get("model_restrains") or [])},
-            )
+            changes = {
+                "num_outputs": num_outputs - 1,
+                "model_restrains": list(extra.get("model_restrains") or []),
+            }
+            return _AutoPlan(None, user_input, changes)
+        return None
 
     def _optimise_step(
         self, task_id: TaskId, user_input: UserInput, carbon: CO2Footprint, extra: dict[str, Any]
-    ) -> None:
+    ) -> _AutoPlan:
         target = user_input.desired_carbon_footprint
         ui_extra = user_input.get_extra()
         history = dict(ui_extra.get("optimization") or {})
         steps = list(history.get("steps") or [])
         steps.append({"task": task_id.key, "carbon_kg": carbon.carbon_footprint})
         if carbon.carbon_footprint <= target:
-            self._note(
-                task_id,
+            note = (
                 f"carbon optimisation: target {target:g} kgCO2e met at {task_id} "
-                f"({carbon.carbon_footprint:.4g} kgCO2e after {len(steps)} iteration(s))",
+                f"({carbon.carbon_footprint:.4g} kgCO2e after {len(steps)} iteration(s))"
             )
-            return
+            log.info("task %s: %s", task_id, note)
+            return _AutoPlan(note, None, None)
         tried = [s.get("change") for s in steps if s.get("change")]
         options = [o for o in extra.get("next_options") or [] if isinstance(o, dict) and o not in tried]
         if not options:
             best = min(steps, key=lambda s: float(s.get("carbon_kg") or 0.0))
-            self._note(
-                task_id,
+            note = (
                 f"carbon optimisation: target {target:g} kgCO2e not met; no option left "
-                f"(best {best['carbon_kg']:.4g} kgCO2e at {best['task']})",
+                f"(best {best['carbon_kg']:.4g} kgCO2e at {best['task']})"
             )
-            return
+            log.info("task %s: %s", task_id, note)
+            return _AutoPlan(note, None, None)
         option = options[0]
         steps[-1]["change"] = option
         changes: dict[str, Any] = {"optimization": {"target_kg": target, "steps": steps}}
@@ -449,17 +514,25 @@ class Orchestrator:
         elif option.get("kind") == "model" and option.get("exclude"):
             restrains = list(dict.fromkeys([*restrains, str(option["exclude"])]))
         changes["model_restrains"] = restrains
-        self._start_next_iteration(task_id, user_input, changes)
+        return _AutoPlan(None, user_input, changes)
 
-    def _start_next_iteration(self, task_id: TaskId, user_input: UserInput, changes: dict[str, Any]) -> None:
-        """Submit iteration i+1 of the task's problem with the same input, the goal already found,
-        and ``changes`` merged into extra_data."""
-        outputs = self.db.get_outputs(_key(task_id))
+    def _start_next_iteration(
+        self,
+        task_id: TaskId,
+        user_input: UserInput,
+        changes: dict[str, Any],
+        context: dict[str, Record] | None = None,
+    ) -> None:
+        """Submit iteration i+1 of the task's problem with the same input, the goal already found
+        (from the final envelope's ``context``, else from the stored outputs), and ``changes``
+        merged into extra_data."""
+        meta: Record | None = (context or {}).get("ml_model_metadata")
+        if not isinstance(meta, MLModelMetadata):
+            stored = self.db.get_outputs(_key(task_id)).get("ml_model_metadata")
+            meta = decode(stored, MLModelMetadata) if stored is not None else None
         ui_extra = user_input.get_extra()
-        if "ml_model_metadata" in outputs:
-            meta = decode(outputs["ml_model_metadata"], MLModelMetadata)
-            if meta.ml_model_metadata:
-                ui_extra["goal"] = meta.ml_model_metadata[0]
+        if isinstance(meta, MLModelMetadata) and meta.ml_model_metadata:
+            ui_extra["goal"] = meta.ml_model_metadata[0]
         ui_extra.update(changes)
         ui_extra["previous_problem_id"] = task_id.problem_id
         user_input.set_extra(ui_extra)
@@ -587,9 +660,7 @@ class Orchestrator:
             announced = self._publish_task_event(
                 task_id, "cancelled", row.current_stage, "cancelled by request"
             )
-            with contextlib.suppress(TransportError, FutureTimeout):
-                announced.result(PUBLISH_TIMEOUT)
-            self._forget_watcher(task_id)
+            self._forget_watcher(task_id, announced)
         self._broadcast_cancel(task_id)
         self._notify()
         return task_id
@@ -660,7 +731,8 @@ class Orchestrator:
                 raise RequestError("user_input: expected a UserInput record (map)")
             user_input = from_wire(UserInput, raw)
             watch = message.headers.get(H.H_WATCH_QUEUE)
-            task_id = self.submit(user_input, watch_queue=str(watch) if watch else None)
+            direct = message.headers.get(H_WATCH_MODE) == WATCH_DIRECT
+            task_id = self.submit(user_input, watch_queue=str(watch) if watch else None, watch_direct=direct)
             return {"ok": True, "task_id": to_wire(task_id)}
         if op == "result":
             return {"ok": True, "result": self.result(task_id_from(req.get("task_id"))).to_wire()}
@@ -732,6 +804,19 @@ def config_call(
             configuration=json.dumps({"error": str(exc)}),
         )
     return decode(answer.body, ResponseType)
+
+
+@dataclass(frozen=True)
+class _AutoPlan:
+    """What follows a succeeded task: a note for it, and/or the next iteration to submit."""
+
+    note: str | None
+    user_input: UserInput | None  # the task's input, to derive the next iteration from
+    changes: dict[str, Any] | None  # merged into the next iteration's extra_data; None: no iteration
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _log_event_failure(fut: Future[None]) -> None:

@@ -9,8 +9,13 @@ Request body (msgpack map) sent to the ``<ns>.orchestrator.requests`` queue with
     {"schema_version": 1, "op": "cancel", "task_id": {...} | None}
     {"schema_version": 1, "op": "list", "state": None, "problem_id": None, "limit": 50, "offset": 0}
 
-A submission may name a ``watch_queue`` header: the orchestrator binds it to the task's events
-(see docs/wire-format.md). Every reply is ``{"ok": true, "schema_version": 1, ...}`` or
+A submission may name a ``watch_queue`` header: the task's events go to that queue from the first
+one on. With the ``watch_mode`` header set to ``"direct"`` the orchestrator publishes them
+straight to it through the default exchange (no binding: nothing to make before the task starts
+or to remove after it); without it, it binds the queue to the task's events on ``<ns>.tasks``
+and unbinds it once the task is over (see docs/wire-format.md §9.8).
+
+Every reply is ``{"ok": true, "schema_version": 1, ...}`` or
 ``{"ok": false, "schema_version": 1, "error": "<what went wrong>"}``; every request is answered.
 """
 
@@ -36,6 +41,9 @@ from sustainml.messages import (
 from sustainml.topology import PIPELINE, STAGES_BY_KIND, USER_INPUT
 
 OPS = ("submit", "result", "status", "cancel", "list")
+H_WATCH_MODE = "watch_mode"  # submission header: how the watch_queue gets the task's events
+WATCH_DIRECT = "direct"  # ... straight through the default exchange (the other mode: "bind")
+WATCH_BIND = "bind"
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 TASK_STATES = ("queued", "running", *TERMINAL_STATES)
 

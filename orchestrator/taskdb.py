@@ -12,7 +12,13 @@ Concurrency:
 - Stage outputs are inserted with ``ON CONFLICT DO NOTHING``: a redelivered output is stored once,
   the first copy wins, and the caller learns it was a duplicate.
 - One ``TaskDB`` object may be used from many threads (engine connection pool). An in-memory SQLite
-  database lives in a single shared connection, so its operations are serialised by a lock.
+  database lives in a single shared connection, so its operations are serialised by a lock. On a
+  SQLite file, the writers of one process queue on an in-process lock before ``BEGIN IMMEDIATE``:
+  a thread waiting there wakes as soon as the lock is free, where SQLite's busy handler would
+  sleep (up to 100 ms per retry). Other processes still meet on ``busy_timeout``.
+
+Speed: the statements of the orchestrator's per-task path are built once, with bound parameters,
+so each call only binds values (SQLAlchemy finds the compiled form in its cache).
 """
 
 from __future__ import annotations
@@ -43,14 +49,17 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    and_,
+    bindparam,
     create_engine,
     event,
     func,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,20 @@ class TaskEventRow:
     task_status: int
     error_description: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    """What ``TaskDB.store_stage_output`` did, and the task as it is after it."""
+
+    fresh: bool  # the first copy of this output (False: a redelivered duplicate, nothing changed)
+    applied: bool  # the requested state change was made (False: a rule refused it, or a duplicate)
+    state: TaskState
+    error: str | None
+    current_stage: str | None
+    note: str | None
+    created_at: datetime
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -302,12 +325,17 @@ class TaskDB:
             raise ValueError(f"TaskDB supports SQLite and PostgreSQL URLs, not {backend!r}")
         self._sqlite = backend == "sqlite"
         self._lock: AbstractContextManager[Any] = nullcontext()
+        # Writers of this process on a SQLite file (see the module docstring); PostgreSQL has row
+        # locks and needs none.
+        self._write_lock: AbstractContextManager[Any] = nullcontext()
         if self._sqlite:
             self._engine = self._create_sqlite_engine()
         else:
             # pre_ping: survive a server restart between two orchestrator operations.
             self._engine = create_engine(self._url, pool_pre_ping=True)
         self._closed = False
+        self._build_statements()
+        self._state_updates: dict[tuple[bool, frozenset[str]], Any] = {}
         self._init_schema()
 
     # -- engine / schema ----------------------------------------------------------------------
@@ -321,6 +349,7 @@ class TaskDB:
         else:
             Path(self._url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(self._url, connect_args=connect_args)
+            self._write_lock = threading.Lock()
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -359,7 +388,7 @@ class TaskDB:
     def _write(self) -> Iterator[Connection]:
         """One committed transaction (rolled back if the body raises)."""
         self._check_open()
-        with self._lock, self._engine.connect() as conn:
+        with self._lock, self._write_lock, self._engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
                 yield conn
@@ -398,6 +427,79 @@ class TaskDB:
         )
         log.info("TaskDB migrated from schema %d to %d", version, SCHEMA_VERSION)
 
+    def _build_statements(self) -> None:
+        """The statements of the hot paths, built once; values are bound per call."""
+        dialect_module = sqlite_dialect if self._sqlite else pg_dialect
+        p, i = bindparam("b_p", type_=Integer), bindparam("b_i", type_=Integer)
+        self._task_key_where = and_(tasks.c.problem_id == p, tasks.c.iteration_id == i)
+        self._get_task_stmt = select(tasks).where(self._task_key_where)
+        self._task_snapshot_cols = (
+            tasks.c.state,
+            tasks.c.error,
+            tasks.c.current_stage,
+            tasks.c.note,
+            tasks.c.created_at,
+            tasks.c.finished_at,
+        )
+        self._task_snapshot_stmt = select(*self._task_snapshot_cols).where(self._task_key_where)
+        self._insert_task_stmt = tasks.insert()
+        self._insert_problem_stmt = problems.insert()
+        self._bump_problem_stmt = (
+            counters.update()
+            .where(counters.c.name == PROBLEM_COUNTER)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+        self._insert_output_stmt = self._insert_ignore(outputs).returning(outputs.c.kind)
+        upsert = dialect_module.insert(node_status)
+        self._upsert_status_stmt = upsert.on_conflict_do_update(
+            index_elements=["node_name", "replica_id"],
+            set_={
+                name: upsert.excluded[name]
+                for name in (
+                    "status",
+                    "task_status",
+                    "task_problem_id",
+                    "task_iteration_id",
+                    "error_description",
+                    "last_seen",
+                )
+            },
+        )
+        self._insert_event_stmt = task_events.insert()
+
+    def _state_update_stmt(self, terminal: bool, keep: frozenset[str]) -> Any:
+        """``UPDATE tasks ... RETURNING`` for one kind of transition, built on first use.
+
+        The rules live in the WHERE clause so the check and the write are one atomic statement:
+        ``cancelled`` is final; a terminal state is never replaced by a non-terminal one; states in
+        ``keep`` are never left. ``error``, ``current_stage`` and ``note`` change only when bound
+        to a value (COALESCE keeps the stored one for NULL)."""
+        cached = self._state_updates.get((terminal, keep))
+        if cached is not None:
+            return cached
+        never_left = {TaskState.CANCELLED.value} if terminal else {s.value for s in TERMINAL_STATES}
+        refused = set(keep) | never_left
+        # Literal states (enum constants): no expanding IN parameter to re-render on every call.
+        allowed = and_(*(tasks.c.state != literal_column(f"'{s}'") for s in sorted(refused)))
+        values: dict[str, Any] = {
+            "state": bindparam("b_state", type_=String),
+            "updated_at": bindparam("b_now", type_=UTCDateTime()),
+            "error": func.coalesce(bindparam("b_error", type_=Text), tasks.c.error),
+            "current_stage": func.coalesce(bindparam("b_stage", type_=String), tasks.c.current_stage),
+            "note": func.coalesce(bindparam("b_note", type_=Text), tasks.c.note),
+        }
+        if terminal:
+            values["finished_at"] = bindparam("b_finished", type_=UTCDateTime())
+        stmt = (
+            tasks.update()
+            .where(and_(self._task_key_where, allowed))
+            .values(**values)
+            .returning(*self._task_snapshot_cols)
+        )
+        self._state_updates[(terminal, keep)] = stmt
+        return stmt
+
     def _insert_ignore(self, table: Table) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand."""
         if self._sqlite:
@@ -426,15 +528,8 @@ class TaskDB:
         self.close()
 
     # -- ids ----------------------------------------------------------------------------------
-    @staticmethod
-    def _bump_problem_counter(conn: Connection) -> int:
-        value = conn.execute(
-            counters.update()
-            .where(counters.c.name == PROBLEM_COUNTER)
-            .values(value=counters.c.value + 1)
-            .returning(counters.c.value)
-        ).scalar_one()
-        return int(value)
+    def _bump_problem_counter(self, conn: Connection) -> int:
+        return int(conn.execute(self._bump_problem_stmt).scalar_one())
 
     @staticmethod
     def _bump_iteration(conn: Connection, problem_id: int) -> int:
@@ -470,41 +565,70 @@ class TaskDB:
         return self.latest_iteration(problem_id) is not None
 
     # -- tasks --------------------------------------------------------------------------------
-    @staticmethod
     def _insert_task(
-        conn: Connection, key: TaskKey, user_input: bytes, base: int | None, now: datetime
+        self,
+        conn: Connection,
+        key: TaskKey,
+        user_input: bytes,
+        base: int | None,
+        now: datetime,
+        state: TaskState,
+        current_stage: str | None,
     ) -> None:
+        if state.is_terminal:
+            raise ValueError(f"a task is created queued or running, not {state.value}")
         conn.execute(
-            tasks.insert().values(
-                problem_id=key.problem_id,
-                iteration_id=key.iteration_id,
-                state=TaskState.QUEUED.value,
-                user_input=bytes(user_input),
-                base_iteration=base,
-                created_at=now,
-                updated_at=now,
-            )
+            self._insert_task_stmt,
+            {
+                "problem_id": key.problem_id,
+                "iteration_id": key.iteration_id,
+                "state": state.value,
+                "user_input": bytes(user_input),
+                "base_iteration": base,
+                "current_stage": current_stage,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
 
-    def create_problem(self, user_input: bytes) -> TaskKey:
-        """A new problem with its first task ``{p, 1}`` in state ``queued``."""
+    def create_problem(
+        self,
+        user_input: bytes,
+        *,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> TaskKey:
+        """A new problem with its first task ``{p, 1}`` in ``state`` (``queued`` or ``running``:
+        the orchestrator creates a task it starts at once as running, in one transaction)."""
         now = _now()
+        task_state = TaskState(state)
         with self._write() as conn:
             key = TaskKey(self._bump_problem_counter(conn), 1)
             conn.execute(
-                problems.insert().values(problem_id=key.problem_id, last_iteration=1, created_at=now)
+                self._insert_problem_stmt,
+                {"problem_id": key.problem_id, "last_iteration": 1, "created_at": now},
             )
-            self._insert_task(conn, key, user_input, None, now)
+            self._insert_task(conn, key, user_input, None, now, task_state, current_stage)
         return key
 
-    def create_iteration(self, problem_id: int, user_input: bytes, base_iteration: int) -> TaskKey:
-        """The next free iteration of ``problem_id``, branched from ``base_iteration``.
+    def create_iteration(
+        self,
+        problem_id: int,
+        user_input: bytes,
+        base_iteration: int,
+        *,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> TaskKey:
+        """The next free iteration of ``problem_id``, branched from ``base_iteration``, in
+        ``state`` (as for ``create_problem``).
 
         ``KeyError`` if the problem is unknown; ``ValueError`` if ``base_iteration`` was never
         allocated for it. The id is allocated in the database, so it never collides, also across
         restarts and several orchestrators.
         """
         now = _now()
+        task_state = TaskState(state)
         with self._write() as conn:
             iteration = self._bump_iteration(conn, problem_id)
             if not 1 <= base_iteration < iteration:
@@ -513,7 +637,7 @@ class TaskDB:
                     f"(latest is {iteration - 1})"
                 )
             key = TaskKey(problem_id, iteration)
-            self._insert_task(conn, key, user_input, base_iteration, now)
+            self._insert_task(conn, key, user_input, base_iteration, now, task_state, current_stage)
         return key
 
     @staticmethod
@@ -537,9 +661,13 @@ class TaskDB:
     def _task_where(key: TaskKey) -> Any:
         return (tasks.c.problem_id == key.problem_id) & (tasks.c.iteration_id == key.iteration_id)
 
+    @staticmethod
+    def _key_params(key: TaskKey) -> dict[str, int]:
+        return {"b_p": key.problem_id, "b_i": key.iteration_id}
+
     def get_task(self, key: TaskKey) -> TaskRow | None:
         with self._read() as conn:
-            row = conn.execute(select(tasks).where(self._task_where(key))).one_or_none()
+            row = conn.execute(self._get_task_stmt, self._key_params(key)).one_or_none()
         return None if row is None else self._task_row(row)
 
     def list_tasks(
@@ -584,31 +712,41 @@ class TaskDB:
         rule refused the change; ``KeyError`` if the task does not exist.
         """
         with self._write() as conn:
-            return self._apply_state(conn, key, TaskState(state), error, current_stage)
+            return self._apply_state(conn, key, TaskState(state), error, current_stage)[0]
 
     def _apply_state(
-        self, conn: Connection, key: TaskKey, new: TaskState, error: str | None, current_stage: str | None
-    ) -> bool:
+        self,
+        conn: Connection,
+        key: TaskKey,
+        new: TaskState,
+        error: str | None,
+        current_stage: str | None,
+        *,
+        note: str | None = None,
+        keep: frozenset[str] = frozenset(),
+    ) -> tuple[bool, RowMapping]:
+        """(applied, the task's state columns after); ``KeyError`` if the task does not exist.
+        One UPDATE ... RETURNING; a second statement only when it touched no row, to tell a
+        refused change from an unknown task."""
         now = _now()
-        values: dict[str, Any] = {"state": new.value, "updated_at": now}
-        if error is not None:
-            values["error"] = error
-        if current_stage is not None:
-            values["current_stage"] = current_stage
+        params: dict[str, Any] = {
+            **self._key_params(key),
+            "b_state": new.value,
+            "b_now": now,
+            "b_error": error,
+            "b_stage": current_stage,
+            "b_note": note,
+        }
         if new.is_terminal:
-            values["finished_at"] = now
-        # The rules live in the WHERE clause so the check and the write are one atomic statement.
-        allowed = tasks.c.state != TaskState.CANCELLED.value
-        if not new.is_terminal:
-            allowed = tasks.c.state.not_in([s.value for s in TERMINAL_STATES])
-        result = conn.execute(tasks.update().where(self._task_where(key) & allowed).values(**values))
-        if result.rowcount == 1:
-            return True
-        current = conn.execute(select(tasks.c.state).where(self._task_where(key))).scalar_one_or_none()
+            params["b_finished"] = now
+        row = conn.execute(self._state_update_stmt(new.is_terminal, keep), params).one_or_none()
+        if row is not None:
+            return True, row._mapping
+        current = conn.execute(self._task_snapshot_stmt, self._key_params(key)).one_or_none()
         if current is None:
             raise KeyError(f"unknown task {key}")
-        log.debug("task %s: state %s kept, %s refused", key, current, new.value)
-        return False
+        log.debug("task %s: state %s kept, %s refused", key, current.state, new.value)
+        return False, current._mapping
 
     def set_note(self, key: TaskKey, note: str) -> None:
         """Attach a human-readable note to a task (replaces the previous one)."""
@@ -645,19 +783,62 @@ class TaskDB:
                 self._apply_state(conn, task, TaskState(state), error, current_stage)
             return fresh
 
+    def store_stage_output(
+        self,
+        task: TaskKey,
+        kind: str,
+        record: bytes,
+        message_id: str | None,
+        *,
+        state: TaskState | str,
+        current_stage: str | None = None,
+        error: str | None = None,
+        note: str | None = None,
+        keep: frozenset[TaskState] | frozenset[str] = frozenset(),
+    ) -> StoredOutput:
+        """The orchestrator's write per stage output, in one transaction: store the output once
+        and, for a first copy, move the task to ``state`` unless the task is in one of ``keep``
+        (or a ``set_state`` rule refuses it); ``note`` is set with the change. The answer carries
+        the task's state after it, so the caller needs no ``get_task`` before or after.
+        ``KeyError`` (and nothing stored) if the task does not exist."""
+        new = TaskState(state)
+        keep_values = frozenset(TaskState(s).value for s in keep)
+        with self._write() as conn:
+            fresh = self._insert_output(conn, task, kind, record, message_id)
+            if fresh:
+                applied, m = self._apply_state(
+                    conn, task, new, error, current_stage, note=note, keep=keep_values
+                )
+            else:
+                applied = False
+                found = conn.execute(self._task_snapshot_stmt, self._key_params(task)).one_or_none()
+                if found is None:
+                    raise KeyError(f"unknown task {task}")
+                m = found._mapping
+        return StoredOutput(
+            fresh=fresh,
+            applied=applied,
+            state=TaskState(m["state"]),
+            error=m["error"],
+            current_stage=m["current_stage"],
+            note=m["note"],
+            created_at=m["created_at"],
+            finished_at=m["finished_at"],
+        )
+
     def _insert_output(
         self, conn: Connection, task: TaskKey, kind: str, record: bytes, message_id: str | None
     ) -> bool:
-        stmt = self._insert_ignore(outputs).values(
-            problem_id=task.problem_id,
-            iteration_id=task.iteration_id,
-            kind=kind,
-            record=bytes(record),
-            received_at=_now(),
-            message_id=message_id,
-        )
+        params = {
+            "problem_id": task.problem_id,
+            "iteration_id": task.iteration_id,
+            "kind": kind,
+            "record": bytes(record),
+            "received_at": _now(),
+            "message_id": message_id,
+        }
         # RETURNING rather than rowcount: it is reliable on every driver.
-        return conn.execute(stmt.returning(outputs.c.kind)).scalar_one_or_none() is not None
+        return conn.execute(self._insert_output_stmt, params).scalar_one_or_none() is not None
 
     @staticmethod
     def _output_where(key: TaskKey) -> Any:
@@ -705,15 +886,14 @@ class TaskDB:
         last_seen: datetime | None = None,
     ) -> None:
         """Record the latest status of one replica of a node (insert or replace)."""
+        params = self._node_status_params(
+            node_name, replica_id, status, task_status, task, error_description, last_seen
+        )
         with self._write() as conn:
-            conn.execute(
-                self._node_status_stmt(
-                    node_name, replica_id, status, task_status, task, error_description, last_seen
-                )
-            )
+            conn.execute(self._upsert_status_stmt, params)
 
-    def _node_status_stmt(
-        self,
+    @staticmethod
+    def _node_status_params(
         node_name: str,
         replica_id: str,
         status: int,
@@ -721,8 +901,10 @@ class TaskDB:
         task: TaskKey | None,
         error_description: str,
         last_seen: datetime | None,
-    ) -> Any:
-        values: dict[str, Any] = {
+    ) -> dict[str, Any]:
+        return {
+            "node_name": node_name,
+            "replica_id": replica_id,
             "status": int(status),
             "task_status": int(task_status),
             "task_problem_id": None if task is None else task.problem_id,
@@ -730,34 +912,36 @@ class TaskDB:
             "error_description": error_description,
             "last_seen": _aware_or_now(last_seen),
         }
-        dialect_module = sqlite_dialect if self._sqlite else pg_dialect
-        stmt = dialect_module.insert(node_status).values(node_name=node_name, replica_id=replica_id, **values)
-        return stmt.on_conflict_do_update(index_elements=["node_name", "replica_id"], set_=values)
 
     def record_statuses(self, updates: list[StatusUpdate]) -> None:
-        """Many replica statuses (and their per-task events) in one transaction: the orchestrator
-        writes heartbeats behind, in batches, so they never compete with task outputs for fsyncs."""
+        """Many replica statuses (and their per-task events) in one short transaction: the
+        orchestrator writes heartbeats behind, in batches, so they never compete with task outputs
+        for fsyncs. Only the latest status of each replica in the batch is written (the row keeps
+        one status per replica anyway); every task event is appended, in order, with one
+        executemany. The rows are built before the write lock is taken."""
         if not updates:
             return
+        latest: dict[tuple[str, str], StatusUpdate] = {}
+        for u in updates:
+            latest.pop((u.node_name, u.replica_id), None)  # re-insert: keeps arrival order
+            latest[(u.node_name, u.replica_id)] = u
+        statuses = [
+            self._node_status_params(
+                u.node_name, u.replica_id, u.status, u.task_status, u.task, u.error_description, u.at
+            )
+            for u in latest.values()
+        ]
+        events = [
+            self._task_event_params(
+                u.task, u.node_name, u.replica_id, u.status, u.task_status, u.error_description, u.at
+            )
+            for u in updates
+            if u.task_event and u.task is not None
+        ]
         with self._write() as conn:
-            for u in updates:
-                conn.execute(
-                    self._node_status_stmt(
-                        u.node_name, u.replica_id, u.status, u.task_status, u.task, u.error_description, u.at
-                    )
-                )
-                if u.task_event and u.task is not None:
-                    conn.execute(
-                        self._task_event_stmt(
-                            u.task,
-                            u.node_name,
-                            u.replica_id,
-                            u.status,
-                            u.task_status,
-                            u.error_description,
-                            u.at,
-                        )
-                    )
+            conn.execute(self._upsert_status_stmt, statuses)
+            if events:
+                conn.execute(self._insert_event_stmt, events)
 
     def list_node_status(self, node_name: str | None = None) -> list[NodeStatusRow]:
         query = select(node_status).order_by(node_status.c.node_name, node_status.c.replica_id)
@@ -807,16 +991,31 @@ class TaskDB:
         error_description: str,
         at: datetime | None,
     ) -> Any:
-        return task_events.insert().values(
-            problem_id=task.problem_id,
-            iteration_id=task.iteration_id,
-            node_name=node_name,
-            replica_id=replica_id,
-            status=int(status),
-            task_status=int(task_status),
-            error_description=error_description,
-            at=_aware_or_now(at),
+        params = TaskDB._task_event_params(
+            task, node_name, replica_id, status, task_status, error_description, at
         )
+        return task_events.insert().values(**params)
+
+    @staticmethod
+    def _task_event_params(
+        task: TaskKey,
+        node_name: str,
+        replica_id: str,
+        status: int,
+        task_status: int,
+        error_description: str,
+        at: datetime | None,
+    ) -> dict[str, Any]:
+        return {
+            "problem_id": task.problem_id,
+            "iteration_id": task.iteration_id,
+            "node_name": node_name,
+            "replica_id": replica_id,
+            "status": int(status),
+            "task_status": int(task_status),
+            "error_description": error_description,
+            "at": _aware_or_now(at),
+        }
 
     def list_task_events(self, task: TaskKey) -> list[TaskEventRow]:
         """Events of one task, oldest first."""
@@ -849,6 +1048,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
     "NodeStatusRow",
+    "StatusUpdate",
+    "StoredOutput",
     "TaskDB",
     "TaskEventRow",
     "TaskKey",

@@ -74,6 +74,8 @@ PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
     "watch": (
         "<client_id>",
         "a client that watches its submissions",
+        "none with `watch_mode` `direct`: the orchestrator publishes the TaskEvents of each task "
+        "submitted with it straight to it (default exchange); otherwise "
         f"`{NS}.tasks` with `p.i`: bound by the orchestrator for each task submitted with it, "
         "unbound once the task is over (§9.8)",
     ),

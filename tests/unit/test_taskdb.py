@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from sustainml.orchestrator.taskdb import (
     SCHEMA_VERSION,
+    StatusUpdate,
     TaskDB,
     TaskKey,
     TaskState,
@@ -546,3 +547,149 @@ def test_schema_1_database_is_migrated_and_notes_work(tmp_path: Any) -> None:
             db.set_note(TaskKey(99, 1), "x")
     finally:
         db.close()
+
+
+# -- the orchestrator's fast path ----------------------------------------------------------------
+KEPT = frozenset({TaskState.CANCELLED, TaskState.FAILED})
+
+
+def test_tasks_can_be_created_running_in_one_call(db: TaskDB) -> None:
+    key = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
+    row = db.get_task(key)
+    assert row is not None
+    assert (row.state, row.current_stage, row.finished_at) == ("running", "ML_MODEL_METADATA", None)
+    nxt = db.create_iteration(key.problem_id, b"u2", 1, state=TaskState.RUNNING, current_stage="X")
+    again = db.get_task(nxt)
+    assert again is not None and (again.state, again.current_stage, again.base_iteration) == (
+        "running",
+        "X",
+        1,
+    )
+    assert _state(db, db.create_problem(b"q")) is TaskState.QUEUED  # the default is unchanged
+    with pytest.raises(ValueError):
+        db.create_problem(b"u", state="succeeded")  # a task is never born finished
+    assert db.latest_iteration(key.problem_id) == 2
+
+
+def test_store_stage_output_returns_the_task_after_the_change(db: TaskDB) -> None:
+    key = db.create_problem(b"u", state="running", current_stage="A")
+    first = db.store_stage_output(
+        key, "ml_model_metadata", b"m", "id-1", state="running", current_stage="B", keep=KEPT
+    )
+    assert (first.fresh, first.applied, first.state, first.current_stage) == (True, True, "running", "B")
+    assert first.finished_at is None and first.note is None and first.error is None
+    row = db.get_task(key)
+    assert row is not None and first.created_at == row.created_at
+
+    dup = db.store_stage_output(
+        key, "ml_model_metadata", b"other", "id-2", state="failed", error="x", keep=KEPT
+    )
+    assert (dup.fresh, dup.applied, dup.state, dup.current_stage) == (False, False, "running", "B")
+    assert db.get_output(key, "ml_model_metadata") == b"m"  # first copy kept, state untouched
+
+    done = db.store_stage_output(
+        key,
+        "carbon_footprint",
+        b"c",
+        "id-3",
+        state="succeeded",
+        current_stage="C",
+        note="target met",
+        keep=KEPT,
+    )
+    assert (done.fresh, done.applied, done.state, done.note, done.current_stage) == (
+        True,
+        True,
+        "succeeded",
+        "target met",
+        "C",
+    )
+    assert done.finished_at is not None and done.finished_at.utcoffset() == timedelta(0)
+    stored = db.get_task(key)
+    assert stored is not None
+    assert (stored.state, stored.note, stored.finished_at) == ("succeeded", "target met", done.finished_at)
+
+
+def test_store_stage_output_keeps_cancelled_and_failed_tasks(db: TaskDB) -> None:
+    cancelled = db.create_problem(b"u", state="running", current_stage="A")
+    assert db.set_state(cancelled, "cancelled", error="cancelled by request")
+    late = db.store_stage_output(
+        cancelled, "ml_model", b"late", None, state="running", current_stage="B", keep=KEPT
+    )
+    assert (late.fresh, late.applied, late.state, late.error, late.current_stage) == (
+        True,
+        False,
+        "cancelled",
+        "cancelled by request",
+        "A",
+    )
+    assert db.get_output(cancelled, "ml_model") == b"late"  # kept for the record
+
+    failed = db.create_problem(b"u", state="running", current_stage="A")
+    assert db.set_state(failed, "failed", error="deadline")
+    final = db.store_stage_output(failed, "carbon_footprint", b"c", None, state="succeeded", keep=KEPT)
+    assert (final.applied, final.state, final.error) == (False, "failed", "deadline")
+    # Without ``keep`` the set_state rules alone apply: failed -> succeeded is a terminal change.
+    other = db.create_problem(b"u", state="running")
+    assert db.set_state(other, "failed", error="e")
+    assert db.store_stage_output(other, "carbon_footprint", b"c", None, state="succeeded").applied
+    assert _state(db, other) is TaskState.SUCCEEDED
+
+
+def test_store_stage_output_for_an_unknown_task_stores_nothing(db: TaskDB) -> None:
+    with pytest.raises(KeyError):
+        db.store_stage_output(TaskKey(41, 1), "ml_model", b"x", None, state="running", keep=KEPT)
+    with pytest.raises(KeyError):
+        db.record_output(TaskKey(41, 1), "ml_model", b"x", None, state="running")
+    assert db.count_outputs() == 0
+
+
+def test_record_statuses_keeps_the_latest_status_per_replica_and_every_event(db: TaskDB) -> None:
+    key, other = TaskKey(3, 1), TaskKey(3, 2)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    updates = [
+        StatusUpdate("ML_MODEL", "r1", 3, 1, key, "", t0, True),
+        StatusUpdate("ML_MODEL", "r2", 2, 0, None, "", t0, False),
+        StatusUpdate("ML_MODEL", "r1", 2, 2, key, "", t0 + timedelta(seconds=1), True),
+        StatusUpdate("HW_RESOURCES", "r1", 3, 1, other, "", t0 + timedelta(seconds=2), True),
+        StatusUpdate("ML_MODEL", "r1", 2, 0, None, "", t0 + timedelta(seconds=3), False),  # heartbeat
+        StatusUpdate("HW_RESOURCES", "r1", 4, 3, other, "oom", t0 + timedelta(seconds=4), True),
+    ]
+    db.record_statuses(updates)
+    rows = {(r.node_name, r.replica_id): r for r in db.list_node_status()}
+    assert set(rows) == {("ML_MODEL", "r1"), ("ML_MODEL", "r2"), ("HW_RESOURCES", "r1")}
+    r1 = rows[("ML_MODEL", "r1")]
+    assert (r1.status, r1.task_status, r1.task, r1.last_seen) == (2, 0, None, t0 + timedelta(seconds=3))
+    hw = rows[("HW_RESOURCES", "r1")]
+    assert (hw.status, hw.error_description, hw.task) == (4, "oom", other)
+    assert [(e.node_name, e.task_status, e.at) for e in db.list_task_events(key)] == [
+        ("ML_MODEL", 1, t0),
+        ("ML_MODEL", 2, t0 + timedelta(seconds=1)),
+    ]
+    assert [(e.task_status, e.error_description) for e in db.list_task_events(other)] == [(1, ""), (3, "oom")]
+    db.record_statuses([])  # nothing to do
+    db.record_statuses([StatusUpdate("ML_MODEL", "r2", 3, 1, None, "", t0, False)])  # no event rows
+    assert {(r.replica_id, r.status) for r in db.list_node_status("ML_MODEL")} == {("r1", 2), ("r2", 3)}
+
+
+def test_writers_from_many_threads_all_commit(db: TaskDB) -> None:
+    """Outputs, statuses and new tasks written together from threads (on a SQLite file they
+    queue on the in-process write lock): every write lands once."""
+    keys = [db.create_problem(b"u", state="running") for _ in range(8)]
+    kinds = ["ml_model_metadata", "app_requirements", "hw_constraints", "ml_model", "hw_resources"]
+
+    def work(index: int) -> list[bool]:
+        key = keys[index]
+        done = []
+        for kind in kinds:
+            done.append(db.store_stage_output(key, kind, b"r", None, state="running", keep=KEPT).fresh)
+            db.record_statuses([StatusUpdate("N", f"r{index}", 3, 1, key, "", datetime.now(UTC), True)])
+        done.append(db.create_problem(b"v").problem_id > 0)
+        return done
+
+    results = _run_concurrently(8, work)
+    assert results == [True] * (8 * (len(kinds) + 1))
+    assert all(db.count_outputs(k) == len(kinds) for k in keys)
+    assert all(len(db.list_task_events(k)) == len(kinds) for k in keys)
+    assert len(db.list_node_status("N")) == 8
+    assert len({k.problem_id for k in keys}) == 8 and db.count_by_state() == {"running": 8, "queued": 8}
