@@ -85,7 +85,10 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
             return sum(r[1] - r[0] for r in window if r[4] == event)
 
         submit = first("Client.submit", a)
-        result = first("Client.result", a)
+        try:
+            result = first("Client.result", a)
+        except LookupError:  # a watched task's result is built from its events: no closing RPC
+            result = (b, b, "", "", "none")
         seg["total submit -> result in hand"].append(b - a)
         seg["1 Client.submit (RPC)"].append(submit[1] - submit[0])
         delivered = first("deliver requests", a)
@@ -98,7 +101,10 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
             ("TaskDB.set_state", "1d set_state running (SQLite txn)"),
             ("publish[P] UserInput", "1e UserInput persistent publish -> confirm (awaited)"),
         ):
-            r = first(event, a)
+            try:
+                r = first(event, a)
+            except LookupError:  # not on the path any more (direct watch, task created running)
+                r = (0.0, 0.0, "", "", "")
             seg[label].append(r[1] - r[0])
         reply = first("publish[T] OrchestratorReply", a)
         seg["1f reply publish -> client receives"].append(first("deliver client-", reply[0])[0] - reply[0])
@@ -133,6 +139,7 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
         seg["3a Orchestrator._on_result (x6, sum)"].append(total("Orchestrator._on_result"))
         seg["3b   of which TaskDB.record_output"].append(total("TaskDB.record_output"))
         seg["3c   of which TaskDB.get_task"].append(total("TaskDB.get_task"))
+        seg["3d   of which TaskDB.store_stage_output"].append(total("TaskDB.store_stage_output"))
         seg["4 Client.result (RPC)"].append(result[1] - result[0])
         seg["x overlap: submit end - first stage delivery"].append(submit[1] - first_stage)
     return seg

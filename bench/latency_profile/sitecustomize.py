@@ -37,6 +37,8 @@ def flush() -> None:
 
 
 def _timed(owner: Any, name: str, label: str) -> None:
+    if not hasattr(owner, name):
+        return
     original: Callable[..., Any] = getattr(owner, name)
 
     @functools.wraps(original)
@@ -114,6 +116,7 @@ def install() -> None:
         "record_output",
         "get_outputs",
         "record_statuses",
+        "store_stage_output",
     ):
         _timed(taskdb.TaskDB, name, f"TaskDB.{name}")
     for name in ("submit", "wait", "result"):

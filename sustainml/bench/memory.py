@@ -4,8 +4,8 @@
   ``sustainml worker NODE`` and of ``sustainml orchestrator``, once idle (ready, no task yet), then
   the peak sampled every 50 ms while ``busy_tasks`` real tasks (shipped logic, catalogue models, no
   measured-latency run) flow through them;
-- TaskDB ingest: the orchestrator's write path per task (``create_problem`` + six
-  ``get_task``/``record_output`` pairs) from one thread, on a SQLite file (WAL, synchronous=NORMAL,
+- TaskDB ingest: the orchestrator's write path per task (``create_problem`` as running + six
+  ``store_stage_output``) from one thread, on a SQLite file (WAL, synchronous=NORMAL,
   the default) and on the local PostgreSQL (a throwaway database), in stored records per second.
 """
 
@@ -73,11 +73,10 @@ def _ingest(url: str, tasks: int) -> dict[str, float]:
         blob = os.urandom(1500)  # about a stored stage output
         start = time.perf_counter()
         for i in range(tasks):
-            key = db.create_problem(blob[:600])
+            key = db.create_problem(blob[:600], state="running", current_stage=STAGES[0].node)
             for stage in STAGES:
-                db.get_task(key)
                 state = "succeeded" if stage is STAGES[-1] else "running"
-                db.record_output(
+                db.store_stage_output(
                     key, stage.kind, blob, f"{key}.{stage.kind}.{i}", state=state, current_stage=stage.node
                 )
         elapsed = time.perf_counter() - start
