@@ -3,11 +3,15 @@
 A ``Node`` consumes its stage queue (bound to the exchange of the stage before it), hands the
 callback exactly the typed inputs the original framework gave it, publishes the filled output to
 its own exchange with routing key ``<problem_id>.<iteration_id>`` and acknowledges the input only
-after that publish is confirmed (a crash in between yields a redelivery, never a loss). Around it:
+after that publish is confirmed (a crash in between yields a redelivery, never a loss). The ack is
+sent from the publisher-confirm callback: a handler thread moves on to the next task as soon as its
+output is published, so a replica's throughput is not bound by the confirm round trip. Around it:
 
 - status: INITIALIZING on start, IDLE when ready, RUNNING then IDLE/ERROR around each task, a
   NodeStatus heartbeat on the fanout status exchange every ``heartbeat_interval`` seconds,
-  TERMINATING on shutdown;
+  TERMINATING on shutdown. Per-task events go out in order from a status thread of their own; a
+  task's RUNNING event is dropped when its callback has already returned by the time the thread
+  gets to it (the completion event follows), so a quick task costs one status message, not two;
 - configuration requests (RPC) on the node type's config queue, answered by ``service_callback``;
 - NodeControl commands on the control exchange (pause/resume, reset, terminate, cancel a task);
 - bad input (undecodable, invalid, missing context) is dead-lettered with the reason in a header.
@@ -18,6 +22,7 @@ Subclass it (or use the six classes in ``sustainml.workers.nodes``) exactly like
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -26,10 +31,11 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar, Literal
 
@@ -60,7 +66,15 @@ from sustainml.messages import headers as H
 from sustainml.rpc import reply
 from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
-from sustainml.transport.base import Binding, Delivery, Transport, TransportError, wait_confirm
+from sustainml.transport.base import (
+    Binding,
+    ConnectionLost,
+    Delivery,
+    Message,
+    Transport,
+    TransportError,
+    wait_confirm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +82,18 @@ StatusEvent = Literal["online", "heartbeat", "task", "offline"]
 TaskCallback = Callable[..., None]
 ServiceCallback = Callable[[RequestType, ResponseType], None]
 
-# How long a finished output may wait for its publisher confirm before the input is left unacked
-# (the broker then redelivers it): generous, confirms normally take milliseconds.
+# How long the output of a task whose callback failed for the last time may wait for its
+# confirm before its input is left for redelivery instead of being dead-lettered (that rare path
+# waits synchronously; regular outputs are acked from the confirm callback, without a timeout: the
+# transport fails every pending publish when its connection goes, so no confirm is awaited forever).
 PUBLISH_CONFIRM_TIMEOUT = 30.0
 CANCELLED_TASKS_REMEMBERED = 10_000
+# On shutdown: how long in-flight tasks may take to finish (callback, output confirmed, input acked)
+# before the node reports TERMINATING and closes its transport anyway (the broker then redelivers).
+SHUTDOWN_TIMEOUT = 30.0
+# A stop requested while the node is still starting (e.g. SIGTERM while the broker is unreachable):
+# how long to wait for the abandoned start to unwind before spin() returns regardless.
+ABANDONED_START_WAIT = 2.0
 
 
 class _HybridTerminate:
@@ -89,6 +111,109 @@ class _HybridTerminate:
                 node.stop()
 
         return stop_all
+
+
+class _Running:
+    """A queued RUNNING event; ``returned`` is set by the handler thread when the callback returns."""
+
+    __slots__ = ("at", "returned", "task_id")
+
+    def __init__(self, task_id: TaskId) -> None:
+        self.task_id = task_id
+        self.at = time.time()
+        self.returned = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A queued completion event, with the node's counters as they were when the task settled."""
+
+    task_id: TaskId
+    status: Status
+    task_status: TaskStatus
+    error: str
+    in_flight: int
+    processed: int
+    at: float
+
+
+class _TaskEvents:
+    """Publishes a node's per-task NodeStatus events, in order, from a thread of its own: handler
+    threads (and the confirm callbacks) only queue them. A RUNNING event whose callback has already
+    returned when its turn comes is dropped, its completion event being on the way; a callback
+    that keeps running (sleeps, waits on I/O, or computes past the GIL switch interval) has its
+    RUNNING event published right away, so the orchestrator and the dashboard see long tasks run."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._cv = threading.Condition()
+        self._queue: deque[_Running | _Finished] = deque()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cv:
+            if self._thread is not None:
+                return
+            self._closing = False
+            self._thread = threading.Thread(
+                target=self._run, name=f"{self._node.node_name}-task-events", daemon=True
+            )
+        self._thread.start()
+
+    def running(self, task_id: TaskId) -> _Running:
+        event = _Running(task_id)
+        self._put(event)
+        return event
+
+    def finished(self, event: _Finished) -> None:
+        self._put(event)
+
+    def _put(self, event: _Running | _Finished) -> None:
+        with self._cv:
+            self._queue.append(event)
+            self._cv.notify()
+
+    def close(self, timeout: float) -> None:
+        """Publish what is queued, then stop the thread (waits up to ``timeout`` seconds)."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(max(0.0, timeout))
+            if thread.is_alive():
+                log.warning("%s: task status events still queued at shutdown", self._node.node_name)
+
+    def _run(self) -> None:
+        node = self._node
+        while True:
+            with self._cv:
+                while not self._queue:
+                    if self._closing:
+                        return
+                    self._cv.wait()
+                event = self._queue.popleft()
+            try:
+                if isinstance(event, _Running):
+                    if event.returned:
+                        continue  # coalesced into the completion event that follows
+                    record = node._task_status(event.task_id, Status.RUNNING, TaskStatus.RUNNING, at=event.at)
+                else:
+                    record = node._task_status(
+                        event.task_id,
+                        event.status,
+                        event.task_status,
+                        event.error,
+                        in_flight=event.in_flight,
+                        processed=event.processed,
+                        at=event.at,
+                    )
+                node._publish_status(event="task", record=record)
+            except Exception:  # keep reporting the next tasks; this one is in the log
+                log.exception(
+                    "%s: could not publish the status event of task %s", node.node_name, event.task_id
+                )
 
 
 class Node:
@@ -125,7 +250,11 @@ class Node:
         self.node_name = self.STAGE.node
 
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no task is left in _pending
+        self._pending = 0  # stage deliveries being handled or waiting for their output's confirm
         self._stopped = threading.Event()
+        self._wake = threading.Event()  # spin(): a stop was requested or the start finished
+        self._task_events = _TaskEvents(self)
         self._started = False
         self._paused = False
         self._state = Status.INACTIVE
@@ -147,6 +276,7 @@ class Node:
         self._started = True
         self.transport.connect()
         declare_all(self.transport, self.topology)  # first: the status exchange must exist
+        self._task_events.start()
         self._set_state(Status.INITIALIZING)
         self._publish_status(event="online")
         self.transport.declare_queue(
@@ -174,17 +304,77 @@ class Node:
         log.info("%s replica %s ready", self.node_name, self.replica_id)
 
     def spin(self) -> None:
-        """Run until ``terminate()``, a TERMINATE command or SIGINT/SIGTERM (when on the main thread)."""
+        """Run until ``terminate()``, a TERMINATE command or SIGINT/SIGTERM (when on the main thread).
+        A stop requested while the node is still starting (e.g. waiting for an unreachable broker)
+        makes ``spin`` return at once, without an error."""
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self._on_signal)
-        self.start()
+        if not self._start_unless_stopped():
+            return
         self._stopped.wait()
         self._shutdown()
 
     def stop(self) -> None:
         """Ask the node to stop; ``spin`` then finishes in-flight work and returns."""
         self._stopped.set()
+        self._wake.set()
+
+    def _start_unless_stopped(self) -> bool:
+        """``start()`` on a helper thread, so that a stop request (signal, ``terminate()``) is
+        honoured even while the start waits for the broker: connecting retries for up to the
+        connect timeout, a reconnect until the broker is back. True once the node is up; False when
+        it was stopped first. Errors of the start itself are raised here."""
+        if self._stopped.is_set():
+            self._forget_node()
+            return False
+        log.info("%s replica %s starting", self.node_name, self.replica_id)
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # handed to the spinning thread, which raises it
+                failure.append(exc)
+            finally:
+                done.set()
+                self._wake.set()
+
+        thread = threading.Thread(target=run, name=f"{self.node_name}-start", daemon=True)
+        thread.start()
+        self._wake.wait()
+        if not done.is_set():
+            if self._own_transport:
+                log.warning(
+                    "%s replica %s: stop requested before it was ready (is the broker reachable?); "
+                    "giving up the start",
+                    self.node_name,
+                    self.replica_id,
+                )
+                # Closing the transport ends its connect attempts and any wait for the connection.
+                self.transport.close(timeout=1.0)
+                done.wait(ABANDONED_START_WAIT)
+            else:
+                # Not ours to close: the start ends within its transport's own timeouts.
+                done.wait()
+        if done.is_set() and not failure:
+            if self._stopped.is_set():
+                self._shutdown()
+                return False
+            return True
+        if failure and not self._stopped.is_set():
+            self._forget_node()
+            raise failure[0]
+        if failure:
+            log.debug("%s: start abandoned: %r", self.node_name, failure[0])
+        self._forget_node()
+        log.info("%s replica %s stopped before it was ready", self.node_name, self.replica_id)
+        return False
+
+    def _forget_node(self) -> None:
+        with Node._running_lock:
+            Node._running.discard(self)
 
     def run_in_thread(self) -> threading.Thread:
         """Start the node and spin it on a daemon thread (embedded mode, tests)."""
@@ -202,17 +392,28 @@ class Node:
         self.stop()
 
     def _shutdown(self) -> None:
-        with Node._running_lock:
-            Node._running.discard(self)
+        self._forget_node()
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
         if self._stage_tag is not None:
             self.transport.cancel(self._stage_tag)
         for tag in self._other_tags:
             self.transport.cancel(tag)
+        # Tasks in flight finish first (callback, output confirmed, input acked), so their
+        # completion events go out before TERMINATING.
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._pending <= 0, SHUTDOWN_TIMEOUT):
+                log.warning(
+                    "%s: %d task(s) still in flight after %.0f s; shutting down anyway (redelivered)",
+                    self.node_name,
+                    self._pending,
+                    SHUTDOWN_TIMEOUT,
+                )
+        self._task_events.close(max(1.0, deadline - time.monotonic()))
         self._set_state(Status.TERMINATING)
         self._publish_status(event="offline")
         if self._own_transport:
-            # close() waits for running callbacks and flushes their publishes and acks.
-            self.transport.close(timeout=30.0)
+            # close() waits for whatever still runs and flushes the last publishes and acks.
+            self.transport.close(timeout=max(1.0, deadline - time.monotonic()))
         log.info("%s replica %s stopped", self.node_name, self.replica_id)
 
     def _consume_stage(self) -> None:
@@ -273,34 +474,57 @@ class Node:
 
     # -- tasks -------------------------------------------------------------------------------
     def _on_task(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._pending += 1
+        settles_later = False
+        try:
+            settles_later = self._handle_task(delivery)
+        finally:
+            if not settles_later:
+                self._task_settled()
+
+    def _task_settled(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending <= 0:
+                self._idle.notify_all()
+
+    def _handle_task(self, delivery: Delivery) -> bool:
+        """Handle a stage delivery; True when the confirm callback of its output settles it."""
         try:
             envelope = decode_task(delivery.message.body)
         except MessageError as exc:
             self._dead_letter(delivery, f"invalid message: {exc}")
-            return
+            return False
         if envelope.kind != self.STAGE.input_kind:
             self._dead_letter(
                 delivery, f"{self.node_name} expects {self.STAGE.input_kind} records, got {envelope.kind}"
             )
-            return
+            return False
         task_id = envelope.task_id
         if self._is_cancelled(task_id):
             log.info("%s: task %s was cancelled; not processing it", self.node_name, task_id)
             delivery.ack()
-            return
+            return False
         failed = delivery.message.headers.get(H.H_FAILED)
         if failed:
             # An earlier stage failed this task and the orchestrator already recorded why; later
             # stages do not work on it.
             log.info("%s: task %s failed upstream (%s); skipping", self.node_name, task_id, failed)
             delivery.ack()
-            return
+            return False
         try:
             inputs = self._callback_inputs(envelope)
         except KeyError as exc:
             self._dead_letter(delivery, f"incomplete task context: missing {exc.args[0]}")
-            return
-        self._run_task(delivery, envelope, inputs)
+            return False
+        try:
+            return self._run_task(delivery, envelope, inputs)
+        except BaseException:
+            # A bug past the callback (the transport dead-letters the input): the task must not
+            # look in flight forever in the heartbeats.
+            self._forget_task(task_id)
+            raise
 
     def _callback_inputs(self, envelope: TaskEnvelope) -> list[Record]:
         records = envelope.records()
@@ -319,17 +543,11 @@ class Node:
                 inputs.append(records[name])
         return inputs
 
-    def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, inputs: list[Record]) -> None:
+    def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, inputs: list[Record]) -> bool:
+        """Run the callback and publish the output; True when the output's confirm callback acks
+        (or, refused, rejects) the input, False when it was settled here."""
         task_id = envelope.task_id
         started = time.monotonic()
-        with self._lock:
-            self._in_flight[task_id] = started
-            if not self._paused:
-                self._state = Status.RUNNING
-        self._publish_status(
-            event="task", record=self._task_status(task_id, Status.RUNNING, TaskStatus.RUNNING)
-        )
-
         output = RECORD_TYPES[self.STAGE.kind](task_id=task_id)
         node_status = NodeStatus(
             node_status=Status.RUNNING,
@@ -339,11 +557,20 @@ class Node:
             replica_id=self.replica_id,
             node_id=int(self.STAGE.node_id),
         )
+        with self._lock:
+            self._in_flight[task_id] = started
+            if not self._paused:
+                self._state = Status.RUNNING
+        # Queued, not published: the status thread sends it unless the callback returns first.
+        running = self._task_events.running(task_id)
         error = ""
         crashed = False  # an unexpected exception (retried), as opposed to a rejection (final)
         attempt = attempt_of(delivery)
         try:
-            self.callback(*inputs, node_status, output)
+            try:
+                self.callback(*inputs, node_status, output)
+            finally:
+                running.returned = True
             if node_status.node_status == Status.ERROR or node_status.task_status == TaskStatus.ERROR:
                 error = node_status.error_description or f"{self.node_name} marked the task as failed"
         except ValueError as exc:  # bad input the callback rejected: the message says it all
@@ -367,7 +594,7 @@ class Node:
             ):
                 delivery.reject(requeue=True)  # a no-op if its connection is gone (then redelivered)
             self._finish_attempt(task_id, error)
-            return
+            return False
         if crashed:
             error = f"{error} (failed {attempt} attempts)"
         if error:
@@ -405,34 +632,68 @@ class Node:
             traceparent=H.new_traceparent(trace),
             extra_headers=headers,
         )
-        try:
-            wait_confirm(
-                self.transport,
-                self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg),
-                PUBLISH_CONFIRM_TIMEOUT,
-            )
-        except (TransportError, FutureTimeout, TimeoutError) as exc:
-            # Not acked: the broker redelivers the input (to this or another replica) and the
-            # task is redone; outputs are idempotent by message_id.
-            log.error(
-                "%s: output of task %s not confirmed (%s); input left for redelivery",
-                self.node_name,
-                task_id,
-                exc,
-            )
-            # Requeue now if the channel is still open (a no-op otherwise): left unsettled on a
-            # live channel, the input would sit in this replica until its connection closed.
-            delivery.reject(requeue=True)
-            with self._lock:
-                self._in_flight.pop(task_id, None)
-            return
+        fut = self._publish_output(routing_key, msg)
         if crashed:
-            # Out of attempts: the failed output above tells the orchestrator; the input itself
-            # goes to the stage's DLQ with the reason, for an operator to inspect or replay.
+            # Out of attempts (rare): the failed output tells the orchestrator; the input itself
+            # goes to the stage's DLQ with the reason, once that output is confirmed. Dead-lettering
+            # publishes and waits, which the confirm callback (on the I/O thread) must not do.
+            try:
+                wait_confirm(self.transport, fut, PUBLISH_CONFIRM_TIMEOUT)
+            except (TransportError, FutureTimeout, TimeoutError) as exc:
+                self._output_refused(delivery, task_id, exc)
+                return False
             self._dead_letter(delivery, f"{self.node_name} callback failed {attempt} times: {error}")
-        else:
-            delivery.ack()
+            self._task_done(task_id, error, started)
+            return False
+        # The handler thread moves on; the input is acked once the broker confirms the output.
+        fut.add_done_callback(functools.partial(self._on_output_confirm, delivery, task_id, error, started))
+        return True
 
+    def _publish_output(self, routing_key: str, msg: Message) -> Future[None]:
+        try:
+            return self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg)
+        except TransportError as exc:  # the contract reports failures through the future; be safe
+            failed: Future[None] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def _on_output_confirm(
+        self, delivery: Delivery, task_id: TaskId, error: str, started: float, fut: Future[None]
+    ) -> None:
+        """The broker confirmed (or refused) a task's output. Runs on the transport's I/O thread
+        (AMQP) or where the future completed: settle the input, queue the completion event."""
+        try:
+            exc = ConnectionLost("publish cancelled") if fut.cancelled() else fut.exception()
+            if exc is not None:
+                self._output_refused(delivery, task_id, exc)
+            else:
+                delivery.ack()
+                self._task_done(task_id, error, started)
+        except Exception:  # never lost in the future's machinery: the input is redelivered anyway
+            log.exception("%s: settling task %s after its output's confirm failed", self.node_name, task_id)
+        finally:
+            self._task_settled()
+
+    def _output_refused(self, delivery: Delivery, task_id: TaskId, exc: BaseException) -> None:
+        # Not acked: the broker redelivers the input (to this or another replica) and the task
+        # is redone; outputs are idempotent by message_id.
+        log.error(
+            "%s: output of task %s not confirmed (%s); input left for redelivery",
+            self.node_name,
+            task_id,
+            exc,
+        )
+        # Requeue now if the channel is still open (a no-op otherwise): left unsettled on a live
+        # channel, the input would sit in this replica until its connection closed.
+        delivery.reject(requeue=True)
+        self._forget_task(task_id)
+
+    def _forget_task(self, task_id: TaskId) -> None:
+        with self._lock:
+            self._in_flight.pop(task_id, None)
+
+    def _task_done(self, task_id: TaskId, error: str, started: float) -> None:
+        """Bookkeeping once a task's input is settled for good: counters, state, completion event."""
         final = Status.ERROR if error else Status.IDLE
         with self._lock:
             self._in_flight.pop(task_id, None)
@@ -440,13 +701,22 @@ class Node:
             self._last_error = error
             if not self._paused:
                 self._state = final if not self._in_flight else Status.RUNNING
-        self._publish_status(
-            event="task",
-            record=self._task_status(
-                task_id, final, TaskStatus.ERROR if error else TaskStatus.SUCCEEDED, error
-            ),
+            in_flight, processed = len(self._in_flight), self._processed
+        self._task_events.finished(
+            _Finished(
+                task_id,
+                final,
+                TaskStatus.ERROR if error else TaskStatus.SUCCEEDED,
+                error,
+                in_flight,
+                processed,
+                time.time(),
+            )
         )
-        log.debug("%s: task %s done in %.1f ms", self.node_name, task_id, (time.monotonic() - started) * 1e3)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: task %s done in %.1f ms", self.node_name, task_id, (time.monotonic() - started) * 1e3
+            )
 
     def _finish_attempt(self, task_id: TaskId, error: str) -> None:
         """Bookkeeping after an attempt that will be retried: the task is no longer in flight here."""
@@ -457,7 +727,15 @@ class Node:
                 self._state = Status.RUNNING if self._in_flight else Status.IDLE
 
     def _task_status(
-        self, task_id: TaskId, status: Status, task_status: TaskStatus, error: str = ""
+        self,
+        task_id: TaskId,
+        status: Status,
+        task_status: TaskStatus,
+        error: str = "",
+        *,
+        in_flight: int | None = None,
+        processed: int | None = None,
+        at: float | None = None,
     ) -> NodeStatus:
         return NodeStatus(
             node_status=status,
@@ -470,9 +748,9 @@ class Node:
             node_id=int(self.STAGE.node_id),
             event="task",
             heartbeat_interval=self.settings.heartbeat_interval,
-            in_flight=len(self._in_flight),
-            processed=self._processed,
-            timestamp=time.time(),
+            in_flight=len(self._in_flight) if in_flight is None else in_flight,
+            processed=self._processed if processed is None else processed,
+            timestamp=time.time() if at is None else at,
         )
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
 from sustainml.config import Settings
 from sustainml.topology import resolve_stage
-from sustainml.transport.base import Transport
+from sustainml.transport.base import BrokerUnavailable, Transport
 from sustainml.workers.nodes import NODE_CLASSES
 from sustainml.workers.runtime import Node
 
@@ -39,4 +40,8 @@ def run_shipped(name: str) -> None:
     """Entry point of ``python -m sustainml.workers.<node>``."""
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    shipped_node(name, settings=settings).spin()
+    try:
+        shipped_node(name, settings=settings).spin()
+    except BrokerUnavailable as exc:  # the message says what to do; a traceback would only bury it
+        logging.getLogger(__name__).error("%s", exc)
+        sys.exit(1)

@@ -65,6 +65,17 @@ from sustainml.transport.base import (
 
 log = logging.getLogger(__name__)
 
+# pika logs each failed connection attempt as several ERROR lines, every half second while the
+# broker is down; this transport retries and reports the outcome (password scrubbed) itself.
+# A level set by the application (e.g. DEBUG to see pika's detail) is left alone.
+for _pika_logger in (
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.base_connection",
+):
+    if logging.getLogger(_pika_logger).level == logging.NOTSET:
+        logging.getLogger(_pika_logger).setLevel(logging.CRITICAL)
+
 # The delivery a handler thread is working on (close() called from a handler must not wait for it).
 _current = threading.local()
 
@@ -558,8 +569,16 @@ class AmqpTransport(Transport):
             raise TransportError(f"{what}: not connected; call connect() first")
         if self._closing:
             raise ConnectionLost(f"{what}: the transport is closed")
-        if not self._ready.wait(timeout):
-            raise ConnectionLost(f"{what}: not connected to {self._safe_url} (reconnecting)")
+        if self._ready.is_set():
+            return
+        # Reconnecting: wait for it, but give up as soon as close() is called (e.g. on SIGTERM
+        # while the broker is down), not only after ``timeout``.
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if self._closing:
+                raise ConnectionLost(f"{what}: the transport was closed while reconnecting")
+            if time.monotonic() >= deadline:
+                raise ConnectionLost(f"{what}: not connected to {self._safe_url} (reconnecting)")
 
     def _channel_op(self, what: str, action: Callable[[_ChannelOp], None]) -> Any:
         """Run ``action(op)`` on a throwaway channel: a refused operation closes only that channel.
@@ -592,7 +611,7 @@ class AmqpTransport(Transport):
             self._start_threads()
             deadline = time.monotonic() + self._connect_timeout
             last: BaseException | None = None
-            while True:
+            while not self._closing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -605,7 +624,18 @@ class AmqpTransport(Transport):
                     break  # retrying cannot fix credentials
                 except Exception as exc:
                     last = exc
-                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                    # close() from another thread (or a signal handler) cuts the pause short.
+                    self._close_event.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            with self._state_lock:
+                # Decided under the lock close() takes: either close() sees a started transport
+                # and closes it fully, or this connect gives up.
+                abandoned = self._closing
+                if not abandoned and last is None and self._conn is not None:
+                    self._started = True
+                    self._ready.set()
+            if abandoned:
+                self._abandon_connect()
+                raise TransportError(f"connecting to {self._safe_url} abandoned: the transport was closed")
             if last is not None or self._conn is None:
                 self._stop_threads(1.0)
                 detail = _scrub(_describe(last), self._password) if last else "timed out"
@@ -613,9 +643,22 @@ class AmqpTransport(Transport):
                     f"cannot reach RabbitMQ at {self._safe_url} ({detail}): is it running? start it with "
                     "`rabbitmq-server -detached` or pass --broker/SUSTAINML_BROKER_URL"
                 )
-            self._started = True
-            self._ready.set()
             log.info("connected to %s as %r", self._safe_url, self._name)
+
+    def _abandon_connect(self) -> None:
+        """(connect(), after close() was called meanwhile) Close a connection that opened in the
+        meantime, then stop the threads."""
+
+        def close_conn() -> None:
+            conn = self._conn
+            if conn is not None and conn.is_open:
+                conn.close(reply_text="sustainml: closed while connecting")
+
+        with contextlib.suppress(ConnectionLost):
+            self._call_soon(close_conn)  # runs before the loop stops (callbacks run in order)
+        self._stop_threads(1.0)
+        self._closed = True
+        log.info("connecting to %s abandoned: the transport was closed", self._safe_url)
 
     def _start_threads(self) -> None:
         loop = IOLoop()
@@ -1316,6 +1359,9 @@ class AmqpTransport(Transport):
                     "%s of delivery %d on %r raced with its channel closing", action, d.delivery_tag, d.queue
                 )
 
+        if self._on_io_thread():
+            run()  # e.g. an ack from a publish's confirm callback: no need for another loop turn
+            return
         try:
             self._call_soon(run)
         except ConnectionLost:
@@ -1483,7 +1529,13 @@ class AmqpTransport(Transport):
                 return
             self._closing = True
             if not self._started:
+                # Maybe connect() is retrying on another thread: wake its pause and fail its wait
+                # for the connection, so it gives up now instead of after the connect timeout.
                 self._closed = True
+                self._close_event.set()
+                waiting = list(self._sync_futs)
+                for fut in waiting:
+                    _resolve(fut, exc=ConnectionLost("the transport was closed while connecting"))
                 return
             consumers = list(self._consumers.values())
             self._consumers.clear()

@@ -16,6 +16,13 @@ Threading contract (both transports):
   redelivers the message.
 - After a connection loss the transport reconnects with backoff, re-declares everything it was
   asked to declare and re-issues every ``consume``.
+- ``close`` may be called from another thread (or a signal handler's stop path) while ``connect``
+  is still retrying, or while an operation waits for a reconnect: those give up at once with a
+  ``TransportError`` instead of waiting for their timeout.
+- Future callbacks (``add_done_callback``) of a publish may run on a transport thread (AMQP: the
+  I/O thread) or at once in the publishing thread (memory): keep them short and non-blocking;
+  settling a delivery or publishing from them is fine (the node runtime acks a task's input from
+  its output's confirm callback).
 """
 
 from __future__ import annotations
@@ -127,7 +134,8 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def connect(self) -> None:
-        """Connect (idempotent). Raises ``BrokerUnavailable`` when the broker cannot be reached."""
+        """Connect (idempotent). Raises ``BrokerUnavailable`` when the broker cannot be reached, and
+        ``TransportError`` when ``close()`` was called meanwhile (or before)."""
 
     @abc.abstractmethod
     def declare_exchange(self, spec: ExchangeSpec) -> None: ...
