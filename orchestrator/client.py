@@ -198,10 +198,19 @@ class Client:
                 done[tid] = res
         deadline = time.monotonic() + timeout
         next_poll = time.monotonic() + 1.0
+        # Watched tasks the poll found finished: the orchestrator stores before it announces, so
+        # their last events may still be on the way; they get one more poll interval to arrive
+        # (and reach on_progress) before the polled result is returned.
+        polled: dict[TaskId, TaskResult] = {}
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{len(pending)} task(s) not finished after {timeout:g} s")
+                for tid, res in polled.items():  # finished; only their last events are missing
+                    pending.discard(tid)
+                    done[tid] = res
+                if pending:
+                    raise TimeoutError(f"{len(pending)} task(s) not finished after {timeout:g} s")
+                break
             try:
                 event = self._events.get(timeout=min(remaining, 0.25))
             except queue.Empty:
@@ -215,16 +224,25 @@ class Client:
             ):
                 res = self._finished_result(event.task_id) or self.result(event.task_id)
                 pending.discard(event.task_id)
+                polled.pop(event.task_id, None)
                 done[event.task_id] = res
             if time.monotonic() >= next_poll:  # tasks not watched by this client, lost events
                 next_poll = time.monotonic() + 1.0
                 for tid in list(pending):
-                    res = self.result(tid)
-                    if res.done:
-                        pending.discard(tid)
-                        done[tid] = res
+                    res = polled.pop(tid, None)  # found finished one interval ago: take it now
+                    if res is None:
+                        res = self.result(tid)
+                        if not res.done:
+                            continue
                         with self._tracked_lock:
-                            self._tracked.pop(tid, None)
+                            watched = tid in self._tracked
+                        if watched:
+                            polled[tid] = res
+                            continue
+                    pending.discard(tid)
+                    done[tid] = res
+                    with self._tracked_lock:
+                        self._tracked.pop(tid, None)
         return done
 
     def _finished_result(self, task_id: TaskId) -> TaskResult | None:
