@@ -41,7 +41,7 @@ from sustainml.messages import (
     to_wire,
 )
 from sustainml.messages import headers as H
-from sustainml.orchestrator.core import config_call, publish_control
+from sustainml.orchestrator.node_calls import config_call, publish_control
 from sustainml.orchestrator.protocol import (
     H_WATCH_MODE,
     TERMINAL_STATES,

@@ -14,7 +14,6 @@ The same object is the Python API used in-process (the REST layer, embedded runs
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -33,13 +32,10 @@ from sustainml.messages import (
     CmdNode,
     CmdTask,
     CO2Footprint,
-    ErrorCode,
     MessageError,
     MLModelMetadata,
-    NodeControl,
     NodeStatus,
     Record,
-    RequestType,
     ResponseType,
     Status,
     TaskEnvelope,
@@ -54,6 +50,7 @@ from sustainml.messages import (
 )
 from sustainml.messages import headers as H
 from sustainml.orchestrator.deadlines import DeadlineSweeper
+from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT, config_call, publish_control
 from sustainml.orchestrator.protocol import (
     H_WATCH_MODE,
     TASK_STATES,
@@ -67,7 +64,7 @@ from sustainml.orchestrator.protocol import (
 )
 from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
 from sustainml.orchestrator.taskdb import StatusUpdate, StoredOutput, TaskDB, TaskKey, TaskRow, TaskState
-from sustainml.rpc import RpcClient, RpcError, reply
+from sustainml.rpc import RpcClient, reply
 from sustainml.topology import (
     ALL_NODES_KEY,
     BASELINE_KINDS,
@@ -92,7 +89,6 @@ from sustainml.transport.base import (
 
 log = logging.getLogger(__name__)
 
-PUBLISH_TIMEOUT = 30.0
 STATUS_FLUSH_INTERVAL = 0.5  # seconds between batched writes of node statuses
 # UserInput fields an iteration never inherits from the request (they identify the request).
 _NOT_INHERITED = {"task_id", "previous_iteration", "extra_data"}
@@ -758,52 +754,6 @@ class Orchestrator:
             )
             return {"ok": True, "tasks": [_row_wire(r) for r in rows]}
         raise RequestError(f"op: unknown operation {op!r}")
-
-
-def publish_control(
-    transport: Transport,
-    topology: Topology,
-    target: str,
-    cmd_node: CmdNode,
-    cmd_task: CmdTask,
-    task_id: TaskId | None,
-    source: str,
-) -> None:
-    """Publish a NodeControl to every replica of one node type, or of all (``target="all"``)."""
-    target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
-    cmd = NodeControl(
-        cmd_node=cmd_node, cmd_task=cmd_task, target_node=target_node, task_id=task_id, source_node=source
-    )
-    msg = H.build_message(
-        encode(cmd), type_name="NodeControl", app_id=source, schema_version=SCHEMA_VERSION, persistent=False
-    )
-    transport.publish(topology.control_exchange, target_node, msg, mandatory=False).result(PUBLISH_TIMEOUT)
-
-
-def config_call(
-    rpc: RpcClient, topology: Topology, stage: Stage, configuration: str, transaction_id: int, timeout: float
-) -> ResponseType:
-    """One configuration RPC to ``stage`` (shared by the orchestrator and the remote client)."""
-    req = RequestType(node_id=int(stage.node_id), transaction_id=transaction_id, configuration=configuration)
-    try:
-        answer = rpc.call(
-            topology.config_exchange,
-            stage.node,
-            encode(req),
-            timeout=timeout,
-            type="RequestType",
-            target=stage.node,
-        )
-    except RpcError as exc:
-        # Same shape as a node's own failure, so callers (REST, GUI) handle one case.
-        return ResponseType(
-            node_id=int(stage.node_id),
-            transaction_id=transaction_id,
-            success=False,
-            err_code=ErrorCode.INTERNAL_ERROR,
-            configuration=json.dumps({"error": str(exc)}),
-        )
-    return decode(answer.body, ResponseType)
 
 
 @dataclass(frozen=True)

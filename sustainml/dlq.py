@@ -365,6 +365,10 @@ class DlqClient:
             if got and ch.is_open:
                 # One nack for all: requeued at their original positions, order kept.
                 ch.basic_nack(_tag(got[-1][0]), multiple=True, requeue=True)
+                # basic.nack has no reply; a synchronous call to the same queue on the same
+                # channel is ordered after it, so once it returns the messages are back and any
+                # count taken afterwards (the next `dlq list`, another client) includes them.
+                ch.queue_declare(queue, passive=True)
 
     # -- operations ------------------------------------------------------------------------
     def list_queues(self, *, examine: int = 200) -> list[DlqSummary]:
