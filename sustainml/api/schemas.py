@@ -70,6 +70,14 @@ class UserInputBody(BaseModel):
     type: str | None = Field(None, description="upstream type limiter (Transformers/CNNs) -> model_family")
 
 
+class V1UserInputBody(UserInputBody):
+    """A UserInput for the ``/v1`` routes: the same fields, but an unknown one is refused (422
+    naming it) instead of ignored, so a misspelt or wrapped field cannot become an empty problem.
+    The compatible ``POST /user_input`` keeps ignoring them, as the original GUI sends extras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 # -- compatible routes ---------------------------------------------------------------------------
 class MessageBody(BaseModel):
     message: str

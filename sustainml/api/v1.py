@@ -43,7 +43,7 @@ from sustainml.api.schemas import (
     TaskDetail,
     TaskList,
     TaskStateName,
-    UserInputBody,
+    V1UserInputBody,
 )
 from sustainml.messages import RECORD_TYPES, MessageError, TaskId, UserInput, decode
 from sustainml.orchestrator.taskdb import TaskKey, TaskRow
@@ -84,7 +84,7 @@ def _description(blob: bytes) -> str:
     tags=["tasks"],
     responses={**INVALID, **AUTH, **BROKER, **TOO_LARGE},
 )
-def submit_task(ctx: Ctx, body: UserInputBody) -> dict[str, Any]:
+def submit_task(ctx: Ctx, body: V1UserInputBody) -> dict[str, Any]:
     """Submit a problem (the body of the original `POST /user_input`)."""
     task_id = ctx.orch.submit(views.user_input_from_body(body.model_dump(exclude_none=True)))
     return {"task_id": views.task_id_json(task_id), "state": ctx.orch.result(task_id).state}
@@ -161,7 +161,7 @@ async def get_task(
     responses={**NOT_FOUND, **INVALID, **AUTH, **BROKER, **TOO_LARGE},
 )
 def iterate_task(
-    ctx: Ctx, p: ProblemId, i: IterationId, body: Annotated[UserInputBody | None, Body()] = None
+    ctx: Ctx, p: ProblemId, i: IterationId, body: Annotated[V1UserInputBody | None, Body()] = None
 ) -> dict[str, Any]:
     """A new iteration branched from task {p, i}: inherits its input (the body's fields override
     it) and gets its outputs as baselines."""

@@ -150,6 +150,13 @@ def test_unknown_task_is_404_and_bad_bodies_422(broker_api: Running) -> None:
             {"loc": ["body", "extra_data"], "msg": "Input should be a valid dictionary or a valid string"}
         ],
     }
+    # /v1 refuses an unknown field (the compatible route ignores it, as upstream): a wrapped or
+    # misspelt body must not become an empty problem that fails at the first stage
+    wrapped = {"user_input": {"problem_short_description": "detect defects in welded seams"}}
+    for path in ("/v1/tasks", "/v1/tasks/99999/1/iterate"):
+        r = c.post(path, json=wrapped)
+        assert r.status_code == 422, path
+        assert r.json()["error"] == "body.user_input: Extra inputs are not permitted", path
     r = c.post("/results", json={"node_id": "x"})
     assert r.status_code == 422 and r.json()["error"].startswith("body.node_id:")
     r = c.post("/config_request", json={"node_id": 3})
