@@ -34,6 +34,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -421,6 +422,9 @@ class AmqpTransport(Transport):
         self._publishing_stopped = False
         self._ready = threading.Event()  # connected and topology/consumers restored
         self._close_event = threading.Event()  # wakes backoff sleeps on close()
+        self._soon_lock = threading.Lock()
+        self._soon: deque[Callable[[], None]] = deque()  # hand-overs to the I/O thread, in order
+        self._soon_scheduled = False  # a _drain_soon is queued on the loop
         self._retiring: set[_Consumer] = set()  # cancelled consumers whose handlers may still run
         self._conn_closed_event = threading.Event()
         self._reconnecting = False
@@ -511,18 +515,36 @@ class AmqpTransport(Transport):
                 log.exception("unexpected error on the AMQP I/O thread (%s); continuing", self._safe_url)
 
     def _call_soon(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the I/O thread. Raises ``ConnectionLost`` once the transport is closed."""
+        """Run ``fn`` on the I/O thread, after everything handed over before it. Raises
+        ``ConnectionLost`` once the transport is closed.
+
+        Hand-overs are queued here and the loop is woken once per batch, not once per call: every
+        wake is a lock and a pipe write in pika, and every publish and ack from a handler thread
+        comes through here (13 % of the orchestrator's samples when each call woke the loop)."""
         loop = self._ioloop
         if loop is None or self._io_thread is None or not self._io_thread.is_alive():
             raise ConnectionLost("the transport is closed")
+        with self._soon_lock:
+            self._soon.append(fn)
+            if self._soon_scheduled:
+                return  # the drain already queued on the loop will run it
+            self._soon_scheduled = True
+        loop.add_callback_threadsafe(self._drain_soon)
 
-        def guarded() -> None:
-            try:
-                fn()
-            except Exception:
-                log.exception("error in a callback on the AMQP I/O thread (%s)", self._safe_url)
-
-        loop.add_callback_threadsafe(guarded)
+    def _drain_soon(self) -> None:
+        """(I/O thread) Run the queued hand-overs in order, including those queued meanwhile."""
+        while True:
+            with self._soon_lock:
+                if not self._soon:
+                    self._soon_scheduled = False
+                    return
+                batch = list(self._soon)
+                self._soon.clear()
+            for fn in batch:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("error in a callback on the AMQP I/O thread (%s)", self._safe_url)
 
     def _io_call(
         self,
@@ -662,6 +684,9 @@ class AmqpTransport(Transport):
 
     def _start_threads(self) -> None:
         loop = IOLoop()
+        with self._soon_lock:  # hand-overs left by a stopped loop never run: start clean
+            self._soon.clear()
+            self._soon_scheduled = False
         self._ioloop = loop
         self._io_thread = threading.Thread(
             target=self._io_main, args=(loop,), name=f"{self._name}-amqp-io", daemon=True
