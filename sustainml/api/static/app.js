@@ -1113,7 +1113,8 @@ function wire() {
   });
 
   const metric = $("#compare-metric");
-  for (const m of METRICS) metric.append(el("option", { value: m.key }, `${m.label} [${m.unit}]`));
+  // No unit here: the chart title gives it, scaled to the values shown (mgCO2e, kWh, ...).
+  for (const m of METRICS) metric.append(el("option", { value: m.key }, m.label));
   metric.value = "carbon";
   metric.addEventListener("change", renderChart);
 
