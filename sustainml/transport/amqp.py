@@ -159,6 +159,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else repr(exc)
 
 
+def _tls_verification_failed(exc: BaseException) -> bool:
+    """True when the client refused the broker's certificate (unknown CA, wrong host name):
+    a configuration error that no retry can fix."""
+    text = _describe(exc)
+    return "SSLCertVerificationError" in text or "CERTIFICATE_VERIFY_FAILED" in text
+
+
 def _map_channel_close(what: str, reason: BaseException | None) -> TransportError:
     """The error a pending operation fails with when its channel closes."""
     if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
@@ -646,6 +653,8 @@ class AmqpTransport(Transport):
                     break  # retrying cannot fix credentials
                 except Exception as exc:
                     last = exc
+                    if _tls_verification_failed(exc):
+                        break  # nor a certificate this client refuses
                     # close() from another thread (or a signal handler) cuts the pause short.
                     self._close_event.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             with self._state_lock:
@@ -661,10 +670,17 @@ class AmqpTransport(Transport):
             if last is not None or self._conn is None:
                 self._stop_threads(1.0)
                 detail = _scrub(_describe(last), self._password) if last else "timed out"
-                raise BrokerUnavailable(
-                    f"cannot reach RabbitMQ at {self._safe_url} ({detail}): is it running? start it with "
-                    "`rabbitmq-server -detached` or pass --broker/SUSTAINML_BROKER_URL"
-                )
+                if last is not None and _tls_verification_failed(last):
+                    hint = (
+                        "the broker's certificate was refused: check SUSTAINML_TLS_CA_FILE and that the "
+                        "URL's host name is one the certificate names"
+                    )
+                else:
+                    hint = (
+                        "is it running? start it with `rabbitmq-server -detached` or pass "
+                        "--broker/SUSTAINML_BROKER_URL"
+                    )
+                raise BrokerUnavailable(f"cannot reach RabbitMQ at {self._safe_url} ({detail}): {hint}")
             log.info("connected to %s as %r", self._safe_url, self._name)
 
     def _abandon_connect(self) -> None:

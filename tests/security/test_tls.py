@@ -138,6 +138,8 @@ def test_client_without_the_ca_fails_verification(tls_node: TlsNode) -> None:
         amqp_transport(settings, "tls-no-ca", connect_timeout=5).connect()
     text = str(info.value)
     assert "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text, text
+    # not retried until the connect timeout (a retry cannot fix it), and the hint says what to check
+    assert "SUSTAINML_TLS_CA_FILE" in text and "rabbitmq-server -detached" not in text, text
     assert "guest:guest" not in text
 
 
@@ -147,6 +149,7 @@ def test_wrong_host_name_fails_verification(tls_node: TlsNode) -> None:
         amqp_transport(settings, "tls-wrong-host", connect_timeout=5).connect()
     text = str(info.value)
     assert "mismatch" in text.lower() or "doesn't match" in text.lower(), text
+    assert "host name is one the certificate names" in text, text
     with pytest.raises(BrokerUnavailable, match="IP address mismatch"):
         DlqClient(settings, connect_timeout=5).connect()
 
