@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,7 +66,10 @@ _DEATH_HEADERS = (
     "x-last-death-reason",
     "x-delivery-count",
 )
+log = logging.getLogger(__name__)
 REPLAY_CONFIRM_TIMEOUT = 30.0
+# How long browsing waits for the messages it handed back to be counted in their queue again.
+REQUEUE_WAIT_S = 2.0
 
 
 class DlqError(TransportError):
@@ -365,10 +369,24 @@ class DlqClient:
             if got and ch.is_open:
                 # One nack for all: requeued at their original positions, order kept.
                 ch.basic_nack(_tag(got[-1][0]), multiple=True, requeue=True)
-                # basic.nack has no reply; a synchronous call to the same queue on the same
-                # channel is ordered after it, so once it returns the messages are back and any
-                # count taken afterwards (the next `dlq list`, another client) includes them.
-                ch.queue_declare(queue, passive=True)
+                self._wait_counted(queue, len(got), got[-1][0].message_count)
+
+    def _wait_counted(self, queue: str, returned: int, left: int | None) -> None:
+        """Wait (briefly) until ``returned`` handed-back messages are counted in ``queue`` again.
+
+        The broker requeues them asynchronously and answers a message count with priority, so a
+        count taken right after the nack (the next ``dlq list``, or another client's) could miss
+        some. ``left`` is what stayed in the queue behind the last one taken."""
+        expected = returned + (left or 0)
+        deadline = time.monotonic() + REQUEUE_WAIT_S
+        while time.monotonic() < deadline:
+            count = self._count(queue)
+            if count is None or count >= expected:
+                return
+            time.sleep(0.02)
+        log.debug(
+            "%s: %d browsed messages not all counted again after %.1f s", queue, returned, REQUEUE_WAIT_S
+        )
 
     # -- operations ------------------------------------------------------------------------
     def list_queues(self, *, examine: int = 200) -> list[DlqSummary]:

@@ -1529,9 +1529,10 @@ class AmqpTransport(Transport):
         t = threading.Thread(target=run_then_forget, name=f"{self._name}-retire-{c.queue}", daemon=True)
         with self._state_lock:
             self._retirers = [r for r in self._retirers if r.is_alive()]
-            self._retirers.append(t)
             self._retiring.add(c)  # close() still waits for its running handlers
-        t.start()
+            # Started before close() can see it: joining a thread not yet started raises.
+            t.start()
+            self._retirers.append(t)
 
     # ------------------------------------------------------------------ timers
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
