@@ -28,7 +28,6 @@ import pytest
 
 from sustainml.config import Settings
 from sustainml.messages import (
-    RECORD_TYPES,
     SCHEMA_VERSION,
     NodeStatus,
     Status,
@@ -40,7 +39,7 @@ from sustainml.messages import (
     encode_task,
 )
 from sustainml.messages import headers as H
-from sustainml.topology import BASELINE_KINDS, STAGES_BY_NODE, USER_INPUT, Topology
+from sustainml.topology import STAGES_BY_NODE, USER_INPUT, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, PublishNacked, TransportError
 from sustainml.transport.memory import MemoryBroker, MemoryTransport
@@ -253,8 +252,6 @@ def _input(n: int) -> Message:
         kind=USER_INPUT,
         task_id=tid,
         record=UserInput(problem_short_description=f"task {n}", task_id=tid),
-        context={},
-        baselines={k: RECORD_TYPES[k](task_id=tid) for k in BASELINE_KINDS},
     )
     return H.build_message(
         encode_task(env),
