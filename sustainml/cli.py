@@ -600,6 +600,25 @@ def eval_latency(fresh: bool, budget: float | None, as_json: bool) -> None:
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
 
 
+@eval_group.command(name="published")
+@click.option("--part", "parts", multiple=True, help="Only these parts (repeatable): training, forecast, "
+              "parameters, mlperf, serving.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
+    """Estimates against published figures: training footprints, forecasts, parameter counts,
+    MLPerf inference latency and serving energy, each row with its source."""
+    from sustainml import validation
+
+    try:
+        tables = validation.run_all(list(parts) or None)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    if as_json:
+        click.echo(json.dumps([t.to_json() for t in tables], indent=2))
+    else:
+        click.echo("\n\n".join(t.render() for t in tables))
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(["models", "hardware", "regions"]))
 @click.option("--json", "as_json", is_flag=True)
