@@ -16,7 +16,9 @@ from functools import cache
 from importlib import resources
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-DeviceClass = Literal["cloud", "server-cpu", "edge", "mobile", "embedded", "pim", "fpga", "local"]
+DeviceClass = Literal[
+    "cloud", "server-cpu", "desktop", "edge", "mobile", "embedded", "pim", "fpga", "local"
+]  # fmt: skip
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "int8", "int4"]
 
 
@@ -102,6 +104,18 @@ class RegionEntry:
     kind: Literal["country", "continent", "world"] = "country"
 
 
+@dataclass(frozen=True)
+class InstanceEntry:
+    """A cloud instance type (or accelerator slice): the catalogue device it carries and how many."""
+
+    name: str  # as the provider spells it: "p4d.24xlarge", "a2-highgpu-8g", "Standard_ND96asr_v4"
+    device: str  # canonical hardware catalogue name
+    count: int
+    provider: str  # aws | gcp | azure
+    source: str
+    aliases: tuple[str, ...] = ()
+
+
 class _Named(Protocol):
     @property
     def aliases(self) -> tuple[str, ...]: ...
@@ -170,12 +184,12 @@ class RegionCatalogue(_Catalogue[RegionEntry]):
         return self.get(region)
 
 
-def _load(name: str) -> list[dict[str, Any]]:
+def _load(name: str, key: str = "entries") -> list[dict[str, Any]]:
     text = resources.files("sustainml.catalogue").joinpath("data", name).read_text(encoding="utf-8")
     data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ValueError(f"catalogue data {name}: expected an object with an 'entries' list")
-    return list(data["entries"])
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ValueError(f"catalogue data {name}: expected an object with an {key!r} list")
+    return list(data[key])
 
 
 def _tuples(d: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -197,6 +211,28 @@ def hardware() -> HardwareCatalogue:
     return HardwareCatalogue(
         (HardwareEntry(**_tuples(r, "aliases", "estimated")) for r in _load("hardware.json")), "name"
     )
+
+
+class InstanceCatalogue(_Catalogue[InstanceEntry]):
+    what = "instance type"
+
+
+@cache
+def instances() -> InstanceCatalogue:
+    """Cloud instance types of ``hardware.json`` (key ``instances``); every device they name is a
+    hardware catalogue entry (checked here, so a typo in the data fails loudly)."""
+    table = InstanceCatalogue(
+        (InstanceEntry(**_tuples(r, "aliases")) for r in _load("hardware.json", "instances")), "name"
+    )
+    devices = hardware()
+    for row in table:
+        if devices.find(row.device) is None or devices.get(row.device).name != row.device:
+            raise ValueError(
+                f"hardware.json instance {row.name!r}: {row.device!r} is not a canonical device name"
+            )
+        if row.count < 1:
+            raise ValueError(f"hardware.json instance {row.name!r}: count must be >= 1")
+    return table
 
 
 @cache
