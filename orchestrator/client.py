@@ -111,11 +111,12 @@ class Client:
         self.settings = settings or Settings.from_env()
         self.topology = Topology.of(self.settings)
         self._own_transport = transport is None
-        self.transport = transport or amqp_transport(self.settings, "client")
+        self.transport = transport or amqp_transport(self.settings, "client", retry_refused=False)
         self.transport.connect()
         self.id = uuid.uuid4().hex[:12]
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"client-{self.id}")
         self._watch_queue: str | None = None
+        self._watch_tag: str | None = None
         self._events: queue.Queue[StageEvent | TaskStateEvent] = queue.Queue()
         self._started = time.monotonic()
         self._tx = 0
@@ -126,6 +127,10 @@ class Client:
     def close(self) -> None:
         self._rpc.close()
         if self._watch_queue is not None:
+            # Cancelled before its queue is deleted: the broker then has no consumer of its own to
+            # cancel, which would race with the transport's close.
+            if self._watch_tag is not None:
+                self.transport.cancel(self._watch_tag)
             try:
                 self.transport.delete_queue(self._watch_queue)
             except Exception as exc:  # it also expires on its own (x-expires)
@@ -320,7 +325,7 @@ class Client:
         if self._watch_queue is None:
             spec = self.topology.private_queue_spec("watch", self.id)
             self.transport.declare_queue(spec)
-            self.transport.consume(spec.name, self._on_watch, prefetch=256, concurrency=1)
+            self._watch_tag = self.transport.consume(spec.name, self._on_watch, prefetch=256, concurrency=1)
             self._watch_queue = spec.name
         return self._watch_queue
 
