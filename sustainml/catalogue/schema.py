@@ -105,6 +105,20 @@ class RegionEntry:
 
 
 @dataclass(frozen=True)
+class CloudRegion:
+    """A cloud provider's region and the country whose grid it draws from."""
+
+    name: str  # as the provider spells it: "us-east-1" (AWS), "us-east1" (GCP), "westeurope" (Azure)
+    provider: str  # aws | gcp | azure
+    location: str
+    country: str  # region catalogue code
+    lat: float
+    lon: float
+    source: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class InstanceEntry:
     """A cloud instance type (or accelerator slice): the catalogue device it carries and how many."""
 
@@ -238,3 +252,23 @@ def instances() -> InstanceCatalogue:
 @cache
 def regions() -> RegionCatalogue:
     return RegionCatalogue((RegionEntry(**_tuples(r, "aliases")) for r in _load("regions.json")), "code")
+
+
+@cache
+def cloud_regions() -> dict[str, CloudRegion]:
+    """Cloud regions of ``regions.json`` (key ``cloud_regions``) by lower-case name, also as
+    ``provider:name``. Names are matched exactly (case aside), not folded: AWS ``us-east-1`` and
+    GCP ``us-east1`` are different places."""
+    table = regions()
+    out: dict[str, CloudRegion] = {}
+    for raw in _load("regions.json", "cloud_regions"):
+        row = CloudRegion(**_tuples(raw, "aliases"))
+        entry = table.find(row.country)
+        if entry is None or entry.code != row.country:
+            raise ValueError(f"regions.json cloud region {row.name!r}: unknown country {row.country!r}")
+        for key in (row.name, f"{row.provider}:{row.name}", *row.aliases):
+            key = key.strip().lower()
+            if key in out and out[key] != row:
+                raise ValueError(f"regions.json: cloud region name {key!r} is listed twice")
+            out[key] = row
+    return out
