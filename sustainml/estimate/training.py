@@ -94,6 +94,8 @@ DEFAULT_NUM_DEVICES: Final = 1
 TRAINING_UTILISATION: Final = 1.0
 #: Training FLOPs per sample and epoch, in forward passes (forward + backward = 1 + 2).
 TRAINING_FLOPS_FACTOR: Final = 3.0
+#: Inputs that give the run's length.
+TIME_KEYS: Final = ("training_device_hours", "training_hours", "training_days")
 #: Training precision when none is given: the first the device has a faster path for.
 TRAINING_PRECISION_PREFERENCE: Final = ("bf16", "fp16")
 PRECISIONS: Final = ("fp32", "tf32", "fp16", "bf16", "int8", "int4")
@@ -333,9 +335,12 @@ def estimate_training(
     lines: list[str] = []
 
     # -- how much work ------------------------------------------------------------------------
+    # A run given by its length needs no FLOP count; the default sample count would only add a
+    # made-up figure next to it, so the forward-pass count is used only without one.
+    timed = any(extra.get(k) is not None for k in TIME_KEYS)
     flops, flops_source = _work(
-        extra, assumptions, lines, forward_flops, forward_source, maximum_samples, minimum_samples,
-        active_parameters,
+        extra, assumptions, lines, None if timed else forward_flops, forward_source, maximum_samples,
+        minimum_samples, active_parameters,
     )  # fmt: skip
 
     # -- on what ------------------------------------------------------------------------------

@@ -113,8 +113,9 @@ def test_device_hours_set_the_time_and_the_energy() -> None:
     assert est.energy_wh == pytest.approx(4680.0)
     # the work those hours stand for: 4 x 1e14 x 0.3 x 9000 s = 1.08e18 FLOP
     assert est.effective_flops == pytest.approx(1.08e18)
-    assert est.flops == pytest.approx(3 * 2e9)  # still reported
-    assert est.breakdown[1] == (
+    # a run given by its length reports no made-up FLOP count from the default samples
+    assert est.flops is None
+    assert est.breakdown[0] == (
         "training time = 10 device-hours / 4 device(s) = 2.5 h = 9000 s (extra_data.training_device_hours)"
     )
 
