@@ -29,7 +29,8 @@ def test_embedded_submit_prints_the_complete_result_as_json() -> None:
     assert isinstance(result["ML_MODEL_METADATA"]["keywords"], list)
     assert isinstance(result["HW_CONSTRAINTS"]["extra_data"], dict)
     assert result["HW_CONSTRAINTS"]["hardware_required"] == ["auto"]  # chosen among server devices
-    assert result["HW_RESOURCES"]["hw_description"] in result["HW_CONSTRAINTS"]["extra_data"]["allowed_hardware"]
+    allowed = result["HW_CONSTRAINTS"]["extra_data"]["allowed_hardware"]
+    assert result["HW_RESOURCES"]["hw_description"] in allowed
     assert result["CARBON_FOOTPRINT"]["carbon_intensity"] > 0
 
 
