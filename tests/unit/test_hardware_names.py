@@ -154,3 +154,22 @@ def test_laptops_are_a_deployment_target_of_their_own(monkeypatch: pytest.Monkey
     allowed = out.get_extra()[hc.ALLOWED_KEY]
     assert {"Apple-M3", "Core-Ultra-7-155H", "local-cpu"} <= set(allowed)
     assert "A100" not in allowed and "PIM_AI_1chip" not in allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("train a ResNet-50 on ImageNet on a p4d.24xlarge in us-east-1", "p4d.24xlarge"),
+        ("pretrain on TPU v4-32 for a week", "TPU v4-32"),
+        ("a SageMaker ml.g5.xlarge endpoint", "g5.xlarge"),
+        ("classify 3.5 x more emails", None),
+    ],
+)
+def test_instance_types_and_tpu_slices_are_found_in_the_text(text: str, found: str | None) -> None:
+    assert hn.hardware_in_text(text) == found
+
+
+def test_an_instance_type_in_the_text_sets_device_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    out = _run("pretrain a 1B model on 20 billion tokens on TPU v4-32")
+    assert out.hardware_required == ["TPU-v4"] and out.get_extra()["num_devices"] == 16

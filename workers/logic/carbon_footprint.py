@@ -226,9 +226,7 @@ def _context(user_input: UserInput, incoming: dict[str, Any], device: HardwareEn
     deployment = choice.deployment
     why = ""
     if fixed and device is not None:
-        why = (
-            f"{device.name} is a {device.device_class} device: the work runs where it is, it cannot move grid"
-        )
+        why = f"{device.name} ({device.device_class}) runs where it is: the work cannot move grid"
     elif deployment in DEVICE_SIDE:
         fixed, why = True, f"deployment={deployment} runs on the user's side: it cannot move grid"
     return Context(values, choice, grid, not fixed, why)

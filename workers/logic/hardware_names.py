@@ -569,3 +569,20 @@ def task_of(text: str, values: Mapping[str, Any]) -> Task:
     if any(values.get(k) not in (None, "") for k in TRAINING_KEYS):
         return "training"
     return "training" if _TRAINING_WORDS.search(text) else "inference"
+
+
+_TPU_IN_TEXT = re.compile(r"\b(?:(?:cloud\s+)?tpu\s*)?v\d(?:e|p|litepod)?-\d{1,5}\b", re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*[A-Za-z0-9]")
+
+
+def hardware_in_text(text: str) -> str | None:
+    """A cloud instance type or TPU slice named in free text ("on a p4d.24xlarge", "on TPU v4-32"),
+    as written; None when there is none. Only these unambiguous patterns: device names in prose are
+    the requirement extractor's ``hardware`` key."""
+    table = instances()
+    for token in _TOKEN.findall(text):
+        bare = token[3:] if token.lower().startswith("ml.") else token  # SageMaker's "ml.p4d.24xlarge"
+        if table.find(bare) is not None and any(ch.isdigit() for ch in bare) and len(bare) > 3:
+            return bare
+    found = _TPU_IN_TEXT.search(text)
+    return found.group(0) if found else None

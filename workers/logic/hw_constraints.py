@@ -148,6 +148,8 @@ def choose_hardware(
         raw, field_name = incoming["hardware"], "UserInput.extra_data.hardware"
     elif raw is None and isinstance(named, str) and named.strip():
         raw, field_name = named, "the problem text (requirement hardware)"
+    elif raw is None and (written := hn.hardware_in_text(problem_text(user_input))) is not None:
+        raw, field_name = written, "the problem text (instance type or TPU slice)"
     else:
         field_name = _FIELD
     if raw is None:
