@@ -32,6 +32,7 @@ from sustainml.cli_bench import bench
 from sustainml.cli_dlq import dlq
 from sustainml.cli_health import health
 from sustainml.config import ConfigError, Settings
+from sustainml.display import config_outcome
 from sustainml.messages import UNITS, MessageError, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
 from sustainml.orchestrator.protocol import TaskResult
@@ -49,7 +50,8 @@ class CliError(click.ClickException):
     """A one-line, actionable error (no traceback)."""
 
     def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False)
+        # soft_wrap: the terminal wraps long lines; a pipe or a log gets each message on one line.
+        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False, soft_wrap=True)
 
 
 def _fail(msg: str) -> NoReturn:
@@ -57,12 +59,13 @@ def _fail(msg: str) -> NoReturn:
 
 
 @contextmanager
-def _friendly_errors() -> Iterator[None]:
+def _friendly_errors(*, embedded_hint: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix into one line each."""
     try:
         yield
     except BrokerUnavailable as exc:
-        _fail(f"{exc}\n       or run without a broker: add --embedded to `sustainml submit`")
+        hint = "\n       or run without a broker: add --embedded" if embedded_hint else ""
+        _fail(f"{exc}{hint}")
     except (OrchestratorError, MessageError, ConfigError, TransportError) as exc:
         _fail(str(exc))
     except TimeoutError as exc:
@@ -115,14 +118,25 @@ def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
     return extra
 
 
+def _read_text(path: Path, flag: str) -> str:
+    """A UTF-8 file's text, or one line naming the flag, the file and what is wrong with it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        _fail(f"{flag} {path}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        _fail(f"{flag} {path}: {exc.strerror or exc}")
+
+
 def _user_input_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if opts["input"]:
         path = Path(opts["input"])
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            _fail(f"--input {path}: {exc}")
+            body = json.loads(_read_text(path, "--input"))
+        except json.JSONDecodeError as exc:
+            _fail(f"--input {path}: not JSON ({exc})")
         if not isinstance(body, dict):
             _fail(f"--input {path}: expected a JSON object shaped like the REST /user_input body")
     fields = {
@@ -173,8 +187,16 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option("--min-samples", type=int, help="minimum_samples")
 @click.option("--max-samples", type=int, help="maximum_samples")
 @click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
-@click.option("--previous-iteration", type=int, help="Iterate on this iteration (-1 = the latest).")
-@click.option("--problem", type=int, help="Problem id to iterate on (with --previous-iteration).")
+@click.option(
+    "--previous-iteration",
+    type=int,
+    help="Iterate on this iteration of --problem (-1 = its latest); the input is inherited.",
+)
+@click.option(
+    "--problem",
+    type=int,
+    help="Problem id to iterate on (alone: its latest iteration); flags given override the inherited input.",
+)
 @click.option(
     "--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON)."
 )
@@ -185,7 +207,11 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
     help="JSON file shaped like the REST /user_input body.",
 )
 @click.option("--batch", type=click.Path(dir_okay=False), help="JSONL file: one /user_input body per line.")
-@click.option("--wait/--no-wait", default=False, help="Follow the task live and print its result.")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Follow the task live and print its result (always on with --embedded).",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait)."
 )
@@ -200,16 +226,26 @@ def submit(ctx: click.Context, /, **opts: Any) -> None:
     if opts["batch"]:
         inputs = _read_batch(Path(opts["batch"]))
     else:
+        if opts["problem"] is not None and opts["previous_iteration"] is None:
+            opts["previous_iteration"] = -1  # --problem P alone: iterate on P's latest iteration
         body = _user_input_from_flags(opts)
+        iteration = bool(body.get("previous_iteration"))  # inherits the base's description
         if (
             not body.get("problem_short_description")
             and not body.get("problem_definition")
             and not opts["input"]
+            and not iteration
         ):
-            _fail('describe the problem: --description "..." (or --input task.json / --batch tasks.jsonl)')
+            _fail(
+                'describe the problem: --description "..." (or --input task.json / --batch tasks.jsonl; '
+                "an iteration, --problem P [--previous-iteration I], inherits its base's description)"
+            )
         inputs = [_to_user_input(body, "--input" if opts["input"] else "flags")]
-    wait = bool(opts["wait"] or opts["as_json"])
-    with _friendly_errors(), _client(settings, embedded=opts["embedded"]) as client:
+    if opts["embedded"] and opts["wait"] is False:
+        # The pipeline lives in this process and stops with it: returning early would lose the task.
+        _fail("--embedded runs the pipeline inside this command, so it always waits: drop --no-wait")
+    wait = bool(opts["wait"] or opts["as_json"] or opts["embedded"])
+    with _friendly_errors(embedded_hint=True), _client(settings, embedded=opts["embedded"]) as client:
         if opts["batch"]:
             _submit_batch(client, inputs, as_json=opts["as_json"], timeout=opts["timeout"])
             return
@@ -255,9 +291,9 @@ def _read_batch(path: Path) -> list[UserInput]:
         size = path.stat().st_size
         if size > MAX_BATCH_BYTES:
             _fail(f"--batch {path}: {size} bytes, more than the {MAX_BATCH_BYTES} accepted; split the file")
-        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         _fail(f"--batch {path}: {exc}")
+    lines = _read_text(path, "--batch").splitlines()
     if sum(1 for line in lines if line.strip()) > MAX_BATCH_TASKS:
         _fail(f"--batch {path}: more than {MAX_BATCH_TASKS} tasks; split the file")
     inputs: list[UserInput] = []
@@ -497,7 +533,21 @@ def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> N
 @click.option("--timeout", type=float, help="Seconds to wait (default SUSTAINML_RPC_TIMEOUT).")
 @click.pass_context
 def config(ctx: click.Context, node: str, request: str, timeout: float | None) -> None:
-    """Send a configuration REQUEST to NODE (e.g. `config hw_resources hardwares`)."""
+    """Send a configuration REQUEST to NODE and print its answer as JSON.
+
+    \b
+    The shipped nodes answer:
+      ml_model_metadata  modality | metrics, GOAL | problem_from_modality, MODALITY |
+                         model_info, MODEL | dataset_path, FILE | in_out_modalities
+      app_requirements   requirements
+      hw_constraints     hardwares | hardware_info, DEVICE
+      ml_model           models | model_from_goal, GOAL[, ...] | hf_search, TEXT
+      hw_resources       hardwares | hardware_info, DEVICE
+      carbon_footprint   regions[, CONTINENT] | intensity, REGION
+
+    Anything else is answered "unsupported" (exit code 1), e.g.
+    `sustainml config ml_model "model_from_goal, image-classification"`.
+    """
     try:
         resolve_stage(node)
     except KeyError as exc:
@@ -507,9 +557,17 @@ def config(ctx: click.Context, node: str, request: str, timeout: float | None) -
     body = to_json_dict(res)
     with contextlib.suppress(json.JSONDecodeError):  # a node may answer plain text: show it as is
         body["configuration"] = json.loads(res.configuration) if res.configuration else None
+    outcome, message = config_outcome(res)
+    body["outcome"] = outcome
     click.echo(json.dumps(body, ensure_ascii=False, indent=2))
-    if not res.success:
-        ctx.exit(1)
+    name = resolve_stage(node).node
+    if outcome == "unsupported":
+        _fail(
+            f"unsupported: {name} does not answer the configuration request {request!r} "
+            "(`sustainml config --help` lists the requests each node answers)"
+        )
+    if outcome == "error":
+        _fail(f"{name} could not answer {request!r}: {message or 'no reason given'}")
 
 
 @cli.command()
@@ -522,8 +580,20 @@ def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None)
         _fail("give both PROBLEM_ID and ITERATION_ID, or neither (the latest unfinished task)")
     tid = _task_id(problem_id, iteration_id) if problem_id is not None and iteration_id is not None else None
     with _friendly_errors(), Client(_settings(ctx)) as client:
+        if tid is not None:
+            before = client.result(tid)
+            if before.done:  # a finished task stays as it ended: say so, send nothing
+                err.print(f"task {tid} already {before.state}: nothing to cancel", highlight=False)
+                ctx.exit(1)
         done = client.cancel(tid)
-    out.print(f"cancelled task {done}" if done else "no unfinished task to cancel")
+        after = client.result(done) if done else None
+    if done is None or after is None:
+        out.print("no unfinished task to cancel")
+    elif after.state != "cancelled":  # it finished between the check and the cancel
+        err.print(f"task {done} {after.state} before the cancel arrived: nothing cancelled", highlight=False)
+        ctx.exit(1)
+    else:
+        out.print(f"cancelled task {done}", highlight=False)
 
 
 _NODE_COMMANDS = {
@@ -574,11 +644,15 @@ def eval_encoder(folds: int, seed: int, as_json: bool) -> None:
 @eval_group.command(name="requirements")
 @click.option("--json", "as_json", is_flag=True)
 def eval_requirements(as_json: bool) -> None:
-    """Precision and recall of the application-requirements extractor on its shipped cases."""
-    from sustainml.workers.logic.requirements import evaluate
+    """Precision and recall of the application-requirements extractor on its shipped cases: the
+    development table (written with the rules) and the blind table (written before them), apart."""
+    from sustainml.workers.logic.requirements.evaluate import BLIND, DEVELOPMENT, evaluate
 
-    report = evaluate()
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    reports = [evaluate(DEVELOPMENT), evaluate(BLIND)]
+    if as_json:
+        click.echo(json.dumps({r.title: r.to_json() for r in reports}, indent=2))
+    else:
+        click.echo("\n\n".join(r.render() for r in reports))
 
 
 @eval_group.command(name="latency")
@@ -782,7 +856,7 @@ def _check_broker(settings: Settings) -> None:
     from sustainml.transport import amqp_transport
 
     with _friendly_errors():
-        probe = amqp_transport(settings, "probe", connect_timeout=5.0)
+        probe = amqp_transport(settings, "probe", connect_timeout=5.0, retry_refused=False)
         probe.connect()
         probe.close()
 

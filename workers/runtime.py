@@ -63,7 +63,7 @@ from sustainml.messages import (
     encode_task,
 )
 from sustainml.messages import headers as H
-from sustainml.rpc import reply
+from sustainml.rpc import ForeignQueue, check_own_queue, reply
 from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import (
@@ -820,6 +820,13 @@ class Node:
     # -- configuration RPC -------------------------------------------------------------------
     def _on_config(self, delivery: Delivery) -> None:
         delivery.ack()  # answered (or explained) exactly once below; a retry is the caller's call
+        reply_to = delivery.message.reply_to
+        if reply_to:
+            try:  # never run a request whose answer would be written into another namespace
+                check_own_queue(self.topology, reply_to, "reply_to", direct_reply=True)
+            except ForeignQueue as exc:
+                log.warning("%s: configuration request refused: %s", self.node_name, exc)
+                return
         try:
             req = decode(delivery.message.body, RequestType)
         except MessageError as exc:
@@ -830,7 +837,7 @@ class Node:
                 err_code=ErrorCode.INTERNAL_ERROR,
                 configuration=json.dumps({"error": f"invalid configuration request: {exc}"}),
             )
-            reply(self.transport, delivery, encode(res), type="ResponseType")
+            reply(self.transport, delivery, encode(res), topology=self.topology, type="ResponseType")
             return
         res = ResponseType(node_id=req.node_id, transaction_id=req.transaction_id, success=True)
         try:
@@ -851,7 +858,7 @@ class Node:
                 err_code=ErrorCode.INTERNAL_ERROR,
                 configuration=json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
             )
-        reply(self.transport, delivery, encode(res), type="ResponseType")
+        reply(self.transport, delivery, encode(res), topology=self.topology, type="ResponseType")
 
 
 def _log_lost_status(fut: Future[None]) -> None:

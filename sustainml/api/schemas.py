@@ -285,6 +285,9 @@ class NodeConfigAnswer(BaseModel):
     err_code: Literal["NO_ERROR", "INTERNAL_ERROR"]
     configuration: str
     parsed: Any = Field(None, description="configuration parsed as JSON (null when it is not JSON)")
+    outcome: Literal["ok", "unsupported", "error"] = Field(
+        description="ok; unsupported: the node does not know this request; error: it failed to answer"
+    )
 
 
 class DatasetAnswer(BaseModel):

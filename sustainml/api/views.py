@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+from sustainml.display import MODEL_SENTINELS, config_outcome
 from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.protocol import TaskResult
 from sustainml.orchestrator.taskdb import TaskRow
@@ -18,8 +19,6 @@ DEFAULT_MODEL_FAMILY = "Transformers"
 #: Record fields that can hold megabytes (ML_MODEL's sample arrays and model file): left out of
 #: the event stream, and of a result on request (``omit``).
 BULKY_FIELDS = ("input_batch", "raw_model")
-#: ML_MODEL's sentinels (upstream §16): the zeros downstream of them are not figures of anything.
-MODEL_SENTINELS = frozenset({"NO_MODEL", "Error"})
 #: The records a task list item summarises (kinds), and the figures taken from them.
 SUMMARY_KINDS = ("ml_model_metadata", "ml_model", "hw_resources", "carbon_footprint")
 _FIGURES = (
@@ -203,6 +202,7 @@ def config_v1(res: ResponseType) -> dict[str, Any]:
     out = config_compat(res)
     out["err_code"] = res.err_code.name
     out["parsed"] = parsed
+    out["outcome"] = config_outcome(res)[0]
     return out
 
 

@@ -104,9 +104,12 @@ def blocking_parameters(
     return params
 
 
-def amqp_transport(settings: Settings, name: str, *, connect_timeout: float = 10.0) -> Transport:
+def amqp_transport(
+    settings: Settings, name: str, *, connect_timeout: float = 10.0, retry_refused: bool = True
+) -> Transport:
     """The RabbitMQ transport for ``settings`` (pika is imported only when one is made).
-    ``name`` shows as the connection name in the broker's management tools."""
+    ``name`` shows as the connection name in the broker's management tools; ``retry_refused=False``
+    (commands) reports a refused address at once instead of retrying until ``connect_timeout``."""
     from sustainml.transport.amqp import AmqpTransport
 
     return AmqpTransport(
@@ -115,6 +118,7 @@ def amqp_transport(settings: Settings, name: str, *, connect_timeout: float = 10
         name=name,
         connect_timeout=connect_timeout,
         tls=TlsFiles.of(settings),
+        retry_refused=retry_refused,
     )
 
 

@@ -31,6 +31,8 @@ import functools
 import itertools
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -72,10 +74,23 @@ log = logging.getLogger(__name__)
 for _pika_logger in (
     "pika.adapters.utils.connection_workflow",
     "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.selector_ioloop_adapter",
     "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
 ):
     if logging.getLogger(_pika_logger).level == logging.NOTSET:
         logging.getLogger(_pika_logger).setLevel(logging.CRITICAL)
+
+
+class _HandshakeNoise(logging.Filter):
+    """Drops pika.connection's "Connection closed while authenticating/tuning..." lines: the
+    failure is raised, and reported once with its cause, by ``connect_failure``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and str(record.msg).startswith("Connection closed while"))
+
+
+logging.getLogger("pika.connection").addFilter(_HandshakeNoise())
 
 # The delivery a handler thread is working on (close() called from a handler must not wait for it).
 _current = threading.local()
@@ -142,21 +157,90 @@ def _close_reason(reason: BaseException | None) -> str:
 def _describe(exc: BaseException) -> str:
     """The innermost cause of a pika connection failure, e.g. ``ConnectionRefusedError: ...``
     (pika wraps it two or three levels deep, and the outer ``str`` is often empty)."""
-    seen = 0
-    while seen < 10:
-        seen += 1
+    exc = _chain(exc)[-1]
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else repr(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions pika wrapped inside it, outermost first."""
+    found = [exc]
+    while len(found) < 10:
         inner: object = None
         if getattr(exc, "exceptions", None):
             inner = exc.exceptions[-1]  # type: ignore[attr-defined]
         elif isinstance(getattr(exc, "exception", None), BaseException):
             inner = exc.exception  # type: ignore[attr-defined]
-        elif isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+        elif exc.args and isinstance(exc.args[0], BaseException):
             inner = exc.args[0]
-        if not isinstance(inner, BaseException):
+        if not isinstance(inner, BaseException) or inner in found:
             break
+        found.append(inner)
         exc = inner
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else repr(exc)
+    return found
+
+
+def connect_failure(exc: BaseException | None, url: str, timeout: float | None = None) -> BrokerUnavailable:
+    """One line that names why a connection to the broker failed and what fixes it: refused (nothing
+    listens), wrong credentials, unknown virtual host or no access to it, TLS (certificate refused,
+    TLS spoken to a plain port or the reverse), unknown host name, or no answer in time. ``url``
+    is the broker URL; its password never appears in the message."""
+    safe = sanitize_url(url)
+    parts = urlsplit(url) if "://" in url else None
+    user = unquote(parts.username or "guest") if parts is not None else "guest"
+    password = unquote(parts.password or "") if parts is not None else None
+    vhost = unquote((parts.path or "/")[1:] or "/") if parts is not None else "/"
+    tls = url.startswith("amqps:")
+    start = "cannot connect to RabbitMQ at " + safe
+    fix_url = "fix --broker/SUSTAINML_BROKER_URL"
+    if exc is None:
+        wait = f" within {timeout:g} s" if timeout else ""
+        return BrokerUnavailable(f"{start}: no answer{wait} (a firewall, or not an AMQP port?): {fix_url}")
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+    detail = _scrub(_describe(exc), password)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return BrokerUnavailable(
+            f"{start}: connection refused, nothing listens on that port. Is RabbitMQ running? Start it "
+            f"with `rabbitmq-server -detached` (or `tools/setup`), or {fix_url}"
+        )
+    if any(isinstance(e, pika.exceptions.ProbableAccessDeniedError) for e in chain) or "vhost" in text:
+        return BrokerUnavailable(
+            f"{start}: virtual host {vhost!r} refused: it does not exist or user {user!r} may not use "
+            f"it (the vhost is the URL's path; %2F is the default '/'): {fix_url}"
+        )
+    if any(isinstance(e, _AUTH_ERRORS) for e in chain) or "ACCESS_REFUSED" in text:
+        return BrokerUnavailable(
+            f"{start}: wrong credentials, the broker refused the login of user {user!r}: {fix_url} "
+            "(amqp://USER:PASSWORD@HOST:PORT/VHOST)"
+        )
+    if _tls_verification_failed(exc):
+        return BrokerUnavailable(
+            f"{start}: TLS, the broker's certificate was refused ({detail}): check "
+            "SUSTAINML_TLS_CA_FILE and that the URL's host name is one the certificate names"
+        )
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return BrokerUnavailable(
+            f"{start}: TLS handshake failed ({detail}): amqps:// needs the broker's TLS listener "
+            "(usually port 5671); for a plain listener (5672) use amqp://"
+        )
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return BrokerUnavailable(f"{start}: the host name does not resolve ({detail}): {fix_url}")
+    if not tls and any(
+        isinstance(e, pika.exceptions.StreamLostError | pika.exceptions.IncompatibleProtocolError)
+        for e in chain
+    ):
+        return BrokerUnavailable(
+            f"{start}: the connection closed during the AMQP handshake ({detail}); if that port is a TLS "
+            "listener, use amqps://"
+        )
+    return BrokerUnavailable(f"{start} ({detail}): is it running? {fix_url}")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Nothing listens at the address, the host name does not resolve, or the TLS handshake
+    failed (TLS spoken to a plain port or the reverse): nothing a command gains by retrying."""
+    return any(isinstance(e, ConnectionRefusedError | socket.gaierror | ssl.SSLError) for e in _chain(exc))
 
 
 def _tls_verification_failed(exc: BaseException) -> bool:
@@ -409,9 +493,15 @@ class AmqpTransport(Transport):
         op_timeout: float = 30.0,
         max_in_flight: int = 1000,
         tls: TlsFiles | None = None,
+        retry_refused: bool = True,
     ) -> None:
+        """``retry_refused``: keep retrying a refused or unresolvable address until
+        ``connect_timeout`` (a process waiting for a broker that starts); False for commands, which
+        report it at once."""
         self._tls = tls  # amqps:// only: CA bundle / client cert (see sustainml.transport.apply_tls)
         self._safe_url = sanitize_url(url)
+        self._url = url  # for connect_failure(), which never shows the password
+        self._retry_refused = retry_refused
         self._password = unquote(urlsplit(url).password or "") if "://" in url else None
         self._name = name
         self._heartbeat = heartbeat
@@ -655,6 +745,8 @@ class AmqpTransport(Transport):
                     last = exc
                     if _tls_verification_failed(exc):
                         break  # nor a certificate this client refuses
+                    if not self._retry_refused and _unreachable(exc):
+                        break  # a one-shot command: say at once that nothing listens there
                     # close() from another thread (or a signal handler) cuts the pause short.
                     self._close_event.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             with self._state_lock:
@@ -669,18 +761,7 @@ class AmqpTransport(Transport):
                 raise TransportError(f"connecting to {self._safe_url} abandoned: the transport was closed")
             if last is not None or self._conn is None:
                 self._stop_threads(1.0)
-                detail = _scrub(_describe(last), self._password) if last else "timed out"
-                if last is not None and _tls_verification_failed(last):
-                    hint = (
-                        "the broker's certificate was refused: check SUSTAINML_TLS_CA_FILE and that the "
-                        "URL's host name is one the certificate names"
-                    )
-                else:
-                    hint = (
-                        "is it running? start it with `rabbitmq-server -detached` or pass "
-                        "--broker/SUSTAINML_BROKER_URL"
-                    )
-                raise BrokerUnavailable(f"cannot reach RabbitMQ at {self._safe_url} ({detail}): {hint}")
+                raise connect_failure(last, self._url, self._connect_timeout)
             log.info("connected to %s as %r", self._safe_url, self._name)
 
     def _abandon_connect(self) -> None:
@@ -1489,7 +1570,9 @@ class AmqpTransport(Transport):
 
     def _basic_cancel(self, c: _Consumer, ch: Channel, timeout: float | None = None) -> None:
         def start(fut: Future[None]) -> None:
-            if not ch.is_open:
+            # A consumer the broker cancelled already (its queue was deleted) is unknown to pika,
+            # which then logs "consumer not found" and never calls back: nothing left to cancel.
+            if not ch.is_open or c.tag not in ch.consumer_tags:
                 _resolve(fut, None)
                 return
             ch.basic_cancel(c.tag, callback=_shielded(lambda _f: _resolve(fut, None)))

@@ -13,19 +13,9 @@ from pathlib import Path
 import pytest
 
 from sustainml.topology import PIPELINE, Topology, delete_all
+from tests.support.cli import run_cli
 
-
-def _run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sustainml.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd="/",  # never pick up the source tree instead of the installed package
-    )
+_run = run_cli
 
 
 def test_embedded_submit_prints_the_complete_result_as_json() -> None:
@@ -100,7 +90,7 @@ def test_no_broker_is_one_clear_line_not_a_traceback() -> None:
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    assert "cannot reach RabbitMQ" in proc.stderr
+    assert "cannot connect to RabbitMQ" in proc.stderr and "connection refused" in proc.stderr
     assert "--embedded" in proc.stderr
     assert "secret" not in proc.stderr  # credentials never printed
 
