@@ -1,49 +1,80 @@
-"""ML_MODEL (model provider): a catalogue model for the goal, within the constraints, ranked by a
-documented quality-versus-energy score; or the user's own ONNX model.
+"""ML_MODEL (model provider): the model the user names, or a catalogue model for the goal within
+the constraints, ranked by a documented quality-versus-energy score; or the user's own ONNX model.
 
 Options are read from the forwarded user ``extra_data`` (HW_CONSTRAINTS forwards all of it) with the
-metadata's ``extra_data`` on top (``model_restrains``, ``model_selected``, ``modality``).
+metadata's ``extra_data`` on top (``model_restrains``, ``model_selected``, ``modality``), and the
+extracted requirements (``AppRequirements.extra_data["requirements"]``; explicit ``extra_data`` keys
+of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num_devices``,
+``model_parameters``, ``diffusion_steps``, ``batch_size``, ``training_hours``/``training_tokens``/
+``training_samples``/``epochs``.
 
-1. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
-   input modality (``extra_data.modality`` of the metadata: catalogue modalities or cover tags such
-   as cv/nlp; ignored, with a note, when it would leave no model), minus ``model_restrains``.
-2. **model_selected wins if valid**: a catalogue name or alias (any goal; not when restrained), or
-   an ONNX file: ``model_selected`` ending in ``.onnx`` or ``extra_data.model_path`` (inside the
-   allowed model directories, ``hw_resources.user_model_dirs``), or ``extra_data.raw_model`` bytes.
-   A user model is validated and analysed like a catalogue model; constraints it breaks are reported
-   in ``constraint_warnings`` but do not overrule the user's choice.
+1. **What the user names is honoured or refused, never replaced** (a refusal is a ``ValueError``
+   naming the field and the closest catalogue names, which fails the task with that message):
+   - ``model_selected``: a catalogue name or alias ("bert-large-uncased", "Llama-2-7b-chat",
+     "meta-llama/Llama-2-7b-chat-hf", "GPT-3 175B"), any goal; or an ONNX file (``*.onnx``,
+     ``extra_data.model_path`` inside the allowed model directories, ``extra_data.raw_model``). The
+     constraints it breaks are reported in ``warnings`` / ``constraint_warnings``, not enforced.
+   - ``extra_data.architecture``: a transformer shape (the catalogue's ``architecture`` fields), or
+     the path of a Hugging Face ``config.json`` inside the allowed model directories
+     (``hw_resources.user_model_dirs``): costed analytically (``estimate.transformer``).
+   - ``model_parameters`` ("a 7B model"): the goal's models within ``SIZE_BAND`` (1.35x) of that
+     size compete in the ranking; none of that size -> refused with the nearest sizes.
+   - A description asking for chat ("chat", "assistant", "instruct") keeps chat/instruction models
+     of a text-generation goal when there are any.
+2. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
+   input modality (catalogue modalities or cover tags such as cv/nlp; ignored, with a note, when it
+   would leave no model), minus ``model_restrains``, minus models that do not cover every requested
+   language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
+   context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
+   said in ``warnings``).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
    - memory: weights (parameters x bytes of the precision, MB) <= the smaller non-zero of
-     ``max_memory_footprint`` and the ``max_model_size_mb`` requirement; HW_RESOURCES later adds the
-     peak activations from the graph;
+     ``max_memory_footprint`` and the ``max_model_size_mb`` requirement;
    - quality: ``min_accuracy``, ``min_f1``, ``min_map``, ``min_iou``, ``min_auc``, ``max_wer``,
      ``max_cer`` when the model's published metric is of that kind;
    - hardware: the devices are the ``hardware_required`` ones, or with ``auto`` the
      ``allowed_hardware`` HW_CONSTRAINTS derived from the deployment target (``deployment``
-     constraint); the model must fit the memory of one of them and, with ``max_latency_ms``, its
-     quick roofline latency (``roofline.quick_estimate`` from catalogue MACs and parameters, whole
-     batch) must meet the limit there. The model's device is the feasible one with the lowest
-     energy per inference.
-4. **Ranking** (deterministic): ``score = quality - w x energy`` with
+     constraint). What must fit is ``num_devices`` x the device's memory (a 70B model fits 8 x
+     80 GB): for inference the weights (+ the KV cache of the input and output tokens for a
+     generative transformer), for training (a training requirement, or "train"/"fine-tune" in the
+     description) the mixed-precision Adam state and activations
+     (``TransformerSpec.training_memory``; 16 bytes per parameter for other models). With
+     ``max_latency_ms``, the screening latency must meet it; with ``max_power_w``, the power.
+   - Precision: ``extra_data.precision``, else each model's released precision
+     (``default_precision``: fp32 for the small graph-built models, bf16/fp16 for LLMs, diffusion).
+4. **Screening latency and energy** (HW_RESOURCES refines them): generative transformers per
+   *answer*: prefill of the input (``input_tokens``, else the reference length) plus
+   ``output_tokens`` (else ``DEFAULT_OUTPUT_TOKENS`` per goal) decode steps, each bounded by compute
+   or by reading the weights and KV cache; diffusion pipelines per image (``diffusion_steps``, default
+   30, plus the parts run once); others the whole-model roofline of the catalogue MACs. Several
+   devices are taken as ideally sharded (peak and bandwidth x ``num_devices``, power x
+   ``num_devices``).
+5. **Ranking** (deterministic): ``score = quality - w x energy`` with
    - quality in [0, 1]: the published figure min-max normalised among the feasible candidates
-     sharing its metric name (lower-is-better metrics flipped; the datasets or splits behind the
-     figures may differ, and every candidate's figure is shown with its dataset); a model whose
-     metric no other candidate shares gets 0.5 (not comparable: neutral);
-   - energy in [0, 1]: log10 of the estimated energy per inference (power at the class's default
-     utilisation x quick latency / batch, on the model's device) min-max normalised among them;
+     sharing its metric **and** dataset (lower-is-better metrics flipped); a model whose metric and
+     dataset no other candidate shares gets 0.5 (not comparable: neutral), and ``quality_note``
+     names those models;
+   - energy in [0, 1]: log10 of the energy per inference or per answer (power at the class's
+     default utilisation x screening latency / batch, on the model's device) min-max normalised;
    - ``w`` = 0.5 (quality counts twice as much as the energy span), 0.25 with
      ``extra_data.priority = "accuracy"``, 1.0 with ``"energy"``, or ``extra_data.energy_weight``.
    Ties: higher quality, lower energy, fewer parameters, name.
-5. Nothing fits: ``NO_MODEL``, ``model_path = "N/A"``, ``error_code``/``error`` as upstream and the
-   exclusions as the explanation.
+6. Nothing fits: ``NO_MODEL``, ``model_path = "N/A"``, ``error_code``/``error`` as upstream, the
+   exclusions as the explanation, and ``extra_data.no_model = {"message", "binding_constraint",
+   "relaxation"}``: the constraint that excluded the candidate closest to feasible and the
+   smallest change that admits a model (e.g. "raise the memory limit from 100 to 242 MB; admits
+   t5-small", "2 x H100 (now 1)", "shorten the input to 4096 tokens").
 
 Outputs: ``model``; ``model_path`` = the ONNX file (``onnxgraphs.cache``, seeded random weights up to
-``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above); ``model_properties`` (JSON:
-name, family, goals, modality, parameters, MACs, FLOPs, quality, licence, source, year,
-``synthetic: true``, weights, input shape, batch size, precision); ``target_latency``
-= ``max_latency_ms`` / 1000 (0 = none); ``input_batch`` only with ``extra_data.include_input_batch``:
-seeded arrays of the model's inputs (token ids below the vocabulary for text) at the batch size
+``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above), or
+``catalogue://<name>`` for a model costed analytically (no graph: LLMs, pipelines);
+``model_properties`` (JSON: name, family, goals, modality, parameters, MACs, FLOPs, quality,
+licence, source, year, languages, context, architecture and its summary, active parameters,
+components, ``synthetic: true``, weights, input shape, batch size, precision, num_devices, mode
+(training or inference), input/output tokens); ``target_latency`` = ``max_latency_ms`` / 1000
+(0 = none); ``input_batch`` only with ``extra_data.include_input_batch``: seeded arrays of the
+model's inputs (token ids below the vocabulary for text) at the batch size
 (``extra_data.batch_size``, default 1; at most ``messages.limits.MAX_INPUT_BATCH_BYTES``: above,
 fewer samples are sent and ``model_properties.batch_size`` keeps the real size). They are synthetic
 and seeded, so HW_RESOURCES regenerates the same arrays when they are absent
@@ -173,6 +204,10 @@ TRAINING_WORDS: Final = frozenset(
     {"train", "training", "fine-tune", "finetune", "fine-tuning", "finetuning", "pretrain", "pre-train"}
 )
 TRAINING_KEYS: Final = ("training_hours", "training_tokens", "training_samples", "epochs")
+#: "long documents" with no stated length: tokens assumed (a 15-20 page contract or report is
+#: ~8,000 words of English or French, ~10,000 tokens; 8,192 is the common context step).
+LONG_INPUT_TOKENS: Final = 8192
+LONG_WORDS: Final = frozenset({"long", "lengthy", "long-form", "book", "books"})
 #: Training sequence length for the activation memory when none is stated (tokens).
 DEFAULT_TRAINING_SEQUENCE: Final = 2048
 
@@ -405,6 +440,17 @@ class Context:
         if options.get("mode") in ("training", "inference"):
             training = options.get("mode") == "training"
         size = typed.get("model_parameters")
+        input_tokens = count_of(typed, "input_tokens")
+        if (
+            input_tokens is None
+            and words_ & LONG_WORDS
+            and goal in GENERATIVE_GOALS | {"text-classification"}
+        ):
+            input_tokens = LONG_INPUT_TOKENS
+            warnings.append(
+                f"input_tokens not stated; 'long' documents taken as {LONG_INPUT_TOKENS} tokens "
+                "(state input_tokens to change it)"
+            )
         return cls(
             goal=goal,
             modalities=modalities,
@@ -429,7 +475,7 @@ class Context:
             precision_explicit=precision_explicit,
             languages=languages,
             multilingual=multilingual,
-            input_tokens=count_of(typed, "input_tokens"),
+            input_tokens=input_tokens,
             output_tokens=count_of(typed, "output_tokens"),
             diffusion_steps=count_of(typed, "diffusion_steps") or DEFAULT_DIFFUSION_STEPS,
             num_devices=count_of(typed, "num_devices") or 1,
@@ -1091,6 +1137,11 @@ def no_model_report(goal: str, excluded: Sequence[Mapping[str, Any]], ctx: Conte
         "chat": "accept a base (non-chat) model",
     }.get(binding, f"relax the {binding} requirement")
     return {"message": message, "binding_constraint": binding, "relaxation": hint}
+
+
+def _num(value: float) -> str:
+    """1234.5 -> '1,235'; 12.34 -> '12.3': readable limits in relaxation texts."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def explain_no_model(goal: str, excluded: Sequence[Mapping[str, Any]]) -> str:
