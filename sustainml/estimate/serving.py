@@ -3,8 +3,9 @@
 A *serving scenario* (``Scenario``) states what one request is and how it is served: input and
 output tokens, batch (requests served together), devices (tensor parallel), precision and the
 serving engine; for diffusion, steps and image resolution; for speech recognition, seconds of
-audio. ``estimate(...)`` returns the latency of one answer and the energy of one answer (the batch's
-energy divided by the batch), with every intermediate figure.
+audio. ``estimate_llm``, ``estimate_diffusion`` and ``estimate_asr`` return the latency of one
+answer and the energy of one answer (the batch's energy divided by the batch), with every
+intermediate figure.
 
 **Language models** (decoder or encoder-decoder; ``sustainml.estimate.transformer`` gives the
 FLOPs and bytes from the architecture):
@@ -27,30 +28,39 @@ MACs at its reference latent, scaled by the pixel ratio: convolutions and linear
 the pixels; attention's quadratic part is not scaled up, so large resolutions are optimistic), x 2
 for classifier-free guidance (two denoiser passes per step, Ho & Salimans 2022, arXiv:2207.12598),
 plus one text-encoder and one VAE-decoder pass when their MACs are known; each at
-``max(compute, weights)`` with the engine's compute efficiency.
+``max(compute, weights)`` with the engine's compute efficiency, plus the engine's cost per kernel
+x the kernels of one U-Net pass per step (``KERNELS_PER_DENOISER_PASS`` unless stated: eager
+diffusers at batch 1 on an H100 is launch-bound).
 
 **Speech recognition** (Whisper-style encoder-decoder): ``ceil(audio_seconds / 30)`` windows of
 30 s (Whisper pads every input to 30 s, Radford et al. 2022, arXiv:2212.04356); per window one
 encoder pass over the ``encoder_context`` audio frames and decoder steps for the transcript at
 ``TOKENS_PER_AUDIO_SECOND`` (~150 spoken words per minute x ~1.3 tokens per word, an assumption).
 
-**Engines** (``ENGINES``): the fraction of peak compute in prefill (``eta_c``), of peak bandwidth
-in decode (``eta_m``) and the fixed cost per decode step and layer:
+**Engines** (``ENGINES``): the fraction of peak compute in compute-bound phases (``eta_c``), of
+peak bandwidth in decode (``eta_m``), and fixed costs per decode step (per layer, per sequence in
+the batch, per extra tensor-parallel GPU) and per kernel of a denoiser pass:
 
-- ``tensorrt-llm``: eta_c 0.7, eta_m 0.85, 5 us per layer per step (CUDA graphs, fused kernels;
-  NVIDIA's TensorRT-LLM performance notes report decode near the memory roofline);
-- ``vllm``: eta_c 0.6, eta_m 0.75, 10 us per layer per step (paged attention, CUDA graphs; Kwon et
-  al. 2023, arXiv:2309.06180);
-- ``eager`` (PyTorch eager / Hugging Face ``generate``): eta_c 0.45, eta_m 0.7 and 0.9 ms per layer
-  per step of Python dispatch and kernel launches. PyTorch's "gpt-fast" post (Nov. 2023) measured
-  Llama-2-7B at 25.5 tokens/s in eager mode and 107 tokens/s compiled with a static KV cache on
-  an A100-80GB: compiled, 13.5 GB of fp16 weights per token at 107 tokens/s is ~0.7 of the
-  2.0 TB/s peak; the eager gap (39 vs 9.3 ms per token) spread over 32 layers is ~0.9 ms per layer.
+- ``tensorrt-llm``: 0.7, 0.85; 5 us per layer, 20 us per sequence, 0.5 ms per extra GPU, 2 us per
+  kernel (fused kernels, CUDA graphs, in-flight batching in C++; the fixed costs are assumptions);
+- ``vllm``: 0.6, 0.75; 10 us per layer, 0.45 ms per sequence, 6 ms per extra GPU, 2 us per kernel
+  (Kwon et al. 2023, arXiv:2309.06180). The per-sequence and per-GPU costs were fitted on the
+  fitting rows of our ML.ENERGY benchmark v2 table (vLLM 0.5, continuous batching: they hold the
+  scheduler, sampler and interleaved prefills, which the vLLM v0.6 release notes report as the
+  dominant cost of that version; newer releases are faster, so the figures are conservative);
+- ``eager`` (PyTorch eager, Hugging Face ``generate``, diffusers): 0.45, 0.7; 0.6 ms per layer and
+  step of Python dispatch and launches (fitted on the ML.ENERGY leaderboard v1 rows; PyTorch's
+  "gpt-fast" post, Nov. 2023, implies ~0.9 ms: Llama-2-7B at 25.5 tokens/s eager vs 107 compiled
+  on an A100-80GB, where compiled decode reads its 13.5 GB of weights at ~0.7 of the peak
+  bandwidth), 15 us per kernel (PyTorch eager dispatch and launch).
 
-**Power and energy**: each device draws ``idle + u x (TDP - idle)`` (``power.device_power_w``, the
-device class's documented utilisation unless the caller gives one); energy of the batch = power x
-devices x (prefill + decode) time; per answer = / batch. **Latency per answer** = the batch's time
-(every request of a static batch finishes with the batch).
+**Power and energy**: each device draws ``idle + u x (TDP - idle)`` (``power.device_power_w``)
+with ``u`` the time-weighted utilisation of the phases (``UTILISATION_BY_BOUND``: 0.85 while
+compute-bound, 0.65 while memory-bound, 0.45 while waiting on fixed costs; the last two fitted on
+the fitting rows of the ML.ENERGY table, the first from its diffusion rows: a compute-bound U-Net
+batch draws near TDP), unless the caller gives one; energy of the batch = power x devices x
+(prefill + decode) time; per answer = / batch. **Latency per answer** = the batch's time (every
+request of a static batch finishes with the batch).
 
 Defaults (``DEFAULTS``, stated in every result): chat / text generation 256 input and 256 output
 tokens; summarisation 1024 in, 128 out; translation 128 in, 128 out; batch 1; one device;
@@ -78,7 +88,10 @@ class Engine:
     name: str
     compute: float  # fraction of peak FLOP/s in compute-bound phases
     memory: float  # fraction of peak bandwidth in decode
-    step_overhead_per_layer_s: float
+    step_overhead_per_layer_s: float  # fixed cost per decode step and layer (kernel launches)
+    step_overhead_per_sequence_s: float  # cost per decode step and sequence in the batch (scheduling)
+    step_overhead_per_extra_device_s: float  # cost per decode step and tensor-parallel device beyond one
+    op_overhead_s: float  # per kernel of a denoiser pass (diffusion)
     source: str
 
 
@@ -88,18 +101,37 @@ ENGINES: Final[dict[str, Engine]] = {
         0.7,
         0.85,
         5e-6,
-        "TensorRT-LLM: fused kernels and CUDA graphs, decode near the memory roofline",
+        20e-6,
+        0.5e-3,
+        2e-6,
+        "TensorRT-LLM / TensorRT: fused kernels, CUDA graphs, in-flight batching in C++ "
+        "(per-sequence cost 20 us, assumption)",
     ),
     "vllm": Engine(
-        "vllm", 0.6, 0.75, 10e-6, "vLLM (Kwon et al. 2023, arXiv:2309.06180): paged attention, CUDA graphs"
+        "vllm",
+        0.6,
+        0.75,
+        10e-6,
+        0.45e-3,
+        6e-3,
+        2e-6,
+        "vLLM (Kwon et al. 2023, arXiv:2309.06180): paged attention, CUDA graphs; 0.45 ms per sequence "
+        "and step (scheduling, sampling, prefills interleaved by continuous batching) and 6 ms per step "
+        "and extra tensor-parallel GPU, fitted on the fitting rows of our ML.ENERGY benchmark v2 table "
+        "(vLLM 0.5, whose CPU overhead the vLLM v0.6 release notes report as dominant; newer releases "
+        "are faster, so these figures are conservative)",
     ),
     "eager": Engine(
         "eager",
         0.45,
         0.7,
-        0.9e-3,
-        "PyTorch eager / HF generate: gpt-fast post (PyTorch blog, Nov. 2023), Llama-2-7B on A100 25.5 tok/s "
-        "eager vs 107 tok/s compiled -> ~0.9 ms per layer per step of dispatch",
+        0.6e-3,
+        0.0,
+        0.0,
+        15e-6,
+        "PyTorch eager / HF generate / diffusers: 0.6 ms per layer and step of Python dispatch and "
+        "launches, fitted on the ML.ENERGY leaderboard v1 rows (the gpt-fast post, PyTorch blog Nov. 2023, "
+        "implies ~0.9: Llama-2-7B on A100 at 25.5 tok/s eager vs 107 compiled); 15 us per kernel",
     ),
 }
 #: Aliases users write for the engines.
@@ -127,6 +159,10 @@ TOKENS_PER_AUDIO_SECOND: Final = 150 / 60 * 1.3
 WHISPER_WINDOW_S: Final = 30.0
 #: Classifier-free guidance: two denoiser passes per step.
 CFG_PASSES: Final = 2
+#: Kernels of one U-Net pass when not stated: the SD 2.1 U-Net graph built by sustainml.onnxgraphs
+#: has 1,296 operators that do work (pays the engine's per-kernel cost once per step: guidance
+#: runs both passes as one batch of 2).
+KERNELS_PER_DENOISER_PASS: Final = 1296
 
 #: Default tokens per request by goal (input, output).
 TOKENS_BY_GOAL: Final[dict[str, tuple[int, int]]] = {
@@ -225,6 +261,7 @@ class Phase:
     flops: float
     bytes: float
     bound: str
+    overhead_s: float = 0.0  # part of ``seconds`` spent on fixed costs (launches, scheduling)
 
 
 @dataclass(frozen=True)
@@ -297,8 +334,26 @@ def _allreduce_s(layers: int, batch_tokens: int, hidden: int, n: int) -> float:
     return 2 * layers * (ALLREDUCE_LATENCY_S + 2 * (n - 1) / n * message / LINK_BANDWIDTH_BYTES_S)
 
 
-def _power(hw: HardwareEntry, sc: Scenario) -> tuple[float, float]:
-    u = sc.utilisation if sc.utilisation is not None else pw.default_utilisation(hw.device_class)
+#: Utilisation of the idle-to-TDP range while the device is compute-bound, memory-bound, or
+#: waiting on fixed costs (launches, scheduling); the serving estimate weights them by time.
+UTILISATION_BY_BOUND: Final[dict[str, float]] = {"compute": 0.85, "memory": 0.65, "overhead": 0.45}
+
+
+def utilisation_of(phases: tuple[Phase, ...] | list[Phase]) -> float:
+    """Time-weighted utilisation of ``phases`` (``UTILISATION_BY_BOUND``)."""
+    total = sum(p.seconds for p in phases)
+    if total <= 0:
+        return UTILISATION_BY_BOUND["memory"]
+    busy = sum(
+        (p.seconds - p.overhead_s) * UTILISATION_BY_BOUND[p.bound]
+        + p.overhead_s * UTILISATION_BY_BOUND["overhead"]
+        for p in phases
+    )
+    return busy / total
+
+
+def _power(hw: HardwareEntry, sc: Scenario, phases: tuple[Phase, ...] | list[Phase]) -> tuple[float, float]:
+    u = sc.utilisation if sc.utilisation is not None else utilisation_of(phases)
     return pw.device_power_w(hw, u) * sc.num_devices, u
 
 
@@ -311,13 +366,8 @@ def estimate_llm(spec: tf.TransformerSpec, hw: HardwareEntry, sc: Scenario) -> S
     w_bytes = spec.weights_bytes(sc.precision)
     prefill = _phase("prefill", spec.prefill_flops(sc.input_tokens) * b, w_bytes, n, peak, bw, eng)
     layers = spec.n_decoder_layers or spec.layers
-    prefill = Phase(
-        prefill.name,
-        prefill.seconds + _allreduce_s(layers, b * sc.input_tokens, spec.hidden, n),
-        prefill.flops,
-        prefill.bytes,
-        prefill.bound,
-    )
+    comm = _allreduce_s(layers, b * sc.input_tokens, spec.hidden, n)
+    prefill = Phase(prefill.name, prefill.seconds + comm, prefill.flops, prefill.bytes, prefill.bound, comm)
     phases = [prefill]
     kv_gb = 0.0
     if sc.output_tokens:
@@ -326,21 +376,25 @@ def estimate_llm(spec: tf.TransformerSpec, hw: HardwareEntry, sc: Scenario) -> S
         mean_context = start + (sc.output_tokens - 1) // 2
         step = spec.decode_step(mean_context, batch=b, precision=sc.precision, encoder_tokens=encoder_tokens)
         one = _phase("decode step", step.flops, step.bytes, n, peak, bw, eng)
-        per_step = (
-            one.seconds + layers * eng.step_overhead_per_layer_s + _allreduce_s(layers, b, spec.hidden, n)
+        fixed = (
+            layers * eng.step_overhead_per_layer_s
+            + b * eng.step_overhead_per_sequence_s
+            + (n - 1) * eng.step_overhead_per_extra_device_s
+            + _allreduce_s(layers, b, spec.hidden, n)
         )
         phases.append(
             Phase(
                 f"decode ({sc.output_tokens} steps)",
-                per_step * sc.output_tokens,
+                (one.seconds + fixed) * sc.output_tokens,
                 step.flops * sc.output_tokens,
                 step.bytes * sc.output_tokens,
                 one.bound,
+                fixed * sc.output_tokens,
             )
         )
         kv_gb = spec.kv_cache_bytes_per_token(sc.precision) * b * (start + sc.output_tokens) / 1e9
     total = sum(p.seconds for p in phases)
-    power, u = _power(hw, sc)
+    power, u = _power(hw, sc, phases)
     return ServingEstimate(sc, hw.name, n, eng, tuple(phases), total, power, u, w_bytes / 1e9, kv_gb)
 
 
@@ -355,6 +409,7 @@ class DiffusionModel:
     text_encoder_macs: float = 0.0
     vae_decoder_macs: float = 0.0  # at the reference latent
     other_parameters: float = 0.0
+    kernels_per_pass: int = KERNELS_PER_DENOISER_PASS
 
 
 def estimate_diffusion(model: DiffusionModel, hw: HardwareEntry, sc: Scenario) -> ServingEstimate:
@@ -368,13 +423,15 @@ def estimate_diffusion(model: DiffusionModel, hw: HardwareEntry, sc: Scenario) -
     wb = tf.bytes_per_value(sc.precision)
     step_flops = 2.0 * model.denoiser_macs * scale * passes * b
     one = _phase("denoiser step", step_flops, model.denoiser_parameters * wb, n, peak, bw, eng)
+    launches = model.kernels_per_pass * eng.op_overhead_s
     phases = [
         Phase(
             f"denoise ({sc.diffusion_steps} steps)",
-            one.seconds * sc.diffusion_steps,
+            (one.seconds + launches) * sc.diffusion_steps,
             step_flops * sc.diffusion_steps,
             one.bytes * sc.diffusion_steps,
             one.bound,
+            launches * sc.diffusion_steps,
         )
     ]
     if model.text_encoder_macs:
@@ -384,7 +441,7 @@ def estimate_diffusion(model: DiffusionModel, hw: HardwareEntry, sc: Scenario) -
     if model.vae_decoder_macs:
         phases.append(_phase("VAE decoder", 2.0 * model.vae_decoder_macs * scale * b, 0.0, n, peak, bw, eng))
     total = sum(p.seconds for p in phases)
-    power, u = _power(hw, sc)
+    power, u = _power(hw, sc, phases)
     weights = (model.denoiser_parameters + model.other_parameters) * wb / 1e9
     notes = (
         "attention's quadratic cost is scaled like the convolutions (optimistic above the reference size)",
@@ -682,7 +739,7 @@ def diffusion_model_of(spec: Mapping[str, Any], where: str = "diffusion_model") 
         v = spec[name]
         if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
             raise ValueError(f"{where}.{name}: expected a non-negative number, got {v!r}")
-        values[name] = int(v) if name in ("reference_latent", "vae_factor") else float(v)
+        values[name] = int(v) if name in ("reference_latent", "vae_factor", "kernels_per_pass") else float(v)
     for name in ("denoiser_macs", "denoiser_parameters", "reference_latent"):
         if not values.get(name):
             raise ValueError(f"{where}.{name}: required (a positive number)")

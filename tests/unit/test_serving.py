@@ -72,11 +72,18 @@ def test_llm_prefill_and_decode_by_hand() -> None:
     t_prefill = max(prefill_flops / (100e12 * eng.compute), weights / (1000e9 * eng.memory))
     step = spec.decode_step(100 + 5, batch=4, precision="fp16")  # mean context of 11 steps
     t_step = max(step.flops / (100e12 * eng.compute), step.bytes / (1000e9 * eng.memory))
-    t_step += 2 * eng.step_overhead_per_layer_s
+    fixed = 2 * eng.step_overhead_per_layer_s + 4 * eng.step_overhead_per_sequence_s
     assert est.phases[0].seconds == pytest.approx(t_prefill)
-    assert est.phases[1].seconds == pytest.approx(11 * t_step)
-    assert est.latency_per_inference_s == pytest.approx(t_prefill + 11 * t_step)
-    power = pw.device_power_w(hw, pw.default_utilisation("cloud"))
+    assert est.phases[1].seconds == pytest.approx(11 * (t_step + fixed))
+    assert est.phases[1].overhead_s == pytest.approx(11 * fixed)
+    assert est.latency_per_inference_s == pytest.approx(t_prefill + 11 * (t_step + fixed))
+    # utilisation weighted by time: compute-bound prefill, memory-bound decode, fixed costs
+    u = sv.UTILISATION_BY_BOUND
+    busy = (
+        t_prefill * u[est.phases[0].bound] + 11 * t_step * u["memory"] + 11 * fixed * u["overhead"]
+    ) / est.latency_per_inference_s
+    assert est.utilisation == pytest.approx(busy)
+    power = pw.device_power_w(hw, busy)
     assert est.power_w == pytest.approx(power)
     assert est.energy_per_inference_j == pytest.approx(power * est.latency_per_inference_s / 4)
     assert est.phases[1].bound == "memory"
@@ -90,11 +97,16 @@ def test_batch_amortises_weight_reads_and_tensor_parallel_adds_communication() -
     assert many.energy_per_inference_j < one.energy_per_inference_j / 10
     assert many.latency_per_inference_s > one.latency_per_inference_s
     two = sv.estimate_llm(spec, hw, sv.Scenario(output_tokens=100, batch_size=1, num_devices=2))
-    assert two.power_w == pytest.approx(2 * one.power_w)
-    # decode halves its memory time and adds 2 all-reduces per layer and step
-    comm = 2 * 32 * (sv.ALLREDUCE_LATENCY_S + 2 * 0.5 * 4096 * 2.0 / sv.LINK_BANDWIDTH_BYTES_S) * 100
-    step_one = one.phases[1].seconds - 100 * 32 * sv.ENGINES["vllm"].step_overhead_per_layer_s
-    step_two = two.phases[1].seconds - 100 * 32 * sv.ENGINES["vllm"].step_overhead_per_layer_s - comm
+    assert two.power_w == pytest.approx(2 * pw.device_power_w(hw, two.utilisation))
+    # decode halves its memory time and adds 2 all-reduces per layer and step plus the engine's
+    # cost per extra device
+    eng = sv.ENGINES["vllm"]
+    comm = 2 * 32 * (sv.ALLREDUCE_LATENCY_S + 2 * 0.5 * 4096 * 2.0 / sv.LINK_BANDWIDTH_BYTES_S)
+    assert two.phases[1].overhead_s == pytest.approx(
+        one.phases[1].overhead_s + 100 * (comm + eng.step_overhead_per_extra_device_s)
+    )
+    step_one = one.phases[1].seconds - one.phases[1].overhead_s
+    step_two = two.phases[1].seconds - two.phases[1].overhead_s
     assert step_two == pytest.approx(step_one / 2)
 
 
@@ -116,8 +128,9 @@ def test_diffusion_scales_with_steps_resolution_and_guidance() -> None:
     base = sv.estimate_diffusion(
         model, hw, sv.Scenario("diffusion", diffusion_steps=20, image_resolution=1024, engine="eager")
     )
-    # 2 x 1e12 MACs x 2 passes (guidance) / (100e12 x eta_c) per step, compute-bound
+    # 2 x 1e12 MACs x 2 passes (guidance) / (100e12 x eta_c) per step, compute-bound, + launches
     per_step = 2 * 1e12 * 2 / (100e12 * sv.ENGINES["eager"].compute)
+    per_step += sv.KERNELS_PER_DENOISER_PASS * sv.ENGINES["eager"].op_overhead_s
     assert base.latency_per_inference_s == pytest.approx(20 * per_step)
     double = sv.estimate_diffusion(
         model, hw, sv.Scenario("diffusion", diffusion_steps=40, image_resolution=1024, engine="eager")
@@ -126,13 +139,18 @@ def test_diffusion_scales_with_steps_resolution_and_guidance() -> None:
     half = sv.estimate_diffusion(
         model, hw, sv.Scenario("diffusion", diffusion_steps=20, image_resolution=512, engine="eager")
     )
-    assert half.latency_per_inference_s == pytest.approx(base.latency_per_inference_s / 4)
+
+    def work(e: sv.ServingEstimate) -> float:  # time beyond the per-kernel launches
+        return e.phases[0].seconds - e.phases[0].overhead_s
+
+    assert half.phases[0].overhead_s == pytest.approx(base.phases[0].overhead_s)
+    assert work(half) == pytest.approx(work(base) / 4)
     plain = sv.estimate_diffusion(
         model,
         hw,
         sv.Scenario("diffusion", diffusion_steps=20, image_resolution=1024, guidance=False, engine="eager"),
     )
-    assert plain.latency_per_inference_s == pytest.approx(base.latency_per_inference_s / 2)
+    assert work(plain) == pytest.approx(work(base) / 2)
 
 
 def test_speech_recognition_counts_30_second_windows() -> None:
