@@ -3,10 +3,11 @@
 
 The rows (``data/serving.json``) come from the ML.ENERGY benchmark v2 (vLLM chat serving of Llama
 3.1, Mistral, Mixtral, Gemma 2 and Phi-3 on A100 SXM4 40 GB and H100 SXM 80 GB, one to eight GPUs;
-Stable Diffusion 2.1 with diffusers) and the ML.ENERGY leaderboard v1 (PyTorch eager, batch 1 on an
+Stable Diffusion 2.1 and SDXL with diffusers) and the ML.ENERGY leaderboard v1 (PyTorch eager, batch 1 on an
 A100: Llama 2, LLaMA, Vicuna). Each row names the file it was copied from and the measured
 conditions (batch, tokens or steps, engine, GPUs). The architectures are those of the models'
-``config.json``; the SD 2.1 U-Net cost was computed from its architecture by our graph analysis.
+``config.json``; the SD 2.1 and SDXL U-Net costs were computed from their architectures (our graph
+analysis; SDXL's deeper transformer stacks counted by hand, see the data file).
 
 Each row is estimated with ``sustainml.estimate.serving`` exactly as HW_RESOURCES does for such a
 request (same scenario: tokens, batch, tensor-parallel GPUs, precision, engine) and scored on
