@@ -71,7 +71,7 @@ default resolution; 512 px for SD 1.x/2.x), guidance on; speech recognition 30 s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -746,6 +746,42 @@ def diffusion_model_of(spec: Mapping[str, Any], where: str = "diffusion_model") 
     return DiffusionModel(**values)
 
 
+def diffusion_from_components(
+    components: Sequence[Any], input_shape: Sequence[int], name: str = ""
+) -> DiffusionModel | None:
+    """A ``DiffusionModel`` from a catalogue pipeline's components (objects with ``name``,
+    ``parameters``, ``runs`` = per-step / once, ``macs`` at the entry's reference input, and an
+    optional transformer ``architecture``); ``None`` when no component runs per step. The
+    reference latent is the last dimension of ``input_shape`` (``(1, channels, side, side)``); a
+    text encoder with an architecture and no MACs is costed over 77 tokens."""
+    per_step = [c for c in components if getattr(c, "runs", "") == "per-step" and getattr(c, "macs", 0)]
+    if not per_step or len(input_shape) != 4:
+        return None
+    denoiser = per_step[0]
+    text_macs = vae_macs = other = 0.0
+    for c in components:
+        if c is denoiser:
+            continue
+        other += float(c.parameters)
+        label = str(getattr(c, "name", "")).casefold()
+        macs = float(getattr(c, "macs", 0) or 0)
+        arch = getattr(c, "architecture", None)
+        if "vae" in label or ("decoder" in label and "text" not in label):
+            vae_macs += macs
+        elif "text" in label:
+            if not macs and isinstance(arch, Mapping):
+                macs = tf.from_architecture(arch, where=f"{name} {label}").prefill_flops(77) / 2
+            text_macs += macs
+    return DiffusionModel(
+        denoiser_macs=float(denoiser.macs),
+        denoiser_parameters=float(denoiser.parameters),
+        reference_latent=int(input_shape[-1]),
+        text_encoder_macs=text_macs,
+        vae_decoder_macs=vae_macs,
+        other_parameters=other,
+    )
+
+
 __all__ = [
     "DEFAULTS",
     "ENGINES",
@@ -761,6 +797,7 @@ __all__ = [
     "build_scenario",
     "cached_llm",
     "default_engine",
+    "diffusion_from_components",
     "diffusion_model_of",
     "estimate_asr",
     "estimate_diffusion",

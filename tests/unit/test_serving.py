@@ -290,3 +290,19 @@ def test_graph_models_report_per_answer_figures_too() -> None:
     assert extra["latency_per_inference_s"] == pytest.approx(out.latency)
     eager = run("mlp-higgs", "T4", serving_engine="pytorch").get_extra()
     assert eager["engine"] == "eager" and extra["engine"] == "compiled"
+
+
+def test_diffusion_pipeline_from_catalogue_components() -> None:
+    from types import SimpleNamespace as C
+
+    parts = [
+        C(name="U-Net", parameters=2_567_000_000, runs="per-step", macs=3_000_000_000_000, architecture=None),
+        C(name="text encoder (CLIP)", parameters=123_000_000, runs="once", macs=0, architecture=TINY),
+        C(name="VAE", parameters=84_000_000, runs="once", macs=4_960_000_000_000, architecture=None),
+    ]
+    model = sv.diffusion_from_components(parts, (1, 4, 128, 128), "sdxl")
+    assert model is not None
+    assert (model.denoiser_macs, model.reference_latent, model.vae_decoder_macs) == (3e12, 128, 4.96e12)
+    assert model.text_encoder_macs == pytest.approx(sv.spec_of(TINY).prefill_flops(77) / 2)
+    assert model.other_parameters == 123_000_000 + 84_000_000
+    assert sv.diffusion_from_components(parts[1:], (1, 4, 128, 128)) is None  # nothing runs per step

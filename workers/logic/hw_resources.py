@@ -378,6 +378,9 @@ def serving_request_of(
         if isinstance(b, int) and not isinstance(b, bool) and b > 1:
             inputs["batch_size"] = (b, "model_properties.batch_size")
 
+    released = getattr(entry, "default_precision", "") if entry is not None else ""
+    if "precision" not in inputs and released in ("bf16", "fp16", "fp8", "int8", "int4"):
+        inputs["precision"] = (released, f"catalogue {entry.name if entry else ''} default_precision")
     diffusion = options.get("diffusion_model") or props.get("diffusion_model")
     if diffusion is None and entry is not None:
         diffusion = getattr(entry, "diffusion", None)
@@ -388,6 +391,14 @@ def serving_request_of(
         )
     if diffusion is not None:
         raise ValueError(f"extra_data.diffusion_model: expected an object, got {type(diffusion).__name__}")
+    components = getattr(entry, "components", ()) if entry is not None else ()
+    pipeline = sv.diffusion_from_components(components, entry.input_shape, entry.name) if entry else None
+    if entry is not None and pipeline is not None:
+        if "guidance" not in inputs and entry.name.startswith("flux"):
+            # FLUX.1 [dev]/[schnell] are guidance-distilled: one transformer pass per step
+            inputs["guidance"] = (False, f"catalogue {entry.name}: guidance-distilled, one pass per step")
+        source = f"catalogue {entry.name} components"
+        return ServingRequest("diffusion", inputs, goal or "text-to-image", source, diffusion=pipeline)
     if entry is not None and entry.builder == "sd_unet":
         model = sv.DiffusionModel(float(entry.macs), float(entry.parameters), int(entry.input_shape[-1]))
         return ServingRequest(
