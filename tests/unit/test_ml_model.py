@@ -70,9 +70,11 @@ def expected_ranking(goal: str, device: str, weight: float = 0.5) -> list[tuple[
     hw = hardware().get(device)
     power = pw.device_power_w(hw, pw.default_utilisation(hw.device_class))
     rows = []
+    eff = rl.efficiency_for(hw)  # the device class's default engine (compiled on GPUs)
     for m in models().for_goal(goal):
         latency = max(
-            2 * m.macs / (hw.peak() * 0.5), m.parameters * 4 / (hw.memory_bandwidth_gbs * 1e9 * 0.8)
+            2 * m.macs / (hw.peak() * eff.compute),
+            m.parameters * 4 / (hw.memory_bandwidth_gbs * 1e9 * eff.memory),
         )
         rows.append((m, math.log10(power * latency)))
     groups: dict[str, list[float]] = {}
