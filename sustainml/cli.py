@@ -179,9 +179,19 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option("--description", "-d", help="Problem short description (free text).")
 @click.option("--definition", help="Longer problem definition.")
 @click.option("--modality", help="Input modality hint: image, video, text, audio, time-series, tabular...")
-@click.option("--hardware", help="Hardware to run on (default PIM_AI_1chip).")
-@click.option("--max-memory", type=int, help="Max memory footprint of the model, MB (0 = no limit).")
-@click.option("--region", help="Where it runs: country or region (carbon intensity).")
+@click.option(
+    "--hardware",
+    help="Hardware as written: A100, 'NVIDIA H100 80GB HBM3', p4d.24xlarge, v4-8, '8 x H100' "
+    "(default: chosen among devices for the deployment).",
+)
+@click.option(
+    "--max-memory",
+    type=int,
+    help="Max memory footprint of the model, MB (0 = no limit; default: the hardware's).",
+)
+@click.option(
+    "--region", help="Where it runs: country, city or cloud region such as us-east-1 (carbon intensity)."
+)
 @click.option("--continent", help="Continent, used when the region is unknown.")
 @click.option("--goal", help="Force the ML goal instead of inferring it.")
 @click.option("--min-samples", type=int, help="minimum_samples")
@@ -198,7 +208,12 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
     help="Problem id to iterate on (alone: its latest iteration); flags given override the inherited input.",
 )
 @click.option(
-    "--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON)."
+    "--extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any extra_data key (VALUE parsed as JSON), e.g. num_devices=8 training_hours=72 "
+    "pue_setting=hyperscale training_power_w=350 model_parameters=7e9 training_tokens=2e12 "
+    "(docs/estimation.md lists them).",
 )
 @click.option(
     "--input",
