@@ -785,7 +785,7 @@ def _http_address(settings: Settings, value: str) -> tuple[str, int] | None:
 
 def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, int]) -> None:
     """The orchestrator and uvicorn (in a thread) in this process. SIGINT/SIGTERM or
-    ``GET /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
+    ``POST /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
     then the orchestrator."""
     import threading
 
