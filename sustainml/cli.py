@@ -654,16 +654,22 @@ def eval_requirements(as_json: bool) -> None:
 @eval_group.command(name="latency")
 @click.option("--fresh", is_flag=True, help="Re-measure everything (the CPU too), no cached runs.")
 @click.option("--budget", type=float, default=None, help="Seconds to spend measuring.")
+@click.option(
+    "--save-calibration",
+    is_flag=True,
+    help="Write the fitted local-cpu factors for HW_RESOURCES to use (default: report only).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_latency(fresh: bool, budget: float | None, as_json: bool) -> None:
+def eval_latency(fresh: bool, budget: float | None, save_calibration: bool, as_json: bool) -> None:
     """Estimated (roofline) vs measured (onnxruntime) latency of every catalogue model that fits
-    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half."""
+    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half.
+    It changes what HW_RESOURCES estimates only with --save-calibration."""
     from sustainml.estimate.latency_eval import evaluate
 
     def progress(line: str) -> None:
         err.print(line, highlight=False)
 
-    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress}
+    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress, "save": save_calibration}
     if budget is not None:
         kwargs["budget_s"] = budget
     report = evaluate(**kwargs)
@@ -918,6 +924,57 @@ class Supervisor:
                 err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
                 proc.kill()
         err.print("stopped")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Also while nodes of the namespace are running.")
+@click.option("--data", "with_data", is_flag=True, help="Also delete the namespace's TaskDB folder.")
+@click.pass_context
+def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
+    """Remove the namespace's queues and exchanges from the broker (all of its tasks in flight and
+    dead letters with them). Refused while an orchestrator or worker of the namespace is running,
+    unless --force. Private queues of stopped processes expire on their own within 60 s."""
+    from sustainml.topology import Topology, delete_all
+    from sustainml.transport import amqp_transport
+
+    settings = _settings(ctx)
+    topology = Topology.of(settings)
+    with _friendly_errors():
+        transport = amqp_transport(settings, "teardown", retry_refused=False)
+        transport.connect()
+        try:
+            busy: list[str] = []
+            for spec in [*topology.durable_queues(), *topology.retry_queues()]:
+                try:
+                    _ready, consumers = transport.queue_counts(spec.name)
+                except KeyError:
+                    continue  # not declared (or already removed)
+                if consumers:
+                    busy.append(f"{spec.name} ({consumers} consumer{'s' if consumers > 1 else ''})")
+            if busy and not force:
+                _fail(
+                    f"namespace {settings.namespace!r} is in use: {', '.join(busy[:3])}"
+                    + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+                    + "; stop `sustainml up` (Ctrl-C) or its workers first, or add --force"
+                )
+            delete_all(transport, topology)
+        finally:
+            transport.close()
+    queues = len(topology.durable_queues()) + len(topology.retry_queues())
+    out.print(
+        f"namespace {settings.namespace!r}: {queues} queues and {len(topology.exchanges())} exchanges "
+        "removed from the broker",
+        highlight=False,
+    )
+    db_dir = settings.namespace_dir
+    if with_data:
+        if settings.db_url:
+            err.print(f"TaskDB kept: it is SUSTAINML_DB_URL ({_safe_db(settings)}), not a folder of ours")
+        elif db_dir.exists():
+            import shutil
+
+            shutil.rmtree(db_dir)
+            out.print(f"removed {db_dir}", highlight=False)
 
 
 cli.add_command(dlq)

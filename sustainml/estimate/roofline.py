@@ -107,7 +107,8 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
         0.5,
         0.7,
         5e-6,
-        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet (run sustainml eval latency)",
+        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet "
+        "(run sustainml eval latency --save-calibration)",
     ),
 }
 FALLBACK_EFFICIENCY: Final = EFFICIENCY["edge"]
