@@ -10,24 +10,24 @@ seconds, W, Wh.
                      or extra_data.training_device_hours x 3600 / num_devices (wall clock)
     energy [Wh]    = num_devices x training power [W] x time [s] x PUE / 3600
 
-Why each default (all overridable through ``UserInput.extra_data``; estimation-sources.md is the
+Why each default (all overridable through ``UserInput.extra_data``; docs/estimation.md is the
 project's reference for the figures):
 
 - **3 x forward**: the backward pass costs about twice the forward pass (gradients with respect
   to activations and to weights), so one training step on a sample is ~3 forward passes. For a
   transformer with N parameters this is the 6·N FLOPs per token of Kaplan et al. 2020
-  (arXiv:2001.08361); estimation-sources.md section 5 ("CNN training = 3 x forward FLOPs x
-  samples x epochs"). Forward FLOPs = 2 x MACs (section 1). Optimizer updates, data loading and
+  (arXiv:2001.08361); for CNNs likewise training = 3 x forward FLOPs x samples x epochs
+  (docs/estimation.md). Forward FLOPs = 2 x MACs. Optimizer updates, data loading and
   evaluation passes are not counted.
 - **Training samples**: ``extra_data.training_samples``, else ``UserInput.maximum_samples``, else
   ``UserInput.minimum_samples``, else ``DEFAULT_TRAINING_SAMPLES`` = 50,000, the size of the
   CIFAR-10 training split (Krizhevsky 2009), a typical small supervised data set. An assumption:
   tell the node your data-set size.
-- **Epochs**: 1 (issue 4). Real runs use more; the result scales linearly.
+- **Epochs**: 1. Real runs use more; the result scales linearly.
 - **MFU** (model FLOPs utilisation, achieved / peak): 0.3. Published large training runs reach
   0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 %: Chowdhery et
-  al. 2022, arXiv:2204.02311, table 3); estimation-sources.md section 6 quotes up to 0.5 for
-  large-scale training (llm-analysis README). 0.3 is the typical published value; a lower MFU
+  al. 2022, arXiv:2204.02311, table 3); the llm-analysis README (cli99/llm-analysis) quotes up
+  to 0.5 for large-scale training. 0.3 is the typical published value; a lower MFU
   gives a longer, costlier run, so the default errs towards warning.
 - **Precision**: mixed precision (Micikevicius et al. 2018, arXiv:1710.03740), the default of
   current training recipes: bf16 where the device has a bf16 path, else fp16, else fp32; the peak
@@ -37,11 +37,11 @@ project's reference for the figures):
   u = 1.0: training keeps the device saturated, so it draws about its rated power; Green
   Algorithms' default usage factor is 1.0 (Lannelongue et al. 2021, doi:10.1002/advs.202100707)
   and the ML CO2 Impact calculator uses TDP (Lacoste et al. 2019, arXiv:1910.09700),
-  estimation-sources.md sections 3.1 and 3.4.
+  docs/estimation.md.
 - **PUE**: 1.56 for devices that live in a data centre (``cloud``, ``server-cpu``, ``pim``: the
   PIM/CXL-PIM parts are server memory modules), the Uptime Institute 2024 global average used by
   Green Algorithms; 1.0 for on-device targets (``edge``, ``mobile``, ``embedded``, ``fpga``
-  boards, ``local`` = this machine), estimation-sources.md section 3.5. Unknown device: 1.56
+  boards, ``local`` = this machine), docs/estimation.md. Unknown device: 1.56
   (Green Algorithms' "unknown" default).
 """
 
