@@ -1,4 +1,4 @@
-"""The original framework's REST routes (upstream-behaviour.md §13), same bodies and shapes, with
+"""The original framework's REST routes (its Flask backend), same bodies and shapes, with
 its defects fixed: unknown task -> 404, bounded long-polls (504 "not ready" after ``timeout``),
 lists as arrays, every field exposed, the node's own success/err_code, 422 naming the field."""
 

@@ -195,12 +195,13 @@ def test_configuration_routing(configuration: str, node_id: int | None, expected
 def test_user_input_rules() -> None:
     ui = views.user_input_from_body({"problem_short_description": "x", "inputs": "a b", "unknown": 1})
     assert ui.inputs == ["a", "b"] and ui.get_extra() == {"model_family": "Transformers", "num_outputs": 1}
-    ui = views.user_input_from_body({"type": "CNNs", "extra_data": {"type": "Other", "num_outputs": 3}})
+    x = {"problem_short_description": "x"}  # a new problem needs a description (views.require_problem)
+    ui = views.user_input_from_body({**x, "type": "CNNs", "extra_data": {"type": "Other", "num_outputs": 3}})
     assert ui.get_extra()["model_family"] == "CNNs" and ui.get_extra()["num_outputs"] == 3
-    ui = views.user_input_from_body({"extra_data": {"model_family": "RNN", "num_outputs": None}})
+    ui = views.user_input_from_body({**x, "extra_data": {"model_family": "RNN", "num_outputs": None}})
     assert ui.get_extra() == {"model_family": "RNN", "num_outputs": 1}
     with pytest.raises(MessageError, match=r"extra_data.num_outputs: must be an integer >= 1, got 0"):
-        views.user_input_from_body({"extra_data": {"num_outputs": 0}})
+        views.user_input_from_body({**x, "extra_data": {"num_outputs": 0}})
 
 
 def test_task_figures_from_records_and_sentinels() -> None:
@@ -219,6 +220,7 @@ def test_task_figures_from_records_and_sentinels() -> None:
         "carbon_footprint": 0.012, "carbon_intensity": 400.0,
         "stages_done": ["ML_MODEL_METADATA", "APP_REQUIREMENTS", "ML_MODEL", "HW_RESOURCES",
                         "CARBON_FOOTPRINT"],
+        "alerts": [],
     }  # fmt: skip
     # halfway: what has not answered is null, not zero
     early = views.task_figures({"ml_model_metadata": meta})
