@@ -1,9 +1,10 @@
 """Shared fixtures: which RabbitMQ broker the integration tests use, and per-test isolation.
 
-Broker selection, resolved once per session (docs: rabbitmq-practices.md section 15):
+Broker selection, resolved once per session:
 
 1. ``SUSTAINML_TEST_BROKER_URL`` if set (testcontainers is then never imported);
-2. else a throwaway ``rabbitmq:3.10-management`` container when a Docker engine answers;
+2. else a throwaway ``rabbitmq:3.10-management`` container when a Docker engine answers (and
+   can start it: an engine that cannot pull the image falls back to the local broker);
 3. else a broker listening on 127.0.0.1:5672 (guest/guest);
 4. else skip, or fail when ``CI`` is set: a skipped integration suite must not pass as green.
 """
@@ -36,6 +37,10 @@ if _ROOT not in sys.path:
 # installed package: with the repository as working directory, -m would otherwise put the source
 # folder first on their sys.path (PYTHONSAFEPATH, Python >= 3.11, leaves the cwd out).
 os.environ["PYTHONSAFEPATH"] = "1"
+
+from tests.support import broker_cleanup  # noqa: E402  (needs the path above)
+
+broker_cleanup.record()  # every t-* namespace this session uses is swept at its end
 
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
 LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -82,7 +87,16 @@ def amqp_url() -> Iterator[str]:
                 from testcontainers.community.rabbitmq import RabbitMqContainer
             except ImportError:
                 from testcontainers.rabbitmq import RabbitMqContainer
-        with RabbitMqContainer(CONTAINER_IMAGE) as container:
+        container = RabbitMqContainer(CONTAINER_IMAGE)
+        try:
+            container.start()
+        except Exception as exc:  # an engine that cannot pull (offline): the local broker, if any
+            if not _tcp_open("127.0.0.1", 5672, 1.0):
+                raise
+            warnings.warn(f"no RabbitMQ container ({exc}); using 127.0.0.1:5672", stacklevel=1)
+            yield LOCAL_BROKER_URL
+            return
+        try:
             params = container.get_connection_params()
             creds = params.credentials
             assert isinstance(creds, pika.PlainCredentials)
@@ -91,6 +105,8 @@ def amqp_url() -> Iterator[str]:
                 f"amqp://{quote(creds.username, safe='')}:{quote(creds.password, safe='')}"
                 f"@{params.host}:{params.port}/{vhost}"
             )
+        finally:
+            container.stop()
         return
     if _tcp_open("127.0.0.1", 5672, 1.0):
         yield LOCAL_BROKER_URL
@@ -133,4 +149,18 @@ def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
     )
     yield s
     with AmqpTransport(s.broker_url, name="cleanup") as t:
-        delete_all(t, Topology(s.namespace))
+        delete_all(t, Topology.of(s))  # with its retry backoff: the retry queues are named after it
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _broker_left_clean() -> Iterator[None]:
+    """At the end of the session, delete whatever the tests left of their t-* namespaces on the
+    broker (queues and exchanges a test forgot, private queues not yet expired)."""
+    yield
+    url = os.environ.get(BROKER_ENV) or (LOCAL_BROKER_URL if _tcp_open("127.0.0.1", 5672, 1.0) else None)
+    if url is None or not broker_cleanup.NAMESPACES:
+        return
+    try:
+        broker_cleanup.sweep(url)
+    except Exception as exc:  # a broker gone at the end of the run (fault tests): nothing to sweep
+        warnings.warn(f"t-* namespaces not swept from {url.split('@')[-1]}: {exc}", stacklevel=1)

@@ -20,7 +20,7 @@ from sustainml.catalogue.listing import (
     rows,
 )
 
-#: upstream-behaviour.md section 12.3 / estimation-sources.md section 12, spelled exactly.
+#: The original framework's hardware names (its `hardwares` answer), spelled exactly.
 UPSTREAM_NAMES = (
     "DGX100", "V100", "H100", "H100_x2", "H100_x3", "H100_x4", "H100_x5", "H100_x8", "H200", "H20", "A800",
     "A6000", "A17Pro", "Dimensity9300", "Snapdragon8gen3", "SAM_LPDDR5PIM", "PIM_AI_1chip", "PIM_AI_4chip",
