@@ -173,3 +173,17 @@ def test_an_instance_type_in_the_text_sets_device_and_count(monkeypatch: pytest.
     monkeypatch.setattr(hc, "_external_extractor", lambda: None)
     out = _run("pretrain a 1B model on 20 billion tokens on TPU v4-32")
     assert out.hardware_required == ["TPU-v4"] and out.get_extra()["num_devices"] == 16
+
+
+def test_hardware_info_reads_instance_types_and_says_how() -> None:
+    import json
+
+    from sustainml.messages.types import RequestType, ResponseType
+
+    res = ResponseType()
+    hc.configuration_callback(
+        RequestType(node_id=1, transaction_id=2, configuration="hardware_info, p5.48xlarge"), res
+    )
+    body = json.loads(res.configuration)
+    assert res.success and body["name"] == "H100-SXM" and body["count"] == 8
+    assert body["read_as"].startswith("instance type p5.48xlarge: 8 x H100-SXM")

@@ -184,3 +184,10 @@ def test_pue_module_settings_have_sources_and_ranges() -> None:
     assert pue.setting("cloud").setting == "hyperscale" and pue.setting("On-Prem").setting == "on-premises"
     assert pue.default_for("edge").value == 1.0 and pue.default_for("cloud", "gcp").value == 1.12
     assert tr.TRANSFORMER_MFU == 0.4
+
+
+def test_tokens_alone_take_the_catalogue_models_active_parameters() -> None:
+    # Mixtral 8x7B from the model catalogue: 2 of 8 experts per token, ~12.9 B active parameters
+    t = run({"training_tokens": 1e9}, model="mixtral-8x7b").get_extra()["training"]
+    assert t["flops_source"] == "transformer"
+    assert 12e9 * 6e9 < t["flops"] < 14e9 * 6e9

@@ -487,7 +487,7 @@ def parse_hardware(text: str, task: Task = "inference", where: str = "") -> Hard
         count, core = int(counted[1]), counted[2].strip()
         if count < 1:
             raise ValueError(f"{where + ': ' if where else ''}device count must be >= 1 in {written!r}")
-    spec = _device(core, task, power_lo, power_hi, where or "hardware")
+    spec = _device(core, task, power_lo, power_hi, where)
     notes = [n for n in (spec.note,) if n]
     stated = None
     if power_hi is not None:
