@@ -191,3 +191,12 @@ def test_tokens_alone_take_the_catalogue_models_active_parameters() -> None:
     t = run({"training_tokens": 1e9}, model="mixtral-8x7b").get_extra()["training"]
     assert t["flops_source"] == "transformer"
     assert 12e9 * 6e9 < t["flops"] < 14e9 * 6e9
+
+
+def test_inference_and_workload_carry_the_pue_range() -> None:
+    extra = run({"training_device_hours": 10, "pue_setting": "typical", "inferences": 100}).get_extra()
+    inference, workload = extra["inference"], extra["workload"]
+    per = inference["energy_per_inference_wh"]
+    assert inference["energy_per_inference_wh_low"] == pytest.approx(per * 1.40 / 1.56)
+    assert inference["energy_per_inference_wh_high"] == pytest.approx(per * 1.80 / 1.56)
+    assert workload["energy_wh_low"] < workload["energy_wh"] < workload["energy_wh_high"]

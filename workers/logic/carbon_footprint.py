@@ -479,6 +479,9 @@ def _estimate(
             "latency_s": hw.latency,
             "pue": training.pue,
             "energy_per_inference_wh": per_inference_wh,
+            # range from the site's PUE range (HW_RESOURCES' figure at the device carries none)
+            "energy_per_inference_wh_low": per_inference_wh * _pue_factor(training, low=True),
+            "energy_per_inference_wh_high": per_inference_wh * _pue_factor(training, low=False),
             "carbon_per_inference_kg": per_inference_kg,
             "inferences": _num(inferences),
             "total_energy_wh": inference_wh,
@@ -486,6 +489,8 @@ def _estimate(
         },
         "workload": {
             "energy_wh": workload_wh,
+            "energy_wh_low": training.energy_wh_low + inference_wh * _pue_factor(training, low=True),
+            "energy_wh_high": training.energy_wh_high + inference_wh * _pue_factor(training, low=False),
             "carbon_kg": workload_kg,
             "training_share_percent": round(100.0 * training.energy_wh / workload_wh, 2)
             if workload_wh
@@ -521,6 +526,12 @@ def _forward_flops(ml_model: MLModel, hw_extra: dict[str, Any]) -> tuple[float |
     if _positive(hw_extra.get("flops")):
         return float(hw_extra["flops"]), "hw_resources (flops)"
     return None, ""
+
+
+def _pue_factor(training: TrainingEstimate, *, low: bool) -> float:
+    """The end of the PUE range relative to the PUE used (1.0 when it has no range)."""
+    end = training.pue_low if low else training.pue_high
+    return end / training.pue if end > 0 and training.pue > 0 else 1.0
 
 
 def _catalogue_size(model: str, values: dict[str, Any]) -> float | None:
