@@ -187,3 +187,21 @@ def test_hardware_info_reads_instance_types_and_says_how() -> None:
     body = json.loads(res.configuration)
     assert res.success and body["name"] == "H100-SXM" and body["count"] == 8
     assert body["read_as"].startswith("instance type p5.48xlarge: 8 x H100-SXM")
+
+
+def test_a_device_from_the_text_that_is_unknown_falls_back_to_auto_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        return SimpleNamespace(requirements={"hardware": "P100"}, evidence={})
+
+    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    out = _run("train on a P100")
+    assert out.hardware_required == ["auto"]
+    (warning,) = out.get_extra()[hc.WARNINGS_KEY]
+    assert "unknown hardware 'P100'" in warning and "considered instead" in warning
+    # typed in the field, the same name is refused
+    with pytest.raises(hn.UnknownHardwareError):
+        _run("train", hardware_required="P100")

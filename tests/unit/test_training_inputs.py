@@ -200,3 +200,23 @@ def test_inference_and_workload_carry_the_pue_range() -> None:
     assert inference["energy_per_inference_wh_low"] == pytest.approx(per * 1.40 / 1.56)
     assert inference["energy_per_inference_wh_high"] == pytest.approx(per * 1.80 / 1.56)
     assert workload["energy_wh_low"] < workload["energy_wh"] < workload["energy_wh_high"]
+
+
+def test_a_city_or_state_gives_its_country_grid() -> None:
+    assert run({"training_device_hours": 1}, region="Frankfurt").get_extra()["grid"]["code"] == "DE"
+    assert run({"training_device_hours": 1}, region="Virginia").get_extra()["grid"]["code"] == "US"
+
+
+def test_a_place_from_the_text_that_is_unknown_is_noted_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        return SimpleNamespace(requirements={"region": "Gotham"}, evidence={})
+
+    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    extra = run({"training_device_hours": 1}).get_extra()
+    assert extra["grid"]["code"] == "WORLD"
+    assert "unknown region 'Gotham'" in extra["grid"]["notes"][0]
+    # typed in the field, the same place is refused
+    with pytest.raises(cb.UnknownRegionError):
+        run({"training_device_hours": 1}, region="Gotham")

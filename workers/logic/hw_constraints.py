@@ -164,8 +164,18 @@ def choose_hardware(
     specs: list[hn.HardwareSpec] = []
     resolved: list[str] = []
     renamed: list[str] = []
+    from_text = field_name.startswith("the problem text")
     for name in items:
-        spec = hn.parse_hardware(name, task, where=field_name)
+        try:
+            spec = hn.parse_hardware(name, task, where=field_name)
+        except hn.UnknownHardwareError as exc:
+            if not from_text:
+                raise  # a name the user typed in a field: refused with the closest names
+            # A name read from free text is not worth failing the task for: say so, choose instead.
+            warnings.append(f"{exc}; the devices for the deployment were considered instead")
+            return _auto_choice(
+                incoming, hints, task, count, sources, f"{field_name}={raw!r} unknown", warnings
+            )
         specs.append(spec)
         if spec.device != name:
             renamed.append(f"{name!r} -> {spec.device}")
