@@ -195,13 +195,13 @@ def test_a_device_from_the_text_that_is_unknown_falls_back_to_auto_with_a_warnin
     from types import SimpleNamespace
 
     def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
-        return SimpleNamespace(requirements={"hardware": "P100"}, evidence={})
+        return SimpleNamespace(requirements={"hardware": "K80"}, evidence={})
 
     monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
-    out = _run("train on a P100")
+    out = _run("train on a K80")
     assert out.hardware_required == ["auto"]
     (warning,) = out.get_extra()[hc.WARNINGS_KEY]
-    assert "unknown hardware 'P100'" in warning and "considered instead" in warning
+    assert "unknown hardware 'K80'" in warning and "considered instead" in warning
     # typed in the field, the same name is refused
     with pytest.raises(hn.UnknownHardwareError):
-        _run("train", hardware_required="P100")
+        _run("train", hardware_required="K80")

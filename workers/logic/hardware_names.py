@@ -403,6 +403,39 @@ _ambiguous(
 )
 
 
+_ambiguous(
+    ("Xeon", "Intel Xeon", "Xeon CPU"),
+    ("Xeon-Platinum-8480+", "Xeon-Gold-6248"),
+    "Xeon-Platinum-8480+",
+    "Xeon-Platinum-8480+",
+    "'Xeon' names a family; the Xeon Platinum 8480+ (Sapphire Rapids, 2023) stands for it: name the model "
+    "for its own figures",
+)
+_ambiguous(
+    ("EPYC", "AMD EPYC"),
+    ("EPYC-9654", "EPYC-7763"),
+    "EPYC-9654",
+    "EPYC-9654",
+    "'EPYC' names a family; the EPYC 9654 (Genoa, 2022) stands for it: name the model for its own figures",
+)
+_ambiguous(
+    ("Core i7", "Core i5", "Core i9", "Intel Core i7", "Intel Core i5", "Intel Core", "Core Ultra"),
+    ("Core-Ultra-7-155H", "Ryzen-7-7840U"),
+    "Core-Ultra-7-155H",
+    "Core-Ultra-7-155H",
+    "an Intel Core family name, no model: the Core Ultra 7 155H (a 2023-2024 laptop part) stands for it; "
+    "name the model for its own figures",
+)
+_ambiguous(
+    ("Raspberry Pi", "raspberrypi", "RPi"),
+    ("Raspberry-Pi-5", "Raspberry-Pi-4"),
+    "Raspberry-Pi-5",
+    "Raspberry-Pi-5",
+    "'Raspberry Pi' names no model; the current Raspberry Pi 5 stands for it: write 'Raspberry Pi 4' for "
+    "the older board",
+)
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
     """What a hardware text means: the catalogue device, how many (when the text says), the power the
