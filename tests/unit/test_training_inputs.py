@@ -220,3 +220,16 @@ def test_a_place_from_the_text_that_is_unknown_is_noted_not_fatal(monkeypatch: p
     # typed in the field, the same place is refused
     with pytest.raises(cb.UnknownRegionError):
         run({"training_device_hours": 1}, region="Gotham")
+
+
+def test_local_cpu_is_the_entry_hw_resources_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One figure per device: CARBON_FOOTPRINT takes this machine as measured, like HW_RESOURCES.
+    from dataclasses import replace
+
+    from sustainml.catalogue import localcpu
+
+    measured = replace(hardware().get("local-cpu"), tdp_w=123.0, description="measured here")
+    monkeypatch.setattr(localcpu, "local_cpu_entry", lambda *a, **k: measured)
+    assert cb.find_hardware("local-cpu") is measured
+    t = run({"training_device_hours": 1}, device="local-cpu").get_extra()["training"]
+    assert t["power_w_per_device"] == pytest.approx(123.0)
