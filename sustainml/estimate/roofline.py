@@ -133,6 +133,10 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
     "server-cpu": Efficiency(
         0.5, 0.7, 2e-6, f"{_RANGE_SOURCE}: low ends; 2 us onnxruntime node dispatch (assumption)"
     ),
+    # laptop and desktop CPUs run the same onnxruntime CPU path as server CPUs
+    "desktop": Efficiency(
+        0.5, 0.7, 2e-6, f"{_RANGE_SOURCE}: low ends; 2 us onnxruntime node dispatch (assumption)"
+    ),
     "edge": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
     "mobile": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
     "pim": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
