@@ -85,8 +85,8 @@ def estimate_ms_per_sample(row: dict[str, Any]) -> float:
     if row.get("kind") == "serving":
         from sustainml.validation import serving
 
-        est = serving.estimate_row({**row, "num_devices": 1, "kind": "diffusion"})
-        return float(est["batch_seconds"]) / int(row["batch_size"]) * 1000.0
+        per_image = serving.estimate_row({**row, "num_devices": 1, "kind": "diffusion"})
+        return float(per_image["batch_seconds"]) / int(row["batch_size"]) * 1000.0
     from sustainml.onnxgraphs import cache as onnx_cache
     from sustainml.onnxgraphs.analyze import analyze
 
