@@ -27,7 +27,7 @@
    sent it (``extra_data.include_input_batch``), else on the same seeded synthetic arrays regenerated
    here (``measure.feed_for``: ML_MODEL's generator, seed, shapes and input order), and
    ``extra_data.measured`` reports it next to the estimate. ``hw.latency`` stays the estimate so the
-   main outputs are reproducible (estimation-sources.md section 6). ``extra_data.measure_local``:
+   main outputs are reproducible (docs/estimation.md). ``extra_data.measure_local``:
    ``false`` skips the run, ``true`` forces it; by default a model estimated above
    ``MEASURE_MAX_ESTIMATE_S`` per batch is not run (it would hold the worker for minutes) and
    ``measured`` says so.
