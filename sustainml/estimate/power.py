@@ -10,8 +10,8 @@ idle-to-TDP range drawn *while an inference runs*:
 
 - 0.5 for every class that serves requests (cloud GPUs, server CPUs, laptop and desktop CPUs, edge
   boards, mobile SoCs, PIM, FPGA boards, this machine): Cloud Carbon Footprint's average-utilisation
-  fallback of 50 % (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode of 50 % of TDP
-  (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
+  fallback of 50 % (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode
+  of 50 % of TDP (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
   large accelerator, and a busy server interleaves several; half the dynamic range is the
   published middle ground, not a measurement.
 - 1.0 for ``embedded`` micro-controllers: they have no power management worth modelling while
