@@ -307,3 +307,14 @@ def test_diffusion_pipeline_from_catalogue_components() -> None:
     assert model.text_encoder_macs == pytest.approx(sv.spec_of(TINY).prefill_flops(77) / 2)
     assert model.other_parameters == 123_000_000 + 84_000_000
     assert sv.diffusion_from_components(parts[1:], (1, 4, 128, 128)) is None  # nothing runs per step
+
+
+def test_graph_audio_model_runs_once_per_window_of_the_requested_audio() -> None:
+    one = run("wav2vec2-base-960h", "T4")
+    hour = run("wav2vec2-base-960h", "T4", reqs={"audio_seconds_per_day": 3600.0})
+    extra = hour.get_extra()
+    assert extra["audio_windows"]["windows"] == 360  # 10 s of 16 kHz audio per pass
+    assert hour.latency == pytest.approx(one.latency)  # the seed field stays one pass
+    assert extra["latency_per_inference_s"] == pytest.approx(360 * one.get_extra()["latency_per_inference_s"])
+    assert extra["energy_per_inference_j"] == pytest.approx(360 * one.get_extra()["energy_per_inference_j"])
+    assert "audio_windows" not in one.get_extra()
