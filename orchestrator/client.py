@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sustainml.attribution import Attribution, load_key
 from sustainml.config import Settings
 from sustainml.messages import (
     RECORD_TYPES,
@@ -123,6 +124,7 @@ class Client:
         self._lock = threading.Lock()
         self._tracked: OrderedDict[TaskId, _Tracked] = OrderedDict()
         self._tracked_lock = threading.Lock()
+        self._attribution: Attribution | None = None  # made on first control(): needs the key
 
     def close(self) -> None:
         self._rpc.close()
@@ -315,10 +317,18 @@ class Client:
         cmd_task: CmdTask = CmdTask.NO_CMD,
         task_id: TaskId | None = None,
     ) -> None:
-        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``)."""
-        publish_control(
-            self.transport, self.topology, target, cmd_node, cmd_task, task_id, f"client-{self.id}"
-        )
+        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``), as the
+        operator role: signed with the deployment's key (which must exist: nodes ignore anything
+        else), or sent with the operator's broker account. A task command must name a task the
+        orchestrator knows (``OrchestratorError`` otherwise)."""
+        if task_id is not None and cmd_task != CmdTask.NO_CMD:
+            self.result(task_id)  # refused by the orchestrator when the task does not exist
+        if self._attribution is None:
+            self._attribution = Attribution(
+                self.topology.ns, "operator", load_key(self.settings, create=False), self.transport.user
+            )
+        source, signer = f"client-{self.id}", self._attribution
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 
     # -- watching ------------------------------------------------------------------------------
     def _ensure_watch_queue(self) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sustainml.attribution import Attribution, Unattributed
 from sustainml.config import Settings
 from sustainml.deadletter import dead_letter
 from sustainml.messages import (
@@ -145,6 +146,7 @@ class Orchestrator:
         # through the default exchange; the others have a binding to the tasks exchange.
         self._watchers: dict[TaskId, tuple[str, bool]] = {}
         self.deadlines: DeadlineSweeper | None = None  # set by start() when stage_deadline > 0
+        self._attribution: Attribution | None = None  # set by start(): it needs the broker login
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -152,6 +154,7 @@ class Orchestrator:
             return
         self._started = True
         self.transport.connect()
+        self._attribution = Attribution.of(self.settings, "orchestrator", self.transport.user)
         declare_all(self.transport, self.topology)
         status_spec = self.topology.private_queue_spec(
             "status-monitor", self.id, (Binding(self.topology.status_exchange, ""),)
@@ -222,7 +225,10 @@ class Orchestrator:
             raise SubmitError(str(exc)) from None
         first = PIPELINE[0].node
         if idempotency_key is not None:
-            check_submission_key(idempotency_key)
+            try:
+                check_submission_key(idempotency_key)
+            except ValueError as exc:
+                raise SubmitError(str(exc)) from None
             existing = self.db.find_submission(idempotency_key)
             if existing is not None:  # checked before the base: "-1" may now name this task
                 return self._resubmitted(existing, watch_queue, watch_direct)
@@ -327,6 +333,7 @@ class Orchestrator:
             correlation_id=task_id.key,
             traceparent=H.new_traceparent(),
         )
+        msg = self._signer().sign(msg)
         # Announced before the task is published, so watchers see events in order.
         self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
         # Rides out a broker restart (republished after the reconnect; a copy that did arrive
@@ -401,8 +408,18 @@ class Orchestrator:
         except TransportError as exc:  # the queue expires on its own (x-expires)
             log.debug("watch queue %s not unbound: %s", queue, exc)
 
+    def _signer(self) -> Attribution:
+        if self._attribution is None:
+            raise RuntimeError("orchestrator not started")
+        return self._attribution
+
     # -- outputs -------------------------------------------------------------------------------
     def _on_result(self, delivery: Delivery) -> None:
+        try:  # nothing is stored that cannot be attributed to a worker (or an operator's replay)
+            self._signer().require(delivery.message, {"worker", "operator"}, "a stage output")
+        except Unattributed as exc:
+            self._dead_letter(delivery, str(exc))
+            return
         try:
             envelope = decode_task(delivery.message.body)
         except MessageError as exc:
@@ -545,6 +562,11 @@ class Orchestrator:
                 "task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs")
             )
             return None
+        if num_outputs > self.settings.max_num_outputs:  # checked at submit; a forged copy is capped
+            log.warning(
+                "task %s: num_outputs=%d capped to %d", task_id, num_outputs, self.settings.max_num_outputs
+            )
+            num_outputs = self.settings.max_num_outputs
         if num_outputs > 1:
             changes = {
                 "num_outputs": num_outputs - 1,
@@ -613,9 +635,14 @@ class Orchestrator:
         user_input.set_extra(ui_extra)
         user_input.previous_iteration = task_id.iteration_id
         user_input.task_id = None
+        if self.db.automatic_stopped(task_id.problem_id):
+            self._note(task_id, "automatic iterations stopped: a task of this problem was cancelled")
+            return
         try:
             nxt = self.submit(user_input)
             log.info("task %s: automatic iteration %s started", task_id, nxt)
+            if self.db.automatic_stopped(task_id.problem_id):  # cancelled while it was created
+                self.cancel(nxt)
         except (SubmitError, TransportError, FutureTimeout, MessageError) as exc:
             log.error("task %s: automatic iteration could not start: %s", task_id, exc)
             self._note(task_id, f"automatic iteration could not start: {exc}")
@@ -629,6 +656,18 @@ class Orchestrator:
 
     # -- status --------------------------------------------------------------------------------
     def _on_status(self, delivery: Delivery) -> None:
+        try:  # statuses are stored: only from workers
+            self._signer().require(delivery.message, {"worker"}, "NodeStatus")
+        except Unattributed as exc:
+            dead_letter(
+                self.transport,
+                self.topology,
+                delivery,
+                f"orchestrator NodeStatus {exc}",
+                by="orchestrator",
+                route=self.topology.unattributed_route,
+            )
+            return
         delivery.ack()  # heartbeats are transient facts; a lost one is repeated 2 s later
         try:
             status = decode(delivery.message.body, NodeStatus)
@@ -730,6 +769,17 @@ class Orchestrator:
         row = self.db.get_task(_key(task_id))
         if row is None:
             raise KeyError(f"task {task_id} does not exist")
+        # First the problem's flag, then its later tasks: an automatic iteration being started
+        # right now either sees the flag or is in the list below (it re-checks after creating).
+        self.db.stop_automatic(task_id.problem_id)
+        self._cancel_one(task_id, row)
+        for later in self.db.list_tasks(problem_id=task_id.problem_id, limit=1000):
+            if later.iteration_id > task_id.iteration_id and not later.is_terminal:
+                self._cancel_one(TaskId(problem_id=later.problem_id, iteration_id=later.iteration_id), later)
+        self._notify()
+        return task_id
+
+    def _cancel_one(self, task_id: TaskId, row: TaskRow) -> None:
         if row.state not in TERMINAL_STATES:
             self.db.set_state(_key(task_id), "cancelled", error="cancelled by request")
             announced = self._publish_task_event(
@@ -737,8 +787,6 @@ class Orchestrator:
             )
             self._forget_watcher(task_id, announced)
         self._broadcast_cancel(task_id)
-        self._notify()
-        return task_id
 
     def _broadcast_cancel(self, task_id: TaskId) -> None:
         self.control(ALL_NODES_KEY, cmd_task=CmdTask.CMD_STOP_TASK, task_id=task_id)
@@ -751,8 +799,12 @@ class Orchestrator:
         cmd_task: CmdTask = CmdTask.NO_CMD,
         task_id: TaskId | None = None,
     ) -> None:
-        """Publish a NodeControl to one node type (all its replicas) or to ``all``."""
-        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, "ORCHESTRATOR")
+        """Publish a NodeControl to one node type (all its replicas) or to ``all``. A task command
+        must name a task that exists (``KeyError`` otherwise)."""
+        if task_id is not None and cmd_task != CmdTask.NO_CMD and self.db.get_task(_key(task_id)) is None:
+            raise KeyError(f"task {task_id} does not exist")
+        source, signer = "ORCHESTRATOR", self._signer()
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 
     def config_request(
         self, node: str | int, configuration: str, timeout: float | None = None

@@ -57,6 +57,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal_column,
     select,
 )
@@ -68,7 +69,7 @@ from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3  # 2: tasks.note; 3: submissions (idempotency keys)
+SCHEMA_VERSION: Final = 3  # 2: tasks.note; 3: submissions (idempotency keys), problems.auto_stopped
 PREFIX: Final = "sustainml_"
 PROBLEM_COUNTER: Final = "problem_id"
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises schema creation.
@@ -252,6 +253,8 @@ problems = Table(
     Column("problem_id", Integer, primary_key=True, autoincrement=False),
     Column("last_iteration", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Set when a task of the problem was cancelled: no further automatic iteration starts.
+    Column("auto_stopped", Integer, nullable=True),
 )
 
 tasks = Table(
@@ -457,7 +460,10 @@ class TaskDB:
         """Bring an older TaskDB forward, one version at a time, in the schema transaction."""
         if version < 2:
             conn.exec_driver_sql(f"ALTER TABLE {tasks.name} ADD COLUMN note TEXT")
-        # 3: the submissions table is new; create_all above made it.
+        if version < 3:  # the submissions table is new (create_all above made it)
+            have = {c["name"] for c in inspect(conn).get_columns(problems.name)}
+            if "auto_stopped" not in have:
+                conn.exec_driver_sql(f"ALTER TABLE {problems.name} ADD COLUMN auto_stopped INTEGER")
         conn.execute(
             schema_version_table.update().where(schema_version_table.c.id == 1).values(version=SCHEMA_VERSION)
         )
@@ -596,6 +602,18 @@ class TaskDB:
                 select(problems.c.last_iteration).where(problems.c.problem_id == problem_id)
             ).scalar_one_or_none()
         return None if value is None else int(value)
+
+    def stop_automatic(self, problem_id: int) -> None:
+        """No automatic iteration of ``problem_id`` starts from now on (its tasks are cancelled)."""
+        with self._write() as conn:
+            conn.execute(problems.update().where(problems.c.problem_id == problem_id).values(auto_stopped=1))
+
+    def automatic_stopped(self, problem_id: int) -> bool:
+        with self._read() as conn:
+            value = conn.execute(
+                select(problems.c.auto_stopped).where(problems.c.problem_id == problem_id)
+            ).scalar_one_or_none()
+        return bool(value)
 
     def problem_exists(self, problem_id: int) -> bool:
         return self.latest_iteration(problem_id) is not None

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -32,7 +34,7 @@ from sustainml.cli_bench import bench
 from sustainml.cli_dlq import dlq
 from sustainml.cli_health import health
 from sustainml.config import ConfigError, Settings
-from sustainml.display import config_outcome
+from sustainml.display import clarification, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import UNITS, MessageError, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
 from sustainml.orchestrator.protocol import TaskResult
@@ -42,8 +44,8 @@ from sustainml.transport.base import BrokerUnavailable, TransportError
 if TYPE_CHECKING:
     from sustainml.orchestrator.core import Orchestrator
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)  # prose lines whole (the terminal wraps them); tables fit its width
 
 
 class CliError(click.ClickException):
@@ -179,9 +181,19 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option("--description", "-d", help="Problem short description (free text).")
 @click.option("--definition", help="Longer problem definition.")
 @click.option("--modality", help="Input modality hint: image, video, text, audio, time-series, tabular...")
-@click.option("--hardware", help="Hardware to run on (default PIM_AI_1chip).")
-@click.option("--max-memory", type=int, help="Max memory footprint of the model, MB (0 = no limit).")
-@click.option("--region", help="Where it runs: country or region (carbon intensity).")
+@click.option(
+    "--hardware",
+    help="Hardware as written: A100, 'NVIDIA H100 80GB HBM3', p4d.24xlarge, v4-8, '8 x H100' "
+    "(default: chosen among devices for the deployment).",
+)
+@click.option(
+    "--max-memory",
+    type=int,
+    help="Max memory footprint of the model, MB (0 = no limit; default: the hardware's).",
+)
+@click.option(
+    "--region", help="Where it runs: country, city or cloud region such as us-east-1 (carbon intensity)."
+)
 @click.option("--continent", help="Continent, used when the region is unknown.")
 @click.option("--goal", help="Force the ML goal instead of inferring it.")
 @click.option("--min-samples", type=int, help="minimum_samples")
@@ -198,7 +210,12 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
     help="Problem id to iterate on (alone: its latest iteration); flags given override the inherited input.",
 )
 @click.option(
-    "--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON)."
+    "--extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any extra_data key (VALUE parsed as JSON), e.g. num_devices=8 training_hours=72 "
+    "pue_setting=hyperscale training_power_w=350 model_parameters=7e9 training_tokens=2e12 "
+    "(docs/estimation.md lists them).",
 )
 @click.option(
     "--input",
@@ -215,6 +232,7 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait)."
 )
+@click.option("--full", is_flag=True, help="With --wait: every value of the result whole, none cut.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for results.")
 @click.option(
     "--embedded", is_flag=True, help="Run orchestrator and workers in this process; no broker needed."
@@ -259,7 +277,7 @@ def submit(ctx: click.Context, /, **opts: Any) -> None:
             click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         else:
             result = _wait_live(client, task_id, opts["timeout"])
-            _print_result(result)
+            _print_result(result, full=opts["full"])
         if result.state != "succeeded":
             ctx.exit(1)
 
@@ -412,9 +430,43 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
         return client.wait(task_id, timeout, on_event)
 
 
-def _print_result(r: TaskResult) -> None:
+#: Longest value shown in a result table unless --full (the reasoning texts run to kilobytes).
+CUT_AT = 600
+
+
+def _print_result(r: TaskResult, *, full: bool = False) -> None:
+    """The task's state, what changes its meaning (no feasible model, constraints not met, a
+    question for the user), its goal, then every stage's record."""
+    alerts = task_alerts(r.outputs)
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(r.state, "white")
-    out.print(f"task {r.task_id}: [{colour}]{r.state}[/]" + (f" — {r.error}" if r.error else ""))
+    headline = f"task {r.task_id}: [{colour}]{r.state}[/]"
+    if r.error:
+        headline += f" — {escape(r.error)}"
+    blocking = [a for a in alerts if a.kind in ("no_model", "constraints_not_met")]
+    if blocking and r.state == "succeeded":  # the pipeline ran through, but the answer is "none fits"
+        what = {"no_model": "NO FEASIBLE MODEL", "constraints_not_met": "CONSTRAINTS NOT MET"}
+        headline = (
+            f"task {r.task_id}: [bold yellow]{what[blocking[0].kind]}[/] "
+            "(every stage ran; read why below)"
+        )
+    out.print(headline, soft_wrap=True)
+    for alert in blocking:
+        out.print(f"  [bold yellow]{alert.node}:[/] {escape(alert.title)}", soft_wrap=True)
+        for key, value in alert.details.items():
+            out.print(f"    {key.replace('_', ' ')}: {escape(value)}", soft_wrap=True, highlight=False)
+    if figures_are_placeholders(r.outputs):
+        out.print("  (latency, power, energy and carbon below are placeholders: no model was costed)")
+    if r.note:
+        out.print(f"note: {escape(r.note)}", soft_wrap=True, highlight=False)
+    meta = r.outputs.get("ml_model_metadata")
+    goals = list(getattr(meta, "ml_model_metadata", None) or [])
+    if goals:
+        goal = f"goal: [bold]{escape(goals[0])}[/]"
+        question = clarification(r.outputs)
+        if question:
+            goal += f"  [bold yellow]needs clarification:[/] {escape(question)}"
+        out.print(goal, soft_wrap=True, highlight=False)
+    cut = False
     for stage in PIPELINE:
         rec = r.outputs.get(stage.kind)
         if rec is None:
@@ -433,9 +485,14 @@ def _print_result(r: TaskResult) -> None:
                 value = f"{value:.6g}"
             label = f"{key} [{UNITS[key]}]" if key in UNITS else key
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            if not full and len(text) > CUT_AT:
+                text, cut = text[:CUT_AT] + f" … ({len(text) - CUT_AT} more characters)", True
             # Text, not markup: "[s]" or a JSON list must print as written.
-            table.add_row(Text(label), Text(text if len(text) < 600 else text[:600] + " ..."))
+            table.add_row(Text(label), Text(text))
         out.print(table)
+    if cut:
+        p, i = r.task_id.problem_id, r.task_id.iteration_id
+        out.print(f"(long values cut: `sustainml result {p} {i} --full` shows them whole)", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,16 +501,19 @@ def _print_result(r: TaskResult) -> None:
 @cli.command()
 @click.argument("problem_id", type=int)
 @click.argument("iteration_id", type=int, default=1)
+@click.option(
+    "--full", is_flag=True, help="Every value whole (the reasoning is otherwise cut at 600 characters)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Complete result as JSON.")
 @click.pass_context
-def result(ctx: click.Context, problem_id: int, iteration_id: int, as_json: bool) -> None:
+def result(ctx: click.Context, problem_id: int, iteration_id: int, full: bool, as_json: bool) -> None:
     """Show the stored result of task PROBLEM_ID ITERATION_ID."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         res = client.result(_task_id(problem_id, iteration_id))
     if as_json:
         click.echo(json.dumps(res.to_json(), ensure_ascii=False))
     else:
-        _print_result(res)
+        _print_result(res, full=full)
 
 
 def _task_id(p: int, i: int) -> TaskId:
@@ -503,28 +563,54 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
 @click.option("--limit", type=int, default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--wide", is_flag=True, help="Also the error, the note and when each task finished.")
+@click.option("--json", "as_json", is_flag=True, help="The rows as JSON (with problem_short_description).")
 @click.pass_context
-def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
-    """List tasks, newest first."""
+def tasks(ctx: click.Context, state: str | None, limit: int, wide: bool, as_json: bool) -> None:
+    """List tasks, newest first, with their descriptions."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         rows = client.list_tasks(state=state, limit=limit)
+        for r in rows:
+            if "problem_short_description" not in r:  # the list answer does not carry it: ask
+                tid = r["task_id"]
+                res = client.result(_task_id(tid["problem_id"], tid["iteration_id"]))
+                ui = res.user_input
+                r["problem_short_description"] = ui.problem_short_description if ui else ""
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table(title="tasks")
-    for col in ("task", "state", "stage", "created", "error"):
-        table.add_column(col)
+    table = Table(
+        title=f"tasks of namespace {_settings(ctx).namespace}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("task", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("stage", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("created", no_wrap=True)
+    table.add_column("description", overflow="fold" if wide else "ellipsis", no_wrap=not wide, ratio=1)
+    if wide:
+        for col in ("finished", "error", "note"):
+            table.add_column(col, overflow="fold")
     for r in rows:
         tid = r["task_id"]
-        table.add_row(
+        running = r["state"] in ("queued", "running", "failed")  # where it is, or where it failed
+        cells = [
             f"{tid['problem_id']}.{tid['iteration_id']}",
             r["state"],
-            r["current_stage"] or "",
-            r["created_at"] or "",
-            r["error"] or "",
-        )
+            (r["current_stage"] or "") if running or wide else "",
+            _short_time(r["created_at"]) if not wide else (r["created_at"] or ""),
+            r["problem_short_description"] or "",
+        ]
+        if wide:
+            cells += [r["finished_at"] or "", r["error"] or "", r.get("note") or ""]
+        table.add_row(*(Text(c) for c in cells))
     out.print(table)
+
+
+def _short_time(iso: str | None) -> str:
+    """``2026-12-07T10:42:49.9+00:00`` -> ``12-07 10:42:49`` (UTC, as stored)."""
+    if not iso:
+        return ""
+    return iso[5:10] + " " + iso[11:19]
 
 
 @cli.command()
@@ -634,11 +720,19 @@ def eval_group() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def eval_encoder(folds: int, seed: int, as_json: bool) -> None:
-    """Goal and modality accuracy of the task encoder by k-fold cross-validation over its corpus."""
+    """Goal and modality accuracy of the task encoder: k-fold cross-validation over its corpus, and
+    the held-out set of descriptions written in other people's styles (never trained on), apart;
+    with the median time per description."""
     from sustainml.workers.logic.encoder import evaluate
+    from sustainml.workers.logic.encoder.evaluate import evaluate_held_out
 
     report = evaluate(folds=folds, seed=seed)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    held_out = evaluate_held_out()
+    if as_json:
+        both = {"cross_validation": report.to_json(), "held_out": held_out.to_json()}
+        click.echo(json.dumps(both, indent=2))
+    else:
+        click.echo(report.render() + "\n\n" + held_out.render())
 
 
 @eval_group.command(name="requirements")
@@ -658,16 +752,22 @@ def eval_requirements(as_json: bool) -> None:
 @eval_group.command(name="latency")
 @click.option("--fresh", is_flag=True, help="Re-measure everything (the CPU too), no cached runs.")
 @click.option("--budget", type=float, default=None, help="Seconds to spend measuring.")
+@click.option(
+    "--save-calibration",
+    is_flag=True,
+    help="Write the fitted local-cpu factors for HW_RESOURCES to use (default: report only).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_latency(fresh: bool, budget: float | None, as_json: bool) -> None:
+def eval_latency(fresh: bool, budget: float | None, save_calibration: bool, as_json: bool) -> None:
     """Estimated (roofline) vs measured (onnxruntime) latency of every catalogue model that fits
-    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half."""
+    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half.
+    It changes what HW_RESOURCES estimates only with --save-calibration."""
     from sustainml.estimate.latency_eval import evaluate
 
     def progress(line: str) -> None:
         err.print(line, highlight=False)
 
-    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress}
+    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress, "save": save_calibration}
     if budget is not None:
         kwargs["budget_s"] = budget
     report = evaluate(**kwargs)
@@ -695,15 +795,20 @@ def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["models", "hardware", "regions"]))
-@click.option("--json", "as_json", is_flag=True)
-def catalogue(kind: str, as_json: bool) -> None:
-    """List a catalogue: models, hardware or regions (carbon intensity)."""
+@click.option("--wide", is_flag=True, help="Every column (wider than 80 characters; try `| less -S`).")
+@click.option("--json", "as_json", is_flag=True, help="Every field of every entry, with its sources.")
+def catalogue(kind: str, wide: bool, as_json: bool) -> None:
+    """List a catalogue: models, hardware or regions (carbon intensity). The table fits 80
+    columns; --wide shows every column, --json every field."""
     from sustainml.catalogue import listing
 
     if as_json:
         click.echo(json.dumps(listing.as_json(kind), ensure_ascii=False, indent=2))
+    elif wide:
+        # As wide as the table needs: a pager or a wide terminal shows each entry on one line.
+        Console(width=max(out.width, 260)).print(listing.render_table(kind, wide=True))
     else:
-        out.print(listing.render_table(kind))
+        out.print(listing.render_table(kind, wide=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,7 +867,7 @@ def _http_address(settings: Settings, value: str) -> tuple[str, int] | None:
 
 def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, int]) -> None:
     """The orchestrator and uvicorn (in a thread) in this process. SIGINT/SIGTERM or
-    ``GET /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
+    ``POST /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
     then the orchestrator."""
     import threading
 
@@ -922,6 +1027,57 @@ class Supervisor:
                 err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
                 proc.kill()
         err.print("stopped")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Also while nodes of the namespace are running.")
+@click.option("--data", "with_data", is_flag=True, help="Also delete the namespace's TaskDB folder.")
+@click.pass_context
+def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
+    """Remove the namespace's queues and exchanges from the broker (all of its tasks in flight and
+    dead letters with them). Refused while an orchestrator or worker of the namespace is running,
+    unless --force. Private queues of stopped processes expire on their own within 60 s."""
+    from sustainml.topology import Topology, delete_all
+    from sustainml.transport import amqp_transport
+
+    settings = _settings(ctx)
+    topology = Topology.of(settings)
+    with _friendly_errors():
+        transport = amqp_transport(settings, "teardown", retry_refused=False)
+        transport.connect()
+        try:
+            busy: list[str] = []
+            for spec in [*topology.durable_queues(), *topology.retry_queues()]:
+                try:
+                    _ready, consumers = transport.queue_counts(spec.name)
+                except KeyError:
+                    continue  # not declared (or already removed)
+                if consumers:
+                    busy.append(f"{spec.name} ({consumers} consumer{'s' if consumers > 1 else ''})")
+            if busy and not force:
+                _fail(
+                    f"namespace {settings.namespace!r} is in use: {', '.join(busy[:3])}"
+                    + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+                    + "; stop `sustainml up` (Ctrl-C) or its workers first, or add --force"
+                )
+            delete_all(transport, topology)
+        finally:
+            transport.close()
+    queues = len(topology.durable_queues()) + len(topology.retry_queues())
+    out.print(
+        f"namespace {settings.namespace!r}: {queues} queues and {len(topology.exchanges())} exchanges "
+        "removed from the broker",
+        highlight=False,
+    )
+    db_dir = settings.namespace_dir
+    if with_data:
+        if settings.db_url:
+            err.print(f"TaskDB kept: it is SUSTAINML_DB_URL ({_safe_db(settings)}), not a folder of ours")
+        elif db_dir.exists():
+            import shutil
+
+            shutil.rmtree(db_dir)
+            out.print(f"removed {db_dir}", highlight=False)
 
 
 cli.add_command(dlq)

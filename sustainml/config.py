@@ -35,13 +35,13 @@ class Settings:
     queue_type: Literal["classic", "quorum"] = "classic"
     amqp_heartbeat: int = 30
     log_level: str = "WARNING"
-    # HTTP API and dashboard (issue 5)
+    # HTTP API and dashboard
     http: str = "127.0.0.1:5001"
     api_token: str = ""
     cors_origins: str = ""
     api_max_body: int = 1_048_576
     upload_max_bytes: int = 50 * 1_048_576
-    # Reliability (issue 6): retries of failing callbacks, per-stage deadline, TLS
+    # Reliability: retries of failing callbacks, per-stage deadline, TLS
     max_attempts: int = 3
     retry_backoff: float = 1.0
     stage_deadline: float = 600.0
@@ -62,11 +62,17 @@ class Settings:
     upload_retention_days: float = 30.0
 
     @property
+    def namespace_dir(self) -> Path:
+        """The namespace's own folder in the data directory (its default TaskDB): two deployments
+        on one machine with different namespaces never share tasks or ids."""
+        return self.data_dir / self.namespace
+
+    @property
     def effective_db_url(self) -> str:
-        """The TaskDB URL: ``SUSTAINML_DB_URL`` or a SQLite file in the data directory."""
+        """The TaskDB URL: ``SUSTAINML_DB_URL`` or a SQLite file in the namespace's folder."""
         if self.db_url:
             return self.db_url
-        return f"sqlite:///{self.data_dir / 'taskdb.sqlite3'}"
+        return f"sqlite:///{self.namespace_dir / 'taskdb.sqlite3'}"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags win over the environment)."""
@@ -191,10 +197,14 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "sustainml",
         "Prefix of every exchange and queue; isolates deployments on one broker.",
     ),
-    ("SUSTAINML_DATA_DIR", "~/.local/share/sustainml", "Where the default SQLite TaskDB lives."),
+    (
+        "SUSTAINML_DATA_DIR",
+        "~/.local/share/sustainml",
+        "Where the default SQLite TaskDB (one per namespace, `<data_dir>/<namespace>/`) and the caches live.",
+    ),
     (
         "SUSTAINML_DB_URL",
-        "sqlite:///<data_dir>/taskdb.sqlite3",
+        "sqlite:///<data_dir>/<namespace>/taskdb.sqlite3",
         "TaskDB SQLAlchemy URL (PostgreSQL: `postgresql+psycopg://...`).",
     ),
     (

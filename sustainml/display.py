@@ -87,12 +87,14 @@ def no_model(outputs: dict[str, Any]) -> dict[str, str] | None:
     info = _extra(model).get("no_model")
     if isinstance(info, dict):
         return {
-            "message": _text(info.get("message")) or "no feasible model",
+            "message": _text(info.get("message")),
             "binding_constraint": _text(info.get("binding_constraint")),
             "relaxation": _text(info.get("relaxation")),
         }
-    if getattr(model, "model", None) == "NO_MODEL":
-        return {"message": "no feasible model", "binding_constraint": "", "relaxation": ""}
+    if getattr(model, "model", None) == "NO_MODEL":  # an ML_MODEL that does not explain itself yet
+        extra = _extra(model)
+        message = _text(extra.get("explanation")) or _text(extra.get("error"))
+        return {"message": message, "binding_constraint": "", "relaxation": ""}
     return None
 
 
@@ -110,7 +112,8 @@ def task_alerts(outputs: dict[str, Any]) -> list[Alert]:
     nm = no_model(outputs)
     if nm is not None:
         details = {k: v for k, v in nm.items() if v and k != "message"}
-        alerts.append(Alert("no_model", "ML_MODEL", f"no feasible model: {nm['message']}", details))
+        title = f"no feasible model: {nm['message']}" if nm["message"] else "no feasible model"
+        alerts.append(Alert("no_model", "ML_MODEL", title, details))
     hw_extra = _extra(outputs.get("hw_resources"))
     if hw_extra.get("constraints_met") is False:
         violations = _violations(hw_extra.get("violations"))

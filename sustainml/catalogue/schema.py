@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 if TYPE_CHECKING:
     from sustainml.estimate.transformer import TransformerSpec
 
-DeviceClass = Literal["cloud", "server-cpu", "edge", "mobile", "embedded", "pim", "fpga", "local"]
+DeviceClass = Literal[
+    "cloud", "server-cpu", "desktop", "edge", "mobile", "embedded", "pim", "fpga", "local"
+]  # fmt: skip
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "int8", "int4"]
 
 
@@ -156,6 +158,32 @@ class RegionEntry:
     kind: Literal["country", "continent", "world"] = "country"
 
 
+@dataclass(frozen=True)
+class CloudRegion:
+    """A cloud provider's region and the country whose grid it draws from."""
+
+    name: str  # as the provider spells it: "us-east-1" (AWS), "us-east1" (GCP), "westeurope" (Azure)
+    provider: str  # aws | gcp | azure
+    location: str
+    country: str  # region catalogue code
+    lat: float
+    lon: float
+    source: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceEntry:
+    """A cloud instance type (or accelerator slice): the catalogue device it carries and how many."""
+
+    name: str  # as the provider spells it: "p4d.24xlarge", "a2-highgpu-8g", "Standard_ND96asr_v4"
+    device: str  # canonical hardware catalogue name
+    count: int
+    provider: str  # aws | gcp | azure
+    source: str
+    aliases: tuple[str, ...] = ()
+
+
 class _Named(Protocol):
     @property
     def aliases(self) -> tuple[str, ...]: ...
@@ -246,12 +274,12 @@ class RegionCatalogue(_Catalogue[RegionEntry]):
         return self.get(region)
 
 
-def _load(name: str) -> list[dict[str, Any]]:
+def _load(name: str, key: str = "entries") -> list[dict[str, Any]]:
     text = resources.files("sustainml.catalogue").joinpath("data", name).read_text(encoding="utf-8")
     data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ValueError(f"catalogue data {name}: expected an object with an 'entries' list")
-    return list(data["entries"])
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ValueError(f"catalogue data {name}: expected an object with an {key!r} list")
+    return list(data[key])
 
 
 def _tuples(d: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -296,6 +324,48 @@ def hardware() -> HardwareCatalogue:
     )
 
 
+class InstanceCatalogue(_Catalogue[InstanceEntry]):
+    what = "instance type"
+
+
+@cache
+def instances() -> InstanceCatalogue:
+    """Cloud instance types of ``hardware.json`` (key ``instances``); every device they name is a
+    hardware catalogue entry (checked here, so a typo in the data fails loudly)."""
+    table = InstanceCatalogue(
+        (InstanceEntry(**_tuples(r, "aliases")) for r in _load("hardware.json", "instances")), "name"
+    )
+    devices = hardware()
+    for row in table:
+        if devices.find(row.device) is None or devices.get(row.device).name != row.device:
+            raise ValueError(
+                f"hardware.json instance {row.name!r}: {row.device!r} is not a canonical device name"
+            )
+        if row.count < 1:
+            raise ValueError(f"hardware.json instance {row.name!r}: count must be >= 1")
+    return table
+
+
 @cache
 def regions() -> RegionCatalogue:
     return RegionCatalogue((RegionEntry(**_tuples(r, "aliases")) for r in _load("regions.json")), "code")
+
+
+@cache
+def cloud_regions() -> dict[str, CloudRegion]:
+    """Cloud regions of ``regions.json`` (key ``cloud_regions``) by lower-case name, also as
+    ``provider:name``. Names are matched exactly (case aside), not folded: AWS ``us-east-1`` and
+    GCP ``us-east1`` are different places."""
+    table = regions()
+    out: dict[str, CloudRegion] = {}
+    for raw in _load("regions.json", "cloud_regions"):
+        row = CloudRegion(**_tuples(raw, "aliases"))
+        entry = table.find(row.country)
+        if entry is None or entry.code != row.country:
+            raise ValueError(f"regions.json cloud region {row.name!r}: unknown country {row.country!r}")
+        for key in (row.name, f"{row.provider}:{row.name}", *row.aliases):
+            key = key.strip().lower()
+            if key in out and out[key] != row:
+                raise ValueError(f"regions.json: cloud region name {key!r} is listed twice")
+            out[key] = row
+    return out

@@ -17,7 +17,7 @@ Per operator (``onnxgraphs.analyze.OpCost``; FLOPs = 2 x MACs for the linear lay
   with the batch, as on real hardware. The latency is that of the whole batch.
 
 Efficiency factors per device class (``EFFICIENCY``): the roofline with eta = 1 is a lower bound;
-published practice derates it. estimation-sources.md section 6 (after cli99/llm-analysis, whose
+published practice derates it. docs/estimation.md (after cli99/llm-analysis, whose
 README and constants give ~0.5 FLOP efficiency for Megatron-LM training, up to 0.7 for
 inference, and 0.9 as an aggressive memory efficiency) recommends eta_c 0.5-0.7 and eta_m 0.7-0.9:
 
@@ -142,7 +142,8 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
         0.5,
         0.7,
         5e-6,
-        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet (run sustainml eval latency)",
+        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet "
+        "(run sustainml eval latency --save-calibration)",
     ),
 }
 FALLBACK_EFFICIENCY: Final = EFFICIENCY["edge"]

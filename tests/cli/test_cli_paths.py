@@ -20,7 +20,7 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import UserInput
 from sustainml.orchestrator.client import Client
-from sustainml.topology import PIPELINE
+from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import BrokerUnavailable
 from tests.support.cli import run_cli
@@ -180,3 +180,52 @@ def test_cancel_of_a_finished_task_says_so_and_changes_nothing(
     assert f"task {task} already succeeded: nothing to cancel" in proc.stderr
     assert "cancelled task" not in proc.stdout
     assert client.result(task).state == "succeeded"
+
+
+def test_the_default_taskdb_is_per_namespace(tmp_path: Path) -> None:
+    a = Settings(namespace="alpha", data_dir=tmp_path)
+    b = Settings(namespace="beta", data_dir=tmp_path)
+    assert a.effective_db_url == f"sqlite:///{tmp_path / 'alpha' / 'taskdb.sqlite3'}"
+    assert a.effective_db_url != b.effective_db_url
+    assert Settings(namespace="alpha", data_dir=tmp_path, db_url="sqlite:///x.db").effective_db_url == (
+        "sqlite:///x.db"
+    )
+
+
+@pytest.mark.integration
+def test_teardown_refuses_while_nodes_run_then_removes_the_namespace(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = {
+        "SUSTAINML_BROKER_URL": settings.broker_url,
+        "SUSTAINML_NAMESPACE": settings.namespace,
+        "SUSTAINML_DATA_DIR": str(tmp_path),
+    }
+    topology = Topology.of(settings)
+    with LocalDeployment(settings, amqp_transports(settings), db_url=settings.effective_db_url) as dep:
+        client = dep.client()
+        task = client.submit(UserInput(problem_short_description="forecast daily sales"), watch=True)
+        assert client.wait(task, 60).state == "succeeded"
+        refused = _run("teardown", env=env)
+        assert refused.returncode == 1
+        assert f"namespace {settings.namespace!r} is in use" in refused.stderr and "--force" in refused.stderr
+    assert (tmp_path / settings.namespace / "taskdb.sqlite3").exists()
+    done = _run("teardown", "--data", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "33 queues and 12 exchanges removed" in done.stdout
+    assert not (tmp_path / settings.namespace).exists()
+    with AmqpTransport(settings.broker_url, name="check") as t:
+        for spec in [*topology.durable_queues(), *topology.retry_queues()]:
+            with pytest.raises(KeyError):
+                t.queue_counts(spec.name)
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
+    try:
+        for ex in topology.exchanges():
+            ch = conn.channel()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as gone:
+                ch.exchange_declare(ex.name, passive=True)
+            assert gone.value.reply_code == 404
+    finally:
+        conn.close()

@@ -214,7 +214,8 @@ def test_orchestrator_sigkilled_three_times_in_one_batch_loses_and_duplicates_no
     downtime: list[float] = []
     try:
         for k in range(1, KILLS + 1):
-            poll(lambda k=k: len(ids) >= k * BATCH // (KILLS + 1), 300, f"{k * 50} accepted submissions")
+            wanted = k * BATCH // (KILLS + 1)
+            poll(lambda: len(ids) >= wanted, 300, f"{wanted} accepted submissions")  # noqa: B023
             orchestrator.kill()  # SIGKILL, a submission in flight
             orchestrator.wait(10)
             killed = time.monotonic()

@@ -70,7 +70,7 @@ def expected_ranking(goal: str, device: str, weight: float = 0.5) -> list[tuple[
     hw = hardware().get(device)
     power = pw.device_power_w(hw, pw.default_utilisation(hw.device_class))
     rows = []
-    eff = rl.efficiency_for(hw)  # the device class's documented efficiency factors
+    eff = rl.efficiency_for(hw)  # the device class's default engine (compiled on GPUs)
     for m in models().for_goal(goal):
         latency = max(
             2 * m.macs / (hw.peak() * eff.compute),

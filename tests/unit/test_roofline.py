@@ -336,7 +336,7 @@ def test_ratio_summaries() -> None:
 @pytest.mark.slow
 def test_latency_evaluation_end_to_end_on_small_models(tmp_path: Path) -> None:
     names = ["dagmm-kddcup99", "mlp-california", "mlp-higgs", "dlinear-etth1", "patchtst-etth1"]
-    rep = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3)
+    rep = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3, save=True)
     measured = {m.name for m in rep.models}
     assert measured | {n for n, _ in rep.skipped} == set(names)
     assert len(rep.models) >= 4
@@ -354,3 +354,8 @@ def test_latency_evaluation_end_to_end_on_small_models(tmp_path: Path) -> None:
     js = rep.to_json()
     assert js["summary"]["held_out"]["models"] == roles.count("held-out")
     assert js["fitted_efficiency"]["compute"] == rep.fitted.compute
+    # Without save=True an evaluation only reports: the calibration HW_RESOURCES uses stays as it was.
+    Path(rep.saved_to).unlink()
+    again = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3)
+    assert again.saved_to is None and not Path(rep.saved_to).exists()
+    assert "calibration not saved" in again.render()
