@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sustainml.attribution import Attribution, load_key
 from sustainml.config import Settings
 from sustainml.messages import (
     RECORD_TYPES,
@@ -66,6 +67,10 @@ _STAGE_KINDS = frozenset(stage.kind for stage in PIPELINE)
 
 class OrchestratorError(RuntimeError):
     """The orchestrator refused a request or could not be reached; the message says which."""
+
+
+class _NoAnswer(OrchestratorError):
+    """No reply within the timeout (a submission is then sent again with its key)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Client:
         self._lock = threading.Lock()
         self._tracked: OrderedDict[TaskId, _Tracked] = OrderedDict()
         self._tracked_lock = threading.Lock()
+        self._attribution: Attribution | None = None  # made on first control(): needs the key
 
     def close(self) -> None:
         self._rpc.close()
@@ -146,7 +152,7 @@ class Client:
         try:
             answer = self._rpc_call(request(op, **fields), headers or {}, timeout)
         except RpcTimeout:
-            raise OrchestratorError(
+            raise _NoAnswer(
                 f"the orchestrator did not answer within {timeout:g} s: is it running? "
                 "(`sustainml up` starts it with all workers; `sustainml orchestrator` alone)"
             ) from None
@@ -167,13 +173,31 @@ class Client:
             headers=headers,
         )
 
-    def submit(self, user_input: UserInput, *, watch: bool = False) -> TaskId:
+    def submit(
+        self, user_input: UserInput, *, watch: bool = False, idempotency_key: str | None = None
+    ) -> TaskId:
         """Submit a problem (or an iteration: set previous_iteration and
         extra_data.previous_problem_id). With ``watch`` the task's outputs arrive as
-        ``StageEvent``s for ``wait``/``events``."""
+        ``StageEvent``s for ``wait``/``events``.
+
+        Every submission carries an idempotency key (a new random one unless given): when the
+        orchestrator does not answer in time (it may be restarting) the same request is sent
+        again, for up to ``SUSTAINML_SUBMIT_TIMEOUT`` s, and the orchestrator returns the task the
+        key already created instead of creating a second one."""
         headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue(), H_WATCH_MODE: WATCH_DIRECT} if watch else None
         wire = to_wire(user_input)
-        reply = self._call("submit", headers=headers, user_input=wire)
+        key = idempotency_key or f"client-{uuid.uuid4().hex}"
+        deadline = time.monotonic() + self.settings.submit_timeout
+        while True:
+            try:
+                reply = self._call("submit", headers=headers, user_input=wire, idempotency_key=key)
+                break
+            except _NoAnswer as exc:
+                if time.monotonic() >= deadline:
+                    raise OrchestratorError(
+                        f"{exc} (submission {key} tried for {self.settings.submit_timeout:g} s)"
+                    ) from None
+                log.info("submission %s not answered; sending it again (same key)", key)
         task_id = from_wire(TaskId, reply["task_id"])
         if watch and user_input.previous_iteration == 0:
             # Stored as sent (an iteration's input is merged with its base by the orchestrator).
@@ -293,10 +317,18 @@ class Client:
         cmd_task: CmdTask = CmdTask.NO_CMD,
         task_id: TaskId | None = None,
     ) -> None:
-        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``)."""
-        publish_control(
-            self.transport, self.topology, target, cmd_node, cmd_task, task_id, f"client-{self.id}"
-        )
+        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``), as the
+        operator role: signed with the deployment's key (which must exist: nodes ignore anything
+        else), or sent with the operator's broker account. A task command must name a task the
+        orchestrator knows (``OrchestratorError`` otherwise)."""
+        if task_id is not None and cmd_task != CmdTask.NO_CMD:
+            self.result(task_id)  # refused by the orchestrator when the task does not exist
+        if self._attribution is None:
+            self._attribution = Attribution(
+                self.topology.ns, "operator", load_key(self.settings, create=False), self.transport.user
+            )
+        source, signer = f"client-{self.id}", self._attribution
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 
     # -- watching ------------------------------------------------------------------------------
     def _ensure_watch_queue(self) -> str:

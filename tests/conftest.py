@@ -1,11 +1,13 @@
 """Shared fixtures: which RabbitMQ broker the integration tests use, and per-test isolation.
 
-Broker selection, resolved once per session:
+Broker selection, resolved once per session (per xdist worker):
 
-1. ``SUSTAINML_TEST_BROKER_URL`` if set (testcontainers is then never imported);
-2. else a throwaway ``rabbitmq:3.10-management`` container when a Docker engine answers (and
-   can start it: an engine that cannot pull the image falls back to the local broker);
-3. else a broker listening on 127.0.0.1:5672 (guest/guest);
+1. ``SUSTAINML_TEST_BROKER_URL`` if set;
+2. else, with ``SUSTAINML_TEST_BROKER=container``, a throwaway broker container from the local
+   RabbitMQ image (``tools/build-images`` builds it) through testcontainers; when that cannot
+   work (no engine, image not built) the run stops at once with one line saying what to do;
+3. else (the default, ``SUSTAINML_TEST_BROKER=local``) a broker listening on 127.0.0.1:5672
+   (guest/guest);
 4. else skip, or fail when ``CI`` is set: a skipped integration suite must not pass as green.
 """
 
@@ -18,9 +20,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
-import pika
 import pytest
 
 from sustainml.config import Settings
@@ -43,26 +43,25 @@ from tests.support import broker_cleanup  # noqa: E402  (needs the path above)
 broker_cleanup.record()  # every t-* namespace this session uses is swept at its end
 
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
+BROKER_MODE_ENV = "SUSTAINML_TEST_BROKER"  # local (default) | container
 LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-CONTAINER_IMAGE = "rabbitmq:3.10-management"
 
 
-def _docker_engine_answers() -> bool:
-    """True when the docker SDK imports and the engine answers a ping (a bare CLI is not enough)."""
-    try:
-        import docker
-    except ImportError:
-        return False
-    try:
-        client = docker.from_env()
-    except Exception:
-        return False
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-    finally:
-        client.close()
+def _broker_mode() -> str:
+    mode = os.environ.get(BROKER_MODE_ENV, "local").strip().lower() or "local"
+    if mode not in ("local", "container"):
+        raise pytest.UsageError(f"{BROKER_MODE_ENV}={mode!r}: expected 'local' or 'container'")
+    return mode
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Asked for container brokers but none can start: one line now, not an error per test.
+    if _broker_mode() == "container" and not os.environ.get(BROKER_ENV):
+        from tests.support import containers
+
+        reason = containers.unavailable_reason("rabbitmq")
+        if reason:
+            raise pytest.UsageError(f"{BROKER_MODE_ENV}=container: {reason}")
 
 
 def _tcp_open(host: str, port: int, timeout: float) -> bool:
@@ -80,40 +79,18 @@ def amqp_url() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    if _docker_engine_answers():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # testcontainers' own deprecations
-            try:
-                from testcontainers.community.rabbitmq import RabbitMqContainer
-            except ImportError:
-                from testcontainers.rabbitmq import RabbitMqContainer
-        container = RabbitMqContainer(CONTAINER_IMAGE)
-        try:
-            container.start()
-        except Exception as exc:  # an engine that cannot pull (offline): the local broker, if any
-            if not _tcp_open("127.0.0.1", 5672, 1.0):
-                raise
-            warnings.warn(f"no RabbitMQ container ({exc}); using 127.0.0.1:5672", stacklevel=1)
-            yield LOCAL_BROKER_URL
-            return
-        try:
-            params = container.get_connection_params()
-            creds = params.credentials
-            assert isinstance(creds, pika.PlainCredentials)
-            vhost = quote(params.virtual_host, safe="")
-            yield (
-                f"amqp://{quote(creds.username, safe='')}:{quote(creds.password, safe='')}"
-                f"@{params.host}:{params.port}/{vhost}"
-            )
-        finally:
-            container.stop()
+    if _broker_mode() == "container":
+        from tests.support import containers
+
+        with containers.rabbitmq_container() as url:
+            yield url
         return
     if _tcp_open("127.0.0.1", 5672, 1.0):
         yield LOCAL_BROKER_URL
         return
     reason = (
-        f"no RabbitMQ broker for integration tests: set {BROKER_ENV}, start a Docker engine, "
-        "or run `rabbitmq-server -detached` on 127.0.0.1:5672"
+        f"no RabbitMQ broker for integration tests: set {BROKER_ENV}, {BROKER_MODE_ENV}=container "
+        "(after `tools/build-images`), or run `rabbitmq-server -detached` on 127.0.0.1:5672"
     )
     if os.environ.get("CI"):
         pytest.fail(reason)

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sustainml import __version__
 from sustainml.api.events import EventHub
 from sustainml.api.metrics import ApiMetrics
-from sustainml.api.security import BodyLimit, RequestCounter, TokenCheck
+from sustainml.api.security import BodyLimit, RequestCounter, SiteGuard, TokenCheck
 from sustainml.config import Settings
 from sustainml.messages import MessageError, TaskId
 from sustainml.orchestrator.core import Orchestrator, SubmitError
@@ -113,9 +113,11 @@ def create_app(
     orchestrator: Orchestrator,
     *,
     on_terminate: Callable[[], None] | None = None,
+    bound_hosts: tuple[str, ...] = (),
 ) -> FastAPI:
-    """The API of a started orchestrator. ``on_terminate`` is what ``GET /terminate`` calls (the
-    CLI stops the orchestrator and the server; default: ``orchestrator.stop``)."""
+    """The API of a started orchestrator. ``on_terminate`` is what ``POST /terminate`` calls (the
+    CLI stops the orchestrator and the server; default: ``orchestrator.stop``). ``bound_hosts``:
+    the address the server listens on, also accepted as ``Host``."""
     from sustainml.api import compat, v1
 
     metrics = ApiMetrics(orchestrator)
@@ -163,6 +165,15 @@ def create_app(
     async def on_message_error(request: Request, exc: MessageError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=422)
 
+    @app.exception_handler(UnicodeError)
+    async def on_unicode_error(request: Request, exc: UnicodeError) -> JSONResponse:
+        # Only input can carry such text (JSON allows "\ud800"; UTF-8 cannot encode it): the
+        # request is at fault, not the server.
+        return JSONResponse(
+            {"error": "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"},
+            status_code=422,
+        )
+
     @app.exception_handler(SubmitError)
     async def on_submit_error(request: Request, exc: SubmitError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=422)
@@ -186,6 +197,12 @@ def create_app(
         auth=app.state.ctx.auth,
     )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    app.add_middleware(
+        SiteGuard,
+        allowed_hosts=(*settings.host_allowlist, *bound_hosts),
+        cors_origins=tuple(origins),
+        upload_paths=(UPLOAD_PATH,),
+    )
     if origins:
         app.add_middleware(
             CORSMiddleware,

@@ -2,7 +2,7 @@
 
 The linear form is the one Cloud Carbon Footprint (after Etsy's Cloud Jewels) uses for servers:
 power rises linearly from the idle draw to the rated maximum with utilisation
-(docs/estimation.md). ``idle_w`` and ``tdp_w`` come from the hardware catalogue
+(docs/estimation.md, "Power"). ``idle_w`` and ``tdp_w`` come from the hardware catalogue
 (``local-cpu``: RAPL when readable, else the Green Algorithms per-core estimate).
 
 Default utilisation per device class (``DEFAULT_UTILISATION``), i.e. the average fraction of the
@@ -11,7 +11,7 @@ idle-to-TDP range drawn *while an inference runs*:
 - 0.5 for every class that serves requests (cloud GPUs, server CPUs, edge boards, mobile SoCs, PIM,
   FPGA boards, this machine): Cloud Carbon Footprint's average-utilisation fallback of 50 %
   (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode of 50 % of TDP
-  (docs/estimation.md). A single small-batch inference rarely saturates a
+  (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
   large accelerator, and a busy server interleaves several; half the dynamic range is the
   published middle ground, not a measurement.
 - 1.0 for ``embedded`` micro-controllers: they have no power management worth modelling while

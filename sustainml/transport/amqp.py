@@ -338,8 +338,9 @@ def _queue_arguments(spec: QueueSpec) -> dict[str, Any]:
     return args
 
 
-def _to_properties(message: Message) -> BasicProperties:
+def _to_properties(message: Message, user_id: str | None) -> BasicProperties:
     return BasicProperties(
+        user_id=user_id,
         content_type=message.content_type,
         headers=dict(message.headers),
         delivery_mode=2 if message.persistent else 1,
@@ -374,6 +375,7 @@ def _to_message(props: BasicProperties, body: bytes) -> Message:
         expiration_ms=expiration,
         persistent=props.delivery_mode == 2,
         content_type=props.content_type or "",
+        user_id=props.user_id,
     )
 
 
@@ -509,6 +511,12 @@ class AmqpTransport(Transport):
         self._op_timeout = op_timeout
         self._max_in_flight = max(1, max_in_flight)
         self._params = self._build_params(url)
+        # Stamped on every publish: the broker checks it against the login, so receivers can
+        # trust it (None with EXTERNAL, certificate-based, authentication).
+        credentials = self._params.credentials
+        self._user_id: str | None = (
+            credentials.username if isinstance(credentials, pika.PlainCredentials) else None
+        )
 
         self._state_lock = threading.RLock()  # never held while waiting for the I/O thread
         self._connect_lock = threading.Lock()
@@ -574,6 +582,11 @@ class AmqpTransport(Transport):
         params.socket_timeout = max(1.0, min(10.0, self._connect_timeout))
         params.stack_timeout = max(2.0, min(15.0, self._connect_timeout))
         return params
+
+    @property
+    def user(self) -> str | None:
+        """The broker login this transport publishes as (its messages' user-id)."""
+        return self._user_id
 
     @property
     def url(self) -> str:
@@ -1225,7 +1238,7 @@ class AmqpTransport(Transport):
         if self._publishing_stopped or not self._started:
             fut.set_exception(ConnectionLost(f"publish to {exchange!r}: the transport is not connected"))
             return fut
-        props = _to_properties(message)
+        props = _to_properties(message, self._user_id)
         # The window bounds memory and confirm latency; the I/O thread itself must never wait.
         if not self._on_io_thread():
             with self._window_cv:

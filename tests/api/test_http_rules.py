@@ -48,8 +48,8 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
         ("POST", "/cancel", None),
         ("POST", "/v1/tasks/1/1/cancel", None),
         ("POST", "/v1/tasks/1/1/iterate", {}),
-        ("GET", "/terminate", None),
-        ("GET", "/shutdown", None),
+        ("POST", "/terminate", None),
+        ("POST", "/shutdown", None),
     ):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             r = c.request(method, path, json=payload, headers=headers)
@@ -71,14 +71,17 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
     assert c.post("/results", json={"node_id": 9, "timeout": 20}).status_code == 200
     assert c.get("/v1/tasks").status_code == 200
     assert c.post("/hf_models_info", json={"model_ids": ["resnet-50"]}).status_code == 200
-    t = c.get("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
+    refused = c.get("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert secured.terminations == []  # a GET never changes state
+    t = c.post("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
     assert t.json() == {"message": "Terminating...<br>"}
     wait_until(lambda: len(secured.terminations) == 1, 5, "the terminate callback")
     assert TOKEN not in caplog.text  # never logged
 
 
 def test_terminate_without_token_is_loopback_only(mem_api: Running) -> None:
-    r = mem_api.client.get("/shutdown")
+    r = mem_api.client.post("/shutdown")
     assert r.status_code == 200 and r.json() == {"message": "Terminating...<br>"}
     wait_until(lambda: len(mem_api.terminations) == 1, 5, "the terminate callback")
     # the same rule, for a client address that is not loopback

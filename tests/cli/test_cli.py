@@ -28,7 +28,9 @@ def test_embedded_submit_prints_the_complete_result_as_json() -> None:
         assert result[stage.node]["task_id"] == {"problem_id": 1, "iteration_id": 1}
     assert isinstance(result["ML_MODEL_METADATA"]["keywords"], list)
     assert isinstance(result["HW_CONSTRAINTS"]["extra_data"], dict)
-    assert result["HW_CONSTRAINTS"]["hardware_required"] == ["PIM_AI_1chip"]
+    assert result["HW_CONSTRAINTS"]["hardware_required"] == ["auto"]  # chosen among server devices
+    allowed = result["HW_CONSTRAINTS"]["extra_data"]["allowed_hardware"]
+    assert result["HW_RESOURCES"]["hw_description"] in allowed
     assert result["CARBON_FOOTPRINT"]["carbon_intensity"] > 0
 
 

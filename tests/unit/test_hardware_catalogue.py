@@ -59,7 +59,7 @@ def test_at_least_25_devices_covering_every_class() -> None:
     catalogue = hardware()
     assert len(catalogue) >= 25
     classes = {h.device_class for h in catalogue}
-    assert classes == {"cloud", "server-cpu", "edge", "mobile", "embedded", "pim", "fpga", "local"}
+    assert classes == {"cloud", "server-cpu", "desktop", "edge", "mobile", "embedded", "pim", "fpga", "local"}
     names = {h.name for h in catalogue}
     for wanted in ("V100", "A100", "A100-80GB", "H100", "H100-SXM", "H200", "L4", "T4", "A10", "L40S"):
         assert wanted in names

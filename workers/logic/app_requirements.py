@@ -4,9 +4,12 @@ The work is done by :mod:`sustainml.workers.logic.requirements` (see its modules
 units and precedence rules). Output:
 
 - ``app_requirements``: normalised ``key=value`` strings sorted by key, e.g. ``deployment=edge``,
-  ``max_latency_ms=50``; numeric keys start with ``max_``/``min_`` so ``common.parse_requirements``
-  reads them back as floats (ML_MODEL uses ``max_model_size_mb`` and ``max_latency_ms``,
-  HW_RESOURCES ``max_latency_ms``);
+  ``max_latency_ms=50``, ``hardware=A100``, ``num_devices=8``; limits start with ``max_``/``min_``
+  so ``common.parse_requirements`` reads them back as floats (ML_MODEL uses ``max_model_size_mb``
+  and ``max_latency_ms``, HW_RESOURCES ``max_latency_ms``); the workload facts (``hardware``,
+  ``num_devices``, ``region``, ``training_hours``, tokens, ...) are typed in ``extra_data``;
+- ``region``: ``UserInput.geo_location_region`` when set wins over ``extra_data.region`` and the
+  text;
 - ``extra_data``: ``requirements`` (the same, typed), ``evidence`` (per key the text span it came
   from: ``text``, ``start``, ``end``, ``source`` = description | definition | extra_data, and the
   extra_data ``field``), ``contradictions`` and ``overridden`` (text findings an explicit extra_data
@@ -31,6 +34,7 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, app_requiremen
         user_input.problem_short_description,
         user_input.problem_definition,
         user_input.get_extra(),
+        region=user_input.geo_location_region,
     )
     app_requirements.app_requirements = found.strings()
     app_requirements.set_extra(found.extra())

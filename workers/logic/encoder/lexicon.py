@@ -81,7 +81,7 @@ _CLASSES: Final[dict[str, str]] = {
     "LANGUAGE": (
         "english spanish french german italian portuguese dutch chinese japanese korean arabic russian "
         "hindi catalan basque greek polish swedish finnish turkish czech swahili vietnamese ukrainian "
-        "norwegian latin language multilingual cross-lingual bilingual"
+        "norwegian latin multilingual cross-lingual bilingual"
     ),
     "TRANSLATE": "translate translation translated localise localize localisation",
     "CLASS": (

@@ -6,9 +6,15 @@ Kinds decide how several findings of one key combine:
 - ``min``: a lower limit (float); the stricter = largest value wins.
 - ``enum``: one value out of ``values``, listed most constraining first; the first listed wins.
 - ``set``: any number of ``values`` (sorted list); findings are united, never contradict.
+- ``count``: a whole number describing the workload (devices, epochs, tokens ...), not a limit; the
+  first mention wins and a different value elsewhere is reported as a contradiction.
+- ``quantity``: the same for a real number (hours, seconds).
+- ``text``: a name as written (a device, a place); first mention wins, others are contradictions.
 
-Numeric keys all start with ``max_`` or ``min_``: ``workers/logic/common.py`` ``parse_requirements``
-reads those back as floats from the ``key=value`` strings.
+Limits start with ``max_`` or ``min_``: ``workers/logic/common.py`` ``parse_requirements`` reads
+those back as floats from the ``key=value`` strings. ``count`` and ``quantity`` keys come back from
+there as strings; read them typed from ``Extraction.requirements`` or
+``AppRequirements.extra_data["requirements"]`` (counts are ``int``, quantities ``float``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Kind = Literal["max", "min", "enum", "set"]
+Kind = Literal["max", "min", "enum", "set", "count", "quantity", "text"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,12 @@ class KeySpec:
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("max", "min")
+        return self.kind in ("max", "min", "count", "quantity")
+
+    @property
+    def first_wins(self) -> bool:
+        """Workload facts: the first mention is the value, a different one is a contradiction."""
+        return self.kind in ("count", "quantity", "text")
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind, "unit": self.unit, "description": self.description}
@@ -167,6 +178,95 @@ KEYS: Final[dict[str, KeySpec]] = {
         ),
         KeySpec("explainability", "enum", "", "predictions must be explainable/interpretable", ("required",)),
         KeySpec("gpu", "enum", "", "GPU at inference: none ('no GPU', 'CPU only') or available", GPU),
+        # -- the workload: what the user has or plans, not limits --------------------------------
+        KeySpec(
+            "hardware",
+            "text",
+            "device name",
+            "the device named for training or inference, in its usual spelling ('8 A100s' -> A100, "
+            "'a Jetson Orin' -> Jetson Orin, 'our laptops' CPUs' -> laptop CPU); the first one named",
+        ),
+        KeySpec(
+            "num_devices",
+            "count",
+            "devices",
+            "how many of the device ('8 A100s' -> 8, 'a T4' -> 1, 'a cluster of 32 GPUs' -> 32); an "
+            "article counts one for accelerators and boards, not for CPUs",
+        ),
+        KeySpec(
+            "region",
+            "text",
+            "place",
+            "where the compute is: a country or continent (the region catalogue's name: 'in Germany' -> "
+            "Germany), a city or US state as written ('Frankfurt'), or a cloud region ('us-east-1'); "
+            "UserInput.geo_location_region wins over the text",
+        ),
+        KeySpec(
+            "training_hours",
+            "quantity",
+            "h (wall clock)",
+            "length of a training run ('for 3 days' -> 72, 'two weeks' -> 336, 'a month' -> 720)",
+        ),
+        KeySpec(
+            "training_tokens", "count", "tokens", "tokens seen in training ('2 trillion tokens' -> 2e12)"
+        ),
+        KeySpec(
+            "model_parameters",
+            "count",
+            "parameters",
+            "size of the model meant ('a 7B model' -> 7e9); a size inside a model name ('Llama-2-7b', "
+            "'Mistral 7B') is a name, not read; a bound ('under 10M parameters') is max_parameters",
+        ),
+        KeySpec(
+            "training_samples",
+            "count",
+            "examples",
+            "training examples ('50k images' -> 50000, '20,000 customer records'); rates per period are "
+            "throughput, not samples",
+        ),
+        KeySpec("epochs", "count", "epochs", "passes over the training data ('10 epochs')"),
+        KeySpec(
+            "input_tokens",
+            "count",
+            "tokens/request",
+            "prompt or context length per request ('2,000-token prompts', '8k-token reports')",
+        ),
+        KeySpec(
+            "output_tokens",
+            "count",
+            "tokens/request",
+            "generated length per request ('500-token answers', 'replies up to 300 tokens')",
+        ),
+        KeySpec(
+            "batch_size", "count", "items", "batch size ('batch 32', 'batches of 8', 'batch size of 64')"
+        ),
+        KeySpec(
+            "diffusion_steps",
+            "count",
+            "steps",
+            "sampling steps of an image generator ('30 steps', '50 denoising steps'); training steps "
+            "are not read",
+        ),
+        KeySpec(
+            "image_resolution",
+            "count",
+            "pixels on a side",
+            "input or output image size as the side of the square with the same pixel count: "
+            "'1024x1024' -> 1024, '1920x1080' or '1080p' -> 1440, '4K video' -> 2880",
+        ),
+        KeySpec(
+            "audio_seconds",
+            "quantity",
+            "s/request",
+            "length of one audio input or output ('30-second voice notes' -> 30, 'calls last about 5 "
+            "minutes' -> 300)",
+        ),
+        KeySpec(
+            "audio_seconds_per_day",
+            "quantity",
+            "s/day",
+            "audio volume per day, not per request ('one hour of audio a day' -> 3600; per week / 7)",
+        ),
     )
 }
 
@@ -179,4 +279,13 @@ RULES: Final[dict[Kind, str]] = {
     "min": "stricter minimum: the largest value",
     "enum": "most constraining value, in the order of the key's values",
     "set": "union",
+    "count": "first mentioned",
+    "quantity": "first mentioned",
+    "text": "first mentioned",
 }
+
+#: Rule of the cross-key contradiction between a device-side deployment and a data-centre device.
+DEVICE_SIDE_RULE: Final = (
+    "a device-side deployment (edge, mobile, embedded, browser) does not run on a data-centre "
+    "accelerator: both kept, say which is meant"
+)

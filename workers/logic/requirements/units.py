@@ -5,7 +5,7 @@ Conventions (documented in the configuration reply too):
 - Numbers: ``1,000`` / ``10,000,000`` / ``40 000`` (comma or space, then groups of exactly three
   digits) are thousands separators;
   any other comma is a decimal comma (``0,5 s`` = 0.5 s, ``1,5 GB`` = 1.5 GB). Suffixes ``k``/``K``
-  = 1e3, ``M`` = 1e6, ``B``/``bn`` = 1e9, and the words thousand/million/billion.
+  = 1e3, ``M`` = 1e6, ``B``/``bn`` = 1e9, ``T`` = 1e12, and the words thousand/million/billion/trillion.
 - Sizes: binary multiples, as ``workers/logic/tables.py`` ``SIZE_UNIT_MB`` (1 GB = 1024 MB,
   1 KB = 1/1024 MB), because "fits in 2 GB" of device memory means 2048 MB.
 - Periods: throughput is normalised per second; energy and carbon budgets per day (a month is 30
@@ -33,7 +33,7 @@ NUMBER: Final = (
     r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,])|\d+(?:[.,]\d+)?|\.\d+)"
 )
 #: Multiplier right after a number ("10k", "1.2M", "1.5B", "3 million"); "MB", "kg" are units.
-MULTIPLIER: Final = r"(?:\s?(?:thousand|million|billion)\b|(?:k|K|M|B|bn)(?![A-Za-z]))"
+MULTIPLIER: Final = r"(?:\s?(?:thousand|million|billion|trillion)\b|(?:k|K|M|B|bn|T)(?![A-Za-z]))"
 #: Spelled-out small numbers (time and battery-life phrases only, always with a bound or context).
 WORD_NUMBER: Final = (
     r"(?:half an?|a couple of|a few|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
@@ -48,6 +48,8 @@ _MULTIPLIERS: Final[dict[str, float]] = {
     "b": 1e9,
     "bn": 1e9,
     "billion": 1e9,
+    "t": 1e12,
+    "trillion": 1e12,
 }
 
 _WORD_NUMBERS: Final[dict[str, float]] = {
@@ -81,7 +83,7 @@ _WORD_NUMBERS: Final[dict[str, float]] = {
 
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SPACED_THOUSANDS = re.compile(r"^\d{1,3}(?:[ \u00a0\u202f]\d{3})+$")
-_WITH_MULTIPLIER = re.compile(r"^(?P<num>[\d.,]+)\s?(?P<mult>thousand|million|billion|k|m|b|bn)?$")
+_WITH_MULTIPLIER = re.compile(r"^(?P<num>[\d.,]+)\s?(?P<mult>thousand|million|billion|trillion|k|m|b|bn|t)?$")
 
 
 def parse_number(text: str) -> float:
