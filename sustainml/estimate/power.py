@@ -8,12 +8,12 @@ power rises linearly from the idle draw to the rated maximum with utilisation
 Default utilisation per device class (``DEFAULT_UTILISATION``), i.e. the average fraction of the
 idle-to-TDP range drawn *while an inference runs*:
 
-- 0.5 for every class that serves requests (cloud GPUs, server CPUs, laptop/desktop CPUs, edge
-  boards, mobile SoCs, PIM, FPGA boards, this machine): Cloud Carbon Footprint's
-  average-utilisation fallback of 50 % (LBNL 2016 US data-centre energy report) and CodeCarbon's
-  "constant" CPU mode of 50 % of TDP (docs/estimation.md, "Power"). A single small-batch
-  inference rarely saturates a large accelerator, and a busy server interleaves several; half the
-  dynamic range is the published middle ground, not a measurement.
+- 0.5 for every class that serves requests (cloud GPUs, server CPUs, laptop and desktop CPUs, edge
+  boards, mobile SoCs, PIM, FPGA boards, this machine): Cloud Carbon Footprint's average-utilisation
+  fallback of 50 % (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode
+  of 50 % of TDP (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
+  large accelerator, and a busy server interleaves several; half the dynamic range is the
+  published middle ground, not a measurement.
 - 1.0 for ``embedded`` micro-controllers: they have no power management worth modelling while
   computing and run the inference loop at full clock (assumption; their whole range is a few
   hundred mW, so the choice barely moves any total).

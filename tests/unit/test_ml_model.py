@@ -423,7 +423,8 @@ def test_model_from_goal() -> None:
     fitting = sorted(
         m.name
         for m in models().for_goal("summarization")
-        if "transformer" in m.family.casefold() and m.weights_mb_fp32 <= a100
+        if "transformer" in m.family.casefold()
+        and m.parameters * rl.PRECISION_BYTES[m.default_precision] / 1e6 <= a100
     )
     assert {"bart-large-cnn", "t5-small"} <= set(fitting)
     assert body == {"models": ", ".join(fitting)}

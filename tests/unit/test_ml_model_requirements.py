@@ -167,3 +167,17 @@ def test_generative_models_are_costed_per_answer() -> None:
     assert "500 generated tokens" in first["method"]
     short = run("text-generation", ["A100"], model_selected="llama-2-7b-chat", output_tokens=50)
     assert short.get_extra()["candidates"][0]["quick_latency_s"] < first["quick_latency_s"] / 5
+
+
+def test_every_catalogue_model_can_be_screened_on_a_gpu_and_a_cpu() -> None:
+    """Each entry, graph-built or analytic, gets a finite screening latency and memory figure."""
+    from sustainml.catalogue import hardware
+
+    ctx = _ctx("text-generation")
+    for device in (hardware().get("H100"), hardware().get("T4")):
+        for entry in models():
+            for goal in entry.goals:
+                ctx.goal = goal
+                fit = ml_model.device_fit(entry, device, ctx)
+                assert 0 < fit.latency_s < 1e6, (entry.name, goal, device.name)
+                assert ml_model.memory_needed_mb(entry, ctx, entry.default_precision)[0] > 0, entry.name

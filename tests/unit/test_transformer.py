@@ -367,3 +367,74 @@ def test_describe_and_human() -> None:
     assert "8 experts, 2 active" in text and "8 KV heads" in text
     assert tf.human(12_900_000_000) == "12.9 B"
     assert tf.human(335_000_000) == "335 M"
+
+
+def test_from_hf_config_qwen2_gemma2_whisper_bart() -> None:
+    # Values as in each repository's config.json on huggingface.co
+    qwen = tf.from_hf_config(
+        {
+            "model_type": "qwen2",
+            "num_hidden_layers": 28,
+            "hidden_size": 3584,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "intermediate_size": 18944,
+            "vocab_size": 152064,
+            "max_position_embeddings": 131072,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+        }
+    )
+    assert qwen.qkv_bias and qwen.parameters() == pytest.approx(7.61e9, rel=0.02)  # Qwen2.5-7B card
+    gemma = tf.from_hf_config(
+        {
+            "model_type": "gemma2",
+            "num_hidden_layers": 42,
+            "hidden_size": 3584,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 8,
+            "head_dim": 256,
+            "intermediate_size": 14336,
+            "vocab_size": 256000,
+            "max_position_embeddings": 8192,
+            "hidden_activation": "gelu_pytorch_tanh",
+        }
+    )
+    assert gemma.dim_head == 256 and gemma.parameters() == pytest.approx(9.24e9, rel=0.02)  # gemma-2-9b card
+    whisper = tf.from_hf_config(
+        {
+            "model_type": "whisper",
+            "encoder_layers": 4,
+            "decoder_layers": 4,
+            "d_model": 384,
+            "encoder_attention_heads": 6,
+            "encoder_ffn_dim": 1536,
+            "vocab_size": 51865,
+            "max_target_positions": 448,
+            "is_encoder_decoder": True,
+            "activation_function": "gelu",
+        }
+    )
+    assert whisper.kind == "encoder-decoder" and whisper.n_decoder_layers == 4
+    bart = tf.from_hf_config(
+        {
+            "model_type": "bart",
+            "encoder_layers": 12,
+            "decoder_layers": 12,
+            "d_model": 1024,
+            "encoder_attention_heads": 16,
+            "encoder_ffn_dim": 4096,
+            "vocab_size": 50265,
+            "max_position_embeddings": 1024,
+            "is_encoder_decoder": True,
+            "activation_function": "gelu",
+        }
+    )
+    assert bart.parameters() == pytest.approx(406e6, rel=0.02)  # facebook/bart-large (406 M)
+
+
+def test_a_config_that_is_not_a_transformer_is_refused_naming_the_field() -> None:
+    with pytest.raises(tf.ArchitectureError, match=r"config.json.layers: required"):
+        tf.from_hf_config({"model_type": "resnet", "depths": [3, 4, 6, 3]})
+    with pytest.raises(tf.ArchitectureError, match="expected a JSON object"):
+        tf.from_hf_config([1, 2])  # type: ignore[arg-type]

@@ -1582,7 +1582,12 @@ def _model_from_goal(req: RequestType, res: ResponseType, args: list[str]) -> No
             return
         if family and "fpga" in hw_name.casefold() and fold(family) in ("cnns", "cnn"):
             chosen = _unets() or chosen  # upstream: CNNs on an FPGA list the U-Net models
-        chosen = [m for m in chosen if m.weights_mb_fp32 <= device.memory_gb * 1000.0]
+        # weights at the precision each model is released in (fp32 for the small graph-built ones)
+        chosen = [
+            m
+            for m in chosen
+            if m.parameters * rl.PRECISION_BYTES[m.default_precision] / 1e6 <= device.memory_gb * 1000.0
+        ]
     if family:
         want = fold(family).removesuffix("s")
         chosen = [m for m in chosen if want and want in fold(m.family)]
@@ -1620,7 +1625,7 @@ def _card(m: ModelEntry, score: float, goal: str) -> dict[str, Any]:
         "downloads": 0,
         "likes": 0,
         "pipeline_tag": goal if goal in m.goals else m.goals[0],
-        "library_name": "onnx",
+        "library_name": "analytic" if m.analytic else "onnx",
         "tags": sorted({*m.goals, m.modality, m.family, *m.aliases}),
         "cardData": {
             "license": m.licence,
