@@ -181,3 +181,12 @@ def test_every_catalogue_model_can_be_screened_on_a_gpu_and_a_cpu() -> None:
                 fit = ml_model.device_fit(entry, device, ctx)
                 assert 0 < fit.latency_s < 1e6, (entry.name, goal, device.name)
                 assert ml_model.memory_needed_mb(entry, ctx, entry.default_precision)[0] > 0, entry.name
+
+
+def test_models_no_stage_can_cost_are_listed_not_proposed() -> None:
+    out = run("tabular-regression", ["T4"])
+    assert out.model in {"mlp-california", "ft-transformer-california"}
+    reasons = {e["model"]: e for e in out.get_extra()["excluded"]}
+    assert reasons["catboost-california"]["constraint"] == "costing"
+    with pytest.raises(ValueError, match=r"model_selected: catboost-california .* cannot estimate it"):
+        run("tabular-regression", ["T4"], model_selected="catboost-california")
