@@ -190,3 +190,18 @@ def test_models_no_stage_can_cost_are_listed_not_proposed() -> None:
     assert reasons["catboost-california"]["constraint"] == "costing"
     with pytest.raises(ValueError, match=r"model_selected: catboost-california .* cannot estimate it"):
         run("tabular-regression", ["T4"], model_selected="catboost-california")
+
+
+def test_a_model_named_in_the_description_is_honoured() -> None:
+    out = run(
+        "question-answering",
+        ["H100"],
+        problem_short_description="answer customer questions with Llama 2 7B chat on 4 H100s",
+        num_devices=4,
+    )
+    assert out.model == "llama-2-7b-chat" and out.get_extra()["selected_by"] == "description"
+    assert ml_model.named_in_text("serve meta-llama/Llama-3.1-70B-Instruct") is models().get(
+        "llama-3.1-70b-instruct"
+    )
+    assert ml_model.named_in_text("transcribe what people whisper in a bloom of noise") is None
+    assert ml_model.named_in_text("fine-tune a 7B chat model on 8 A100s") is None

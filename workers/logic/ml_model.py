@@ -19,6 +19,9 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
      (``hw_resources.user_model_dirs``): costed analytically (``estimate.transformer``).
    - ``model_parameters`` ("a 7B model"): the goal's models within ``SIZE_BAND`` (1.35x) of that
      size compete in the ranking; none of that size -> refused with the nearest sizes.
+   - A catalogue name or alias written in the description ("... with Llama-3.1-70B-Instruct on 4
+     H100s") counts as ``model_selected`` when none is given (``selected_by: description``):
+     spans of up to 4 words with a digit, '-' or '/' (so "whisper" or "bloom" as words are not).
    - A description asking for chat ("chat", "assistant", "instruct") keeps chat/instruction models
      of a text-generation goal when there are any.
 2. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
@@ -271,6 +274,11 @@ def task_callback(
     selected_by = "ranking"
     wanted = str(options.get("model_selected") or "").strip()
     arch_entry = user_architecture_entry(options, goal)
+    if not wanted and arch_entry is None:
+        named = named_in_text(" ".join(str(options.get(k) or "") for k in DESCRIPTION_KEYS))
+        if named is not None and costable(named):
+            wanted = named.name
+            extra["model_named_in_description"] = named.name
     pool: list[ModelEntry]
     if arch_entry is not None:
         pool, selected_by = [arch_entry], "architecture"
@@ -295,7 +303,8 @@ def task_callback(
                 _excl(entry.name, "model_restrains", "model_selected is in model_restrains; chose by ranking")
             )
         else:
-            pool, selected_by = [entry], "model_selected"
+            pool = [entry]
+            selected_by = "description" if "model_named_in_description" in extra else "model_selected"
     else:
         pool = ctx.candidates(excluded)
         if ctx.model_parameters is not None:
@@ -681,9 +690,30 @@ def requested_languages(raw: Any) -> tuple[tuple[str, ...], bool]:
     return tuple(dict.fromkeys(codes)), multilingual
 
 
+DESCRIPTION_KEYS: Final = ("problem_short_description", "problem_definition", "description")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def named_in_text(text: str) -> ModelEntry | None:
+    """The catalogue model a description names ("... with a Llama-3.1-70B-Instruct model",
+    "Llama 2 7B chat"): the longest span of up to 4 words that is a catalogue name or alias and
+    looks like a model name (a digit, '-' or '/' in it, at least 4 characters), so common words
+    that are also aliases ("whisper", "bloom", "sam") are not taken for a model."""
+    tokens = _TOKEN.findall(text)
+    for size in (4, 3, 2, 1):
+        for i in range(len(tokens) - size + 1):
+            span = " ".join(tokens[i : i + size])
+            if len(span) < 4 or not re.search(r"[0-9/-]", span):
+                continue
+            entry = models().find(span)
+            if entry is not None:
+                return entry
+    return None
+
+
 def keywords_of(options: Mapping[str, Any]) -> list[str]:
     out = [str(k) for k in options.get("keywords") or [] if isinstance(k, str)]
-    for key in ("problem_short_description", "problem_definition", "description"):
+    for key in DESCRIPTION_KEYS:
         if isinstance(options.get(key), str):
             out.append(options[key])
     return out
