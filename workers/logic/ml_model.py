@@ -243,7 +243,7 @@ def task_callback(
         "goal": goal,
         "modality": ctx.modality_note,
         "batch_size": ctx.batch,
-        "precision": ctx.precision,
+        "precision": ctx.precision if ctx.precision_explicit else "each model's default_precision",
         "devices": ctx.device_note,
         "limits": ctx.limits_dict(),
         "ranking_rule": RANKING_RULE,
