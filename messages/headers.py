@@ -22,6 +22,8 @@ H_DEAD_QUEUE = "x-sustainml-dead-queue"  # queue it was taken from
 H_DEAD_EXCHANGE = "x-sustainml-dead-exchange"  # exchange it was published to
 H_DEAD_ROUTING_KEY = "x-sustainml-dead-routing-key"  # with this routing key
 H_WATCH_QUEUE = "watch_queue"  # submission: queue the orchestrator binds to the task's events
+H_ROLE = "x-sustainml-role"  # role of the sender (worker, orchestrator, operator, publisher)
+H_SIGNATURE = "x-sustainml-signature"  # "v1=<hex HMAC-SHA256>", see sustainml/attribution.py
 
 
 def new_traceparent(trace_id: str | None = None) -> str:

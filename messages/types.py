@@ -232,10 +232,34 @@ def packb(value: Any) -> bytes:
     return out
 
 
+# How the msgpack timestamp extension (type -1) starts: fixext 4, fixext 8, ext 8 of 12 bytes.
+# msgpack decodes it natively (``ext_hook`` never sees it), so it is looked for separately.
+_TIMESTAMP_MARKERS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
 def unpackb(data: bytes | bytearray | memoryview) -> Any:
-    """msgpack-decode one complete object: str keys or bytes keys only, no extension types, no
-    trailing bytes. Raises ``ValueError`` (or a msgpack exception) on anything else."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+    """msgpack-decode one complete object: str keys or bytes keys only, no extension types (the
+    timestamp extension included), no trailing bytes. Raises ``ValueError`` (or a msgpack
+    exception) on anything else."""
+    value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+    raw = bytes(data)
+    # 0xff never occurs in UTF-8 text: only bin payloads can hold these bytes by chance, and
+    # only then is the decoded value walked.
+    if any(marker in raw for marker in _TIMESTAMP_MARKERS):
+        _reject_timestamps(value)
+    return value
+
+
+def _reject_timestamps(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, msgpack.Timestamp):
+            raise ValueError("msgpack extension type -1 (timestamp) is not allowed")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def unpack_extra(data: bytes) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sustainml.attribution import Attribution, load_key
 from sustainml.config import Settings
 from sustainml.messages import (
     RECORD_TYPES,
@@ -68,6 +69,10 @@ class OrchestratorError(RuntimeError):
     """The orchestrator refused a request or could not be reached; the message says which."""
 
 
+class _NoAnswer(OrchestratorError):
+    """No reply within the timeout (a submission is then sent again with its key)."""
+
+
 @dataclass(frozen=True)
 class StageEvent:
     """One stage output seen on the watch queue."""
@@ -107,21 +112,27 @@ class Client:
         self.settings = settings or Settings.from_env()
         self.topology = Topology.of(self.settings)
         self._own_transport = transport is None
-        self.transport = transport or amqp_transport(self.settings, "client")
+        self.transport = transport or amqp_transport(self.settings, "client", retry_refused=False)
         self.transport.connect()
         self.id = uuid.uuid4().hex[:12]
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"client-{self.id}")
         self._watch_queue: str | None = None
+        self._watch_tag: str | None = None
         self._events: queue.Queue[StageEvent | TaskStateEvent] = queue.Queue()
         self._started = time.monotonic()
         self._tx = 0
         self._lock = threading.Lock()
         self._tracked: OrderedDict[TaskId, _Tracked] = OrderedDict()
         self._tracked_lock = threading.Lock()
+        self._attribution: Attribution | None = None  # made on first control(): needs the key
 
     def close(self) -> None:
         self._rpc.close()
         if self._watch_queue is not None:
+            # Cancelled before its queue is deleted: the broker then has no consumer of its own to
+            # cancel, which would race with the transport's close.
+            if self._watch_tag is not None:
+                self.transport.cancel(self._watch_tag)
             try:
                 self.transport.delete_queue(self._watch_queue)
             except Exception as exc:  # it also expires on its own (x-expires)
@@ -141,7 +152,7 @@ class Client:
         try:
             answer = self._rpc_call(request(op, **fields), headers or {}, timeout)
         except RpcTimeout:
-            raise OrchestratorError(
+            raise _NoAnswer(
                 f"the orchestrator did not answer within {timeout:g} s: is it running? "
                 "(`sustainml up` starts it with all workers; `sustainml orchestrator` alone)"
             ) from None
@@ -162,13 +173,31 @@ class Client:
             headers=headers,
         )
 
-    def submit(self, user_input: UserInput, *, watch: bool = False) -> TaskId:
+    def submit(
+        self, user_input: UserInput, *, watch: bool = False, idempotency_key: str | None = None
+    ) -> TaskId:
         """Submit a problem (or an iteration: set previous_iteration and
         extra_data.previous_problem_id). With ``watch`` the task's outputs arrive as
-        ``StageEvent``s for ``wait``/``events``."""
+        ``StageEvent``s for ``wait``/``events``.
+
+        Every submission carries an idempotency key (a new random one unless given): when the
+        orchestrator does not answer in time (it may be restarting) the same request is sent
+        again, for up to ``SUSTAINML_SUBMIT_TIMEOUT`` s, and the orchestrator returns the task the
+        key already created instead of creating a second one."""
         headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue(), H_WATCH_MODE: WATCH_DIRECT} if watch else None
         wire = to_wire(user_input)
-        reply = self._call("submit", headers=headers, user_input=wire)
+        key = idempotency_key or f"client-{uuid.uuid4().hex}"
+        deadline = time.monotonic() + self.settings.submit_timeout
+        while True:
+            try:
+                reply = self._call("submit", headers=headers, user_input=wire, idempotency_key=key)
+                break
+            except _NoAnswer as exc:
+                if time.monotonic() >= deadline:
+                    raise OrchestratorError(
+                        f"{exc} (submission {key} tried for {self.settings.submit_timeout:g} s)"
+                    ) from None
+                log.info("submission %s not answered; sending it again (same key)", key)
         task_id = from_wire(TaskId, reply["task_id"])
         if watch and user_input.previous_iteration == 0:
             # Stored as sent (an iteration's input is merged with its base by the orchestrator).
@@ -288,17 +317,25 @@ class Client:
         cmd_task: CmdTask = CmdTask.NO_CMD,
         task_id: TaskId | None = None,
     ) -> None:
-        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``)."""
-        publish_control(
-            self.transport, self.topology, target, cmd_node, cmd_task, task_id, f"client-{self.id}"
-        )
+        """Send a NodeControl to every replica of ``target`` (a node name, or ``all``), as the
+        operator role: signed with the deployment's key (which must exist: nodes ignore anything
+        else), or sent with the operator's broker account. A task command must name a task the
+        orchestrator knows (``OrchestratorError`` otherwise)."""
+        if task_id is not None and cmd_task != CmdTask.NO_CMD:
+            self.result(task_id)  # refused by the orchestrator when the task does not exist
+        if self._attribution is None:
+            self._attribution = Attribution(
+                self.topology.ns, "operator", load_key(self.settings, create=False), self.transport.user
+            )
+        source, signer = f"client-{self.id}", self._attribution
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 
     # -- watching ------------------------------------------------------------------------------
     def _ensure_watch_queue(self) -> str:
         if self._watch_queue is None:
             spec = self.topology.private_queue_spec("watch", self.id)
             self.transport.declare_queue(spec)
-            self.transport.consume(spec.name, self._on_watch, prefetch=256, concurrency=1)
+            self._watch_tag = self.transport.consume(spec.name, self._on_watch, prefetch=256, concurrency=1)
             self._watch_queue = spec.name
         return self._watch_queue
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sustainml.attribution import Attribution, Unattributed
 from sustainml.config import Settings
 from sustainml.deadletter import dead_letter
 from sustainml.messages import (
@@ -57,14 +58,24 @@ from sustainml.orchestrator.protocol import (
     TERMINAL_STATES,
     WATCH_DIRECT,
     RequestError,
+    SubmissionInvalid,
     TaskResult,
     pack,
     task_id_from,
     unpack,
+    validate_submission,
 )
 from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
-from sustainml.orchestrator.taskdb import StatusUpdate, StoredOutput, TaskDB, TaskKey, TaskRow, TaskState
-from sustainml.rpc import RpcClient, reply
+from sustainml.orchestrator.taskdb import (
+    StatusUpdate,
+    StoredOutput,
+    TaskDB,
+    TaskKey,
+    TaskRow,
+    TaskState,
+    check_submission_key,
+)
+from sustainml.rpc import ForeignQueue, RpcClient, check_own_queue, reply
 from sustainml.topology import (
     ALL_NODES_KEY,
     BASELINE_KINDS,
@@ -135,6 +146,7 @@ class Orchestrator:
         # through the default exchange; the others have a binding to the tasks exchange.
         self._watchers: dict[TaskId, tuple[str, bool]] = {}
         self.deadlines: DeadlineSweeper | None = None  # set by start() when stage_deadline > 0
+        self._attribution: Attribution | None = None  # set by start(): it needs the broker login
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -142,6 +154,7 @@ class Orchestrator:
             return
         self._started = True
         self.transport.connect()
+        self._attribution = Attribution.of(self.settings, "orchestrator", self.transport.user)
         declare_all(self.transport, self.topology)
         status_spec = self.topology.private_queue_spec(
             "status-monitor", self.id, (Binding(self.topology.status_exchange, ""),)
@@ -188,37 +201,109 @@ class Orchestrator:
 
     # -- submission ----------------------------------------------------------------------------
     def submit(
-        self, user_input: UserInput, *, watch_queue: str | None = None, watch_direct: bool = False
+        self,
+        user_input: UserInput,
+        *,
+        watch_queue: str | None = None,
+        watch_direct: bool = False,
+        idempotency_key: str | None = None,
     ) -> TaskId:
         """Allocate the task id (new problem, or the next iteration of one), store the input and
         start the task. ``watch_queue`` gets the task's events from its first one on: published
         straight to it through the default exchange with ``watch_direct``, else through a binding
-        to the tasks exchange made before the task starts (removed once it is over)."""
+        to the tasks exchange made before the task starts (removed once it is over).
+
+        ``idempotency_key``: a submission that carries the key of an earlier one (a redelivered
+        request after an orchestrator crash, a client's retry) creates nothing and returns the
+        task the first one created; if that task never reached its first stage (the crash came
+        between storing and publishing it), it is published again."""
+        if watch_queue is not None:
+            check_own_queue(self.topology, watch_queue, "watch_queue")
+        try:
+            validate_submission(user_input, self.settings.max_num_outputs)
+        except SubmissionInvalid as exc:
+            raise SubmitError(str(exc)) from None
         first = PIPELINE[0].node
+        if idempotency_key is not None:
+            try:
+                check_submission_key(idempotency_key)
+            except ValueError as exc:
+                raise SubmitError(str(exc)) from None
+            existing = self.db.find_submission(idempotency_key)
+            if existing is not None:  # checked before the base: "-1" may now name this task
+                return self._resubmitted(existing, watch_queue, watch_direct)
         # Created running, in the transaction that allocates the id: one commit per submission.
         if user_input.previous_iteration == 0:
-            key = self.db.create_problem(encode(user_input), state="running", current_stage=first)
+            created = self.db.submit_problem(
+                encode(user_input), idempotency_key=idempotency_key, state="running", current_stage=first
+            )
             base: TaskRow | None = None
         else:
             base = self._iteration_base(user_input)
             user_input = _inherit(_decode_user_input(base.user_input), user_input)
-            key = self.db.create_iteration(
-                base.problem_id, encode(user_input), base.iteration_id, state="running", current_stage=first
+            created = self.db.submit_iteration(
+                base.problem_id,
+                encode(user_input),
+                base.iteration_id,
+                idempotency_key=idempotency_key,
+                state="running",
+                current_stage=first,
             )
+        if not created.fresh:  # a concurrent copy of this submission won the race
+            return self._resubmitted(created.key, watch_queue, watch_direct)
+        key = created.key
         task_id = TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+        self._start_or_fail(task_id, user_input, base, watch_queue, watch_direct)
+        log.info("task %s started", task_id)
+        self._notify()
+        return task_id
+
+    def _start_or_fail(
+        self,
+        task_id: TaskId,
+        user_input: UserInput,
+        base: TaskRow | None,
+        watch_queue: str | None,
+        watch_direct: bool,
+    ) -> None:
         try:
             self._start(task_id, user_input, base, watch_queue, watch_direct)
         except Exception as exc:
             # The id is taken and stored: never leave the task looking started forever, and tell
             # a watcher (it may already have seen "running").
             error = f"could not start the task: {exc}"
-            self.db.set_state(key, "failed", error=error)
+            self.db.set_state(_key(task_id), "failed", error=error)
             with contextlib.suppress(TransportError, FutureTimeout):
-                self._publish_task_event(task_id, "failed", first, error).result(PUBLISH_TIMEOUT)
+                self._publish_task_event(task_id, "failed", PIPELINE[0].node, error).result(PUBLISH_TIMEOUT)
             self._forget_watcher(task_id)
             raise
-        log.info("task %s started", task_id)
-        self._notify()
+
+    def _resubmitted(self, key: TaskKey, watch_queue: str | None, watch_direct: bool) -> TaskId:
+        """A submission seen before: the task it created, started again only if it may never
+        have been published (still at its first stage with no output stored; a copy that did
+        arrive is a duplicate the first stage's output id makes harmless)."""
+        task_id = TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+        row = self.db.get_task(key)
+        if row is None:  # the key row and the task commit together: not expected
+            raise SubmitError(f"submission names task {task_id}, which does not exist")
+        if (
+            row.state is TaskState.RUNNING
+            and row.current_stage == PIPELINE[0].node
+            and not self.db.get_outputs(key)
+        ):
+            base = (
+                self.db.get_task(TaskKey(key.problem_id, row.base_iteration)) if row.base_iteration else None
+            )
+            self._start_or_fail(task_id, _decode_user_input(row.user_input), base, watch_queue, watch_direct)
+            log.info("task %s: submission seen again; published again", task_id)
+        else:
+            if watch_queue and row.state not in TERMINAL_STATES:
+                if watch_direct:
+                    with self._watch_lock:
+                        self._watchers[task_id] = (watch_queue, True)
+                else:
+                    self._bind_watcher(watch_queue, task_id)
+            log.info("task %s: submission seen again; not created twice", task_id)
         return task_id
 
     def _start(
@@ -248,6 +333,7 @@ class Orchestrator:
             correlation_id=task_id.key,
             traceparent=H.new_traceparent(),
         )
+        msg = self._signer().sign(msg)
         # Announced before the task is published, so watchers see events in order.
         self._publish_task_event(task_id, "running", PIPELINE[0].node, None)
         # Rides out a broker restart (republished after the reconnect; a copy that did arrive
@@ -322,8 +408,18 @@ class Orchestrator:
         except TransportError as exc:  # the queue expires on its own (x-expires)
             log.debug("watch queue %s not unbound: %s", queue, exc)
 
+    def _signer(self) -> Attribution:
+        if self._attribution is None:
+            raise RuntimeError("orchestrator not started")
+        return self._attribution
+
     # -- outputs -------------------------------------------------------------------------------
     def _on_result(self, delivery: Delivery) -> None:
+        try:  # nothing is stored that cannot be attributed to a worker (or an operator's replay)
+            self._signer().require(delivery.message, {"worker", "operator"}, "a stage output")
+        except Unattributed as exc:
+            self._dead_letter(delivery, str(exc))
+            return
         try:
             envelope = decode_task(delivery.message.body)
         except MessageError as exc:
@@ -466,6 +562,11 @@ class Orchestrator:
                 "task %s: ignoring num_outputs=%r (not an integer)", task_id, extra.get("num_outputs")
             )
             return None
+        if num_outputs > self.settings.max_num_outputs:  # checked at submit; a forged copy is capped
+            log.warning(
+                "task %s: num_outputs=%d capped to %d", task_id, num_outputs, self.settings.max_num_outputs
+            )
+            num_outputs = self.settings.max_num_outputs
         if num_outputs > 1:
             changes = {
                 "num_outputs": num_outputs - 1,
@@ -534,9 +635,14 @@ class Orchestrator:
         user_input.set_extra(ui_extra)
         user_input.previous_iteration = task_id.iteration_id
         user_input.task_id = None
+        if self.db.automatic_stopped(task_id.problem_id):
+            self._note(task_id, "automatic iterations stopped: a task of this problem was cancelled")
+            return
         try:
             nxt = self.submit(user_input)
             log.info("task %s: automatic iteration %s started", task_id, nxt)
+            if self.db.automatic_stopped(task_id.problem_id):  # cancelled while it was created
+                self.cancel(nxt)
         except (SubmitError, TransportError, FutureTimeout, MessageError) as exc:
             log.error("task %s: automatic iteration could not start: %s", task_id, exc)
             self._note(task_id, f"automatic iteration could not start: {exc}")
@@ -550,6 +656,18 @@ class Orchestrator:
 
     # -- status --------------------------------------------------------------------------------
     def _on_status(self, delivery: Delivery) -> None:
+        try:  # statuses are stored: only from workers
+            self._signer().require(delivery.message, {"worker"}, "NodeStatus")
+        except Unattributed as exc:
+            dead_letter(
+                self.transport,
+                self.topology,
+                delivery,
+                f"orchestrator NodeStatus {exc}",
+                by="orchestrator",
+                route=self.topology.unattributed_route,
+            )
+            return
         delivery.ack()  # heartbeats are transient facts; a lost one is repeated 2 s later
         try:
             status = decode(delivery.message.body, NodeStatus)
@@ -651,6 +769,17 @@ class Orchestrator:
         row = self.db.get_task(_key(task_id))
         if row is None:
             raise KeyError(f"task {task_id} does not exist")
+        # First the problem's flag, then its later tasks: an automatic iteration being started
+        # right now either sees the flag or is in the list below (it re-checks after creating).
+        self.db.stop_automatic(task_id.problem_id)
+        self._cancel_one(task_id, row)
+        for later in self.db.list_tasks(problem_id=task_id.problem_id, limit=1000):
+            if later.iteration_id > task_id.iteration_id and not later.is_terminal:
+                self._cancel_one(TaskId(problem_id=later.problem_id, iteration_id=later.iteration_id), later)
+        self._notify()
+        return task_id
+
+    def _cancel_one(self, task_id: TaskId, row: TaskRow) -> None:
         if row.state not in TERMINAL_STATES:
             self.db.set_state(_key(task_id), "cancelled", error="cancelled by request")
             announced = self._publish_task_event(
@@ -658,8 +787,6 @@ class Orchestrator:
             )
             self._forget_watcher(task_id, announced)
         self._broadcast_cancel(task_id)
-        self._notify()
-        return task_id
 
     def _broadcast_cancel(self, task_id: TaskId) -> None:
         self.control(ALL_NODES_KEY, cmd_task=CmdTask.CMD_STOP_TASK, task_id=task_id)
@@ -672,8 +799,12 @@ class Orchestrator:
         cmd_task: CmdTask = CmdTask.NO_CMD,
         task_id: TaskId | None = None,
     ) -> None:
-        """Publish a NodeControl to one node type (all its replicas) or to ``all``."""
-        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, "ORCHESTRATOR")
+        """Publish a NodeControl to one node type (all its replicas) or to ``all``. A task command
+        must name a task that exists (``KeyError`` otherwise)."""
+        if task_id is not None and cmd_task != CmdTask.NO_CMD and self.db.get_task(_key(task_id)) is None:
+            raise KeyError(f"task {task_id} does not exist")
+        source, signer = "ORCHESTRATOR", self._signer()
+        publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 
     def config_request(
         self, node: str | int, configuration: str, timeout: float | None = None
@@ -699,11 +830,19 @@ class Orchestrator:
 
     # -- requests over the broker --------------------------------------------------------------
     def _on_request(self, delivery: Delivery) -> None:
+        reply_to = delivery.message.reply_to
+        if reply_to:
+            try:  # a request whose answer would land in another namespace is not carried out
+                check_own_queue(self.topology, reply_to, "reply_to", direct_reply=True)
+            except ForeignQueue as exc:
+                delivery.ack()
+                log.warning("orchestrator request refused: %s", exc)
+                return
         try:
             response = self._handle_request(unpack(delivery.message.body), delivery.message)
         except KeyError as exc:
             response = {"ok": False, "error": str(exc.args[0])}
-        except (RequestError, SubmitError, MessageError, ValueError, TypeError) as exc:
+        except (RequestError, SubmitError, MessageError, ValueError, TypeError) as exc:  # ForeignQueue too
             response = {"ok": False, "error": str(exc)}
         except (TransportError, FutureTimeout) as exc:
             response = {"ok": False, "error": f"broker error: {exc}"}
@@ -712,7 +851,7 @@ class Orchestrator:
             response = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
         delivery.ack()
         response["schema_version"] = SCHEMA_VERSION
-        reply(self.transport, delivery, pack(response), type="OrchestratorReply")
+        reply(self.transport, delivery, pack(response), topology=self.topology, type="OrchestratorReply")
 
     def _handle_request(self, req: dict[str, Any], message: Message) -> dict[str, Any]:
         version = req.get("schema_version")
@@ -728,7 +867,13 @@ class Orchestrator:
             user_input = from_wire(UserInput, raw)
             watch = message.headers.get(H.H_WATCH_QUEUE)
             direct = message.headers.get(H_WATCH_MODE) == WATCH_DIRECT
-            task_id = self.submit(user_input, watch_queue=str(watch) if watch else None, watch_direct=direct)
+            key = req.get("idempotency_key")
+            task_id = self.submit(
+                user_input,
+                watch_queue=str(watch) if watch else None,
+                watch_direct=direct,
+                idempotency_key=check_submission_key(key) if key is not None else None,
+            )
             return {"ok": True, "task_id": to_wire(task_id)}
         if op == "result":
             return {"ok": True, "result": self.result(task_id_from(req.get("task_id"))).to_wire()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from sustainml.attribution import Attribution
 from sustainml.messages import (
     SCHEMA_VERSION,
     CmdNode,
@@ -34,8 +35,10 @@ def publish_control(
     cmd_task: CmdTask,
     task_id: TaskId | None,
     source: str,
+    attribution: Attribution,
 ) -> None:
-    """Publish a NodeControl to every replica of one node type, or of all (``target="all"``)."""
+    """Publish a NodeControl to every replica of one node type, or of all (``target="all"``),
+    signed by ``attribution`` (nodes obey only the orchestrator and operator roles)."""
     target_node = ALL_NODES_KEY if target == ALL_NODES_KEY else resolve_stage(target).node
     cmd = NodeControl(
         cmd_node=cmd_node, cmd_task=cmd_task, target_node=target_node, task_id=task_id, source_node=source
@@ -43,6 +46,7 @@ def publish_control(
     msg = H.build_message(
         encode(cmd), type_name="NodeControl", app_id=source, schema_version=SCHEMA_VERSION, persistent=False
     )
+    msg = attribution.sign(msg)
     transport.publish(topology.control_exchange, target_node, msg, mandatory=False).result(PUBLISH_TIMEOUT)
 
 

@@ -9,6 +9,9 @@ Concurrency:
   orchestrators on one database never get the same id); on SQLite write transactions start with
   ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for the database write lock, so several
   processes sharing one file are safe too.
+- A submission may carry an idempotency key: the key is stored with the task it created, in the
+  same transaction (primary key: unique), so a redelivered or retried submission finds its task
+  instead of creating a second one (``create_problem``/``create_iteration`` return ``fresh=False``).
 - Stage outputs are inserted with ``ON CONFLICT DO NOTHING``: a redelivered output is stored once,
   the first copy wins, and the caller learns it was a duplicate.
 - One ``TaskDB`` object may be used from many threads (engine connection pool). An in-memory SQLite
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,23 +57,26 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, RowMapping, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2  # 2: tasks.note
+SCHEMA_VERSION: Final = 3  # 2: tasks.note; 3: submissions (idempotency keys), problems.auto_stopped
 PREFIX: Final = "sustainml_"
 PROBLEM_COUNTER: Final = "problem_id"
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises schema creation.
 _PG_SCHEMA_LOCK_KEY: Final = 0x5A17_4D4C
 _SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 _WRITE_OPTION: Final = "sustainml_write"
+MAX_SUBMISSION_KEY_CHARS: Final = 128
 
 
 class TaskState(StrEnum):
@@ -127,6 +133,15 @@ class TaskRow:
     @property
     def is_terminal(self) -> bool:
         return self.state.is_terminal
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create call did: the task's key, and whether this call created it (False: the
+    idempotency key was already stored, ``key`` is the task the earlier submission created)."""
+
+    key: TaskKey
+    fresh: bool
 
 
 @dataclass(frozen=True)
@@ -238,6 +253,8 @@ problems = Table(
     Column("problem_id", Integer, primary_key=True, autoincrement=False),
     Column("last_iteration", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Set when a task of the problem was cancelled: no further automatic iteration starts.
+    Column("auto_stopped", Integer, nullable=True),
 )
 
 tasks = Table(
@@ -273,6 +290,16 @@ outputs = Table(
     Column("message_id", Text, nullable=True),
 )
 
+# Idempotency keys of submissions and the task each one created.
+submissions = Table(
+    f"{PREFIX}submissions",
+    metadata,
+    Column("key", String(MAX_SUBMISSION_KEY_CHARS), primary_key=True),
+    Column("problem_id", Integer, nullable=False),
+    Column("iteration_id", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 node_status = Table(
     f"{PREFIX}node_status",
     metadata,
@@ -300,6 +327,17 @@ task_events = Table(
     Column("at", UTCDateTime(), nullable=False),
     Index(f"{PREFIX}task_events_task_idx", "problem_id", "iteration_id"),
 )
+
+
+def check_submission_key(key: object, name: str = "idempotency_key") -> str:
+    """A valid idempotency key (1-128 printable ASCII characters) or ``ValueError`` naming it."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_SUBMISSION_KEY_CHARS:
+        raise ValueError(
+            f"{name}: expected a string of 1 to {MAX_SUBMISSION_KEY_CHARS} characters, got {key!r:.80}"
+        )
+    if not all(33 <= ord(c) < 127 for c in key):
+        raise ValueError(f"{name}: only printable ASCII characters without spaces are allowed")
+    return key
 
 
 def _normalise_url(url: str) -> URL:
@@ -422,6 +460,10 @@ class TaskDB:
         """Bring an older TaskDB forward, one version at a time, in the schema transaction."""
         if version < 2:
             conn.exec_driver_sql(f"ALTER TABLE {tasks.name} ADD COLUMN note TEXT")
+        if version < 3:  # the submissions table is new (create_all above made it)
+            have = {c["name"] for c in inspect(conn).get_columns(problems.name)}
+            if "auto_stopped" not in have:
+                conn.exec_driver_sql(f"ALTER TABLE {problems.name} ADD COLUMN auto_stopped INTEGER")
         conn.execute(
             schema_version_table.update().where(schema_version_table.c.id == 1).values(version=SCHEMA_VERSION)
         )
@@ -561,6 +603,18 @@ class TaskDB:
             ).scalar_one_or_none()
         return None if value is None else int(value)
 
+    def stop_automatic(self, problem_id: int) -> None:
+        """No automatic iteration of ``problem_id`` starts from now on (its tasks are cancelled)."""
+        with self._write() as conn:
+            conn.execute(problems.update().where(problems.c.problem_id == problem_id).values(auto_stopped=1))
+
+    def automatic_stopped(self, problem_id: int) -> bool:
+        with self._read() as conn:
+            value = conn.execute(
+                select(problems.c.auto_stopped).where(problems.c.problem_id == problem_id)
+            ).scalar_one_or_none()
+        return bool(value)
+
     def problem_exists(self, problem_id: int) -> bool:
         return self.latest_iteration(problem_id) is not None
 
@@ -600,16 +654,31 @@ class TaskDB:
     ) -> TaskKey:
         """A new problem with its first task ``{p, 1}`` in ``state`` (``queued`` or ``running``:
         the orchestrator creates a task it starts at once as running, in one transaction)."""
+        return self.submit_problem(user_input, state=state, current_stage=current_stage).key
+
+    def submit_problem(
+        self,
+        user_input: bytes,
+        *,
+        idempotency_key: str | None = None,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> Created:
+        """``create_problem`` with an optional idempotency key: when the key is already stored,
+        nothing is created and the earlier task is returned (``fresh=False``)."""
         now = _now()
         task_state = TaskState(state)
-        with self._write() as conn:
+
+        def create(conn: Connection) -> TaskKey:
             key = TaskKey(self._bump_problem_counter(conn), 1)
             conn.execute(
                 self._insert_problem_stmt,
                 {"problem_id": key.problem_id, "last_iteration": 1, "created_at": now},
             )
             self._insert_task(conn, key, user_input, None, now, task_state, current_stage)
-        return key
+            return key
+
+        return self._create_once(idempotency_key, create, now)
 
     def create_iteration(
         self,
@@ -627,9 +696,25 @@ class TaskDB:
         allocated for it. The id is allocated in the database, so it never collides, also across
         restarts and several orchestrators.
         """
+        return self.submit_iteration(
+            problem_id, user_input, base_iteration, state=state, current_stage=current_stage
+        ).key
+
+    def submit_iteration(
+        self,
+        problem_id: int,
+        user_input: bytes,
+        base_iteration: int,
+        *,
+        idempotency_key: str | None = None,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> Created:
+        """``create_iteration`` with an optional idempotency key (as ``submit_problem``)."""
         now = _now()
         task_state = TaskState(state)
-        with self._write() as conn:
+
+        def create(conn: Connection) -> TaskKey:
             iteration = self._bump_iteration(conn, problem_id)
             if not 1 <= base_iteration < iteration:
                 raise ValueError(
@@ -638,7 +723,57 @@ class TaskDB:
                 )
             key = TaskKey(problem_id, iteration)
             self._insert_task(conn, key, user_input, base_iteration, now, task_state, current_stage)
-        return key
+            return key
+
+        return self._create_once(idempotency_key, create, now)
+
+    def _create_once(
+        self, idempotency_key: str | None, create: Callable[[Connection], TaskKey], now: datetime
+    ) -> Created:
+        """Run ``create`` in one write transaction, unless ``idempotency_key`` is already stored.
+        The key row is inserted in the same transaction, so the task and its key commit together.
+        Two writers racing on one key (PostgreSQL; SQLite serialises writers) meet on the primary
+        key: the loser's transaction rolls back and it returns the winner's task."""
+        if idempotency_key is not None:
+            check_submission_key(idempotency_key)
+        for _ in range(2):
+            try:
+                with self._write() as conn:
+                    if idempotency_key is not None:
+                        existing = self._find_submission(conn, idempotency_key)
+                        if existing is not None:
+                            return Created(existing, False)
+                    key = create(conn)
+                    if idempotency_key is not None:
+                        conn.execute(
+                            submissions.insert(),
+                            {
+                                "key": idempotency_key,
+                                "problem_id": key.problem_id,
+                                "iteration_id": key.iteration_id,
+                                "created_at": now,
+                            },
+                        )
+                    return Created(key, True)
+            except IntegrityError:
+                if idempotency_key is None:
+                    raise
+                log.debug("submission %s created concurrently; returning that task", idempotency_key)
+        raise RuntimeError(f"submission {idempotency_key!r}: could not create nor find its task")
+
+    @staticmethod
+    def _find_submission(conn: Connection, idempotency_key: str) -> TaskKey | None:
+        row = conn.execute(
+            select(submissions.c.problem_id, submissions.c.iteration_id).where(
+                submissions.c.key == idempotency_key
+            )
+        ).one_or_none()
+        return None if row is None else TaskKey(int(row[0]), int(row[1]))
+
+    def find_submission(self, idempotency_key: str) -> TaskKey | None:
+        """The task a submission with this idempotency key created, ``None`` if there is none."""
+        with self._read() as conn:
+            return self._find_submission(conn, idempotency_key)
 
     @staticmethod
     def _task_row(row: Row[Any]) -> TaskRow:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -32,6 +34,7 @@ from sustainml.cli_bench import bench
 from sustainml.cli_dlq import dlq
 from sustainml.cli_health import health
 from sustainml.config import ConfigError, Settings
+from sustainml.display import clarification, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import UNITS, MessageError, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.client import Client, OrchestratorError, StageEvent
 from sustainml.orchestrator.protocol import TaskResult
@@ -49,7 +52,8 @@ class CliError(click.ClickException):
     """A one-line, actionable error (no traceback)."""
 
     def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False)
+        # soft_wrap: the terminal wraps long lines; a pipe or a log gets each message on one line.
+        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False, soft_wrap=True)
 
 
 def _fail(msg: str) -> NoReturn:
@@ -57,12 +61,13 @@ def _fail(msg: str) -> NoReturn:
 
 
 @contextmanager
-def _friendly_errors() -> Iterator[None]:
+def _friendly_errors(*, embedded_hint: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix into one line each."""
     try:
         yield
     except BrokerUnavailable as exc:
-        _fail(f"{exc}\n       or run without a broker: add --embedded to `sustainml submit`")
+        hint = "\n       or run without a broker: add --embedded" if embedded_hint else ""
+        _fail(f"{exc}{hint}")
     except (OrchestratorError, MessageError, ConfigError, TransportError) as exc:
         _fail(str(exc))
     except TimeoutError as exc:
@@ -115,14 +120,25 @@ def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
     return extra
 
 
+def _read_text(path: Path, flag: str) -> str:
+    """A UTF-8 file's text, or one line naming the flag, the file and what is wrong with it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        _fail(f"{flag} {path}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        _fail(f"{flag} {path}: {exc.strerror or exc}")
+
+
 def _user_input_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if opts["input"]:
         path = Path(opts["input"])
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            _fail(f"--input {path}: {exc}")
+            body = json.loads(_read_text(path, "--input"))
+        except json.JSONDecodeError as exc:
+            _fail(f"--input {path}: not JSON ({exc})")
         if not isinstance(body, dict):
             _fail(f"--input {path}: expected a JSON object shaped like the REST /user_input body")
     fields = {
@@ -165,18 +181,41 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 @click.option("--description", "-d", help="Problem short description (free text).")
 @click.option("--definition", help="Longer problem definition.")
 @click.option("--modality", help="Input modality hint: image, video, text, audio, time-series, tabular...")
-@click.option("--hardware", help="Hardware to run on (default PIM_AI_1chip).")
-@click.option("--max-memory", type=int, help="Max memory footprint of the model, MB (0 = no limit).")
-@click.option("--region", help="Where it runs: country or region (carbon intensity).")
+@click.option(
+    "--hardware",
+    help="Hardware as written: A100, 'NVIDIA H100 80GB HBM3', p4d.24xlarge, v4-8, '8 x H100' "
+    "(default: chosen among devices for the deployment).",
+)
+@click.option(
+    "--max-memory",
+    type=int,
+    help="Max memory footprint of the model, MB (0 = no limit; default: the hardware's).",
+)
+@click.option(
+    "--region", help="Where it runs: country, city or cloud region such as us-east-1 (carbon intensity)."
+)
 @click.option("--continent", help="Continent, used when the region is unknown.")
 @click.option("--goal", help="Force the ML goal instead of inferring it.")
 @click.option("--min-samples", type=int, help="minimum_samples")
 @click.option("--max-samples", type=int, help="maximum_samples")
 @click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
-@click.option("--previous-iteration", type=int, help="Iterate on this iteration (-1 = the latest).")
-@click.option("--problem", type=int, help="Problem id to iterate on (with --previous-iteration).")
 @click.option(
-    "--extra", multiple=True, metavar="KEY=VALUE", help="Any extra_data key (VALUE parsed as JSON)."
+    "--previous-iteration",
+    type=int,
+    help="Iterate on this iteration of --problem (-1 = its latest); the input is inherited.",
+)
+@click.option(
+    "--problem",
+    type=int,
+    help="Problem id to iterate on (alone: its latest iteration); flags given override the inherited input.",
+)
+@click.option(
+    "--extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any extra_data key (VALUE parsed as JSON), e.g. num_devices=8 training_hours=72 "
+    "pue_setting=hyperscale training_power_w=350 model_parameters=7e9 training_tokens=2e12 "
+    "(docs/estimation.md lists them).",
 )
 @click.option(
     "--input",
@@ -185,10 +224,15 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
     help="JSON file shaped like the REST /user_input body.",
 )
 @click.option("--batch", type=click.Path(dir_okay=False), help="JSONL file: one /user_input body per line.")
-@click.option("--wait/--no-wait", default=False, help="Follow the task live and print its result.")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Follow the task live and print its result (always on with --embedded).",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait)."
 )
+@click.option("--full", is_flag=True, help="With --wait: every value of the result whole, none cut.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for results.")
 @click.option(
     "--embedded", is_flag=True, help="Run orchestrator and workers in this process; no broker needed."
@@ -200,30 +244,40 @@ def submit(ctx: click.Context, /, **opts: Any) -> None:
     if opts["batch"]:
         inputs = _read_batch(Path(opts["batch"]))
     else:
+        if opts["problem"] is not None and opts["previous_iteration"] is None:
+            opts["previous_iteration"] = -1  # --problem P alone: iterate on P's latest iteration
         body = _user_input_from_flags(opts)
+        iteration = bool(body.get("previous_iteration"))  # inherits the base's description
         if (
             not body.get("problem_short_description")
             and not body.get("problem_definition")
             and not opts["input"]
+            and not iteration
         ):
-            _fail('describe the problem: --description "..." (or --input task.json / --batch tasks.jsonl)')
+            _fail(
+                'describe the problem: --description "..." (or --input task.json / --batch tasks.jsonl; '
+                "an iteration, --problem P [--previous-iteration I], inherits its base's description)"
+            )
         inputs = [_to_user_input(body, "--input" if opts["input"] else "flags")]
-    wait = bool(opts["wait"] or opts["as_json"])
-    with _friendly_errors(), _client(settings, embedded=opts["embedded"]) as client:
+    if opts["embedded"] and opts["wait"] is False:
+        # The pipeline lives in this process and stops with it: returning early would lose the task.
+        _fail("--embedded runs the pipeline inside this command, so it always waits: drop --no-wait")
+    wait = bool(opts["wait"] or opts["as_json"] or opts["embedded"])
+    with _friendly_errors(embedded_hint=True), _client(settings, embedded=opts["embedded"]) as client:
         if opts["batch"]:
             _submit_batch(client, inputs, as_json=opts["as_json"], timeout=opts["timeout"])
             return
         task_id = client.submit(inputs[0], watch=wait)
         if not wait:
             p, i = task_id.problem_id, task_id.iteration_id
-            out.print(f"submitted task {task_id}  (follow it: sustainml result {p} {i})")
+            out.print(f"submitted task {task_id}  (follow it: sustainml result {p} {i})", soft_wrap=True)
             return
         if opts["as_json"]:
             result = client.wait(task_id, opts["timeout"])
             click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         else:
             result = _wait_live(client, task_id, opts["timeout"])
-            _print_result(result)
+            _print_result(result, full=opts["full"])
         if result.state != "succeeded":
             ctx.exit(1)
 
@@ -255,9 +309,9 @@ def _read_batch(path: Path) -> list[UserInput]:
         size = path.stat().st_size
         if size > MAX_BATCH_BYTES:
             _fail(f"--batch {path}: {size} bytes, more than the {MAX_BATCH_BYTES} accepted; split the file")
-        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         _fail(f"--batch {path}: {exc}")
+    lines = _read_text(path, "--batch").splitlines()
     if sum(1 for line in lines if line.strip()) > MAX_BATCH_TASKS:
         _fail(f"--batch {path}: more than {MAX_BATCH_TASKS} tasks; split the file")
     inputs: list[UserInput] = []
@@ -361,7 +415,9 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
             if ev.task_id == task_id:
                 state = f"failed: {ev.failed}" if ev.failed else "done"
                 out.print(
-                    f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}", highlight=False
+                    f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
 
         return client.wait(task_id, timeout, on_line)
@@ -376,9 +432,45 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
         return client.wait(task_id, timeout, on_event)
 
 
-def _print_result(r: TaskResult) -> None:
+#: Longest value shown in a result table unless --full (the reasoning texts run to kilobytes).
+CUT_AT = 600
+
+
+def _print_result(r: TaskResult, *, full: bool = False) -> None:
+    """The task's state, what changes its meaning (no feasible model, constraints not met, a
+    question for the user), its goal, then every stage's record."""
+    alerts = task_alerts(r.outputs)
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(r.state, "white")
-    out.print(f"task {r.task_id}: [{colour}]{r.state}[/]" + (f" — {r.error}" if r.error else ""))
+    headline = f"task {r.task_id}: [{colour}]{r.state}[/]"
+    if r.error:
+        headline += f" — {escape(r.error)}"
+    blocking = [a for a in alerts if a.kind in ("no_model", "constraints_not_met")]
+    if blocking and r.state == "succeeded":  # the pipeline ran through, but the answer is "none fits"
+        what = {"no_model": "NO FEASIBLE MODEL", "constraints_not_met": "CONSTRAINTS NOT MET"}
+        headline = (
+            f"task {r.task_id}: [bold yellow]{what[blocking[0].kind]}[/] (every stage ran; read why below)"
+        )
+    out.print(headline, soft_wrap=True)
+    for alert in blocking:
+        out.print(f"  [bold yellow]{alert.node}:[/] {escape(alert.title)}", soft_wrap=True)
+        for key, value in alert.details.items():
+            out.print(f"    {key.replace('_', ' ')}: {escape(value)}", soft_wrap=True, highlight=False)
+    if figures_are_placeholders(r.outputs):
+        out.print(
+            "  (latency, power, energy and carbon below are placeholders: no model was costed)",
+            soft_wrap=True,
+        )
+    if r.note:
+        out.print(f"note: {escape(r.note)}", soft_wrap=True, highlight=False)
+    meta = r.outputs.get("ml_model_metadata")
+    goals = list(getattr(meta, "ml_model_metadata", None) or [])
+    if goals:
+        goal = f"goal: [bold]{escape(goals[0])}[/]"
+        question = clarification(r.outputs)
+        if question:
+            goal += f"  [bold yellow]needs clarification:[/] {escape(question)}"
+        out.print(goal, soft_wrap=True, highlight=False)
+    cut = False
     for stage in PIPELINE:
         rec = r.outputs.get(stage.kind)
         if rec is None:
@@ -397,9 +489,18 @@ def _print_result(r: TaskResult) -> None:
                 value = f"{value:.6g}"
             label = f"{key} [{UNITS[key]}]" if key in UNITS else key
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            if not full and len(text) > CUT_AT:
+                text, cut = text[:CUT_AT] + f" … ({len(text) - CUT_AT} more characters)", True
             # Text, not markup: "[s]" or a JSON list must print as written.
-            table.add_row(Text(label), Text(text if len(text) < 600 else text[:600] + " ..."))
+            table.add_row(Text(label), Text(text))
         out.print(table)
+    if cut:
+        p, i = r.task_id.problem_id, r.task_id.iteration_id
+        out.print(
+            f"(long values cut: `sustainml result {p} {i} --full` shows them whole)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,16 +509,19 @@ def _print_result(r: TaskResult) -> None:
 @cli.command()
 @click.argument("problem_id", type=int)
 @click.argument("iteration_id", type=int, default=1)
+@click.option(
+    "--full", is_flag=True, help="Every value whole (the reasoning is otherwise cut at 600 characters)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Complete result as JSON.")
 @click.pass_context
-def result(ctx: click.Context, problem_id: int, iteration_id: int, as_json: bool) -> None:
+def result(ctx: click.Context, problem_id: int, iteration_id: int, full: bool, as_json: bool) -> None:
     """Show the stored result of task PROBLEM_ID ITERATION_ID."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         res = client.result(_task_id(problem_id, iteration_id))
     if as_json:
         click.echo(json.dumps(res.to_json(), ensure_ascii=False))
     else:
-        _print_result(res)
+        _print_result(res, full=full)
 
 
 def _task_id(p: int, i: int) -> TaskId:
@@ -467,28 +571,66 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
 @click.option("--limit", type=int, default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--wide", is_flag=True, help="Also the error, the note and when each task finished.")
+@click.option("--json", "as_json", is_flag=True, help="The rows as JSON (with problem_short_description).")
 @click.pass_context
-def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
-    """List tasks, newest first."""
+def tasks(ctx: click.Context, state: str | None, limit: int, wide: bool, as_json: bool) -> None:
+    """List tasks, newest first, with their descriptions."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         rows = client.list_tasks(state=state, limit=limit)
+        for r in rows:
+            if "problem_short_description" not in r:  # the list answer does not carry it: ask
+                tid = r["task_id"]
+                res = client.result(_task_id(tid["problem_id"], tid["iteration_id"]))
+                ui = res.user_input
+                r["problem_short_description"] = ui.problem_short_description if ui else ""
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table(title="tasks")
-    for col in ("task", "state", "stage", "created", "error"):
-        table.add_column(col)
+    table = Table(
+        title=f"tasks of namespace {_settings(ctx).namespace}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    rows_out: list[list[str]] = []
     for r in rows:
         tid = r["task_id"]
-        table.add_row(
+        where = r["state"] in ("queued", "running", "failed")  # where it is, or where it failed
+        cells = [
             f"{tid['problem_id']}.{tid['iteration_id']}",
             r["state"],
-            r["current_stage"] or "",
-            r["created_at"] or "",
-            r["error"] or "",
+            (r["current_stage"] or "") if where or wide else "",
+            (r["created_at"] or "") if wide else _short_time(r["created_at"]),
+            r["problem_short_description"] or "",
+        ]
+        if wide:
+            cells += [r["finished_at"] or "", r["error"] or "", r.get("note") or ""]
+        rows_out.append(cells)
+    show_stage = any(c[2] for c in rows_out)
+    used = 1  # the table's edge
+    for index, name in enumerate(("task", "state", "stage", "created")):
+        if name == "stage" and not show_stage:
+            continue
+        width = max([len(name), *(len(c[index]) for c in rows_out)])
+        table.add_column(name, no_wrap=True, min_width=width)
+        used += width + 3  # cell padding and the gap to the next column
+    if wide:
+        table.add_column("description", overflow="fold")
+    else:  # whatever is left of the terminal; a longer description ends in "…"
+        table.add_column(
+            "description", overflow="ellipsis", no_wrap=True, max_width=max(20, out.width - used - 3)
         )
-    out.print(table)
+    if wide:
+        for col in ("finished", "error", "note"):
+            table.add_column(col, overflow="fold")
+    for cells in rows_out:
+        table.add_row(*(Text(c) for i, c in enumerate(cells) if show_stage or i != 2))
+    (Console(width=max(out.width, 200), soft_wrap=True) if wide else out).print(table)
+
+
+def _short_time(iso: str | None) -> str:
+    """``2026-12-07T10:42:49.9+00:00`` -> ``12-07 10:42:49`` (UTC, as stored)."""
+    if not iso:
+        return ""
+    return iso[5:10] + " " + iso[11:19]
 
 
 @cli.command()
@@ -497,7 +639,21 @@ def tasks(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> N
 @click.option("--timeout", type=float, help="Seconds to wait (default SUSTAINML_RPC_TIMEOUT).")
 @click.pass_context
 def config(ctx: click.Context, node: str, request: str, timeout: float | None) -> None:
-    """Send a configuration REQUEST to NODE (e.g. `config hw_resources hardwares`)."""
+    """Send a configuration REQUEST to NODE and print its answer as JSON.
+
+    \b
+    The shipped nodes answer:
+      ml_model_metadata  modality | metrics, GOAL | problem_from_modality, MODALITY |
+                         model_info, MODEL | dataset_path, FILE | in_out_modalities
+      app_requirements   requirements
+      hw_constraints     hardwares | hardware_info, DEVICE
+      ml_model           models | model_from_goal, GOAL[, ...] | hf_search, TEXT
+      hw_resources       hardwares | hardware_info, DEVICE
+      carbon_footprint   regions[, CONTINENT] | intensity, REGION
+
+    Anything else is answered "unsupported" (exit code 1), e.g.
+    `sustainml config ml_model "model_from_goal, image-classification"`.
+    """
     try:
         resolve_stage(node)
     except KeyError as exc:
@@ -507,9 +663,17 @@ def config(ctx: click.Context, node: str, request: str, timeout: float | None) -
     body = to_json_dict(res)
     with contextlib.suppress(json.JSONDecodeError):  # a node may answer plain text: show it as is
         body["configuration"] = json.loads(res.configuration) if res.configuration else None
+    outcome, message = config_outcome(res)
+    body["outcome"] = outcome
     click.echo(json.dumps(body, ensure_ascii=False, indent=2))
-    if not res.success:
-        ctx.exit(1)
+    name = resolve_stage(node).node
+    if outcome == "unsupported":
+        _fail(
+            f"unsupported: {name} does not answer the configuration request {request!r} "
+            "(`sustainml config --help` lists the requests each node answers)"
+        )
+    if outcome == "error":
+        _fail(f"{name} could not answer {request!r}: {message or 'no reason given'}")
 
 
 @cli.command()
@@ -522,8 +686,26 @@ def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None)
         _fail("give both PROBLEM_ID and ITERATION_ID, or neither (the latest unfinished task)")
     tid = _task_id(problem_id, iteration_id) if problem_id is not None and iteration_id is not None else None
     with _friendly_errors(), Client(_settings(ctx)) as client:
+        if tid is not None:
+            before = client.result(tid)
+            if before.done:  # a finished task stays as it ended: say so, send nothing
+                err.print(
+                    f"task {tid} already {before.state}: nothing to cancel", highlight=False, soft_wrap=True
+                )
+                ctx.exit(1)
         done = client.cancel(tid)
-    out.print(f"cancelled task {done}" if done else "no unfinished task to cancel")
+        after = client.result(done) if done else None
+    if done is None or after is None:
+        out.print("no unfinished task to cancel", soft_wrap=True)
+    elif after.state != "cancelled":  # it finished between the check and the cancel
+        err.print(
+            f"task {done} {after.state} before the cancel arrived: nothing cancelled",
+            highlight=False,
+            soft_wrap=True,
+        )
+        ctx.exit(1)
+    else:
+        out.print(f"cancelled task {done}", highlight=False, soft_wrap=True)
 
 
 _NODE_COMMANDS = {
@@ -551,7 +733,7 @@ def control(ctx: click.Context, target: str, command: str) -> None:
             _fail(str(exc.args[0]))
     with _friendly_errors(), Client(_settings(ctx)) as client:
         client.control(target, cmd_node=CmdNode[_NODE_COMMANDS[command]])
-    out.print(f"sent {command} to {target}")
+    out.print(f"sent {command} to {target}", soft_wrap=True)
 
 
 @cli.group(name="eval")
@@ -596,16 +778,22 @@ def eval_requirements(as_json: bool) -> None:
 @eval_group.command(name="latency")
 @click.option("--fresh", is_flag=True, help="Re-measure everything (the CPU too), no cached runs.")
 @click.option("--budget", type=float, default=None, help="Seconds to spend measuring.")
+@click.option(
+    "--save-calibration",
+    is_flag=True,
+    help="Write the fitted local-cpu factors for HW_RESOURCES to use (default: report only).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_latency(fresh: bool, budget: float | None, as_json: bool) -> None:
+def eval_latency(fresh: bool, budget: float | None, save_calibration: bool, as_json: bool) -> None:
     """Estimated (roofline) vs measured (onnxruntime) latency of every catalogue model that fits
-    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half."""
+    on this CPU; the local-cpu calibration is fitted on half of them and scored on the other half.
+    It changes what HW_RESOURCES estimates only with --save-calibration."""
     from sustainml.estimate.latency_eval import evaluate
 
     def progress(line: str) -> None:
-        err.print(line, highlight=False)
+        err.print(line, highlight=False, soft_wrap=True)
 
-    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress}
+    kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress, "save": save_calibration}
     if budget is not None:
         kwargs["budget_s"] = budget
     report = evaluate(**kwargs)
@@ -633,15 +821,20 @@ def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["models", "hardware", "regions"]))
-@click.option("--json", "as_json", is_flag=True)
-def catalogue(kind: str, as_json: bool) -> None:
-    """List a catalogue: models, hardware or regions (carbon intensity)."""
+@click.option("--wide", is_flag=True, help="Every column (wider than 80 characters; try `| less -S`).")
+@click.option("--json", "as_json", is_flag=True, help="Every field of every entry, with its sources.")
+def catalogue(kind: str, wide: bool, as_json: bool) -> None:
+    """List a catalogue: models, hardware or regions (carbon intensity). The table fits 80
+    columns; --wide shows every column, --json every field."""
     from sustainml.catalogue import listing
 
     if as_json:
         click.echo(json.dumps(listing.as_json(kind), ensure_ascii=False, indent=2))
+    elif wide:
+        # As wide as the table needs: a pager or a wide terminal shows each entry on one line.
+        Console(width=max(out.width, 260)).print(listing.render_table(kind, wide=True))
     else:
-        out.print(listing.render_table(kind))
+        out.print(listing.render_table(kind, wide=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -685,7 +878,10 @@ def orchestrator(ctx: click.Context, http: str | None) -> None:
         if address is None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: orch.stop())
-            err.print(f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})")
+            err.print(
+                f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})",
+                soft_wrap=True,
+            )
             orch.spin()
             return
         _serve_with_api(orch, settings, address)
@@ -700,7 +896,7 @@ def _http_address(settings: Settings, value: str) -> tuple[str, int] | None:
 
 def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, int]) -> None:
     """The orchestrator and uvicorn (in a thread) in this process. SIGINT/SIGTERM or
-    ``GET /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
+    ``POST /terminate`` stop the HTTP server first (SSE streams end, requests in flight finish),
     then the orchestrator."""
     import threading
 
@@ -717,7 +913,8 @@ def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, 
         _fail(f"cannot serve the HTTP API on {address[0]}:{address[1]}: {exc}")
     err.print(
         f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)}); "
-        f"HTTP API on {server.url} (docs {server.url}/docs)"
+        f"HTTP API on {server.url} (docs {server.url}/docs)",
+        soft_wrap=True,
     )
     try:
         while not stop.wait(0.5):
@@ -755,7 +952,10 @@ def up(ctx: click.Context, replicas: tuple[str, ...], http: str | None) -> None:
         if explicit:
             _fail(f"cannot serve the HTTP API on {where}: address in use (SUSTAINML_HTTP=host:port or off)")
         # The default address only: another deployment on this machine has it; run without the API.
-        err.print(f"[yellow]HTTP API not served: {where} is in use (set SUSTAINML_HTTP=host:port)[/]")
+        err.print(
+            f"[yellow]HTTP API not served: {where} is in use (set SUSTAINML_HTTP=host:port)[/]",
+            soft_wrap=True,
+        )
         address = None
     counts: dict[str, int] = {}
     for item in replicas:
@@ -794,7 +994,7 @@ def _check_broker(settings: Settings) -> None:
     from sustainml.transport import amqp_transport
 
     with _friendly_errors():
-        probe = amqp_transport(settings, "probe", connect_timeout=5.0)
+        probe = amqp_transport(settings, "probe", connect_timeout=5.0, retry_refused=False)
         probe.connect()
         probe.close()
 
@@ -816,7 +1016,7 @@ class Supervisor:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "sustainml.cli", *args], env=self.env)
-        err.print(f"started {name} (pid {self.procs[name].pid})")
+        err.print(f"started {name} (pid {self.procs[name].pid})", soft_wrap=True)
 
     def run(self) -> None:
         def on_signal(signum: int, frame: object) -> None:
@@ -827,7 +1027,8 @@ class Supervisor:
         for name, args in self.specs:
             self._spawn(name, args)
         err.print(
-            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops'
+            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops',
+            soft_wrap=True,
         )
         args_of = dict(self.specs)
         while not self.stopping:
@@ -838,17 +1039,20 @@ class Supervisor:
                     continue
                 recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
                 if len(recent) >= 5:
-                    err.print(f"[red]{name} exited {code} five times in a minute; not restarting it[/]")
+                    err.print(
+                        f"[red]{name} exited {code} five times in a minute; not restarting it[/]",
+                        soft_wrap=True,
+                    )
                     del self.procs[name]
                     continue
-                err.print(f"[yellow]{name} exited with {code}; restarting[/]")
+                err.print(f"[yellow]{name} exited with {code}; restarting[/]", soft_wrap=True)
                 self.restarts[name] = [*recent, time.monotonic()]
                 time.sleep(min(2 ** len(recent) * 0.5, 8))
                 self._spawn(name, args_of[name])
         self._stop_all()
 
     def _stop_all(self) -> None:
-        err.print("stopping all components...")
+        err.print("stopping all components...", soft_wrap=True)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -857,9 +1061,64 @@ class Supervisor:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
+                err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]", soft_wrap=True)
                 proc.kill()
-        err.print("stopped")
+        err.print("stopped", soft_wrap=True)
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Also while nodes of the namespace are running.")
+@click.option("--data", "with_data", is_flag=True, help="Also delete the namespace's TaskDB folder.")
+@click.pass_context
+def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
+    """Remove the namespace's queues and exchanges from the broker (all of its tasks in flight and
+    dead letters with them). Refused while an orchestrator or worker of the namespace is running,
+    unless --force. Private queues of stopped processes expire on their own within 60 s."""
+    from sustainml.topology import Topology, delete_all
+    from sustainml.transport import amqp_transport
+
+    settings = _settings(ctx)
+    topology = Topology.of(settings)
+    with _friendly_errors():
+        transport = amqp_transport(settings, "teardown", retry_refused=False)
+        transport.connect()
+        try:
+            busy: list[str] = []
+            for spec in [*topology.durable_queues(), *topology.retry_queues()]:
+                try:
+                    _ready, consumers = transport.queue_counts(spec.name)
+                except KeyError:
+                    continue  # not declared (or already removed)
+                if consumers:
+                    busy.append(f"{spec.name} ({consumers} consumer{'s' if consumers > 1 else ''})")
+            if busy and not force:
+                _fail(
+                    f"namespace {settings.namespace!r} is in use: {', '.join(busy[:3])}"
+                    + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+                    + "; stop `sustainml up` (Ctrl-C) or its workers first, or add --force"
+                )
+            delete_all(transport, topology)
+        finally:
+            transport.close()
+    queues = len(topology.durable_queues()) + len(topology.retry_queues())
+    out.print(
+        f"namespace {settings.namespace!r}: {queues} queues and {len(topology.exchanges())} exchanges "
+        "removed from the broker",
+        highlight=False,
+        soft_wrap=True,
+    )
+    db_dir = settings.namespace_dir
+    if with_data:
+        if settings.db_url:
+            err.print(
+                f"TaskDB kept: it is SUSTAINML_DB_URL ({_safe_db(settings)}), not a folder of ours",
+                soft_wrap=True,
+            )
+        elif db_dir.exists():
+            import shutil
+
+            shutil.rmtree(db_dir)
+            out.print(f"removed {db_dir}", highlight=False, soft_wrap=True)
 
 
 cli.add_command(dlq)

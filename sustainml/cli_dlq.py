@@ -15,6 +15,7 @@ from sustainml.config import Settings
 from sustainml.dlq import DeadLetter, DlqClient, DlqError
 from sustainml.redact import redact_for
 from sustainml.transport import TlsConfigError
+from sustainml.transport.amqp import connect_failure  # also quiets pika's connection-attempt logs
 from sustainml.transport.base import BrokerUnavailable, TransportError
 
 out = Console()
@@ -23,7 +24,7 @@ err = Console(stderr=True)
 
 class DlqCliError(click.ClickException):
     def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False)
+        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False, soft_wrap=True)
 
 
 def _fail(msg: str) -> NoReturn:
@@ -43,7 +44,13 @@ def _client(ctx: click.Context) -> Iterator[DlqClient]:
     try:
         with DlqClient(settings) as client:
             yield client
-    except (DlqError, BrokerUnavailable, TlsConfigError, TransportError, ValueError) as exc:
+    except BrokerUnavailable as exc:
+        # The pika error it was raised from names the cause (refused, credentials, vhost, TLS).
+        cause = exc.__cause__ or exc.__context__
+        if cause is None:
+            _fail(redact_for(settings, str(exc)))
+        _fail(str(connect_failure(cause, settings.broker_url)))  # built without the password
+    except (DlqError, TlsConfigError, TransportError, ValueError) as exc:
         _fail(redact_for(settings, str(exc)))
 
 

@@ -35,13 +35,13 @@ class Settings:
     queue_type: Literal["classic", "quorum"] = "classic"
     amqp_heartbeat: int = 30
     log_level: str = "WARNING"
-    # HTTP API and dashboard (issue 5)
+    # HTTP API and dashboard
     http: str = "127.0.0.1:5001"
     api_token: str = ""
     cors_origins: str = ""
     api_max_body: int = 1_048_576
     upload_max_bytes: int = 50 * 1_048_576
-    # Reliability (issue 6): retries of failing callbacks, per-stage deadline, TLS
+    # Reliability: retries of failing callbacks, per-stage deadline, TLS
     max_attempts: int = 3
     retry_backoff: float = 1.0
     stage_deadline: float = 600.0
@@ -49,13 +49,30 @@ class Settings:
     tls_ca_file: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # Integrity: submissions, message attribution, limits, HTTP exposure
+    submit_timeout: float = 60.0
+    signing_key: str = ""
+    signing_key_file: str = ""
+    max_num_outputs: int = 10
+    allowed_hosts: str = ""
+    http_allow_remote: str = ""
+    http_max_connections: int = 256
+    http_header_timeout: float = 10.0
+    upload_quota_bytes: int = 1024 * 1_048_576
+    upload_retention_days: float = 30.0
+
+    @property
+    def namespace_dir(self) -> Path:
+        """The namespace's own folder in the data directory (its default TaskDB): two deployments
+        on one machine with different namespaces never share tasks or ids."""
+        return self.data_dir / self.namespace
 
     @property
     def effective_db_url(self) -> str:
-        """The TaskDB URL: ``SUSTAINML_DB_URL`` or a SQLite file in the data directory."""
+        """The TaskDB URL: ``SUSTAINML_DB_URL`` or a SQLite file in the namespace's folder."""
         if self.db_url:
             return self.db_url
-        return f"sqlite:///{self.data_dir / 'taskdb.sqlite3'}"
+        return f"sqlite:///{self.namespace_dir / 'taskdb.sqlite3'}"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags win over the environment)."""
@@ -100,6 +117,30 @@ class Settings:
             raise ConfigError("SUSTAINML_STAGE_DEADLINE must be >= 0 seconds (0 disables it)")
         if self.delivery_limit < 1:
             raise ConfigError("SUSTAINML_DELIVERY_LIMIT must be >= 1")
+        if self.submit_timeout <= 0:
+            raise ConfigError("SUSTAINML_SUBMIT_TIMEOUT must be > 0 seconds")
+        if self.max_num_outputs < 1:
+            raise ConfigError("SUSTAINML_MAX_NUM_OUTPUTS must be >= 1")
+        if self.http_max_connections < 1:
+            raise ConfigError("SUSTAINML_HTTP_MAX_CONNECTIONS must be >= 1")
+        if self.http_header_timeout <= 0:
+            raise ConfigError("SUSTAINML_HTTP_HEADER_TIMEOUT must be > 0 seconds")
+        if self.upload_quota_bytes < self.upload_max_bytes:
+            raise ConfigError("SUSTAINML_UPLOAD_QUOTA_BYTES must be >= SUSTAINML_UPLOAD_MAX_BYTES")
+        if self.upload_retention_days <= 0:
+            raise ConfigError("SUSTAINML_UPLOAD_RETENTION_DAYS must be > 0 days")
+
+    @property
+    def remote_http_allowed(self) -> bool:
+        """``SUSTAINML_HTTP_ALLOW_REMOTE``: serve beyond loopback without an API token."""
+        return self.http_allow_remote.lower() in ("1", "true", "yes", "on")
+
+    @property
+    def host_allowlist(self) -> tuple[str, ...]:
+        """Host names (lower case, without port) the HTTP server answers to: loopback names plus
+        ``SUSTAINML_ALLOWED_HOSTS`` (comma-separated; ``*`` allows any)."""
+        extra = tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+        return ("localhost", "127.0.0.1", "::1", *extra)
 
     @property
     def http_address(self) -> tuple[str, int] | None:
@@ -120,8 +161,19 @@ _INT_FIELDS = {
     "upload_max_bytes",
     "max_attempts",
     "delivery_limit",
+    "max_num_outputs",
+    "http_max_connections",
+    "upload_quota_bytes",
 }
-_FLOAT_FIELDS = {"heartbeat_interval", "rpc_timeout", "retry_backoff", "stage_deadline"}
+_FLOAT_FIELDS = {
+    "heartbeat_interval",
+    "rpc_timeout",
+    "retry_backoff",
+    "stage_deadline",
+    "submit_timeout",
+    "http_header_timeout",
+    "upload_retention_days",
+}
 
 
 def _parse(var: str, name: str, raw: str) -> Any:
@@ -145,10 +197,14 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
         "sustainml",
         "Prefix of every exchange and queue; isolates deployments on one broker.",
     ),
-    ("SUSTAINML_DATA_DIR", "~/.local/share/sustainml", "Where the default SQLite TaskDB lives."),
+    (
+        "SUSTAINML_DATA_DIR",
+        "~/.local/share/sustainml",
+        "Where the default SQLite TaskDB (one per namespace, `<data_dir>/<namespace>/`) and the caches live.",
+    ),
     (
         "SUSTAINML_DB_URL",
-        "sqlite:///<data_dir>/taskdb.sqlite3",
+        "sqlite:///<data_dir>/<namespace>/taskdb.sqlite3",
         "TaskDB SQLAlchemy URL (PostgreSQL: `postgresql+psycopg://...`).",
     ),
     (
@@ -186,6 +242,48 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("SUSTAINML_TLS_CA_FILE", "unset", "CA bundle that verifies the broker's certificate (amqps://)."),
     ("SUSTAINML_TLS_CERT_FILE", "unset", "Client certificate for amqps:// (optional)."),
     ("SUSTAINML_TLS_KEY_FILE", "unset", "Client private key for amqps:// (optional)."),
+    (
+        "SUSTAINML_SUBMIT_TIMEOUT",
+        "60",
+        "Seconds a client retries one submission (same idempotency key) while the orchestrator is away.",
+    ),
+    (
+        "SUSTAINML_SIGNING_KEY",
+        "unset",
+        "Per-deployment key that signs pipeline messages (HMAC-SHA256; never logged).",
+    ),
+    (
+        "SUSTAINML_SIGNING_KEY_FILE",
+        "<data_dir>/signing.key",
+        "File holding the signing key; generated (mode 600) on first use when absent.",
+    ),
+    (
+        "SUSTAINML_MAX_NUM_OUTPUTS",
+        "10",
+        "Largest `num_outputs` (automatic iterations) a submission may ask for.",
+    ),
+    (
+        "SUSTAINML_ALLOWED_HOSTS",
+        "unset",
+        "Extra `Host` names the HTTP server answers to (loopback names always; `*` allows any).",
+    ),
+    (
+        "SUSTAINML_HTTP_ALLOW_REMOTE",
+        "unset",
+        "`1`: serve HTTP beyond loopback without `SUSTAINML_API_TOKEN` (refused otherwise).",
+    ),
+    ("SUSTAINML_HTTP_MAX_CONNECTIONS", "256", "Open HTTP connections served at once (more are refused)."),
+    (
+        "SUSTAINML_HTTP_HEADER_TIMEOUT",
+        "10",
+        "Seconds a client may take to send a request's headers, and between body chunks.",
+    ),
+    (
+        "SUSTAINML_UPLOAD_QUOTA_BYTES",
+        "1073741824",
+        "Total bytes of dataset uploads kept (oldest removed first).",
+    ),
+    ("SUSTAINML_UPLOAD_RETENTION_DAYS", "30", "Days an uploaded dataset is kept."),
     ("SUSTAINML_GRID_CI", "unset", "Grid carbon intensity override (gCO2e/kWh) for CARBON_FOOTPRINT."),
     (
         "SUSTAINML_CACHE_DIR",

@@ -60,9 +60,17 @@ def attempt_of(delivery: Delivery) -> int:
 
 
 def dead_letter(
-    transport: Transport, topology: Topology, delivery: Delivery, reason: str, *, by: str
+    transport: Transport,
+    topology: Topology,
+    delivery: Delivery,
+    reason: str,
+    *,
+    by: str,
+    route: str | None = None,
 ) -> None:
-    """Dead-letter ``delivery`` with ``reason``; ``by`` names the component (for the log)."""
+    """Dead-letter ``delivery`` with ``reason``; ``by`` names the component (for the log).
+    ``route``: the DLQ's origin name when it is not the delivery's queue (a private queue has no
+    DLQ of its own; refused senders go to ``topology.unattributed_route``)."""
     original = delivery.message
     log.warning("%s: dead-lettering message %s from %s: %s", by, original.message_id, delivery.queue, reason)
     headers = dict(original.headers)
@@ -77,7 +85,8 @@ def dead_letter(
     # Expiration is dropped: a dead letter must wait for a human, not vanish.
     copy = replace(original, headers=headers, expiration_ms=None, persistent=True)
     try:
-        transport.publish(topology.dead_letter_exchange, delivery.queue, copy).result(CONFIRM_TIMEOUT)
+        dlx = topology.dead_letter_exchange
+        transport.publish(dlx, route or delivery.queue, copy).result(CONFIRM_TIMEOUT)
     except (TransportError, FutureTimeout) as exc:
         log.error("%s: dead-letter copy not confirmed (%s); rejecting to the queue's DLX", by, exc)
         delivery.reject(requeue=False)

@@ -42,6 +42,7 @@ from sustainml.config import Settings
 from sustainml.messages import MessageError, TaskEnvelope, decode, decode_task
 from sustainml.messages import headers as H
 from sustainml.redact import redact_for
+from sustainml.rpc import ForeignQueue, check_own_queue
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport import blocking_parameters
 from sustainml.transport.base import BrokerUnavailable, TransportError
@@ -135,6 +136,7 @@ class ReplayResult:
 def dead_letter_queues(topology: Topology) -> list[tuple[str, str]]:
     """(dlq, origin queue) for every work queue of the namespace, in pipeline order."""
     work = [topology.stage_queue(s) for s in PIPELINE] + [topology.orchestrator_results_queue]
+    work.append(topology.unattributed_route)  # refused senders (forged control / status)
     return [(topology.dead_letter_queue(q), q) for q in work]
 
 
@@ -146,6 +148,8 @@ def resolve_dlq(topology: Topology, name: str) -> str:
     for dlq, origin in known:
         if key in (dlq, origin):
             return dlq
+    if key.lower() == "unattributed":
+        return topology.dead_letter_queue(topology.unattributed_route)
     if key.lower() in ("results", "orchestrator", "orchestrator.results"):
         return topology.dead_letter_queue(topology.orchestrator_results_queue)
     try:
@@ -305,6 +309,7 @@ class DlqClient:
         self._timeout = connect_timeout
         self._conn: pika.BlockingConnection | None = None
         self._ch: BlockingChannel | None = None
+        self._user_id: str | None = None
 
     # -- connection ------------------------------------------------------------------------
     def __enter__(self) -> DlqClient:
@@ -316,6 +321,10 @@ class DlqClient:
 
     def connect(self) -> None:
         params = blocking_parameters(self.settings, "sustainml-dlq", connect_timeout=self._timeout)
+        credentials = params.credentials
+        # Stamped on replayed copies (the broker checks it against the login): under per-role
+        # accounts a replay is thereby attributed to the operator.
+        self._user_id = credentials.username if isinstance(credentials, pika.PlainCredentials) else None
         try:
             self._conn = pika.BlockingConnection(params)
         except (pika.exceptions.AMQPError, OSError) as exc:  # OSError: refused, TLS verification
@@ -433,8 +442,13 @@ class DlqClient:
         count = self._count(dlq)
         if count is None:
             raise DlqError(f"{dlq} does not exist")
-        if to_queue is not None and self._count(to_queue) is None:
-            raise DlqError(f"target queue {to_queue!r} does not exist")
+        if to_queue is not None:
+            try:
+                check_own_queue(self.topology, to_queue, "--to-queue")
+            except ForeignQueue as exc:
+                raise DlqError(str(exc)) from None
+            if self._count(to_queue) is None:
+                raise DlqError(f"target queue {to_queue!r} does not exist")
         wanted = set(refs)
         result = ReplayResult()
         ch = self._channel()
@@ -487,6 +501,9 @@ class DlqClient:
             exchange, rkey = "", origin_queue
         else:
             return "no origin queue recorded; replay it with --to-queue or --via-exchange"
+        problem = self._outside_namespace(exchange, rkey)
+        if problem is not None:
+            return problem
         for key in _DEATH_HEADERS:
             headers.pop(key, None)
         headers.pop(H_ATTEMPTS, None)  # a replay starts with fresh attempts
@@ -503,6 +520,7 @@ class DlqClient:
             timestamp=props.timestamp,
             type=props.type,
             app_id=props.app_id,
+            user_id=self._user_id,
         )
         try:
             ch.basic_publish(exchange, rkey, body, copy, mandatory=True)
@@ -512,6 +530,19 @@ class DlqClient:
             return "the broker refused the copy (basic.nack)"
         except pika.exceptions.ChannelClosedByBroker as exc:
             raise DlqError(f"publish to {exchange!r} refused: {exc.reply_code} {exc.reply_text}") from None
+        return None
+
+    def _outside_namespace(self, exchange: str, rkey: str) -> str | None:
+        """Why a replay target lies outside this namespace (a dead letter's recorded origin is
+        whatever its sender claimed), or None when it is inside: a queue ``<ns>.*`` through the
+        default exchange, or an exchange ``<ns>.*``."""
+        try:
+            if exchange:
+                check_own_queue(self.topology, exchange, "target exchange")
+            else:
+                check_own_queue(self.topology, rkey, "target queue")
+        except ForeignQueue as exc:
+            return f"refused: {exc}"
         return None
 
     def purge(self, queue: str) -> int:

@@ -26,7 +26,8 @@ Roles:
   reply and watch queues; writes only to the default exchange (requests to the orchestrator).
   It cannot declare shared resources, bind, or read any stage queue.
 - ``operator``: ``sustainml dlq``: reads (and purges) only the dead-letter queues; writes to the
-  default exchange and the record exchanges (replay); configures nothing.
+  default exchange and the record exchanges (replay) and the control exchange (NodeControl);
+  configures nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def _names(ns: str) -> dict[str, list[str]]:
     retry = rf"{e(ns)}\.retry\.({stage_kinds})\.[0-9]+"
     dlqs = [e(topo.dead_letter_queue(q)) for q in (*(topo.stage_queue(s) for s in PIPELINE),)]
     dlqs.append(e(topo.dead_letter_queue(topo.orchestrator_results_queue)))
+    dlqs.append(e(topo.dead_letter_queue(topo.unattributed_route)))
 
     def private(purpose: str, owner: str = _OWNER) -> str:
         return rf"{e(ns)}\.{e(purpose)}\.{owner}"
@@ -130,9 +132,9 @@ def role_permissions(namespace: str) -> dict[str, RolePermissions]:
     operator = RolePermissions(
         "operator",
         configure=NOTHING,
-        write=_alt([amq_default, *n["record_exchanges"]]),
+        write=_alt([amq_default, *n["record_exchanges"], re.escape(Topology(namespace).control_exchange)]),
         read=_alt(n["dlqs"]),
-        description="dead-letter inspection and replay (sustainml dlq)",
+        description="dead-letter inspection and replay (sustainml dlq), node control (sustainml control)",
     )
     return {r.role: r for r in (worker, orchestrator, publisher, operator)}
 

@@ -25,6 +25,29 @@ from sustainml.transport.base import Delivery, Message, Transport, TransportErro
 log = logging.getLogger(__name__)
 
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class ForeignQueue(ValueError):
+    """A queue named by a message (reply_to, watch_queue, a replay target) lies outside the
+    namespace: nothing is written to it."""
+
+
+def check_own_queue(topology: Topology, name: str, field: str, *, direct_reply: bool = False) -> str:
+    """``name`` if it is a queue of this namespace (``<ns>.<...>``), or RabbitMQ's direct reply-to
+    pseudo-queue when ``direct_reply``; ``ForeignQueue`` naming ``field`` otherwise. Keeps a
+    sender from making a node or the orchestrator write into another deployment's queues."""
+    if direct_reply and (name == DIRECT_REPLY_TO or name.startswith(DIRECT_REPLY_TO + ".")):
+        return name
+    prefix = f"{topology.ns}."
+    if not name.startswith(prefix) or len(name) <= len(prefix) or len(name) > 255:
+        allowed = f"a queue named {prefix}*" + (f" or {DIRECT_REPLY_TO}" if direct_reply else "")
+        raise ForeignQueue(
+            f"{field}: {name!r:.120} is not a queue of namespace {topology.ns!r} (expected {allowed})"
+        )
+    return name
+
+
 class RpcError(Exception):
     """A request could not be answered; the message says why and what to do."""
 
@@ -110,11 +133,25 @@ class RpcClient:
             log.debug("could not delete reply queue %s: %s", self.reply_queue, exc)
 
 
-def reply(transport: Transport, request: Delivery, body: bytes, *, type: str | None = None) -> None:
-    """Answer ``request`` (no-op with a debug log when it asked for no reply)."""
+def reply(
+    transport: Transport,
+    request: Delivery,
+    body: bytes,
+    *,
+    topology: Topology,
+    type: str | None = None,
+) -> None:
+    """Answer ``request`` (no-op with a debug log when it asked for no reply). The reply goes
+    only to a queue of ``topology``'s namespace (or direct reply-to); any other ``reply_to`` is
+    refused with a warning and nothing is written."""
     reply_to = request.message.reply_to
     if not reply_to:
         log.debug("request %s has no reply_to; not answering", request.message.correlation_id)
+        return
+    try:
+        check_own_queue(topology, reply_to, "reply_to", direct_reply=True)
+    except ForeignQueue as exc:
+        log.warning("request %s not answered: %s", request.message.correlation_id, exc)
         return
     msg = Message(body, correlation_id=request.message.correlation_id, type=type, persistent=False)
     fut = transport.publish("", reply_to, msg, mandatory=False)

@@ -213,6 +213,12 @@ class Topology:
     def dead_letter_queue(self, queue: str) -> str:
         return f"{queue}.dlq"
 
+    @property
+    def unattributed_route(self) -> str:
+        """Dead-letter routing key of messages refused because their sender could not be proven
+        to hold the role needed (forged NodeControl and NodeStatus); they wait in its DLQ."""
+        return f"{self.ns}.unattributed"
+
     def retry_delay_ms(self, attempt: int) -> int:
         """Delay before attempt ``attempt + 1`` after attempt ``attempt`` failed:
         ``retry_backoff * 2**(attempt-1)`` seconds (1 s, 2 s, 4 s ... by default)."""
@@ -292,6 +298,7 @@ class Topology:
         work.append(self.orchestrator_results_spec())
         specs = [*work, self.orchestrator_requests_spec()]
         specs += [self.dead_letter_queue_spec(q.name) for q in work]
+        specs.append(self.dead_letter_queue_spec(self.unattributed_route))
         specs += [self.config_queue_spec(s) for s in PIPELINE]
         return specs
 

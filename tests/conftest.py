@@ -1,10 +1,13 @@
 """Shared fixtures: which RabbitMQ broker the integration tests use, and per-test isolation.
 
-Broker selection, resolved once per session (docs: rabbitmq-practices.md section 15):
+Broker selection, resolved once per session (per xdist worker):
 
-1. ``SUSTAINML_TEST_BROKER_URL`` if set (testcontainers is then never imported);
-2. else a throwaway ``rabbitmq:3.10-management`` container when a Docker engine answers;
-3. else a broker listening on 127.0.0.1:5672 (guest/guest);
+1. ``SUSTAINML_TEST_BROKER_URL`` if set;
+2. else, with ``SUSTAINML_TEST_BROKER=container``, a throwaway broker container from the local
+   RabbitMQ image (``tools/build-images`` builds it) through testcontainers; when that cannot
+   work (no engine, image not built) the run stops at once with one line saying what to do;
+3. else (the default, ``SUSTAINML_TEST_BROKER=local``) a broker listening on 127.0.0.1:5672
+   (guest/guest);
 4. else skip, or fail when ``CI`` is set: a skipped integration suite must not pass as green.
 """
 
@@ -17,9 +20,8 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
-import pika
 import pytest
 
 from sustainml.config import Settings
@@ -37,27 +39,30 @@ if _ROOT not in sys.path:
 # folder first on their sys.path (PYTHONSAFEPATH, Python >= 3.11, leaves the cwd out).
 os.environ["PYTHONSAFEPATH"] = "1"
 
+from tests.support import broker_cleanup  # noqa: E402  (needs the path above)
+
+broker_cleanup.record()  # every t-* namespace this session uses is swept at its end
+
 BROKER_ENV = "SUSTAINML_TEST_BROKER_URL"
+BROKER_MODE_ENV = "SUSTAINML_TEST_BROKER"  # local (default) | container
 LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-CONTAINER_IMAGE = "rabbitmq:3.10-management"
 
 
-def _docker_engine_answers() -> bool:
-    """True when the docker SDK imports and the engine answers a ping (a bare CLI is not enough)."""
-    try:
-        import docker
-    except ImportError:
-        return False
-    try:
-        client = docker.from_env()
-    except Exception:
-        return False
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-    finally:
-        client.close()
+def _broker_mode() -> str:
+    mode = os.environ.get(BROKER_MODE_ENV, "local").strip().lower() or "local"
+    if mode not in ("local", "container"):
+        raise pytest.UsageError(f"{BROKER_MODE_ENV}={mode!r}: expected 'local' or 'container'")
+    return mode
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Asked for container brokers but none can start: one line now, not an error per test.
+    if _broker_mode() == "container" and not os.environ.get(BROKER_ENV):
+        from tests.support import containers
+
+        reason = containers.unavailable_reason("rabbitmq")
+        if reason:
+            raise pytest.UsageError(f"{BROKER_MODE_ENV}=container: {reason}")
 
 
 def _tcp_open(host: str, port: int, timeout: float) -> bool:
@@ -68,6 +73,25 @@ def _tcp_open(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(pytest-xdist controller) Keep the notes a worker left (e.g. why container tests were
+    deselected), to print them once at the end."""
+    from tests.support import containers
+
+    for note in getattr(node, "workeroutput", {}).get(containers.NOTES_KEY, []):
+        containers.add_note(node.config, note)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    from tests.support import containers
+
+    for note in containers.notes(config):
+        terminalreporter.write_line(note)
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """AMQP URL of the broker the integration tests run against."""
@@ -75,29 +99,18 @@ def amqp_url() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    if _docker_engine_answers():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # testcontainers' own deprecations
-            try:
-                from testcontainers.community.rabbitmq import RabbitMqContainer
-            except ImportError:
-                from testcontainers.rabbitmq import RabbitMqContainer
-        with RabbitMqContainer(CONTAINER_IMAGE) as container:
-            params = container.get_connection_params()
-            creds = params.credentials
-            assert isinstance(creds, pika.PlainCredentials)
-            vhost = quote(params.virtual_host, safe="")
-            yield (
-                f"amqp://{quote(creds.username, safe='')}:{quote(creds.password, safe='')}"
-                f"@{params.host}:{params.port}/{vhost}"
-            )
+    if _broker_mode() == "container":
+        from tests.support import containers
+
+        with containers.rabbitmq_container() as url:
+            yield url
         return
     if _tcp_open("127.0.0.1", 5672, 1.0):
         yield LOCAL_BROKER_URL
         return
     reason = (
-        f"no RabbitMQ broker for integration tests: set {BROKER_ENV}, start a Docker engine, "
-        "or run `rabbitmq-server -detached` on 127.0.0.1:5672"
+        f"no RabbitMQ broker for integration tests: set {BROKER_ENV}, {BROKER_MODE_ENV}=container "
+        "(after `tools/build-images`), or run `rabbitmq-server -detached` on 127.0.0.1:5672"
     )
     if os.environ.get("CI"):
         pytest.fail(reason)
@@ -133,4 +146,18 @@ def settings(amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
     )
     yield s
     with AmqpTransport(s.broker_url, name="cleanup") as t:
-        delete_all(t, Topology(s.namespace))
+        delete_all(t, Topology.of(s))  # with its retry backoff: the retry queues are named after it
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _broker_left_clean() -> Iterator[None]:
+    """At the end of the session, delete whatever the tests left of their t-* namespaces on the
+    broker (queues and exchanges a test forgot, private queues not yet expired)."""
+    yield
+    url = os.environ.get(BROKER_ENV) or (LOCAL_BROKER_URL if _tcp_open("127.0.0.1", 5672, 1.0) else None)
+    if url is None or not broker_cleanup.NAMESPACES:
+        return
+    try:
+        broker_cleanup.sweep(url)
+    except Exception as exc:  # a broker gone at the end of the run (fault tests): nothing to sweep
+        warnings.warn(f"t-* namespaces not swept from {url.split('@')[-1]}: {exc}", stacklevel=1)

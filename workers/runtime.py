@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar, Literal
 
+from sustainml.attribution import CONTROL_ROLES, Attribution, Unattributed
 from sustainml.config import Settings
 from sustainml.deadletter import attempt_of, dead_letter, retry_later
 from sustainml.messages import (
@@ -63,8 +64,8 @@ from sustainml.messages import (
     encode_task,
 )
 from sustainml.messages import headers as H
-from sustainml.rpc import reply
-from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, Stage, Topology, declare_all
+from sustainml.rpc import ForeignQueue, check_own_queue, reply
+from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, USER_INPUT, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import (
     Binding,
@@ -267,6 +268,7 @@ class Node:
         with Node._running_lock:  # from creation on, so a class-level terminate() reaches it
             Node._running.add(self)
         self._control_queue = self.topology.private_queue("control", self.replica_id)
+        self._attribution: Attribution | None = None  # set by start(): it needs the broker login
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -275,6 +277,7 @@ class Node:
             return
         self._started = True
         self.transport.connect()
+        self._attribution = Attribution.of(self.settings, "worker", self.transport.user)
         declare_all(self.transport, self.topology)  # first: the status exchange must exist
         self._task_events.start()
         self._set_state(Status.INITIALIZING)
@@ -458,6 +461,7 @@ class Node:
             persistent=False,
         )
         try:
+            msg = self._sign(msg)
             fut = self.transport.publish(self.topology.status_exchange, self.node_name, msg, mandatory=False)
             fut.add_done_callback(_log_lost_status)
         except TransportError as exc:  # status is best effort: the next heartbeat repeats it
@@ -501,6 +505,11 @@ class Node:
                 delivery, f"{self.node_name} expects {self.STAGE.input_kind} records, got {envelope.kind}"
             )
             return False
+        try:
+            self._check_sender(delivery, envelope.kind)
+        except Unattributed as exc:
+            self._dead_letter(delivery, f"{self.node_name} input {exc}")
+            return False
         task_id = envelope.task_id
         if self._is_cancelled(task_id):
             log.info("%s: task %s was cancelled; not processing it", self.node_name, task_id)
@@ -525,6 +534,19 @@ class Node:
             # look in flight forever in the heartbeats.
             self._forget_task(task_id)
             raise
+
+    def _check_sender(self, delivery: Delivery, kind: str) -> None:
+        """Only the orchestrator starts a task and only workers produce stage outputs (an
+        operator may replay either). A retry copy is republished by a replica of this stage, so
+        under per-role accounts a retried task start comes from the worker role."""
+        assert self._attribution is not None
+        if kind == USER_INPUT:
+            allowed = {"orchestrator", "operator"}
+            if attempt_of(delivery) > 1:
+                allowed.add("worker")
+            self._attribution.require(delivery.message, allowed, "a task start (user_input)")
+        else:
+            self._attribution.require(delivery.message, {"worker", "operator"}, f"a {kind} output")
 
     def _callback_inputs(self, envelope: TaskEnvelope) -> list[Record]:
         records = envelope.records()
@@ -649,8 +671,14 @@ class Node:
         fut.add_done_callback(functools.partial(self._on_output_confirm, delivery, task_id, error, started))
         return True
 
+    def _sign(self, msg: Message) -> Message:
+        if self._attribution is None:
+            raise TransportError(f"{self.node_name}: not started")
+        return self._attribution.sign(msg)
+
     def _publish_output(self, routing_key: str, msg: Message) -> Future[None]:
         try:
+            msg = self._sign(msg)
             return self.transport.publish(self.topology.record_exchange(self.STAGE.kind), routing_key, msg)
         except TransportError as exc:  # the contract reports failures through the future; be safe
             failed: Future[None] = Future()
@@ -769,6 +797,19 @@ class Node:
 
     # -- control -----------------------------------------------------------------------------
     def _on_control(self, delivery: Delivery) -> None:
+        assert self._attribution is not None
+        try:
+            self._attribution.require(delivery.message, CONTROL_ROLES, "NodeControl")
+        except Unattributed as exc:
+            dead_letter(
+                self.transport,
+                self.topology,
+                delivery,
+                f"{self.node_name} NodeControl {exc}",
+                by=self.node_name,
+                route=self.topology.unattributed_route,
+            )
+            return
         delivery.ack()  # control messages are commands, not work: nothing to redo on failure
         try:
             cmd = decode(delivery.message.body, NodeControl)
@@ -820,6 +861,13 @@ class Node:
     # -- configuration RPC -------------------------------------------------------------------
     def _on_config(self, delivery: Delivery) -> None:
         delivery.ack()  # answered (or explained) exactly once below; a retry is the caller's call
+        reply_to = delivery.message.reply_to
+        if reply_to:
+            try:  # never run a request whose answer would be written into another namespace
+                check_own_queue(self.topology, reply_to, "reply_to", direct_reply=True)
+            except ForeignQueue as exc:
+                log.warning("%s: configuration request refused: %s", self.node_name, exc)
+                return
         try:
             req = decode(delivery.message.body, RequestType)
         except MessageError as exc:
@@ -830,7 +878,7 @@ class Node:
                 err_code=ErrorCode.INTERNAL_ERROR,
                 configuration=json.dumps({"error": f"invalid configuration request: {exc}"}),
             )
-            reply(self.transport, delivery, encode(res), type="ResponseType")
+            reply(self.transport, delivery, encode(res), topology=self.topology, type="ResponseType")
             return
         res = ResponseType(node_id=req.node_id, transaction_id=req.transaction_id, success=True)
         try:
@@ -851,7 +899,7 @@ class Node:
                 err_code=ErrorCode.INTERNAL_ERROR,
                 configuration=json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
             )
-        reply(self.transport, delivery, encode(res), type="ResponseType")
+        reply(self.transport, delivery, encode(res), topology=self.topology, type="ResponseType")
 
 
 def _log_lost_status(fut: Future[None]) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP API (issue 5): the original framework's REST routes, the versioned ``/v1`` API,
+"""The HTTP API: the original framework's REST routes, the versioned ``/v1`` API,
 server-sent events, Prometheus metrics and the dashboard's static files, served by uvicorn in the
 orchestrator process. Route handlers only translate HTTP to the orchestrator's Python API.
 

@@ -23,13 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic_core import PydanticSerializationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sustainml import __version__
 from sustainml.api.events import EventHub
 from sustainml.api.metrics import ApiMetrics
-from sustainml.api.security import BodyLimit, RequestCounter, TokenCheck
+from sustainml.api.security import BodyLimit, RequestCounter, SiteGuard, TokenCheck
 from sustainml.config import Settings
 from sustainml.messages import MessageError, TaskId
 from sustainml.orchestrator.core import Orchestrator, SubmitError
@@ -113,9 +114,11 @@ def create_app(
     orchestrator: Orchestrator,
     *,
     on_terminate: Callable[[], None] | None = None,
+    bound_hosts: tuple[str, ...] = (),
 ) -> FastAPI:
-    """The API of a started orchestrator. ``on_terminate`` is what ``GET /terminate`` calls (the
-    CLI stops the orchestrator and the server; default: ``orchestrator.stop``)."""
+    """The API of a started orchestrator. ``on_terminate`` is what ``POST /terminate`` calls (the
+    CLI stops the orchestrator and the server; default: ``orchestrator.stop``). ``bound_hosts``:
+    the address the server listens on, also accepted as ``Host``."""
     from sustainml.api import compat, v1
 
     metrics = ApiMetrics(orchestrator)
@@ -163,6 +166,19 @@ def create_app(
     async def on_message_error(request: Request, exc: MessageError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=422)
 
+    @app.exception_handler(UnicodeError)
+    @app.exception_handler(PydanticSerializationError)
+    async def on_unicode_error(request: Request, exc: Exception) -> JSONResponse:
+        # Only input can carry such text (JSON allows "\ud800"; UTF-8 cannot encode it), so
+        # an answer that cannot be encoded because of it is the request's fault, not the server's.
+        if not isinstance(exc, UnicodeError) and "surrogates not allowed" not in str(exc):
+            log.error("%s %s: response not serialisable: %s", request.method, request.url.path, exc)
+            return JSONResponse({"error": "internal error: the answer could not be encoded"}, status_code=500)
+        return JSONResponse(
+            {"error": "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"},
+            status_code=422,
+        )
+
     @app.exception_handler(SubmitError)
     async def on_submit_error(request: Request, exc: SubmitError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=422)
@@ -186,6 +202,12 @@ def create_app(
         auth=app.state.ctx.auth,
     )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    app.add_middleware(
+        SiteGuard,
+        allowed_hosts=(*settings.host_allowlist, *bound_hosts),
+        cors_origins=tuple(origins),
+        upload_paths=(UPLOAD_PATH,),
+    )
     if origins:
         app.add_middleware(
             CORSMiddleware,

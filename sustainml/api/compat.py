@@ -1,4 +1,4 @@
-"""The original framework's REST routes (upstream-behaviour.md §13), same bodies and shapes, with
+"""The original framework's REST routes (its Flask backend), same bodies and shapes, with
 its defects fixed: unknown task -> 404, bounded long-polls (504 "not ready" after ``timeout``),
 lists as arrays, every field exposed, the node's own success/err_code, 422 naming the field."""
 
@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from sustainml.api import hfcompat, views
@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["compatible (upstream REST)"])
 Ctx = Annotated[ApiContext, Depends(context)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="a retry with the same key returns the task the first request created",
+    ),
+]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown task"}}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody, "description": "invalid body"}}
@@ -71,10 +80,12 @@ def hello() -> dict[str, str]:
     dependencies=[Auth],
     responses={**INVALID, **AUTH, **BROKER, **TOO_LARGE},
 )
-def user_input(ctx: Ctx, body: UserInputBody) -> dict[str, Any]:
-    """Submit a problem; answers once the task is published (follow it with `/results`)."""
+def user_input(ctx: Ctx, body: UserInputBody, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Submit a problem; answers once the task is published (follow it with `/results`). With an
+    `Idempotency-Key` header, a retry with the same key returns the task the first one created."""
     raw = body.model_dump(exclude_none=True)
-    task_id = ctx.orch.submit(views.user_input_from_body(raw))
+    key = f"http-{idempotency_key}" if idempotency_key else None
+    task_id = ctx.orch.submit(views.user_input_from_body(raw), idempotency_key=key)
     return {"message": "User input data sent successfully.", "task_id": views.task_id_json(task_id)}
 
 
@@ -233,13 +244,28 @@ def _terminate(ctx: ApiContext, request: Request) -> dict[str, str]:
 FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"model": ErrorBody, "description": "not from loopback"}}
 
 
-@router.get("/terminate", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
+@router.post("/terminate", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
 async def terminate(ctx: Ctx, request: Request) -> dict[str, str]:
-    """Stop the orchestrator and this server (token when set, else loopback clients only)."""
+    """Stop the orchestrator and this server (token when set, else loopback clients only).
+    POST only: upstream answered GET, which any web page could trigger with an image tag."""
     return _terminate(ctx, request)
 
 
-@router.get("/shutdown", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
+@router.post("/shutdown", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
 async def shutdown(ctx: Ctx, request: Request) -> dict[str, str]:
     """Same as `/terminate` (upstream's werkzeug shutdown hook)."""
     return _terminate(ctx, request)
+
+
+GET_REFUSED: dict[int | str, dict[str, Any]] = {405: {"model": ErrorBody, "description": "use POST"}}
+
+
+@router.get("/terminate", status_code=405, responses=GET_REFUSED, include_in_schema=False)
+@router.get("/shutdown", status_code=405, responses=GET_REFUSED, include_in_schema=False)
+async def terminate_by_get(request: Request) -> JSONResponse:
+    """Refused: a GET never changes state here (upstream's `GET /terminate` did)."""
+    return JSONResponse(
+        {"error": f"use POST {request.url.path}: a GET never changes state (unlike upstream)"},
+        status_code=405,
+        headers={"Allow": "POST"},
+    )

@@ -36,7 +36,11 @@ from sustainml.transport.base import Binding, Delivery, TransportError
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBER_QUEUE = 1000  # events buffered per SSE client; a client that falls further behind is dropped
+# Per SSE client: a client is cut when its oldest unread event has waited MAX_LAG_S seconds (it
+# stopped reading), or when SUBSCRIBER_QUEUE events wait (the memory bound). A burst of events
+# larger than a count-only bound would cut clients that read perfectly well.
+SUBSCRIBER_QUEUE = 10_000
+MAX_LAG_S = 30.0
 SWEEP_INTERVAL = 1.0
 LATENCY_TRACKED_MAX = 10_000  # tasks whose last event time is remembered (stage latency)
 
@@ -57,6 +61,7 @@ class Subscription:
     nodes: bool
     queue: asyncio.Queue[HubEvent | None] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
     dropped: bool = False
+    last_read: float = field(default_factory=time.monotonic)  # when the client last took an event
 
     def wants(self, event: HubEvent) -> bool:
         if event.name == "node":
@@ -290,13 +295,24 @@ class EventHub:
                 self._offer(sub, event)
 
     def _offer(self, sub: Subscription, event: HubEvent | None) -> None:
+        lag = time.monotonic() - sub.last_read
+        if event is not None and not sub.queue.empty() and lag > MAX_LAG_S:
+            # Events have waited since the client last read one: it stopped reading.
+            log.warning("SSE client %s read nothing for %.0f s; closing its stream", id(sub), lag)
+            self._drop(sub)
+            return
         try:
             sub.queue.put_nowait(event)
         except asyncio.QueueFull:
             # A client that does not read cannot hold the server's memory: end its stream.
             log.warning("SSE client %s fell %d events behind; closing its stream", id(sub), SUBSCRIBER_QUEUE)
-            sub.dropped = True
-            self._subs.discard(sub)
+            self._drop(sub)
+
+    def _drop(self, sub: Subscription) -> None:
+        sub.dropped = True
+        self._subs.discard(sub)
+        with contextlib.suppress(asyncio.QueueFull):
+            sub.queue.put_nowait(None)  # wakes its stream if it waits
 
     # -- API used by the routes (on the loop) ----------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -341,8 +357,10 @@ class EventHub:
             try:
                 event = await asyncio.wait_for(sub.queue.get(), ping_every)
             except TimeoutError:
+                sub.last_read = time.monotonic()  # nothing waiting: not behind
                 yield None
                 continue
+            sub.last_read = time.monotonic()
             if event is None:
                 return
             yield event

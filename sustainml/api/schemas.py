@@ -198,6 +198,17 @@ class TaskAccepted(BaseModel):
     state: TaskStateName
 
 
+class Alert(BaseModel):
+    """What changes the meaning of a result (``sustainml.display.task_alerts``)."""
+
+    kind: Literal["no_model", "constraints_not_met", "needs_clarification"]
+    node: str = Field(description="the node that reported it")
+    title: str = Field(description="one line to show first")
+    details: dict[str, str] = Field(
+        description="no_model: binding_constraint, relaxation; constraints_not_met: violations"
+    )
+
+
 class TaskFigures(BaseModel):
     """A task's headline, in the data model's units; null where the stage has not answered (and the
     figures null when ML_MODEL answered NO_MODEL or Error: their zeros are placeholders)."""
@@ -212,6 +223,7 @@ class TaskFigures(BaseModel):
     carbon_footprint: float | None = Field(description="kgCO2e")
     carbon_intensity: float | None = Field(description="gCO2e/kWh")
     stages_done: list[str] = Field(description="nodes whose output is stored, in pipeline order")
+    alerts: list[Alert] = Field(description="no feasible model, constraints not met, a question for the user")
 
 
 class TaskSummary(BaseModel):
@@ -243,6 +255,7 @@ class TaskDetail(BaseModel):
     error: str | None
     note: str | None
     current_stage: str | None
+    alerts: list[Alert] = Field(description="no feasible model, constraints not met, a question for the user")
     USER_INPUT: dict[str, Any] | None
     ML_MODEL_METADATA: dict[str, Any] | None
     APP_REQUIREMENTS: dict[str, Any] | None
@@ -285,6 +298,9 @@ class NodeConfigAnswer(BaseModel):
     err_code: Literal["NO_ERROR", "INTERNAL_ERROR"]
     configuration: str
     parsed: Any = Field(None, description="configuration parsed as JSON (null when it is not JSON)")
+    outcome: Literal["ok", "unsupported", "error"] = Field(
+        description="ok; unsupported: the node does not know this request; error: it failed to answer"
+    )
 
 
 class DatasetAnswer(BaseModel):

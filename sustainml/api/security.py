@@ -178,3 +178,77 @@ class RequestCounter:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.counter.labels(method=scope.get("method", ""), route=template, status=str(status)).inc()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a browser may send cross-site without a CORS preflight ("simple" requests): refused on
+# every state-changing route (multipart only where a file is uploaded, and there same-origin).
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "text/plain", "multipart/form-data"})
+
+
+def host_name(host_header: str) -> str:
+    """The host of a ``Host`` header, lower case, without the port (``[::1]:80`` -> ``::1``)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class SiteGuard:
+    """Who may talk to the server at all, and who may change state (an ASGI middleware, outermost
+    but CORS, so it runs before any body is read).
+
+    - ``Host`` must name an allowed host (loopback names, the bound address, and
+      ``SUSTAINML_ALLOWED_HOSTS``; ``*`` allows any): a page served from another name that
+      resolves here (DNS rebinding) is answered ``421``.
+    - State changes (any method but GET/HEAD/OPTIONS) are refused (``403``) when the browser says
+      they come from another site: ``Sec-Fetch-Site`` ``cross-site``/``same-site``, or an
+      ``Origin`` that is neither this server nor a configured CORS origin; and (``415``) when
+      their body is a form or text/plain, the kinds a page can send cross-site without a CORS
+      preflight (multipart is accepted on upload paths only, from the same origin). Clients that
+      are not browsers (curl, scripts) send neither header and are not affected."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: tuple[str, ...],
+        cors_origins: tuple[str, ...],
+        upload_paths: tuple[str, ...],
+    ) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.allowed_hosts = frozenset(h.strip("[]") for h in allowed_hosts)
+        self.cors_origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", [])}
+        host = headers.get(b"host", "")
+        if not self.any_host and host_name(host) not in self.allowed_hosts:
+            await _send_error(
+                send, 421, f"Host {host[:100]!r} is not served here (allowed: SUSTAINML_ALLOWED_HOSTS)"
+            )
+            return
+        if scope.get("method", "GET") not in SAFE_METHODS:
+            refusal = self._cross_site(headers, host, scope.get("path", ""))
+            if refusal is not None:
+                await _send_error(send, *refusal)
+                return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, headers: dict[bytes, str], host: str, path: str) -> tuple[int, str] | None:
+        origin = headers.get(b"origin", "").rstrip("/").lower()
+        allowed_origin = origin in self.cors_origins
+        same_origin = bool(origin) and origin.partition("://")[2] == host.strip().lower()
+        site = headers.get(b"sec-fetch-site", "").lower()
+        if site in ("cross-site", "same-site") and not allowed_origin:
+            return 403, f"cross-site request refused (Sec-Fetch-Site: {site})"
+        if origin and not (same_origin or allowed_origin):
+            return 403, f"cross-site request refused (Origin {origin[:100]!r} is not this server)"
+        media = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
+        if media in FORM_TYPES and not (media == "multipart/form-data" and path in self.upload_paths):
+            return 415, f"Content-Type {media} is not accepted for a state change: send application/json"
+        return None

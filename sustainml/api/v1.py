@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sustainml.api import views
 from sustainml.api.app import ApiContext, context
-from sustainml.api.compat import AUTH, BROKER, INVALID, NOT_FOUND, TOO_LARGE, Auth
+from sustainml.api.compat import AUTH, BROKER, INVALID, NOT_FOUND, TOO_LARGE, Auth, IdempotencyKey
 from sustainml.api.events import replica_json
 from sustainml.api.metrics import CONTENT_TYPE
 from sustainml.api.schemas import (
@@ -84,9 +84,11 @@ def _description(blob: bytes) -> str:
     tags=["tasks"],
     responses={**INVALID, **AUTH, **BROKER, **TOO_LARGE},
 )
-def submit_task(ctx: Ctx, body: V1UserInputBody) -> dict[str, Any]:
-    """Submit a problem (the body of the original `POST /user_input`)."""
-    task_id = ctx.orch.submit(views.user_input_from_body(body.model_dump(exclude_none=True)))
+def submit_task(ctx: Ctx, body: V1UserInputBody, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Submit a problem (the body of the original `POST /user_input`). With an `Idempotency-Key`
+    header, a retry with the same key returns the task the first request created."""
+    ui = views.user_input_from_body(body.model_dump(exclude_none=True))
+    task_id = ctx.orch.submit(ui, idempotency_key=f"http-{idempotency_key}" if idempotency_key else None)
     return {"task_id": views.task_id_json(task_id), "state": ctx.orch.result(task_id).state}
 
 

@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+from sustainml.display import MODEL_SENTINELS, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.orchestrator.protocol import TaskResult
 from sustainml.orchestrator.taskdb import TaskRow
@@ -18,8 +19,6 @@ DEFAULT_MODEL_FAMILY = "Transformers"
 #: Record fields that can hold megabytes (ML_MODEL's sample arrays and model file): left out of
 #: the event stream, and of a result on request (``omit``).
 BULKY_FIELDS = ("input_batch", "raw_model")
-#: ML_MODEL's sentinels (upstream §16): the zeros downstream of them are not figures of anything.
-MODEL_SENTINELS = frozenset({"NO_MODEL", "Error"})
 #: The records a task list item summarises (kinds), and the figures taken from them.
 SUMMARY_KINDS = ("ml_model_metadata", "ml_model", "hw_resources", "carbon_footprint")
 _FIGURES = (
@@ -51,12 +50,14 @@ _KEYWORD_ROUTES: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def user_input_from_body(body: dict[str, Any]) -> UserInput:
-    """The upstream ``/user_input`` rules: ``extra_data.model_family`` = first non-empty of
-    ``extra_data.model_family``, top-level ``type``, ``extra_data.type``, ``"Transformers"``;
-    ``extra_data.num_outputs`` defaults to 1 (upstream stored null and crashed). ``hf_token`` is
-    not injected: nothing here talks to the Hub, and a secret must not be stored in every task."""
+    """``require_problem``, then the upstream ``/user_input`` rules: ``extra_data.model_family`` =
+    first non-empty of ``extra_data.model_family``, top-level ``type``, ``extra_data.type``,
+    ``"Transformers"``; ``extra_data.num_outputs`` defaults to 1 (upstream stored null and
+    crashed). ``hf_token`` is not injected: nothing here talks to the Hub, and a secret must not be
+    stored in every task."""
     ui = from_json_dict(UserInput, body)
     extra = ui.get_extra()
+    require_problem(ui, extra)
     family = next(
         (
             v
@@ -75,13 +76,32 @@ def user_input_from_body(body: dict[str, Any]) -> UserInput:
     return ui
 
 
+def require_problem(ui: UserInput, extra: dict[str, Any]) -> None:
+    """A new problem must say what it is: a description, a definition or a dataset to read it
+    from. Refused here, with the field named, rather than accepted as a task the task encoder can
+    only fail (an iteration inherits its base's description, so it may leave it out)."""
+    if ui.previous_iteration != 0:
+        return
+    if ui.problem_short_description.strip() or ui.problem_definition.strip():
+        return
+    if extra.get("dataset_path") or extra.get("dataset_metadata_description"):
+        return
+    raise MessageError(
+        "UserInput.problem_short_description",
+        "describe the problem (the description is empty), e.g. 'detect defects in photos of welded seams'",
+    )
+
+
 def task_id_json(task_id: TaskId) -> dict[str, int]:
     return {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id}
 
 
 def task_detail(res: TaskResult) -> dict[str, Any]:
+    """The complete result, plus ``alerts``: what changes its meaning (no feasible model, the
+    constraints not met, a question for the user), most important first."""
     out = res.to_json()
     out["current_stage"] = res.current_stage
+    out["alerts"] = [a.to_json() for a in task_alerts(res.outputs)]
     return out
 
 
@@ -102,13 +122,14 @@ def task_figures(outputs: dict[str, Any]) -> dict[str, Any]:
     """The headline of a task from its stored records (by kind): the goal, the chosen model and
     hardware and the six figures in the data model's units, ``None`` where the stage has no output
     yet; the figures are ``None`` too when ML_MODEL answered with a sentinel (``NO_MODEL``,
-    ``Error``), whose downstream zeros are placeholders, not measurements."""
+    ``Error``) or found no feasible model, whose downstream zeros are placeholders, not
+    measurements; ``alerts`` as in ``task_detail``."""
     meta = outputs.get("ml_model_metadata")
     model = outputs.get("ml_model")
     hw = outputs.get("hw_resources")
     goals = list(getattr(meta, "ml_model_metadata", None) or [])
     model_name = getattr(model, "model", None) if model is not None else None
-    sentinel = model_name in MODEL_SENTINELS
+    sentinel = model_name in MODEL_SENTINELS or figures_are_placeholders(outputs)
     out: dict[str, Any] = {
         "goal": (goals[0] or None) if goals else None,
         "model": model_name,
@@ -118,6 +139,7 @@ def task_figures(outputs: dict[str, Any]) -> dict[str, Any]:
         rec = outputs.get(kind)
         out[name] = float(getattr(rec, name)) if rec is not None and not sentinel else None
     out["stages_done"] = [s.node for s in PIPELINE if s.kind in outputs]
+    out["alerts"] = [a.to_json() for a in task_alerts(outputs)]
     return out
 
 
@@ -203,6 +225,7 @@ def config_v1(res: ResponseType) -> dict[str, Any]:
     out = config_compat(res)
     out["err_code"] = res.err_code.name
     out["parsed"] = parsed
+    out["outcome"] = config_outcome(res)[0]
     return out
 
 

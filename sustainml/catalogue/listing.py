@@ -2,8 +2,9 @@
 
 - ``rows(kind)``: one flat dict per entry with the table's columns (numbers in the units the headers
   name), in catalogue order.
-- ``render_table(kind)``: those rows as a rich ``Table``; every cell is plain ``Text``, so names
-  with brackets are never read as markup.
+- ``render_table(kind, wide=...)``: those rows as a rich ``Table`` (all columns, or with
+  ``wide=False`` those that fit 80 columns); every cell is plain ``Text``, so names with brackets
+  are never read as markup.
 - ``as_json(kind)``: every field of every entry (JSON-ready), for ``--json``.
 
 ``local-cpu`` is listed as measured on this machine (``localcpu.local_cpu_entry``: cached, about
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal, cast, get_args
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -27,7 +29,7 @@ Kind = Literal["models", "hardware", "regions"]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 #: The names upstream's HW_RESOURCES answers to ``hardwares``, in its order: sorted simulator
-#: names, sorted FPGA boards, then the DFKI predictor's device (upstream-behaviour.md section 12.3).
+#: names, sorted FPGA boards, then the DFKI predictor's device (the original framework's answer).
 _UPSTREAM_SIMULATOR = (
     "DGX100", "V100", "H100", "H100_x2", "H100_x3", "H100_x4", "H100_x5", "H100_x8", "H200", "H20",
     "A800", "A6000", "A17Pro", "Dimensity9300", "Snapdragon8gen3", "SAM_LPDDR5PIM", "PIM_AI_1chip",
@@ -267,15 +269,49 @@ _TITLES = {
 }
 
 
-def render_table(kind: str, *, measure_local: bool = True) -> Table:
-    """The catalogue as a rich table (plain-text cells, units in the headers)."""
+#: The columns of the default table, chosen to fit 80 columns (``--wide`` shows them all): row
+#: key, a short header with the unit, the widest a text cell may be (longer ones end in "…").
+NARROW: dict[str, tuple[tuple[str, str, int | None], ...]] = {
+    "models": (("name", "model", 26), ("goals", "goals", 26), ("params_m", "params M", None),
+               ("gmacs", "GMACs", None), ("year", "year", None)),
+    "hardware": (("name", "device", 26), ("class", "class", 9), ("fp16_tflops", "fp16 TFLOPS", None),
+                 ("memory_bandwidth_gbs", "BW GB/s", None), ("memory_gb", "mem GB", None),
+                 ("tdp_w", "TDP W", None)),
+    "regions": (("code", "code", 12), ("name", "region", 30), ("continent", "continent", 13),
+                ("carbon_intensity", "gCO2e/kWh", None), ("year", "year", None)),
+}  # fmt: skip
+
+
+def render_table(kind: str, *, measure_local: bool = True, wide: bool = True) -> Table:
+    """The catalogue as a rich table (plain-text cells, units in the headers): every column, or
+    with ``wide=False`` the few that fit an 80-column terminal (long names cut with "…")."""
     kind = _check_kind(kind)
     data = rows(kind, measure_local=measure_local)
-    table = Table(title=_TITLES[kind].format(n=len(data)), title_justify="left")
-    columns = _COLUMNS[kind]
     fmt: dict[bool, Callable[[Any], str]] = {True: _num, False: lambda v: "" if v is None else str(v)}
-    for _key, header, numeric in columns:
-        table.add_column(Text(header), justify="right" if numeric else "left", overflow="fold")
+    title = _TITLES[kind].format(n=len(data))
+    numeric_keys = {key for key, _h, numeric in _COLUMNS[kind] if numeric}
+    if wide:
+        table = Table(title=title, title_justify="left")
+        columns = [(key, numeric) for key, _h, numeric in _COLUMNS[kind]]
+        for _key, header, numeric in _COLUMNS[kind]:
+            table.add_column(Text(header), justify="right" if numeric else "left", overflow="fold")
+    else:
+        table = Table(
+            title=title + "\n(more columns: --wide; every field: --json)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        columns = [(key, key in numeric_keys) for key, _h, _w in NARROW[kind]]
+        for key, header, width in NARROW[kind]:
+            numeric = key in numeric_keys
+            table.add_column(
+                Text(header),
+                justify="right" if numeric else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=width,
+                min_width=len(header) if numeric else None,
+            )
     for row in data:
-        table.add_row(*(Text(fmt[numeric](row.get(key))) for key, _header, numeric in columns))
+        table.add_row(*(Text(fmt[numeric](row.get(key))) for key, numeric in columns))
     return table

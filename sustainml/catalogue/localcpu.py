@@ -50,7 +50,7 @@ CACHE_FILE = "localcpu.json"
 CALIBRATION_VERSION = 1
 
 #: Estimate used when RAPL is not readable: Green Algorithms' default TDP per core for an unknown
-#: CPU (GreenAlgorithms/green-algorithms-tool data, CC BY 4.0; estimation-sources.md section 3.1).
+#: CPU (GreenAlgorithms/green-algorithms-tool data, CC BY 4.0; docs/estimation.md).
 WATTS_PER_CORE = 12.0
 #: Idle power as a fraction of TDP for CPUs: the ``idle-fraction`` rule of hardware.json.
 IDLE_FRACTION = 0.25

@@ -8,9 +8,13 @@ Intensity look-up (``grid_intensity``), first hit wins:
 1. ``extra_data.carbon_intensity`` of the task (``source="user"``): the user knows their own
    contract or site better than a deployment-wide setting;
 2. ``$SUSTAINML_GRID_CI`` (``source="env"``), the original framework's override;
-3. ``geo_location_region`` as a country (ISO alpha-2 or alpha-3 code, name or alias; "Madrid,
-   Spain" and "ES-MD" work through their parts) or a continent / "EU" / "World" row
-   (``source="region"``, or ``"continent"`` when the text names a continent);
+3. ``geo_location_region`` (or, when it is empty, the ``region`` requirement) as a cloud region of
+   AWS, Google Cloud or Azure (``us-east-1``, ``europe-west4``, ``westeurope``, optionally
+   ``aws:us-east-1``: the country whose grid it draws from, ``catalogue/data/regions.json``
+   ``cloud_regions``), a country (ISO alpha-2 or alpha-3 code, name or alias; "Madrid, Spain" and
+   "ES-MD" work through their parts) or a continent / "EU" / "World" row (``source="region"``, or
+   ``"continent"`` when the text names a continent). A region that is none of these is an error
+   listing the closest names (:class:`UnknownRegionError`), never silently the world average;
 4. ``geo_location_continent`` (``source="continent"``, generation-weighted continent mean);
 5. the world average, 458.29 g/kWh (Ember 2025 via OWID, ``source="world_default"``).
 
@@ -19,8 +23,11 @@ their continent, and ``table_g_per_kwh`` shows what the table would have said.
 
 Greener alternatives compare the same workload (training run + inferences):
 
-- regions: the countries of the same continent with the lowest intensity (rows whose figure is
-  a continent or world fallback are skipped; they have no figure of their own), top 3;
+- regions: only where the work can move (data-centre devices; not edge, mobile, desktop or
+  on-device work), to a cloud region (of the same provider when the current location is a cloud
+  region) whose country's grid is cleaner, nearest first (great-circle distance from the current
+  location's cloud regions, else same continent first), positive savings only, one per country,
+  top 3;
 - hardware: the devices with the lowest energy for the workload among the suitable ones (same
   device class as the current one, or every class if that class has no other suitable device;
   suitable = the model's memory footprint fits the device's memory; ``local-cpu`` is this
@@ -32,6 +39,7 @@ Greener alternatives compare the same workload (training run + inferences):
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -41,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sustainml.catalogue import HardwareEntry, RegionEntry, hardware, regions
+from sustainml.catalogue.schema import CloudRegion, cities, cloud_regions, fold
 from sustainml.estimate.power import default_utilisation, device_power_w
 from sustainml.estimate.training import (
     TrainingEstimate,
@@ -80,9 +89,19 @@ class GridIntensity:
     reference: str  # data set and year of the value used
     query: str  # the text that was looked up
     table_g_per_kwh: float  # what the table gives for the location (differs under an override)
+    cloud_region: CloudRegion | None = None  # when the location is a provider's region
 
     def as_dict(self) -> dict[str, Any]:
+        cloud = self.cloud_region
         return {
+            "cloud_region": None
+            if cloud is None
+            else {
+                "name": cloud.name,
+                "provider": cloud.provider,
+                "location": cloud.location,
+                "source": cloud.source,
+            },
             "carbon_intensity": self.g_per_kwh,
             "source": self.source,
             "code": self.code,
@@ -95,34 +114,94 @@ class GridIntensity:
         }
 
 
+class UnknownRegionError(ValueError):
+    """A region text that names no cloud region, country, continent or the world."""
+
+
+def find_cloud_region(text: str) -> CloudRegion | None:
+    """The cloud region ``text`` names exactly (case aside): ``us-east-1``, ``aws:us-east-1``,
+    ``AWS us-east-1``, ``europe-west4``, ``westeurope``."""
+    key = text.strip().lower()
+    if not key:
+        return None
+    table = cloud_regions()
+    if key in table:
+        return table[key]
+    provider, _, rest = key.replace(":", " ").partition(" ")
+    provider = {"google": "gcp", "gcloud": "gcp", "microsoft": "azure", "amazon": "aws"}.get(
+        provider, provider
+    )
+    return table.get(f"{provider}:{rest.strip()}") if rest.strip() else None
+
+
 def find_region(text: str) -> RegionEntry | None:
-    """The region row ``text`` names: the whole text first, then its parts ("Madrid, Spain" ->
-    Spain, "ES-MD" -> ES), first part first."""
+    """The region row ``text`` names: a cloud region's country, the whole text, then its parts
+    ("Madrid, Spain" -> Spain, "ES-MD" -> ES), first part first; a city or US state where cloud data
+    centres are ("Frankfurt", "Virginia") gives its country."""
     if not text.strip():
         return None
+    cloud = find_cloud_region(text)
+    if cloud is not None:
+        return regions().get(cloud.country)
     table = regions()
+    places = cities()
     for candidate in (text, *_PARTS.split(text)):
         if candidate.strip():
             entry = table.find(candidate)
+            if entry is None and fold(candidate) in places:  # a city or state: its country's grid
+                entry = table.get(places[fold(candidate)])
             if entry is not None:
                 return entry
     return None
 
 
-def table_intensity(region: str, continent: str = "") -> GridIntensity:
-    """The region -> continent -> world chain over the catalogue, without overrides."""
+def closest_regions(text: str, n: int = 5) -> list[str]:
+    """Up to ``n`` known region names closest to ``text`` (countries by name, cloud regions)."""
+    names: dict[str, str] = {}
+    for r in regions():
+        for spelling in (r.name, r.code, *r.aliases):
+            names.setdefault(fold(spelling), r.name if r.kind != "country" else f"{r.name} ({r.code})")
+    for key, cloud in cloud_regions().items():
+        if ":" not in key:
+            names.setdefault(fold(key), f"{cloud.name} ({cloud.provider}, {cloud.country})")
+    out: list[str] = []
+    for match in difflib.get_close_matches(fold(text), list(names), n=4 * n, cutoff=0.5):
+        if names[match] not in out:
+            out.append(names[match])
+    return out[:n]
+
+
+def resolve_region(text: str, where: str = "region") -> RegionEntry | None:
+    """``find_region``, but a non-empty text it cannot place is :class:`UnknownRegionError`
+    naming ``where`` and the closest known names."""
+    entry = find_region(text)
+    if entry is None and text.strip():
+        close = closest_regions(text)
+        hint = f"closest: {', '.join(close)}" if close else "nothing close"
+        raise UnknownRegionError(
+            f"{where}: unknown region {text!r} ({hint}; a country name or ISO code, a continent, or a cloud "
+            "region such as us-east-1, europe-west4, westeurope; the 'regions' configuration request lists "
+            "the countries)"
+        )
+    return entry
+
+
+def table_intensity(
+    region: str, continent: str = "", where: str = "UserInput.geo_location_region"
+) -> GridIntensity:
+    """The region -> continent -> world chain over the catalogue, without overrides. A region text
+    that names nothing known is an error (:class:`UnknownRegionError`), like an unknown continent."""
     query = ", ".join(t for t in (region.strip(), continent.strip()) if t)
-    entry = find_region(region)
+    cloud = find_cloud_region(region)
+    entry = resolve_region(region, where)
     if entry is not None:
         source = {"country": "region", "continent": "continent", "world": "world_default"}[entry.kind]
-        return _from_entry(entry, source, query)
-    area = find_region(continent)
+        return _from_entry(entry, source, query, cloud)
+    area = resolve_region(continent, "UserInput.geo_location_continent")
     if area is not None and area.kind == "country":
         area = None  # a country typed as a continent: not a continent row; the region was tried
     if area is not None:
         return _from_entry(area, "continent" if area.kind == "continent" else "world_default", query)
-    if query:
-        log.info("no grid intensity for region %r / continent %r; using the world average", region, continent)
     return _from_entry(regions().get("WORLD"), "world_default", query)
 
 
@@ -132,10 +211,11 @@ def grid_intensity(
     *,
     user_value: float | None = None,
     env: Mapping[str, str] | None = None,
+    where: str = "UserInput.geo_location_region",
 ) -> GridIntensity:
     """The intensity for a task: ``user_value`` (extra_data.carbon_intensity), then
     ``$SUSTAINML_GRID_CI`` (read from ``env``, default ``os.environ``), then the table chain."""
-    located = table_intensity(region, continent)
+    located = table_intensity(region, continent, where)
     if user_value is not None:
         return _override(located, user_value, "user", "extra_data.carbon_intensity of the task")
     forced = (os.environ if env is None else env).get(GRID_CI_ENV, "").strip()
@@ -181,30 +261,78 @@ def countries(continent: str | None = None) -> list[RegionEntry]:
     return sorted(rows, key=lambda r: r.code)
 
 
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (lat, lon) points, km (haversine, Earth radius 6,371 km)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
 def greener_regions(
-    grid: GridIntensity, workload_wh: float, training_wh: float, limit: int = ALTERNATIVES
+    grid: GridIntensity,
+    workload_wh: float,
+    training_wh: float,
+    limit: int = ALTERNATIVES,
+    *,
+    movable: bool = True,
+    why_fixed: str = "",
 ) -> dict[str, Any]:
-    """The ``limit`` lowest-intensity countries of the grid's continent (the world when the
-    continent is unknown) for the same workload, with the saving vs the intensity used now."""
-    continent = grid.continent if grid.continent in _continents() else ""
-    pool = [r for r in countries(continent or None) if has_own_figure(r) and r.code != grid.code]
-    pool.sort(key=lambda r: (r.carbon_intensity, r.code))
+    """Cloud regions whose grid is cleaner than the one used, for the same workload, nearest first
+    (see the module docstring). ``movable`` False (edge, mobile, desktop or on-device work): none,
+    and ``note`` says why."""
     current_kg = carbon_kg(workload_wh, grid.g_per_kwh)
+    if not movable:
+        note = why_fixed or "the work runs where its device is: it cannot move to another grid"
+        return {"scope": "", "current_kg": current_kg, "options": [], "note": note}
+    here = _coordinates(grid)
+    provider = grid.cloud_region.provider if grid.cloud_region is not None else None
+    best: dict[str, tuple[float, CloudRegion, RegionEntry]] = {}
+    seen: set[tuple[str, str]] = set()
+    for cloud in cloud_regions().values():
+        if (cloud.provider, cloud.name) in seen or (provider is not None and cloud.provider != provider):
+            continue
+        seen.add((cloud.provider, cloud.name))
+        country = regions().get(cloud.country)
+        if country.code == grid.code or country.carbon_intensity >= grid.g_per_kwh:
+            continue  # positive savings only
+        if here is not None:
+            rank = distance_km(here, (cloud.lat, cloud.lon))
+        else:  # no coordinates for the current location: same continent first, then cleaner
+            rank = (0.0 if country.continent == grid.continent else 1e6) + country.carbon_intensity
+        if country.code not in best or rank < best[country.code][0]:
+            best[country.code] = (rank, cloud, country)
+    ranked = sorted(best.values(), key=lambda t: (t[0], t[2].code))[:limit]
     options = []
-    for r in pool[:limit]:
-        kg = carbon_kg(workload_wh, r.carbon_intensity)
+    for rank, cloud, country in ranked:
+        kg = carbon_kg(workload_wh, country.carbon_intensity)
         options.append(
             {
-                "region": r.code,
-                "name": r.name,
-                "carbon_intensity": r.carbon_intensity,
-                "year": r.year,
+                "region": country.code,
+                "name": country.name,
+                "cloud_region": cloud.name,
+                "provider": cloud.provider,
+                "location": cloud.location,
+                "distance_km": round(rank) if here is not None else None,
+                "carbon_intensity": country.carbon_intensity,
+                "year": country.year,
                 "workload_kg": kg,
-                "training_kg": carbon_kg(training_wh, r.carbon_intensity),
+                "training_kg": carbon_kg(training_wh, country.carbon_intensity),
                 "saving_percent": saving_percent(current_kg, kg),
             }
         )
-    return {"scope": continent or "World", "current_kg": current_kg, "options": options}
+    scope = f"{provider} regions" if provider else "cloud regions"
+    order = "nearest first" if here is not None else "same continent first"
+    return {"scope": f"{scope}, {order}", "current_kg": current_kg, "options": options}
+
+
+def _coordinates(grid: GridIntensity) -> tuple[float, float] | None:
+    """Where the current location is: its cloud region, else the mean of its country's regions."""
+    if grid.cloud_region is not None:
+        return (grid.cloud_region.lat, grid.cloud_region.lon)
+    points = {(c.lat, c.lon) for c in cloud_regions().values() if c.country == grid.code}
+    if not points:
+        return None
+    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
 
 
 @dataclass(frozen=True)
@@ -302,11 +430,17 @@ def hardware_options(
 
 
 def find_hardware(*names: str) -> HardwareEntry | None:
-    """The first catalogue device any of ``names`` names."""
+    """The first catalogue device any of ``names`` names (``local-cpu``: as measured on this
+    machine, the entry HW_RESOURCES uses)."""
     table = hardware()
     for name in names:
         if name and name.strip():
             entry = table.find(name)
+            if entry is not None and entry.device_class == "local":
+                # This machine as measured, the figures HW_RESOURCES used: one figure per device.
+                from sustainml.catalogue.localcpu import local_cpu_entry
+
+                return local_cpu_entry()
             if entry is not None:
                 return entry
     return None
@@ -316,9 +450,12 @@ def _continents() -> set[str]:
     return {r.continent for r in regions() if r.kind == "continent"}
 
 
-def _from_entry(entry: RegionEntry, source: str, query: str) -> GridIntensity:
+def _from_entry(
+    entry: RegionEntry, source: str, query: str, cloud: CloudRegion | None = None
+) -> GridIntensity:
     continent = entry.continent if entry.kind != "world" else ""
     return GridIntensity(
+        cloud_region=cloud,
         g_per_kwh=entry.carbon_intensity,
         source=source,
         code=entry.code,
@@ -342,6 +479,7 @@ def _override(located: GridIntensity, value: float, source: str, reference: str)
         reference=reference,
         query=located.query,
         table_g_per_kwh=located.g_per_kwh,
+        cloud_region=located.cloud_region,
     )
 
 
@@ -361,10 +499,14 @@ __all__ = [
     "GRID_CI_ENV",
     "GridIntensity",
     "HardwareOption",
+    "UnknownRegionError",
     "carbon_kg",
+    "closest_regions",
     "countries",
     "describe_intensity",
+    "distance_km",
     "env_intensity",
+    "find_cloud_region",
     "find_hardware",
     "find_region",
     "greener_regions",
@@ -372,6 +514,7 @@ __all__ = [
     "hardware_options",
     "has_own_figure",
     "inference_energy_wh",
+    "resolve_region",
     "saving_percent",
     "table_intensity",
 ]

@@ -19,9 +19,10 @@ calibration of ``local-cpu``.
    bandwidth, ``catalogue.localcpu``); otherwise earlier measurements of the same model, batch and
    machine are reused (the report says how many). On a machine shared with other work the
    measurements move with the load: that noise is part of the error reported.
-3. The fitted factors are saved (``<SUSTAINML_DATA_DIR>/latency-calibration.json``, keyed by the
-   machine fingerprint and onnxruntime version) and used by HW_RESOURCES for ``local-cpu`` from then
-   on, unless ``save=False``.
+3. Only when asked (``save=True``, ``sustainml eval latency --save-calibration``) are the fitted
+   factors written (``<SUSTAINML_DATA_DIR>/latency-calibration.json``, keyed by the machine
+   fingerprint and onnxruntime version); HW_RESOURCES then uses them for ``local-cpu``. An
+   evaluation on its own never changes what the workers estimate.
 
 Ratio = measured / estimated (1 = exact, 2 = the estimate is twice too fast). "Worst" is the ratio
 furthest from 1 either way (by |log ratio|).
@@ -210,6 +211,11 @@ class LatencyReport:
             )
         if self.saved_to:
             lines.append(f"calibration saved to {self.saved_to} (HW_RESOURCES uses it for local-cpu)")
+        else:
+            lines.append(
+                "calibration not saved (HW_RESOURCES keeps its current factors; "
+                "--save-calibration writes these)"
+            )
         if self.skipped:
             lines.append("")
             lines.append("skipped:")
@@ -283,7 +289,7 @@ def evaluate(
     max_weights_fraction: float = DEFAULT_MAX_WEIGHTS_FRACTION,
     runs: int = DEFAULT_RUNS,
     names: Sequence[str] | None = None,
-    save: bool = True,
+    save: bool = False,
     data_dir: Path | None = None,
     use_cache: bool = True,
     progress: Callable[[str], None] | None = None,

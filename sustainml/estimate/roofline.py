@@ -17,14 +17,15 @@ Per operator (``onnxgraphs.analyze.OpCost``; FLOPs = 2 x MACs for the linear lay
   with the batch, as on real hardware. The latency is that of the whole batch.
 
 Efficiency factors per device class (``EFFICIENCY``): the roofline with eta = 1 is a lower bound;
-published practice derates it. estimation-sources.md section 6 (after cli99/llm-analysis, whose
+published practice derates it. docs/estimation.md (after cli99/llm-analysis, whose
 README and constants give ~0.5 FLOP efficiency for Megatron-LM training, up to 0.7 for
 inference, and 0.9 as an aggressive memory efficiency) recommends eta_c 0.5-0.7 and eta_m 0.7-0.9:
 
 - cloud: eta_c 0.5, eta_m 0.8, 5 us per op. fp32 small-batch inference sits at the low end for
   compute; HBM/GDDR streams well; ~5 us is the usual CUDA kernel-launch latency (assumption).
-- server-cpu: 0.5, 0.7, 2 us. Theoretical AVX-512 peaks are rarely sustained; STREAM-like copies
-  reach ~70 % of the DDR peak; onnxruntime node dispatch costs microseconds (assumption).
+- server-cpu and desktop (laptop and desktop CPUs/SoCs): 0.5, 0.7, 2 us. Theoretical AVX-512 peaks
+  are rarely sustained; STREAM-like copies reach ~70 % of the DDR peak; onnxruntime node dispatch
+  costs microseconds (assumption).
 - edge, mobile, pim, fpga: 0.5, 0.7, 10 us. Low ends of both ranges: thermally limited devices,
   less mature kernels (assumption).
 - embedded: 0.5, 0.7, 1 us. MCU kernels run inline: no launch, tiny dispatch (assumption).
@@ -35,9 +36,44 @@ inference, and 0.9 as an aggressive memory efficiency) recommends eta_c 0.5-0.7 
 does, not to a datasheet. The calibration lives in ``<SUSTAINML_DATA_DIR>/latency-calibration.json``
 and is used only when it describes this machine (local-cpu fingerprint) and this onnxruntime.
 
+**Engines and kernel fusion** (``ENGINES``; ``engine=`` or the device class's default,
+``DEFAULT_ENGINE``):
+
+- ``compiled`` (TensorRT, TensorRT-LLM, onnxruntime-gpu with graph optimisations, torch.compile,
+  TFLite/Core ML delegates): the operators are grouped into fused kernels (``fuse``) before the
+  roofline. Element-wise ops, activations, normalisations (batch and layer norm), softmax and
+  layout ops (Transpose, Reshape, ...) fold into the kernel that produces their input, as the
+  conv+bias+ReLU, GEMM+bias+GELU and residual-add+LayerNorm epilogues of TensorRT and
+  FasterTransformer do: their FLOPs are kept, the intermediate tensor is neither written nor read
+  back (a binary op still reads its second operand, e.g. a residual), and they add no launch. An
+  attention block (MatMul -> [scale, mask] -> Softmax -> MatMul) is one kernel whose score matrix
+  never leaves the chip (FlashAttention, Dao et al. 2022, arXiv:2205.14135; TensorRT's fused
+  multi-head attention). The fixed cost is paid once per fused kernel: launch plus the time a
+  small kernel needs to fill and drain the device (a batch-1 conv uses a fraction of the SMs),
+  which is what dominates single-stream latency on accelerators.
+- ``eager`` (PyTorch eager, onnxruntime CPU, micro-controller interpreters): every operator is
+  its own kernel with the per-operator overhead of ``EFFICIENCY``.
+
+Default: ``compiled`` for ``cloud``, ``edge`` and ``mobile`` devices (their inference stacks
+compile the graph: TensorRT, TFLite, Core ML), ``eager`` elsewhere (the ``local`` calibration is
+fitted against onnxruntime per operator).
+
+Efficiency of the compiled engine per device class (``COMPILED_EFFICIENCY``):
+
+- cloud: eta_c 0.8, eta_m 0.9, 2 us per fused kernel; edge and mobile: 0.4, 0.8, 6 us. These
+  four numbers were fitted (least squares of log(estimate / published), grid search) on the rows
+  with an even index of our MLPerf Inference table (``sustainml.validation.mlperf``: TensorRT int8
+  on Jetson AGX Orin, Orin NX, L4, A100 and H100); that table reports the held-out half on its own.
+  Compute efficiency is high on datacenter GPUs because TensorRT's int8 kernels at large batch
+  run near peak (ResNet-50 offline on H100: 88,714 samples/s x 8.2 GFLOP = 37 % of the int8 peak
+  *including* the memory-bound layers), and low on Jetson where batch-1 kernels occupy few SMs.
+  The fixed cost per kernel is of the order of a CUDA launch (~2-5 us, CUDA C++ Best Practices
+  Guide) plus the fill/drain of partly occupied kernels, larger on the small Jetson GPUs.
+
 Not modelled: host-device transfers of inputs and outputs (no link bandwidth in the catalogue),
-overlap between operators, operator fusion (onnxruntime fuses e.g. Conv + Relu; the CPU
-calibration absorbs its average effect), caches (every byte goes to DRAM/HBM).
+overlap between kernels, caches (every byte goes to DRAM/HBM); for the eager engine, operator
+fusion (onnxruntime fuses e.g. Conv + Relu on CPUs; the CPU calibration absorbs its average
+effect).
 """
 
 from __future__ import annotations
@@ -98,6 +134,12 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
     "server-cpu": Efficiency(
         0.5, 0.7, 2e-6, f"{_RANGE_SOURCE}: low ends; 2 us onnxruntime node dispatch (assumption)"
     ),
+    "desktop": Efficiency(
+        0.5,
+        0.7,
+        2e-6,
+        f"{_RANGE_SOURCE}: low ends, as server CPUs; 2 us onnxruntime node dispatch (assumption)",
+    ),
     "edge": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
     "mobile": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
     "pim": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
@@ -107,10 +149,40 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
         0.5,
         0.7,
         5e-6,
-        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet (run sustainml eval latency)",
+        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet "
+        "(run sustainml eval latency --save-calibration)",
     ),
 }
 FALLBACK_EFFICIENCY: Final = EFFICIENCY["edge"]
+
+#: Engines: ``compiled`` groups operators into fused kernels, ``eager`` runs one kernel per operator.
+ENGINES: Final = ("compiled", "eager")
+#: The engine assumed when none is asked for, by device class (others: ``eager``).
+DEFAULT_ENGINE: Final[dict[str, str]] = {"cloud": "compiled", "edge": "compiled", "mobile": "compiled"}
+
+_COMPILED_SOURCE = (
+    f"{_RANGE_SOURCE}; fixed cost per fused kernel = CUDA launch (~2-5 us, CUDA C++ Best Practices "
+    "Guide) + fill/drain of partly occupied kernels, chosen on the fitting half of the MLPerf table"
+)
+#: Efficiency of the compiled engine per device class; ``op_overhead_s`` is per fused kernel.
+COMPILED_EFFICIENCY: Final[dict[str, Efficiency]] = {
+    "cloud": Efficiency(0.8, 0.9, 2e-6, f"{_COMPILED_SOURCE}: eta_c 0.8, eta_m 0.9, 2 us on datacenter GPUs"),
+    "edge": Efficiency(
+        0.4, 0.8, 6e-6, f"{_COMPILED_SOURCE}: eta_c 0.4, eta_m 0.8, 6 us on Jetson-class GPUs"
+    ),
+    "mobile": Efficiency(0.4, 0.8, 6e-6, f"{_COMPILED_SOURCE}: as edge (assumption, no mobile rows)"),
+}
+
+
+def default_engine(device_class: str) -> str:
+    """The engine assumed for ``device_class`` when the caller names none."""
+    return DEFAULT_ENGINE.get(device_class, "eager")
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    return engine
 
 
 # ------------------------------------------------------------------------------------------------
@@ -228,8 +300,15 @@ def save_local_calibration(calibration: LocalCalibration, directory: Path | None
     return path
 
 
-def efficiency_for(hw: HardwareEntry, calibration_dir: Path | None = None) -> Efficiency:
-    """The efficiency factors used for ``hw``: the fitted ones for ``local`` when available."""
+def efficiency_for(
+    hw: HardwareEntry, calibration_dir: Path | None = None, engine: str | None = None
+) -> Efficiency:
+    """The efficiency factors used for ``hw`` with ``engine`` (default: the class's engine): the
+    compiled engine's per-kernel factors, or the per-operator ones (``local``: fitted when
+    available)."""
+    engine = check_engine(engine or default_engine(hw.device_class))
+    if engine == "compiled":
+        return COMPILED_EFFICIENCY.get(hw.device_class, COMPILED_EFFICIENCY["edge"])
     if hw.device_class == "local":
         cal = load_local_calibration(calibration_dir)
         if cal is not None:
@@ -290,6 +369,7 @@ class RooflineEstimate:
     bytes_moved: float
     ops: tuple[OpTime, ...] = ()
     method: str = "per-operator roofline"
+    engine: str = "eager"
 
     @property
     def compute_bound_ops(self) -> int:
@@ -310,6 +390,7 @@ class RooflineEstimate:
     def to_dict(self, top_ops: int = 10) -> dict[str, Any]:
         return {
             "method": self.method,
+            "engine": self.engine,
             "device": self.device,
             "device_class": self.device_class,
             "precision": self.precision,
@@ -325,10 +406,12 @@ class RooflineEstimate:
             "flops": self.flops,
             "bytes_moved": self.bytes_moved,
             "ops_with_work": sum(1 for o in self.ops if o.bound != "none"),
+            "kernels": len(self.ops),
             "compute_bound_ops": self.compute_bound_ops,
             "memory_bound_ops": self.memory_bound_ops,
             "slowest_ops": [o.to_dict() for o in self.slowest(top_ops)],
-            "formula": "sum over ops of max(FLOPs / (peak x eta_c), bytes / (bandwidth x eta_m)) + overhead",
+            "formula": "sum over kernels (fused when compiled, else one per op) of "
+            "max(FLOPs / (peak x eta_c), bytes / (bandwidth x eta_m)) + overhead",
         }
 
 
@@ -370,6 +453,87 @@ def op_times(
     return out
 
 
+#: Operators a compiled engine folds into the kernel that produces their input (epilogues).
+FUSIBLE_OPS: Final = frozenset(
+    {
+        "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "Erf",
+        "Gelu", "FastGelu", "HardSigmoid", "HardSwish", "Mish", "Softplus", "Elu", "Selu", "Celu",
+        "Exp", "Log", "Sqrt", "Pow", "Reciprocal", "Neg", "Abs", "Max", "Min", "Where", "Cast",
+        "BatchNormalization", "LayerNormalization", "SkipLayerNormalization", "InstanceNormalization",
+        "GroupNormalization", "Softmax", "LogSoftmax", "Transpose", "Reshape", "Flatten", "Squeeze",
+        "Unsqueeze", "Identity", "Dropout", "Expand", "Slice", "Split", "Concat",
+    }
+)  # fmt: skip
+_MATMULS: Final = frozenset({"MatMul", "MatMulInteger", "QLinearMatMul", "Einsum"})
+_SOFTMAX: Final = frozenset({"Softmax", "LogSoftmax"})
+
+
+def _works(op: OpCost) -> bool:
+    return op.flops > 0 or op.bytes_moved > 0
+
+
+def fuse(ops: Sequence[OpCost]) -> list[OpCost]:
+    """Group ``ops`` (in graph order) into the fused kernels of a compiled engine (see the module
+    docstring). Each kernel is an ``OpCost`` named after its first operator, typed
+    ``"Conv+Relu"``-style, with the summed FLOPs and the bytes a fused kernel moves."""
+    kernels: list[OpCost] = []
+    types: list[list[str]] = []
+    softmax_bytes = 0  # score matrix of an open attention block (0: none open)
+    for op in ops:
+        if not _works(op):
+            continue
+        current = kernels[-1] if kernels else None
+        if current is not None and op.op_type in FUSIBLE_OPS:
+            # the producer's output stays on chip; a binary op still reads its other operand
+            extra_in = max(0, op.input_bytes - op.output_bytes)
+            kernels[-1] = OpCost(
+                current.name,
+                current.op_type,
+                current.macs + op.macs,
+                current.flops + op.flops,
+                current.input_bytes + extra_in,
+                current.weight_bytes + op.weight_bytes,
+                current.output_bytes,
+                op.output_shapes or current.output_shapes,
+            )
+            if op.op_type not in types[-1]:
+                types[-1].append(op.op_type)
+            if op.op_type in _SOFTMAX:
+                softmax_bytes = op.output_bytes
+            continue
+        if current is not None and softmax_bytes and op.op_type in _MATMULS:
+            # attention: scores x V in the same kernel; the scores are never written nor read back
+            kernels[-1] = OpCost(
+                current.name,
+                current.op_type,
+                current.macs + op.macs,
+                current.flops + op.flops,
+                current.input_bytes + max(0, op.input_bytes - softmax_bytes),
+                current.weight_bytes + op.weight_bytes,
+                max(0, current.output_bytes - softmax_bytes) + op.output_bytes,
+                op.output_shapes,
+            )
+            types[-1].append(op.op_type)
+            softmax_bytes = 0
+            continue
+        softmax_bytes = 0
+        kernels.append(op)
+        types.append([op.op_type])
+    return [
+        OpCost(
+            k.name,
+            "+".join(t),
+            k.macs,
+            k.flops,
+            k.input_bytes,
+            k.weight_bytes,
+            k.output_bytes,
+            k.output_shapes,
+        )
+        for k, t in zip(kernels, types, strict=True)
+    ]
+
+
 def _summed(times: Sequence[OpTime]) -> tuple[float, float, float, float]:
     latency = compute = memory = overhead = 0.0
     for t in times:
@@ -387,12 +551,17 @@ def estimate(
     hw: HardwareEntry,
     precision: str = "fp32",
     efficiency: Efficiency | None = None,
+    engine: str | None = None,
 ) -> RooflineEstimate:
-    """Per-operator roofline latency of ``report`` (analysed at its batch size) on ``hw``."""
-    eff = efficiency if efficiency is not None else efficiency_for(hw)
+    """Roofline latency of ``report`` (analysed at its batch size) on ``hw`` with ``engine``
+    (default: the device class's, ``DEFAULT_ENGINE``): per fused kernel when compiled, per
+    operator when eager."""
+    engine = check_engine(engine or default_engine(hw.device_class))
+    eff = efficiency if efficiency is not None else efficiency_for(hw, engine=engine)
     peak, bandwidth = device_rates(hw, precision)
     scale = precision_scale(precision)
-    times = op_times(report.ops, peak, bandwidth, eff, scale)
+    kernels = fuse(report.ops) if engine == "compiled" else report.ops
+    times = op_times(kernels, peak, bandwidth, eff, scale)
     latency, compute, memory, overhead = _summed(times)
     return RooflineEstimate(
         device=hw.name,
@@ -407,8 +576,10 @@ def estimate(
         memory_s=memory,
         overhead_s=overhead,
         flops=float(report.flops),
-        bytes_moved=float(report.bytes_moved) * scale,
+        bytes_moved=sum(t.bytes for t in times),
         ops=tuple(times),
+        method="fused-kernel roofline" if engine == "compiled" else "per-operator roofline",
+        engine=engine,
     )
 
 
@@ -451,17 +622,24 @@ def quick_estimate(
 
 __all__ = [
     "CALIBRATION_FILE",
+    "COMPILED_EFFICIENCY",
+    "DEFAULT_ENGINE",
     "EFFICIENCY",
+    "ENGINES",
     "FALLBACK_EFFICIENCY",
+    "FUSIBLE_OPS",
     "PRECISION_BYTES",
     "Efficiency",
     "LocalCalibration",
     "OpTime",
     "RooflineEstimate",
     "calibration_path",
+    "check_engine",
+    "default_engine",
     "device_rates",
     "efficiency_for",
     "estimate",
+    "fuse",
     "load_local_calibration",
     "machine_key",
     "op_times",

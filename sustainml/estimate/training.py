@@ -5,18 +5,26 @@ footprint of *training* the proposed model on the proposed hardware). Units: FLO
 seconds, W, Wh.
 
     training FLOPs = extra_data.training_flops, else
+                     6 x N x D for a transformer whose size N (model_parameters; active_parameters
+                     for a mixture of experts) and tokens D (training_tokens, or training_samples x
+                     epochs x input_tokens) are given, else
                      3 x forward FLOPs per sample x training samples x epochs
-    time [s]       = training FLOPs / (num_devices x peak FLOP/s at the training precision x MFU),
-                     or extra_data.training_device_hours x 3600 / num_devices (wall clock)
+    time [s]       = device-hours x 3600 / num_devices when the run is described by its length:
+                     training_device_hours, or num_devices x wall clock (training_hours, or
+                     training_days x 24); else
+                     training FLOPs / (num_devices x peak FLOP/s at the training precision x MFU)
     energy [Wh]    = num_devices x training power [W] x time [s] x PUE / 3600
 
-Why each default (all overridable through ``UserInput.extra_data``; estimation-sources.md is the
-project's reference for the figures):
+Every figure has a low/high range (``energy_wh_low``/``energy_wh_high``): the product of the
+ranges of its inputs (power, PUE, MFU for a forecast); a value the user states has no range.
+
+Why each default (all overridable through ``UserInput.extra_data``; docs/estimation.md lists them
+with their sources):
 
 - **3 x forward**: the backward pass costs about twice the forward pass (gradients with respect
   to activations and to weights), so one training step on a sample is ~3 forward passes. For a
   transformer with N parameters this is the 6·N FLOPs per token of Kaplan et al. 2020
-  (arXiv:2001.08361); estimation-sources.md section 5 ("CNN training = 3 x forward FLOPs x
+  (arXiv:2001.08361); docs/estimation.md ("CNN training = 3 x forward FLOPs x
   samples x epochs"). Forward FLOPs = 2 x MACs (section 1). Optimizer updates, data loading and
   evaluation passes are not counted.
 - **Training samples**: ``extra_data.training_samples``, else ``UserInput.maximum_samples``, else
@@ -24,9 +32,18 @@ project's reference for the figures):
   CIFAR-10 training split (Krizhevsky 2009), a typical small supervised data set. An assumption:
   tell the node your data-set size.
 - **Epochs**: 1 (issue 4). Real runs use more; the result scales linearly.
-- **MFU** (model FLOPs utilisation, achieved / peak): 0.3. Published large training runs reach
-  0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 %: Chowdhery et
-  al. 2022, arXiv:2204.02311, table 3); estimation-sources.md section 6 quotes up to 0.5 for
+- **Power**: a measured average (``training_power_w``), else a power cap (``power_cap_w``, at most
+  the device's TDP), else the power the hardware text states (``H100-80GB (TDP of 700W)``), else
+  the rated figure below. Range of a rated figure: 0.6-1.0 x TDP: Patterson et al. 2021
+  (arXiv:2104.10350, table 4) measured TPU v3 training runs at 245-310 W per chip against a 450 W
+  TDP (54-69 %), while GPU systems measured at or above the GPU's TDP (GPT-3 on V100: 330 W per
+  300 W GPU, host included).
+- **MFU for a transformer forecast (6·N·D)**: 0.4, range 0.3-0.5: published large-run MFU of
+  MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % (Chowdhery et al. 2022, table 3) and 38-43 % for
+  Llama 3 405B on H100 (Llama 3 paper, arXiv:2407.21783, table 4).
+- **MFU** (model FLOPs utilisation, achieved / peak) otherwise: 0.3, range 0.2-0.4. Published
+  large training runs reach 0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %,
+  PaLM 46.2 %: Chowdhery et al. 2022, arXiv:2204.02311, table 3); docs/estimation.md quotes up to 0.5 for
   large-scale training (llm-analysis README). 0.3 is the typical published value; a lower MFU
   gives a longer, costlier run, so the default errs towards warning.
 - **Precision**: mixed precision (Micikevicius et al. 2018, arXiv:1710.03740), the default of
@@ -37,11 +54,14 @@ project's reference for the figures):
   u = 1.0: training keeps the device saturated, so it draws about its rated power; Green
   Algorithms' default usage factor is 1.0 (Lannelongue et al. 2021, doi:10.1002/advs.202100707)
   and the ML CO2 Impact calculator uses TDP (Lacoste et al. 2019, arXiv:1910.09700),
-  estimation-sources.md sections 3.1 and 3.4.
-- **PUE**: 1.56 for devices that live in a data centre (``cloud``, ``server-cpu``, ``pim``: the
+  docs/estimation.md
+- **PUE**: ``extra_data.pue``, else ``extra_data.pue_setting`` (``sustainml.estimate.pue``:
+  hyperscale, aws, gcp, azure, typical, on-premises, on-device; each with its source and range),
+  else the provider's when the location is a cloud region, else 1.56 for devices that live in a
+  data centre (``cloud``, ``server-cpu``, ``pim``: the
   PIM/CXL-PIM parts are server memory modules), the Uptime Institute 2024 global average used by
   Green Algorithms; 1.0 for on-device targets (``edge``, ``mobile``, ``embedded``, ``fpga``
-  boards, ``local`` = this machine), estimation-sources.md section 3.5. Unknown device: 1.56
+  boards, ``local`` = this machine), docs/estimation.md Unknown device: 1.56
   (Green Algorithms' "unknown" default).
 """
 
@@ -54,15 +74,28 @@ from typing import Any, Final
 
 from sustainml.catalogue.schema import HardwareEntry
 from sustainml.estimate.power import device_power_w
+from sustainml.estimate.pue import DATACENTRE_CLASSES, Pue
+from sustainml.estimate.pue import default_for as pue_default_for
+from sustainml.estimate.pue import setting as pue_setting
 
 DEFAULT_TRAINING_SAMPLES: Final = 50_000
 DEFAULT_EPOCHS: Final = 1.0
 DEFAULT_MFU: Final = 0.3
+MFU_RANGE: Final = (0.2, 0.4)
+#: MFU of a transformer run forecast from 6·N·D (see the module docstring), and its range.
+TRANSFORMER_MFU: Final = 0.4
+TRANSFORMER_MFU_RANGE: Final = (0.3, 0.5)
+#: Fraction of a rated power a training run draws, low end (see the module docstring).
+RATED_POWER_LOW_FRACTION: Final = 0.6
+#: Training FLOPs per parameter and token of a transformer (forward 2 + backward 4).
+TRANSFORMER_FLOPS_PER_PARAM_TOKEN: Final = 6.0
 DEFAULT_NUM_DEVICES: Final = 1
 #: Fraction of the idle-to-TDP range drawn while training.
 TRAINING_UTILISATION: Final = 1.0
 #: Training FLOPs per sample and epoch, in forward passes (forward + backward = 1 + 2).
 TRAINING_FLOPS_FACTOR: Final = 3.0
+#: Inputs that give the run's length.
+TIME_KEYS: Final = ("training_device_hours", "training_hours", "training_days")
 #: Training precision when none is given: the first the device has a faster path for.
 TRAINING_PRECISION_PREFERENCE: Final = ("bf16", "fp16")
 PRECISIONS: Final = ("fp32", "tf32", "fp16", "bf16", "int8", "int4")
@@ -72,6 +105,7 @@ PUE_ON_DEVICE: Final = 1.0
 PUE_BY_CLASS: Final[dict[str, float]] = {
     "cloud": PUE_DATACENTRE,
     "server-cpu": PUE_DATACENTRE,
+    "desktop": PUE_ON_DEVICE,
     "pim": PUE_DATACENTRE,
     "edge": PUE_ON_DEVICE,
     "mobile": PUE_ON_DEVICE,
@@ -82,12 +116,10 @@ PUE_BY_CLASS: Final[dict[str, float]] = {
 PUE_UNKNOWN: Final = PUE_DATACENTRE
 
 # The public source of each default, as it travels in extra_data.assumptions.
-REF_FORWARD_FLOPS: Final = (
-    "FLOPs = 2 x MACs (one multiply-accumulate is 2 operations; estimation-sources.md s1, s5)"
-)
+REF_FORWARD_FLOPS: Final = "FLOPs = 2 x MACs (one multiply-accumulate is 2 operations; docs/estimation.md)"
 REF_TRAINING_FACTOR: Final = (
     "training step = forward + backward (~2 x forward) = 3 x forward FLOPs per sample; the 6*N*D rule "
-    "of Kaplan et al. 2020 (arXiv:2001.08361), estimation-sources.md s5; optimizer and evaluation passes "
+    "of Kaplan et al. 2020 (arXiv:2001.08361), docs/estimation.md; optimizer and evaluation passes "
     "not counted"
 )
 REF_SAMPLES_DEFAULT: Final = (
@@ -98,24 +130,36 @@ REF_EPOCHS_DEFAULT: Final = "one pass over the data (issue 4 default); set extra
 REF_MFU_DEFAULT: Final = (
     "typical published model FLOPs utilisation: GPT-3 21.3 %, MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % "
     "(Chowdhery et al. 2022, arXiv:2204.02311, table 3); up to 0.5 for large-scale training "
-    "(estimation-sources.md s6)"
+    "(docs/estimation.md)"
 )
 REF_PRECISION_DEFAULT: Final = (
     "mixed-precision training (Micikevicius et al. 2018, arXiv:1710.03740): bf16 if the device has it, "
     "else fp16, else fp32; dense peak from the hardware catalogue"
 )
 REF_DEVICES_DEFAULT: Final = "one device; set extra_data.num_devices"
+REF_TRANSFORMER_FLOPS: Final = (
+    "6 FLOPs per parameter and token (2 forward + 4 backward; Kaplan et al. 2020, arXiv:2001.08361); "
+    "a mixture of experts counts its active parameters"
+)
+REF_TRANSFORMER_MFU: Final = (
+    "large transformer runs: MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % (Chowdhery et al. 2022, table 3), "
+    "Llama 3 405B 38-43 % (arXiv:2407.21783, table 4): 0.4, range 0.3-0.5"
+)
+REF_POWER_RANGE: Final = (
+    "a rated power is an upper bound: measured training runs drew 54-69 % of TPU v3's 450 W TDP per chip "
+    "(Patterson et al. 2021, table 4): range 0.6-1.0 x rated"
+)
 REF_UTILISATION_DEFAULT: Final = (
     "training saturates the device: usage factor 1.0 as Green Algorithms' default (Lannelongue et al. "
-    "2021) and TDP as the ML CO2 Impact calculator (Lacoste et al. 2019); estimation-sources.md s3.1, s3.4"
+    "2021) and TDP as the ML CO2 Impact calculator (Lacoste et al. 2019); docs/estimation.md"
 )
 REF_POWER_MODEL: Final = (
-    "P = idle_w + utilisation x (tdp_w - idle_w) (Cloud Carbon Footprint form, estimation-sources.md s3.5; "
+    "P = idle_w + utilisation x (tdp_w - idle_w) (Cloud Carbon Footprint form, docs/estimation.md; "
     "sustainml.estimate.power)"
 )
 REF_PUE_DEFAULT: Final = (
     "PUE 1.56 for data-centre devices (cloud, server-cpu, pim; Uptime Institute 2024 global average via "
-    "Green Algorithms), 1.0 on-device (edge, mobile, embedded, fpga, local); estimation-sources.md s3.5"
+    "Green Algorithms), 1.0 on-device (edge, mobile, embedded, fpga, local); docs/estimation.md"
 )
 
 
@@ -153,6 +197,12 @@ class TrainingEstimate:
     time_source: str  # "flops" | "device_hours" | "inference_rate"
     assumptions: dict[str, Assumption] = field(default_factory=dict)
     breakdown: list[str] = field(default_factory=list)
+    energy_wh_low: float = 0.0
+    energy_wh_high: float = 0.0
+    power_source: str = "rated"  # rated | stated | cap | measured | hw_resources
+    flops_source: str = ""  # training_flops | transformer | forward | "" (unknown)
+    pue_low: float = 0.0
+    pue_high: float = 0.0
 
     @property
     def device_hours(self) -> float:
@@ -174,6 +224,12 @@ class TrainingEstimate:
             "utilisation": self.utilisation,
             "pue": self.pue,
             "energy_wh": self.energy_wh,
+            "energy_wh_low": self.energy_wh_low,
+            "energy_wh_high": self.energy_wh_high,
+            "power_source": self.power_source,
+            "flops_source": self.flops_source,
+            "pue_low": self.pue_low,
+            "pue_high": self.pue_high,
         }
 
 
@@ -266,44 +322,30 @@ def estimate_training(
     minimum_samples: int = 0,
     fallback_power_w: float = 0.0,
     fallback_rate: float = 0.0,
+    stated_power_w: float | None = None,
+    default_pue_setting: Pue | None = None,
+    active_parameters: float | None = None,
 ) -> TrainingEstimate:
-    """The training run described by ``extra`` (the UserInput's extra_data) on ``device``.
+    """The training run described by ``extra`` (the UserInput's extra_data, with the requirement keys
+    of the problem text merged under it) on ``device``.
 
-    ``forward_flops``: FLOPs of one forward pass on one sample (None if unknown; then
-    ``training_flops`` or ``training_device_hours`` must be given). ``device`` None (not in the
-    hardware catalogue): the power is ``fallback_power_w`` (HW_RESOURCES' figure) and the speed
-    ``fallback_rate`` FLOP/s (forward FLOPs / HW_RESOURCES latency), both labelled as such."""
+    ``forward_flops``: FLOPs of one forward pass on one sample (None if unknown). ``device`` None
+    (not in the hardware catalogue): the power is ``fallback_power_w`` (HW_RESOURCES' figure) and
+    the speed ``fallback_rate`` FLOP/s (forward FLOPs / HW_RESOURCES latency), both labelled as such.
+    ``stated_power_w``: the power the hardware text gave ("TDP of 700W"). ``default_pue_setting``:
+    the PUE the location implies (a cloud provider's), used when the user states none.
+    ``active_parameters``: the model's active parameters when known from its architecture."""
     assumptions: dict[str, Assumption] = {}
     lines: list[str] = []
 
     # -- how much work ------------------------------------------------------------------------
-    flops: float | None
-    given_flops = number_setting(extra, "training_flops")
-    if given_flops is not None:
-        flops = given_flops
-        assumptions["training_flops"] = Assumption(given_flops, "user", "extra_data.training_flops")
-        lines.append(f"training FLOPs = {fmt(flops)} FLOP (extra_data.training_flops)")
-    elif forward_flops is not None and forward_flops > 0:
-        samples, samples_source, samples_ref = _samples(extra, maximum_samples, minimum_samples)
-        epochs = number_setting(extra, "epochs")
-        assumptions["forward_flops_per_sample"] = Assumption(forward_flops, forward_source, REF_FORWARD_FLOPS)
-        assumptions["training_flops_factor"] = Assumption(
-            TRAINING_FLOPS_FACTOR, "default", REF_TRAINING_FACTOR
-        )
-        assumptions["training_samples"] = Assumption(_num(samples), samples_source, samples_ref)
-        assumptions["epochs"] = (
-            Assumption(_num(epochs), "user", "extra_data.epochs")
-            if epochs is not None
-            else Assumption(_num(DEFAULT_EPOCHS), "default", REF_EPOCHS_DEFAULT)
-        )
-        epochs = DEFAULT_EPOCHS if epochs is None else epochs
-        flops = TRAINING_FLOPS_FACTOR * forward_flops * samples * epochs
-        lines.append(
-            f"training FLOPs = {fmt(TRAINING_FLOPS_FACTOR)} x {fmt(forward_flops)} FLOP/sample x "
-            f"{fmt(samples)} samples x {fmt(epochs)} epochs = {fmt(flops)} FLOP"
-        )
-    else:
-        flops = None
+    # A run given by its length needs no FLOP count; the default sample count would only add a
+    # made-up figure next to it, so the forward-pass count is used only without one.
+    timed = any(extra.get(k) is not None for k in TIME_KEYS)
+    flops, flops_source = _work(
+        extra, assumptions, lines, None if timed else forward_flops, forward_source, maximum_samples,
+        minimum_samples, active_parameters,
+    )  # fmt: skip
 
     # -- on what ------------------------------------------------------------------------------
     devices_value = number_setting(extra, "num_devices", minimum=1, strict_minimum=False, integer=True)
@@ -314,22 +356,19 @@ def estimate_training(
         else Assumption(num_devices, "default", REF_DEVICES_DEFAULT)
     )
     mfu_value = number_setting(extra, "mfu", maximum=1.0)
-    mfu = DEFAULT_MFU if mfu_value is None else mfu_value
+    transformer = flops_source == "transformer"
+    mfu = mfu_value if mfu_value is not None else (TRANSFORMER_MFU if transformer else DEFAULT_MFU)
+    mfu_low, mfu_high = (
+        (mfu, mfu) if mfu_value is not None else (TRANSFORMER_MFU_RANGE if transformer else MFU_RANGE)
+    )
     requested_precision = precision_setting(extra)
     util_value = number_setting(extra, "training_utilisation", maximum=1.0, strict_minimum=False)
     utilisation = TRAINING_UTILISATION if util_value is None else util_value
-    pue_value = number_setting(extra, "pue", minimum=1.0, strict_minimum=False)
-    pue = pue_value if pue_value is not None else default_pue(device.device_class if device else None)
-    assumptions["pue"] = (
-        Assumption(pue, "user", "extra_data.pue")
-        if pue_value is not None
-        else Assumption(pue, "default", REF_PUE_DEFAULT + ("" if device else "; unknown device: 1.56"))
-    )
+    pue, pue_low, pue_high = _pue(extra, device, default_pue_setting, assumptions)
 
     if device is not None:
         precision = training_precision(device, requested_precision)
         peak = device.peak(precision)
-        power_w = device_power_w(device, utilisation)
         assumptions["training_precision"] = (
             Assumption(precision, "user", "extra_data.training_precision")
             if requested_precision
@@ -338,46 +377,35 @@ def estimate_training(
         assumptions["peak_flops_per_device"] = Assumption(
             peak, "hardware catalogue", f"{device.name}: {device.source}"
         )
-        assumptions["training_utilisation"] = (
-            Assumption(utilisation, "user", "extra_data.training_utilisation")
-            if util_value is not None
-            else Assumption(utilisation, "default", REF_UTILISATION_DEFAULT)
-        )
-        assumptions["training_power_w"] = Assumption(
-            power_w,
-            "hardware catalogue",
-            f"{REF_POWER_MODEL}; {device.name}: idle {fmt(device.idle_w)} W, TDP {fmt(device.tdp_w)} W",
+        power_w, power_low, power_source = _power(
+            extra, device, utilisation, util_value, stated_power_w, assumptions
         )
     else:
         precision = requested_precision or "fp32"
         peak = 0.0
-        power_w = fallback_power_w
+        power_w = power_low = fallback_power_w
+        power_source = "hw_resources"
         assumptions["training_power_w"] = Assumption(
             power_w, "hw_resources", "device not in the hardware catalogue: HW_RESOURCES' power_consumption"
         )
 
     # -- how long -----------------------------------------------------------------------------
-    device_hours = number_setting(extra, "training_device_hours")
+    device_hours = _device_hours(extra, num_devices, assumptions, lines)
     time_source: str
     if device_hours is not None:
         time_s = device_hours * 3600.0 / num_devices
         time_source = "device_hours"
-        assumptions["training_device_hours"] = Assumption(
-            device_hours, "user", "extra_data.training_device_hours"
-        )
-        lines.append(
-            f"training time = {fmt(device_hours)} device-hours / {num_devices} device(s) = "
-            f"{fmt(time_s / 3600.0)} h = {fmt(time_s)} s (extra_data.training_device_hours)"
-        )
         # The work those hours stand for on this device, to compare other devices on equal terms.
         rate = peak * mfu if device is not None else fallback_rate
         effective = num_devices * rate * time_s
+        mfu_low = mfu_high = mfu  # the time is given: MFU does not move the energy
         if device is not None:
-            assumptions["mfu"] = _mfu_assumption(mfu, mfu_value)
+            assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, transformer)
     elif flops is None:
         raise ValueError(
             "cannot estimate training: the model's forward FLOPs are unknown (no MACs in model_properties, "
-            "not in the model catalogue); give extra_data.training_flops or extra_data.training_device_hours"
+            "not in the model catalogue); give extra_data.training_flops, model_parameters with "
+            "training_tokens, training_device_hours, or training_hours"
         )
     elif device is not None:
         if peak <= 0:
@@ -385,7 +413,7 @@ def estimate_training(
         time_s = flops / (num_devices * peak * mfu)
         time_source = "flops"
         effective = flops
-        assumptions["mfu"] = _mfu_assumption(mfu, mfu_value)
+        assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, transformer)
         lines.append(
             f"training time = {fmt(flops)} FLOP / ({num_devices} device(s) x {fmt(peak)} FLOP/s "
             f"{precision} peak x {fmt(mfu)} MFU) = {fmt(time_s)} s ({fmt(time_s / 3600.0)} h)"
@@ -399,6 +427,7 @@ def estimate_training(
         time_s = flops / (num_devices * fallback_rate)
         time_source = "inference_rate"
         effective = flops
+        mfu_low = mfu_high = mfu
         assumptions["achieved_flops_per_s"] = Assumption(
             fallback_rate,
             "hw_resources",
@@ -411,9 +440,12 @@ def estimate_training(
         )
 
     energy_wh = num_devices * power_w * time_s * pue / 3600.0
+    # Low: less power, lower PUE, higher MFU (shorter); high: the opposite.
+    low = energy_wh * (power_low / power_w if power_w else 1.0) * (pue_low / pue) * (mfu / mfu_high)
+    high = energy_wh * (pue_high / pue) * (mfu / mfu_low)
     lines.append(
         f"training energy = {num_devices} device(s) x {fmt(power_w)} W x {fmt(time_s)} s x PUE {fmt(pue)} "
-        f"/ 3600 = {fmt(energy_wh)} Wh"
+        f"/ 3600 = {fmt(energy_wh)} Wh (range {fmt(low)}-{fmt(high)} Wh)"
     )
     return TrainingEstimate(
         flops=flops,
@@ -430,13 +462,191 @@ def estimate_training(
         time_source=time_source,
         assumptions=assumptions,
         breakdown=lines,
+        energy_wh_low=low,
+        energy_wh_high=high,
+        power_source=power_source,
+        flops_source=flops_source,
+        pue_low=pue_low,
+        pue_high=pue_high,
     )
 
 
-def _mfu_assumption(mfu: float, given: float | None) -> Assumption:
+def _work(
+    extra: Mapping[str, Any],
+    assumptions: dict[str, Assumption],
+    lines: list[str],
+    forward_flops: float | None,
+    forward_source: str,
+    maximum_samples: int,
+    minimum_samples: int,
+    active_parameters: float | None,
+) -> tuple[float | None, str]:
+    """(training FLOPs or None, how they were counted)."""
+    given_flops = number_setting(extra, "training_flops")
+    if given_flops is not None:
+        assumptions["training_flops"] = Assumption(given_flops, "user", "extra_data.training_flops")
+        lines.append(f"training FLOPs = {fmt(given_flops)} FLOP (extra_data.training_flops)")
+        return given_flops, "training_flops"
+    tokens = number_setting(extra, "training_tokens")
+    params = (
+        number_setting(extra, "active_parameters")
+        or active_parameters
+        or number_setting(extra, "model_parameters")
+    )
+    if params is not None and tokens is None:
+        samples = number_setting(extra, "training_samples")
+        per_sample = number_setting(extra, "input_tokens")
+        if samples is not None and per_sample is not None:
+            epochs = number_setting(extra, "epochs") or DEFAULT_EPOCHS
+            tokens = samples * epochs * per_sample
+            lines.append(
+                f"training tokens = {fmt(samples)} samples x {fmt(epochs)} epochs x {fmt(per_sample)} "
+                f"tokens = {fmt(tokens)}"
+            )
+    if params is not None and tokens is not None:
+        where = (
+            "extra_data.active_parameters"
+            if extra.get("active_parameters") is not None
+            else ("model architecture (active parameters)" if active_parameters else "model_parameters")
+        )
+        assumptions["model_parameters"] = Assumption(_num(params), where, REF_TRANSFORMER_FLOPS)
+        assumptions["training_tokens"] = Assumption(_num(tokens), "user", "training_tokens")
+        flops = TRANSFORMER_FLOPS_PER_PARAM_TOKEN * params * tokens
+        lines.append(
+            f"training FLOPs = 6 x {fmt(params)} parameters x {fmt(tokens)} tokens = {fmt(flops)} FLOP"
+        )
+        return flops, "transformer"
+    if forward_flops is not None and forward_flops > 0:
+        samples_f, samples_source, samples_ref = _samples(extra, maximum_samples, minimum_samples)
+        epochs_v = number_setting(extra, "epochs")
+        assumptions["forward_flops_per_sample"] = Assumption(forward_flops, forward_source, REF_FORWARD_FLOPS)
+        assumptions["training_flops_factor"] = Assumption(
+            TRAINING_FLOPS_FACTOR, "default", REF_TRAINING_FACTOR
+        )
+        assumptions["training_samples"] = Assumption(_num(samples_f), samples_source, samples_ref)
+        assumptions["epochs"] = (
+            Assumption(_num(epochs_v), "user", "extra_data.epochs")
+            if epochs_v is not None
+            else Assumption(_num(DEFAULT_EPOCHS), "default", REF_EPOCHS_DEFAULT)
+        )
+        epochs = DEFAULT_EPOCHS if epochs_v is None else epochs_v
+        flops = TRAINING_FLOPS_FACTOR * forward_flops * samples_f * epochs
+        lines.append(
+            f"training FLOPs = {fmt(TRAINING_FLOPS_FACTOR)} x {fmt(forward_flops)} FLOP/sample x "
+            f"{fmt(samples_f)} samples x {fmt(epochs)} epochs = {fmt(flops)} FLOP"
+        )
+        return flops, "forward"
+    return None, ""
+
+
+def _device_hours(
+    extra: Mapping[str, Any], num_devices: int, assumptions: dict[str, Assumption], lines: list[str]
+) -> float | None:
+    """Device-hours of the run when its length is given, else None."""
+    given = number_setting(extra, "training_device_hours")
+    if given is not None:
+        assumptions["training_device_hours"] = Assumption(given, "user", "extra_data.training_device_hours")
+        lines.append(
+            f"training time = {fmt(given)} device-hours / {num_devices} device(s) = "
+            f"{fmt(given / num_devices)} h = {fmt(given * 3600.0 / num_devices)} s "
+            "(extra_data.training_device_hours)"
+        )
+        return given
+    hours = number_setting(extra, "training_hours")
+    key = "training_hours"
+    if hours is None:
+        days = number_setting(extra, "training_days")
+        if days is None:
+            return None
+        hours, key = days * 24.0, "training_days"
+    assumptions[key] = Assumption(_num(hours), "user", f"{key} (wall clock)")
+    device_hours = hours * num_devices
+    lines.append(
+        f"training time = {fmt(hours)} h wall clock ({key}) x {num_devices} device(s) = "
+        f"{fmt(device_hours)} device-hours"
+    )
+    return device_hours
+
+
+def _power(
+    extra: Mapping[str, Any],
+    device: HardwareEntry,
+    utilisation: float,
+    util_value: float | None,
+    stated_power_w: float | None,
+    assumptions: dict[str, Assumption],
+) -> tuple[float, float, str]:
+    """(power per device W, its low end, where it came from)."""
+    measured = number_setting(extra, "training_power_w")
+    if measured is not None:
+        assumptions["training_power_w"] = Assumption(
+            measured, "user", "extra_data.training_power_w (measured average)"
+        )
+        return measured, measured, "measured"
+    cap = number_setting(extra, "power_cap_w")
+    if cap is not None:
+        power = min(cap, device.tdp_w)
+        assumptions["training_power_w"] = Assumption(
+            power, "user", f"extra_data.power_cap_w ({fmt(cap)} W; at most the TDP {fmt(device.tdp_w)} W)"
+        )
+        return power, power * RATED_POWER_LOW_FRACTION, "cap"
+    if stated_power_w is not None:
+        assumptions["training_power_w"] = Assumption(
+            stated_power_w, "hardware text", f"power stated with the hardware name; {REF_POWER_RANGE}"
+        )
+        return stated_power_w, stated_power_w * RATED_POWER_LOW_FRACTION, "stated"
+    power = device_power_w(device, utilisation)
+    assumptions["training_utilisation"] = (
+        Assumption(utilisation, "user", "extra_data.training_utilisation")
+        if util_value is not None
+        else Assumption(utilisation, "default", REF_UTILISATION_DEFAULT)
+    )
+    assumptions["training_power_w"] = Assumption(
+        power,
+        "hardware catalogue",
+        f"{REF_POWER_MODEL}; {device.name}: idle {fmt(device.idle_w)} W, TDP {fmt(device.tdp_w)} W; "
+        f"{REF_POWER_RANGE}",
+    )
+    return power, power * RATED_POWER_LOW_FRACTION, "rated"
+
+
+def _pue(
+    extra: Mapping[str, Any],
+    device: HardwareEntry | None,
+    location_default: Pue | None,
+    assumptions: dict[str, Assumption],
+) -> tuple[float, float, float]:
+    """(PUE, low, high) and its assumption."""
+    given = number_setting(extra, "pue", minimum=1.0, strict_minimum=False)
+    if given is not None:
+        assumptions["pue"] = Assumption(given, "user", "extra_data.pue")
+        return given, given, given
+    named = extra.get("pue_setting")
+    if isinstance(named, str) and named.strip():
+        chosen = pue_setting(named)
+        source = "user"
+    elif device is None:
+        assumptions["pue"] = Assumption(PUE_UNKNOWN, "default", REF_PUE_DEFAULT + "; unknown device: 1.56")
+        typical = pue_setting("typical")
+        return PUE_UNKNOWN, typical.low, typical.high
+    elif location_default is not None and device.device_class in DATACENTRE_CLASSES:
+        chosen, source = location_default, "location"
+    else:
+        chosen = pue_default_for(device.device_class)
+        assumptions["pue"] = Assumption(
+            default_pue(device.device_class),
+            "default",
+            f"{REF_PUE_DEFAULT}; setting {chosen.setting}: {chosen.source}",
+        )
+        return default_pue(device.device_class), chosen.low, chosen.high
+    assumptions["pue"] = Assumption(chosen.value, source, f"setting {chosen.setting}: {chosen.source}")
+    return chosen.value, chosen.low, chosen.high
+
+
+def _mfu_assumption(mfu: float, given: float | None, transformer: bool = False) -> Assumption:
     if given is not None:
         return Assumption(mfu, "user", "extra_data.mfu")
-    return Assumption(mfu, "default", REF_MFU_DEFAULT)
+    return Assumption(mfu, "default", REF_TRANSFORMER_MFU if transformer else REF_MFU_DEFAULT)
 
 
 def _samples(extra: Mapping[str, Any], maximum_samples: int, minimum_samples: int) -> tuple[float, str, str]:

@@ -31,6 +31,8 @@ import functools
 import itertools
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -48,7 +50,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
-from sustainml.transport import TlsFiles, apply_tls
+from sustainml.transport import TlsFiles, apply_tls, split_broker_url
 from sustainml.transport.base import (
     Binding,
     BrokerUnavailable,
@@ -72,10 +74,23 @@ log = logging.getLogger(__name__)
 for _pika_logger in (
     "pika.adapters.utils.connection_workflow",
     "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.selector_ioloop_adapter",
     "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
 ):
     if logging.getLogger(_pika_logger).level == logging.NOTSET:
         logging.getLogger(_pika_logger).setLevel(logging.CRITICAL)
+
+
+class _HandshakeNoise(logging.Filter):
+    """Drops pika.connection's "Connection closed while authenticating/tuning..." lines: the
+    failure is raised, and reported once with its cause, by ``connect_failure``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and str(record.msg).startswith("Connection closed while"))
+
+
+logging.getLogger("pika.connection").addFilter(_HandshakeNoise())
 
 # The delivery a handler thread is working on (close() called from a handler must not wait for it).
 _current = threading.local()
@@ -113,7 +128,20 @@ class ChannelError(TransportError):
 
 
 def sanitize_url(url: str) -> str:
-    """``url`` without credentials or query string: safe for logs and error messages."""
+    """``url`` without credentials or query string: safe for logs and error messages (every host
+    of a multi-host URL)."""
+    try:
+        urls = split_broker_url(url)
+    except ValueError:
+        return "<unparseable broker URL>"
+    if len(urls) > 1:
+        safe = [_sanitize_one(u) for u in urls]
+        scheme, path = safe[0].split("://", 1)[0], "/" + safe[0].split("://", 1)[1].partition("/")[2]
+        return f"{scheme}://" + ",".join(s.split("://", 1)[1].partition("/")[0] for s in safe) + path
+    return _sanitize_one(url)
+
+
+def _sanitize_one(url: str) -> str:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme or "amqp"
@@ -142,21 +170,90 @@ def _close_reason(reason: BaseException | None) -> str:
 def _describe(exc: BaseException) -> str:
     """The innermost cause of a pika connection failure, e.g. ``ConnectionRefusedError: ...``
     (pika wraps it two or three levels deep, and the outer ``str`` is often empty)."""
-    seen = 0
-    while seen < 10:
-        seen += 1
+    exc = _chain(exc)[-1]
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else repr(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions pika wrapped inside it, outermost first."""
+    found = [exc]
+    while len(found) < 10:
         inner: object = None
         if getattr(exc, "exceptions", None):
             inner = exc.exceptions[-1]  # type: ignore[attr-defined]
         elif isinstance(getattr(exc, "exception", None), BaseException):
             inner = exc.exception  # type: ignore[attr-defined]
-        elif isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+        elif exc.args and isinstance(exc.args[0], BaseException):
             inner = exc.args[0]
-        if not isinstance(inner, BaseException):
+        if not isinstance(inner, BaseException) or inner in found:
             break
+        found.append(inner)
         exc = inner
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else repr(exc)
+    return found
+
+
+def connect_failure(exc: BaseException | None, url: str, timeout: float | None = None) -> BrokerUnavailable:
+    """One line that names why a connection to the broker failed and what fixes it: refused (nothing
+    listens), wrong credentials, unknown virtual host or no access to it, TLS (certificate refused,
+    TLS spoken to a plain port or the reverse), unknown host name, or no answer in time. ``url``
+    is the broker URL; its password never appears in the message."""
+    safe = sanitize_url(url)
+    parts = urlsplit(url) if "://" in url else None
+    user = unquote(parts.username or "guest") if parts is not None else "guest"
+    password = unquote(parts.password or "") if parts is not None else None
+    vhost = unquote((parts.path or "/")[1:] or "/") if parts is not None else "/"
+    tls = url.startswith("amqps:")
+    start = "cannot connect to RabbitMQ at " + safe
+    fix_url = "fix --broker/SUSTAINML_BROKER_URL"
+    if exc is None:
+        wait = f" within {timeout:g} s" if timeout else ""
+        return BrokerUnavailable(f"{start}: no answer{wait} (a firewall, or not an AMQP port?): {fix_url}")
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+    detail = _scrub(_describe(exc), password)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return BrokerUnavailable(
+            f"{start}: connection refused, nothing listens on that port. Is RabbitMQ running? Start it "
+            f"with `rabbitmq-server -detached` (or `tools/setup`), or {fix_url}"
+        )
+    if any(isinstance(e, pika.exceptions.ProbableAccessDeniedError) for e in chain) or "vhost" in text:
+        return BrokerUnavailable(
+            f"{start}: virtual host {vhost!r} refused: it does not exist or user {user!r} may not use "
+            f"it (the vhost is the URL's path; %2F is the default '/'): {fix_url}"
+        )
+    if any(isinstance(e, _AUTH_ERRORS) for e in chain) or "ACCESS_REFUSED" in text:
+        return BrokerUnavailable(
+            f"{start}: wrong credentials, the broker refused the login of user {user!r}: {fix_url} "
+            "(amqp://USER:PASSWORD@HOST:PORT/VHOST)"
+        )
+    if _tls_verification_failed(exc):
+        return BrokerUnavailable(
+            f"{start}: TLS, the broker's certificate was refused ({detail}): check "
+            "SUSTAINML_TLS_CA_FILE and that the URL's host name is one the certificate names"
+        )
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return BrokerUnavailable(
+            f"{start}: TLS handshake failed ({detail}): amqps:// needs the broker's TLS listener "
+            "(usually port 5671); for a plain listener (5672) use amqp://"
+        )
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return BrokerUnavailable(f"{start}: the host name does not resolve ({detail}): {fix_url}")
+    if not tls and any(
+        isinstance(e, pika.exceptions.StreamLostError | pika.exceptions.IncompatibleProtocolError)
+        for e in chain
+    ):
+        return BrokerUnavailable(
+            f"{start}: the connection closed during the AMQP handshake ({detail}); if that port is a TLS "
+            "listener, use amqps://"
+        )
+    return BrokerUnavailable(f"{start} ({detail}): is it running? {fix_url}")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Nothing listens at the address, the host name does not resolve, or the TLS handshake
+    failed (TLS spoken to a plain port or the reverse): nothing a command gains by retrying."""
+    return any(isinstance(e, ConnectionRefusedError | socket.gaierror | ssl.SSLError) for e in _chain(exc))
 
 
 def _tls_verification_failed(exc: BaseException) -> bool:
@@ -254,8 +351,9 @@ def _queue_arguments(spec: QueueSpec) -> dict[str, Any]:
     return args
 
 
-def _to_properties(message: Message) -> BasicProperties:
+def _to_properties(message: Message, user_id: str | None) -> BasicProperties:
     return BasicProperties(
+        user_id=user_id,
         content_type=message.content_type,
         headers=dict(message.headers),
         delivery_mode=2 if message.persistent else 1,
@@ -290,6 +388,7 @@ def _to_message(props: BasicProperties, body: bytes) -> Message:
         expiration_ms=expiration,
         persistent=props.delivery_mode == 2,
         content_type=props.content_type or "",
+        user_id=props.user_id,
     )
 
 
@@ -409,16 +508,31 @@ class AmqpTransport(Transport):
         op_timeout: float = 30.0,
         max_in_flight: int = 1000,
         tls: TlsFiles | None = None,
+        retry_refused: bool = True,
     ) -> None:
+        """``retry_refused``: keep retrying a refused or unresolvable address until
+        ``connect_timeout`` (a process waiting for a broker that starts); False for commands, which
+        report it at once."""
         self._tls = tls  # amqps:// only: CA bundle / client cert (see sustainml.transport.apply_tls)
         self._safe_url = sanitize_url(url)
+        self._url = url  # for connect_failure(), which never shows the password
+        self._retry_refused = retry_refused
         self._password = unquote(urlsplit(url).password or "") if "://" in url else None
         self._name = name
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._op_timeout = op_timeout
         self._max_in_flight = max(1, max_in_flight)
-        self._params = self._build_params(url)
+        # one set of parameters per cluster node named in the URL; connection attempts go round
+        # them, starting at a random one so that replicas spread over the nodes
+        self._params_list = [self._build_params(u) for u in split_broker_url(url)]
+        self._next_host = random.randrange(len(self._params_list))
+        # Stamped on every publish: the broker checks it against the login, so receivers can
+        # trust it (None with EXTERNAL, certificate-based, authentication).
+        credentials = self._params_list[0].credentials
+        self._user_id: str | None = (
+            credentials.username if isinstance(credentials, pika.PlainCredentials) else None
+        )
 
         self._state_lock = threading.RLock()  # never held while waiting for the I/O thread
         self._connect_lock = threading.Lock()
@@ -484,6 +598,11 @@ class AmqpTransport(Transport):
         params.socket_timeout = max(1.0, min(10.0, self._connect_timeout))
         params.stack_timeout = max(2.0, min(15.0, self._connect_timeout))
         return params
+
+    @property
+    def user(self) -> str | None:
+        """The broker login this transport publishes as (its messages' user-id)."""
+        return self._user_id
 
     @property
     def url(self) -> str:
@@ -655,6 +774,8 @@ class AmqpTransport(Transport):
                     last = exc
                     if _tls_verification_failed(exc):
                         break  # nor a certificate this client refuses
+                    if not self._retry_refused and _unreachable(exc):
+                        break  # a one-shot command: say at once that nothing listens there
                     # close() from another thread (or a signal handler) cuts the pause short.
                     self._close_event.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             with self._state_lock:
@@ -669,18 +790,7 @@ class AmqpTransport(Transport):
                 raise TransportError(f"connecting to {self._safe_url} abandoned: the transport was closed")
             if last is not None or self._conn is None:
                 self._stop_threads(1.0)
-                detail = _scrub(_describe(last), self._password) if last else "timed out"
-                if last is not None and _tls_verification_failed(last):
-                    hint = (
-                        "the broker's certificate was refused: check SUSTAINML_TLS_CA_FILE and that the "
-                        "URL's host name is one the certificate names"
-                    )
-                else:
-                    hint = (
-                        "is it running? start it with `rabbitmq-server -detached` or pass "
-                        "--broker/SUSTAINML_BROKER_URL"
-                    )
-                raise BrokerUnavailable(f"cannot reach RabbitMQ at {self._safe_url} ({detail}): {hint}")
+                raise connect_failure(last, self._url, self._connect_timeout)
             log.info("connected to %s as %r", self._safe_url, self._name)
 
     def _abandon_connect(self) -> None:
@@ -755,8 +865,10 @@ class AmqpTransport(Transport):
                 if conn is self._conn:
                     self._on_connection_closed(conn, reason)
 
+            params = self._params_list[self._next_host % len(self._params_list)]
+            self._next_host += 1  # the next attempt (after a failure or a loss) tries another node
             SelectConnection(
-                self._params,
+                params,
                 on_open_callback=_shielded(on_open, fut),
                 on_open_error_callback=_shielded(on_open_error),
                 on_close_callback=_shielded(on_close),
@@ -1144,7 +1256,7 @@ class AmqpTransport(Transport):
         if self._publishing_stopped or not self._started:
             fut.set_exception(ConnectionLost(f"publish to {exchange!r}: the transport is not connected"))
             return fut
-        props = _to_properties(message)
+        props = _to_properties(message, self._user_id)
         # The window bounds memory and confirm latency; the I/O thread itself must never wait.
         if not self._on_io_thread():
             with self._window_cv:
@@ -1489,7 +1601,9 @@ class AmqpTransport(Transport):
 
     def _basic_cancel(self, c: _Consumer, ch: Channel, timeout: float | None = None) -> None:
         def start(fut: Future[None]) -> None:
-            if not ch.is_open:
+            # A consumer the broker cancelled already (its queue was deleted) is unknown to pika,
+            # which then logs "consumer not found" and never calls back: nothing left to cancel.
+            if not ch.is_open or c.tag not in ch.consumer_tags:
                 _resolve(fut, None)
                 return
             ch.basic_cancel(c.tag, callback=_shielded(lambda _f: _resolve(fut, None)))

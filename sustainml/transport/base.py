@@ -107,6 +107,10 @@ class Message:
     expiration_ms: int | None = None
     persistent: bool = True
     content_type: str = "application/msgpack"
+    # AMQP user-id: on a publish the AMQP transport always sets its own login (RabbitMQ refuses a
+    # message whose user-id is not the connection's user), so on a delivery it is the sender's
+    # broker-validated identity (None when the sender left it unset).
+    user_id: str | None = None
 
 
 class Delivery(abc.ABC):
@@ -191,6 +195,12 @@ class Transport(abc.ABC):
     @property
     @abc.abstractmethod
     def is_open(self) -> bool: ...
+
+    @property
+    def user(self) -> str | None:
+        """The broker login this transport publishes as (``Message.user_id`` of its messages);
+        None when there is no broker account (in-memory) or it is not known (EXTERNAL auth)."""
+        return None
 
     @property
     def blocked(self) -> bool:

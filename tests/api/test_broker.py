@@ -295,6 +295,7 @@ def test_v1_task_lifecycle_with_server_sent_events(broker_api: Running) -> None:
         "carbon_footprint": co2["carbon_footprint"],
         "carbon_intensity": co2["carbon_intensity"],
         "stages_done": list(NODES),
+        "alerts": [],
     }
     assert mine_only[0]["summary"]["carbon_footprint"] > 0
     bare = c.get("/v1/tasks", params={"problem_id": task_id["problem_id"], "summary": "false"}).json()

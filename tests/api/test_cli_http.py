@@ -1,5 +1,5 @@
 """`sustainml orchestrator --http` and `sustainml up` serving the API, as a user runs them: the
-server answers, SIGTERM / Ctrl-C / `GET /terminate` stop the orchestrator and uvicorn cleanly
+server answers, SIGTERM / Ctrl-C / `POST /terminate` stop the orchestrator and uvicorn cleanly
 (exit code 0, port released)."""
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ def test_terminate_route_and_token_from_the_environment(
     proc = spawn(["orchestrator", "--http", f"127.0.0.1:{port}"], {**env, "SUSTAINML_API_TOKEN": token})
     url = f"http://127.0.0.1:{port}"
     _poll(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 30, "the API to answer")
-    assert httpx.get(f"{url}/terminate", timeout=5).status_code == 401
+    assert httpx.post(f"{url}/terminate", timeout=5).status_code == 401
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{url}/terminate", headers=auth, timeout=5).status_code == 405  # POST only
     assert proc.poll() is None
-    r = httpx.get(f"{url}/terminate", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    r = httpx.post(f"{url}/terminate", headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert r.json() == {"message": "Terminating...<br>"}
     assert proc.wait(20) == 0
     output = proc.stdout.read().decode() if proc.stdout else ""

@@ -48,8 +48,8 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
         ("POST", "/cancel", None),
         ("POST", "/v1/tasks/1/1/cancel", None),
         ("POST", "/v1/tasks/1/1/iterate", {}),
-        ("GET", "/terminate", None),
-        ("GET", "/shutdown", None),
+        ("POST", "/terminate", None),
+        ("POST", "/shutdown", None),
     ):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             r = c.request(method, path, json=payload, headers=headers)
@@ -71,14 +71,17 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
     assert c.post("/results", json={"node_id": 9, "timeout": 20}).status_code == 200
     assert c.get("/v1/tasks").status_code == 200
     assert c.post("/hf_models_info", json={"model_ids": ["resnet-50"]}).status_code == 200
-    t = c.get("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
+    refused = c.get("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert secured.terminations == []  # a GET never changes state
+    t = c.post("/terminate", headers={"Authorization": f"Bearer {TOKEN}"})
     assert t.json() == {"message": "Terminating...<br>"}
     wait_until(lambda: len(secured.terminations) == 1, 5, "the terminate callback")
     assert TOKEN not in caplog.text  # never logged
 
 
 def test_terminate_without_token_is_loopback_only(mem_api: Running) -> None:
-    r = mem_api.client.get("/shutdown")
+    r = mem_api.client.post("/shutdown")
     assert r.status_code == 200 and r.json() == {"message": "Terminating...<br>"}
     wait_until(lambda: len(mem_api.terminations) == 1, 5, "the terminate callback")
     # the same rule, for a client address that is not loopback
@@ -192,12 +195,13 @@ def test_configuration_routing(configuration: str, node_id: int | None, expected
 def test_user_input_rules() -> None:
     ui = views.user_input_from_body({"problem_short_description": "x", "inputs": "a b", "unknown": 1})
     assert ui.inputs == ["a", "b"] and ui.get_extra() == {"model_family": "Transformers", "num_outputs": 1}
-    ui = views.user_input_from_body({"type": "CNNs", "extra_data": {"type": "Other", "num_outputs": 3}})
+    x = {"problem_short_description": "x"}  # a new problem needs a description (views.require_problem)
+    ui = views.user_input_from_body({**x, "type": "CNNs", "extra_data": {"type": "Other", "num_outputs": 3}})
     assert ui.get_extra()["model_family"] == "CNNs" and ui.get_extra()["num_outputs"] == 3
-    ui = views.user_input_from_body({"extra_data": {"model_family": "RNN", "num_outputs": None}})
+    ui = views.user_input_from_body({**x, "extra_data": {"model_family": "RNN", "num_outputs": None}})
     assert ui.get_extra() == {"model_family": "RNN", "num_outputs": 1}
     with pytest.raises(MessageError, match=r"extra_data.num_outputs: must be an integer >= 1, got 0"):
-        views.user_input_from_body({"extra_data": {"num_outputs": 0}})
+        views.user_input_from_body({**x, "extra_data": {"num_outputs": 0}})
 
 
 def test_task_figures_from_records_and_sentinels() -> None:
@@ -216,6 +220,7 @@ def test_task_figures_from_records_and_sentinels() -> None:
         "carbon_footprint": 0.012, "carbon_intensity": 400.0,
         "stages_done": ["ML_MODEL_METADATA", "APP_REQUIREMENTS", "ML_MODEL", "HW_RESOURCES",
                         "CARBON_FOOTPRINT"],
+        "alerts": [],
     }  # fmt: skip
     # halfway: what has not answered is null, not zero
     early = views.task_figures({"ml_model_metadata": meta})

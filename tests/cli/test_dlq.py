@@ -31,6 +31,7 @@ from tests.security.nodes_support import (
     output_queue,
     queue_count,
     running_node,
+    signed_stage_properties,
     stage_properties,
     user_input_task,
     wait_for,
@@ -77,11 +78,12 @@ def scene(amqp_url: str, settings: Settings) -> Iterator[Scene]:
         sc = Scene(amqp_url, s, topo, stage_q, topo.dead_letter_queue(stage_q), out_q, fixed)
         with blocking_channel(amqp_url) as ch:
             for p in (1, 2):
+                body = user_input_task(p, f"detect defects number {p}")
                 ch.basic_publish(
                     topo.record_exchange("user_input"),
                     f"{p}.1",
-                    user_input_task(p, f"detect defects number {p}"),
-                    stage_properties(f"task-{p}"),
+                    body,
+                    signed_stage_properties(s, f"task-{p}", body),
                     mandatory=True,
                 )
             for i, junk in enumerate([b"\xc1garbage", b"", b"\x93\x01\x02"]):
@@ -108,7 +110,7 @@ def test_list_show_replay_purge(scene: Scene) -> None:
         "invalid message: body": 3,
     }
     others = [d for q, d in listing.items() if q != scene.dlq]
-    assert len(others) == 6 and all(d["messages"] == 0 for d in others)
+    assert len(others) == 7 and all(d["messages"] == 0 for d in others)
     text = scene.dlq_cli("list")
     assert text.exit_code == 0 and scene.dlq in text.output and "callback failed" in text.output
 

@@ -66,6 +66,7 @@ def test_seed_template_serves_a_task_and_exits_cleanly_on_sigint(settings: Setti
         os.environ,
         SUSTAINML_BROKER_URL=settings.broker_url,
         SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_DATA_DIR=str(settings.data_dir),  # the deployment's signing key lives there
         SUSTAINML_HEARTBEAT_INTERVAL="0.5",
         PYTHONUNBUFFERED="1",  # the template prints; see its output in the order it happens
     )

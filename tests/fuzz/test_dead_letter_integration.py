@@ -31,6 +31,7 @@ from tests.security.nodes_support import (
     output_queue,
     queue_count,
     running_node,
+    signed_stage_properties,
     stage_properties,
     user_input_task,
     wait_for,
@@ -139,11 +140,12 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_worker_keeps_consu
     # The worker is still consuming: a valid task afterwards completes.
     with output_queue(amqp_url, settings, FIRST_STAGE) as out_q:
         with blocking_channel(amqp_url) as ch:
+            good = user_input_task(999, "detect defects in welded seams")
             ch.basic_publish(
                 topo.record_exchange("user_input"),
                 "999.1",
-                user_input_task(999, "detect defects in welded seams"),
-                stage_properties("good-999"),
+                good,
+                signed_stage_properties(settings, "good-999", good),
                 mandatory=True,
             )
         wait_for(lambda: queue_count(amqp_url, out_q) >= 1, 30, "the valid task's output")

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -191,7 +192,10 @@ def test_round_trip_preserves_properties(amqp_transport: AmqpTransport, names: N
     by_body = {d.message.body: d for d in received}
     for m in sent:
         d = by_body[m.body]
-        assert d.message == m  # every property round-trips, the private return-correlation header is gone
+        # every property round-trips, the private return-correlation header is gone, and the
+        # broker-validated user-id is the publisher's login
+        assert amqp_transport.user is not None
+        assert d.message == replace(m, user_id=amqp_transport.user)
         assert (d.exchange, d.routing_key, d.queue, d.redelivered) == (exchange, "7.1", queue, False)
     wait_until(lambda: amqp_transport.queue_counts(queue) == (0, 1), what="queue drained with one consumer")
 

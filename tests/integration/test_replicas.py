@@ -61,6 +61,7 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
         os.environ,
         SUSTAINML_BROKER_URL=settings.broker_url,
         SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_DATA_DIR=str(settings.data_dir),  # the deployment's signing key lives there
         SUSTAINML_HEARTBEAT_INTERVAL="0.5",
     )
     script = Path(__file__).with_name("slow_worker.py")
@@ -109,7 +110,12 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
 
 def test_sigterm_finishes_the_task_in_flight_then_exits(settings: Settings, tmp_path: Path) -> None:
     marker = tmp_path / "in-flight"
-    env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
+    env = dict(
+        os.environ,
+        SUSTAINML_BROKER_URL=settings.broker_url,
+        SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_DATA_DIR=str(settings.data_dir),  # the deployment's signing key lives there
+    )
     script = Path(__file__).with_name("slow_worker.py")
     with LocalDeployment(settings, amqp_transports(settings), replicas={"hw_resources": 0}) as dep:
         proc = subprocess.Popen([sys.executable, str(script), str(marker), "2"], env=env)
@@ -132,7 +138,12 @@ def test_sigterm_finishes_the_task_in_flight_then_exits(settings: Settings, tmp_
 
 
 def test_worker_module_entry_point_runs_a_replica(settings: Settings) -> None:
-    env = dict(os.environ, SUSTAINML_BROKER_URL=settings.broker_url, SUSTAINML_NAMESPACE=settings.namespace)
+    env = dict(
+        os.environ,
+        SUSTAINML_BROKER_URL=settings.broker_url,
+        SUSTAINML_NAMESPACE=settings.namespace,
+        SUSTAINML_DATA_DIR=str(settings.data_dir),  # the deployment's signing key lives there
+    )
     with LocalDeployment(settings, amqp_transports(settings), replicas={"carbon_footprint": 0}) as dep:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sustainml.workers.carbon_footprint"], env=env, cwd="/"

@@ -21,11 +21,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from sustainml.attribution import Attribution
 from sustainml.config import Settings
 from sustainml.messages import (
     SCHEMA_VERSION,
@@ -267,8 +269,10 @@ class _Rig:
     """One stage node on an in-memory broker, a publisher, and recorders of its outputs and
     status events."""
 
-    def __init__(self, callback: Callable[..., None]) -> None:
-        self.settings = Settings(namespace=f"t-{uuid.uuid4().hex[:8]}", heartbeat_interval=30.0)
+    def __init__(self, callback: Callable[..., None], data_dir: Path) -> None:
+        ns = f"t-{uuid.uuid4().hex[:8]}"
+        self.settings = Settings(namespace=ns, heartbeat_interval=30.0, data_dir=data_dir)
+        self.signer = Attribution.of(self.settings, "orchestrator")
         self.topology = Topology.of(self.settings)
         self.broker = MemoryBroker()
         self.node_transport = _HeldConfirms(self.broker, "node", self.topology.record_exchange(STAGE.kind))
@@ -303,7 +307,8 @@ class _Rig:
 
     def submit(self, *numbers: int) -> None:
         for n in numbers:
-            self.client.publish(self.topology.record_exchange(USER_INPUT), f"{n}.1", _input(n)).result(5)
+            signed = self.signer.sign(_input(n))  # the stage takes task starts from the orchestrator only
+            self.client.publish(self.topology.record_exchange(USER_INPUT), f"{n}.1", signed).result(5)
 
     def unacked(self) -> int:
         ready, unacked, _ = self.broker.snapshot()[self.stage_queue]
@@ -327,11 +332,11 @@ class _Rig:
 
 
 @pytest.fixture
-def rig_factory() -> Iterator[Callable[[Callable[..., None]], _Rig]]:
+def rig_factory(tmp_path: Path) -> Iterator[Callable[[Callable[..., None]], _Rig]]:
     made: list[_Rig] = []
 
     def make(callback: Callable[..., None]) -> _Rig:
-        made.append(_Rig(callback))
+        made.append(_Rig(callback, tmp_path))
         return made[-1]
 
     yield make

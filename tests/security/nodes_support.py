@@ -11,10 +11,12 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from sustainml.attribution import Attribution
 from sustainml.config import Settings
 from sustainml.messages import SCHEMA_VERSION, TaskEnvelope, TaskId, UserInput, encode_task
 from sustainml.messages import headers as H
 from sustainml.topology import STAGES_BY_KIND, Stage
+from sustainml.transport.base import Message
 from sustainml.workers.runtime import Node
 
 FIRST_STAGE: Stage = STAGES_BY_KIND["ml_model_metadata"]
@@ -44,6 +46,17 @@ def stage_properties(message_id: str | None = None, **headers: Any) -> pika.Basi
         type="UserInput",
         headers={H.H_SCHEMA_VERSION: SCHEMA_VERSION, **headers},
     )
+
+
+def signed_stage_properties(settings: Settings, message_id: str, body: bytes) -> pika.BasicProperties:
+    """``stage_properties`` of a task start signed as the deployment's orchestrator would sign it
+    (the stage refuses unsigned task starts)."""
+    props = stage_properties(message_id)
+    msg = Attribution.of(settings, "orchestrator").sign(
+        Message(body, headers=dict(props.headers or {}), message_id=message_id, type=props.type)
+    )
+    props.headers = msg.headers
+    return props
 
 
 @contextmanager

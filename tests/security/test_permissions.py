@@ -251,7 +251,7 @@ def test_worker_and_operator_are_confined(users: Users) -> None:
         assert _attempt(op, lambda ch: ch.queue_delete(f"{ns}.stage.ml_model.dlq")) == REFUSED
         with DlqClient(Settings(broker_url=op, namespace=ns)) as client:
             summaries = client.list_queues()
-        assert len(summaries) == 7 and all(s.exists and s.messages == 0 for s in summaries)
+        assert len(summaries) == 8 and all(s.exists and s.messages == 0 for s in summaries)
     finally:
         with AmqpTransport(users.guest_url, name="cleanup") as t:
             t.delete_queue(other)

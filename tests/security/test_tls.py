@@ -129,7 +129,7 @@ def test_verified_client_runs_a_round_trip(tls_node: TlsNode) -> None:
     # The synchronous operator path (sustainml dlq) uses the same TLS parameters.
     with DlqClient(settings, connect_timeout=20) as client:
         summaries = client.list_queues()
-    assert len(summaries) == 7 and not any(s.exists for s in summaries)
+    assert len(summaries) == 8 and not any(s.exists for s in summaries)
 
 
 def test_client_without_the_ca_fails_verification(tls_node: TlsNode) -> None:

@@ -38,6 +38,8 @@ def of_classes(*classes: str) -> list[str]:
 
 
 ALL_DEVICES = sorted_names(h.name for h in hardware())
+#: What "auto" may offer without extra_data.allow_research_hardware: no PIM / CXL-PIM parts.
+BUYABLE = sorted_names(h.name for h in hardware() if h.device_class != "pim")
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_catalogue_spellings_resolve_to_the_canonical_name(spelling: str, canoni
     [
         ("A1000", "A100"),
         ("jetson nano", "Jetson-Orin-Nano"),
-        ("raspbery pi 4", "Raspberry-Pi-5"),
+        ("raspbery pi 4", "Raspberry-Pi-4"),
         ("T-40", "T4"),
         ("Dimensty 9300", "Dimensity9300"),
         ("Snapdragon 8 gen 4", "Snapdragon8gen3"),
@@ -155,7 +157,7 @@ def test_a_spelling_claimed_by_two_devices_is_a_catalogue_error() -> None:
 def test_catalogue_names_come_from_the_hardware_catalogue() -> None:
     catalogue = list(hardware())
     assert hn.catalogue_names().names() == ALL_DEVICES
-    assert len(ALL_DEVICES) == len(catalogue) == 58
+    assert len(ALL_DEVICES) == len(catalogue) >= 80
     assert hn.catalogue_entries() == [(h.name, h.aliases) for h in catalogue]
     # Every catalogued device's class has deployment targets (else "auto" could never offer it
     # under a target), and each device gets exactly its class's.
@@ -172,7 +174,8 @@ def test_catalogue_names_come_from_the_hardware_catalogue() -> None:
     assert hn.DEVICE_DEPLOYMENTS["PIM_AI_1chip"] == ("mobile", "edge")
     assert hn.DEVICE_DEPLOYMENTS["Snapdragon8gen3"] == ("mobile",)
     assert hn.DEVICE_DEPLOYMENTS["STM32H7"] == ("embedded",)
-    assert hn.DEVICE_DEPLOYMENTS["local-cpu"] == ("on-premise", "browser")
+    assert hn.DEVICE_DEPLOYMENTS["local-cpu"] == ("on-premise", "browser", "desktop")
+    assert hn.DEVICE_DEPLOYMENTS["Apple-M3"] == ("desktop", "browser")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -180,10 +183,15 @@ def test_catalogue_names_come_from_the_hardware_catalogue() -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def test_seed_defaults_and_the_whole_extra_data_is_forwarded(fallback_only: None) -> None:
+def test_no_hardware_named_is_auto_among_server_devices_and_the_extra_data_is_forwarded(
+    fallback_only: None,
+) -> None:
+    # Not the template's PIM_AI_1chip / 100 MB any more: a research part and a 100 MB limit left
+    # most realistic problems with no model. Server devices people rent, memory of the largest.
     out = run(ui(hf_token="hf_x", model_family="CNNs", nested={"a": [1, 2]}, goal="object-detection"))
-    assert out.hardware_required == ["PIM_AI_1chip"]
-    assert out.max_memory_footprint == 100
+    assert out.hardware_required == ["auto"]
+    largest = max((hardware().get(n) for n in of_classes("cloud", "server-cpu")), key=lambda h: h.memory_gb)
+    assert out.max_memory_footprint == largest.memory_gb * 1000
     extra = out.get_extra()
     assert {k: extra[k] for k in ("hf_token", "model_family", "nested", "goal")} == {
         "hf_token": "hf_x",
@@ -192,17 +200,24 @@ def test_seed_defaults_and_the_whole_extra_data_is_forwarded(fallback_only: None
         "goal": "object-detection",
     }
     sources = extra[hc.SOURCES_KEY]
-    assert sources["hardware_required"].startswith("default PIM_AI_1chip")
-    assert sources["max_memory_footprint"].startswith("default 100 MB")
+    assert sources["hardware_required"].startswith("no hardware named")
+    assert sources["max_memory_footprint"].startswith(f"memory of the largest allowed device: {largest.name}")
     assert sources["requirements_extractor"] == hc.FALLBACK_EXTRACTOR
-    assert hc.ALLOWED_KEY not in extra and hc.WARNINGS_KEY not in extra
+    assert extra[hc.ALLOWED_KEY] == of_classes("cloud", "server-cpu")
+    assert "no deployment stated: deployment=cloud assumed" in sources[hc.ALLOWED_KEY]
+    assert hc.WARNINGS_KEY not in extra
 
 
 def test_names_are_resolved_deduplicated_and_the_renaming_is_explained(fallback_only: None) -> None:
+    # A bare "A100" is ambiguous: for inference the SXM4 40 GB part, and a note says so.
     out = run(ui(hardware_required=["nvidia a100", "T4", "a100"]))
-    assert out.hardware_required == ["A100", "T4"]
+    assert out.hardware_required == ["A100-SXM4-40GB", "T4"]
     source = out.get_extra()[hc.SOURCES_KEY]["hardware_required"]
-    assert source == "UserInput.extra_data.hardware_required ('nvidia a100' -> A100; 'a100' -> A100)"
+    assert source == (
+        "UserInput.extra_data.hardware_required ('nvidia a100' -> A100-SXM4-40GB; 'a100' -> A100-SXM4-40GB)"
+    )
+    notes = out.get_extra()[hc.NOTES_KEY]
+    assert len(notes) == 2 and "'nvidia a100' is ambiguous: A100-SXM4-40GB assumed for inference" in notes[0]
     # The incoming value itself is forwarded untouched.
     assert out.get_extra()["hardware_required"] == ["nvidia a100", "T4", "a100"]
 
@@ -237,12 +252,19 @@ def test_malformed_hardware_required_is_an_error(value: Any, match: str, fallbac
 
 
 @pytest.mark.parametrize("value", ["auto", "AUTO", " Auto ", "", "  ", [], ["auto"], ["", "auto"]])
-def test_auto_or_empty_lets_hw_resources_choose_among_all_devices(value: Any, fallback_only: None) -> None:
+def test_auto_or_empty_lets_hw_resources_choose_among_server_devices(value: Any, fallback_only: None) -> None:
     out = run(ui("classify photos of leaves", hardware_required=value))
     assert out.hardware_required == ["auto"]
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == ALL_DEVICES
-    assert "no deployment target stated" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+    assert extra[hc.ALLOWED_KEY] == of_classes("cloud", "server-cpu")
+    assert "no deployment stated: deployment=cloud assumed" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
+
+
+def test_research_parts_are_offered_only_when_allowed(fallback_only: None) -> None:
+    out = run(ui("a phone app that recognises birds", allow_research_hardware=True))
+    assert out.get_extra()[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
+    named = run(ui("a phone app that recognises birds", hardware_required="PIM_AI_1chip"))
+    assert named.hardware_required == ["PIM_AI_1chip"] and named.max_memory_footprint == 2000
 
 
 @pytest.mark.parametrize(
@@ -251,16 +273,16 @@ def test_auto_or_empty_lets_hw_resources_choose_among_all_devices(value: Any, fa
         (
             "a phone app that recognises birds",
             "mobile",
-            ("mobile", "pim"),
-            {"Snapdragon8gen3", "A17Pro", "Dimensity9300", "PIM_AI_1chip", "SAM_LPDDR5PIM"},
-            {"A100", "T4", "Raspberry-Pi-5", "local-cpu", "STM32H7"},
+            ("mobile",),
+            {"Snapdragon8gen3", "A17Pro", "Dimensity9300"},
+            {"A100", "T4", "Raspberry-Pi-5", "local-cpu", "STM32H7", "PIM_AI_1chip"},
         ),
         (
             "count cars on a Jetson at the roadside (edge)",
             "edge",
-            ("edge", "pim", "fpga"),
-            {"Jetson-Orin-Nano", "Raspberry-Pi-5", "Coral-Edge-TPU", "PIM_AI_1chip", "Ultra96-V2"},
-            {"A100", "T4", "Snapdragon8gen3", "EPYC-9654", "local-cpu"},
+            ("edge", "fpga"),
+            {"Jetson-Orin-Nano", "Raspberry-Pi-5", "Coral-Edge-TPU", "Ultra96-V2"},
+            {"A100", "T4", "Snapdragon8gen3", "EPYC-9654", "local-cpu", "PIM_AI_1chip"},
         ),
         (
             "batch scoring in the cloud",
@@ -279,8 +301,8 @@ def test_auto_or_empty_lets_hw_resources_choose_among_all_devices(value: Any, fa
         (
             "runs client-side in the browser",
             "browser",
-            ("local",),
-            {"local-cpu"},
+            ("local", "desktop"),
+            {"local-cpu", "Apple-M1"},
             {"A100", "Snapdragon8gen3"},
         ),
         (
@@ -320,22 +342,22 @@ def test_auto_with_a_target_no_device_serves_offers_every_device_and_says_so(
     monkeypatch.setattr(hn, "DEVICE_DEPLOYMENTS", without)
     out = run(ui("keyword spotting on a microcontroller", hardware_required="auto"))
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == ALL_DEVICES
+    assert extra[hc.ALLOWED_KEY] == BUYABLE
     assert "no catalogued device serves deployment=embedded" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
 
 
 def test_explicit_deployment_key_wins_over_the_text(fallback_only: None) -> None:
     out = run(ui("batch scoring in the cloud", hardware_required="auto", deployment="mobile"))
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile")
     assert "UserInput.extra_data.deployment" in extra[hc.SOURCES_KEY][hc.ALLOWED_KEY]
 
 
 def test_explicit_hardware_off_target_is_kept_with_a_warning(fallback_only: None) -> None:
     out = run(ui("an app for smartphones", hardware_required="A100"))
-    assert out.hardware_required == ["A100"]
+    assert out.hardware_required == ["A100-SXM4-40GB"]
     (warning,) = out.get_extra()[hc.WARNINGS_KEY]
-    assert warning.startswith("A100 is not classified for deployment=mobile")
+    assert warning.startswith("A100-SXM4-40GB is not classified for deployment=mobile")
 
 
 def test_a_stale_allowed_hardware_from_the_user_is_not_forwarded_as_ours(fallback_only: None) -> None:
@@ -361,7 +383,10 @@ def test_allowed_hardware_normalises_target_spellings() -> None:
 @pytest.mark.parametrize(
     ("description", "extra", "expected", "source"),
     [
-        ("", {}, 100, "default 100 MB"),
+        ("", {}, 768000, "memory of the largest allowed device: EPYC-9654 768 GB"),
+        ("", {"hardware_required": "T4"}, 16000, "memory of the chosen hardware: T4 16 GB = 16000 MB"),
+        ("", {"hardware_required": "p4d.24xlarge"}, 320000, "A100-SXM4-40GB 8 x 40 GB = 320000 MB"),
+        ("", {"hardware_required": "A100", "num_devices": 2}, 80000, "A100-SXM4-40GB 2 x 40 GB"),
         ("", {"max_memory_footprint": 0}, 0, "UserInput.extra_data.max_memory_footprint=0 (no limit)"),
         ("", {"max_memory_footprint": 512}, 512, "UserInput.extra_data.max_memory_footprint"),
         ("", {"max_memory_footprint": "2048"}, 2048, "UserInput.extra_data.max_memory_footprint"),
@@ -385,7 +410,7 @@ def test_allowed_hardware_normalises_target_spellings() -> None:
         ("weights under 1.5 MB", {}, 1, "max_model_size_mb=1.5"),
         ("weights under 0.25 MB", {}, 1, "max_model_size_mb=0.25"),
         # a size that is not a limit
-        ("we have a 2 GB dataset of photos", {}, 100, "default 100 MB"),
+        ("we have a 2 GB dataset of photos", {}, 768000, "memory of the largest allowed device"),
     ],
 )
 def test_memory_limit_and_where_it_came_from(
@@ -450,7 +475,7 @@ def test_the_extractors_requirements_and_evidence_are_used(monkeypatch: pytest.M
     ]
     assert out.max_memory_footprint == 300
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == of_classes("edge", "pim", "fpga")
+    assert extra[hc.ALLOWED_KEY] == of_classes("edge", "fpga")
     sources = extra[hc.SOURCES_KEY]
     assert sources["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
     assert "from UserInput.extra_data.max_model_size_mb" in sources["max_memory_footprint"]
@@ -473,7 +498,7 @@ def test_a_failing_extractor_falls_back_and_says_so(
     out = run(ui("an app for phones that fits in 20 MB", hardware_required="auto"))
     assert out.max_memory_footprint == 20
     extra = out.get_extra()
-    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile")
     assert extra[hc.SOURCES_KEY]["requirements_extractor"] == hc.FALLBACK_EXTRACTOR
     (warning,) = extra[hc.WARNINGS_KEY]
     assert warning.startswith(f"sustainml.workers.logic.requirements.extract failed ({reason}")
@@ -497,7 +522,7 @@ def test_the_installed_requirements_extractor_is_used_without_falling_back() -> 
     assert extra[hc.SOURCES_KEY]["requirements_extractor"] == "sustainml.workers.logic.requirements.extract"
     assert hc.WARNINGS_KEY not in extra, extra.get(hc.WARNINGS_KEY)
     assert out.max_memory_footprint == 50
-    assert extra[hc.ALLOWED_KEY] == of_classes("mobile", "pim")
+    assert extra[hc.ALLOWED_KEY] == of_classes("mobile")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -86,11 +86,11 @@ def configure(text: str) -> tuple[ResponseType, Any]:
 def test_latency_power_and_memory_on_t4_by_hand(small_path: Path) -> None:
     out = run(model_record(SMALL), ["T4"])
     report = analyze(small_path, batch_size=1)
-    # T4: 8.1 TFLOP/s fp32, 320 GB/s; cloud factors eta_c 0.5, eta_m 0.8, 5 us per op with work
+    # T4: 8.1 TFLOP/s fp32, 320 GB/s; compiled engine (cloud default): fused kernels, eta_c 0.8,
+    # eta_m 0.9, 2 us per kernel
     expected = 0.0
-    for op in report.ops:
-        if op.flops or op.bytes_moved:
-            expected += max(op.flops / (8.1e12 * 0.5), op.bytes_moved / (320e9 * 0.8)) + 5e-6
+    for k in rl.fuse(report.ops):
+        expected += max(k.flops / (8.1e12 * 0.8), k.bytes_moved / (320e9 * 0.9)) + 2e-6
     assert out.latency == pytest.approx(expected)
     assert out.power_consumption == pytest.approx(10.5 + 0.5 * (70 - 10.5))  # idle + 0.5 x (TDP - idle)
     footprint = (report.parameter_bytes + report.other_constant_bytes + report.peak_activation_bytes) / 1e6
@@ -101,7 +101,7 @@ def test_latency_power_and_memory_on_t4_by_hand(small_path: Path) -> None:
     assert extra["energy_per_inference_j"] == pytest.approx(out.power_consumption * out.latency)
     assert extra["analysis"]["flops"] == report.flops and extra["analysis"]["macs"] == report.macs
     assert extra["analysis"]["parameters"] == models().get(SMALL).parameters
-    assert extra["roofline"]["efficiency"]["compute"] == 0.5
+    assert extra["roofline"]["efficiency"]["compute"] == 0.8 and extra["roofline"]["engine"] == "compiled"
     assert extra["memory"]["fits_device"] is True and extra["constraints_met"] is True
     assert extra["units"]["latency"] == "s" and extra["units"]["power_consumption"] == "W"
     assert "measured" not in extra and "ranking" not in extra
@@ -305,7 +305,7 @@ def test_configuration_hardware_info() -> None:
     res, body = configure("hardware_info, nvidia tesla t4")
     assert res.success is True
     assert body["name"] == "T4" and body["memory_gb"] == 16.0 and body["tdp_w"] == 70.0
-    assert body["efficiency"]["compute"] == 0.5 and body["default_utilisation"] == 0.5
+    assert body["efficiency"]["compute"] == 0.8 and body["default_utilisation"] == 0.5
     assert body["power_at_default_utilisation_w"] == pytest.approx(40.25)
     res, body = configure("hardware_info, Quantum Toaster")
     assert res.success is False and "Quantum Toaster" in body["error"]

@@ -130,11 +130,13 @@ def configure(module: Any, text: str, node_id: int = 3, transaction_id: int = 17
 
 
 def test_hw_constraints_defaults_without_extra_data() -> None:
+    # No longer the template's PIM_AI_1chip / 100 MB (a research part and a limit that left most
+    # problems with no model): "auto" among rentable server devices, their largest memory.
     out = run_constraints(user_input("anything"))
-    assert out.max_memory_footprint == 100
-    assert out.hardware_required == ["PIM_AI_1chip"]
+    assert out.hardware_required == ["auto"]
+    assert out.max_memory_footprint == 768_000  # EPYC-9654's 768 GB, the largest allowed device
     # Nothing came in; only the explanation of the defaults goes out (tests/unit/test_hw_constraints.py).
-    assert set(out.get_extra()) == {"constraint_sources"}
+    assert set(out.get_extra()) == {"constraint_sources", "allowed_hardware"}
 
 
 def test_hw_constraints_reads_values_and_forwards_the_whole_extra_data() -> None:
@@ -157,7 +159,7 @@ def test_hw_constraints_accepts_a_list_and_numeric_strings() -> None:
     out = run_constraints(
         user_input(extra={"hardware_required": ["T4", "A100"], "max_memory_footprint": "2048"})
     )
-    assert out.hardware_required == ["T4", "A100"]
+    assert out.hardware_required == ["T4", "A100-SXM4-40GB"]  # a bare "A100" is the SXM4 40 GB part
     assert out.max_memory_footprint == 2048
     # The GUI sends 0 when the field is disabled: 0 means "no limit" downstream, not the default.
     assert run_constraints(user_input(extra={"max_memory_footprint": 0})).max_memory_footprint == 0
@@ -469,9 +471,11 @@ def test_chain_edge_detection_problem_end_to_end() -> None:
     assert co2.get_extra()["num_outputs"] == 2
 
 
-def test_chain_with_upstream_defaults_propagates_no_model() -> None:
-    # No extra_data: 100 MB and PIM_AI_1chip (upstream defaults); t5-small's 242 MB does not fit.
-    _, _, cons, model, hw, co2 = run_chain(user_input("Summarize long reports", modality="text"))
+def test_chain_with_the_templates_values_propagates_no_model() -> None:
+    # The upstream template's values stated explicitly: 100 MB on PIM_AI_1chip; t5-small's 242 MB
+    # does not fit.
+    extra = {"hardware_required": "PIM_AI_1chip", "max_memory_footprint": 100}
+    _, _, cons, model, hw, co2 = run_chain(user_input("Summarize long reports", modality="text", extra=extra))
     assert (cons.max_memory_footprint, cons.hardware_required) == (100, ["PIM_AI_1chip"])
     assert model.model == "NO_MODEL"
     assert hw.hw_description == "PIM_AI_1chip" and hw.latency == 0.0

@@ -189,7 +189,7 @@ def test_figures_are_plausible_with_year_and_source_on_every_row() -> None:
 
 
 def test_published_anchors() -> None:
-    """Spot checks against Ember/OWID as compiled upstream (estimation-sources.md section 2.3)."""
+    """Spot checks against Ember/OWID as compiled upstream (docs/estimation.md)."""
     assert regions().intensity("France").carbon_intensity == pytest.approx(41.44)
     assert regions().intensity("Germany").carbon_intensity == pytest.approx(329.65)
     assert regions().intensity("Spain").carbon_intensity == pytest.approx(153.6)

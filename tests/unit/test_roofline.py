@@ -93,7 +93,7 @@ def test_per_operator_roofline_by_hand() -> None:
     compute = op("compute", 2_000_000_000, 1_000_000, 0, 1_000_000)  # 2 GFLOP, 2 MB
     memory = op("memory", 1_000_000, 40_000_000, 40_000_000, 0)  # 1 MFLOP, 80 MB
     free = OpCost("view", "Reshape", 0, 0, 0, 0, 0, ())
-    est = rl.estimate(report(compute, memory, free), device(), "fp32", EFF)
+    est = rl.estimate(report(compute, memory, free), device(), "fp32", EFF, engine="eager")
     # compute op: max(2e9 / (1e12 x 0.5), 2e6 / (100e9 x 0.8)) = max(4 ms, 25 us) = 4 ms, + 1 us
     # memory op:  max(1e6 / 0.5e12, 80e6 / 80e9) = max(2 us, 1 ms) = 1 ms, + 1 us
     # view: moves nothing, no overhead
@@ -108,6 +108,34 @@ def test_per_operator_roofline_by_hand() -> None:
     assert est.slowest(1)[0].name == "compute"
     d = est.to_dict()
     assert d["ops_with_work"] == 2 and d["efficiency"]["compute"] == 0.5
+
+
+def test_compiled_engine_fuses_epilogues_and_attention_by_hand() -> None:
+    conv = OpCost("conv", "Conv", 500, 1000, 100, 40, 100, ())
+    relu = OpCost("relu", "Relu", 0, 100, 100, 0, 100, ())
+    residual = OpCost("add", "Add", 0, 100, 200, 0, 100, ())  # reads its second operand
+    view = OpCost("view", "Reshape", 0, 0, 0, 0, 0, ())
+    qk = OpCost("qk", "MatMul", 50, 100, 200, 0, 400, ())
+    softmax = OpCost("softmax", "Softmax", 0, 2000, 400, 0, 400, ())
+    sv = OpCost("sv", "MatMul", 50, 100, 500, 0, 100, ())  # reads the scores (400) and V (100)
+    kernels = rl.fuse([conv, relu, residual, view, qk, softmax, sv])
+    assert [k.op_type for k in kernels] == ["Conv+Relu+Add", "MatMul+Softmax+MatMul"]
+    first, attention = kernels
+    assert first.flops == 1200 and first.input_bytes == 200 and first.output_bytes == 100
+    assert first.weight_bytes == 40
+    # the 400-byte score matrix is neither written nor read back
+    assert attention.flops == 2200 and attention.input_bytes == 300 and attention.output_bytes == 100
+    est = rl.estimate(report(conv, relu, residual, qk, softmax, sv), device(), "fp32", EFF, engine="compiled")
+    assert len(est.ops) == 2 and est.overhead_s == pytest.approx(2e-6) and est.engine == "compiled"
+    eager = rl.estimate(report(conv, relu, residual, qk, softmax, sv), device(), "fp32", EFF, engine="eager")
+    assert len(eager.ops) == 6 and eager.latency_s > est.latency_s
+    with pytest.raises(ValueError, match="engine"):
+        rl.estimate(report(conv), device(), "fp32", EFF, engine="warp-drive")
+
+
+def test_default_engine_follows_the_device_class() -> None:
+    assert rl.default_engine("cloud") == "compiled" and rl.default_engine("edge") == "compiled"
+    assert rl.default_engine("local") == "eager" and rl.default_engine("server-cpu") == "eager"
 
 
 def test_precision_scales_bytes_and_uses_the_faster_peak() -> None:
@@ -161,7 +189,11 @@ def test_every_device_class_has_documented_efficiency_and_utilisation() -> None:
         assert 0 < eff.compute <= 1 and 0 < eff.memory <= 1 and eff.source
     for hw in hardware():
         if hw.device_class != "local":
-            assert rl.efficiency_for(hw) == rl.EFFICIENCY[hw.device_class]
+            assert rl.efficiency_for(hw, engine="eager") == rl.EFFICIENCY[hw.device_class]
+        if hw.device_class in rl.DEFAULT_ENGINE:
+            assert rl.efficiency_for(hw) == rl.COMPILED_EFFICIENCY[hw.device_class]
+    for eff in rl.COMPILED_EFFICIENCY.values():
+        assert 0 < eff.compute <= 1 and 0 < eff.memory <= 1 and "MLPerf" in eff.source
 
 
 def test_local_calibration_is_used_only_on_the_machine_it_describes(tmp_path: Path) -> None:
@@ -175,7 +207,8 @@ def test_local_calibration_is_used_only_on_the_machine_it_describes(tmp_path: Pa
     eff = rl.efficiency_for(local, tmp_path)
     assert (eff.compute, eff.memory, eff.op_overhead_s) == (0.3, 1.2, 4e-6)
     assert "fitted on this machine" in eff.source
-    assert rl.efficiency_for(device(), tmp_path) == rl.EFFICIENCY["edge"]  # other classes unaffected
+    # other classes unaffected
+    assert rl.efficiency_for(device(), tmp_path, engine="eager") == rl.EFFICIENCY["edge"]
     # fitted against another measurement of the same machine: rescaled to the same attained rates
     anchored = replace(cal, peak_flops=2e12, bandwidth_bytes_s=50e9)
     rl.save_local_calibration(anchored, tmp_path)
@@ -303,7 +336,7 @@ def test_ratio_summaries() -> None:
 @pytest.mark.slow
 def test_latency_evaluation_end_to_end_on_small_models(tmp_path: Path) -> None:
     names = ["dagmm-kddcup99", "mlp-california", "mlp-higgs", "dlinear-etth1", "patchtst-etth1"]
-    rep = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3)
+    rep = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3, save=True)
     measured = {m.name for m in rep.models}
     assert measured | {n for n, _ in rep.skipped} == set(names)
     assert len(rep.models) >= 4
@@ -321,3 +354,8 @@ def test_latency_evaluation_end_to_end_on_small_models(tmp_path: Path) -> None:
     js = rep.to_json()
     assert js["summary"]["held_out"]["models"] == roles.count("held-out")
     assert js["fitted_efficiency"]["compute"] == rep.fitted.compute
+    # Without save=True an evaluation only reports: the calibration HW_RESOURCES uses stays as it was.
+    Path(rep.saved_to).unlink()
+    again = latency_eval.evaluate(names=names, data_dir=tmp_path, budget_s=60, runs=3)
+    assert again.saved_to is None and not Path(rep.saved_to).exists()
+    assert "calibration not saved" in again.render()

@@ -54,9 +54,10 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Any, Final
 
-from sustainml.catalogue import models
+from sustainml.catalogue import HardwareEntry, models
 from sustainml.estimate.carbon import (
     ALTERNATIVES,
     DEFAULT_INFERENCES,
@@ -64,6 +65,7 @@ from sustainml.estimate.carbon import (
     REF_INFERENCES_DEFAULT,
     GridIntensity,
     HardwareOption,
+    UnknownRegionError,
     carbon_kg,
     countries,
     describe_intensity,
@@ -76,9 +78,13 @@ from sustainml.estimate.carbon import (
     inference_energy_wh,
     table_intensity,
 )
+from sustainml.estimate.embodied import embodied_share
+from sustainml.estimate.pue import DATACENTRE_CLASSES, Pue
+from sustainml.estimate.pue import SETTINGS as PUE_SETTINGS
 from sustainml.estimate.training import (
     PRECISIONS,
     Assumption,
+    TrainingEstimate,
     estimate_training,
     fmt,
     number_setting,
@@ -93,6 +99,7 @@ from sustainml.messages.types import (
     ResponseType,
     UserInput,
 )
+from sustainml.workers.logic import hw_constraints as hc
 from sustainml.workers.logic.common import reply, reply_error, reply_unsupported
 
 log = logging.getLogger(__name__)
@@ -128,7 +135,15 @@ def task_callback(
 
     hw_extra = hw.get_extra()
     if ml_model.model == NO_MODEL or hw_extra.get("error_code") == NO_MODEL:
-        _zeros(co2, {**base, **failed, "mode": "no_model"})
+        # No model to estimate, but a training run the user described is still computed.
+        run = _stated_run(user_input, incoming, hw)
+        if run is None:
+            _zeros(co2, {**base, **failed, "mode": "no_model"})
+            return
+        co2.carbon_footprint = run.pop("_carbon_kg")
+        co2.energy_consumption = run.pop("_energy_wh")
+        co2.carbon_intensity = run.pop("_intensity")
+        co2.set_extra({**base, **failed, "mode": "no_model", **run})
         return
     if "error" in hw_extra:
         _zeros(
@@ -167,6 +182,143 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the user said about the run, read once: typed values (explicit extra_data over the
+    requirement keys of the text), the hardware as written, the grid."""
+
+    values: dict[str, Any]
+    choice: hc.HardwareChoice
+    grid: GridIntensity
+    movable: bool
+    why_fixed: str
+    notes: list[str]  # what could not be used, and why
+
+
+#: Requirement keys of the text this node reads (explicit extra_data keys of the same name win).
+READ_KEYS: Final = (
+    "num_devices",
+    "training_hours",
+    "training_tokens",
+    "model_parameters",
+    "training_samples",
+    "epochs",
+    "input_tokens",
+)
+
+
+def _context(user_input: UserInput, incoming: dict[str, Any], device: HardwareEntry | None) -> Context:
+    hints = hc.app_hints(user_input, incoming)
+    reqs = hints.requirements
+    values: dict[str, Any] = {k: reqs[k] for k in READ_KEYS if reqs.get(k) is not None}
+    values.update(incoming)
+    choice = hc.choose_hardware(user_input, incoming, hints)
+    if values.get("num_devices") is None and choice.num_devices is not None:
+        values["num_devices"] = choice.num_devices
+    region, where = user_input.geo_location_region, "UserInput.geo_location_region"
+    if not region.strip():
+        text = incoming.get("region") if isinstance(incoming.get("region"), str) else reqs.get("region")
+        if isinstance(text, str) and text.strip():
+            region = text
+            where = "UserInput.extra_data.region" if incoming.get("region") else "the problem text (region)"
+    user_ci = number_setting(incoming, "carbon_intensity", strict_minimum=False)
+    notes: list[str] = []
+    try:
+        grid = grid_intensity(region, user_input.geo_location_continent, user_value=user_ci, where=where)
+    except UnknownRegionError as exc:
+        if not where.startswith("the problem text"):
+            raise  # a region the user typed in a field: refused with the closest names
+        notes.append(f"{exc}; the place read from the text is not used")
+        grid = grid_intensity("", user_input.geo_location_continent, user_value=user_ci)
+    fixed = device is not None and device.device_class not in DATACENTRE_CLASSES
+    deployment = choice.deployment
+    why = ""
+    if fixed and device is not None:
+        why = f"{device.name} ({device.device_class}) runs where it is: the work cannot move grid"
+    elif deployment in DEVICE_SIDE:
+        fixed, why = True, f"deployment={deployment} runs on the user's side: it cannot move grid"
+    return Context(values, choice, grid, not fixed, why, notes)
+
+
+#: Deployment targets on the user's side: no other grid to move to.
+DEVICE_SIDE: Final = frozenset({"edge", "mobile", "embedded", "browser", "desktop"})
+
+
+def _stated_power(choice: hc.HardwareChoice, device: HardwareEntry | None) -> float | None:
+    if device is None:
+        return None
+    return next(
+        (s.stated_power_w for s in choice.specs if s.device == device.name and s.stated_power_w), None
+    )
+
+
+def _location_pue(grid: GridIntensity) -> Pue | None:
+    cloud = grid.cloud_region
+    return PUE_SETTINGS.get(cloud.provider) if cloud is not None else None
+
+
+def _training_block(
+    training: TrainingEstimate, ci: float, device: HardwareEntry | None
+) -> tuple[dict[str, Any], float, list[str]]:
+    """The ``training`` output block (with ranges and the embodied share) and the kgCO2e."""
+    kg = carbon_kg(training.energy_wh, ci)
+    block: dict[str, Any] = {
+        **training.as_dict(),
+        "carbon_kg": kg,
+        "carbon_kg_low": carbon_kg(training.energy_wh_low, ci),
+        "carbon_kg_high": carbon_kg(training.energy_wh_high, ci),
+    }
+    lines = [
+        f"training carbon = {fmt(training.energy_wh)} Wh / 1000 x {fmt(ci)} gCO2e/kWh / 1000 = "
+        f"{fmt(kg)} kgCO2e (range {fmt(block['carbon_kg_low'])}-{fmt(block['carbon_kg_high'])})"
+    ]
+    if device is not None:
+        share = embodied_share(device, training.device_hours)
+        block["embodied"] = share.as_dict()
+        lines.append(
+            f"embodied carbon of the hardware's share = {fmt(share.per_device_kg)} kgCO2e per device x "
+            f"{fmt(share.device_hours)} device-hours / ({fmt(share.lifetime_years)} years x 8760 h) = "
+            f"{fmt(share.kg)} kgCO2e (range {fmt(share.low_kg)}-{fmt(share.high_kg)}; reported apart, not in "
+            "carbon_footprint)"
+        )
+    return block, kg, lines
+
+
+def _stated_run(user_input: UserInput, incoming: dict[str, Any], hw: HWResource) -> dict[str, Any] | None:
+    """The training run the user described (its length, or model size and tokens) on the hardware
+    they named, when no model was found; None when they described none."""
+    probe = hc.app_hints(user_input, incoming).requirements
+    keys = ("training_device_hours", "training_hours", "training_days", "training_flops", "training_tokens")
+    if not any(incoming.get(k) is not None or probe.get(k) is not None for k in keys):
+        return None
+    device = find_hardware(hw.hw_description)
+    if device is None:
+        return None  # "auto" or unknown: nothing named to run it on
+    ctx = _context(user_input, incoming, device)
+    training = estimate_training(
+        ctx.values,
+        device=device,
+        forward_flops=None,
+        stated_power_w=_stated_power(ctx.choice, device),
+        default_pue_setting=_location_pue(ctx.grid),
+    )
+    block, kg, lines = _training_block(training, ctx.grid.g_per_kwh, device)
+    return {
+        "_carbon_kg": kg,
+        "_energy_wh": training.energy_wh,
+        "_intensity": ctx.grid.g_per_kwh,
+        "note": "no model was found; the training run you described is still estimated on the hardware named",
+        "hardware": device.name,
+        "device_class": device.device_class,
+        "hardware_notes": ctx.choice.notes,
+        "training": block,
+        "grid": {**ctx.grid.as_dict(), "notes": ctx.notes},
+        "grid_ci_source": ctx.grid.source,
+        "assumptions": {k: v.as_dict() for k, v in training.assumptions.items()},
+        "breakdown": [*training.breakdown, describe_intensity(ctx.grid), *lines],
+    }
+
+
 def _estimate(
     ml_model: MLModel,
     user_input: UserInput,
@@ -185,12 +337,12 @@ def _estimate(
     forward, forward_source = _forward_flops(ml_model, hw_extra)
     fallback_rate = forward / hw.latency if forward and hw.latency > 0 else 0.0
 
-    user_ci = number_setting(incoming, "carbon_intensity", strict_minimum=False)
-    grid = grid_intensity(
-        user_input.geo_location_region, user_input.geo_location_continent, user_value=user_ci
-    )
+    ctx = _context(user_input, incoming, device)
+    grid = ctx.grid
+    values = ctx.values
+    active = _catalogue_size(ml_model.model, values)
     training = estimate_training(
-        incoming,
+        values,
         device=device,
         forward_flops=forward,
         forward_source=forward_source,
@@ -198,14 +350,30 @@ def _estimate(
         minimum_samples=user_input.minimum_samples,
         fallback_power_w=hw.power_consumption,
         fallback_rate=fallback_rate,
+        stated_power_w=_stated_power(ctx.choice, device),
+        default_pue_setting=_location_pue(grid),
+        active_parameters=active,
     )
     ci = grid.g_per_kwh
-    training_kg = carbon_kg(training.energy_wh, ci)
+    training_block, training_kg, training_lines = _training_block(training, ci, device)
 
-    # Inference on the same device and site as the training: same PUE.
+    # Inference on the same device and site as the training: same PUE. HW_RESOURCES' per-answer
+    # energy (one request, already divided by the batch) when it gives one: one figure per device.
     count = number_setting(incoming, "inferences", strict_minimum=False)
     inferences = float(DEFAULT_INFERENCES) if count is None else count
-    per_inference_wh = inference_energy_wh(hw.power_consumption, hw.latency, training.pue)
+    per_answer = hw_extra.get("energy_per_inference_j")
+    if isinstance(per_answer, int | float) and _positive(per_answer):
+        per_inference_wh = float(per_answer) / 3600.0 * training.pue
+        inference_line = (
+            f"energy per inference = {fmt(float(per_answer))} J (HW_RESOURCES energy_per_inference_j) / 3600 "
+            f"x PUE {fmt(training.pue)} = {fmt(per_inference_wh)} Wh"
+        )
+    else:
+        per_inference_wh = inference_energy_wh(hw.power_consumption, hw.latency, training.pue)
+        inference_line = (
+            f"energy per inference = {fmt(hw.power_consumption)} W x {fmt(hw.latency)} s x "
+            f"PUE {fmt(training.pue)} / 3600 = {fmt(per_inference_wh)} Wh"
+        )
     per_inference_kg = carbon_kg(per_inference_wh, ci)
     inference_wh = per_inference_wh * inferences
     inference_kg = carbon_kg(inference_wh, ci)
@@ -226,14 +394,8 @@ def _estimate(
 
     lines = list(training.breakdown)
     lines.append(describe_intensity(grid))
-    lines.append(
-        f"training carbon = {fmt(training.energy_wh)} Wh / 1000 x {fmt(ci)} gCO2e/kWh / 1000 = "
-        f"{fmt(training_kg)} kgCO2e"
-    )
-    lines.append(
-        f"energy per inference = {fmt(hw.power_consumption)} W x {fmt(hw.latency)} s x "
-        f"PUE {fmt(training.pue)} / 3600 = {fmt(per_inference_wh)} Wh"
-    )
+    lines += training_lines
+    lines.append(inference_line)
     lines.append(
         f"carbon per inference = {fmt(per_inference_wh)} Wh / 1000 x {fmt(ci)} gCO2e/kWh / 1000 = "
         f"{fmt(per_inference_kg)} kgCO2e"
@@ -247,7 +409,9 @@ def _estimate(
         f"{fmt(workload_wh)} Wh = {fmt(workload_kg)} kgCO2e"
     )
 
-    regions_alt = greener_regions(grid, workload_wh, training.energy_wh)
+    regions_alt = greener_regions(
+        grid, workload_wh, training.energy_wh, movable=ctx.movable, why_fixed=ctx.why_fixed
+    )
     hw_alt: dict[str, Any]
     hw_next: list[dict[str, Any]] = []
     if device is None:
@@ -275,7 +439,10 @@ def _estimate(
             "scope": scope,
             "current": device.name,
             "current_kg": workload_kg,
-            "options": [o.as_dict() for o in _distinct(ranked)[:ALTERNATIVES]],
+            # positive savings only: a "greener" device that emits more is no alternative
+            "options": [
+                o.as_dict() for o in _distinct([o for o in ranked if o.saving_percent > 0])[:ALTERNATIVES]
+            ],
         }
         # Strictly better (not a rounding tie); one device per figure: H100, H100_x2 and H100_x4
         # have the same FLOP/s per W and would be the same step.
@@ -313,12 +480,16 @@ def _estimate(
         "model": ml_model.model,
         "hardware": device.name if device is not None else hw.hw_description,
         "device_class": device.device_class if device is not None else "",
-        "training": {**training.as_dict(), "carbon_kg": training_kg},
+        "hardware_notes": ctx.choice.notes,
+        "training": training_block,
         "inference": {
             "power_w": hw.power_consumption,
             "latency_s": hw.latency,
             "pue": training.pue,
             "energy_per_inference_wh": per_inference_wh,
+            # range from the site's PUE range (HW_RESOURCES' figure at the device carries none)
+            "energy_per_inference_wh_low": per_inference_wh * _pue_factor(training, low=True),
+            "energy_per_inference_wh_high": per_inference_wh * _pue_factor(training, low=False),
             "carbon_per_inference_kg": per_inference_kg,
             "inferences": _num(inferences),
             "total_energy_wh": inference_wh,
@@ -326,12 +497,14 @@ def _estimate(
         },
         "workload": {
             "energy_wh": workload_wh,
+            "energy_wh_low": training.energy_wh_low + inference_wh * _pue_factor(training, low=True),
+            "energy_wh_high": training.energy_wh_high + inference_wh * _pue_factor(training, low=False),
             "carbon_kg": workload_kg,
             "training_share_percent": round(100.0 * training.energy_wh / workload_wh, 2)
             if workload_wh
             else 0.0,
         },
-        "grid": grid.as_dict(),
+        "grid": {**grid.as_dict(), "notes": ctx.notes},
         "grid_ci_source": grid.source,
         "assumptions": {k: v.as_dict() for k, v in assumptions.items()},
         "breakdown": lines,
@@ -361,6 +534,34 @@ def _forward_flops(ml_model: MLModel, hw_extra: dict[str, Any]) -> tuple[float |
     if _positive(hw_extra.get("flops")):
         return float(hw_extra["flops"]), "hw_resources (flops)"
     return None, ""
+
+
+def _pue_factor(training: TrainingEstimate, *, low: bool) -> float:
+    """The end of the PUE range relative to the PUE used (1.0 when it has no range)."""
+    end = training.pue_low if low else training.pue_high
+    return end / training.pue if end > 0 and training.pue > 0 else 1.0
+
+
+def _catalogue_size(model: str, values: dict[str, Any]) -> float | None:
+    """The model's (active) parameters from the model catalogue, for a 6·N·D forecast when the user
+    gave the tokens but not the size; None otherwise."""
+    if values.get("training_tokens") is None:
+        return None
+    if values.get("model_parameters") is not None or values.get("active_parameters") is not None:
+        return None
+    entry = _catalogue_model(model)
+    if entry is None:
+        return None
+    arch = getattr(entry, "architecture", None)
+    if isinstance(arch, dict) and arch:
+        from sustainml.estimate import transformer
+
+        try:
+            return float(transformer.from_architecture(arch).active_parameters())
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("architecture of %r unusable (%s); using its parameter count", model, exc)
+    params = getattr(entry, "parameters", None)
+    return float(params) if isinstance(params, int | float) else None
 
 
 def _distinct(options: list[HardwareOption]) -> list[HardwareOption]:
@@ -484,8 +685,13 @@ def _reply_regions(req: RequestType, res: ResponseType, continent: str) -> None:
 
 
 def _reply_intensity(req: RequestType, res: ResponseType, region: str) -> None:
-    grid = table_intensity(region)
+    try:
+        grid = table_intensity(region, where="intensity")
+    except UnknownRegionError as exc:
+        reply_error(req, res, str(exc))
+        return
     payload: dict[str, Any] = {
+        "cloud_region": grid.as_dict()["cloud_region"],
         "region": region,
         "code": grid.code,
         "name": grid.name,

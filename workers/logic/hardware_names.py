@@ -1,6 +1,15 @@
 """Hardware names: resolve what a user typed to a catalogue device, and which devices suit a
 deployment target.
 
+What people write is parsed by :func:`parse_hardware` first: a cloud instance type
+(``p4d.24xlarge`` -> 8 x A100-SXM4-40GB, from the catalogue's ``instances`` table, each row citing
+the provider's page), a TPU slice (``v4-8`` -> 4 x TPU v4: slices count TensorCores, 2 per chip,
+except v5e slices which count chips), a count prefix (``8 x H100``, ``8 A100s``), a model-card power
+note (``H100-80GB (TDP of 700W)`` -> the H100 variant rated 700 W, with 700 W as the stated power),
+and ambiguous names (``A100``, ``H100``, ``V100``, ``Jetson Orin``, ``laptop CPU``): they resolve to
+the most common variant for the task, training or inference (:data:`AMBIGUOUS`), and the note says
+which and how to ask for another.
+
 Resolution is a function over plain ``(canonical name, aliases)`` entries (today those of the
 hardware catalogue, ``sustainml.catalogue.hardware()``), so the source can change without touching
 the callers. Spellings are folded before comparison: case, spaces and
@@ -14,11 +23,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Literal
 
 from sustainml.catalogue import hardware
+from sustainml.catalogue.schema import instances
 from sustainml.workers.logic.common import norm_key
 
 #: One catalogue entry as resolution sees it: the canonical name and its aliases.
@@ -44,7 +55,9 @@ VENDOR_PREFIXES: Final[tuple[str, ...]] = (
 GENERIC_SUFFIXES: Final[tuple[str, ...]] = ("gpu", "board", "module", "devkit", "sbc", "soc", "mcu", "chip")
 
 #: Deployment targets APP_REQUIREMENTS reports (the ``deployment=`` requirement).
-DEPLOYMENT_TARGETS: Final[tuple[str, ...]] = ("cloud", "on-premise", "edge", "mobile", "embedded", "browser")
+DEPLOYMENT_TARGETS: Final[tuple[str, ...]] = (
+    "cloud", "on-premise", "desktop", "edge", "mobile", "embedded", "browser"
+)  # fmt: skip
 
 #: Other spellings of the deployment targets (folded keys), as people and extractors write them.
 DEPLOYMENT_ALIASES: Final[dict[str, str]] = {
@@ -70,6 +83,12 @@ DEPLOYMENT_ALIASES: Final[dict[str, str]] = {
     "browser": "browser",
     "web": "browser",
     "wasm": "browser",
+    "desktop": "desktop",
+    "laptop": "desktop",
+    "laptops": "desktop",
+    "notebook": "desktop",
+    "workstation": "desktop",
+    "pc": "desktop",
 }
 
 #: Deployment targets each device class serves (the catalogue's ``device_class``). A device is
@@ -80,13 +99,22 @@ DEPLOYMENT_ALIASES: Final[dict[str, str]] = {
 CLASS_DEPLOYMENTS: Final[dict[str, tuple[str, ...]]] = {
     "cloud": ("cloud", "on-premise"),
     "server-cpu": ("cloud", "on-premise"),
+    "desktop": ("desktop", "browser"),
     "edge": ("edge",),
     "mobile": ("mobile",),
     "embedded": ("embedded",),
     "pim": ("mobile", "edge"),  # upstream's PIM_AI chips target low-power devices
     "fpga": ("edge", "on-premise"),
-    "local": ("on-premise", "browser"),
+    "local": ("on-premise", "browser", "desktop"),
 }
+
+#: Device classes a default ("auto") choice may offer for a target: parts people can buy or rent.
+#: Research parts (the PIM and CXL-PIM modules of the original framework) are offered only when
+#: named or when ``extra_data.allow_research_hardware`` is true.
+RESEARCH_CLASSES: Final[frozenset[str]] = frozenset({"pim"})
+
+#: Class of every catalogued device.
+DEVICE_CLASSES: Final[dict[str, str]] = {hw.name: hw.device_class for hw in hardware()}
 
 #: Deployment targets of every catalogued device, derived from its class.
 DEVICE_DEPLOYMENTS: Final[dict[str, tuple[str, ...]]] = {
@@ -225,6 +253,8 @@ def allowed_hardware(
     deployment: str | None,
     names: HardwareNames | None = None,
     deployments: Mapping[str, Sequence[str]] | None = None,
+    *,
+    research: bool = True,
 ) -> AllowedHardware:
     """Devices of ``names`` (default: the catalogue) that serve ``deployment`` according to
     ``deployments`` (default: :data:`DEVICE_DEPLOYMENTS`, read at call time).
@@ -234,6 +264,9 @@ def allowed_hardware(
     task for a gap in the catalogue rather than in the user's problem."""
     index = names if names is not None else catalogue_names()
     every = index.names()
+    if not research:
+        # Parts people can buy or rent: research modules only when asked for.
+        every = [n for n in every if DEVICE_CLASSES.get(n) not in RESEARCH_CLASSES]
     if deployment is None or not deployment.strip():
         return AllowedHardware(every, None, "no deployment target stated: every catalogued device")
     target = normalise_deployment(deployment)
@@ -255,3 +288,334 @@ def serves(device: str, deployment: str, deployments: Mapping[str, Sequence[str]
     default: :data:`DEVICE_DEPLOYMENTS`)."""
     served = deployments if deployments is not None else DEVICE_DEPLOYMENTS
     return deployment in served.get(device, ())
+
+
+# ------------------------------------------------------------------------------------------------
+# What people write: instance types, TPU slices, counts, model-card power notes, ambiguous names
+# ------------------------------------------------------------------------------------------------
+
+Task = Literal["training", "inference"]
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """A name several catalogue devices answer to, and the variant chosen for each task."""
+
+    candidates: tuple[str, ...]  # canonical names, most common first
+    training: str
+    inference: str
+    why: str
+
+
+#: Folded names that stand for several devices. The choice per task, and why (the notes travel
+#: with every answer): training clusters are built from SXM/NVLink parts (DGX/HGX systems, the
+#: cloud training instances AWS p4d/p5, GCP a2/a3, Azure ND), and large-model training since 2021
+#: mostly used the 80 GB A100 (Meta's RSC and the Llama model cards, BLOOM on Jean Zay); the
+#: widest-rented A100 for inference is the 40 GB SXM4 of AWS p4d and GCP a2-highgpu.
+AMBIGUOUS: Final[dict[str, Ambiguity]] = {}
+
+
+def _ambiguous(
+    keys: Sequence[str], candidates: Sequence[str], training: str, inference: str, why: str
+) -> None:
+    entry = Ambiguity(tuple(candidates), training, inference, why)
+    for key in keys:
+        AMBIGUOUS[fold(key)] = entry
+
+
+_ambiguous(
+    ("A100", "NVIDIA A100", "Tesla A100", "A100 GPU"),
+    ("A100-80GB", "A100-SXM4-40GB", "A100", "A100-80GB-PCIe"),
+    "A100-80GB",
+    "A100-SXM4-40GB",
+    "'A100' is four parts (SXM4 40/80 GB at 400 W, PCIe 40 GB at 250 W, PCIe 80 GB at 300 W); training "
+    "clusters use the SXM4 80 GB part, rented inference mostly the SXM4 40 GB (AWS p4d, GCP a2-highgpu)",
+)
+_ambiguous(
+    ("A100 40GB", "A100-40GB", "A100 40G"),
+    ("A100-SXM4-40GB", "A100"),
+    "A100-SXM4-40GB",
+    "A100-SXM4-40GB",
+    "'A100 40GB' is the SXM4 part (400 W, AWS p4d, GCP a2-highgpu) or the PCIe card (250 W); the SXM4 "
+    "part is the common one",
+)
+_ambiguous(
+    ("A100 80GB", "A100-80G", "A100 80G"),
+    ("A100-80GB", "A100-80GB-PCIe"),
+    "A100-80GB",
+    "A100-80GB",
+    "'A100 80GB' is the SXM4 part (400 W) or the PCIe card (300 W); the SXM4 part is the common one",
+)
+_ambiguous(
+    ("H100", "NVIDIA H100", "H100 80GB", "H100-80GB", "H100 GPU"),
+    ("H100-SXM", "H100", "H100-NVL"),
+    "H100-SXM",
+    "H100-SXM",
+    "'H100' is the SXM5 part (700 W; DGX/HGX H100, AWS p5, GCP a3, Azure ND H100 v5), the PCIe card "
+    "(350 W; the catalogue's 'H100', upstream's name) or the NVL card (400 W); SXM5 is the common one",
+)
+_ambiguous(
+    ("V100", "Tesla V100", "NVIDIA V100", "NVIDIA Tesla V100"),
+    ("V100-SXM2", "V100"),
+    "V100-SXM2",
+    "V100",
+    "'V100' is the SXM2 part (300 W; DGX-1, AWS p3, used for training) or the PCIe card (250 W; "
+    "upstream's 'V100')",
+)
+_ambiguous(
+    ("Jetson Orin", "NVIDIA Jetson Orin", "Orin", "Jetson"),
+    ("Jetson-AGX-Orin", "Jetson-Orin-NX", "Jetson-Orin-Nano"),
+    "Jetson-AGX-Orin",
+    "Jetson-AGX-Orin",
+    "'Jetson Orin' is a family (AGX Orin 15-60 W, Orin NX 10-25 W, Orin Nano 7-15 W); the AGX Orin "
+    "developer kit is the reference board (MLPerf Inference edge results)",
+)
+_ambiguous(
+    ("laptop CPU", "laptop", "laptops", "notebook CPU", "laptop CPUs", "our laptops"),
+    ("Core-Ultra-7-155H", "Ryzen-7-7840U", "Apple-M3"),
+    "Core-Ultra-7-155H",
+    "Core-Ultra-7-155H",
+    "'laptop CPU' names no part; an Intel Core Ultra 7 155H (28 W, 2023-2024 business laptops) stands "
+    "for it: name the CPU (e.g. 'Apple M3', 'Ryzen 7 7840U') for its own figures",
+)
+_ambiguous(
+    ("desktop CPU", "desktop", "workstation CPU", "PC"),
+    ("Ryzen-9-7950X", "Core-Ultra-7-155H"),
+    "Ryzen-9-7950X",
+    "Ryzen-9-7950X",
+    "'desktop CPU' names no part; an AMD Ryzen 9 7950X (16 cores, 170 W) stands for it: name the CPU "
+    "for its own figures",
+)
+_ambiguous(
+    ("MacBook", "Mac", "Apple silicon", "Apple M-series"),
+    ("Apple-M3", "Apple-M1", "Apple-M2", "Apple-M4"),
+    "Apple-M3",
+    "Apple-M3",
+    "'MacBook' names no chip; the Apple M3 stands for it: name the chip (M1-M4) for its own figures",
+)
+_ambiguous(
+    ("TPU", "Cloud TPU", "Google TPU"),
+    ("TPU-v4", "TPU-v5e", "TPU-v5p", "TPU-v3", "TPU-v2"),
+    "TPU-v4",
+    "TPU-v5e",
+    "'TPU' names no generation; v4 stands for training and v5e (Google's inference-oriented chip) for "
+    "inference: name the generation (v2, v3, v4, v5e, v5p) for its own figures",
+)
+
+
+_ambiguous(
+    ("Xeon", "Intel Xeon", "Xeon CPU"),
+    ("Xeon-Platinum-8480+", "Xeon-Gold-6248"),
+    "Xeon-Platinum-8480+",
+    "Xeon-Platinum-8480+",
+    "'Xeon' names a family; the Xeon Platinum 8480+ (Sapphire Rapids, 2023) stands for it: name the model "
+    "for its own figures",
+)
+_ambiguous(
+    ("EPYC", "AMD EPYC"),
+    ("EPYC-9654", "EPYC-7763"),
+    "EPYC-9654",
+    "EPYC-9654",
+    "'EPYC' names a family; the EPYC 9654 (Genoa, 2022) stands for it: name the model for its own figures",
+)
+_ambiguous(
+    ("Core i7", "Core i5", "Core i9", "Intel Core i7", "Intel Core i5", "Intel Core", "Core Ultra"),
+    ("Core-Ultra-7-155H", "Ryzen-7-7840U"),
+    "Core-Ultra-7-155H",
+    "Core-Ultra-7-155H",
+    "an Intel Core family name, no model: the Core Ultra 7 155H (a 2023-2024 laptop part) stands for it; "
+    "name the model for its own figures",
+)
+_ambiguous(
+    ("Raspberry Pi", "raspberrypi", "RPi"),
+    ("Raspberry-Pi-5", "Raspberry-Pi-4"),
+    "Raspberry-Pi-5",
+    "Raspberry-Pi-5",
+    "'Raspberry Pi' names no model; the current Raspberry Pi 5 stands for it: write 'Raspberry Pi 4' for "
+    "the older board",
+)
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """What a hardware text means: the catalogue device, how many (when the text says), the power the
+    text states for it, and a note when the reading involved a choice (ambiguity, instance type)."""
+
+    written: str
+    device: str  # canonical catalogue name
+    count: int | None = None  # from an instance type, a TPU slice or "8 x ..."; None = not stated
+    stated_power_w: float | None = None  # "(TDP of 700W)": the power the text gives per device
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "written": self.written,
+            "device": self.device,
+            "count": self.count,
+            "stated_power_w": self.stated_power_w,
+            "note": self.note,
+        }
+
+
+_COUNT = re.compile(r"^\s*(\d{1,5})\s*(?:[x\u00d7*]\s*|\s+)(\S.*)$", re.IGNORECASE)
+_PARENS = re.compile(r"\(([^)]*)\)")
+_WATTS = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:-|\u2013|to)\s*(\d+(?:\.\d+)?)\s*w\b|(\d+(?:\.\d+)?)\s*w\b", re.IGNORECASE
+)
+_TPU_SLICE = re.compile(
+    r"^(?:(?:google|cloud)\s*)?(?:tpu\s*-?\s*)?v(\d)\s*(e|p|litepod)?\s*-\s*(\d{1,5})$", re.IGNORECASE
+)
+_TPU_DEVICE: Final[dict[str, str]] = {
+    "2": "TPU-v2",
+    "3": "TPU-v3",
+    "4": "TPU-v4",
+    "5e": "TPU-v5e",
+    "5litepod": "TPU-v5e",
+    "5p": "TPU-v5p",
+}
+
+
+def parse_hardware(text: str, task: Task = "inference", where: str = "") -> HardwareSpec:
+    """Read a hardware text as people write it (see the module docstring). Unknown ->
+    :class:`UnknownHardwareError` naming ``where`` with the closest known names."""
+    written = text.strip()
+    names = catalogue_names()
+    exact = names.lookup(written)
+    if exact is not None and fold(written) not in AMBIGUOUS:
+        return HardwareSpec(written, exact)
+    instance = instances().find(written)
+    if instance is not None:
+        return HardwareSpec(
+            written,
+            instance.device,
+            instance.count,
+            note=f"instance type {instance.name}: {instance.count} x {instance.device} ({instance.source})",
+        )
+    slice_ = _TPU_SLICE.match(written)
+    if slice_ is not None:
+        gen = slice_[1] + (slice_[2] or "").lower()
+        device = _TPU_DEVICE.get(gen)
+        if device is not None:
+            size = int(slice_[3])
+            chips = size if gen in ("5e", "5litepod") else max(1, size // 2)
+            unit = "chips" if gen in ("5e", "5litepod") else "TensorCores, 2 per chip"
+            return HardwareSpec(
+                written, device, chips, note=f"TPU slice {written}: {size} {unit} = {chips} x {device}"
+            )
+    # "H100-80GB (TDP of 700W)": the power note picks the variant and is the stated power.
+    power_lo = power_hi = None
+    core = written
+    for inside in _PARENS.findall(written):
+        watts = _WATTS.search(inside)
+        if watts is not None:
+            if watts[3]:
+                power_lo = power_hi = float(watts[3])
+            else:
+                power_lo, power_hi = sorted((float(watts[1]), float(watts[2])))
+    if power_hi is not None:
+        core = _PARENS.sub(" ", written).strip()
+    count = None
+    counted = _COUNT.match(core)
+    if counted is not None and names.lookup(core) is None:
+        count, core = int(counted[1]), counted[2].strip()
+        if count < 1:
+            raise ValueError(f"{where + ': ' if where else ''}device count must be >= 1 in {written!r}")
+    spec = _device(core, task, power_lo, power_hi, where)
+    notes = [n for n in (spec.note,) if n]
+    stated = None
+    if power_hi is not None:
+        stated = power_hi if power_lo == power_hi else _within(spec.device, power_lo, power_hi)
+        notes.append(f"stated power {stated:g} W per device from {written!r}")
+    if count is not None and count > 1:
+        notes.append(f"{count} devices from {written!r}")
+    return HardwareSpec(written, spec.device, count, stated, "; ".join(notes))
+
+
+def _within(device: str, low: float | None, high: float) -> float:
+    """The device's TDP when it lies in the stated range, else the range's top."""
+    tdp = hardware().get(device).tdp_w
+    return tdp if low is not None and low <= tdp <= high else high
+
+
+def _device(
+    core: str, task: Task, power_lo: float | None, power_hi: float | None, where: str
+) -> HardwareSpec:
+    names = catalogue_names()
+    for candidate in (core, core[:-1] if core.lower().endswith("s") and len(core) > 2 else ""):
+        if not candidate:
+            continue
+        ambiguous = next((AMBIGUOUS[v] for v in _variants(fold(candidate)) if v in AMBIGUOUS), None)
+        if ambiguous is not None:
+            return _choose(core, ambiguous, task, power_lo, power_hi)
+        found = names.lookup(candidate)
+        if found is not None:
+            return HardwareSpec(core, found)
+    raise UnknownHardwareError(core, names.closest(core), names.names(), where)
+
+
+def _choose(
+    written: str, amb: Ambiguity, task: Task, power_lo: float | None, power_hi: float | None
+) -> HardwareSpec:
+    if power_hi is not None:
+        low = power_lo if power_lo is not None else power_hi
+        fits = [c for c in amb.candidates if low <= hardware().get(c).tdp_w <= power_hi]
+        if fits:
+            choice = fits[0]
+            return HardwareSpec(
+                written,
+                choice,
+                note=f"{written!r} with {_watts(power_lo, power_hi)}: {choice} "
+                f"(rated {hardware().get(choice).tdp_w:g} W) among {', '.join(amb.candidates)}",
+            )
+    choice = amb.training if task == "training" else amb.inference
+    others = ", ".join(c for c in amb.candidates if c != choice)
+    return HardwareSpec(
+        written,
+        choice,
+        note=f"{written!r} is ambiguous: {choice} assumed for {task} ({amb.why}); name the part "
+        f"({others}) for another",
+    )
+
+
+def _watts(low: float | None, high: float) -> str:
+    return f"{high:g} W" if low is None or low == high else f"{low:g}-{high:g} W"
+
+
+#: extra_data / requirement keys that say a training run is described.
+TRAINING_KEYS: Final[tuple[str, ...]] = (
+    "training_hours",
+    "training_device_hours",
+    "training_days",
+    "training_tokens",
+    "training_flops",
+    "training_samples",
+    "epochs",
+)
+_TRAINING_WORDS = re.compile(
+    r"\b(?:train(?:s|ed|ing)?|fine-?tun\w*|pre-?train\w*|finetun\w*)\b", re.IGNORECASE
+)
+
+
+def task_of(text: str, values: Mapping[str, Any]) -> Task:
+    """``training`` when ``values`` (extra_data or extracted requirements) carry a training input
+    or the text speaks of training / fine-tuning; ``inference`` otherwise."""
+    if any(values.get(k) not in (None, "") for k in TRAINING_KEYS):
+        return "training"
+    return "training" if _TRAINING_WORDS.search(text) else "inference"
+
+
+_TPU_IN_TEXT = re.compile(r"\b(?:(?:cloud\s+)?tpu\s*)?v\d(?:e|p|litepod)?-\d{1,5}\b", re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*[A-Za-z0-9]")
+
+
+def hardware_in_text(text: str) -> str | None:
+    """A cloud instance type or TPU slice named in free text ("on a p4d.24xlarge", "on TPU v4-32"),
+    as written; None when there is none. Only these unambiguous patterns: device names in prose are
+    the requirement extractor's ``hardware`` key."""
+    table = instances()
+    for token in _TOKEN.findall(text):
+        bare = token[3:] if token.lower().startswith("ml.") else token  # SageMaker's "ml.p4d.24xlarge"
+        if table.find(bare) is not None and any(ch.isdigit() for ch in bare) and len(bare) > 3:
+            return str(bare)
+    found = _TPU_IN_TEXT.search(text)
+    return found.group(0) if found else None

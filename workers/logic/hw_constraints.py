@@ -27,7 +27,8 @@ overwritten if the user sent them.
 
 Configuration requests: ``hardwares`` -> HW_RESOURCES's reply (the same function);
 ``hardware_info, <name>`` -> HW_RESOURCES's catalogue entry plus the ``deployments`` the device serves
-(the name resolved here, so an unknown one lists the closest known names); anything else fails with the
+(the name read here as people write it, ``read_as`` and ``count`` saying how for an instance type,
+a TPU slice or an ambiguous name; an unknown one lists the closest known names); anything else fails with the
 upstream convention.
 """
 
@@ -38,7 +39,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Final, Generic, TypeVar
 
@@ -52,7 +53,7 @@ from sustainml.messages.types import (
 )
 from sustainml.workers.logic import hardware_names as hn
 from sustainml.workers.logic.common import format_number, reply, reply_error, reply_unsupported
-from sustainml.workers.logic.tables import DEFAULT_HARDWARE, DEFAULT_MAX_MEMORY_FOOTPRINT_MB
+from sustainml.workers.logic.tables import DEFAULT_MAX_MEMORY_FOOTPRINT_MB
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ AUTO: Final = "auto"
 SOURCES_KEY: Final = "constraint_sources"
 WARNINGS_KEY: Final = "constraint_warnings"
 ALLOWED_KEY: Final = "allowed_hardware"
+NOTES_KEY: Final = "hardware_notes"
 
 REQUIREMENTS_MODULE: Final = "sustainml.workers.logic.requirements"
 FALLBACK_EXTRACTOR: Final = "hw_constraints fallback extractor"
@@ -72,25 +74,24 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, hw_constraints
     warnings: list[str] = list(hints.warnings)
     out_extra = dict(incoming)  # the template's contract: everything received goes on
 
-    hardware, sources["hardware_required"] = hardware_required(incoming)
+    choice = choose_hardware(user_input, incoming, hints)
+    hardware = choice.devices
+    sources["hardware_required"] = choice.source
+    sources.update(choice.sources)
+    warnings += choice.warnings
+    if choice.notes:
+        out_extra[NOTES_KEY] = choice.notes
+    else:
+        out_extra.pop(NOTES_KEY, None)
+    if choice.num_devices is not None and number_of(incoming, "num_devices") is None:
+        out_extra["num_devices"] = choice.num_devices  # what the text or instance type said
     if hardware == [AUTO]:
-        target = hints.deployment.value if hints.deployment else None
-        allowed = hn.allowed_hardware(target)
-        out_extra[ALLOWED_KEY] = allowed.devices
-        why = allowed.note
-        if hints.deployment is not None:
-            why += f" (deployment={hints.deployment.value} from {hints.deployment.describe()})"
-        sources[ALLOWED_KEY] = why
-    elif hints.deployment is not None:
-        target = hn.normalise_deployment(hints.deployment.value)
-        for device in hardware:
-            if target is not None and not hn.serves(device, target):
-                warnings.append(
-                    f"{device} is not classified for deployment={target} "
-                    f"(from {hints.deployment.describe()}); kept because it was asked for explicitly"
-                )
+        out_extra[ALLOWED_KEY] = choice.allowed
+        sources[ALLOWED_KEY] = choice.allowed_note
 
-    memory, sources["max_memory_footprint"] = memory_limit(incoming, hints.max_model_size_mb)
+    memory, sources["max_memory_footprint"] = memory_limit(
+        incoming, hints.max_model_size_mb, device_memory_limit(choice)
+    )
     sources["requirements_extractor"] = hints.extractor
 
     hw_constraints.hardware_required = hardware
@@ -103,6 +104,192 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, hw_constraints
     if hardware != [AUTO]:
         out_extra.pop(ALLOWED_KEY, None)  # a stale user value must not look like our answer
     hw_constraints.set_extra(out_extra)
+
+
+@dataclass(frozen=True)
+class HardwareChoice:
+    """The devices HW_CONSTRAINTS settles on, and why."""
+
+    devices: list[str]  # canonical names, or ["auto"]
+    source: str  # where hardware_required came from (readable)
+    specs: tuple[hn.HardwareSpec, ...] = ()  # how each named device was read
+    num_devices: int | None = None  # devices per run, when stated (explicit key, text or instance type)
+    task: hn.Task = "inference"
+    deployment: str | None = None  # canonical target used for "auto"
+    allowed: list[str] = field(default_factory=list)  # "auto" only
+    allowed_note: str = ""
+    notes: list[str] = field(default_factory=list)  # ambiguity and instance notes, for the user
+    warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # num_devices, deployment ...
+
+
+def choose_hardware(
+    user_input: UserInput, incoming: Mapping[str, Any], hints: AppHints | None = None
+) -> HardwareChoice:
+    """What hardware the task runs on: the explicit ``hardware_required`` (the template's key), else
+    the ``hardware`` requirement (explicit key or the problem text), else "auto" among the
+    buyable/rentable devices of the deployment target (server/cloud when none is stated).
+
+    Shared with CARBON_FOOTPRINT, which reads the device count and stated power the same way."""
+    hints = hints if hints is not None else app_hints(user_input, incoming)
+    task = hn.task_of(problem_text(user_input), {**hints.requirements, **incoming})
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+    given_count = number_of(incoming, "num_devices")
+    text_count = hints.requirements.get("num_devices")
+    count: int | None = None
+    if given_count is not None:
+        count, sources["num_devices"] = int(given_count), "UserInput.extra_data.num_devices"
+    elif isinstance(text_count, int | float) and not isinstance(text_count, bool) and text_count >= 1:
+        count, sources["num_devices"] = int(text_count), "the problem text (requirement num_devices)"
+
+    raw = incoming.get("hardware_required")
+    named = hints.requirements.get("hardware")
+    if raw is None and isinstance(incoming.get("hardware"), str) and incoming["hardware"].strip():
+        raw, field_name = incoming["hardware"], "UserInput.extra_data.hardware"
+    elif raw is None and isinstance(named, str) and named.strip():
+        raw, field_name = named, "the problem text (requirement hardware)"
+    elif raw is None and (written := hn.hardware_in_text(problem_text(user_input))) is not None:
+        raw, field_name = written, "the problem text (instance type or TPU slice)"
+    else:
+        field_name = _FIELD
+    if raw is None:
+        return _auto_choice(incoming, hints, task, count, sources, "no hardware named", warnings)
+    items = _hardware_items(raw, field_name)
+    autos = [n for n in items if hn.fold(n) == AUTO]
+    if not items or len(autos) == len(items):
+        return _auto_choice(incoming, hints, task, count, sources, f"{field_name}={raw!r}", warnings)
+    if autos:
+        raise ValueError(f"{field_name}: 'auto' cannot be combined with device names, got {raw!r}")
+    specs: list[hn.HardwareSpec] = []
+    resolved: list[str] = []
+    renamed: list[str] = []
+    from_text = field_name.startswith("the problem text")
+    for name in items:
+        try:
+            spec = hn.parse_hardware(name, task, where=field_name)
+        except hn.UnknownHardwareError as exc:
+            if not from_text:
+                raise  # a name the user typed in a field: refused with the closest names
+            # A name read from free text is not worth failing the task for: say so, choose instead.
+            warnings.append(f"{exc}; the devices for the deployment were considered instead")
+            return _auto_choice(
+                incoming, hints, task, count, sources, f"{field_name}={raw!r} unknown", warnings
+            )
+        specs.append(spec)
+        if spec.device != name:
+            renamed.append(f"{name!r} -> {spec.device}")
+        if spec.device not in resolved:
+            resolved.append(spec.device)
+    if count is None:
+        stated = next((s for s in specs if s.count is not None), None)
+        if stated is not None and stated.count is not None:
+            count, sources["num_devices"] = stated.count, f"{field_name} ({stated.written!r})"
+    deployment = hints.deployment
+    if deployment is not None:
+        target = hn.normalise_deployment(deployment.value)
+        for device in resolved:
+            if target is not None and not hn.serves(device, target):
+                warnings.append(
+                    f"{device} is not classified for deployment={target} "
+                    f"(from {deployment.describe()}); kept because it was asked for explicitly"
+                )
+    source = field_name + (f" ({'; '.join(renamed)})" if renamed else "")
+    return HardwareChoice(
+        devices=resolved,
+        source=source,
+        specs=tuple(specs),
+        num_devices=count,
+        task=task,
+        deployment=hn.normalise_deployment(deployment.value) if deployment else None,
+        notes=[s.note for s in specs if s.note],
+        warnings=warnings,
+        sources=sources,
+    )
+
+
+#: Deployment assumed for "auto" when the user states none: most ML problems people bring are served
+#: from servers, and a training run happens in a data centre.
+DEFAULT_DEPLOYMENT: Final = "cloud"
+
+
+def _auto_choice(
+    incoming: Mapping[str, Any],
+    hints: AppHints,
+    task: hn.Task,
+    count: int | None,
+    sources: dict[str, str],
+    why: str,
+    warnings: list[str],
+) -> HardwareChoice:
+    research = incoming.get("allow_research_hardware") is True
+    if hints.deployment is not None:
+        target: str | None = hints.deployment.value
+        origin = f"deployment={hints.deployment.value} from {hints.deployment.describe()}"
+    else:
+        target = DEFAULT_DEPLOYMENT
+        origin = (
+            f"no deployment stated: deployment={DEFAULT_DEPLOYMENT} assumed (say 'on a phone', 'at the "
+            "edge', 'on our laptops' ... or set extra_data.deployment to change it)"
+        )
+    allowed = hn.allowed_hardware(target, research=research)
+    note = allowed.note + f" ({origin})"
+    if not research:
+        note += "; research parts (PIM, CXL-PIM) only when named or with extra_data.allow_research_hardware"
+    return HardwareChoice(
+        devices=[AUTO],
+        source=f"{why}: HW_RESOURCES chooses among the allowed devices",
+        num_devices=count,
+        task=task,
+        deployment=allowed.deployment,
+        allowed=allowed.devices,
+        allowed_note=note,
+        warnings=warnings,
+        sources=sources,
+    )
+
+
+def _hardware_items(raw: Any, field_name: str) -> list[str]:
+    if isinstance(raw, str):
+        items = raw.split(",")  # "T4, A100": several allowed devices in one text field
+    elif isinstance(raw, list | tuple):
+        items = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise ValueError(f"{field_name}[{i}] must be a device name (a string), got {item!r}")
+            items.append(item)
+    else:
+        raise ValueError(f"{field_name} must be a device name or a list of them, got {raw!r}")
+    return [item.strip() for item in items if item.strip()]
+
+
+def number_of(incoming: Mapping[str, Any], key: str) -> float | None:
+    """``incoming[key]`` as a whole number >= 1, ``None`` when absent; ``ValueError`` naming the key."""
+    from sustainml.estimate.training import number_setting
+
+    return number_setting(incoming, key, minimum=1, strict_minimum=False, integer=True)
+
+
+def device_memory_limit(choice: HardwareChoice) -> tuple[float, str] | None:
+    """(MB, why) the chosen hardware holds: device memory x devices; for "auto" the largest allowed
+    device's (HW_RESOURCES then checks the fit on the device it picks). MB = GB x 1000, as
+    HW_RESOURCES' ``max_hw_memory_footprint``."""
+    from sustainml.catalogue import hardware
+
+    names = choice.allowed if choice.devices == [AUTO] else choice.devices
+    entries = [hardware().get(n) for n in names if hardware().find(n) is not None]
+    if not entries:
+        return None
+    best = max(entries, key=lambda h: h.memory_gb)
+    count = choice.num_devices or 1
+    mb = best.memory_gb * 1000.0 * count
+    what = "the largest allowed device" if choice.devices == [AUTO] else "the chosen hardware"
+    per = (
+        f"{count} x {format_number(best.memory_gb)} GB"
+        if count > 1
+        else f"{format_number(best.memory_gb)} GB"
+    )
+    return mb, f"memory of {what}: {best.name} {per} = {format_number(mb)} MB (no limit stated)"
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
@@ -120,11 +307,16 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
             reply_error(req, res, "hardware_info needs a device name: 'hardware_info, <name>'")
             return
         try:
-            name = hn.resolve(argument)
-        except hn.UnknownHardwareError as exc:
+            spec = hn.parse_hardware(argument)
+        except (hn.UnknownHardwareError, ValueError) as exc:
             reply_error(req, res, str(exc))
             return
-        reply(req, res, hardware_info(name))
+        info = hardware_info(spec.device)
+        if spec.note:  # an instance type, a TPU slice, an ambiguous name: say how it was read
+            info["read_as"] = spec.note
+        if spec.count is not None:
+            info["count"] = spec.count
+        reply(req, res, info)
     else:
         reply_unsupported(req, res)
 
@@ -146,36 +338,24 @@ def hardware_info(name: str) -> dict[str, Any]:
 _FIELD: Final = "UserInput.extra_data.hardware_required"
 
 
-def hardware_required(incoming: Mapping[str, Any]) -> tuple[list[str], str]:
-    """(canonical device names or ``["auto"]``, where they came from)."""
+def hardware_required(incoming: Mapping[str, Any], task: hn.Task = "inference") -> tuple[list[str], str]:
+    """(canonical device names or ``["auto"]``, where they came from) for ``hardware_required``
+    alone (no requirement keys): the template's key read as people write it."""
     raw = incoming.get("hardware_required")
-    if raw is None:  # absent, or JSON null
-        return [DEFAULT_HARDWARE], f"default {DEFAULT_HARDWARE} (the upstream node template's)"
-    if isinstance(raw, str):
-        items = raw.split(",")  # "T4, A100": several allowed devices in one text field
-    elif isinstance(raw, list | tuple):
-        items = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, str):
-                raise ValueError(f"{_FIELD}[{i}] must be a device name (a string), got {item!r}")
-            items.append(item)
-    else:
-        raise ValueError(f"{_FIELD} must be a device name or a list of them, got {raw!r}")
-    names = [item.strip() for item in items if item.strip()]
-    autos = [n for n in names if hn.fold(n) == AUTO]
-    if not names or len(autos) == len(names):
+    if raw is None:
+        return [AUTO], "no hardware named: HW_RESOURCES chooses among the allowed devices"
+    items = _hardware_items(raw, _FIELD)
+    autos = [n for n in items if hn.fold(n) == AUTO]
+    if not items or len(autos) == len(items):
         return [AUTO], f"{_FIELD}={raw!r}: HW_RESOURCES chooses among the allowed devices"
     if autos:
         raise ValueError(f"{_FIELD}: 'auto' cannot be combined with device names, got {raw!r}")
     resolved: list[str] = []
-    renamed: list[str] = []
-    for name in names:
-        canonical = hn.resolve(name, where=_FIELD)
-        if canonical != name:
-            renamed.append(f"{name!r} -> {canonical}")
-        if canonical not in resolved:
-            resolved.append(canonical)
-    return resolved, _FIELD + (f" ({'; '.join(renamed)})" if renamed else "")
+    for name in items:
+        device = hn.parse_hardware(name, task, where=_FIELD).device
+        if device not in resolved:
+            resolved.append(device)
+    return resolved, _FIELD
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,9 +365,14 @@ def hardware_required(incoming: Mapping[str, Any]) -> tuple[list[str], str]:
 _MEM_FIELD: Final = "UserInput.extra_data.max_memory_footprint"
 
 
-def memory_limit(incoming: Mapping[str, Any], size_limit: Derived[float] | None) -> tuple[int, str]:
+def memory_limit(
+    incoming: Mapping[str, Any],
+    size_limit: Derived[float] | None,
+    derived: tuple[float, str] | None = None,
+) -> tuple[int, str]:
     """(max_memory_footprint in MB, where it came from): the smaller non-zero of the user's value
-    and the application's model size limit; the template default when neither is stated."""
+    and the application's model size limit; neither stated -> the memory of the chosen hardware
+    (``derived``), and only without one the template default."""
     raw = incoming.get("max_memory_footprint")
     user = None if raw is None or (isinstance(raw, str) and not raw.strip()) else parse_memory_mb(raw)
     candidates: list[tuple[int, str]] = []
@@ -208,6 +393,8 @@ def memory_limit(incoming: Mapping[str, Any], size_limit: Derived[float] | None)
         return value, source
     if user == 0:
         return 0, f"{_MEM_FIELD}=0 (no limit)"
+    if derived is not None and derived[0] > 0:
+        return min(max(1, math.floor(derived[0])), ULONG_MAX), derived[1]
     return DEFAULT_MAX_MEMORY_FOOTPRINT_MB, (
         f"default {DEFAULT_MAX_MEMORY_FOOTPRINT_MB} MB (the upstream node template's; no limit stated)"
     )
@@ -274,6 +461,8 @@ class AppHints:
     max_model_size_mb: Derived[float] | None
     extractor: str  # which extractor produced them
     warnings: tuple[str, ...] = ()
+    #: every typed requirement the extractor found (``hardware``, ``num_devices``, ``region`` ...)
+    requirements: Mapping[str, Any] = field(default_factory=dict)
 
 
 def app_hints(user_input: UserInput, incoming: Mapping[str, Any]) -> AppHints:
@@ -334,6 +523,7 @@ def _fall_back(text: str, incoming: Mapping[str, Any], exc: Exception) -> AppHin
         fallback.max_model_size_mb,
         FALLBACK_EXTRACTOR,
         (f"{REQUIREMENTS_MODULE}.extract failed ({type(exc).__name__}: {exc}); used the fallback",),
+        fallback.requirements,
     )
 
 
@@ -360,6 +550,7 @@ def _hints_from(requirements: Mapping[str, Any], evidence: Mapping[str, Any]) ->
         if isinstance(size, int | float) and not isinstance(size, bool) and size > 0
         else None,
         f"{REQUIREMENTS_MODULE}.extract",
+        requirements=dict(requirements),
     )
 
 
@@ -373,6 +564,7 @@ _DEPLOYMENT_TEXT: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
         ("browser", r"browsers?\b|web-?assembly|wasm\b|client-side"),
         ("edge", r"edge\b|on-?device|jetson|raspberry|iot\b|drones?\b|robots?\b|cameras? on site"),
         ("on-premise", r"on-?prem(?:ise|ises)?\b|in-house|(?:local|own|our) servers?"),
+        ("desktop", r"laptops?\b|desktops?\b|workstations?\b|notebooks?\b"),
         ("cloud", r"cloud|data-? ?cent(?:er|re)s?|aws\b|azure|gcp\b|servers?\b"),
     )
 )
@@ -414,7 +606,10 @@ def fallback_extract(text: str, incoming: Mapping[str, Any]) -> AppHints:
             mb = float(m["num"]) * _unit_mb(m["unit"])
             if mb > 0 and (size is None or mb < size.value):
                 size = Derived(mb, "the problem text", m.group(0).strip())
-    return AppHints(deployment, size, FALLBACK_EXTRACTOR)
+    typed: dict[str, Any] = {}
+    if deployment is not None:
+        typed["deployment"] = deployment.value
+    return AppHints(deployment, size, FALLBACK_EXTRACTOR, requirements=typed)
 
 
 def _unit_mb(unit: str) -> float:

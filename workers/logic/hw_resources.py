@@ -27,7 +27,7 @@
    sent it (``extra_data.include_input_batch``), else on the same seeded synthetic arrays regenerated
    here (``measure.feed_for``: ML_MODEL's generator, seed, shapes and input order), and
    ``extra_data.measured`` reports it next to the estimate. ``hw.latency`` stays the estimate so the
-   main outputs are reproducible (estimation-sources.md section 6). ``extra_data.measure_local``:
+   main outputs are reproducible (docs/estimation.md). ``extra_data.measure_local``:
    ``false`` skips the run, ``true`` forces it; by default a model estimated above
    ``MEASURE_MAX_ESTIMATE_S`` per batch is not run (it would hold the worker for minutes) and
    ``measured`` says so.
@@ -56,7 +56,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,6 +66,7 @@ from sustainml.catalogue import HardwareEntry, ModelEntry, UnknownEntry, hardwar
 from sustainml.estimate import measure as measuring
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
+from sustainml.estimate import serving as sv
 from sustainml.messages.types import (
     AppRequirements,
     HWConstraints,
@@ -141,15 +142,23 @@ def task_callback(
     options = hw_constraints.get_extra()
     props = model_properties_of(ml_model)
     devices, selection = candidate_devices(hw_constraints)
-    batch = batch_size_of(ml_model, props)
-    precision = precision_of(props, options)
     utilisation = utilisation_override(options)
     limits = Limits.of(app_requirements, hw_constraints)
+    requirements = requirements_of(app_requirements)
+    request = serving_request_of(ml_model, props, options, requirements)
+    if request is not None:
+        serve(request, ml_model, devices, selection, requested, limits, utilisation, hw)
+        return
 
+    batch = batch_size_of(ml_model, props)
+    precision = precision_of(props, options)
+    engine = graph_engine_of(options, requirements)
     loaded = load_model(ml_model, props)
     report = analysed(loaded.path, batch, loaded.dims)
-    evaluations = [evaluate_device(report, d, precision, limits, utilisation) for d in devices]
+    evaluations = [evaluate_device(report, d, precision, limits, utilisation, engine) for d in devices]
     chosen = choose(evaluations)
+    assert chosen.roofline is not None
+    windows, window_s, audio_s, audio_source = audio_windows(loaded.entry, options, requirements)
 
     hw.hw_description = chosen.hw.name
     hw.latency = chosen.roofline.latency_s
@@ -167,32 +176,31 @@ def task_callback(
         "model_file": loaded.describe(),
         "batch_size": batch,
         "precision": precision,
+        "engine": chosen.roofline.engine,
         "analysis": analysis_summary(report),
         "roofline": chosen.roofline.to_dict(),
         "power": chosen.power_dict(),
-        "energy_per_inference_j": chosen.energy_per_inference_j,
+        "energy_per_inference_j": chosen.energy_per_inference_j * windows,
         "energy_per_batch_j": chosen.energy_per_batch_j,
-        "memory": chosen.memory_dict(),
-        "requirements": limits.to_dict(),
-        "constraints_met": chosen.feasible,
-        "violations": chosen.violations,
+        "latency_per_inference_s": chosen.latency_s * windows,
+        **_checks(chosen, limits),
         "sources": {
-            "hardware": chosen.hw.source,
-            "hardware_estimated_fields": list(chosen.hw.estimated),
+            **_hardware_sources(chosen),
             "efficiency": chosen.roofline.efficiency.source,
-            "utilisation": chosen.utilisation_source,
         },
         "formulas": FORMULAS,
         "units": UNITS,
     }
-    if len(evaluations) > 1:
-        extra["ranking"] = [e.summary() for e in ranked(evaluations)[:RANKING_SIZE]]
-        extra["devices_evaluated"] = len(evaluations)
-        extra["feasible_devices"] = sum(1 for e in evaluations if e.feasible)
-        extra["selection_rule"] = (
-            "lowest energy per inference among devices meeting memory, latency and power constraints; "
-            "ties: lower latency, then name"
-        )
+    if windows > 1:
+        extra["audio_windows"] = {
+            "windows": windows,
+            "seconds_per_window": window_s,
+            "audio_seconds": audio_s,
+            "source": audio_source,
+            "rule": "an audio model's graph covers a fixed window of audio: a longer request runs "
+            "ceil(audio / window) forward passes; latency and energy per answer are multiplied by that",
+        }
+    _add_ranking(extra, evaluations)
     measure = options.get("measure_local")
     if chosen.hw.name == LOCAL_CPU and measure is not False:
         if measure is True or chosen.roofline.latency_s <= MEASURE_MAX_ESTIMATE_S:
@@ -203,6 +211,272 @@ def task_callback(
                 f"{MEASURE_MAX_ESTIMATE_S:g} s; set extra_data.measure_local = true to run it anyway"
             }
     hw.set_extra(extra)
+
+
+def _checks(chosen: DeviceEvaluation, limits: Limits) -> dict[str, Any]:
+    return {
+        "memory": chosen.memory_dict(),
+        "requirements": limits.to_dict(),
+        "constraints_met": chosen.feasible,
+        "violations": chosen.violations,
+    }
+
+
+def _hardware_sources(chosen: DeviceEvaluation) -> dict[str, Any]:
+    return {
+        "hardware": chosen.hw.source,
+        "hardware_estimated_fields": list(chosen.hw.estimated),
+        "utilisation": chosen.utilisation_source,
+    }
+
+
+def _add_ranking(extra: dict[str, Any], evaluations: Sequence[DeviceEvaluation]) -> None:
+    if len(evaluations) > 1:
+        extra["ranking"] = [e.summary() for e in ranked(evaluations)[:RANKING_SIZE]]
+        extra["devices_evaluated"] = len(evaluations)
+        extra["feasible_devices"] = sum(1 for e in evaluations if e.feasible)
+        extra["selection_rule"] = (
+            "lowest energy per inference among devices meeting memory, latency and power constraints; "
+            "ties: lower latency, then name"
+        )
+
+
+def serve(
+    request: ServingRequest,
+    ml_model: MLModel,
+    devices: Sequence[HardwareEntry],
+    selection: str,
+    requested: Sequence[str],
+    limits: Limits,
+    utilisation: float | None,
+    hw: HWResource,
+) -> None:
+    """HW_RESOURCES for a served generative model costed analytically (no graph)."""
+    evaluations = [evaluate_serving(request, d, limits, utilisation) for d in devices]
+    chosen = choose(evaluations)
+    est = chosen.serving
+    assert est is not None
+    hw.hw_description = chosen.hw.name if est.num_devices == 1 else f"{est.num_devices} x {chosen.hw.name}"
+    hw.latency = chosen.latency_s
+    hw.power_consumption = chosen.power_w
+    hw.memory_footprint_of_ml_model = chosen.footprint_mb
+    hw.max_hw_memory_footprint = chosen.capacity_mb
+    extra: dict[str, Any] = {
+        "hardware": chosen.hw.name,
+        "num_devices": est.num_devices,
+        "hardware_requested": ", ".join(requested),
+        "device_class": chosen.hw.device_class,
+        "device": chosen.hw.description,
+        "selection": selection,
+        "model": ml_model.model,
+        "model_source": request.source,
+        "kind": request.kind,
+        "batch_size": est.scenario.batch_size,
+        "precision": est.scenario.precision,
+        "engine": est.engine.name,
+        "scenario": est.scenario.to_dict(),
+        "scenario_sources": {k: where for k, (_, where) in request.inputs.items()},
+        "assumed_defaults": {
+            k: getattr(est.scenario, _SCENARIO_FIELD.get(k, k)) for k in est.scenario.assumed
+        },
+        "serving": est.to_dict(),
+        "power": chosen.power_dict(),
+        "energy_per_inference_j": est.energy_per_inference_j,
+        "energy_per_batch_j": est.energy_per_batch_j,
+        "latency_per_inference_s": est.latency_per_inference_s,
+        **_checks(chosen, limits),
+        "sources": {
+            **_hardware_sources(chosen),
+            "engine": est.engine.source,
+            "method": "sustainml.estimate.serving (docs/estimation.md, Inference latency and serving)",
+        },
+        "formulas": SERVING_FORMULAS,
+        "units": SERVING_UNITS,
+    }
+    _add_ranking(extra, evaluations)
+    hw.set_extra(extra)
+
+
+_SCENARIO_FIELD: Final = {"serving_engine": "engine"}
+
+SERVING_UNITS: Final = {
+    "latency": "s (one batch = one answer)",
+    "power_consumption": "W (all devices)",
+    "memory_footprint_of_ml_model": "MB per device (weights + KV cache)",
+    "max_hw_memory_footprint": "MB per device",
+    "energy_per_inference_j": "J per answer",
+    "energy_per_batch_j": "J",
+    "latency_per_inference_s": "s per answer",
+}
+SERVING_FORMULAS: Final = {
+    "prefill": "max(batch x prefill FLOPs / (n x peak x eta_c), weights / (n x bandwidth x eta_m)) "
+    "+ all-reduces",
+    "decode": "output_tokens x [max(step FLOPs / (n x peak x eta_c), (weights + KV cache) / (n x bandwidth x "
+    "eta_m)) + layers x engine step overhead + all-reduces]",
+    "diffusion": "steps x max(2 x denoiser MACs x (latent / reference)^2 x guidance passes x batch / "
+    "(n x peak x eta_c), weights / (n x bandwidth x eta_m)) + text encoder + VAE decoder",
+    "asr": "ceil(audio_seconds / 30) x (encoder over 1500 frames + decoder of 30 s of transcript tokens)",
+    "power_consumption": "num_devices x (idle_w + utilisation x (tdp_w - idle_w))",
+    "energy_per_inference_j": "power_consumption x batch time / batch_size",
+    "latency_per_inference_s": "batch time (every answer of a static batch ends with the batch)",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Served generative models (analytic path)
+# ------------------------------------------------------------------------------------------------
+
+#: Goals whose answer is generated token by token, step by step or per audio window.
+GENERATIVE_GOALS: Final = frozenset(
+    {
+        "text-generation",
+        "conversational",
+        "summarization",
+        "translation",
+        "text2text-generation",
+        "automatic-speech-recognition",
+        "text-to-image",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ServingRequest:
+    kind: sv.Kind
+    inputs: dict[str, tuple[Any, str]]
+    goal: str
+    source: str  # where the architecture came from
+    spec: Any = None  # transformer.TransformerSpec
+    diffusion: sv.DiffusionModel | None = None
+
+
+def requirements_of(app_requirements: AppRequirements | None) -> dict[str, Any]:
+    """The extracted requirements (``extra_data["requirements"]``), else the parsed key=value list."""
+    if app_requirements is None:
+        return {}
+    extracted = app_requirements.get_extra().get("requirements")
+    if isinstance(extracted, dict):
+        return dict(extracted)
+    return dict(parse_requirements(app_requirements))
+
+
+#: Samples per second of raw-waveform audio inputs, and spectrogram frames per second (10 ms hop:
+#: Whisper, wav2vec2-style front-ends, PANNs and AST all use 16 kHz audio with a 10 ms hop).
+AUDIO_SAMPLE_RATE: Final = 16_000
+SPECTROGRAM_FRAMES_PER_S: Final = 100
+
+
+def audio_window_seconds(entry: ModelEntry) -> float | None:
+    """Seconds of audio one forward pass of an audio catalogue graph covers: ``(1, samples)``
+    waveforms at 16 kHz, spectrograms ``(1, [1,] frames, mels)`` or ``(1, mels, frames)`` at 100
+    frames per second (the larger of the last two dims is the time axis)."""
+    if entry.modality != "audio":
+        return None
+    shape = entry.input_shape
+    if len(shape) == 2:
+        return shape[1] / AUDIO_SAMPLE_RATE
+    if len(shape) >= 3:
+        return max(shape[-1], shape[-2]) / SPECTROGRAM_FRAMES_PER_S
+    return None
+
+
+def audio_windows(
+    entry: ModelEntry | None, options: Mapping[str, Any], requirements: Mapping[str, Any]
+) -> tuple[int, float, float, str]:
+    """(forward passes per answer, seconds per pass, audio seconds, where they came from) for a
+    graph audio model given ``audio_seconds`` (or a daily volume); (1, 0, 0, "") otherwise."""
+    window = audio_window_seconds(entry) if entry is not None else None
+    inputs = sv.read_inputs(options, requirements)
+    if window is None or window <= 0 or "audio_seconds" not in inputs:
+        return 1, 0.0, 0.0, ""
+    audio, where = inputs["audio_seconds"]
+    return max(1, math.ceil(float(audio) / window - 1e-9)), window, float(audio), where
+
+
+def graph_engine_of(options: Mapping[str, Any], requirements: Mapping[str, Any]) -> str | None:
+    """The roofline engine for a graph model: ``serving_engine`` eager -> per operator, any
+    optimised server -> compiled; absent -> the device class's default."""
+    inputs = sv.read_inputs(options, requirements)
+    if "serving_engine" not in inputs:
+        return None
+    return "eager" if inputs["serving_engine"][0] == "eager" else "compiled"
+
+
+def serving_request_of(
+    ml_model: MLModel,
+    props: Mapping[str, Any],
+    options: Mapping[str, Any],
+    requirements: Mapping[str, Any],
+) -> ServingRequest | None:
+    """What to cost analytically, or ``None`` for the graph path: a diffusion model
+    (``extra_data.diffusion_model`` or a catalogue denoiser), or a transformer with an
+    architecture (``extra_data.architecture``, ``model_properties.architecture``, the catalogue
+    entry's ``architecture``, or the shape of a generating catalogue graph: GPT-2, Whisper, BART)."""
+    entry = models().find(ml_model.model) if ml_model.model.strip() else None
+    goals = props.get("goals") or (list(entry.goals) if entry is not None else [])
+    goal = str(goals[0]) if goals else ""
+    inputs = sv.read_inputs(options, requirements)
+    if "batch_size" not in inputs:
+        b = props.get("batch_size")
+        if isinstance(b, int) and not isinstance(b, bool) and b > 1:
+            inputs["batch_size"] = (b, "model_properties.batch_size")
+
+    released = getattr(entry, "default_precision", "") if entry is not None else ""
+    if "precision" not in inputs and released in ("bf16", "fp16", "fp8", "int8", "int4"):
+        inputs["precision"] = (released, f"catalogue {entry.name if entry else ''} default_precision")
+    diffusion = options.get("diffusion_model") or props.get("diffusion_model")
+    if diffusion is None and entry is not None:
+        diffusion = getattr(entry, "diffusion", None)
+    if isinstance(diffusion, dict):
+        where = "extra_data.diffusion_model" if options.get("diffusion_model") else "diffusion_model"
+        return ServingRequest(
+            "diffusion", inputs, goal, where, diffusion=sv.diffusion_model_of(diffusion, where)
+        )
+    if diffusion is not None:
+        raise ValueError(f"extra_data.diffusion_model: expected an object, got {type(diffusion).__name__}")
+    components = getattr(entry, "components", ()) if entry is not None else ()
+    pipeline = sv.diffusion_from_components(components, entry.input_shape, entry.name) if entry else None
+    if entry is not None and pipeline is not None:
+        if "guidance" not in inputs and entry.name.startswith("flux"):
+            # FLUX.1 [dev]/[schnell] are guidance-distilled: one transformer pass per step
+            inputs["guidance"] = (False, f"catalogue {entry.name}: guidance-distilled, one pass per step")
+        source = f"catalogue {entry.name} components"
+        return ServingRequest("diffusion", inputs, goal or "text-to-image", source, diffusion=pipeline)
+    if entry is not None and entry.builder == "sd_unet":
+        model = sv.DiffusionModel(float(entry.macs), float(entry.parameters), int(entry.input_shape[-1]))
+        return ServingRequest(
+            "diffusion",
+            inputs,
+            goal or "text-to-image",
+            f"catalogue {entry.name} (denoiser MACs)",
+            diffusion=model,
+        )
+
+    arch: Any = None
+    source = ""
+    for where, candidate in (
+        ("extra_data.architecture", options.get("architecture")),
+        ("model_properties.architecture", props.get("architecture")),
+        (f"catalogue {entry.name if entry else ''} architecture", getattr(entry, "architecture", None)),
+    ):
+        if candidate is not None:
+            arch, source = candidate, where
+            break
+    if arch is None and entry is not None and goal in GENERATIVE_GOALS:
+        arch = sv.architecture_from_builder(entry.builder, entry.builder_args)
+        source = f"catalogue {entry.name} graph builder arguments"
+    if arch is None:
+        return None
+    if not isinstance(arch, Mapping):
+        raise ValueError(f"{source}: expected an object, got {type(arch).__name__}")
+    spec = sv.spec_of(dict(arch), where=source)
+    if goal == "automatic-speech-recognition" or "audio_seconds" in inputs:
+        kind: sv.Kind = "asr"
+    else:
+        kind = "llm"
+    if spec.kind == "encoder" and "output_tokens" not in inputs:
+        inputs["output_tokens"] = (0, "an encoder generates no tokens")
+    return ServingRequest(kind, inputs, goal, source, spec=spec)
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
@@ -538,8 +812,12 @@ def analysis_summary(report: ModelReport) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DeviceEvaluation:
+    """One device's figures: from the graph's roofline (``roofline``) or, for a served generative
+    model costed analytically, from ``serving`` (then ``power_w`` is that of all its devices and
+    the memory figures are per device)."""
+
     hw: HardwareEntry
-    roofline: rl.RooflineEstimate
+    roofline: rl.RooflineEstimate | None
     utilisation: float
     utilisation_source: str
     power_w: float
@@ -548,14 +826,38 @@ class DeviceEvaluation:
     activations_mb: float
     capacity_mb: float
     limits: Limits
+    serving: sv.ServingEstimate | None = None
+
+    @property
+    def latency_s(self) -> float:
+        """Latency of one batch, which is also that of each answer in it."""
+        if self.serving is not None:
+            return self.serving.batch_seconds
+        assert self.roofline is not None
+        return self.roofline.latency_s
 
     @property
     def batch_size(self) -> int:
+        if self.serving is not None:
+            return self.serving.scenario.batch_size
+        assert self.roofline is not None
         return self.roofline.batch_size
 
     @property
+    def num_devices(self) -> int:
+        return self.serving.num_devices if self.serving is not None else 1
+
+    @property
+    def bound(self) -> str:
+        if self.serving is not None:
+            slowest = max(self.serving.phases, key=lambda p: p.seconds)
+            return slowest.bound
+        assert self.roofline is not None
+        return self.roofline.bound
+
+    @property
     def energy_per_batch_j(self) -> float:
-        return self.power_w * self.roofline.latency_s
+        return self.power_w * self.latency_s
 
     @property
     def energy_per_inference_j(self) -> float:
@@ -577,10 +879,9 @@ class DeviceEvaluation:
             out.append(
                 f"max_memory_footprint: footprint {self.footprint_mb:.1f} MB > limit {lim.max_memory_mb:g} MB"
             )
-        if lim.max_latency_s is not None and self.roofline.latency_s > lim.max_latency_s:
+        if lim.max_latency_s is not None and self.latency_s > lim.max_latency_s:
             out.append(
-                f"latency: {self.roofline.latency_s * 1000:.3g} ms > "
-                f"max_latency_ms {lim.max_latency_s * 1000:g}"
+                f"latency: {self.latency_s * 1000:.3g} ms > max_latency_ms {lim.max_latency_s * 1000:g}"
             )
         if lim.max_power_w is not None and self.power_w > lim.max_power_w:
             out.append(f"power: {self.power_w:.3g} W > max_power_w {lim.max_power_w:g}")
@@ -616,11 +917,11 @@ class DeviceEvaluation:
         return {
             "hardware": self.hw.name,
             "device_class": self.hw.device_class,
-            "latency_s": self.roofline.latency_s,
+            "latency_s": self.latency_s,
             "power_w": self.power_w,
             "energy_per_inference_j": self.energy_per_inference_j,
             "memory_footprint_mb": self.footprint_mb,
-            "bound": self.roofline.bound,
+            "bound": self.bound,
             "estimated_hardware_figures": list(self.hw.estimated),
             "feasible": self.feasible,
             "violations": self.violations,
@@ -633,9 +934,11 @@ def evaluate_device(
     precision: str = "fp32",
     limits: Limits | None = None,
     utilisation: float | None = None,
+    engine: str | None = None,
 ) -> DeviceEvaluation:
-    """Latency, power, energy and memory of ``report`` on ``device``."""
-    roof = rl.estimate(report, device, precision)
+    """Latency, power, energy and memory of ``report`` on ``device`` (``engine``: the roofline's,
+    default the device class's)."""
+    roof = rl.estimate(report, device, precision, engine=engine)
     scale = rl.precision_scale(precision)
     if utilisation is None:
         u, u_source = pw.default_utilisation(device.device_class), pw.UTILISATION_SOURCE
@@ -657,11 +960,57 @@ def evaluate_device(
     )
 
 
+def evaluate_serving(
+    request: ServingRequest,
+    device: HardwareEntry,
+    limits: Limits | None = None,
+    utilisation: float | None = None,
+) -> DeviceEvaluation:
+    """Per-answer latency and energy of a served generative model on ``device`` (analytic)."""
+    scenario = sv.build_scenario(request.kind, request.inputs, device, request.goal, utilisation)
+
+    def estimate(sc: sv.Scenario) -> sv.ServingEstimate:
+        if request.kind == "diffusion":
+            assert request.diffusion is not None
+            return sv.estimate_diffusion(request.diffusion, device, sc)
+        assert request.spec is not None
+        if request.kind == "asr":
+            return sv.estimate_asr(request.spec, device, sc)
+        return sv.cached_llm(request.spec, device, sc)
+
+    est = estimate(scenario)
+    if "requests_per_s" in request.inputs and "batch_size" not in request.inputs:
+        # Little's law: requests in flight = arrival rate x time in the system (a few fixed-point rounds)
+        rate = float(request.inputs["requests_per_s"][0])
+        for _ in range(4):
+            batch = max(1, math.ceil(rate * est.batch_seconds))
+            if batch == est.scenario.batch_size:
+                break
+            est = estimate(replace(est.scenario, batch_size=batch))
+    u = est.utilisation
+    source = "extra_data.utilisation" if utilisation is not None else pw.UTILISATION_SOURCE
+    per_device_weights = est.weights_gb * 1000.0 / est.num_devices
+    per_device_kv = est.kv_cache_gb * 1000.0 / est.num_devices
+    return DeviceEvaluation(
+        hw=device,
+        roofline=None,
+        utilisation=u,
+        utilisation_source=source,
+        power_w=est.power_w,
+        footprint_mb=per_device_weights + per_device_kv,
+        weights_mb=per_device_weights,
+        activations_mb=per_device_kv,
+        capacity_mb=device.memory_gb * 1000.0,
+        limits=limits if limits is not None else Limits(None, None, None),
+        serving=est,
+    )
+
+
 def ranked(evaluations: Sequence[DeviceEvaluation]) -> list[DeviceEvaluation]:
     """Feasible first, then by energy per inference, latency and name."""
     return sorted(
         evaluations,
-        key=lambda e: (not e.feasible, e.energy_per_inference_j, e.roofline.latency_s, e.hw.name),
+        key=lambda e: (not e.feasible, e.energy_per_inference_j, e.latency_s, e.hw.name),
     )
 
 
@@ -673,7 +1022,7 @@ def choose(evaluations: Sequence[DeviceEvaluation]) -> DeviceEvaluation:
     feasible = [e for e in evaluations if e.feasible]
     fitting = [e for e in evaluations if e.fits_device]
     pool = feasible or fitting or list(evaluations)
-    return min(pool, key=lambda e: (e.energy_per_inference_j, e.roofline.latency_s, e.hw.name))
+    return min(pool, key=lambda e: (e.energy_per_inference_j, e.latency_s, e.hw.name))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,49 +1,80 @@
-"""ML_MODEL (model provider): a catalogue model for the goal, within the constraints, ranked by a
-documented quality-versus-energy score; or the user's own ONNX model.
+"""ML_MODEL (model provider): the model the user names, or a catalogue model for the goal within
+the constraints, ranked by a documented quality-versus-energy score; or the user's own ONNX model.
 
 Options are read from the forwarded user ``extra_data`` (HW_CONSTRAINTS forwards all of it) with the
-metadata's ``extra_data`` on top (``model_restrains``, ``model_selected``, ``modality``).
+metadata's ``extra_data`` on top (``model_restrains``, ``model_selected``, ``modality``), and the
+extracted requirements (``AppRequirements.extra_data["requirements"]``; explicit ``extra_data`` keys
+of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num_devices``,
+``model_parameters``, ``diffusion_steps``, ``batch_size``, ``training_hours``/``training_tokens``/
+``training_samples``/``epochs``.
 
-1. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
-   input modality (``extra_data.modality`` of the metadata: catalogue modalities or cover tags such
-   as cv/nlp; ignored, with a note, when it would leave no model), minus ``model_restrains``.
-2. **model_selected wins if valid**: a catalogue name or alias (any goal; not when restrained), or
-   an ONNX file: ``model_selected`` ending in ``.onnx`` or ``extra_data.model_path`` (inside the
-   allowed model directories, ``hw_resources.user_model_dirs``), or ``extra_data.raw_model`` bytes.
-   A user model is validated and analysed like a catalogue model; constraints it breaks are reported
-   in ``constraint_warnings`` but do not overrule the user's choice.
+1. **What the user names is honoured or refused, never replaced** (a refusal is a ``ValueError``
+   naming the field and the closest catalogue names, which fails the task with that message):
+   - ``model_selected``: a catalogue name or alias ("bert-large-uncased", "Llama-2-7b-chat",
+     "meta-llama/Llama-2-7b-chat-hf", "GPT-3 175B"), any goal; or an ONNX file (``*.onnx``,
+     ``extra_data.model_path`` inside the allowed model directories, ``extra_data.raw_model``). The
+     constraints it breaks are reported in ``warnings`` / ``constraint_warnings``, not enforced.
+   - ``extra_data.architecture``: a transformer shape (the catalogue's ``architecture`` fields), or
+     the path of a Hugging Face ``config.json`` inside the allowed model directories
+     (``hw_resources.user_model_dirs``): costed analytically (``estimate.transformer``).
+   - ``model_parameters`` ("a 7B model"): the goal's models within ``SIZE_BAND`` (1.35x) of that
+     size compete in the ranking; none of that size -> refused with the nearest sizes.
+   - A description asking for chat ("chat", "assistant", "instruct") keeps chat/instruction models
+     of a text-generation goal when there are any.
+2. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
+   input modality (catalogue modalities or cover tags such as cv/nlp; ignored, with a note, when it
+   would leave no model), minus ``model_restrains``, minus models that do not cover every requested
+   language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
+   context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
+   said in ``warnings``).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
    - memory: weights (parameters x bytes of the precision, MB) <= the smaller non-zero of
-     ``max_memory_footprint`` and the ``max_model_size_mb`` requirement; HW_RESOURCES later adds the
-     peak activations from the graph;
+     ``max_memory_footprint`` and the ``max_model_size_mb`` requirement;
    - quality: ``min_accuracy``, ``min_f1``, ``min_map``, ``min_iou``, ``min_auc``, ``max_wer``,
      ``max_cer`` when the model's published metric is of that kind;
    - hardware: the devices are the ``hardware_required`` ones, or with ``auto`` the
      ``allowed_hardware`` HW_CONSTRAINTS derived from the deployment target (``deployment``
-     constraint); the model must fit the memory of one of them and, with ``max_latency_ms``, its
-     quick roofline latency (``roofline.quick_estimate`` from catalogue MACs and parameters, whole
-     batch) must meet the limit there. The model's device is the feasible one with the lowest
-     energy per inference.
-4. **Ranking** (deterministic): ``score = quality - w x energy`` with
+     constraint). What must fit is ``num_devices`` x the device's memory (a 70B model fits 8 x
+     80 GB): for inference the weights (+ the KV cache of the input and output tokens for a
+     generative transformer), for training (a training requirement, or "train"/"fine-tune" in the
+     description) the mixed-precision Adam state and activations
+     (``TransformerSpec.training_memory``; 16 bytes per parameter for other models). With
+     ``max_latency_ms``, the screening latency must meet it; with ``max_power_w``, the power.
+   - Precision: ``extra_data.precision``, else each model's released precision
+     (``default_precision``: fp32 for the small graph-built models, bf16/fp16 for LLMs, diffusion).
+4. **Screening latency and energy** (HW_RESOURCES refines them): generative transformers per
+   *answer*: prefill of the input (``input_tokens``, else the reference length) plus
+   ``output_tokens`` (else ``DEFAULT_OUTPUT_TOKENS`` per goal) decode steps, each bounded by compute
+   or by reading the weights and KV cache; diffusion pipelines per image (``diffusion_steps``, default
+   30, plus the parts run once); others the whole-model roofline of the catalogue MACs. Several
+   devices are taken as ideally sharded (peak and bandwidth x ``num_devices``, power x
+   ``num_devices``).
+5. **Ranking** (deterministic): ``score = quality - w x energy`` with
    - quality in [0, 1]: the published figure min-max normalised among the feasible candidates
-     sharing its metric name (lower-is-better metrics flipped; the datasets or splits behind the
-     figures may differ, and every candidate's figure is shown with its dataset); a model whose
-     metric no other candidate shares gets 0.5 (not comparable: neutral);
-   - energy in [0, 1]: log10 of the estimated energy per inference (power at the class's default
-     utilisation x quick latency / batch, on the model's device) min-max normalised among them;
+     sharing its metric **and** dataset (lower-is-better metrics flipped); a model whose metric and
+     dataset no other candidate shares gets 0.5 (not comparable: neutral), and ``quality_note``
+     names those models;
+   - energy in [0, 1]: log10 of the energy per inference or per answer (power at the class's
+     default utilisation x screening latency / batch, on the model's device) min-max normalised;
    - ``w`` = 0.5 (quality counts twice as much as the energy span), 0.25 with
      ``extra_data.priority = "accuracy"``, 1.0 with ``"energy"``, or ``extra_data.energy_weight``.
    Ties: higher quality, lower energy, fewer parameters, name.
-5. Nothing fits: ``NO_MODEL``, ``model_path = "N/A"``, ``error_code``/``error`` as upstream and the
-   exclusions as the explanation.
+6. Nothing fits: ``NO_MODEL``, ``model_path = "N/A"``, ``error_code``/``error`` as upstream, the
+   exclusions as the explanation, and ``extra_data.no_model = {"message", "binding_constraint",
+   "relaxation"}``: the constraint that excluded the candidate closest to feasible and the
+   smallest change that admits a model (e.g. "raise the memory limit from 100 to 242 MB; admits
+   t5-small", "2 x H100 (now 1)", "shorten the input to 4096 tokens").
 
 Outputs: ``model``; ``model_path`` = the ONNX file (``onnxgraphs.cache``, seeded random weights up to
-``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above); ``model_properties`` (JSON:
-name, family, goals, modality, parameters, MACs, FLOPs, quality, licence, source, year,
-``synthetic: true``, weights, input shape, batch size, precision); ``target_latency``
-= ``max_latency_ms`` / 1000 (0 = none); ``input_batch`` only with ``extra_data.include_input_batch``:
-seeded arrays of the model's inputs (token ids below the vocabulary for text) at the batch size
+``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above), or
+``catalogue://<name>`` for a model costed analytically (no graph: LLMs, pipelines);
+``model_properties`` (JSON: name, family, goals, modality, parameters, MACs, FLOPs, quality,
+licence, source, year, languages, context, architecture and its summary, active parameters,
+components, ``synthetic: true``, weights, input shape, batch size, precision, num_devices, mode
+(training or inference), input/output tokens); ``target_latency`` = ``max_latency_ms`` / 1000
+(0 = none); ``input_batch`` only with ``extra_data.include_input_batch``: seeded arrays of the
+model's inputs (token ids below the vocabulary for text) at the batch size
 (``extra_data.batch_size``, default 1; at most ``messages.limits.MAX_INPUT_BATCH_BYTES``: above,
 fewer samples are sent and ``model_properties.batch_size`` keeps the real size). They are synthetic
 and seeded, so HW_RESOURCES regenerates the same arrays when they are absent
@@ -73,10 +104,11 @@ from typing import Any, Final
 import numpy as np
 
 from sustainml.catalogue import HardwareEntry, ModelEntry, models
-from sustainml.catalogue.schema import fold
+from sustainml.catalogue.schema import model_fold as fold
 from sustainml.estimate import measure as measuring
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
+from sustainml.estimate import transformer as tfm
 from sustainml.messages import limits as msg_limits
 from sustainml.messages.types import (
     AppRequirements,
@@ -91,7 +123,7 @@ from sustainml.messages.types import (
 )
 from sustainml.workers.logic import hw_resources as hwr
 from sustainml.workers.logic.common import parse_requirements, reply, reply_error, words
-from sustainml.workers.logic.tables import NO_MODEL, NO_MODEL_ERROR, NO_MODEL_PATH
+from sustainml.workers.logic.tables import MODEL_PATH_SCHEME, NO_MODEL, NO_MODEL_ERROR, NO_MODEL_PATH
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +162,54 @@ QUALITY_REQUIREMENTS: Final[dict[str, tuple[tuple[str, ...], bool]]] = {
 
 RANKING_RULE: Final = (
     "score = quality - w x energy; quality = published figure min-max normalised among feasible "
-    "candidates sharing its metric (0.5 when no other shares it); energy = log10(J per inference on the "
-    "model's device) min-max normalised; ties: quality, energy, parameters, name"
+    "candidates sharing its metric and dataset (0.5, not comparable, when no other shares both); "
+    "energy = log10(J per inference or per answer on the model's device) min-max normalised; "
+    "ties: quality, energy, parameters, name"
 )
+
+#: Goals whose answer is generated token by token: an answer costs prefill + N decode steps.
+GENERATIVE_GOALS: Final = frozenset(
+    {
+        "text-generation",
+        "summarization",
+        "translation",
+        "image-text-to-text",
+        "image-to-text",
+        "automatic-speech-recognition",
+        "question-answering",
+    }
+)
+#: Generated tokens per answer when the requirement ``output_tokens`` is not given (screening only;
+#: HW_RESOURCES states its own per-answer figures): a chat reply, a summary, a short answer, the
+#: text of 30 s of speech (~150 words per minute, ~1.3 tokens per word).
+DEFAULT_OUTPUT_TOKENS: Final[dict[str, int]] = {
+    "text-generation": 256,
+    "summarization": 200,
+    "translation": 128,
+    "question-answering": 32,
+    "image-text-to-text": 128,
+    "image-to-text": 32,
+    "automatic-speech-recognition": 100,
+}
+#: Denoising steps per image when ``diffusion_steps`` is not given (the common scheduler default).
+DEFAULT_DIFFUSION_STEPS: Final = 30
+#: "a 7B model": catalogue models within this factor of the stated size are "that size".
+SIZE_BAND: Final = 1.35
+#: "multilingual" with no language named: a model must cover at least this many languages.
+MULTILINGUAL_MIN_LANGUAGES: Final = 10
+#: Words of the description (ML_MODEL_METADATA keywords) that ask for a chat/instruction model.
+CHAT_WORDS: Final = frozenset({"chat", "chatbot", "assistant", "instruct", "instruction", "conversational"})
+#: Words that say the task is training (fine-tuning) rather than inference.
+TRAINING_WORDS: Final = frozenset(
+    {"train", "training", "fine-tune", "finetune", "fine-tuning", "finetuning", "pretrain", "pre-train"}
+)
+TRAINING_KEYS: Final = ("training_hours", "training_tokens", "training_samples", "epochs")
+#: "long documents" with no stated length: tokens assumed (a 15-20 page contract or report is
+#: ~8,000 words of English or French, ~10,000 tokens; 8,192 is the common context step).
+LONG_INPUT_TOKENS: Final = 8192
+LONG_WORDS: Final = frozenset({"long", "lengthy", "long-form", "book", "books"})
+#: Training sequence length for the activation memory when none is stated (tokens).
+DEFAULT_TRAINING_SEQUENCE: Final = 2048
 
 
 # ------------------------------------------------------------------------------------------------
@@ -152,6 +229,7 @@ def task_callback(
 ) -> None:
     meta = ml_model_metadata.get_extra()
     options: dict[str, Any] = {**hw_constraints.get_extra(), **meta}
+    options.setdefault("keywords", list(ml_model_metadata.keywords))
     goal = ml_model_metadata.ml_model_metadata[0].strip() if ml_model_metadata.ml_model_metadata else ""
     ctx = Context.build(goal, options, app_requirements, hw_constraints)
 
@@ -186,22 +264,33 @@ def task_callback(
         _fill_user_model(ml_model, user, ctx, options, extra)
         return
 
-    excluded: list[dict[str, str]] = []
-    pool = ctx.candidates(excluded)
+    excluded: list[dict[str, Any]] = []
     selected_by = "ranking"
     wanted = str(options.get("model_selected") or "").strip()
-    if wanted:
+    arch_entry = user_architecture_entry(options, goal)
+    pool: list[ModelEntry]
+    if arch_entry is not None:
+        pool, selected_by = [arch_entry], "architecture"
+    elif wanted:
         entry = models().find(wanted)
         if entry is None:
-            excluded.append(
-                _excl(wanted, "model_selected", "not a catalogue model or an .onnx file; chose by ranking")
+            close = models().closest(wanted)
+            raise ValueError(
+                f"extra_data.model_selected: {wanted!r} is not a catalogue model, an alias or an .onnx file; "
+                f"closest catalogue names: {', '.join(close) or 'none'}"
             )
-        elif fold(entry.name) in ctx.restrained:
+        if fold(entry.name) in ctx.restrained:
+            pool = ctx.candidates(excluded)
             excluded.append(
                 _excl(entry.name, "model_restrains", "model_selected is in model_restrains; chose by ranking")
             )
         else:
             pool, selected_by = [entry], "model_selected"
+    else:
+        pool = ctx.candidates(excluded)
+        if ctx.model_parameters is not None:
+            pool = ctx.nearest_size(pool, excluded)
+            selected_by = "model_parameters"
 
     assessed = [assess(entry, ctx) for entry in pool]
     feasible = [a for a in assessed if a.exclusion is None]
@@ -212,7 +301,7 @@ def task_callback(
                 ctx.warnings.append(f"model_selected {a.entry.name}: {a.exclusion[1]}")
                 feasible.append(a)
             else:
-                excluded.append(_excl(a.entry.name, *a.exclusion))
+                excluded.append({**_excl(a.entry.name, *a.exclusion), **a.relax})
     ranking = rank(feasible, ctx.energy_weight)
     extra["selected_by"] = selected_by
     extra["candidates"] = [r.to_json(i + 1, ranking[0]) for i, r in enumerate(ranking[:TOP_N])]
@@ -221,21 +310,35 @@ def task_callback(
     if ctx.warnings:
         extra["warnings"] = list(ctx.warnings)
 
+    extra["excluded"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in extra["excluded"]]
+    if any(g["not_comparable"] for g in quality_groups(ranking)):
+        extra["quality_note"] = quality_note(ranking)
+
     if not ranking:
         ml_model.model = NO_MODEL
         ml_model.model_path = NO_MODEL_PATH
         ml_model.model_properties = ""
         ml_model.target_latency = 0.0
         extra["explanation"] = explain_no_model(goal, excluded)
+        extra["no_model"] = no_model_report(goal, excluded, ctx)
         ml_model.set_extra({"error_code": NO_MODEL, "error": NO_MODEL_ERROR, **extra})
         return
 
     best = ranking[0]
-    path = hwr.catalogue_file(best.entry)
     ml_model.model = best.entry.name
-    ml_model.model_path = str(path)
     props = model_properties(best.entry, ctx, weights=hwr.weights_mode(best.entry))
     props["estimate"] = best.figures()
+    if best.entry.analytic:
+        # No ONNX graph: HW_RESOURCES costs it from its architecture / published figures.
+        ml_model.model_path = MODEL_PATH_SCHEME + best.entry.name
+        props["weights"] = "none (analytic: no graph is built)"
+        extra["input_batch_note"] = "no input_batch: the model is costed analytically, without a graph"
+        ml_model.model_properties = json.dumps(props, sort_keys=True)
+        ml_model.target_latency = ctx.target_latency_s
+        ml_model.set_extra(extra)
+        return
+    path = hwr.catalogue_file(best.entry)
+    ml_model.model_path = str(path)
     _maybe_input_batch(ml_model, path, ctx, options, props, extra)
     ml_model.model_properties = json.dumps(props, sort_keys=True)
     ml_model.target_latency = ctx.target_latency_s
@@ -270,6 +373,16 @@ class Context:
     auto: bool
     energy_weight: float
     warnings: list[str] = field(default_factory=list)
+    precision_explicit: bool = True
+    languages: tuple[str, ...] = ()
+    multilingual: bool = False
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
+    num_devices: int = 1
+    training: bool = False
+    chat: bool = False
+    model_parameters: float | None = None
 
     @classmethod
     def build(
@@ -288,7 +401,11 @@ class Context:
         for name in restrained_names:
             entry = models().find(name)
             restrained.add(fold(entry.name) if entry is not None else fold(name))
-        batch = positive_int(options.get("batch_size", 1), "extra_data.batch_size", MAX_BATCH)
+        typed = typed_requirements(app_requirements, options)
+        batch = positive_int(
+            options.get("batch_size", typed.get("batch_size", 1)), "extra_data.batch_size", MAX_BATCH
+        )
+        precision_explicit = bool(options.get("precision"))
         precision = str(options.get("precision") or "fp32")
         if precision not in rl.PRECISION_BYTES:
             raise ValueError(
@@ -315,6 +432,25 @@ class Context:
             return float(v) if isinstance(v, float) and v > 0 else None
 
         latency_ms = num("max_latency_ms")
+        languages, multilingual = requested_languages(typed.get("languages"))
+        words_ = {w for k in keywords_of(options) for w in words(k)}
+        training = any(typed.get(k) not in (None, "", 0) for k in TRAINING_KEYS) or bool(
+            words_ & TRAINING_WORDS
+        )
+        if options.get("mode") in ("training", "inference"):
+            training = options.get("mode") == "training"
+        size = typed.get("model_parameters")
+        input_tokens = count_of(typed, "input_tokens")
+        if (
+            input_tokens is None
+            and words_ & LONG_WORDS
+            and goal in GENERATIVE_GOALS | {"text-classification"}
+        ):
+            input_tokens = LONG_INPUT_TOKENS
+            warnings.append(
+                f"input_tokens not stated; 'long' documents taken as {LONG_INPUT_TOKENS} tokens "
+                "(state input_tokens to change it)"
+            )
         return cls(
             goal=goal,
             modalities=modalities,
@@ -336,7 +472,58 @@ class Context:
             auto=auto,
             energy_weight=energy_weight(options),
             warnings=warnings,
+            precision_explicit=precision_explicit,
+            languages=languages,
+            multilingual=multilingual,
+            input_tokens=input_tokens,
+            output_tokens=count_of(typed, "output_tokens"),
+            diffusion_steps=count_of(typed, "diffusion_steps") or DEFAULT_DIFFUSION_STEPS,
+            num_devices=count_of(typed, "num_devices") or 1,
+            training=training,
+            chat=bool(words_ & CHAT_WORDS),
+            model_parameters=positive_number(size, "model_parameters") if size not in (None, "") else None,
         )
+
+    def precision_for(self, entry: ModelEntry) -> str:
+        """The stated precision, else the one the model is released and usually run in."""
+        return self.precision if self.precision_explicit else entry.default_precision
+
+    def nearest_size(self, pool: list[ModelEntry], excluded: list[dict[str, Any]]) -> list[ModelEntry]:
+        """The candidates of about ``model_parameters`` (within ``SIZE_BAND``); refuses with the
+        nearest names when the goal has none of that size."""
+        assert self.model_parameters is not None
+        want = self.model_parameters
+        band = [m for m in pool if want / SIZE_BAND <= m.parameters <= want * SIZE_BAND]
+        if not band:
+            nearest = sorted(pool, key=lambda m: (abs(math.log(m.parameters / want)), m.name))[:5]
+            names = ", ".join(f"{m.name} ({tfm.human(m.parameters)})" for m in nearest) or "none"
+            raise ValueError(
+                f"model_parameters: no {self.goal or 'catalogue'} model of about "
+                f"{tfm.human(want)} parameters "
+                f"(within {SIZE_BAND}x) for these requirements; nearest: {names}"
+            )
+        for m in pool:
+            if m not in band:
+                excluded.append(
+                    _excl(
+                        m.name,
+                        "model_parameters",
+                        f"{tfm.human(m.parameters)} parameters, not about {tfm.human(want)}",
+                    )
+                )
+        return self.prefer_chat(band, excluded)
+
+    def prefer_chat(self, pool: list[ModelEntry], excluded: list[dict[str, Any]]) -> list[ModelEntry]:
+        """Chat/instruction models only, when the description asks for chat and some are left."""
+        if not (self.chat and self.goal == "text-generation"):
+            return pool
+        chat = [m for m in pool if {"chat", "instruct"} & set(m.tags)]
+        if not chat:
+            return pool
+        for m in pool:
+            if m not in chat:
+                excluded.append(_excl(m.name, "chat", "a base model; the description asks for chat"))
+        return chat
 
     @property
     def target_latency_s(self) -> float:
@@ -376,13 +563,137 @@ class Context:
         for m in pool:
             if fold(m.name) in self.restrained:
                 excluded.append(_excl(m.name, "model_restrains", "proposed before (model_restrains)"))
-            else:
-                out.append(m)
-        return out
+                continue
+            missing = [code for code in self.languages if not m.covers([code])]
+            if missing:
+                excluded.append(
+                    _excl(
+                        m.name,
+                        "languages",
+                        f"does not cover {', '.join(missing)} (covers {_langs(m)})",
+                        missing=missing,
+                    )
+                )
+                continue
+            if self.multilingual and m.languages and len(m.languages) < MULTILINGUAL_MIN_LANGUAGES:
+                excluded.append(
+                    _excl(
+                        m.name,
+                        "languages",
+                        f"covers {len(m.languages)} languages; 'multilingual' asks for "
+                        f">= {MULTILINGUAL_MIN_LANGUAGES}",
+                        missing=["multilingual"],
+                    )
+                )
+                continue
+            if self.input_tokens and m.context and m.modality == "text" and self.input_tokens > m.context:
+                excluded.append(
+                    _excl(
+                        m.name,
+                        "context",
+                        f"context {m.context} tokens < input_tokens {self.input_tokens}",
+                        need=float(self.input_tokens),
+                        limit=float(m.context),
+                        unit="tokens",
+                    )
+                )
+                continue
+            out.append(m)
+        return out if self.model_parameters is not None else self.prefer_chat(out, excluded)
 
 
-def _excl(model: str, constraint: str, reason: str) -> dict[str, str]:
-    return {"model": model, "constraint": constraint, "reason": reason}
+def _excl(
+    model: str,
+    constraint: str,
+    reason: str,
+    *,
+    need: float | None = None,
+    limit: float | None = None,
+    unit: str = "",
+    missing: list[str] | None = None,
+) -> dict[str, Any]:
+    """One excluded candidate. ``need``/``limit`` (and ``missing`` languages) let the NO_MODEL
+    report compute the smallest relaxation; keys starting with ``_`` are not published."""
+    out: dict[str, Any] = {"model": model, "constraint": constraint, "reason": reason}
+    if need is not None and limit is not None:
+        out.update({"_need": need, "_limit": limit, "_unit": unit})
+    if missing:
+        out["_missing"] = list(missing)
+    return out
+
+
+def _langs(m: ModelEntry) -> str:
+    return ", ".join(m.languages) if len(m.languages) <= 8 else f"{len(m.languages)} languages"
+
+
+def typed_requirements(
+    app_requirements: AppRequirements | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The extracted requirements (typed), with explicit ``extra_data`` keys of the same name on top."""
+    typed: dict[str, Any] = {}
+    if app_requirements is not None:
+        raw = app_requirements.get_extra().get("requirements")
+        if isinstance(raw, Mapping):
+            typed.update(raw)
+        for k, v in parse_requirements(app_requirements).items():
+            typed.setdefault(k, v)
+    for key in (
+        "languages",
+        "input_tokens",
+        "output_tokens",
+        "num_devices",
+        "model_parameters",
+        "diffusion_steps",
+        "batch_size",
+        *TRAINING_KEYS,
+    ):
+        if options.get(key) not in (None, ""):
+            typed[key] = options[key]
+    return typed
+
+
+def requested_languages(raw: Any) -> tuple[tuple[str, ...], bool]:
+    """(ISO 639-1 codes, multilingual?) of the ``languages`` requirement (list or comma text)."""
+    if raw in (None, ""):
+        return (), False
+    items = raw.split(",") if isinstance(raw, str) else list(raw) if isinstance(raw, list | tuple) else None
+    if items is None:
+        raise ValueError(f"languages: expected ISO 639-1 codes (list or comma-separated), got {raw!r}")
+    codes = [str(c).strip().casefold() for c in items if str(c).strip()]
+    multilingual = "multilingual" in codes
+    codes = [c for c in codes if c != "multilingual"]
+    for c in codes:
+        if not re.fullmatch(r"[a-z]{2,3}", c):
+            raise ValueError(f"languages: {c!r} is not an ISO 639-1 code (e.g. 'fr', 'es')")
+    return tuple(dict.fromkeys(codes)), multilingual
+
+
+def keywords_of(options: Mapping[str, Any]) -> list[str]:
+    out = [str(k) for k in options.get("keywords") or [] if isinstance(k, str)]
+    for key in ("problem_short_description", "problem_definition", "description"):
+        if isinstance(options.get(key), str):
+            out.append(options[key])
+    return out
+
+
+def count_of(typed: Mapping[str, Any], key: str) -> int | None:
+    value = typed.get(key)
+    if value in (None, ""):
+        return None
+    number = positive_number(value, key)
+    if number != int(number):
+        raise ValueError(f"{key}: expected a whole number, got {value!r}")
+    return int(number)
+
+
+def positive_number(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: expected a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{key}: expected a positive number, got {value!r}")
+    return number
 
 
 def resolve_modalities(raw: str) -> tuple[str, ...]:
@@ -439,6 +750,7 @@ class DeviceFit:
     latency_s: float
     power_w: float
     fits_memory: bool
+    method: str = "whole-model roofline from catalogue MACs (HW_RESOURCES refines per operator)"
 
     @property
     def energy_per_batch_j(self) -> float:
@@ -455,6 +767,11 @@ class Assessment:
     quality_norm: float = 0.0
     energy_norm: float = 0.0
     score: float = 0.0
+    precision: str = "fp32"
+    memory_mb: float = 0.0  # what must fit the devices: training state, or weights (+ KV cache)
+    memory_what: str = "weights"
+    per: str = "inference"  # what the energy is per: inference, or answer (generated)
+    relax: dict[str, Any] = field(default_factory=dict)  # need/limit of the exclusion, for NO_MODEL
 
     @property
     def energy_j(self) -> float:
@@ -467,8 +784,13 @@ class Assessment:
             "parameters": self.entry.parameters,
             "macs": self.entry.macs,
             "weights_mb": self.weights_mb,
+            "precision": self.precision,
+            "memory_mb": self.memory_mb,
+            "memory_counted": self.memory_what,
             "quality": {"metric": q.metric, "value": q.value, "dataset": q.dataset},
         }
+        if self.entry.active_parameters:
+            out["active_parameters"] = self.entry.active_parameters
         if self.device is not None:
             out.update(
                 {
@@ -476,7 +798,8 @@ class Assessment:
                     "quick_latency_s": self.device.latency_s,
                     "power_w": self.device.power_w,
                     "energy_per_inference_j": self.energy_j,
-                    "method": "whole-model roofline from catalogue MACs (HW_RESOURCES refines per operator)",
+                    "energy_per": self.per,
+                    "method": self.device.method,
                 }
             )
         return out
@@ -495,20 +818,25 @@ class Assessment:
 
 
 def assess(entry: ModelEntry, ctx: Context) -> Assessment:
-    weights_mb = entry.parameters * rl.PRECISION_BYTES[ctx.precision] / 1e6
-    a = Assessment(entry, weights_mb, None, ctx.batch, None)
+    precision = ctx.precision_for(entry)
+    weights_mb = entry.parameters * rl.PRECISION_BYTES[precision] / 1e6
+    a = Assessment(entry, weights_mb, None, ctx.batch, None, precision=precision)
+    a.memory_mb, a.memory_what = memory_needed_mb(entry, ctx, precision)
+    a.per = "answer" if generative(entry, ctx.goal) else "inference"
     if ctx.max_parameters is not None and entry.parameters > ctx.max_parameters:
         a.exclusion = (
             "max_parameters",
             f"{entry.parameters / 1e6:.3g} M parameters > max_parameters {ctx.max_parameters / 1e6:.3g} M",
         )
+        a.relax = {"_need": float(entry.parameters), "_limit": ctx.max_parameters, "_unit": "parameters"}
         return a
     if ctx.memory_limit_mb is not None and weights_mb > ctx.memory_limit_mb:
         a.exclusion = (
             "memory",
-            f"{ctx.precision} weights {weights_mb:.1f} MB > limit {ctx.memory_limit_mb:g} MB "
+            f"{precision} weights {weights_mb:.1f} MB > limit {ctx.memory_limit_mb:g} MB "
             f"({ctx.memory_source})",
         )
+        a.relax = {"_need": weights_mb, "_limit": ctx.memory_limit_mb, "_unit": "MB"}
         return a
     quality = quality_violation(entry, ctx.quality_limits)
     if quality is not None:
@@ -516,7 +844,7 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
         return a
     if not ctx.devices:
         return a
-    fits = [device_fit(entry, d, ctx) for d in ctx.devices]
+    fits = [device_fit(entry, d, ctx, precision, a.memory_mb) for d in ctx.devices]
     in_memory = [f for f in fits if f.fits_memory]
     if not in_memory:
         largest = max(ctx.devices, key=lambda d: d.memory_gb)
@@ -526,11 +854,19 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
             if constraint == "deployment"
             else "the memory of any allowed device"
         )
+        count = f"{ctx.num_devices} x " if ctx.num_devices > 1 else ""
         a.exclusion = (
             constraint,
-            f"{ctx.precision} weights {weights_mb:.1f} MB do not fit {where} (largest: {largest.name}, "
-            f"{largest.memory_gb * 1000:g} MB)",
+            f"{a.memory_what} {a.memory_mb:.1f} MB do not fit {where} (largest: {count}{largest.name}, "
+            f"{ctx.num_devices * largest.memory_gb * 1000:g} MB)",
         )
+        a.relax = {
+            "_need": a.memory_mb,
+            "_limit": ctx.num_devices * largest.memory_gb * 1000.0,
+            "_unit": "MB",
+            "_device": largest.name,
+            "_device_mb": largest.memory_gb * 1000.0,
+        }
         return a
     meeting = in_memory
     if ctx.max_latency_s is not None:
@@ -542,6 +878,7 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
                 f"estimated {fastest.latency_s * 1000:.3g} ms for a batch of {ctx.batch} on "
                 f"{fastest.hw.name} (fastest allowed device) > max_latency_ms {ctx.max_latency_s * 1000:g}",
             )
+            a.relax = {"_need": fastest.latency_s * 1000, "_limit": ctx.max_latency_s * 1000, "_unit": "ms"}
             return a
     if ctx.max_power_w is not None:
         within = [f for f in meeting if f.power_w <= ctx.max_power_w]
@@ -551,17 +888,106 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
                 "power",
                 f"{frugal.power_w:.3g} W on {frugal.hw.name} > max_power_w {ctx.max_power_w:g}",
             )
+            a.relax = {"_need": frugal.power_w, "_limit": ctx.max_power_w, "_unit": "W"}
             return a
         meeting = within
     a.device = min(meeting, key=lambda f: (f.energy_per_batch_j, f.latency_s, f.hw.name))
     return a
 
 
-def device_fit(entry: ModelEntry, device: HardwareEntry, ctx: Context) -> DeviceFit:
-    quick = rl.quick_estimate(entry.macs, entry.parameters, device, ctx.batch, ctx.precision)
-    power = pw.device_power_w(device, pw.default_utilisation(device.device_class))
-    weights_mb = entry.parameters * rl.PRECISION_BYTES[ctx.precision] / 1e6
-    return DeviceFit(device, quick.latency_s, power, weights_mb <= device.memory_gb * 1000.0)
+def generative(entry: ModelEntry, goal: str) -> bool:
+    """True when an answer of ``entry`` for ``goal`` is generated token by token (costed per answer)."""
+    spec = entry.transformer
+    return spec is not None and spec.kind != "encoder" and goal in GENERATIVE_GOALS
+
+
+def memory_needed_mb(entry: ModelEntry, ctx: Context, precision: str) -> tuple[float, str]:
+    """(MB that must fit the devices, what it counts). Training: mixed-precision Adam state plus
+    activations (``TransformerSpec.training_memory``; 16 bytes per parameter for other models).
+    Inference: the weights, plus the KV cache of one batch for a generative transformer."""
+    spec = entry.transformer
+    if ctx.training:
+        if spec is not None:
+            seq = min(spec.context, ctx.input_tokens or DEFAULT_TRAINING_SEQUENCE)
+            mem = spec.training_memory(batch=ctx.batch, sequence=max(seq, 1))
+            return mem.total / 1e6, "training memory (weights, gradients, Adam states, activations)"
+        return (
+            entry.parameters * tfm.ADAM_MIXED_BYTES_PER_PARAM / 1e6,
+            "training memory (16 bytes per parameter)",
+        )
+    weights = entry.parameters * rl.PRECISION_BYTES[precision] / 1e6
+    if spec is not None and generative(entry, ctx.goal):
+        tokens = (ctx.input_tokens or entry.input_shape[-1]) + (
+            ctx.output_tokens or DEFAULT_OUTPUT_TOKENS.get(ctx.goal, 128)
+        )
+        tokens = min(tokens, spec.context) if spec.kind == "decoder" else tokens
+        kv = spec.kv_cache_bytes_per_token(precision) * tokens * ctx.batch / 1e6
+        return weights + kv, f"{precision} weights + KV cache of {tokens} tokens x batch {ctx.batch}"
+    return weights, f"{precision} weights"
+
+
+def answer_seconds(entry: ModelEntry, hw: HardwareEntry, ctx: Context, precision: str) -> tuple[float, str]:
+    """Screening latency of one batch on ``ctx.num_devices`` x ``hw`` (ideal sharding), and the method.
+
+    Generative transformers: prefill of the input, then one decode step per generated token at the
+    middle context, each step bounded by compute or by reading the weights and KV cache (the
+    transformer module's figures). Pipelines (diffusion): the parts run once plus the per-step part
+    x ``diffusion_steps``. Everything else: the whole-model roofline of the catalogue MACs."""
+    eff = rl.efficiency_for(hw)
+    peak, bandwidth = rl.device_rates(hw, precision)
+    peak *= ctx.num_devices
+    bandwidth *= ctx.num_devices
+    spec = entry.transformer
+    if spec is not None and generative(entry, ctx.goal):
+        n_out = ctx.output_tokens or DEFAULT_OUTPUT_TOKENS.get(ctx.goal, 128)
+        if spec.kind == "encoder-decoder" and spec.encoder_context:
+            n_in = spec.encoder_context  # speech: 30 s of audio frames per window
+        else:
+            n_in = ctx.input_tokens or entry.input_shape[-1]
+            if spec.kind == "decoder":
+                n_in = min(n_in, spec.context)
+        weights = spec.weights_bytes(precision, active=spec.experts > 1)
+        prefill = max(
+            spec.prefill_flops(n_in) * ctx.batch / (peak * eff.compute), weights / (bandwidth * eff.memory)
+        )
+        mid = (n_in if spec.kind == "decoder" else 1) + n_out // 2
+        step = spec.decode_step(
+            mid,
+            batch=ctx.batch,
+            precision=precision,
+            encoder_tokens=n_in if spec.kind == "encoder-decoder" else 0,
+        )
+        decode = max(step.flops / (peak * eff.compute), step.bytes / (bandwidth * eff.memory))
+        once = (
+            sum(c.macs for c in entry.components if c.runs == "once") * 2.0 * ctx.batch / (peak * eff.compute)
+        )
+        return prefill + n_out * decode + once, (
+            f"per answer: prefill {n_in} tokens + {n_out} generated tokens (memory-bound decode), "
+            f"{precision}, {ctx.num_devices} x {hw.name}"
+        )
+    macs = float(entry.macs)
+    method = "whole-model roofline from catalogue MACs (HW_RESOURCES refines per operator)"
+    if any(c.runs == "per-step" for c in entry.components):
+        once_macs = sum(c.macs for c in entry.components if c.runs == "once")
+        step_macs = sum(c.macs for c in entry.components if c.runs == "per-step")
+        macs = once_macs + step_macs * ctx.diffusion_steps
+        method = f"per image: {ctx.diffusion_steps} denoising steps + text encoders and VAE once"
+    quick = rl.quick_estimate(macs, entry.parameters, hw, ctx.batch, precision)
+    return quick.latency_s / ctx.num_devices if ctx.num_devices > 1 else quick.latency_s, method
+
+
+def device_fit(
+    entry: ModelEntry,
+    device: HardwareEntry,
+    ctx: Context,
+    precision: str | None = None,
+    memory_mb: float | None = None,
+) -> DeviceFit:
+    precision = precision or ctx.precision_for(entry)
+    latency, method = answer_seconds(entry, device, ctx, precision)
+    power = pw.device_power_w(device, pw.default_utilisation(device.device_class)) * ctx.num_devices
+    need = memory_mb if memory_mb is not None else memory_needed_mb(entry, ctx, precision)[0]
+    return DeviceFit(device, latency, power, need <= ctx.num_devices * device.memory_gb * 1000.0, method)
 
 
 def _comparable_value(metric: str, value: float, words_: tuple[str, ...]) -> float | None:
@@ -592,9 +1018,9 @@ def rank(feasible: Sequence[Assessment], weight: float) -> list[Assessment]:
     """Score and sort (see the module docstring, step 4)."""
     if not feasible:
         return []
-    groups: dict[str, list[Assessment]] = {}
+    groups: dict[tuple[str, str], list[Assessment]] = {}
     for a in feasible:
-        groups.setdefault(a.entry.quality.metric.strip().casefold(), []).append(a)
+        groups.setdefault(quality_key(a.entry), []).append(a)
     for members in groups.values():
         signed = [
             m.entry.quality.value if m.entry.quality.higher_is_better else -m.entry.quality.value
@@ -617,11 +1043,36 @@ def rank(feasible: Sequence[Assessment], weight: float) -> list[Assessment]:
     )
 
 
+def quality_key(entry: ModelEntry) -> tuple[str, str]:
+    """Figures are compared only on the same metric and the same dataset."""
+    q = entry.quality
+    return q.metric.strip().casefold(), q.dataset.strip().casefold()
+
+
+def quality_groups(ranking: Sequence[Assessment]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for a in ranking:
+        groups.setdefault(quality_key(a.entry), []).append(a.entry.name)
+    return [
+        {"metric": k[0], "dataset": k[1], "models": v, "not_comparable": len(v) == 1 and len(ranking) > 1}
+        for k, v in groups.items()
+    ]
+
+
+def quality_note(ranking: Sequence[Assessment]) -> str:
+    alone = [g["models"][0] for g in quality_groups(ranking) if g["not_comparable"]]
+    return (
+        f"quality not comparable for {', '.join(alone[:10])}{' ...' if len(alone) > 10 else ''}: no other "
+        "candidate reports the same metric on the same dataset, so each gets the neutral 0.5 and the "
+        "ranking rests on energy for them"
+    )
+
+
 def why(a: Assessment, rank_: int, top: Assessment) -> str:
     q = a.entry.quality
     figures = f"quality {a.quality_norm:.2f} ({q.metric} {q.value:g} on {q.dataset})"
     if a.device is not None:
-        figures += f", energy {a.energy_norm:.2f} ({a.energy_j:.3g} J/inference on {a.device.hw.name})"
+        figures += f", energy {a.energy_norm:.2f} ({a.energy_j:.3g} J/{a.per} on {a.device.hw.name})"
     if rank_ == 1:
         return f"best score {a.score:.3f}: {figures}"
     gap = top.score - a.score
@@ -636,7 +1087,64 @@ def why(a: Assessment, rank_: int, top: Assessment) -> str:
     return f"score {a.score:.3f}, {gap:.3f} below #1: {reason}; {figures}"
 
 
-def explain_no_model(goal: str, excluded: Sequence[Mapping[str, str]]) -> str:
+def no_model_report(goal: str, excluded: Sequence[Mapping[str, Any]], ctx: Context) -> dict[str, str]:
+    """``{"message", "binding_constraint", "relaxation"}``: the constraint that excluded the
+    candidate closest to feasible, and the smallest change that admits a model."""
+    message = explain_no_model(goal, excluded)
+    if not goal or not models().for_goal(goal):
+        return {
+            "message": message,
+            "binding_constraint": "goal",
+            "relaxation": "describe the problem with a goal the catalogue serves "
+            "(sustainml catalogue models)",
+        }
+    numeric = [e for e in excluded if "_need" in e and e["_limit"] > 0]
+    if numeric:
+        best = min(numeric, key=lambda e: (e["_need"] / e["_limit"], e["model"]))
+        unit, need, limit = best["_unit"], best["_need"], best["_limit"]
+        constraint = best["constraint"]
+        if constraint in ("device memory", "deployment") and "_device_mb" in best:
+            devices = math.ceil(need / best["_device_mb"])
+            relax = (
+                f"{devices} x {best['_device']} (now {ctx.num_devices}), or hardware with "
+                f"{need:.0f} MB in total; admits {best['model']}"
+            )
+        elif constraint == "context":
+            relax = f"shorten the input to {limit:.0f} tokens or fewer (chunk it); admits {best['model']}"
+        else:
+            word = "lower" if constraint == "context" else "raise"
+            relax = (
+                f"{word} the {constraint} limit from {limit:.4g} to {need:.4g} {unit}; admits {best['model']}"
+            )
+        return {"message": message, "binding_constraint": constraint, "relaxation": relax}
+    langs = [e for e in excluded if e["constraint"] == "languages"]
+    if langs:
+        best = min(langs, key=lambda e: (len(e.get("_missing", [])), e["model"]))
+        missing = ", ".join(best.get("_missing", []))
+        return {
+            "message": message,
+            "binding_constraint": "languages",
+            "relaxation": f"drop the language requirement {missing}; admits {best['model']}",
+        }
+    counts: dict[str, int] = {}
+    for e in excluded:
+        counts[e["constraint"]] = counts.get(e["constraint"], 0) + 1
+    binding = max(sorted(counts), key=lambda c: counts[c]) if counts else "none"
+    hint = {
+        "quality": "lower the quality requirement (min_*/max_wer) to a figure a model publishes",
+        "model_restrains": "allow a model proposed before (clear model_restrains)",
+        "modality": "state another input modality",
+        "chat": "accept a base (non-chat) model",
+    }.get(binding, f"relax the {binding} requirement")
+    return {"message": message, "binding_constraint": binding, "relaxation": hint}
+
+
+def _num(value: float) -> str:
+    """1234.5 -> '1,235'; 12.34 -> '12.3': readable limits in relaxation texts."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def explain_no_model(goal: str, excluded: Sequence[Mapping[str, Any]]) -> str:
     if not goal:
         return "no goal: ML_MODEL_METADATA gave none (see its extra_data.error)"
     if not models().for_goal(goal):
@@ -660,7 +1168,7 @@ def model_properties(
 ) -> dict[str, Any]:
     """``MLModel.model_properties`` of a catalogue model (as JSON-ready dict)."""
     q = entry.quality
-    return {
+    out: dict[str, Any] = {
         "name": entry.name,
         "family": entry.family,
         "goals": list(entry.goals),
@@ -681,14 +1189,36 @@ def model_properties(
         "year": entry.year,
         "source": entry.source,
         "estimated_fields": list(entry.estimated),
+        "languages": list(entry.languages),
+        "context": entry.context,
+        "default_precision": entry.default_precision,
+        "analytic": entry.analytic,
         "synthetic": True,
         "weights": "random_seeded" if weights == "random" else "zeros",
         "input_shape": list(entry.input_shape),
         "input_dtype": entry.input_dtype,
         "batch_size": ctx.batch if ctx is not None else 1,
-        "precision": ctx.precision if ctx is not None else "fp32",
+        "precision": ctx.precision_for(entry) if ctx is not None else entry.default_precision,
         "catalogue": True,
     }
+    if entry.architecture is not None:
+        out["architecture"] = dict(entry.architecture)
+        spec = entry.transformer
+        assert spec is not None
+        out["architecture_summary"] = spec.describe()
+        out["active_parameters"] = spec.active_parameters()
+    if entry.components:
+        out["components"] = [
+            {"name": c.name, "parameters": c.parameters, "runs": c.runs, "macs": c.macs}
+            for c in entry.components
+        ]
+    if ctx is not None:
+        out["num_devices"] = ctx.num_devices
+        out["mode"] = "training" if ctx.training else "inference"
+        if ctx.input_tokens:
+            out["input_tokens"] = ctx.input_tokens
+        out["output_tokens"] = ctx.output_tokens or DEFAULT_OUTPUT_TOKENS.get(ctx.goal, 0)
+    return out
 
 
 def input_specs(path: Path, batch: int, dims: Mapping[str, int]) -> list[tuple[str, list[int], Any]]:
@@ -786,6 +1316,108 @@ def _maybe_raw_model(
 # ------------------------------------------------------------------------------------------------
 # User models
 # ------------------------------------------------------------------------------------------------
+
+
+#: Largest config.json read from the allowed model directories.
+CONFIG_MAX_BYTES: Final = 1_000_000
+
+
+def user_architecture_entry(options: Mapping[str, Any], goal: str) -> ModelEntry | None:
+    """The model the user describes by its shape: ``extra_data.architecture`` as an object (the
+    catalogue's architecture fields) or as the path of a Hugging Face ``config.json`` inside the
+    allowed model directories (``hw_resources.user_model_dirs``). Costed analytically; refused
+    with a ValueError naming the field when it cannot describe a transformer."""
+    raw = options.get("architecture")
+    if raw is None or raw == "":
+        return None
+    name = str(options.get("model_name") or "").strip()
+    if isinstance(raw, Mapping):
+        try:
+            spec = tfm.from_architecture(raw, where="extra_data.architecture")
+        except tfm.ArchitectureError as exc:
+            raise ValueError(str(exc)) from None
+        arch = dict(raw)
+        origin = "extra_data.architecture"
+    elif isinstance(raw, str):
+        path = _config_path(raw)
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            spec = tfm.from_hf_config(config, where=f"extra_data.architecture ({path.name})")
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"extra_data.architecture: cannot read {path}: {exc}") from None
+        except tfm.ArchitectureError as exc:
+            raise ValueError(str(exc)) from None
+        arch = architecture_dict(spec)
+        origin = f"extra_data.architecture: {path}"
+        name = name or str(config.get("_name_or_path") or path.parent.name or "user-architecture")
+    else:
+        raise ValueError(
+            "extra_data.architecture: expected an object or the path of a config.json, "
+            f"got {type(raw).__name__}"
+        )
+    params = spec.parameters()
+    tokens = min(128, spec.context)
+    from sustainml.catalogue.schema import Quality
+
+    return ModelEntry(
+        name=name or "user-architecture",
+        family="Transformer (user architecture)",
+        goals=(goal,) if goal else ("text-generation",),
+        modality="text",
+        input_shape=(1, tokens),
+        input_dtype="int64",
+        parameters=params,
+        macs=int(spec.prefill_flops(tokens) / 2),
+        quality=Quality(metric="none", value=0.0, dataset="not published", source=origin),
+        licence="unknown (user-provided)",
+        year=0,
+        source=origin,
+        builder="",
+        architecture=arch,
+        context=spec.context,
+        default_precision="bf16",
+        active_parameters=spec.active_parameters() if spec.experts > 1 else 0,
+        estimated=("parameters", "macs"),
+    )
+
+
+def architecture_dict(spec: tfm.TransformerSpec) -> dict[str, Any]:
+    """The catalogue ``architecture`` object of ``spec`` (non-default fields only)."""
+    from dataclasses import fields
+
+    default = tfm.TransformerSpec(layers=1, hidden=1, heads=1, ffn=1, vocab=1, context=1)
+    out: dict[str, Any] = {}
+    for f in fields(spec):
+        value = getattr(spec, f.name)
+        if f.name in ("layers", "hidden", "heads", "ffn", "vocab", "context") or value != getattr(
+            default, f.name
+        ):
+            out[f.name] = value
+    if spec.kind == "encoder-decoder":
+        out.pop("layers", None)
+    return out
+
+
+def _config_path(raw: str) -> Path:
+    """A config.json inside the allowed model directories (relative paths looked up in each)."""
+    dirs = hwr.user_model_dirs()
+    text = raw.strip().strip("'\"")
+    given = Path(text).expanduser()
+    candidates = [given] if given.is_absolute() else [d / given for d in dirs]
+    for candidate in candidates:
+        real = candidate.resolve()
+        if candidate.is_dir():
+            real = (candidate / "config.json").resolve()
+        if not any(real.is_relative_to(d) for d in dirs):
+            continue
+        if real.is_file():
+            if real.stat().st_size > CONFIG_MAX_BYTES:
+                raise ValueError(f"extra_data.architecture: {real} is larger than {CONFIG_MAX_BYTES} bytes")
+            return real
+    raise ValueError(
+        f"extra_data.architecture: no config.json {text!r} inside the allowed model directories "
+        f"({', '.join(str(d) for d in dirs)}; set {hwr.MODEL_DIRS_ENV})"
+    )
 
 
 @dataclass(frozen=True)
@@ -950,7 +1582,12 @@ def _model_from_goal(req: RequestType, res: ResponseType, args: list[str]) -> No
             return
         if family and "fpga" in hw_name.casefold() and fold(family) in ("cnns", "cnn"):
             chosen = _unets() or chosen  # upstream: CNNs on an FPGA list the U-Net models
-        chosen = [m for m in chosen if m.weights_mb_fp32 <= device.memory_gb * 1000.0]
+        # weights at the precision each model is released in (fp32 for the small graph-built ones)
+        chosen = [
+            m
+            for m in chosen
+            if m.parameters * rl.PRECISION_BYTES[m.default_precision] / 1e6 <= device.memory_gb * 1000.0
+        ]
     if family:
         want = fold(family).removesuffix("s")
         chosen = [m for m in chosen if want and want in fold(m.family)]
@@ -988,7 +1625,7 @@ def _card(m: ModelEntry, score: float, goal: str) -> dict[str, Any]:
         "downloads": 0,
         "likes": 0,
         "pipeline_tag": goal if goal in m.goals else m.goals[0],
-        "library_name": "onnx",
+        "library_name": "analytic" if m.analytic else "onnx",
         "tags": sorted({*m.goals, m.modality, m.family, *m.aliases}),
         "cardData": {
             "license": m.licence,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-#: "real-time" with no number: 100 ms, the interactive-response heuristic proposed in
-#: estimation-sources.md section 14 (estimate; ~0.1 s is the classic "feels instantaneous" limit,
+#: "real-time" with no number: 100 ms, an interactive-response heuristic (docs/estimation.md;
+#: an estimate; ~0.1 s is the classic "feels instantaneous" limit,
 #: Nielsen, Usability Engineering, 1993).
 REALTIME_LATENCY_MS: Final = 100.0
 
@@ -34,7 +34,7 @@ SIZE_UNIT_MB: Final[dict[str, float]] = {
     "terabytes": 1024.0 * 1024.0,
 }
 
-#: Sentinels the GUI and downstream stages key on (upstream-behaviour.md section 16).
+#: Sentinels the original framework's GUI and downstream stages key on.
 NO_MODEL: Final = "NO_MODEL"
 NO_MODEL_PATH: Final = "N/A"
 NO_MODEL_ERROR: Final = "No suitable model found for the given problem."

@@ -90,11 +90,12 @@ function outputsOf(detail) {
 function summaryOf(detail) {
   const d = outputsOf(detail);
   const { p, i } = tid(d.task_id || {});
-  const head = { p, i, state: d.state, error: d.error || null, note: d.note || null };
+  const head = { p, i, state: d.state, error: d.error || null, note: d.note || null, alerts: d.alerts || [] };
   if (d.summary && !d.ML_MODEL && !d.HW_RESOURCES && !d.CARBON_FOOTPRINT) {
     const f = d.summary;
     return {
       ...head,
+      alerts: f.alerts || [],
       goal: f.goal ?? null,
       model: f.model ?? null,
       hardware: f.hardware ?? null,
@@ -112,7 +113,7 @@ function summaryOf(detail) {
   const co2 = d.CARBON_FOOTPRINT || null;
   // NO_MODEL / Error: the zeros downstream are not figures of anything; show them as missing
   // (the server's list summary applies the same rule).
-  const none = model !== null && MODEL_SENTINELS.has(model.model);
+  const none = (model !== null && MODEL_SENTINELS.has(model.model)) || head.alerts.some((a) => a.kind === "no_model");
   const fig = (rec, name) => (rec && !none ? rec[name] : null);
   return {
     ...head,
@@ -133,10 +134,15 @@ function problemsOf(detail) {
   const d = outputsOf(detail);
   const out = [];
   if (d.error) out.push(`Task failed: ${d.error}`);
+  for (const a of d.alerts || []) { // the server's findings: what changes the meaning of the result
+    if (a.kind === "needs_clarification") continue; // shown next to the goal
+    out.push(alertText(a));
+  }
   const meta = d.ML_MODEL_METADATA;
   if (meta && meta.extra_data && meta.extra_data.error) out.push(`Error in node ML Model Metadata: ${meta.extra_data.error}`);
   const model = d.ML_MODEL;
-  if (model && model.model === "NO_MODEL") out.push("No suitable model found for this task. Please refine the problem or constraints.");
+  const explained = (d.alerts || []).some((a) => a.kind === "no_model");
+  if (model && model.model === "NO_MODEL" && !explained) out.push("No suitable model found for this task. Please refine the problem or constraints.");
   else if (model && model.model === "Error") out.push(`Error in node ML Model Provider: ${(model.extra_data || {}).error || "unknown"}`);
   const hw = d.HW_RESOURCES;
   if (hw && /error/i.test(hw.hw_description || "")) out.push(`Error in node HW Resource: ${hw.hw_description}`);
@@ -148,8 +154,39 @@ function problemsOf(detail) {
   return [...new Set(out)];
 }
 
+/** One line for an alert of the API (kind, node, title, details). */
+function alertText(a) {
+  const label = { binding_constraint: "Binding constraint", relaxation: "What would help", violations: "Violations" };
+  const first = a.title ? a.title.charAt(0).toUpperCase() + a.title.slice(1) : a.kind;
+  const details = Object.entries(a.details || {})
+    .filter(([k]) => !(k === "violations" && a.title.includes(String(a.details[k]))))
+    .map(([k, v]) => `${label[k] || k}: ${v}.`);
+  return [`${first}.`, ...details].join(" ");
+}
+
 function stateBadge(state) {
   return el("span", { class: `badge state-${state || "unknown"}` }, state || "unknown");
+}
+
+/** The state, or what the result really is when every stage ran but nothing fits. */
+function resultBadges(s) {
+  const out = [stateBadge(s.state)];
+  const kinds = new Set((s.alerts || []).map((a) => a.kind));
+  if (kinds.has("no_model")) out.push(" ", el("span", { class: "badge alert-no-model", title: "ML_MODEL found no feasible model" }, "no feasible model"));
+  if (kinds.has("constraints_not_met")) out.push(" ", el("span", { class: "badge alert-constraints" }, "constraints not met"));
+  if (kinds.has("needs_clarification")) out.push(" ", el("span", { class: "badge alert-clarify" }, "needs clarification"));
+  return out;
+}
+
+/** The question the task encoder needs answered, if any (from the alerts or the record). */
+function clarificationOf(d) {
+  const a = (d.alerts || []).find((x) => x.kind === "needs_clarification");
+  if (a) return a.title.replace(/^needs clarification:\s*/, "");
+  const extra = (d.ML_MODEL_METADATA && d.ML_MODEL_METADATA.extra_data) || {};
+  const q = extra.needs_clarification;
+  if (!q) return "";
+  if (typeof q === "string") return q;
+  return q.question || "";
 }
 
 function unitCell(value, unit) {
@@ -538,6 +575,12 @@ async function onSubmit(ev) {
   button.disabled = true;
   try {
     const body = readForm();
+    if (!store.iterateFrom && !body.problem_short_description && !body.problem_definition && !store.datasetPath) {
+      // Nothing to work on: refused here (the server refuses it too), so no task fails for it.
+      showFieldError({ status: 422, field: "problem_short_description",
+        message: "Describe the problem first (the description is empty), e.g. \"detect defects in photos of welded seams\"." });
+      return;
+    }
     let id;
     if (store.iterateFrom) {
       id = await api.iterate(store.iterateFrom.p, store.iterateFrom.i, body);
@@ -807,12 +850,28 @@ function renderTabs() {
   $("#problem-panel").hidden = !ps.length;
   for (const p of ps) {
     const selected = p === store.activeProblem;
+    const description = descriptionOf(p);
     tabs.append(el("button", {
       type: "button", role: "tab", id: `tab-${p}`, "aria-selected": selected ? "true" : "false",
       "aria-controls": "problem-panel", tabindex: selected ? "0" : "-1", dataset: { problem: String(p) },
-    }, `Problem ${p}`));
+      title: description ? `Problem ${p}: ${description}` : `Problem ${p}`,
+    }, el("span", { class: "tab-id" }, `Problem ${p}`),
+    description ? el("span", { class: "tab-description" }, shorten(description, 32)) : null));
   }
   $("#problem-panel").setAttribute("aria-labelledby", `tab-${store.activeProblem}`);
+}
+
+/** The description of problem p (its first known iteration's, which later ones inherit). */
+function descriptionOf(p) {
+  for (const row of iterationsOf(p)) {
+    const d = row.USER_INPUT ? row.USER_INPUT.problem_short_description : row.problem_short_description;
+    if (d) return String(d);
+  }
+  return "";
+}
+
+function shorten(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1).trimEnd()}…` : text;
 }
 
 async function showResults(p) {
@@ -870,7 +929,7 @@ function renderIterations(p, details) {
     body.append(el("tr", { dataset: { iteration: String(s.i), state: s.state || "" } },
       el("td", {}, box),
       el("th", { scope: "row" }, el("a", { href: `#task/${p}/${s.i}` }, `Iteration ${s.i}`)),
-      el("td", {}, stateBadge(s.state)),
+      el("td", {}, ...resultBadges(s)),
       el("td", {}, s.goal || "–"),
       el("td", {}, s.model || "–"),
       el("td", {}, s.hardware || "–"),
@@ -905,9 +964,9 @@ async function openDetail(p, i) {
     alert.textContent = problemsFound.join(" ");
     const input = d.USER_INPUT || {};
     kv($("#detail-summary"), [
-      ["State", stateBadge(d.state)],
+      ["State", el("span", {}, ...resultBadges(s))],
       ["Description", input.problem_short_description || "–"],
-      ["Problem (goal)", s.goal || "–"],
+      ["Problem (goal)", goalCell(s.goal, clarificationOf(d))],
       ["ML model", s.model || "–"],
       ["Hardware", s.hardware || "–"],
       ["Latency", withUnit(s.latency, UNITS.latency), exact(s.latency, UNITS.latency)],
@@ -940,6 +999,11 @@ async function openDetail(p, i) {
   } catch (err) {
     reportError(`Task ${p}.${i}`, err);
   }
+}
+
+function goalCell(goal, question) {
+  if (!question) return goal || "–";
+  return el("span", {}, goal || "–", " ", el("span", { class: "clarify", role: "note" }, el("strong", {}, "Needs clarification: "), question));
 }
 
 async function reiterate(p, i) {

@@ -33,7 +33,10 @@ function goalPanel(meta) {
     extra.confidence !== undefined ? `, confidence ${percent(Number(extra.confidence) * 100)}` : ""));
   if (extra.reason) body.push(para("Why: ", String(extra.reason)));
   if (extra.needs_clarification) {
-    body.push(el("p", { class: "warn" }, "Low confidence: a more specific description (or choosing the goal) would help."));
+    const q = extra.needs_clarification;
+    const question = typeof q === "string" ? q : (q && q.question) || "";
+    body.push(el("p", { class: "warn" }, el("strong", {}, "Needs clarification: "),
+      question || "a more specific description (or choosing the goal) would help."));
   }
   const top = arr(extra.top_goals);
   if (top.length) {

@@ -1,0 +1,50 @@
+"""The training and forecast validation tables: every row sourced, inputs as published, the
+product's estimator doing the arithmetic, unscored rows saying why."""
+
+from __future__ import annotations
+
+import pytest
+
+from sustainml.catalogue import hardware
+from sustainml.validation import forecast, training
+
+
+def test_at_least_twenty_runs_each_citing_its_source_and_method() -> None:
+    rows = training.load()
+    assert len(rows) >= 20
+    for row in rows:
+        assert row["source"] and row["method"] and row["published_tco2e"] > 0
+        assert row["device_hours"] > 0 and row["power"]["kind"] in ("measured", "tdp", "stated")
+        assert (row.get("pue") is not None) or row.get("pue_setting")
+        assert (row.get("intensity_kg_per_kwh") is not None) or row.get("region")
+        device = training.inputs(row, forecast=False).device
+        assert hardware().get(device).name == device
+
+
+def test_a_row_by_hand_gpt3() -> None:
+    # Patterson et al. 2021: 3,552,000 V100-hours x 330 W x PUE 1.10 = 1,289 MWh; x 0.429 kg/kWh
+    gpt3 = next(r for r in training.load() if r["name"] == "GPT-3 175B")
+    est, kg = training.estimate(gpt3, forecast=False)
+    assert est.energy_wh == pytest.approx(3_552_000 * 330 * 1.10)
+    assert kg == pytest.approx(3_552_000 * 330 * 1.10 / 1000 * 0.429)
+
+
+def test_the_training_table_scores_rows_and_explains_the_rest() -> None:
+    table = training.run()
+    assert len(table.rows) == len(training.load())
+    unscored = [r for r in table.rows if r["carbon_ratio"] is None]
+    assert unscored and all(r["note"].startswith("not scored: ") for r in unscored)
+    assert {c.column for c in table.criteria} == {"energy_ratio", "carbon_ratio"}
+
+
+def test_the_forecast_uses_size_and_tokens_not_the_published_hours() -> None:
+    llama = next(r for r in training.load() if r["name"] == "LLaMA 7B")
+    given = training.inputs(llama, forecast=True)
+    assert "training_device_hours" not in given.values and "training_power_w" not in given.values
+    est, _ = training.estimate(llama, forecast=True)
+    assert est.flops == pytest.approx(6 * 6.7e9 * 1e12) and est.mfu == 0.4
+    table = forecast.run()
+    assert len(table.rows) == len(training.load())
+    skipped = [r for r in table.rows if r["carbon_ratio"] is None]
+    assert all(r["note"].startswith("not scored: ") for r in skipped)
+    assert len(skipped) < len(table.rows) / 2
