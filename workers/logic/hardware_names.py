@@ -583,6 +583,6 @@ def hardware_in_text(text: str) -> str | None:
     for token in _TOKEN.findall(text):
         bare = token[3:] if token.lower().startswith("ml.") else token  # SageMaker's "ml.p4d.24xlarge"
         if table.find(bare) is not None and any(ch.isdigit() for ch in bare) and len(bare) > 3:
-            return bare
+            return str(bare)
     found = _TPU_IN_TEXT.search(text)
     return found.group(0) if found else None
