@@ -64,6 +64,8 @@ def inputs(row: dict[str, Any], *, forecast: bool) -> Inputs:
         values["training_tokens"] = row["training_tokens"]
         if row.get("active_parameters"):
             values["active_parameters"] = row["active_parameters"]
+        # Facts the row's sources state (MFU, architecture, target tokens), each quoted in the row.
+        values.update(paper_inputs(row))
     else:
         values["training_device_hours"] = row["device_hours"]
         if row["power"]["kind"] == "measured":
@@ -77,6 +79,17 @@ def inputs(row: dict[str, Any], *, forecast: bool) -> Inputs:
     else:
         g = table_intensity(str(row["region"])).g_per_kwh
     return Inputs(spec.device, values, spec.stated_power_w, g)
+
+
+def paper_inputs(row: dict[str, Any]) -> dict[str, Any]:
+    """The forecast inputs the row's sources state (``forecast_inputs.values``); every one must be
+    quoted in ``forecast_inputs.quotes``."""
+    given = row.get("forecast_inputs") or {}
+    values: dict[str, Any] = dict(given.get("values") or {})
+    unquoted = sorted(set(values) - set(given.get("quotes") or {}))
+    if unquoted:
+        raise ValueError(f"{row['name']}: forecast_inputs {', '.join(unquoted)} without a quote")
+    return values
 
 
 def estimate(row: dict[str, Any], *, forecast: bool) -> tuple[TrainingEstimate, float]:
