@@ -50,6 +50,13 @@ with their sources):
   cross-attention keys/values, target tokens (``target_tokens``, default as many as the input)
   through the rest of the decoder and the output head; 6·N·D on the whole model would count
   every token through both stacks.
+- **Attention scores**, when the architecture is known (model catalogue or
+  ``extra_data.architecture``): + 6 x layers x sequence length x attention width FLOPs per token
+  (Kaplan et al. 2020, table 1: the causal count), sequence length ``sequence_length`` else the
+  architecture's context up to 4,096 (long-context models pre-train mostly at 4,096 tokens and
+  extend at the end: Qwen2.5 technical report, arXiv:2412.15115). The MFU sources above count
+  attention FLOPs too (PaLM, appendix B; MosaicML, over the full square), so omitting them would
+  understate the work those MFUs were measured on.
 - **Interruptions and restarts** of a forecast run: up to +10 % time on the high end of the
   range (Meta reports more than 90 % effective training time with 466 interruptions in 54 days
   on 16k GPUs, Llama 3 paper, arXiv:2407.21783, section 3.3.4); the point figure assumes none.
@@ -103,6 +110,8 @@ VOLTA_TRANSFORMER_MFU: Final = 0.24
 VOLTA_TRANSFORMER_MFU_RANGE: Final = (0.2, 0.3)
 #: Device-name prefixes of the Volta generation in the hardware catalogue.
 VOLTA_PREFIXES: Final = ("V100",)
+#: Training sequence length when none is stated: the architecture's context, at most this.
+DEFAULT_SEQUENCE_LENGTH: Final = 4096
 #: Upper end of the time lost to interruptions and restarts of a forecast run (fraction of the
 #: forecast time): widens the high end of the range only.
 RESTART_OVERHEAD_HIGH: Final = 0.1
@@ -182,6 +191,11 @@ REF_SEQ2SEQ_FLOPS: Final = (
     "encoder-decoder: 6 FLOPs per weight and token through it; input tokens pass the encoder and the "
     "cross-attention keys/values, target tokens the rest of the decoder and the output head "
     "(sustainml.estimate.transformer.seq2seq_training_flops)"
+)
+REF_SEQUENCE_DEFAULT: Final = (
+    "training sequence length = the architecture's context, at most 4,096: long-context models are "
+    "pre-trained mostly at 4,096 tokens and extended at the end (Qwen2.5 technical report, "
+    "arXiv:2412.15115, section 3); set extra_data.sequence_length"
 )
 REF_TARGET_TOKENS: Final = (
     "assumption: as many target (decoder) tokens as input tokens, as in translation; span-corruption "
@@ -547,6 +561,8 @@ def _work(
         or active_parameters
         or number_setting(extra, "model_parameters")
     )
+    if params is None and spec is not None:
+        params = float(spec.active_parameters())
     if params is not None and tokens is None:
         samples = number_setting(extra, "training_samples")
         per_sample = number_setting(extra, "input_tokens")
@@ -571,6 +587,8 @@ def _work(
         lines.append(
             f"training FLOPs = 6 x {fmt(params)} parameters x {fmt(tokens)} tokens = {fmt(flops)} FLOP"
         )
+        if spec is not None:
+            flops += _attention_work(extra, assumptions, lines, spec, tokens)
         return flops, "transformer"
     if forward_flops is not None and forward_flops > 0:
         samples_f, samples_source, samples_ref = _samples(extra, maximum_samples, minimum_samples)
@@ -601,6 +619,30 @@ def _architecture(extra: Mapping[str, Any], given: TransformerSpec | None) -> Tr
     if raw is None:
         return given
     return from_architecture(raw, where="extra_data.architecture")
+
+
+def _attention_work(
+    extra: Mapping[str, Any],
+    assumptions: dict[str, Assumption],
+    lines: list[str],
+    spec: TransformerSpec,
+    tokens: float,
+) -> float:
+    """Attention-score FLOPs of a decoder's training on ``tokens``, when its shape is known."""
+    given = number_setting(extra, "sequence_length", minimum=1, strict_minimum=False, integer=True)
+    sequence = min(spec.context, DEFAULT_SEQUENCE_LENGTH) if given is None else int(given)
+    assumptions["sequence_length"] = (
+        Assumption(sequence, "user", "extra_data.sequence_length")
+        if given is not None
+        else Assumption(sequence, "architecture", REF_SEQUENCE_DEFAULT)
+    )
+    d_attn = spec.heads * spec.dim_head
+    per_token = TRANSFORMER_FLOPS_PER_PARAM_TOKEN * spec.layers * sequence * d_attn
+    lines.append(
+        f"attention FLOPs = 6 x {spec.layers} layers x {sequence} sequence x {d_attn} attention width x "
+        f"{fmt(tokens)} tokens = {fmt(per_token * tokens)} FLOP (Kaplan et al. 2020; causal)"
+    )
+    return per_token * tokens
 
 
 def _seq2seq_work(

@@ -30,6 +30,7 @@ from sustainml.catalogue import hardware
 from sustainml.estimate.carbon import carbon_kg, table_intensity
 from sustainml.estimate.training import TrainingEstimate, estimate_training
 from sustainml.validation.table import Criterion, Table
+from sustainml.workers.logic.carbon_footprint import catalogue_spec
 from sustainml.workers.logic.hardware_names import parse_hardware
 
 DATA = "training_runs.json"
@@ -95,11 +96,15 @@ def paper_inputs(row: dict[str, Any]) -> dict[str, Any]:
 def estimate(row: dict[str, Any], *, forecast: bool) -> tuple[TrainingEstimate, float]:
     """(the training estimate, its kgCO2e) for ``row``."""
     given = inputs(row, forecast=forecast)
+    # A forecast knows the model's shape when the user names a catalogue model, as CARBON_FOOTPRINT
+    # looks it up.
+    named = row.get("catalogue_model") if forecast else None
     est = estimate_training(
         given.values,
         device=hardware().get(given.device),
         forward_flops=None,
         stated_power_w=given.stated_power_w,
+        architecture=catalogue_spec(str(named), given.values) if named else None,
     )
     return est, carbon_kg(est.energy_wh, given.g_per_kwh)
 
