@@ -3,12 +3,15 @@ device-hours (``sustainml eval published --part forecast``).
 
 Same rows as the ``training`` part (``data/training_runs.json``). The forecast is what
 CARBON_FOOTPRINT computes when a user gives ``model_parameters`` (``active_parameters`` for a
-mixture of experts) and ``training_tokens`` with the hardware: 6·N·D training FLOPs at the
-device's dense bf16 peak and the default transformer MFU (0.4, sources in
-``sustainml.estimate.training``), at the rated power (or the power written with the hardware
-name, as model cards do; a measured average is not known before a run), with the row's PUE and
-grid. Rows are not scored where the method cannot apply (a search over many models, distillation
-from larger teachers, an unknown token count or active-parameter count), each with the reason.
+mixture of experts) and ``training_tokens`` with the hardware, naming the model (its catalogue
+shape adds attention FLOPs; an encoder-decoder counts each stack on its own tokens): training
+FLOPs at the device's dense bf16 peak and the MFU of its hardware generation (sources in
+``sustainml.estimate.training``, none of them a row here), at the rated power (or the power
+written with the hardware name, as model cards do; a measured average is not known before a
+run), with the row's PUE and grid. A row may carry facts its source states (``forecast_inputs``:
+MFU, architecture, sequence length, target tokens), each quoted in the row. Rows are not scored
+where the method cannot apply (a search over many models, distillation from larger teachers, an
+unknown token count or active-parameter count), each with the reason.
 
 Criterion: carbon within 35 % of the published figure on at least 80 % of the scored rows.
 """
