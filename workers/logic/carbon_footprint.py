@@ -20,7 +20,9 @@ catalogue, else HW_RESOURCES' ``flops``/``macs``. The hardware is HW_RESOURCES' 
 
 UserInput.extra_data keys read: ``training_flops``, ``training_samples``, ``epochs``,
 ``training_device_hours``, ``num_devices``, ``mfu``, ``training_precision``,
-``training_utilisation``, ``pue``, ``inferences``, ``carbon_intensity``, ``num_outputs``,
+``training_utilisation``, ``pue``, ``training_tokens``, ``model_parameters``,
+``active_parameters``, ``architecture``, ``sequence_length``, ``target_tokens``, ``inferences``,
+``carbon_intensity``, ``num_outputs``,
 ``model_restrains``, ``model_selected``. ``$SUSTAINML_GRID_CI`` overrides the intensity too
 (``extra_data.carbon_intensity`` wins over it).
 
