@@ -845,7 +845,7 @@ def utilisation_override(options: Mapping[str, Any]) -> float | None:
 
 
 #: Words of a latency requirement that ask for keeping up with a stream rather than for a number.
-_REAL_TIME_WORDS: Final = re.compile(r"real[\s-]*time|realtime|live|stream", re.IGNORECASE)
+_REAL_TIME_WORDS: Final = re.compile(r"\b(?:real[\s-]*time|realtime|live|stream\w*)\b", re.IGNORECASE)
 #: The real-time factor a "real time" audio requirement is judged on: processing no slower than
 #: the audio arrives.
 REAL_TIME_FACTOR_LIMIT: Final = 1.0
