@@ -196,8 +196,8 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 )
 @click.option("--continent", help="Continent, used when the region is unknown.")
 @click.option("--goal", help="Force the ML goal instead of inferring it.")
-@click.option("--min-samples", type=int, help="minimum_samples")
-@click.option("--max-samples", type=int, help="maximum_samples")
+@click.option("--min-samples", type=int, help="Fewest training samples you have (UserInput.minimum_samples).")
+@click.option("--max-samples", type=int, help="Most training samples you have (UserInput.maximum_samples).")
 @click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
 @click.option(
     "--previous-iteration",
@@ -515,7 +515,7 @@ def _print_result(r: TaskResult, *, full: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Complete result as JSON.")
 @click.pass_context
 def result(ctx: click.Context, problem_id: int, iteration_id: int, full: bool, as_json: bool) -> None:
-    """Show the stored result of task PROBLEM_ID ITERATION_ID."""
+    """Show the stored result of task PROBLEM_ID ITERATION_ID (default iteration 1)."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         res = client.result(_task_id(problem_id, iteration_id))
     if as_json:
@@ -532,7 +532,7 @@ def _task_id(p: int, i: int) -> TaskId:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Node status per type and per replica, from the orchestrator's heartbeat registry."""
@@ -681,7 +681,8 @@ def config(ctx: click.Context, node: str, request: str, timeout: float | None) -
 @click.argument("iteration_id", type=int, required=False)
 @click.pass_context
 def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None) -> None:
-    """Cancel a task (default: the latest unfinished one)."""
+    """Cancel a task (default: the latest unfinished one). A task that has already finished is left
+    as it ended: the command says so and exits with 1."""
     if (problem_id is None) != (iteration_id is None):
         _fail("give both PROBLEM_ID and ITERATION_ID, or neither (the latest unfinished task)")
     tid = _task_id(problem_id, iteration_id) if problem_id is not None and iteration_id is not None else None

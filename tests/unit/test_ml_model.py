@@ -71,7 +71,7 @@ def expected_ranking(goal: str, device: str, weight: float = 0.5) -> list[tuple[
     power = pw.device_power_w(hw, pw.default_utilisation(hw.device_class))
     rows = []
     eff = rl.efficiency_for(hw)  # the device class's default engine (compiled on GPUs)
-    for m in models().for_goal(goal):
+    for m in filter(ml_model.costable, models().for_goal(goal)):  # the others are never ranked
         latency = max(
             2 * m.macs / (hw.peak() * eff.compute),
             m.parameters * 4 / (hw.memory_bandwidth_gbs * 1e9 * eff.memory),
@@ -130,9 +130,13 @@ def test_memory_and_parameter_limits_exclude_with_reasons() -> None:
     ex = excluded(out)
     assert ex["resnet-50"]["constraint"] == "memory"
     assert "102.2 MB > limit 30 MB (hw_constraints.max_memory_footprint)" in ex["resnet-50"]["reason"]
-    heavy = {m.name for m in models().for_goal("image-classification") if m.parameters * 4 / 1e6 > 30}
+    heavy = {
+        m.name
+        for m in filter(ml_model.costable, models().for_goal("image-classification"))
+        if m.parameters * 4 / 1e6 > 30
+    }
     assert {"resnet-18", "resnet-50", "vit-b-16", "convnext-tiny"} <= heavy  # 47, 102, 346, 114 MB
-    assert set(ex) == heavy
+    assert {name for name, e in ex.items() if e["constraint"] == "memory"} == heavy
     assert out.get_extra()["limits"]["memory_limit_mb"] == 30.0
     out = run("image-classification", ["T4"], reqs=["max_parameters=5000000"])
     ex = excluded(out)
@@ -148,7 +152,7 @@ def test_latency_requirement_uses_the_quick_roofline_on_the_hardware() -> None:
     out = run("image-classification", ["Raspberry-Pi-5"], reqs=["max_latency_ms=50"])
     ex = excluded(out)
     pi = hardware().get("Raspberry-Pi-5")
-    for entry in models().for_goal("image-classification"):
+    for entry in filter(ml_model.costable, models().for_goal("image-classification")):
         quick = rl.quick_estimate(entry.macs, entry.parameters, pi)
         if quick.latency_s > 0.05:
             assert ex[entry.name]["constraint"] == "latency"
@@ -160,11 +164,11 @@ def test_latency_requirement_uses_the_quick_roofline_on_the_hardware() -> None:
 
 def test_quality_requirement_excludes_comparable_models_only() -> None:
     out = run("image-classification", ["T4"], reqs=["min_accuracy=0.8"])
-    # ViT-H/14 (88.6 % at 518 px) also meets it; CLIP's zero-shot accuracies do not
+    # ViT-H/14 (88.6 % at 518 px) also meets it; CLIP (published figures only) is never ranked
     assert {c["name"] for c in out.get_extra()["candidates"]} == {"vit-b-16", "convnext-tiny", "vit-h-14"}
     assert excluded(out)["resnet-18"]["constraint"] == "quality"
     detection = run("object-detection", ["T4"], reqs=["min_accuracy=0.99"])  # mAP is not accuracy
-    assert not excluded(detection)
+    assert all(e["constraint"] == "costing" for e in excluded(detection).values())
 
 
 def test_deployment_class_excludes_models_no_allowed_device_can_hold() -> None:
@@ -176,7 +180,8 @@ def test_deployment_class_excludes_models_no_allowed_device_can_hold() -> None:
     )
     assert out.model == "NO_MODEL"
     for e in out.get_extra()["excluded"]:
-        assert e["constraint"] == "deployment" and "embedded device" in e["reason"]
+        if e["constraint"] != "costing":  # published-figures-only entries are never ranked
+            assert e["constraint"] == "deployment" and "embedded device" in e["reason"]
 
 
 def test_auto_hardware_gives_each_model_its_lowest_energy_device() -> None:

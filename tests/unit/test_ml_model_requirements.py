@@ -181,3 +181,27 @@ def test_every_catalogue_model_can_be_screened_on_a_gpu_and_a_cpu() -> None:
                 fit = ml_model.device_fit(entry, device, ctx)
                 assert 0 < fit.latency_s < 1e6, (entry.name, goal, device.name)
                 assert ml_model.memory_needed_mb(entry, ctx, entry.default_precision)[0] > 0, entry.name
+
+
+def test_models_no_stage_can_cost_are_listed_not_proposed() -> None:
+    out = run("tabular-regression", ["T4"])
+    assert out.model in {"mlp-california", "ft-transformer-california"}
+    reasons = {e["model"]: e for e in out.get_extra()["excluded"]}
+    assert reasons["catboost-california"]["constraint"] == "costing"
+    with pytest.raises(ValueError, match=r"model_selected: catboost-california .* cannot estimate it"):
+        run("tabular-regression", ["T4"], model_selected="catboost-california")
+
+
+def test_a_model_named_in_the_description_is_honoured() -> None:
+    out = run(
+        "question-answering",
+        ["H100"],
+        problem_short_description="answer customer questions with Llama 2 7B chat on 4 H100s",
+        num_devices=4,
+    )
+    assert out.model == "llama-2-7b-chat" and out.get_extra()["selected_by"] == "description"
+    assert ml_model.named_in_text("serve meta-llama/Llama-3.1-70B-Instruct") is models().get(
+        "llama-3.1-70b-instruct"
+    )
+    assert ml_model.named_in_text("transcribe what people whisper in a bloom of noise") is None
+    assert ml_model.named_in_text("fine-tune a 7B chat model on 8 A100s") is None

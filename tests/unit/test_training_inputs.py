@@ -233,3 +233,8 @@ def test_local_cpu_is_the_entry_hw_resources_measured(monkeypatch: pytest.Monkey
     assert cb.find_hardware("local-cpu") is measured
     t = run({"training_device_hours": 1}, device="local-cpu").get_extra()["training"]
     assert t["power_w_per_device"] == pytest.approx(123.0)
+
+
+def test_accelerators_of_one_cloud_take_that_providers_pue() -> None:
+    assert run({"training_device_hours": 1}, device="TPU-v4").get_extra()["training"]["pue"] == 1.12
+    assert run({"training_device_hours": 1}, device="Trainium").get_extra()["training"]["pue"] == 1.20

@@ -252,9 +252,21 @@ def _stated_power(choice: hc.HardwareChoice, device: HardwareEntry | None) -> fl
     )
 
 
-def _location_pue(grid: GridIntensity) -> Pue | None:
+#: Accelerators rented from one cloud only: their site is that provider's.
+ONE_CLOUD: Final[dict[str, str]] = {"TPU-": "gcp", "Trainium": "aws", "Inferentia": "aws"}
+
+
+def _location_pue(grid: GridIntensity, device: HardwareEntry | None = None) -> Pue | None:
+    """The PUE the site implies: the cloud region's provider, else the only cloud that rents the
+    device (TPUs: Google Cloud; Trainium, Inferentia: AWS), else None (the class default)."""
     cloud = grid.cloud_region
-    return PUE_SETTINGS.get(cloud.provider) if cloud is not None else None
+    if cloud is not None:
+        return PUE_SETTINGS.get(cloud.provider)
+    if device is not None:
+        provider = next((p for prefix, p in ONE_CLOUD.items() if device.name.startswith(prefix)), None)
+        if provider is not None:
+            return PUE_SETTINGS[provider]
+    return None
 
 
 def _training_block(
@@ -300,7 +312,7 @@ def _stated_run(user_input: UserInput, incoming: dict[str, Any], hw: HWResource)
         device=device,
         forward_flops=None,
         stated_power_w=_stated_power(ctx.choice, device),
-        default_pue_setting=_location_pue(ctx.grid),
+        default_pue_setting=_location_pue(ctx.grid, device),
     )
     block, kg, lines = _training_block(training, ctx.grid.g_per_kwh, device)
     return {
@@ -351,7 +363,7 @@ def _estimate(
         fallback_power_w=hw.power_consumption,
         fallback_rate=fallback_rate,
         stated_power_w=_stated_power(ctx.choice, device),
-        default_pue_setting=_location_pue(grid),
+        default_pue_setting=_location_pue(grid, device),
         active_parameters=active,
     )
     ci = grid.g_per_kwh

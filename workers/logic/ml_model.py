@@ -19,6 +19,9 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
      (``hw_resources.user_model_dirs``): costed analytically (``estimate.transformer``).
    - ``model_parameters`` ("a 7B model"): the goal's models within ``SIZE_BAND`` (1.35x) of that
      size compete in the ranking; none of that size -> refused with the nearest sizes.
+   - A catalogue name or alias written in the description ("... with Llama-3.1-70B-Instruct on 4
+     H100s") counts as ``model_selected`` when none is given (``selected_by: description``):
+     spans of up to 4 words with a digit, '-' or '/' (so "whisper" or "bloom" as words are not).
    - A description asking for chat ("chat", "assistant", "instruct") keeps chat/instruction models
      of a text-generation goal when there are any.
 2. **Candidates**: catalogue models whose goals include the goal (``ml_model_metadata[0]``), of the
@@ -26,7 +29,10 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    would leave no model), minus ``model_restrains``, minus models that do not cover every requested
    language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
    context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
-   said in ``warnings``).
+   said in ``warnings``), minus entries with published figures only (no graph, transformer shape
+   or per-step components: DETR, RetinaNet, SAM, CLIP, TCN, N-BEATS, trees), which HW_RESOURCES
+   cannot cost (constraint ``costing``; naming one in ``model_selected`` is refused with the
+   reason).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
    - memory: weights (parameters x bytes of the precision, MB) <= the smaller non-zero of
@@ -237,7 +243,7 @@ def task_callback(
         "goal": goal,
         "modality": ctx.modality_note,
         "batch_size": ctx.batch,
-        "precision": ctx.precision,
+        "precision": ctx.precision if ctx.precision_explicit else "each model's default_precision",
         "devices": ctx.device_note,
         "limits": ctx.limits_dict(),
         "ranking_rule": RANKING_RULE,
@@ -268,6 +274,11 @@ def task_callback(
     selected_by = "ranking"
     wanted = str(options.get("model_selected") or "").strip()
     arch_entry = user_architecture_entry(options, goal)
+    if not wanted and arch_entry is None:
+        named = named_in_text(" ".join(str(options.get(k) or "") for k in DESCRIPTION_KEYS))
+        if named is not None and costable(named):
+            wanted = named.name
+            extra["model_named_in_description"] = named.name
     pool: list[ModelEntry]
     if arch_entry is not None:
         pool, selected_by = [arch_entry], "architecture"
@@ -279,13 +290,21 @@ def task_callback(
                 f"extra_data.model_selected: {wanted!r} is not a catalogue model, an alias or an .onnx file; "
                 f"closest catalogue names: {', '.join(close) or 'none'}"
             )
+        if not costable(entry):
+            raise ValueError(
+                f"extra_data.model_selected: {entry.name} has only published figures in the catalogue "
+                "(no graph, transformer architecture or per-step components), so HW_RESOURCES cannot "
+                f"estimate it; models of its goal that can be costed: "
+                f"{', '.join(m.name for m in models().for_goal(entry.goals[0]) if costable(m))[:300]}"
+            )
         if fold(entry.name) in ctx.restrained:
             pool = ctx.candidates(excluded)
             excluded.append(
                 _excl(entry.name, "model_restrains", "model_selected is in model_restrains; chose by ranking")
             )
         else:
-            pool, selected_by = [entry], "model_selected"
+            pool = [entry]
+            selected_by = "description" if "model_named_in_description" in extra else "model_selected"
     else:
         pool = ctx.candidates(excluded)
         if ctx.model_parameters is not None:
@@ -564,6 +583,9 @@ class Context:
             if fold(m.name) in self.restrained:
                 excluded.append(_excl(m.name, "model_restrains", "proposed before (model_restrains)"))
                 continue
+            if not costable(m):
+                excluded.append(_excl(m.name, "costing", NOT_COSTABLE))
+                continue
             missing = [code for code in self.languages if not m.covers([code])]
             if missing:
                 excluded.append(
@@ -668,9 +690,30 @@ def requested_languages(raw: Any) -> tuple[tuple[str, ...], bool]:
     return tuple(dict.fromkeys(codes)), multilingual
 
 
+DESCRIPTION_KEYS: Final = ("problem_short_description", "problem_definition", "description")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def named_in_text(text: str) -> ModelEntry | None:
+    """The catalogue model a description names ("... with a Llama-3.1-70B-Instruct model",
+    "Llama 2 7B chat"): the longest span of up to 4 words that is a catalogue name or alias and
+    looks like a model name (a digit, '-' or '/' in it, at least 4 characters), so common words
+    that are also aliases ("whisper", "bloom", "sam") are not taken for a model."""
+    tokens = _TOKEN.findall(text)
+    for size in (4, 3, 2, 1):
+        for i in range(len(tokens) - size + 1):
+            span = " ".join(tokens[i : i + size])
+            if len(span) < 4 or not re.search(r"[0-9/-]", span):
+                continue
+            entry = models().find(span)
+            if entry is not None:
+                return entry
+    return None
+
+
 def keywords_of(options: Mapping[str, Any]) -> list[str]:
     out = [str(k) for k in options.get("keywords") or [] if isinstance(k, str)]
-    for key in ("problem_short_description", "problem_definition", "description"):
+    for key in DESCRIPTION_KEYS:
         if isinstance(options.get(key), str):
             out.append(options[key])
     return out
@@ -893,6 +936,21 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
         meeting = within
     a.device = min(meeting, key=lambda f: (f.energy_per_batch_j, f.latency_s, f.hw.name))
     return a
+
+
+NOT_COSTABLE: Final = (
+    "no ONNX graph builder, transformer architecture or per-step components in the catalogue: "
+    "HW_RESOURCES cannot estimate it (name it in model_selected to see why)"
+)
+
+
+def costable(entry: ModelEntry) -> bool:
+    """True when HW_RESOURCES can cost the entry: a graph to build, a transformer shape, or a
+    pipeline with a per-step part. Catalogue entries with published figures only (DETR, RetinaNet,
+    SAM, CLIP, TCN, N-BEATS, gradient-boosted trees) are listed but not proposed by the ranking."""
+    if not entry.analytic or entry.transformer is not None:
+        return True
+    return any(c.runs == "per-step" and c.macs > 0 for c in entry.components)
 
 
 def generative(entry: ModelEntry, goal: str) -> bool:
