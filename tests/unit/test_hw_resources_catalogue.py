@@ -59,6 +59,14 @@ def test_the_catalogue_has_every_kind_of_entry() -> None:
     assert all(kinds.values()), {k: len(v) for k, v in kinds.items()}
 
 
+def test_costing_method_names_a_method_for_every_entry() -> None:
+    methods = {m.name: hw_resources.costing_method(m) for m in models()}
+    assert all(methods.values()), [n for n, m in methods.items() if not m]
+    assert methods["catboost-higgs"] == "trees" and methods["detr-resnet-50"] == "published"
+    assert methods["resnet-50"] == "graph" and methods["llama-3.1-8b"] == "serving"
+    assert methods["stable-diffusion-xl-base-1.0"] == "serving"
+
+
 @pytest.mark.parametrize("name", ENTRIES)
 def test_every_entry_is_costed_on_a_server_cpu(name: str) -> None:
     out = run(models().get(name), ["EPYC-9654"])

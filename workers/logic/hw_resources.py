@@ -453,6 +453,22 @@ def cost_without_graph(
     hw.set_extra(extra)
 
 
+def costing_method(entry: ModelEntry) -> str:
+    """How HW_RESOURCES costs a catalogue entry sent by name: ``graph`` (ONNX graph, or its
+    transformer shape when it generates), ``serving`` (architecture or diffusion pipeline),
+    ``trees`` (tree ensemble), ``published`` (published MACs and parameters); ``""`` when it
+    cannot (no graph, shape, pipeline, and no positive MACs and parameters)."""
+    if entry.builder:
+        return "graph"
+    if entry.architecture is not None or getattr(entry, "diffusion", None) is not None:
+        return "serving"
+    if sv.diffusion_from_components(entry.components, entry.input_shape, entry.name) is not None:
+        return "serving"
+    if tr.is_tree_ensemble(entry):
+        return "trees"
+    return "published" if entry.macs > 0 and entry.parameters > 0 else ""
+
+
 def evaluate_without_graph(
     entry: ModelEntry,
     device: HardwareEntry,
@@ -1347,7 +1363,10 @@ __all__ = [
     "catalogue_file",
     "choose",
     "configuration_callback",
+    "cost_without_graph",
+    "costing_method",
     "evaluate_device",
+    "evaluate_without_graph",
     "hardware_info",
     "hardware_names",
     "load_model",
