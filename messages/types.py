@@ -1,4 +1,4 @@
-"""The typed records of the SustainML data model (seed IDL, /work/shared/seeds/data-model.txt).
+"""The typed records of the SustainML data model (the original framework's IDL).
 
 One pydantic model per IDL type, fields named, ordered and defaulted exactly as the IDL. Validation
 is strict: a wrong type is an error, never a coercion (``"5"`` is not an ``unsigned long``, ``1.5``

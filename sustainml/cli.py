@@ -44,8 +44,8 @@ from sustainml.transport.base import BrokerUnavailable, TransportError
 if TYPE_CHECKING:
     from sustainml.orchestrator.core import Orchestrator
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)  # prose lines whole (the terminal wraps them); tables fit its width
+err = Console(stderr=True)
+out = Console()
 
 
 class CliError(click.ClickException):
@@ -196,8 +196,8 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 )
 @click.option("--continent", help="Continent, used when the region is unknown.")
 @click.option("--goal", help="Force the ML goal instead of inferring it.")
-@click.option("--min-samples", type=int, help="minimum_samples")
-@click.option("--max-samples", type=int, help="maximum_samples")
+@click.option("--min-samples", type=int, help="Fewest training samples you have (UserInput.minimum_samples).")
+@click.option("--max-samples", type=int, help="Most training samples you have (UserInput.maximum_samples).")
 @click.option("--num-outputs", type=int, help="Number of alternative proposals (automatic iterations).")
 @click.option(
     "--previous-iteration",
@@ -270,7 +270,7 @@ def submit(ctx: click.Context, /, **opts: Any) -> None:
         task_id = client.submit(inputs[0], watch=wait)
         if not wait:
             p, i = task_id.problem_id, task_id.iteration_id
-            out.print(f"submitted task {task_id}  (follow it: sustainml result {p} {i})")
+            out.print(f"submitted task {task_id}  (follow it: sustainml result {p} {i})", soft_wrap=True)
             return
         if opts["as_json"]:
             result = client.wait(task_id, opts["timeout"])
@@ -415,7 +415,9 @@ def _wait_live(client: Client, task_id: TaskId, timeout: float) -> TaskResult:
             if ev.task_id == task_id:
                 state = f"failed: {ev.failed}" if ev.failed else "done"
                 out.print(
-                    f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}", highlight=False
+                    f"[{(time.monotonic() - start) * 1e3:7.0f} ms] {ev.node:<18} {state}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
 
         return client.wait(task_id, timeout, on_line)
@@ -446,8 +448,7 @@ def _print_result(r: TaskResult, *, full: bool = False) -> None:
     if blocking and r.state == "succeeded":  # the pipeline ran through, but the answer is "none fits"
         what = {"no_model": "NO FEASIBLE MODEL", "constraints_not_met": "CONSTRAINTS NOT MET"}
         headline = (
-            f"task {r.task_id}: [bold yellow]{what[blocking[0].kind]}[/] "
-            "(every stage ran; read why below)"
+            f"task {r.task_id}: [bold yellow]{what[blocking[0].kind]}[/] (every stage ran; read why below)"
         )
     out.print(headline, soft_wrap=True)
     for alert in blocking:
@@ -455,7 +456,10 @@ def _print_result(r: TaskResult, *, full: bool = False) -> None:
         for key, value in alert.details.items():
             out.print(f"    {key.replace('_', ' ')}: {escape(value)}", soft_wrap=True, highlight=False)
     if figures_are_placeholders(r.outputs):
-        out.print("  (latency, power, energy and carbon below are placeholders: no model was costed)")
+        out.print(
+            "  (latency, power, energy and carbon below are placeholders: no model was costed)",
+            soft_wrap=True,
+        )
     if r.note:
         out.print(f"note: {escape(r.note)}", soft_wrap=True, highlight=False)
     meta = r.outputs.get("ml_model_metadata")
@@ -492,7 +496,11 @@ def _print_result(r: TaskResult, *, full: bool = False) -> None:
         out.print(table)
     if cut:
         p, i = r.task_id.problem_id, r.task_id.iteration_id
-        out.print(f"(long values cut: `sustainml result {p} {i} --full` shows them whole)", highlight=False)
+        out.print(
+            f"(long values cut: `sustainml result {p} {i} --full` shows them whole)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,7 +515,7 @@ def _print_result(r: TaskResult, *, full: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Complete result as JSON.")
 @click.pass_context
 def result(ctx: click.Context, problem_id: int, iteration_id: int, full: bool, as_json: bool) -> None:
-    """Show the stored result of task PROBLEM_ID ITERATION_ID."""
+    """Show the stored result of task PROBLEM_ID ITERATION_ID (default iteration 1)."""
     with _friendly_errors(), Client(_settings(ctx)) as client:
         res = client.result(_task_id(problem_id, iteration_id))
     if as_json:
@@ -524,7 +532,7 @@ def _task_id(p: int, i: int) -> TaskId:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Node status per type and per replica, from the orchestrator's heartbeat registry."""
@@ -582,28 +590,40 @@ def tasks(ctx: click.Context, state: str | None, limit: int, wide: bool, as_json
     table = Table(
         title=f"tasks of namespace {_settings(ctx).namespace}", title_justify="left", box=box.SIMPLE_HEAD
     )
-    table.add_column("task", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("stage", no_wrap=True, overflow="ellipsis", max_width=18)
-    table.add_column("created", no_wrap=True)
-    table.add_column("description", overflow="fold" if wide else "ellipsis", no_wrap=not wide, ratio=1)
-    if wide:
-        for col in ("finished", "error", "note"):
-            table.add_column(col, overflow="fold")
+    rows_out: list[list[str]] = []
     for r in rows:
         tid = r["task_id"]
-        running = r["state"] in ("queued", "running", "failed")  # where it is, or where it failed
+        where = r["state"] in ("queued", "running", "failed")  # where it is, or where it failed
         cells = [
             f"{tid['problem_id']}.{tid['iteration_id']}",
             r["state"],
-            (r["current_stage"] or "") if running or wide else "",
-            _short_time(r["created_at"]) if not wide else (r["created_at"] or ""),
+            (r["current_stage"] or "") if where or wide else "",
+            (r["created_at"] or "") if wide else _short_time(r["created_at"]),
             r["problem_short_description"] or "",
         ]
         if wide:
             cells += [r["finished_at"] or "", r["error"] or "", r.get("note") or ""]
-        table.add_row(*(Text(c) for c in cells))
-    out.print(table)
+        rows_out.append(cells)
+    show_stage = any(c[2] for c in rows_out)
+    used = 1  # the table's edge
+    for index, name in enumerate(("task", "state", "stage", "created")):
+        if name == "stage" and not show_stage:
+            continue
+        width = max([len(name), *(len(c[index]) for c in rows_out)])
+        table.add_column(name, no_wrap=True, min_width=width)
+        used += width + 3  # cell padding and the gap to the next column
+    if wide:
+        table.add_column("description", overflow="fold")
+    else:  # whatever is left of the terminal; a longer description ends in "…"
+        table.add_column(
+            "description", overflow="ellipsis", no_wrap=True, max_width=max(20, out.width - used - 3)
+        )
+    if wide:
+        for col in ("finished", "error", "note"):
+            table.add_column(col, overflow="fold")
+    for cells in rows_out:
+        table.add_row(*(Text(c) for i, c in enumerate(cells) if show_stage or i != 2))
+    (Console(width=max(out.width, 200), soft_wrap=True) if wide else out).print(table)
 
 
 def _short_time(iso: str | None) -> str:
@@ -661,7 +681,8 @@ def config(ctx: click.Context, node: str, request: str, timeout: float | None) -
 @click.argument("iteration_id", type=int, required=False)
 @click.pass_context
 def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None) -> None:
-    """Cancel a task (default: the latest unfinished one)."""
+    """Cancel a task (default: the latest unfinished one). A task that has already finished is left
+    as it ended: the command says so and exits with 1."""
     if (problem_id is None) != (iteration_id is None):
         _fail("give both PROBLEM_ID and ITERATION_ID, or neither (the latest unfinished task)")
     tid = _task_id(problem_id, iteration_id) if problem_id is not None and iteration_id is not None else None
@@ -669,17 +690,23 @@ def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None)
         if tid is not None:
             before = client.result(tid)
             if before.done:  # a finished task stays as it ended: say so, send nothing
-                err.print(f"task {tid} already {before.state}: nothing to cancel", highlight=False)
+                err.print(
+                    f"task {tid} already {before.state}: nothing to cancel", highlight=False, soft_wrap=True
+                )
                 ctx.exit(1)
         done = client.cancel(tid)
         after = client.result(done) if done else None
     if done is None or after is None:
-        out.print("no unfinished task to cancel")
+        out.print("no unfinished task to cancel", soft_wrap=True)
     elif after.state != "cancelled":  # it finished between the check and the cancel
-        err.print(f"task {done} {after.state} before the cancel arrived: nothing cancelled", highlight=False)
+        err.print(
+            f"task {done} {after.state} before the cancel arrived: nothing cancelled",
+            highlight=False,
+            soft_wrap=True,
+        )
         ctx.exit(1)
     else:
-        out.print(f"cancelled task {done}", highlight=False)
+        out.print(f"cancelled task {done}", highlight=False, soft_wrap=True)
 
 
 _NODE_COMMANDS = {
@@ -707,7 +734,7 @@ def control(ctx: click.Context, target: str, command: str) -> None:
             _fail(str(exc.args[0]))
     with _friendly_errors(), Client(_settings(ctx)) as client:
         client.control(target, cmd_node=CmdNode[_NODE_COMMANDS[command]])
-    out.print(f"sent {command} to {target}")
+    out.print(f"sent {command} to {target}", soft_wrap=True)
 
 
 @cli.group(name="eval")
@@ -765,7 +792,7 @@ def eval_latency(fresh: bool, budget: float | None, save_calibration: bool, as_j
     from sustainml.estimate.latency_eval import evaluate
 
     def progress(line: str) -> None:
-        err.print(line, highlight=False)
+        err.print(line, highlight=False, soft_wrap=True)
 
     kwargs: dict[str, Any] = {"use_cache": not fresh, "progress": progress, "save": save_calibration}
     if budget is not None:
@@ -852,7 +879,10 @@ def orchestrator(ctx: click.Context, http: str | None) -> None:
         if address is None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: orch.stop())
-            err.print(f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})")
+            err.print(
+                f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)})",
+                soft_wrap=True,
+            )
             orch.spin()
             return
         _serve_with_api(orch, settings, address)
@@ -884,7 +914,8 @@ def _serve_with_api(orch: Orchestrator, settings: Settings, address: tuple[str, 
         _fail(f"cannot serve the HTTP API on {address[0]}:{address[1]}: {exc}")
     err.print(
         f"orchestrator running (namespace {settings.namespace}, TaskDB {_safe_db(settings)}); "
-        f"HTTP API on {server.url} (docs {server.url}/docs)"
+        f"HTTP API on {server.url} (docs {server.url}/docs)",
+        soft_wrap=True,
     )
     try:
         while not stop.wait(0.5):
@@ -922,7 +953,10 @@ def up(ctx: click.Context, replicas: tuple[str, ...], http: str | None) -> None:
         if explicit:
             _fail(f"cannot serve the HTTP API on {where}: address in use (SUSTAINML_HTTP=host:port or off)")
         # The default address only: another deployment on this machine has it; run without the API.
-        err.print(f"[yellow]HTTP API not served: {where} is in use (set SUSTAINML_HTTP=host:port)[/]")
+        err.print(
+            f"[yellow]HTTP API not served: {where} is in use (set SUSTAINML_HTTP=host:port)[/]",
+            soft_wrap=True,
+        )
         address = None
     counts: dict[str, int] = {}
     for item in replicas:
@@ -983,7 +1017,7 @@ class Supervisor:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "sustainml.cli", *args], env=self.env)
-        err.print(f"started {name} (pid {self.procs[name].pid})")
+        err.print(f"started {name} (pid {self.procs[name].pid})", soft_wrap=True)
 
     def run(self) -> None:
         def on_signal(signum: int, frame: object) -> None:
@@ -994,7 +1028,8 @@ class Supervisor:
         for name, args in self.specs:
             self._spawn(name, args)
         err.print(
-            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops'
+            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops',
+            soft_wrap=True,
         )
         args_of = dict(self.specs)
         while not self.stopping:
@@ -1005,17 +1040,20 @@ class Supervisor:
                     continue
                 recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
                 if len(recent) >= 5:
-                    err.print(f"[red]{name} exited {code} five times in a minute; not restarting it[/]")
+                    err.print(
+                        f"[red]{name} exited {code} five times in a minute; not restarting it[/]",
+                        soft_wrap=True,
+                    )
                     del self.procs[name]
                     continue
-                err.print(f"[yellow]{name} exited with {code}; restarting[/]")
+                err.print(f"[yellow]{name} exited with {code}; restarting[/]", soft_wrap=True)
                 self.restarts[name] = [*recent, time.monotonic()]
                 time.sleep(min(2 ** len(recent) * 0.5, 8))
                 self._spawn(name, args_of[name])
         self._stop_all()
 
     def _stop_all(self) -> None:
-        err.print("stopping all components...")
+        err.print("stopping all components...", soft_wrap=True)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -1024,9 +1062,9 @@ class Supervisor:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]")
+                err.print(f"[red]{name} did not stop in {self.GRACE_S:g} s; killing it[/]", soft_wrap=True)
                 proc.kill()
-        err.print("stopped")
+        err.print("stopped", soft_wrap=True)
 
 
 @cli.command()
@@ -1068,16 +1106,20 @@ def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
         f"namespace {settings.namespace!r}: {queues} queues and {len(topology.exchanges())} exchanges "
         "removed from the broker",
         highlight=False,
+        soft_wrap=True,
     )
     db_dir = settings.namespace_dir
     if with_data:
         if settings.db_url:
-            err.print(f"TaskDB kept: it is SUSTAINML_DB_URL ({_safe_db(settings)}), not a folder of ours")
+            err.print(
+                f"TaskDB kept: it is SUSTAINML_DB_URL ({_safe_db(settings)}), not a folder of ours",
+                soft_wrap=True,
+            )
         elif db_dir.exists():
             import shutil
 
             shutil.rmtree(db_dir)
-            out.print(f"removed {db_dir}", highlight=False)
+            out.print(f"removed {db_dir}", highlight=False, soft_wrap=True)
 
 
 cli.add_command(dlq)

@@ -20,6 +20,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,25 @@ def _tcp_open(host: str, port: int, timeout: float) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(pytest-xdist controller) Keep the notes a worker left (e.g. why container tests were
+    deselected), to print them once at the end."""
+    from tests.support import containers
+
+    for note in getattr(node, "workeroutput", {}).get(containers.NOTES_KEY, []):
+        containers.add_note(node.config, note)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    from tests.support import containers
+
+    for note in containers.notes(config):
+        terminalreporter.write_line(note)
 
 
 @pytest.fixture(scope="session")

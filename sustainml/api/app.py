@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic_core import PydanticSerializationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -166,9 +167,13 @@ def create_app(
         return JSONResponse({"error": str(exc)}, status_code=422)
 
     @app.exception_handler(UnicodeError)
-    async def on_unicode_error(request: Request, exc: UnicodeError) -> JSONResponse:
-        # Only input can carry such text (JSON allows "\ud800"; UTF-8 cannot encode it): the
-        # request is at fault, not the server.
+    @app.exception_handler(PydanticSerializationError)
+    async def on_unicode_error(request: Request, exc: Exception) -> JSONResponse:
+        # Only input can carry such text (JSON allows "\ud800"; UTF-8 cannot encode it), so
+        # an answer that cannot be encoded because of it is the request's fault, not the server's.
+        if not isinstance(exc, UnicodeError) and "surrogates not allowed" not in str(exc):
+            log.error("%s %s: response not serialisable: %s", request.method, request.url.path, exc)
+            return JSONResponse({"error": "internal error: the answer could not be encoded"}, status_code=500)
         return JSONResponse(
             {"error": "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"},
             status_code=422,

@@ -369,3 +369,20 @@ def cloud_regions() -> dict[str, CloudRegion]:
                 raise ValueError(f"regions.json: cloud region name {key!r} is listed twice")
             out[key] = row
     return out
+
+
+@cache
+def cities() -> dict[str, str]:
+    """Folded city / state name -> region catalogue code (``regions.json`` key ``cities``)."""
+    text = resources.files("sustainml.catalogue").joinpath("data", "regions.json").read_text(encoding="utf-8")
+    raw = json.loads(text).get("cities", {})
+    if not isinstance(raw, dict):
+        raise ValueError("regions.json: 'cities' must be an object of name -> country code")
+    table = regions()
+    out: dict[str, str] = {}
+    for name, code in raw.items():
+        entry = table.find(str(code))
+        if entry is None or entry.code != code:
+            raise ValueError(f"regions.json: city {name!r} names unknown country {code!r}")
+        out[fold(str(name))] = entry.code
+    return out

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sustainml.catalogue import HardwareEntry, RegionEntry, hardware, regions
-from sustainml.catalogue.schema import CloudRegion, cloud_regions, fold
+from sustainml.catalogue.schema import CloudRegion, cities, cloud_regions, fold
 from sustainml.estimate.power import default_utilisation, device_power_w
 from sustainml.estimate.training import (
     TrainingEstimate,
@@ -136,16 +136,20 @@ def find_cloud_region(text: str) -> CloudRegion | None:
 
 def find_region(text: str) -> RegionEntry | None:
     """The region row ``text`` names: a cloud region's country, the whole text, then its parts
-    ("Madrid, Spain" -> Spain, "ES-MD" -> ES), first part first."""
+    ("Madrid, Spain" -> Spain, "ES-MD" -> ES), first part first; a city or US state where cloud data
+    centres are ("Frankfurt", "Virginia") gives its country."""
     if not text.strip():
         return None
     cloud = find_cloud_region(text)
     if cloud is not None:
         return regions().get(cloud.country)
     table = regions()
+    places = cities()
     for candidate in (text, *_PARTS.split(text)):
         if candidate.strip():
             entry = table.find(candidate)
+            if entry is None and fold(candidate) in places:  # a city or state: its country's grid
+                entry = table.get(places[fold(candidate)])
             if entry is not None:
                 return entry
     return None

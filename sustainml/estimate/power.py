@@ -8,10 +8,10 @@ power rises linearly from the idle draw to the rated maximum with utilisation
 Default utilisation per device class (``DEFAULT_UTILISATION``), i.e. the average fraction of the
 idle-to-TDP range drawn *while an inference runs*:
 
-- 0.5 for every class that serves requests (cloud GPUs, server CPUs, edge boards, mobile SoCs, PIM,
-  FPGA boards, this machine): Cloud Carbon Footprint's average-utilisation fallback of 50 %
-  (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode of 50 % of TDP
-  (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
+- 0.5 for every class that serves requests (cloud GPUs, server CPUs, laptop and desktop CPUs, edge
+  boards, mobile SoCs, PIM, FPGA boards, this machine): Cloud Carbon Footprint's average-utilisation
+  fallback of 50 % (LBNL 2016 US data-centre energy report) and CodeCarbon's "constant" CPU mode
+  of 50 % of TDP (docs/estimation.md, "Power"). A single small-batch inference rarely saturates a
   large accelerator, and a busy server interleaves several; half the dynamic range is the
   published middle ground, not a measurement.
 - 1.0 for ``embedded`` micro-controllers: they have no power management worth modelling while
@@ -37,6 +37,7 @@ UTILISATION_SOURCE: Final = (
 DEFAULT_UTILISATION: Final[dict[str, float]] = {
     "cloud": 0.5,
     "server-cpu": 0.5,
+    "desktop": 0.5,
     "edge": 0.5,
     "mobile": 0.5,
     "embedded": 1.0,

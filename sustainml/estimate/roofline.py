@@ -23,8 +23,9 @@ inference, and 0.9 as an aggressive memory efficiency) recommends eta_c 0.5-0.7 
 
 - cloud: eta_c 0.5, eta_m 0.8, 5 us per op. fp32 small-batch inference sits at the low end for
   compute; HBM/GDDR streams well; ~5 us is the usual CUDA kernel-launch latency (assumption).
-- server-cpu: 0.5, 0.7, 2 us. Theoretical AVX-512 peaks are rarely sustained; STREAM-like copies
-  reach ~70 % of the DDR peak; onnxruntime node dispatch costs microseconds (assumption).
+- server-cpu and desktop (laptop and desktop CPUs/SoCs): 0.5, 0.7, 2 us. Theoretical AVX-512 peaks
+  are rarely sustained; STREAM-like copies reach ~70 % of the DDR peak; onnxruntime node dispatch
+  costs microseconds (assumption).
 - edge, mobile, pim, fpga: 0.5, 0.7, 10 us. Low ends of both ranges: thermally limited devices,
   less mature kernels (assumption).
 - embedded: 0.5, 0.7, 1 us. MCU kernels run inline: no launch, tiny dispatch (assumption).
@@ -132,6 +133,12 @@ EFFICIENCY: Final[dict[str, Efficiency]] = {
     ),
     "server-cpu": Efficiency(
         0.5, 0.7, 2e-6, f"{_RANGE_SOURCE}: low ends; 2 us onnxruntime node dispatch (assumption)"
+    ),
+    "desktop": Efficiency(
+        0.5,
+        0.7,
+        2e-6,
+        f"{_RANGE_SOURCE}: low ends, as server CPUs; 2 us onnxruntime node dispatch (assumption)",
     ),
     "edge": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
     "mobile": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),

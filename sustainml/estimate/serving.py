@@ -244,9 +244,10 @@ class Scenario:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields that apply to this kind of request (no token counts for an image, ...)."""
         d = asdict(self)
         d["assumed"] = list(self.assumed)
-        return d
+        return {k: v for k, v in d.items() if _relevant(self.kind, k)}
 
 
 def _whole(name: str, value: Any, low: int) -> None:

@@ -201,6 +201,8 @@ class TrainingEstimate:
     energy_wh_high: float = 0.0
     power_source: str = "rated"  # rated | stated | cap | measured | hw_resources
     flops_source: str = ""  # training_flops | transformer | forward | "" (unknown)
+    pue_low: float = 0.0
+    pue_high: float = 0.0
 
     @property
     def device_hours(self) -> float:
@@ -226,6 +228,8 @@ class TrainingEstimate:
             "energy_wh_high": self.energy_wh_high,
             "power_source": self.power_source,
             "flops_source": self.flops_source,
+            "pue_low": self.pue_low,
+            "pue_high": self.pue_high,
         }
 
 
@@ -462,6 +466,8 @@ def estimate_training(
         energy_wh_high=high,
         power_source=power_source,
         flops_source=flops_source,
+        pue_low=pue_low,
+        pue_high=pue_high,
     )
 
 

@@ -5,6 +5,11 @@ This module is the single place that turns settings into AMQP connection paramet
 synchronous connections such as ``sustainml dlq``) both go through ``apply_tls``, so an
 ``amqps://`` URL always verifies the broker's certificate (against ``SUSTAINML_TLS_CA_FILE`` when
 set, else the system trust store) and checks its host name.
+
+A broker URL may name several nodes of one RabbitMQ cluster, comma-separated in its authority:
+``amqp://user:pass@rmq1:5672,rmq2:5672,rmq3:5672/vhost``. ``split_broker_url`` turns it into one
+URL per node (same credentials, vhost and query); the transport connects to one of them and, when
+that connection is lost or refused, tries the next.
 """
 
 from __future__ import annotations
@@ -80,16 +85,41 @@ def apply_tls(params: pika.connection.Parameters, url: str, files: TlsFiles | No
     params.ssl_options = pika.SSLOptions(tls_context(files), server_hostname=params.host)
 
 
+def split_broker_url(url: str) -> list[str]:
+    """One URL per host of a (possibly multi-host) broker URL, in the order given.
+
+    >>> split_broker_url("amqp://u:p@a:5672,b,c:5673/v?heartbeat=5")
+    ['amqp://u:p@a:5672/v?heartbeat=5', 'amqp://u:p@b/v?heartbeat=5', 'amqp://u:p@c:5673/v?heartbeat=5']
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return [url]
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if i != -1:
+            end = min(end, i)
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    parts = [h.strip() for h in hosts.split(",")]
+    if any(not h for h in parts):
+        raise ValueError("broker URL: empty host in a comma-separated host list")
+    return [f"{scheme}://{userinfo}{at}{h}{tail}" for h in parts]
+
+
 def blocking_parameters(
     settings: Settings, name: str, *, connect_timeout: float = 10.0
 ) -> pika.URLParameters:
-    """Parameters for a short-lived ``pika.BlockingConnection`` (operator commands, tests)."""
+    """Parameters for a short-lived ``pika.BlockingConnection`` (operator commands, tests).
+    With several hosts in the URL, the first one's."""
     import pika
 
     from sustainml.redact import redact_text, redact_url, url_password
 
     try:
-        params = pika.URLParameters(settings.broker_url)
+        params = pika.URLParameters(split_broker_url(settings.broker_url)[0])
     except Exception as exc:  # pika raises several types; the text may echo the URL
         safe = redact_url(settings.broker_url)
         raise ValueError(
@@ -129,5 +159,6 @@ __all__ = [
     "apply_tls",
     "blocking_parameters",
     "is_tls_url",
+    "split_broker_url",
     "tls_context",
 ]

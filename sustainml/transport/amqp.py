@@ -50,7 +50,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
-from sustainml.transport import TlsFiles, apply_tls
+from sustainml.transport import TlsFiles, apply_tls, split_broker_url
 from sustainml.transport.base import (
     Binding,
     BrokerUnavailable,
@@ -128,7 +128,20 @@ class ChannelError(TransportError):
 
 
 def sanitize_url(url: str) -> str:
-    """``url`` without credentials or query string: safe for logs and error messages."""
+    """``url`` without credentials or query string: safe for logs and error messages (every host
+    of a multi-host URL)."""
+    try:
+        urls = split_broker_url(url)
+    except ValueError:
+        return "<unparseable broker URL>"
+    if len(urls) > 1:
+        safe = [_sanitize_one(u) for u in urls]
+        scheme, path = safe[0].split("://", 1)[0], "/" + safe[0].split("://", 1)[1].partition("/")[2]
+        return f"{scheme}://" + ",".join(s.split("://", 1)[1].partition("/")[0] for s in safe) + path
+    return _sanitize_one(url)
+
+
+def _sanitize_one(url: str) -> str:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme or "amqp"
@@ -510,10 +523,13 @@ class AmqpTransport(Transport):
         self._connect_timeout = connect_timeout
         self._op_timeout = op_timeout
         self._max_in_flight = max(1, max_in_flight)
-        self._params = self._build_params(url)
+        # one set of parameters per cluster node named in the URL; connection attempts go round
+        # them, starting at a random one so that replicas spread over the nodes
+        self._params_list = [self._build_params(u) for u in split_broker_url(url)]
+        self._next_host = random.randrange(len(self._params_list))
         # Stamped on every publish: the broker checks it against the login, so receivers can
         # trust it (None with EXTERNAL, certificate-based, authentication).
-        credentials = self._params.credentials
+        credentials = self._params_list[0].credentials
         self._user_id: str | None = (
             credentials.username if isinstance(credentials, pika.PlainCredentials) else None
         )
@@ -849,8 +865,10 @@ class AmqpTransport(Transport):
                 if conn is self._conn:
                     self._on_connection_closed(conn, reason)
 
+            params = self._params_list[self._next_host % len(self._params_list)]
+            self._next_host += 1  # the next attempt (after a failure or a loss) tries another node
             SelectConnection(
-                self._params,
+                params,
                 on_open_callback=_shielded(on_open, fut),
                 on_open_error_callback=_shielded(on_open_error),
                 on_close_callback=_shielded(on_close),

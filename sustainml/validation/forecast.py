@@ -38,6 +38,7 @@ def run() -> Table:
             "tCO2e",
             "pub_tCO2e",
             "carbon_ratio",
+            "in_range",
             "note",
         ],
         criteria=[
@@ -64,6 +65,8 @@ def run() -> Table:
             continue
         est, kg = estimate(row, forecast=True)
         t = kg / 1000.0
+        # the forecast's own low/high range (power, PUE, MFU): does it hold the published figure?
+        low, high = t * est.energy_wh_low / est.energy_wh, t * est.energy_wh_high / est.energy_wh
         table.rows.append(
             {
                 "model": row["name"],
@@ -77,10 +80,15 @@ def run() -> Table:
                 "tCO2e": t,
                 "pub_tCO2e": row["published_tco2e"],
                 "carbon_ratio": ratio(t, row["published_tco2e"]),
+                "in_range": "yes" if low <= float(row["published_tco2e"]) <= high else "no",
                 "note": f"MFU {est.mfu:g}, {est.power_source} power {est.power_w:g} W, PUE {est.pue:g}",
             }
         )
+    scored = [r for r in table.rows if r.get("in_range")]
+    inside = sum(r["in_range"] == "yes" for r in scored)
     table.notes += [
+        f"the published figure lies inside the forecast's low-high range on {inside}/{len(scored)} "
+        "scored rows",
         "device_h vs pub_device_h shows where a forecast misses: the run's achieved utilisation "
         "(published MFU ranges from about 0.2 on V100 to 0.5) and what the published hours include "
         "(restarts, context extension, post-training)",

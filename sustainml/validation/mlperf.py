@@ -8,8 +8,8 @@ SXM), each copied from the round's ``mlperf_log_summary.txt`` named in its ``sou
   batch 1;
 - Offline: the published throughput as time per sample (1 / samples per second), against our
   estimate of a batch (the row's ``batch_size``) divided by the batch;
-- generative rows (GPT-J, Stable Diffusion XL): time per sample against the per-answer latency of
-  ``sustainml.estimate.serving`` with MLPerf's token counts or steps.
+- generative rows (Stable Diffusion XL, 20 steps at 1024 px): time per image against
+  ``sustainml.estimate.serving`` (batch time / batch) with the SDXL U-Net cost of ``serving.json``.
 
 Estimates use the same code as HW_RESOURCES: the ONNX graph of the model (built from the
 catalogue, or from the architecture given under ``models`` for BERT-large at 384 tokens), the
@@ -82,6 +82,11 @@ def model_entry(name: str) -> ModelEntry:
 
 def estimate_ms_per_sample(row: dict[str, Any]) -> float:
     """Our estimate of the row's time per sample in ms (the same path as HW_RESOURCES)."""
+    if row.get("kind") == "serving":
+        from sustainml.validation import serving
+
+        per_image = serving.estimate_row({**row, "num_devices": 1, "kind": "diffusion"})
+        return float(per_image["batch_seconds"]) / int(row["batch_size"]) * 1000.0
     from sustainml.onnxgraphs import cache as onnx_cache
     from sustainml.onnxgraphs.analyze import analyze
 

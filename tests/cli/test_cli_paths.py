@@ -147,11 +147,11 @@ def test_iteration_without_description_inherits_it(
     result = json.loads(again.stdout)
     assert result["task_id"] == {"problem_id": problem, "iteration_id": 2}
     assert result["USER_INPUT"]["problem_short_description"] == "translate product manuals to Spanish"
-    assert result["HW_CONSTRAINTS"]["hardware_required"] == ["A100"]
+    assert result["HW_CONSTRAINTS"]["hardware_required"][0].startswith("A100")  # resolved in the catalogue
     explicit = _run("submit", "--problem", str(problem), "--previous-iteration", "1", "--json", env=env)
     assert explicit.returncode == 0, explicit.stderr
     assert json.loads(explicit.stdout)["task_id"]["iteration_id"] == 3
-    assert json.loads(explicit.stdout)["HW_CONSTRAINTS"]["hardware_required"] != ["A100"]
+    assert not json.loads(explicit.stdout)["HW_CONSTRAINTS"]["hardware_required"][0].startswith("A100")
 
 
 @pytest.mark.integration
@@ -212,7 +212,8 @@ def test_teardown_refuses_while_nodes_run_then_removes_the_namespace(
     assert (tmp_path / settings.namespace / "taskdb.sqlite3").exists()
     done = _run("teardown", "--data", env=env)
     assert done.returncode == 0, done.stderr
-    assert "33 queues and 12 exchanges removed" in done.stdout
+    queues = len(topology.durable_queues()) + len(topology.retry_queues())
+    assert f"{queues} queues and {len(topology.exchanges())} exchanges removed" in done.stdout
     assert not (tmp_path / settings.namespace).exists()
     with AmqpTransport(settings.broker_url, name="check") as t:
         for spec in [*topology.durable_queues(), *topology.retry_queues()]:
@@ -229,3 +230,42 @@ def test_teardown_refuses_while_nodes_run_then_removes_the_namespace(
             assert gone.value.reply_code == 404
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("kind", ["models", "hardware", "regions"])
+def test_catalogue_tables_fit_80_columns_and_wide_shows_every_column(kind: str) -> None:
+    narrow = _run("catalogue", kind, env={"COLUMNS": "80", "SUSTAINML_DATA_DIR": "/nonexistent-nc"})
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    entries = json.loads(_run("catalogue", kind, "--json").stdout)
+    # one line per entry (no cell wrapped over several) under the header's rule
+    body = lines[next(n for n, line in enumerate(lines) if "───" in line) + 1 :]
+    assert len([line for line in body if line.strip()]) == len(entries)
+    wide = _run("catalogue", kind, "--wide", env={"COLUMNS": "80"})
+    header = {"models": "licence", "hardware": "int8 (TOPS)", "regions": "basis"}[kind]
+    assert header in wide.stdout and header not in narrow.stdout
+
+
+@pytest.mark.integration
+def test_tasks_lists_descriptions_within_80_columns(
+    deployment: tuple[LocalDeployment, dict[str, str]],
+) -> None:
+    dep, env = deployment
+    client = dep.client()
+    long = "count the pallets in photos of a warehouse taken by ceiling cameras every five minutes"
+    ids = [
+        client.submit(UserInput(problem_short_description=d), watch=True)
+        for d in ("forecast daily sales", long)
+    ]
+    client.wait_many(ids, 60)
+    proc = _run("tasks", env={**env, "COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.strip().startswith(f"{ids[0].problem_id}.1"))
+    assert "succeeded" in row and "forecast daily sales" in row
+    cut = next(line for line in lines if line.strip().startswith(f"{ids[1].problem_id}.1"))
+    assert "count the pallets" in cut and cut.rstrip().endswith("…")
+    listed = json.loads(_run("tasks", "--json", env=env).stdout)
+    assert {t["problem_short_description"] for t in listed} == {"forecast daily sales", long}

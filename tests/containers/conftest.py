@@ -13,6 +13,7 @@ at the end (no Ryuk reaper: its image would have to come from a registry).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ import pytest
 
 from sustainml.topology import PIPELINE
 from tests.support import containers
-from tests.support.containers import LABEL
+from tests.support.containers import LABEL, add_note
 
 HERE = Path(__file__).resolve().parent
 LONG_ENV = "SUSTAINML_CONTAINER_TESTS"
@@ -49,22 +50,28 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@functools.cache
+def _skip_reason() -> str | None:
+    reason = containers.unavailable_reason(*ROLES)
+    return f"container tests skipped: {reason}" if reason else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that cannot run here are deselected, and the reason is printed once (a run without
+    an engine shows one line, not one per test)."""
     mine = [item for item in items if HERE in Path(str(item.fspath)).resolve().parents]
     if not mine:
         return
-    reason = containers.unavailable_reason(*ROLES)
-    # One marker object for all: pytest -ra then prints a single line for the whole directory.
-    skip_all = pytest.mark.skip(reason=f"container tests skipped: {reason}") if reason else None
-    skip_long = pytest.mark.skip(
-        reason=f"long container scenario: runs with CI=1 or {LONG_ENV}=all (tools/test --containers)"
-    )
+    reason = _skip_reason()
+    dropped = [i for i in mine if reason or ("containers_long" in i.keywords and not _long_enabled())]
     for item in mine:
         item.add_marker(pytest.mark.containers)
-        if skip_all is not None:
-            item.add_marker(skip_all)
-        elif "containers_long" in item.keywords and not _long_enabled():
-            item.add_marker(skip_long)
+    if not dropped:
+        return
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = [i for i in items if i not in dropped]
+    why = reason or f"long container scenario(s) not selected: they run with CI=1 or {LONG_ENV}=all"
+    add_note(config, f"tests/containers: {len(dropped)} deselected: {why}")
 
 
 def wait_for(
@@ -242,7 +249,7 @@ class Deployment:
         return str(c.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"])
 
     def rabbitmqctl(self, node: str, *args: str) -> str:
-        code, out = self.container(node).exec_run(["rabbitmqctl", "-q", *args])
+        code, out = self.container(node).exec_run(["rabbitmqctl", "-q", "--timeout", "30", *args])
         assert code == 0, f"rabbitmqctl {' '.join(args)} on {node}: {out.decode(errors='replace')}"
         return str(out.decode(errors="replace"))
 

@@ -71,6 +71,7 @@ def test_a_deployment_of_containers_answers_a_task_through_the_api(deployment: D
 
 
 @pytest.mark.containers_long
+@pytest.mark.timeout(900)
 def test_a_worker_container_killed_mid_batch_loses_and_duplicates_nothing(
     deployment: Deployment, tmp_path: Path
 ) -> None:

@@ -91,7 +91,7 @@ PRIVATE_QUEUES: dict[str, tuple[str, str, str]] = {
     ),
     "bench-out": (
         "<bench_id>",
-        "`sustainml bench --scaling`",
+        "`sustainml bench` (its scaling part)",
         f"`{NS}.hw_resources` with `#`: counts the outputs of the stage being scaled",
     ),
 }

@@ -98,9 +98,7 @@ def unavailable_reason(*roles: str) -> str | None:
     """One line saying why container tests cannot run here and what enables them, or None."""
     problem = engine_problem()
     if problem:
-        return (
-            f"{problem}; `{BUILD_COMMAND}` (as root) starts one and builds the images"
-        )
+        return f"{problem}; `{BUILD_COMMAND}` (as root) starts one and builds the images"
     missing = missing_images(*roles)
     if missing:
         return (
@@ -131,3 +129,28 @@ def rabbitmq_container() -> Iterator[str]:
     container.ports = ports
     with container:
         yield amqp_url("127.0.0.1", int(container.get_exposed_port(container.port)), "sustainml", password)
+
+
+# One-line notes a test directory wants printed at the end of the run (why its tests were left
+# out). Under pytest-xdist they are collected in the workers and printed once by the controller
+# (tests/conftest.py relays them).
+NOTES_KEY = "sustainml_notes"
+_NOTES: Any = None
+
+
+def add_note(config: Any, note: str) -> None:
+    import pytest
+
+    global _NOTES
+    if _NOTES is None:
+        _NOTES = pytest.StashKey[list[str]]()
+    notes = config.stash.setdefault(_NOTES, [])
+    if note not in notes:
+        notes.append(note)
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints it
+        workeroutput[NOTES_KEY] = list(notes)
+
+
+def notes(config: Any) -> list[str]:
+    return list(config.stash.get(_NOTES, [])) if _NOTES is not None else []

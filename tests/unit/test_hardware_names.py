@@ -173,3 +173,35 @@ def test_an_instance_type_in_the_text_sets_device_and_count(monkeypatch: pytest.
     monkeypatch.setattr(hc, "_external_extractor", lambda: None)
     out = _run("pretrain a 1B model on 20 billion tokens on TPU v4-32")
     assert out.hardware_required == ["TPU-v4"] and out.get_extra()["num_devices"] == 16
+
+
+def test_hardware_info_reads_instance_types_and_says_how() -> None:
+    import json
+
+    from sustainml.messages.types import RequestType, ResponseType
+
+    res = ResponseType()
+    hc.configuration_callback(
+        RequestType(node_id=1, transaction_id=2, configuration="hardware_info, p5.48xlarge"), res
+    )
+    body = json.loads(res.configuration)
+    assert res.success and body["name"] == "H100-SXM" and body["count"] == 8
+    assert body["read_as"].startswith("instance type p5.48xlarge: 8 x H100-SXM")
+
+
+def test_a_device_from_the_text_that_is_unknown_falls_back_to_auto_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        return SimpleNamespace(requirements={"hardware": "K80"}, evidence={})
+
+    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    out = _run("train on a K80")
+    assert out.hardware_required == ["auto"]
+    (warning,) = out.get_extra()[hc.WARNINGS_KEY]
+    assert "unknown hardware 'K80'" in warning and "considered instead" in warning
+    # typed in the field, the same name is refused
+    with pytest.raises(hn.UnknownHardwareError):
+        _run("train", hardware_required="K80")

@@ -106,7 +106,7 @@ def test_catalogue_spellings_resolve_to_the_canonical_name(spelling: str, canoni
     [
         ("A1000", "A100"),
         ("jetson nano", "Jetson-Orin-Nano"),
-        ("raspbery pi 4", "Raspberry-Pi-5"),
+        ("raspbery pi 4", "Raspberry-Pi-4"),
         ("T-40", "T4"),
         ("Dimensty 9300", "Dimensity9300"),
         ("Snapdragon 8 gen 4", "Snapdragon8gen3"),

@@ -184,3 +184,57 @@ def test_pue_module_settings_have_sources_and_ranges() -> None:
     assert pue.setting("cloud").setting == "hyperscale" and pue.setting("On-Prem").setting == "on-premises"
     assert pue.default_for("edge").value == 1.0 and pue.default_for("cloud", "gcp").value == 1.12
     assert tr.TRANSFORMER_MFU == 0.4
+
+
+def test_tokens_alone_take_the_catalogue_models_active_parameters() -> None:
+    # Mixtral 8x7B from the model catalogue: 2 of 8 experts per token, ~12.9 B active parameters
+    t = run({"training_tokens": 1e9}, model="mixtral-8x7b").get_extra()["training"]
+    assert t["flops_source"] == "transformer"
+    assert 12e9 * 6e9 < t["flops"] < 14e9 * 6e9
+
+
+def test_inference_and_workload_carry_the_pue_range() -> None:
+    extra = run({"training_device_hours": 10, "pue_setting": "typical", "inferences": 100}).get_extra()
+    inference, workload = extra["inference"], extra["workload"]
+    per = inference["energy_per_inference_wh"]
+    assert inference["energy_per_inference_wh_low"] == pytest.approx(per * 1.40 / 1.56)
+    assert inference["energy_per_inference_wh_high"] == pytest.approx(per * 1.80 / 1.56)
+    assert workload["energy_wh_low"] < workload["energy_wh"] < workload["energy_wh_high"]
+
+
+def test_a_city_or_state_gives_its_country_grid() -> None:
+    assert run({"training_device_hours": 1}, region="Frankfurt").get_extra()["grid"]["code"] == "DE"
+    assert run({"training_device_hours": 1}, region="Virginia").get_extra()["grid"]["code"] == "US"
+
+
+def test_a_place_from_the_text_that_is_unknown_is_noted_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
+        return SimpleNamespace(requirements={"region": "Gotham"}, evidence={})
+
+    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    extra = run({"training_device_hours": 1}).get_extra()
+    assert extra["grid"]["code"] == "WORLD"
+    assert "unknown region 'Gotham'" in extra["grid"]["notes"][0]
+    # typed in the field, the same place is refused
+    with pytest.raises(cb.UnknownRegionError):
+        run({"training_device_hours": 1}, region="Gotham")
+
+
+def test_local_cpu_is_the_entry_hw_resources_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One figure per device: CARBON_FOOTPRINT takes this machine as measured, like HW_RESOURCES.
+    from dataclasses import replace
+
+    from sustainml.catalogue import localcpu
+
+    measured = replace(hardware().get("local-cpu"), tdp_w=123.0, description="measured here")
+    monkeypatch.setattr(localcpu, "local_cpu_entry", lambda *a, **k: measured)
+    assert cb.find_hardware("local-cpu") is measured
+    t = run({"training_device_hours": 1}, device="local-cpu").get_extra()["training"]
+    assert t["power_w_per_device"] == pytest.approx(123.0)
+
+
+def test_accelerators_of_one_cloud_take_that_providers_pue() -> None:
+    assert run({"training_device_hours": 1}, device="TPU-v4").get_extra()["training"]["pue"] == 1.12
+    assert run({"training_device_hours": 1}, device="Trainium").get_extra()["training"]["pue"] == 1.20

@@ -192,6 +192,7 @@ class Context:
     grid: GridIntensity
     movable: bool
     why_fixed: str
+    notes: list[str]  # what could not be used, and why
 
 
 #: Requirement keys of the text this node reads (explicit extra_data keys of the same name win).
@@ -221,7 +222,14 @@ def _context(user_input: UserInput, incoming: dict[str, Any], device: HardwareEn
             region = text
             where = "UserInput.extra_data.region" if incoming.get("region") else "the problem text (region)"
     user_ci = number_setting(incoming, "carbon_intensity", strict_minimum=False)
-    grid = grid_intensity(region, user_input.geo_location_continent, user_value=user_ci, where=where)
+    notes: list[str] = []
+    try:
+        grid = grid_intensity(region, user_input.geo_location_continent, user_value=user_ci, where=where)
+    except UnknownRegionError as exc:
+        if not where.startswith("the problem text"):
+            raise  # a region the user typed in a field: refused with the closest names
+        notes.append(f"{exc}; the place read from the text is not used")
+        grid = grid_intensity("", user_input.geo_location_continent, user_value=user_ci)
     fixed = device is not None and device.device_class not in DATACENTRE_CLASSES
     deployment = choice.deployment
     why = ""
@@ -229,7 +237,7 @@ def _context(user_input: UserInput, incoming: dict[str, Any], device: HardwareEn
         why = f"{device.name} ({device.device_class}) runs where it is: the work cannot move grid"
     elif deployment in DEVICE_SIDE:
         fixed, why = True, f"deployment={deployment} runs on the user's side: it cannot move grid"
-    return Context(values, choice, grid, not fixed, why)
+    return Context(values, choice, grid, not fixed, why, notes)
 
 
 #: Deployment targets on the user's side: no other grid to move to.
@@ -244,9 +252,21 @@ def _stated_power(choice: hc.HardwareChoice, device: HardwareEntry | None) -> fl
     )
 
 
-def _location_pue(grid: GridIntensity) -> Pue | None:
+#: Accelerators rented from one cloud only: their site is that provider's.
+ONE_CLOUD: Final[dict[str, str]] = {"TPU-": "gcp", "Trainium": "aws", "Inferentia": "aws"}
+
+
+def _location_pue(grid: GridIntensity, device: HardwareEntry | None = None) -> Pue | None:
+    """The PUE the site implies: the cloud region's provider, else the only cloud that rents the
+    device (TPUs: Google Cloud; Trainium, Inferentia: AWS), else None (the class default)."""
     cloud = grid.cloud_region
-    return PUE_SETTINGS.get(cloud.provider) if cloud is not None else None
+    if cloud is not None:
+        return PUE_SETTINGS.get(cloud.provider)
+    if device is not None:
+        provider = next((p for prefix, p in ONE_CLOUD.items() if device.name.startswith(prefix)), None)
+        if provider is not None:
+            return PUE_SETTINGS[provider]
+    return None
 
 
 def _training_block(
@@ -292,7 +312,7 @@ def _stated_run(user_input: UserInput, incoming: dict[str, Any], hw: HWResource)
         device=device,
         forward_flops=None,
         stated_power_w=_stated_power(ctx.choice, device),
-        default_pue_setting=_location_pue(ctx.grid),
+        default_pue_setting=_location_pue(ctx.grid, device),
     )
     block, kg, lines = _training_block(training, ctx.grid.g_per_kwh, device)
     return {
@@ -304,7 +324,7 @@ def _stated_run(user_input: UserInput, incoming: dict[str, Any], hw: HWResource)
         "device_class": device.device_class,
         "hardware_notes": ctx.choice.notes,
         "training": block,
-        "grid": ctx.grid.as_dict(),
+        "grid": {**ctx.grid.as_dict(), "notes": ctx.notes},
         "grid_ci_source": ctx.grid.source,
         "assumptions": {k: v.as_dict() for k, v in training.assumptions.items()},
         "breakdown": [*training.breakdown, describe_intensity(ctx.grid), *lines],
@@ -343,7 +363,7 @@ def _estimate(
         fallback_power_w=hw.power_consumption,
         fallback_rate=fallback_rate,
         stated_power_w=_stated_power(ctx.choice, device),
-        default_pue_setting=_location_pue(grid),
+        default_pue_setting=_location_pue(grid, device),
         active_parameters=active,
     )
     ci = grid.g_per_kwh
@@ -479,6 +499,9 @@ def _estimate(
             "latency_s": hw.latency,
             "pue": training.pue,
             "energy_per_inference_wh": per_inference_wh,
+            # range from the site's PUE range (HW_RESOURCES' figure at the device carries none)
+            "energy_per_inference_wh_low": per_inference_wh * _pue_factor(training, low=True),
+            "energy_per_inference_wh_high": per_inference_wh * _pue_factor(training, low=False),
             "carbon_per_inference_kg": per_inference_kg,
             "inferences": _num(inferences),
             "total_energy_wh": inference_wh,
@@ -486,12 +509,14 @@ def _estimate(
         },
         "workload": {
             "energy_wh": workload_wh,
+            "energy_wh_low": training.energy_wh_low + inference_wh * _pue_factor(training, low=True),
+            "energy_wh_high": training.energy_wh_high + inference_wh * _pue_factor(training, low=False),
             "carbon_kg": workload_kg,
             "training_share_percent": round(100.0 * training.energy_wh / workload_wh, 2)
             if workload_wh
             else 0.0,
         },
-        "grid": grid.as_dict(),
+        "grid": {**grid.as_dict(), "notes": ctx.notes},
         "grid_ci_source": grid.source,
         "assumptions": {k: v.as_dict() for k, v in assumptions.items()},
         "breakdown": lines,
@@ -521,6 +546,12 @@ def _forward_flops(ml_model: MLModel, hw_extra: dict[str, Any]) -> tuple[float |
     if _positive(hw_extra.get("flops")):
         return float(hw_extra["flops"]), "hw_resources (flops)"
     return None, ""
+
+
+def _pue_factor(training: TrainingEstimate, *, low: bool) -> float:
+    """The end of the PUE range relative to the PUE used (1.0 when it has no range)."""
+    end = training.pue_low if low else training.pue_high
+    return end / training.pue if end > 0 and training.pue > 0 else 1.0
 
 
 def _catalogue_size(model: str, values: dict[str, Any]) -> float | None:

@@ -403,6 +403,39 @@ _ambiguous(
 )
 
 
+_ambiguous(
+    ("Xeon", "Intel Xeon", "Xeon CPU"),
+    ("Xeon-Platinum-8480+", "Xeon-Gold-6248"),
+    "Xeon-Platinum-8480+",
+    "Xeon-Platinum-8480+",
+    "'Xeon' names a family; the Xeon Platinum 8480+ (Sapphire Rapids, 2023) stands for it: name the model "
+    "for its own figures",
+)
+_ambiguous(
+    ("EPYC", "AMD EPYC"),
+    ("EPYC-9654", "EPYC-7763"),
+    "EPYC-9654",
+    "EPYC-9654",
+    "'EPYC' names a family; the EPYC 9654 (Genoa, 2022) stands for it: name the model for its own figures",
+)
+_ambiguous(
+    ("Core i7", "Core i5", "Core i9", "Intel Core i7", "Intel Core i5", "Intel Core", "Core Ultra"),
+    ("Core-Ultra-7-155H", "Ryzen-7-7840U"),
+    "Core-Ultra-7-155H",
+    "Core-Ultra-7-155H",
+    "an Intel Core family name, no model: the Core Ultra 7 155H (a 2023-2024 laptop part) stands for it; "
+    "name the model for its own figures",
+)
+_ambiguous(
+    ("Raspberry Pi", "raspberrypi", "RPi"),
+    ("Raspberry-Pi-5", "Raspberry-Pi-4"),
+    "Raspberry-Pi-5",
+    "Raspberry-Pi-5",
+    "'Raspberry Pi' names no model; the current Raspberry Pi 5 stands for it: write 'Raspberry Pi 4' for "
+    "the older board",
+)
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
     """What a hardware text means: the catalogue device, how many (when the text says), the power the
@@ -487,7 +520,7 @@ def parse_hardware(text: str, task: Task = "inference", where: str = "") -> Hard
         count, core = int(counted[1]), counted[2].strip()
         if count < 1:
             raise ValueError(f"{where + ': ' if where else ''}device count must be >= 1 in {written!r}")
-    spec = _device(core, task, power_lo, power_hi, where or "hardware")
+    spec = _device(core, task, power_lo, power_hi, where)
     notes = [n for n in (spec.note,) if n]
     stated = None
     if power_hi is not None:
@@ -583,6 +616,6 @@ def hardware_in_text(text: str) -> str | None:
     for token in _TOKEN.findall(text):
         bare = token[3:] if token.lower().startswith("ml.") else token  # SageMaker's "ml.p4d.24xlarge"
         if table.find(bare) is not None and any(ch.isdigit() for ch in bare) and len(bare) > 3:
-            return bare
+            return str(bare)
     found = _TPU_IN_TEXT.search(text)
     return found.group(0) if found else None

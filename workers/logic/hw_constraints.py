@@ -27,7 +27,8 @@ overwritten if the user sent them.
 
 Configuration requests: ``hardwares`` -> HW_RESOURCES's reply (the same function);
 ``hardware_info, <name>`` -> HW_RESOURCES's catalogue entry plus the ``deployments`` the device serves
-(the name resolved here, so an unknown one lists the closest known names); anything else fails with the
+(the name read here as people write it, ``read_as`` and ``count`` saying how for an instance type,
+a TPU slice or an ambiguous name; an unknown one lists the closest known names); anything else fails with the
 upstream convention.
 """
 
@@ -163,8 +164,18 @@ def choose_hardware(
     specs: list[hn.HardwareSpec] = []
     resolved: list[str] = []
     renamed: list[str] = []
+    from_text = field_name.startswith("the problem text")
     for name in items:
-        spec = hn.parse_hardware(name, task, where=field_name)
+        try:
+            spec = hn.parse_hardware(name, task, where=field_name)
+        except hn.UnknownHardwareError as exc:
+            if not from_text:
+                raise  # a name the user typed in a field: refused with the closest names
+            # A name read from free text is not worth failing the task for: say so, choose instead.
+            warnings.append(f"{exc}; the devices for the deployment were considered instead")
+            return _auto_choice(
+                incoming, hints, task, count, sources, f"{field_name}={raw!r} unknown", warnings
+            )
         specs.append(spec)
         if spec.device != name:
             renamed.append(f"{name!r} -> {spec.device}")
@@ -296,11 +307,16 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
             reply_error(req, res, "hardware_info needs a device name: 'hardware_info, <name>'")
             return
         try:
-            name = hn.resolve(argument)
-        except hn.UnknownHardwareError as exc:
+            spec = hn.parse_hardware(argument)
+        except (hn.UnknownHardwareError, ValueError) as exc:
             reply_error(req, res, str(exc))
             return
-        reply(req, res, hardware_info(name))
+        info = hardware_info(spec.device)
+        if spec.note:  # an instance type, a TPU slice, an ambiguous name: say how it was read
+            info["read_as"] = spec.note
+        if spec.count is not None:
+            info["count"] = spec.count
+        reply(req, res, info)
     else:
         reply_unsupported(req, res)
 

@@ -19,6 +19,7 @@ conf=/etc/rabbitmq/conf.d/10-container.conf
 } >"$conf"
 if [ -n "${RABBITMQ_ERLANG_COOKIE:-}" ]; then
   umask 077
+  rm -f "$HOME/.erlang.cookie"  # a restarted container finds its read-only cookie from before
   printf '%s' "$RABBITMQ_ERLANG_COOKIE" >"$HOME/.erlang.cookie"
   chmod 400 "$HOME/.erlang.cookie"
   unset RABBITMQ_ERLANG_COOKIE  # the file is the supported way; the variable is deprecated

@@ -3,7 +3,7 @@ confidence, reasons and key phrases; offline, deterministic, a few milliseconds 
 
 Modules:
 
-- ``vocabulary``: the 20 goals (Hugging Face task names), the 6 input modalities and their aliases,
+- ``vocabulary``: the 22 goals (Hugging Face task names), the 6 input modalities and their aliases,
   what each goal takes and produces, the metrics suggested per goal;
 - ``corpus.jsonl``: the labelled training corpus (below);
 - ``lexicon``: word classes giving the classifier a concept view of a description;

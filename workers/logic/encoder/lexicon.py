@@ -27,7 +27,7 @@ _CLASSES: Final[dict[str, str]] = {
     "VIDEO": "video clip footage film movie cine stream frame",
     "AUDIO": (
         "audio sound voice speech spoken recording recorded microphone hydrophone mic podcast radio "
-        "voicemail mp3 wav noise acoustic song music hear heard listen talking talk conversation call "
+        "voicemail mp3 wav noise acoustic song music hear heard listen call "
         "phone headset"
     ),
     "SPEAK": (
@@ -44,25 +44,24 @@ _CLASSES: Final[dict[str, str]] = {
         "table tabular spreadsheet csv column record attribute dataset database form profile demographics"
     ),
     "SERIES": (
-        "hourly daily weekly monthly sensor signal telemetry series minute hour day week month year "
+        "hourly daily weekly monthly sensor signal telemetry series minute hour day week month "
         "season trend seasonal"
     ),
-    "FUTURE": "tomorrow next upcoming coming future ahead forecast anticipate advance projection",
+    "FUTURE": "tomorrow next upcoming coming future ahead forecast anticipate projection",
     "QUANTITY": (
         "price cost value amount much many duration weight age salary revenue yield strength consumption "
-        "percentage euro kg kilogram number quantity score capacity volume level"
+        "percentage euro kg kilogram quantity capacity volume"
     ),
     "UNUSUAL": (
         "unusual abnormal anomaly anomalies anomalous outlier deviate deviation strange weird odd "
         "irregular suspicious novelty unexpected drift ordinary usual"
     ),
     "LOCATE": (
-        "where locate localise localize localization location position box bounding coordinate count "
-        "rectangle"
+        "where locate localise localize localization box bounding coordinate count rectangle"
     ),
     "PIXEL": (
-        "pixel mask outline contour delineate boundary border region area exact shape segment "
-        "segmentation cut background per-pixel trace surface"
+        "pixel mask outline contour delineate boundary border segment segmentation cut background "
+        "per-pixel trace"
     ),
     "CREATE": (
         "generate create produce write draft compose design render draw paint illustrate illustration "
@@ -71,8 +70,8 @@ _CLASSES: Final[dict[str, str]] = {
     "DETECT": "detect detection detector spot",
     "ASK": "question ask asking query answer",
     "SHORT": (
-        "summary summarize summarise summarization summaries brief briefly short shorten condense gist "
-        "overview takeaways digest recap tl;dr essential key boil compress"
+        "summary summarize summarise summarization summaries brief briefly shorten condense gist "
+        "overview takeaways digest recap tl;dr boil compress"
     ),
     "SIMILAR": (
         "similar similarity duplicate near-duplicate same closest related paraphrase meaning "
@@ -89,7 +88,8 @@ _CLASSES: Final[dict[str, str]] = {
         "sort which whether decide identify recognise recognize tag assign"
     ),
     "ENTITY": "name entity entities extract highlight redact anonymise anonymize placeholder mention date",
-    "TRANSCRIBE": "transcribe transcription dictation dictate caption captioning subtitle",
+    "TRANSCRIBE": "transcribe transcription dictation dictate subtitle",
+    "CAPTION": "caption captioning describe alt-text",
 }
 
 #: Direction words kept verbatim (upper-cased so they cannot collide with a class name).

@@ -35,6 +35,8 @@ GOALS: Final[tuple[str, ...]] = (
     "anomaly-detection",
     "tabular-classification",
     "tabular-regression",
+    "zero-shot-classification",
+    "image-text-to-text",
 )
 
 #: Input modalities (what the model is fed).
@@ -63,6 +65,8 @@ GOAL_INPUTS: Final[dict[str, tuple[str, ...]]] = {
     "anomaly-detection": ("time-series", "tabular", "image", "video", "audio"),
     "tabular-classification": ("tabular", "time-series"),
     "tabular-regression": ("tabular",),
+    "zero-shot-classification": ("text",),
+    "image-text-to-text": ("image",),  # an image with a text prompt; the image is what sets it apart
 }
 
 #: What each goal produces (the ``outputs`` of ``in_out_modalities``).
@@ -87,6 +91,8 @@ GOAL_OUTPUT: Final[dict[str, str]] = {
     "anomaly-detection": "anomaly-score",
     "tabular-classification": "label",
     "tabular-regression": "number",
+    "zero-shot-classification": "label",
+    "image-text-to-text": "text",
 }
 
 OUTPUTS: Final[tuple[str, ...]] = tuple(sorted(set(GOAL_OUTPUT.values())))
@@ -194,6 +200,20 @@ GOAL_ALIASES: Final[dict[str, str]] = {
     "outlierdetection": "anomaly-detection",
     "tabularclassifier": "tabular-classification",
     "regression": "tabular-regression",
+    # embeddings are served by the sentence-similarity goal (Hugging Face's feature-extraction task
+    # names the same encoders when they are used for their vectors)
+    "featureextraction": "sentence-similarity",
+    "embedding": "sentence-similarity",
+    "embeddings": "sentence-similarity",
+    "textembedding": "sentence-similarity",
+    "textembeddings": "sentence-similarity",
+    "zeroshot": "zero-shot-classification",
+    "zeroshotclassifier": "zero-shot-classification",
+    "vqa": "image-text-to-text",
+    "visualquestionanswering": "image-text-to-text",
+    "visionlanguage": "image-text-to-text",
+    "vlm": "image-text-to-text",
+    "multimodal": "image-text-to-text",
 }
 
 #: Metrics suggested per goal (answers ``metrics, ...`` requests). Chosen as the measures each
@@ -219,6 +239,8 @@ GOAL_METRICS: Final[dict[str, tuple[str, ...]]] = {
     "anomaly-detection": ("roc auc", "pr auc", "f1", "precision@k"),
     "tabular-classification": ("accuracy", "f1", "roc auc", "log loss"),
     "tabular-regression": ("mae", "rmse", "r2", "mape"),
+    "zero-shot-classification": ("accuracy", "f1", "precision", "recall"),
+    "image-text-to-text": ("vqa accuracy", "anls", "exact match", "cider"),
 }
 
 _GOAL_KEYS: Final[dict[str, str]] = {norm_key(g): g for g in GOALS}

@@ -665,7 +665,15 @@ _POWER_SOURCE = (
     ),
     (
         "solar",
-        re.compile(r"\bsolar[- ]?(?:powered|panels?|energy|cells?)\b|\bpowered\s+by\s+(?:the\s+)?sun\b", _I),
+        # solar panels as what the model inspects ("spot cracked solar panels") are not a power source
+        re.compile(
+            r"\bsolar[- ]?powered\b|"
+            r"\b(?:powered\s+by|runs?\s+(?:on|off)|running\s+(?:on|off)|with|from|has|have)\s+"
+            r"(?:(?:a|an|its|their|the|small|large|rooftop|own)\s+){0,2}"
+            r"solar[- ]?(?:panels?|energy|cells?|power)\b|"
+            r"\bpowered\s+by\s+(?:the\s+)?sun\b",
+            _I,
+        ),
     ),
     (
         "mains",
@@ -1401,7 +1409,8 @@ _SAMPLE_ITEMS = (
     r"(?:images?|photos?|pictures?|samples?|examples?|records?|rows?|documents?|sentences?|pairs?|"
     r"instructions?|tickets?|reviews?|e-?mails?|houses?|utterances?|texts?|articles?|transactions?|"
     r"scans?|x-rays?|radiographs?|dialogues?|conversations?|questions?|frames?|videos?|clips?|"
-    r"patients?|customers?|invoices?|receipts?|tweets?|posts?|products?|listings?)"
+    r"patients?|customers?|invoices?|receipts?|tweets?|posts?|products?|listings?|releases|reports?|"
+    r"letters?|abstracts?|papers?|essays?|stories|books?|descriptions?|dialogs?|prompts?)"
 )
 _SAMPLES = re.compile(
     rf"(?<![\w.,$€£-])(?P<num>{NUMBER}{MULTIPLIER}?)\s+(?:(?!(?:tokens?|of|per|hours?|days?)\b)[\w-]+\s+){{0,2}}?"
@@ -1511,13 +1520,14 @@ def _resolution(t: _Text) -> Iterator[Finding]:
 _AUDIO_NOUN = (
     r"(?:audio\s+|voice\s+|speech\s+|sound\s+)?(?:clips?|voice\s+notes?|notes?|recordings?|calls?|"
     r"meetings?|lectures?|windows?|segments?|episodes?|utterances?|messages?|snippets?|announcements?|"
-    r"podcasts?|interviews?|sessions?|files?|songs?|tracks?)"
+    r"podcasts?|interviews?|sessions?|files?|songs?|tracks?|consultations?|appointments?|visits?|"
+    r"dictations?|broadcasts?|shows?|sermons?|talks?|speeches)"
 )
 _AUDIO_UNIT = r"(?P<u>s|secs?|seconds?|minutes?|mins?|hours?|hrs?|h)"
 _AUDIO_LENGTH = (
     re.compile(
         rf"(?:(?<![\w.,])(?P<n>{NUMBER})|\b(?P<w>{WORD_NUMBER}))\s*-?\s*{_AUDIO_UNIT}\s*-?\s*(?:long\s+)?"
-        rf"(?P<noun>{_AUDIO_NOUN})\b",
+        rf"(?:[\w]+-[\w-]+\s+)?(?P<noun>{_AUDIO_NOUN})\b",
         _I,
     ),
     re.compile(
