@@ -77,15 +77,17 @@ def expected_ranking(goal: str, device: str, weight: float = 0.5) -> list[tuple[
             m.parameters * 4 / (hw.memory_bandwidth_gbs * 1e9 * eff.memory),
         )
         rows.append((m, math.log10(power * latency)))
-    groups: dict[tuple[str, str], list[float]] = {}  # compared on the same metric AND dataset only
+    groups: dict[tuple[str, str], list[float]] = {}  # one scale: the metric AND dataset most report
     for m, _ in rows:
         key = (m.quality.metric.casefold(), m.quality.dataset.casefold())
         groups.setdefault(key, []).append(m.quality.value)
+    reference = min(groups, key=lambda k: (-len(groups[k]), k))
     lo_e, hi_e = min(e for _, e in rows), max(e for _, e in rows)
     scored = []
     for m, e in rows:
-        vals = groups[(m.quality.metric.casefold(), m.quality.dataset.casefold())]
-        q = 0.5 if len(vals) == 1 else (m.quality.value - min(vals)) / (max(vals) - min(vals))
+        key = (m.quality.metric.casefold(), m.quality.dataset.casefold())
+        vals = groups[reference]
+        q = 0.5 if key != reference else (m.quality.value - min(vals)) / (max(vals) - min(vals))
         scored.append((m.name, q - weight * (e - lo_e) / (hi_e - lo_e)))
     return sorted(scored, key=lambda t: -t[1])
 

@@ -117,7 +117,7 @@ def test_no_model_names_the_binding_constraint_and_the_smallest_relaxation() -> 
 def test_quality_is_compared_on_the_same_metric_and_dataset_only() -> None:
     out = run("summarization", ["H100"], num_devices=8)
     extra = out.get_extra()
-    assert "quality_note" in extra and "not comparable" in extra["quality_note"]
+    assert "quality_note" in extra and "quality compared on" in extra["quality_note"]
     ranking = ml_model.rank(
         [
             ml_model.assess(models().get(n), _ctx("image-classification"))
@@ -205,3 +205,20 @@ def test_a_model_named_in_the_description_is_honoured() -> None:
     )
     assert ml_model.named_in_text("transcribe what people whisper in a bloom of noise") is None
     assert ml_model.named_in_text("fine-tune a 7B chat model on 8 A100s") is None
+
+
+def test_one_quality_scale_and_figures_from_another_task_are_neutral() -> None:
+    # Token classification: the backbones' MNLI/XNLI accuracies say nothing about NER
+    ner = run("token-classification", ["T4"])
+    extra = ner.get_extra()
+    assert "figure measured on another task" in extra["quality_note"]
+    for c in extra["candidates"]:
+        if c["name"] in ("deberta-v3-large", "xlm-roberta-large"):
+            assert c["quality_norm"] == ml_model.OTHER_TASK_QUALITY and "not comparable" in c["why"]
+    assert ner.model == "bert-base-ner"  # the one model measured on NER
+    # Text generation: MMLU is the scale most LLMs report; GPT-2's WikiText perplexity is not on it
+    gen = run("text-generation", ["H100"], num_devices=8)
+    norms = {c["name"]: c["quality_norm"] for c in gen.get_extra()["candidates"]}
+    assert "quality compared on accuracy (5-shot) on mmlu" in gen.get_extra()["quality_note"]
+    assert not norms.get("gpt2-xl") or norms["gpt2-xl"] == 0.5
+    assert models().get(gen.model).quality.dataset == "MMLU"

@@ -57,10 +57,14 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    devices are taken as ideally sharded (peak and bandwidth x ``num_devices``, power x
    ``num_devices``).
 5. **Ranking** (deterministic): ``score = quality - w x energy`` with
-   - quality in [0, 1]: the published figure min-max normalised among the feasible candidates
-     sharing its metric **and** dataset (lower-is-better metrics flipped); a model whose metric and
-     dataset no other candidate shares gets 0.5 (not comparable: neutral), and ``quality_note``
-     names those models;
+   - quality in [0, 1]: figures are compared on one scale only, the reference metric **and**
+     dataset that most feasible candidates report for the goal: those candidates' figures are
+     min-max normalised (lower-is-better metrics flipped); every other candidate gets 0.5 (not
+     comparable: neutral); a figure measured on another task gets 0.25 (a backbone's MNLI accuracy
+     for token classification; a chat model's MMLU counts for generation tasks), as does a
+     pre-trained encoder or seq2seq backbone (tag ``base``) unless the task is training: its
+     figure is that of a fine-tuned copy; and
+     ``quality_note`` names the reference scale and the models not on it;
    - energy in [0, 1]: log10 of the energy per inference or per answer (power at the class's
      default utilisation x screening latency / batch, on the model's device) min-max normalised;
    - ``w`` = 0.5 (quality counts twice as much as the energy span), 0.25 with
@@ -167,8 +171,9 @@ QUALITY_REQUIREMENTS: Final[dict[str, tuple[tuple[str, ...], bool]]] = {
 }
 
 RANKING_RULE: Final = (
-    "score = quality - w x energy; quality = published figure min-max normalised among feasible "
-    "candidates sharing its metric and dataset (0.5, not comparable, when no other shares both); "
+    "score = quality - w x energy; quality = published figure min-max normalised among the feasible "
+    "candidates reporting the reference metric and dataset (the one most of them report for this goal); "
+    "0.5 (not comparable) for the others and for figures measured on another task; "
     "energy = log10(J per inference or per answer on the model's device) min-max normalised; "
     "ties: quality, energy, parameters, name"
 )
@@ -321,7 +326,7 @@ def task_callback(
                 feasible.append(a)
             else:
                 excluded.append({**_excl(a.entry.name, *a.exclusion), **a.relax})
-    ranking = rank(feasible, ctx.energy_weight)
+    ranking = rank(feasible, ctx.energy_weight, goal, ctx.training)
     extra["selected_by"] = selected_by
     extra["candidates"] = [r.to_json(i + 1, ranking[0]) for i, r in enumerate(ranking[:TOP_N])]
     extra["candidates_feasible"] = len(ranking)
@@ -330,8 +335,8 @@ def task_callback(
         extra["warnings"] = list(ctx.warnings)
 
     extra["excluded"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in extra["excluded"]]
-    if any(g["not_comparable"] for g in quality_groups(ranking)):
-        extra["quality_note"] = quality_note(ranking)
+    if ranking and not all(a.comparable for a in ranking):
+        extra["quality_note"] = quality_note(ranking, goal, ctx.training)
 
     if not ranking:
         ml_model.model = NO_MODEL
@@ -815,6 +820,7 @@ class Assessment:
     memory_what: str = "weights"
     per: str = "inference"  # what the energy is per: inference, or answer (generated)
     relax: dict[str, Any] = field(default_factory=dict)  # need/limit of the exclusion, for NO_MODEL
+    comparable: bool = False  # its quality figure is on the ranking's reference scale
 
     @property
     def energy_j(self) -> float:
@@ -1072,21 +1078,28 @@ def quality_violation(entry: ModelEntry, limits: Mapping[str, float]) -> tuple[s
 # ------------------------------------------------------------------------------------------------
 
 
-def rank(feasible: Sequence[Assessment], weight: float) -> list[Assessment]:
-    """Score and sort (see the module docstring, step 4)."""
+def rank(
+    feasible: Sequence[Assessment], weight: float, goal: str = "", training: bool = False
+) -> list[Assessment]:
+    """Score and sort (see the module docstring, step 5)."""
     if not feasible:
         return []
-    groups: dict[tuple[str, str], list[Assessment]] = {}
+    reference = reference_scale(feasible, goal, training)
     for a in feasible:
-        groups.setdefault(quality_key(a.entry), []).append(a)
-    for members in groups.values():
+        a.comparable = False
+        a.quality_norm = NEUTRAL_QUALITY if measures_goal(a.entry, goal, training) else OTHER_TASK_QUALITY
+    members = [
+        a for a in feasible if quality_key(a.entry) == reference and measures_goal(a.entry, goal, training)
+    ]
+    if len(members) > 1:
         signed = [
             m.entry.quality.value if m.entry.quality.higher_is_better else -m.entry.quality.value
             for m in members
         ]
         lo, hi = min(signed), max(signed)
         for m, v in zip(members, signed, strict=True):
-            m.quality_norm = 0.5 if len(members) == 1 else (1.0 if hi == lo else (v - lo) / (hi - lo))
+            m.quality_norm = 1.0 if hi == lo else (v - lo) / (hi - lo)
+            m.comparable = True
     energies = [math.log10(a.energy_j) for a in feasible if math.isfinite(a.energy_j) and a.energy_j > 0]
     lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 0.0)
     for a in feasible:
@@ -1101,34 +1114,75 @@ def rank(feasible: Sequence[Assessment], weight: float) -> list[Assessment]:
     )
 
 
+#: Quality of a candidate whose figure is not on the reference scale (neutral), and of one whose
+#: figure was measured on another task (a pre-trained backbone: not shown to do this task without
+#: fine-tuning, so below a model measured on it).
+NEUTRAL_QUALITY: Final = 0.5
+OTHER_TASK_QUALITY: Final = 0.25
+
+
 def quality_key(entry: ModelEntry) -> tuple[str, str]:
     """Figures are compared only on the same metric and the same dataset."""
     q = entry.quality
     return q.metric.strip().casefold(), q.dataset.strip().casefold()
 
 
-def quality_groups(ranking: Sequence[Assessment]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[str]] = {}
-    for a in ranking:
-        groups.setdefault(quality_key(a.entry), []).append(a.entry.name)
-    return [
-        {"metric": k[0], "dataset": k[1], "models": v, "not_comparable": len(v) == 1 and len(ranking) > 1}
-        for k, v in groups.items()
-    ]
+def measures_goal(entry: ModelEntry, goal: str, training: bool = False) -> bool:
+    """Whether the entry's published figure is about ``goal`` as it will be used: measured for its
+    first goal, or a chat/instruction model's general benchmark (MMLU) for a generation task. Not:
+    a pre-trained encoder or seq2seq backbone (tag ``base``) for inference, since its figure is
+    that of a fine-tuned copy; a backbone listed for token classification with an MNLI accuracy."""
+    spec = entry.transformer
+    if "base" in entry.tags and spec is not None and spec.kind != "decoder" and not training:
+        return False
+    if not goal or entry.goals[0] == goal:
+        return True
+    return bool({"chat", "instruct"} & set(entry.tags)) and goal in GENERATIVE_GOALS
 
 
-def quality_note(ranking: Sequence[Assessment]) -> str:
-    alone = [g["models"][0] for g in quality_groups(ranking) if g["not_comparable"]]
-    return (
-        f"quality not comparable for {', '.join(alone[:10])}{' ...' if len(alone) > 10 else ''}: no other "
-        "candidate reports the same metric on the same dataset, so each gets the neutral 0.5 and the "
-        "ranking rests on energy for them"
-    )
+def reference_scale(
+    feasible: Sequence[Assessment], goal: str, training: bool = False
+) -> tuple[str, str] | None:
+    """The (metric, dataset) most feasible candidates report for this goal: the one scale their
+    quality is compared on (ties: the metric name, then the dataset)."""
+    counts: dict[tuple[str, str], int] = {}
+    for a in feasible:
+        if measures_goal(a.entry, goal, training):
+            key = quality_key(a.entry)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    return min(counts, key=lambda k: (-counts[k], k))
+
+
+def quality_note(ranking: Sequence[Assessment], goal: str, training: bool = False) -> str:
+    """Which figure the ranking compares, and which candidates it cannot compare."""
+    reference = reference_scale(ranking, goal, training)
+    other_task = [a.entry.name for a in ranking if not measures_goal(a.entry, goal, training)]
+    other_scale = [a.entry.name for a in ranking if not a.comparable and a.entry.name not in other_task]
+    parts = []
+    if reference is not None and any(a.comparable for a in ranking):
+        parts.append(
+            f"quality compared on {reference[0]} on {reference[1]}, the figure most candidates report"
+        )
+    if other_scale:
+        parts.append(f"not comparable (another metric or dataset, neutral 0.5): {_names(other_scale)}")
+    if other_task:
+        parts.append(
+            f"figure measured on another task, or of a fine-tuned copy of a pre-trained backbone "
+            f"({OTHER_TASK_QUALITY}): {_names(other_task)}"
+        )
+    return "; ".join(parts)
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 def why(a: Assessment, rank_: int, top: Assessment) -> str:
     q = a.entry.quality
-    figures = f"quality {a.quality_norm:.2f} ({q.metric} {q.value:g} on {q.dataset})"
+    scale = "" if a.comparable else ", not comparable"
+    figures = f"quality {a.quality_norm:.2f} ({q.metric} {q.value:g} on {q.dataset}{scale})"
     if a.device is not None:
         figures += f", energy {a.energy_norm:.2f} ({a.energy_j:.3g} J/{a.per} on {a.device.hw.name})"
     if rank_ == 1:
