@@ -26,8 +26,8 @@ Roles:
   reply and watch queues; writes only to the default exchange (requests to the orchestrator).
   It cannot declare shared resources, bind, or read any stage queue.
 - ``operator``: ``sustainml dlq``: reads (and purges) only the dead-letter queues; writes to the
-  default exchange and the record exchanges (replay) and the control exchange (NodeControl);
-  configures nothing.
+  default exchange and the record exchanges (replay) and the control exchange (NodeControl,
+  ``sustainml control``); configures and reads only its own client reply/watch queues.
 """
 
 from __future__ import annotations
@@ -131,9 +131,9 @@ def role_permissions(namespace: str) -> dict[str, RolePermissions]:
     )
     operator = RolePermissions(
         "operator",
-        configure=NOTHING,
+        configure=_alt(n["client_private"]),
         write=_alt([amq_default, *n["record_exchanges"], re.escape(Topology(namespace).control_exchange)]),
-        read=_alt(n["dlqs"]),
+        read=_alt(n["dlqs"] + n["client_private"]),
         description="dead-letter inspection and replay (sustainml dlq), node control (sustainml control)",
     )
     return {r.role: r for r in (worker, orchestrator, publisher, operator)}
