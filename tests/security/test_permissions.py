@@ -170,6 +170,11 @@ def _attempt(url: str, fn: Callable[[BlockingChannel], Any]) -> int:
             conn.close()
 
 
+def _confirmed_publish(ch: BlockingChannel, exchange: str, body: bytes) -> None:
+    ch.confirm_delivery()  # the publish then waits for the broker's verdict
+    ch.basic_publish(exchange, "all", body)
+
+
 def _declare_topology(url: str, ns: str) -> None:
     with AmqpTransport(url, name="declare") as t:
         from sustainml.topology import declare_all
@@ -384,9 +389,17 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
             pub.publish(
                 "", topo.orchestrator_results_queue, Attribution(ns, "worker", key.key).sign(forged)
             ).result(10)
-        with AmqpTransport(users.url("worker"), name="attacker-worker") as rogue:
-            rogue.publish(topo.control_exchange, "all", control(CmdNode.CMD_TERMINATE_NODE)).result(10)
-        wait_for(lambda: queue_count(users.guest_url, unattributed) == 7, 30, "1 + 6 refused controls")
+        terminate = control(CmdNode.CMD_TERMINATE_NODE)
+        # a worker account: the control exchange is closed to it by a topic permission (the
+        # broker refuses the publish), and straight to a replica's queue the node refuses it
+        worker_url = users.url("worker")
+        assert (
+            _attempt(worker_url, lambda ch: _confirmed_publish(ch, topo.control_exchange, terminate.body))
+            == 403
+        )
+        with AmqpTransport(worker_url, name="attacker-worker") as rogue:
+            rogue.publish("", topo.private_queue("control", nodes[1].replica_id), terminate).result(10)
+        wait_for(lambda: queue_count(users.guest_url, unattributed) == 2, 30, "two refused controls")
         wait_for(lambda: queue_count(users.guest_url, results_dlq) == 1, 30, "the refused output")
         with DlqClient(replace(base, broker_url=users.guest_url)) as dlq:
             reasons = {d.reason for d in dlq.show("unattributed", limit=10)[1]}
