@@ -301,7 +301,13 @@ def _add_real_time(extra: dict[str, Any], chosen: DeviceEvaluation, limits: Limi
             f"real-time factor {rtf:.3g}: {chosen.latency_s:.3g} s of processing for {chosen.audio_s:g} s "
             f"of audio.{chunk_note}"
         )
-    extra["real_time"] = info
+    # the reasoning first, right after the model, so that a shortened display still shows it
+    info = {"reasoning": info.pop("reasoning"), **info}
+    items = list(extra.items())
+    at = next((i + 1 for i, (k, _) in enumerate(items) if k == "model"), len(items))
+    items.insert(at, ("real_time", info))
+    extra.clear()
+    extra.update(items)
 
 
 def _add_ranking(extra: dict[str, Any], evaluations: Sequence[DeviceEvaluation]) -> None:
