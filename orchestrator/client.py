@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sustainml.attribution import Attribution, load_key
-from sustainml.config import Settings
+from sustainml.attribution import Attribution, load_key, role_of_user
+from sustainml.config import ConfigError, Settings
 from sustainml.messages import (
     RECORD_TYPES,
     CmdNode,
@@ -324,9 +324,13 @@ class Client:
         if task_id is not None and cmd_task != CmdTask.NO_CMD:
             self.result(task_id)  # refused by the orchestrator when the task does not exist
         if self._attribution is None:
-            self._attribution = Attribution(
-                self.topology.ns, "operator", load_key(self.settings, create=False), self.transport.user
-            )
+            try:
+                key = load_key(self.settings, create=False)
+            except ConfigError:
+                if role_of_user(self.topology.ns, self.transport.user) is None:
+                    raise  # a shared account: nodes obey only what the deployment's key signed
+                key = b""  # a per-role account: the broker-validated user-id is the proof
+            self._attribution = Attribution(self.topology.ns, "operator", key, self.transport.user)
         source, signer = f"client-{self.id}", self._attribution
         publish_control(self.transport, self.topology, target, cmd_node, cmd_task, task_id, source, signer)
 

@@ -180,5 +180,6 @@ class Attribution:
         """The sender's role if it is one of ``allowed``; ``Unattributed`` otherwise."""
         role = self.sender_role(message)
         if role not in allowed:
-            raise Unattributed(f"refused: {what} may come only from {' or '.join(allowed)}, not from {role}")
+            senders = " or ".join(sorted(allowed))
+            raise Unattributed(f"refused: {what} may come only from {senders}, not from {role}")
         return role

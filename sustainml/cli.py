@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -550,13 +551,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         table.add_row(name, s, str(n))
     out.print(table)
     if st["replicas"]:
-        rt = Table(title="replicas")
-        for col in ("node", "replica", "status", "in flight", "processed", "last seen (s)", "error"):
-            rt.add_column(col)
         from sustainml.messages import Status
 
-        for r in st["replicas"]:
-            rt.add_row(
+        rows = [
+            [
                 r["node_name"],
                 r["replica_id"],
                 Status(r["status"]).name,
@@ -564,7 +562,21 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 str(r["processed"]),
                 f"{r['age_s']:.1f}",
                 r["error_description"] or "",
-            )
+            ]
+            for r in st["replicas"]
+        ]
+        # Short headers and no error column when there is no error: the table fits 80 columns.
+        headers = ["node", "replica", "status", "busy", "done", "seen (s)", "error"]
+        shown = headers if any(row[6] for row in rows) else headers[:6]
+        rt = Table(title="replicas (busy: tasks in flight; done: processed; seen: since last heartbeat)")
+        for i, header in enumerate(shown):
+            if header == "error":
+                rt.add_column(header, overflow="fold")
+            else:
+                width = max(len(header), *(len(row[i]) for row in rows))
+                rt.add_column(header, no_wrap=True, min_width=width, justify="right" if i >= 3 else "left")
+        for row in rows:
+            rt.add_row(*(Text(c) for c in row[: len(shown)]))
         out.print(rt)
 
 
@@ -975,7 +987,7 @@ def up(ctx: click.Context, replicas: tuple[str, ...], http: str | None) -> None:
     for stage in PIPELINE:
         for i in range(counts.get(stage.node, 1)):
             specs.append((f"{stage.kind}-{i + 1}", ["worker", stage.kind]))
-    Supervisor(specs, env).run()
+    Supervisor(specs, env, settings).run()
 
 
 def _port_free(address: tuple[str, int]) -> bool:
@@ -1006,14 +1018,45 @@ class Supervisor:
 
     GRACE_S = 30.0
 
-    def __init__(self, specs: list[tuple[str, list[str]]], env: dict[str, str]) -> None:
+    READY_WAIT_S = 300.0
+
+    def __init__(
+        self, specs: list[tuple[str, list[str]]], env: dict[str, str], settings: Settings | None = None
+    ) -> None:
         self.specs = specs
+        self.settings = settings  # to say when the deployment answers
         # PYTHONSAFEPATH: a child started with -m must import the installed sustainml, not a
         # `sustainml/` folder that happens to be in the working directory (a source checkout).
         self.env = {**env, "PYTHONSAFEPATH": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, list[float]] = {}
         self.stopping = False
+
+    def _announce_ready(self, settings: Settings) -> None:
+        """Say when the orchestrator answers and every node reports IDLE: "started" is not
+        "ready" (the first start of a worker loads its models, a while on a busy machine)."""
+        began = time.monotonic()
+        quick = settings.with_overrides(rpc_timeout=2.0)
+        while not self.stopping and time.monotonic() - began < self.READY_WAIT_S:
+            try:
+                with Client(quick) as client:
+                    nodes = client.status()["nodes"]
+                if nodes and all(state == "IDLE" for state in nodes.values()):
+                    err.print(
+                        f"[green]ready[/] after {time.monotonic() - began:.0f} s: the orchestrator and the "
+                        f"{len(nodes)} nodes answer; in another terminal: "
+                        '`sustainml submit --description "..." --wait`',
+                        soft_wrap=True,
+                    )
+                    return
+            except (OrchestratorError, TransportError, TimeoutError):
+                pass  # not up yet
+            time.sleep(1.0)
+        if not self.stopping:
+            err.print(
+                f"[yellow]not all nodes ready after {self.READY_WAIT_S:.0f} s[/]: see `sustainml status`",
+                soft_wrap=True,
+            )
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "sustainml.cli", *args], env=self.env)
@@ -1027,10 +1070,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_signal)
         for name, args in self.specs:
             self._spawn(name, args)
-        err.print(
-            'all components started; submit with `sustainml submit --description "..." --wait`; Ctrl-C stops',
-            soft_wrap=True,
-        )
+        err.print("all components started; waiting for them to be ready (Ctrl-C stops)", soft_wrap=True)
+        if self.settings is not None:
+            threading.Thread(target=self._announce_ready, args=(self.settings,), daemon=True).start()
         args_of = dict(self.specs)
         while not self.stopping:
             time.sleep(0.5)
@@ -1085,11 +1127,14 @@ def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
         transport.connect()
         try:
             busy: list[str] = []
+            found = 0
             for spec in [*topology.durable_queues(), *topology.retry_queues()]:
                 try:
-                    _ready, consumers = transport.queue_counts(spec.name)
+                    with _quiet_missing_queue_logs():
+                        _ready, consumers = transport.queue_counts(spec.name)
                 except KeyError:
                     continue  # not declared (or already removed)
+                found += 1
                 if consumers:
                     busy.append(f"{spec.name} ({consumers} consumer{'s' if consumers > 1 else ''})")
             if busy and not force:
@@ -1101,10 +1146,10 @@ def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
             delete_all(transport, topology)
         finally:
             transport.close()
-    queues = len(topology.durable_queues()) + len(topology.retry_queues())
+    gone = "" if found else " (its queues were already gone)"
     out.print(
-        f"namespace {settings.namespace!r}: {queues} queues and {len(topology.exchanges())} exchanges "
-        "removed from the broker",
+        f"namespace {settings.namespace!r}: {found} queues and {len(topology.exchanges())} exchanges "
+        f"removed from the broker{gone}",
         highlight=False,
         soft_wrap=True,
     )
@@ -1120,6 +1165,24 @@ def teardown(ctx: click.Context, force: bool, with_data: bool) -> None:
 
             shutil.rmtree(db_dir)
             out.print(f"removed {db_dir}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _quiet_missing_queue_logs() -> Iterator[None]:
+    """pika logs a WARNING when the broker closes a channel for a missing queue; to teardown's
+    probe that is an answer ("not there"), not a problem."""
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "NOT_FOUND - no queue" not in record.getMessage()
+
+    logger = logging.getLogger("pika.channel")
+    drop = _Drop()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 cli.add_command(dlq)

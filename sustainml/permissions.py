@@ -26,8 +26,8 @@ Roles:
   reply and watch queues; writes only to the default exchange (requests to the orchestrator).
   It cannot declare shared resources, bind, or read any stage queue.
 - ``operator``: ``sustainml dlq``: reads (and purges) only the dead-letter queues; writes to the
-  default exchange and the record exchanges (replay) and the control exchange (NodeControl);
-  configures nothing.
+  default exchange and the record exchanges (replay) and the control exchange (NodeControl,
+  ``sustainml control``); configures and reads only its own client reply/watch queues.
 """
 
 from __future__ import annotations
@@ -131,12 +131,32 @@ def role_permissions(namespace: str) -> dict[str, RolePermissions]:
     )
     operator = RolePermissions(
         "operator",
-        configure=NOTHING,
+        configure=_alt(n["client_private"]),
         write=_alt([amq_default, *n["record_exchanges"], re.escape(Topology(namespace).control_exchange)]),
-        read=_alt(n["dlqs"]),
+        read=_alt(n["dlqs"] + n["client_private"]),
         description="dead-letter inspection and replay (sustainml dlq), node control (sustainml control)",
     )
     return {r.role: r for r in (worker, orchestrator, publisher, operator)}
+
+
+@dataclass(frozen=True)
+class TopicPermission:
+    """A RabbitMQ topic permission: which routing keys ``role`` may publish (``write``) to a topic
+    exchange. Checked by the broker on every publish, on top of the exchange's write permission."""
+
+    role: str
+    exchange: str
+    write: str
+    read: str
+
+
+def topic_permissions(namespace: str) -> list[TopicPermission]:
+    """Topic permissions where they add something: a worker must publish to the record exchanges
+    (its outputs) and so has write on the namespace's exchanges, but it never sends NodeControl,
+    so no routing key of ``<ns>.control`` is writable for it (a compromised worker cannot command
+    the other nodes, even before they check who sent it)."""
+    control = Topology(namespace).control_exchange
+    return [TopicPermission("worker", control, NOTHING, ".*")]
 
 
 def default_username(namespace: str, role: str) -> str:
@@ -162,6 +182,7 @@ def definitions(
     perms = role_permissions(namespace)
     users: list[dict[str, Any]] = []
     permissions: list[dict[str, Any]] = []
+    topics: list[dict[str, Any]] = []
     for role, password in passwords.items():
         if role not in perms:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -178,7 +199,17 @@ def definitions(
         permissions.append(
             {"user": name, "vhost": vhost, "configure": p.configure, "write": p.write, "read": p.read}
         )
-    return {"users": users, "permissions": permissions}
+        topics += [
+            {"user": name, "vhost": vhost, "exchange": t.exchange, "write": t.write, "read": t.read}
+            for t in topic_permissions(namespace)
+            if t.role == role
+        ]
+    return {"users": users, "permissions": permissions, "topic_permissions": topics}
+
+
+def render_topic_tsv(namespace: str) -> str:
+    """``role<TAB>exchange<TAB>write<TAB>read`` lines (read by create-users.sh)."""
+    return "".join(f"{t.role}\t{t.exchange}\t{t.write}\t{t.read}\n" for t in topic_permissions(namespace))
 
 
 def render_tsv(namespace: str) -> str:
@@ -194,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Print the least-privilege RabbitMQ permissions of a namespace.",
     )
     parser.add_argument("--namespace", default=os.environ.get("SUSTAINML_NAMESPACE", "sustainml"))
-    parser.add_argument("--format", choices=["tsv", "json", "definitions"], default="tsv")
+    parser.add_argument("--format", choices=["tsv", "topic-tsv", "json", "definitions"], default="tsv")
     parser.add_argument("--vhost", default="/")
     parser.add_argument(
         "--password-env",
@@ -209,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--namespace {ns!r}: use letters, digits, '-' or '_' only")
     if args.format == "tsv":
         sys.stdout.write(render_tsv(ns))
+    elif args.format == "topic-tsv":
+        sys.stdout.write(render_topic_tsv(ns))
     elif args.format == "json":
         perms = role_permissions(ns)
         data = {r: {"configure": p.configure, "write": p.write, "read": p.read} for r, p in perms.items()}
@@ -233,9 +266,11 @@ if __name__ == "__main__":
 __all__ = [
     "ROLES",
     "RolePermissions",
+    "TopicPermission",
     "default_username",
     "definitions",
     "rabbit_password_hash",
     "render_tsv",
     "role_permissions",
+    "topic_permissions",
 ]

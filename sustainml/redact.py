@@ -26,7 +26,7 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]+")
 _KEYVAL = re.compile(r"(?i)\b((?:password|passwd|pwd|api[_-]?key|token|secret)\s*[=:]\s*)[^\s,;&'\"]+")
 
 # Environment variables whose values are secrets wherever they appear.
-SECRET_ENV_VARS = ("SUSTAINML_API_TOKEN", "SUSTAINML_ENCODER_API_KEY")
+SECRET_ENV_VARS = ("SUSTAINML_API_TOKEN", "SUSTAINML_ENCODER_API_KEY", "SUSTAINML_SIGNING_KEY")
 
 
 def redact_url(url: str) -> str:
@@ -72,6 +72,8 @@ def secrets_of(settings: Settings | None = None) -> list[str]:
                 values.append(pw)
         if settings.api_token:
             values.append(settings.api_token)
+        if settings.signing_key:
+            values.append(settings.signing_key)
     for var in SECRET_ENV_VARS:
         if os.environ.get(var):
             values.append(os.environ[var])

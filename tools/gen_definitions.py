@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sustainml.permissions import ROLES, default_username, role_permissions
+from sustainml.permissions import ROLES, default_username, role_permissions, topic_permissions
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "deploy" / "compose" / "rabbitmq" / "definitions.json"
@@ -44,6 +44,16 @@ def build(namespace: str = NAMESPACE, vhost: str = VHOST) -> dict[str, Any]:
         permissions.append(
             {"user": name, "vhost": vhost, "configure": p.configure, "write": p.write, "read": p.read}
         )
+    topics = [
+        {
+            "user": default_username(namespace, t.role),
+            "vhost": vhost,
+            "exchange": t.exchange,
+            "write": t.write,
+            "read": t.read,
+        }
+        for t in topic_permissions(namespace)
+    ]
     ns = re.escape(namespace)
     policies = [
         {
@@ -60,7 +70,7 @@ def build(namespace: str = NAMESPACE, vhost: str = VHOST) -> dict[str, Any]:
         "users": users,
         "vhosts": [{"name": vhost}],
         "permissions": permissions,
-        "topic_permissions": [],
+        "topic_permissions": topics,
         "parameters": [],
         "global_parameters": [],
         "policies": policies,

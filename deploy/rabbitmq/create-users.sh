@@ -75,6 +75,15 @@ while IFS=$'\t' read -r -u 3 role configure write read; do
   "${RMQ[@]}" --quiet set_permissions -p "$VHOST" "$user" "$configure" "$write" "$read" >/dev/null
   echo "$action $user ($role) on vhost $VHOST"
 done 3<<<"$PERMS"
+# Topic permissions (routing keys a role may publish to a topic exchange), e.g. no NodeControl
+# from workers: `python -m sustainml.permissions --format topic-tsv`.
+TOPICS="$("$PYTHON" -m sustainml.permissions --namespace "$NS" --format topic-tsv)"
+while IFS=$'\t' read -r -u 3 role exchange twrite tread; do
+  [[ -n "$role" ]] || continue
+  wanted "$role" || continue
+  "${RMQ[@]}" --quiet set_topic_permissions -p "$VHOST" "$PREFIX-$role" "$exchange" "$twrite" "$tread" >/dev/null
+  echo "topic permission for $PREFIX-$role on $exchange: write $twrite"
+done 3<<<"$TOPICS"
 if [[ $generated -gt 0 ]]; then
   echo "generated passwords for $generated user(s) are in $CREDENTIALS_FILE (mode 600)"
 fi

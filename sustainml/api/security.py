@@ -6,7 +6,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -252,3 +254,28 @@ class SiteGuard:
         if media in FORM_TYPES and not (media == "multipart/form-data" and path in self.upload_paths):
             return 415, f"Content-Type {media} is not accepted for a state change: send application/json"
         return None
+
+
+def prune_uploads(folder: Path, *, quota_bytes: int, incoming_bytes: int, retention_s: float) -> list[Path]:
+    """Make room for an upload of up to ``incoming_bytes``: remove uploads older than
+    ``retention_s``, then the oldest ones until the kept total plus ``incoming_bytes`` fits in
+    ``quota_bytes``. Returns what was removed (logged by the caller)."""
+    now = time.time()
+    regular = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    files = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in regular), key=lambda item: item[0])
+    removed: list[Path] = []
+    kept: list[tuple[float, int, Path]] = []
+    for mtime, size, path in files:
+        if now - mtime > retention_s:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        else:
+            kept.append((mtime, size, path))
+    total = sum(size for _, size, _ in kept)
+    for _, size, path in kept:  # oldest first
+        if total + incoming_bytes <= quota_bytes:
+            break
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        total -= size
+    return removed

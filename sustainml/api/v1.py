@@ -45,6 +45,7 @@ from sustainml.api.schemas import (
     TaskStateName,
     V1UserInputBody,
 )
+from sustainml.api.security import prune_uploads
 from sustainml.messages import RECORD_TYPES, MessageError, TaskId, UserInput, decode
 from sustainml.orchestrator.taskdb import TaskKey, TaskRow
 from sustainml.topology import resolve_stage
@@ -287,6 +288,14 @@ def upload_dataset(
         )
     folder = allowed_dirs()[0] / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
+    removed = prune_uploads(
+        folder,
+        quota_bytes=ctx.settings.upload_quota_bytes,
+        incoming_bytes=ctx.settings.upload_max_bytes,
+        retention_s=ctx.settings.upload_retention_days * 86_400,
+    )
+    if removed:
+        log.info("uploads: removed %d old dataset(s) (retention / quota)", len(removed))
     target = folder / f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
     size = _copy_limited(file, target, ctx.settings.upload_max_bytes)
     answer = ctx.orch.config_request("ML_MODEL_METADATA", f"dataset_path, {target}")

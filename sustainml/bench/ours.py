@@ -154,6 +154,7 @@ class ProcessDeployment:
             "SUSTAINML_BROKER_URL": self.settings.broker_url,
             "SUSTAINML_NAMESPACE": self.namespace,
             "SUSTAINML_DB_URL": f"sqlite:///{self.dir / 'taskdb.sqlite3'}",
+            "SUSTAINML_DATA_DIR": str(self.dir),  # one signing key for the whole deployment
             "SUSTAINML_LOG_LEVEL": "WARNING",
             **self.extra_env,
         }

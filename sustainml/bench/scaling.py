@@ -77,6 +77,7 @@ def stage_throughput(
 ) -> float:
     """Publish ML_MODEL outputs straight to the stage's input exchange, as fast as confirms allow,
     and count HW_RESOURCES outputs on a queue of our own: outputs/s of the stage alone."""
+    from sustainml.attribution import Attribution
     from sustainml.bench.common import BenchError, unique_name
     from sustainml.messages import SCHEMA_VERSION
     from sustainml.messages import headers as H
@@ -87,6 +88,8 @@ def stage_throughput(
     topology = Topology.of(dep.settings)
     transport = amqp_transport(dep.settings, "bench-scaling")
     transport.connect()
+    # The bench stands in for ML_MODEL replicas: HW_RESOURCES takes outputs of the worker role only.
+    signer = Attribution.of(dep.settings, "worker", transport.user)
     spec = topology.private_queue_spec(
         "bench-out", unique_name("sc"), (Binding(topology.record_exchange("hw_resources"), "#"),)
     )
@@ -107,13 +110,15 @@ def stage_throughput(
             transport.publish(
                 topology.record_exchange("ml_model"),
                 key,
-                H.build_message(
-                    body,
-                    type_name="MLModel",
-                    app_id="ML_MODEL",
-                    schema_version=SCHEMA_VERSION,
-                    message_id=H.stage_message_id(key, "ml_model"),
-                    correlation_id=key,
+                signer.sign(
+                    H.build_message(
+                        body,
+                        type_name="MLModel",
+                        app_id="ML_MODEL",
+                        schema_version=SCHEMA_VERSION,
+                        message_id=H.stage_message_id(key, "ml_model"),
+                        correlation_id=key,
+                    )
                 ),
             )
             for key, body in bodies

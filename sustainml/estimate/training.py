@@ -38,9 +38,28 @@ with their sources):
   (arXiv:2104.10350, table 4) measured TPU v3 training runs at 245-310 W per chip against a 450 W
   TDP (54-69 %), while GPU systems measured at or above the GPU's TDP (GPT-3 on V100: 330 W per
   300 W GPU, host included).
-- **MFU for a transformer forecast (6·N·D)**: 0.4, range 0.3-0.5: published large-run MFU of
-  MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % (Chowdhery et al. 2022, table 3) and 38-43 % for
-  Llama 3 405B on H100 (Llama 3 paper, arXiv:2407.21783, table 4).
+- **MFU for a transformer forecast (6·N·D)**, by hardware generation: 0.4, range 0.3-0.5, on
+  A100, H100 and TPUs: Megatron-Turing NLG 30.2 % on A100 and PaLM 46.2 % on TPU v4 (Chowdhery et
+  al. 2022, table 3), 36-46 % on H100 in bf16 at 2-4k context (MosaicML llm-foundry benchmarks,
+  scripts/train/benchmarking/README.md) and up to 47 % (Megatron-Core, NVIDIA Megatron-LM
+  README). On V100 (Volta): 0.24, range 0.2-0.3: Megatron-LM sustained 29.5 TFLOP/s per GPU on
+  512 V100 (24 % of the 125 TFLOP/s peak) from 30 % on one GPU (Shoeybi et al. 2019,
+  arXiv:1909.08053, section 5.1).
+- **Encoder-decoder** (T5, BART, NLLB, Whisper), when the architecture is known: 6 FLOPs per
+  weight and token *through that weight*: input tokens through the encoder and the decoder's
+  cross-attention keys/values, target tokens (``target_tokens``, default as many as the input)
+  through the rest of the decoder and the output head; 6·N·D on the whole model would count
+  every token through both stacks.
+- **Attention scores**, when the architecture is known (model catalogue or
+  ``extra_data.architecture``): + 6 x layers x sequence length x attention width FLOPs per token
+  (Kaplan et al. 2020, table 1: the causal count), sequence length ``sequence_length`` else the
+  architecture's context up to 4,096 (long-context models pre-train mostly at 4,096 tokens and
+  extend at the end: Qwen2.5 technical report, arXiv:2412.15115). The MFU sources above count
+  attention FLOPs too (PaLM, appendix B; MosaicML, over the full square), so omitting them would
+  understate the work those MFUs were measured on.
+- **Interruptions and restarts** of a forecast run: up to +10 % time on the high end of the
+  range (Meta reports more than 90 % effective training time with 466 interruptions in 54 days
+  on 16k GPUs, Llama 3 paper, arXiv:2407.21783, section 3.3.4); the point figure assumes none.
 - **MFU** (model FLOPs utilisation, achieved / peak) otherwise: 0.3, range 0.2-0.4. Published
   large training runs reach 0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %,
   PaLM 46.2 %: Chowdhery et al. 2022, arXiv:2204.02311, table 3); docs/estimation.md quotes up to 0.5 for
@@ -77,6 +96,7 @@ from sustainml.estimate.power import device_power_w
 from sustainml.estimate.pue import DATACENTRE_CLASSES, Pue
 from sustainml.estimate.pue import default_for as pue_default_for
 from sustainml.estimate.pue import setting as pue_setting
+from sustainml.estimate.transformer import TransformerSpec, from_architecture
 
 DEFAULT_TRAINING_SAMPLES: Final = 50_000
 DEFAULT_EPOCHS: Final = 1.0
@@ -85,6 +105,16 @@ MFU_RANGE: Final = (0.2, 0.4)
 #: MFU of a transformer run forecast from 6·N·D (see the module docstring), and its range.
 TRANSFORMER_MFU: Final = 0.4
 TRANSFORMER_MFU_RANGE: Final = (0.3, 0.5)
+#: The same on V100 (Volta) GPUs, whose published large-run utilisation is lower.
+VOLTA_TRANSFORMER_MFU: Final = 0.24
+VOLTA_TRANSFORMER_MFU_RANGE: Final = (0.2, 0.3)
+#: Device-name prefixes of the Volta generation in the hardware catalogue.
+VOLTA_PREFIXES: Final = ("V100",)
+#: Training sequence length when none is stated: the architecture's context, at most this.
+DEFAULT_SEQUENCE_LENGTH: Final = 4096
+#: Upper end of the time lost to interruptions and restarts of a forecast run (fraction of the
+#: forecast time): widens the high end of the range only.
+RESTART_OVERHEAD_HIGH: Final = 0.1
 #: Fraction of a rated power a training run draws, low end (see the module docstring).
 RATED_POWER_LOW_FRACTION: Final = 0.6
 #: Training FLOPs per parameter and token of a transformer (forward 2 + backward 4).
@@ -142,8 +172,34 @@ REF_TRANSFORMER_FLOPS: Final = (
     "a mixture of experts counts its active parameters"
 )
 REF_TRANSFORMER_MFU: Final = (
-    "large transformer runs: MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % (Chowdhery et al. 2022, table 3), "
-    "Llama 3 405B 38-43 % (arXiv:2407.21783, table 4): 0.4, range 0.3-0.5"
+    "transformer training MFU on A100/H100/TPU v4: Megatron-Turing NLG 530B 30.2 % on A100 and PaLM 540B "
+    "46.2 % on TPU v4 (Chowdhery et al. 2022, arXiv:2204.02311, table 3); MosaicML llm-foundry benchmarks "
+    "(scripts/train/benchmarking/README.md) 36-46 % on H100 bf16 at 2-4k context; Megatron-Core up to "
+    "47 % on H100 (NVIDIA Megatron-LM README): 0.4, range 0.3-0.5"
+)
+REF_VOLTA_MFU: Final = (
+    "V100: Megatron-LM 8.3B sustained 15.1 PFLOP/s on 512 V100 = 29.5 TFLOP/s per GPU, 24 % of the "
+    "125 TFLOP/s fp16 peak, from 39 TFLOP/s (30 %) on one GPU (Shoeybi et al. 2019, arXiv:1909.08053, "
+    "section 5.1): 0.24, range 0.2-0.3"
+)
+REF_RESTART_OVERHEAD: Final = (
+    "interruptions and restarts: Meta reports 466 job interruptions in a 54-day snapshot of a 16k-GPU "
+    "run and more than 90 % effective training time (Llama 3 paper, arXiv:2407.21783, section 3.3.4): "
+    "up to +10 % time, high end of the range only"
+)
+REF_SEQ2SEQ_FLOPS: Final = (
+    "encoder-decoder: 6 FLOPs per weight and token through it; input tokens pass the encoder and the "
+    "cross-attention keys/values, target tokens the rest of the decoder and the output head "
+    "(sustainml.estimate.transformer.seq2seq_training_flops)"
+)
+REF_SEQUENCE_DEFAULT: Final = (
+    "training sequence length = the architecture's context, at most 4,096: long-context models are "
+    "pre-trained mostly at 4,096 tokens and extended at the end (Qwen2.5 technical report, "
+    "arXiv:2412.15115, section 3); set extra_data.sequence_length"
+)
+REF_TARGET_TOKENS: Final = (
+    "assumption: as many target (decoder) tokens as input tokens, as in translation; span-corruption "
+    "pre-training has fewer (T5: about 0.22 per input token); set extra_data.target_tokens"
 )
 REF_POWER_RANGE: Final = (
     "a rated power is an upper bound: measured training runs drew 54-69 % of TPU v3's 450 W TDP per chip "
@@ -325,6 +381,7 @@ def estimate_training(
     stated_power_w: float | None = None,
     default_pue_setting: Pue | None = None,
     active_parameters: float | None = None,
+    architecture: TransformerSpec | None = None,
 ) -> TrainingEstimate:
     """The training run described by ``extra`` (the UserInput's extra_data, with the requirement keys
     of the problem text merged under it) on ``device``.
@@ -334,7 +391,9 @@ def estimate_training(
     the speed ``fallback_rate`` FLOP/s (forward FLOPs / HW_RESOURCES latency), both labelled as such.
     ``stated_power_w``: the power the hardware text gave ("TDP of 700W"). ``default_pue_setting``:
     the PUE the location implies (a cloud provider's), used when the user states none.
-    ``active_parameters``: the model's active parameters when known from its architecture."""
+    ``active_parameters``: the model's active parameters when known from its architecture.
+    ``architecture``: the model's shape (model catalogue); ``extra_data.architecture`` wins. An
+    encoder-decoder's training FLOPs are counted per stack (``seq2seq_training_flops``)."""
     assumptions: dict[str, Assumption] = {}
     lines: list[str] = []
 
@@ -344,7 +403,7 @@ def estimate_training(
     timed = any(extra.get(k) is not None for k in TIME_KEYS)
     flops, flops_source = _work(
         extra, assumptions, lines, None if timed else forward_flops, forward_source, maximum_samples,
-        minimum_samples, active_parameters,
+        minimum_samples, active_parameters, _architecture(extra, architecture),
     )  # fmt: skip
 
     # -- on what ------------------------------------------------------------------------------
@@ -357,10 +416,11 @@ def estimate_training(
     )
     mfu_value = number_setting(extra, "mfu", maximum=1.0)
     transformer = flops_source == "transformer"
-    mfu = mfu_value if mfu_value is not None else (TRANSFORMER_MFU if transformer else DEFAULT_MFU)
-    mfu_low, mfu_high = (
-        (mfu, mfu) if mfu_value is not None else (TRANSFORMER_MFU_RANGE if transformer else MFU_RANGE)
+    default_mfu, default_range, mfu_ref = (
+        transformer_mfu(device) if transformer else (DEFAULT_MFU, MFU_RANGE, REF_MFU_DEFAULT)
     )
+    mfu = mfu_value if mfu_value is not None else default_mfu
+    mfu_low, mfu_high = (mfu, mfu) if mfu_value is not None else default_range
     requested_precision = precision_setting(extra)
     util_value = number_setting(extra, "training_utilisation", maximum=1.0, strict_minimum=False)
     utilisation = TRAINING_UTILISATION if util_value is None else util_value
@@ -400,7 +460,7 @@ def estimate_training(
         effective = num_devices * rate * time_s
         mfu_low = mfu_high = mfu  # the time is given: MFU does not move the energy
         if device is not None:
-            assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, transformer)
+            assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, mfu_ref)
     elif flops is None:
         raise ValueError(
             "cannot estimate training: the model's forward FLOPs are unknown (no MACs in model_properties, "
@@ -413,7 +473,7 @@ def estimate_training(
         time_s = flops / (num_devices * peak * mfu)
         time_source = "flops"
         effective = flops
-        assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, transformer)
+        assumptions["mfu"] = _mfu_assumption(mfu, mfu_value, mfu_ref)
         lines.append(
             f"training time = {fmt(flops)} FLOP / ({num_devices} device(s) x {fmt(peak)} FLOP/s "
             f"{precision} peak x {fmt(mfu)} MFU) = {fmt(time_s)} s ({fmt(time_s / 3600.0)} h)"
@@ -440,9 +500,16 @@ def estimate_training(
         )
 
     energy_wh = num_devices * power_w * time_s * pue / 3600.0
-    # Low: less power, lower PUE, higher MFU (shorter); high: the opposite.
+    # Low: less power, lower PUE, higher MFU (shorter); high: the opposite, and for a transformer
+    # forecast (large multi-device runs) the time lost to interruptions and restarts, which a run
+    # given by its length already includes.
     low = energy_wh * (power_low / power_w if power_w else 1.0) * (pue_low / pue) * (mfu / mfu_high)
     high = energy_wh * (pue_high / pue) * (mfu / mfu_low)
+    if time_source == "flops" and transformer:
+        high *= 1.0 + RESTART_OVERHEAD_HIGH
+        assumptions["restart_overhead_high"] = Assumption(
+            RESTART_OVERHEAD_HIGH, "default", REF_RESTART_OVERHEAD
+        )
     lines.append(
         f"training energy = {num_devices} device(s) x {fmt(power_w)} W x {fmt(time_s)} s x PUE {fmt(pue)} "
         f"/ 3600 = {fmt(energy_wh)} Wh (range {fmt(low)}-{fmt(high)} Wh)"
@@ -480,6 +547,7 @@ def _work(
     maximum_samples: int,
     minimum_samples: int,
     active_parameters: float | None,
+    spec: TransformerSpec | None = None,
 ) -> tuple[float | None, str]:
     """(training FLOPs or None, how they were counted)."""
     given_flops = number_setting(extra, "training_flops")
@@ -493,6 +561,8 @@ def _work(
         or active_parameters
         or number_setting(extra, "model_parameters")
     )
+    if params is None and spec is not None:
+        params = float(spec.active_parameters())
     if params is not None and tokens is None:
         samples = number_setting(extra, "training_samples")
         per_sample = number_setting(extra, "input_tokens")
@@ -503,6 +573,8 @@ def _work(
                 f"training tokens = {fmt(samples)} samples x {fmt(epochs)} epochs x {fmt(per_sample)} "
                 f"tokens = {fmt(tokens)}"
             )
+    if spec is not None and spec.kind == "encoder-decoder" and tokens is not None:
+        return _seq2seq_work(extra, assumptions, lines, spec, tokens), "transformer"
     if params is not None and tokens is not None:
         where = (
             "extra_data.active_parameters"
@@ -515,6 +587,8 @@ def _work(
         lines.append(
             f"training FLOPs = 6 x {fmt(params)} parameters x {fmt(tokens)} tokens = {fmt(flops)} FLOP"
         )
+        if spec is not None:
+            flops += _attention_work(extra, assumptions, lines, spec, tokens)
         return flops, "transformer"
     if forward_flops is not None and forward_flops > 0:
         samples_f, samples_source, samples_ref = _samples(extra, maximum_samples, minimum_samples)
@@ -537,6 +611,62 @@ def _work(
         )
         return flops, "forward"
     return None, ""
+
+
+def _architecture(extra: Mapping[str, Any], given: TransformerSpec | None) -> TransformerSpec | None:
+    """``extra_data.architecture`` (ValueError naming the field if unusable), else ``given``."""
+    raw = extra.get("architecture")
+    if raw is None:
+        return given
+    return from_architecture(raw, where="extra_data.architecture")
+
+
+def _attention_work(
+    extra: Mapping[str, Any],
+    assumptions: dict[str, Assumption],
+    lines: list[str],
+    spec: TransformerSpec,
+    tokens: float,
+) -> float:
+    """Attention-score FLOPs of a decoder's training on ``tokens``, when its shape is known."""
+    given = number_setting(extra, "sequence_length", minimum=1, strict_minimum=False, integer=True)
+    sequence = min(spec.context, DEFAULT_SEQUENCE_LENGTH) if given is None else int(given)
+    assumptions["sequence_length"] = (
+        Assumption(sequence, "user", "extra_data.sequence_length")
+        if given is not None
+        else Assumption(sequence, "architecture", REF_SEQUENCE_DEFAULT)
+    )
+    d_attn = spec.heads * spec.dim_head
+    per_token = TRANSFORMER_FLOPS_PER_PARAM_TOKEN * spec.layers * sequence * d_attn
+    lines.append(
+        f"attention FLOPs = 6 x {spec.layers} layers x {sequence} sequence x {d_attn} attention width x "
+        f"{fmt(tokens)} tokens = {fmt(per_token * tokens)} FLOP (Kaplan et al. 2020; causal)"
+    )
+    return per_token * tokens
+
+
+def _seq2seq_work(
+    extra: Mapping[str, Any],
+    assumptions: dict[str, Assumption],
+    lines: list[str],
+    spec: TransformerSpec,
+    tokens: float,
+) -> float:
+    """Training FLOPs of an encoder-decoder on ``tokens`` input tokens and its target tokens."""
+    target = number_setting(extra, "target_tokens", strict_minimum=False)
+    assumptions["training_tokens"] = Assumption(_num(tokens), "user", "training_tokens (encoder input)")
+    if target is None:
+        target = tokens
+        assumptions["target_tokens"] = Assumption(_num(target), "default", REF_TARGET_TOKENS)
+    else:
+        assumptions["target_tokens"] = Assumption(_num(target), "user", "extra_data.target_tokens")
+    assumptions["architecture"] = Assumption(spec.describe(), "architecture", REF_SEQ2SEQ_FLOPS)
+    flops = spec.seq2seq_training_flops(tokens, target)
+    lines.append(
+        f"training FLOPs = 6 x (encoder-side weights x {fmt(tokens)} input tokens + decoder-side weights x "
+        f"{fmt(target)} target tokens) = {fmt(flops)} FLOP ({spec.describe()})"
+    )
+    return flops
 
 
 def _device_hours(
@@ -643,10 +773,18 @@ def _pue(
     return chosen.value, chosen.low, chosen.high
 
 
-def _mfu_assumption(mfu: float, given: float | None, transformer: bool = False) -> Assumption:
+def _mfu_assumption(mfu: float, given: float | None, reference: str) -> Assumption:
     if given is not None:
         return Assumption(mfu, "user", "extra_data.mfu")
-    return Assumption(mfu, "default", REF_TRANSFORMER_MFU if transformer else REF_MFU_DEFAULT)
+    return Assumption(mfu, "default", reference)
+
+
+def transformer_mfu(device: HardwareEntry | None) -> tuple[float, tuple[float, float], str]:
+    """(MFU, its range, its source) of a transformer training run on ``device``, by generation:
+    V100 (Volta) lower than A100, H100 and TPUs (see the module docstring)."""
+    if device is not None and device.name.upper().startswith(VOLTA_PREFIXES):
+        return VOLTA_TRANSFORMER_MFU, VOLTA_TRANSFORMER_MFU_RANGE, REF_VOLTA_MFU
+    return TRANSFORMER_MFU, TRANSFORMER_MFU_RANGE, REF_TRANSFORMER_MFU
 
 
 def _samples(extra: Mapping[str, Any], maximum_samples: int, minimum_samples: int) -> tuple[float, str, str]:
@@ -678,6 +816,7 @@ __all__ = [
     "PUE_DATACENTRE",
     "PUE_ON_DEVICE",
     "PUE_UNKNOWN",
+    "RESTART_OVERHEAD_HIGH",
     "TRAINING_FLOPS_FACTOR",
     "TRAINING_UTILISATION",
     "Assumption",
@@ -689,4 +828,5 @@ __all__ = [
     "precision_setting",
     "training_energy_wh",
     "training_precision",
+    "transformer_mfu",
 ]

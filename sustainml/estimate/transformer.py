@@ -34,7 +34,9 @@ What is counted, and why:
   choosing ``experts_active`` of ``experts`` uniformly, E·(1 - (1 - k/E)^batch).
 - **Training FLOPs** 6·N·D (forward 2·N·D + backward 4·N·D; Kaplan et al. 2020; Hoffmann et al.
   2022, arXiv:2203.15556), N the active parameters for MoE; optionally Kaplan's attention term
-  6·layers·context·d_attn per token.
+  6·layers·context·d_attn per token. An encoder-decoder counts each stack on the tokens that pass
+  through it (input tokens: encoder and cross-attention keys/values; target tokens: the rest of the
+  decoder and the output head), ``seq2seq_training_flops``.
 - **Training memory**: mixed-precision Adam keeps 16 bytes per parameter (fp16/bf16 weights 2 and
   gradients 2, fp32 master weights 4, Adam moments 4 + 4: Rajbhandari et al. 2020, ZeRO,
   arXiv:1910.02054, section 3.1). Activations per layer and sequence: s·b·h·34 bytes with
@@ -332,6 +334,30 @@ class TransformerSpec:
         if include_attention:
             flops += 6.0 * self.layers * self.context * self.heads * self.dim_head * tokens
         return flops
+
+    def seq2seq_training_flops(self, input_tokens: float, target_tokens: float) -> float:
+        """Training FLOPs of an encoder-decoder: 6 FLOPs per weight and token that weight sees.
+
+        Each input token passes through the encoder stack and the decoder's cross-attention key and
+        value projections; each target token through the rest of the decoder (self-attention,
+        cross-attention queries and output, feed-forward) and the output head. 6·N·D with N the
+        whole model over-counts: a token goes through one stack, not both (T5 span corruption
+        feeds the decoder about a fifth as many tokens as the encoder, Raffel et al. 2020,
+        arXiv:1910.10683, section 3.3.4). Attention scores are not counted, as in 6·N·D.
+        """
+        if self.kind != "encoder-decoder":
+            raise ArchitectureError(f"architecture.kind: {self.kind!r} is not an encoder-decoder")
+        if input_tokens < 0 or target_tokens < 0:
+            raise ArchitectureError(
+                f"training tokens must be >= 0, got {input_tokens} input, {target_tokens} target"
+            )
+        layers = self.decoder_layers
+        cross_kv = layers * 2 * self.hidden * self.n_kv_heads * self.dim_head
+        encoder = self.encoder_layers * self._layer_params(cross_attention=False, active=True)
+        decoder = layers * self._layer_params(cross_attention=True, active=True) - cross_kv
+        per_input = encoder + cross_kv + self._norm_params()
+        per_target = decoder + self._norm_params() + self.lm_head_params
+        return 6.0 * (per_input * input_tokens + per_target * target_tokens)
 
     def training_memory(
         self,

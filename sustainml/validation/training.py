@@ -30,6 +30,7 @@ from sustainml.catalogue import hardware
 from sustainml.estimate.carbon import carbon_kg, table_intensity
 from sustainml.estimate.training import TrainingEstimate, estimate_training
 from sustainml.validation.table import Criterion, Table
+from sustainml.workers.logic.carbon_footprint import catalogue_spec
 from sustainml.workers.logic.hardware_names import parse_hardware
 
 DATA = "training_runs.json"
@@ -64,6 +65,8 @@ def inputs(row: dict[str, Any], *, forecast: bool) -> Inputs:
         values["training_tokens"] = row["training_tokens"]
         if row.get("active_parameters"):
             values["active_parameters"] = row["active_parameters"]
+        # Facts the row's sources state (MFU, architecture, target tokens), each quoted in the row.
+        values.update(paper_inputs(row))
     else:
         values["training_device_hours"] = row["device_hours"]
         if row["power"]["kind"] == "measured":
@@ -79,14 +82,29 @@ def inputs(row: dict[str, Any], *, forecast: bool) -> Inputs:
     return Inputs(spec.device, values, spec.stated_power_w, g)
 
 
+def paper_inputs(row: dict[str, Any]) -> dict[str, Any]:
+    """The forecast inputs the row's sources state (``forecast_inputs.values``); every one must be
+    quoted in ``forecast_inputs.quotes``."""
+    given = row.get("forecast_inputs") or {}
+    values: dict[str, Any] = dict(given.get("values") or {})
+    unquoted = sorted(set(values) - set(given.get("quotes") or {}))
+    if unquoted:
+        raise ValueError(f"{row['name']}: forecast_inputs {', '.join(unquoted)} without a quote")
+    return values
+
+
 def estimate(row: dict[str, Any], *, forecast: bool) -> tuple[TrainingEstimate, float]:
     """(the training estimate, its kgCO2e) for ``row``."""
     given = inputs(row, forecast=forecast)
+    # A forecast knows the model's shape when the user names a catalogue model, as CARBON_FOOTPRINT
+    # looks it up.
+    named = row.get("catalogue_model") if forecast else None
     est = estimate_training(
         given.values,
         device=hardware().get(given.device),
         forward_flops=None,
         stated_power_w=given.stated_power_w,
+        architecture=catalogue_spec(str(named), given.values) if named else None,
     )
     return est, carbon_kg(est.energy_wh, given.g_per_kwh)
 

@@ -183,6 +183,7 @@ def test_broker_commands_run_as_written(amqp_url: str, tmp_path: Path) -> None:
         up.send_signal(2)  # Ctrl-C, as the page says
         output, _ = up.communicate(timeout=90)
     assert up.returncode == 0, output
+    assert "ready after" in output  # up says when the deployment answers, not only that it started
     teardown = next((c for c, _ in commands if c.endswith(" teardown")), None)
     assert teardown is not None, "the README says how to remove a namespace from the broker"
     proc = _run(_argv(teardown), env)

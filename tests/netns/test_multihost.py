@@ -280,6 +280,8 @@ def test_workers_on_three_hosts_survive_one_host_losing_its_link(lab: Lab, tmp_p
             "SUSTAINML_AMQP_HEARTBEAT": str(AMQP_HEARTBEAT_S),
             "SUSTAINML_HEARTBEAT_INTERVAL": "0.5",
             "SUSTAINML_DATA_DIR": str(tmp_path / "workers"),
+            # one deployment, one signing key on every host (the orchestrator's, in its data dir)
+            "SUSTAINML_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
             "SUSTAINML_LOG_LEVEL": "WARNING",
         }
         # The orchestrator stays in the root namespace, on loopback; only workers are 'remote'.

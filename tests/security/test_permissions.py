@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -87,7 +88,7 @@ def test_regexes_are_anchored_and_cover_exactly_the_namespace() -> None:
     assert re.fullmatch(publisher.write, "amq.default")
     assert not re.fullmatch(publisher.write, f"{ns}.user_input")
     operator = perms["operator"]
-    assert operator.configure == "^$"
+    assert not any(re.fullmatch(operator.configure, n) for n in names)  # only its own reply queues
     readable = [n for n in names if re.fullmatch(operator.read, n)]
     assert readable and all(n.endswith(".dlq") for n in readable)
 
@@ -167,6 +168,11 @@ def _attempt(url: str, fn: Callable[[BlockingChannel], Any]) -> int:
     finally:
         if conn.is_open:
             conn.close()
+
+
+def _confirmed_publish(ch: BlockingChannel, exchange: str, body: bytes) -> None:
+    ch.confirm_delivery()  # the publish then waits for the broker's verdict
+    ch.basic_publish(exchange, "all", body)
 
 
 def _declare_topology(url: str, ns: str) -> None:
@@ -315,3 +321,114 @@ def test_definitions_import_into_the_broker(amqp_url: str, tmp_path: Path) -> No
     finally:
         subprocess.run(["rabbitmqctl", "--quiet", "delete_user", user], capture_output=True, timeout=60)
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path: Path) -> None:
+    """The attacks of the publisher and worker accounts (docs/security.md threat table), with
+    the deployment on its per-role accounts: a NodeControl sent by the publisher through the
+    default exchange straight to a replica's control queue, one sent by a worker account to the
+    control exchange, a forged HWResource from the publisher into `<ns>.orchestrator.results`,
+    even signed with the deployment's own key: all refused and dead-lettered with the reason,
+    nothing paused, nothing stored. The operator account may pause and resume a node."""
+    from sustainml.attribution import Attribution, load_key
+    from sustainml.messages import (
+        SCHEMA_VERSION,
+        CmdNode,
+        HWResource,
+        NodeControl,
+        Status,
+        TaskEnvelope,
+        TaskId,
+        encode,
+        encode_task,
+    )
+    from sustainml.messages import headers as H
+    from sustainml.transport.base import Message
+    from tests.security.nodes_support import queue_count, wait_for
+
+    ns = users.ns
+    topo = Topology(ns)
+    base = Settings(namespace=ns, data_dir=tmp_path, heartbeat_interval=0.5, rpc_timeout=10.0)
+    worker_settings = replace(base, broker_url=users.url("worker"))
+    nodes: list[Node] = []
+    orch = Orchestrator(replace(base, broker_url=users.url("orchestrator")))
+    key = Attribution(ns, "orchestrator", b"")  # replaced below, once the deployment made its key
+    try:
+        for stage in PIPELINE:
+            node = NODE_CLASSES[stage.node](callback=_noop, settings=worker_settings)
+            nodes.append(node)
+            node.run_in_thread()
+        orch.start()
+        wait_for(lambda: len(orch.status()) == 6 and set(orch.status().values()) == {Status.IDLE}, 60, "idle")
+        key = Attribution(ns, "orchestrator", load_key(base, create=False))  # as if it had leaked
+        unattributed = topo.dead_letter_queue(topo.unattributed_route)
+        results_dlq = topo.dead_letter_queue(topo.orchestrator_results_queue)
+
+        def control(cmd: CmdNode) -> Message:
+            body = encode(NodeControl(cmd_node=cmd, target_node="all", source_node="ORCHESTRATOR"))
+            return key.sign(
+                H.build_message(body, type_name="NodeControl", app_id="x", schema_version=SCHEMA_VERSION)
+            )
+
+        victim = nodes[0]
+        with AmqpTransport(users.url("publisher"), name="attacker-publisher") as pub:
+            pub.publish(
+                "", topo.private_queue("control", victim.replica_id), control(CmdNode.CMD_STOP_NODE)
+            ).result(10)
+            tid = TaskId(problem_id=1, iteration_id=1)
+            forged = H.build_message(
+                encode_task(
+                    TaskEnvelope("hw_resources", tid, HWResource(power_consumption=1.0, task_id=tid))
+                ),
+                type_name="HWResource",
+                app_id="HW_RESOURCES",
+                schema_version=SCHEMA_VERSION,
+                message_id=H.stage_message_id(tid.key, "hw_resources"),
+                correlation_id=tid.key,
+            )
+            pub.publish(
+                "", topo.orchestrator_results_queue, Attribution(ns, "worker", key.key).sign(forged)
+            ).result(10)
+        terminate = control(CmdNode.CMD_TERMINATE_NODE)
+        # a worker account: the control exchange is closed to it by a topic permission (the
+        # broker refuses the publish), and straight to a replica's queue the node refuses it
+        worker_url = users.url("worker")
+        assert (
+            _attempt(worker_url, lambda ch: _confirmed_publish(ch, topo.control_exchange, terminate.body))
+            == 403
+        )
+        with AmqpTransport(worker_url, name="attacker-worker") as rogue:
+            rogue.publish("", topo.private_queue("control", nodes[1].replica_id), terminate).result(10)
+        wait_for(lambda: queue_count(users.guest_url, unattributed) == 2, 30, "two refused controls")
+        wait_for(lambda: queue_count(users.guest_url, results_dlq) == 1, 30, "the refused output")
+        with DlqClient(replace(base, broker_url=users.guest_url)) as dlq:
+            reasons = {d.reason for d in dlq.show("unattributed", limit=10)[1]}
+            reasons |= {d.reason for d in dlq.show("results", limit=10)[1]}
+        only = "NodeControl may come only from operator or orchestrator"
+        publisher_control = {
+            f"{victim.node_name} NodeControl unattributed: no user-id, not a role account of namespace "
+            f"{ns!r}",
+            f"{victim.node_name} NodeControl refused: {only}, not from publisher",
+        }
+        assert reasons & publisher_control, reasons
+        assert any(f"{only}, not from worker" in r for r in reasons)
+        output = "a stage output may come only from operator or worker, not from publisher"
+        assert any(output in r for r in reasons)
+        assert orch.db.count_outputs() == 0
+        time.sleep(2.0)
+        assert set(orch.status().values()) == {Status.IDLE} and all(not n._stopped.is_set() for n in nodes)
+        # the operator account may command nodes
+        with Client(replace(base, broker_url=users.url("operator"))) as operator:
+            operator.control(victim.node_name, cmd_node=CmdNode.CMD_STOP_NODE)
+            wait_for(lambda: orch.status()[victim.node_name] == Status.INACTIVE, 30, "the node paused")
+            operator.control(victim.node_name, cmd_node=CmdNode.CMD_START_NODE)
+            wait_for(lambda: orch.status()[victim.node_name] == Status.IDLE, 30, "the node resumed")
+        with Client(replace(base, broker_url=users.url("publisher"))) as client:
+            result = client.wait(
+                client.submit(UserInput(problem_short_description="after the attack"), watch=True), 60
+            )
+        assert result.state == "succeeded", result
+    finally:
+        orch.close()
+        for node in nodes:
+            node.stop()

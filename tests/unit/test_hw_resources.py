@@ -143,6 +143,8 @@ def test_constraints_are_checked_and_reported() -> None:
         "max_latency_s": 0.001,
         "max_memory_footprint_mb": 10.0,
         "max_power_w": 2.0,
+        "max_real_time_factor": None,
+        "latency_from_real_time_wording": False,
     }
 
 

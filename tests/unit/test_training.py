@@ -9,6 +9,7 @@ import pytest
 
 from sustainml.catalogue import HardwareEntry, hardware
 from sustainml.estimate import training as tr
+from sustainml.estimate import transformer
 
 
 def device(
@@ -200,3 +201,90 @@ def test_training_energy_helper_matches_the_estimate() -> None:
     )
     assert again == pytest.approx(est.energy_wh)  # more devices: shorter, same energy
     assert est.energy_wh == pytest.approx(0.26)
+
+
+SEQ2SEQ = {
+    "kind": "encoder-decoder",
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "hidden": 4,
+    "heads": 2,
+    "ffn": 8,
+    "vocab": 10,
+    "context": 16,
+    "norm": "rmsnorm",
+}
+
+
+def test_encoder_decoder_flops_count_each_stack_on_its_own_tokens() -> None:
+    # By hand: attention 4 x 4 x 4 = 64 weights, feed-forward 2 x 4 x 8 = 64, RMS norm 4.
+    # Encoder layer 64 + 64 + 2 x 4 = 136; decoder layer 2 x 64 + 64 + 3 x 4 = 204, of which the
+    # cross-attention k, v projections (2 x 4 x 4 = 32) see the input tokens.
+    # Per input token 136 + 32 + final norm 4 = 172; per target token 204 - 32 + 4 + head 40 = 216.
+    spec = transformer.from_architecture(SEQ2SEQ)
+    assert spec.seq2seq_training_flops(100, 20) == pytest.approx(6 * (172 * 100 + 216 * 20))
+    est = tr.estimate_training(
+        {"architecture": SEQ2SEQ, "training_tokens": 100, "target_tokens": 20},
+        device=device(),
+        forward_flops=None,
+    )
+    assert est.flops == pytest.approx(6 * (172 * 100 + 216 * 20)) and est.flops_source == "transformer"
+    assert est.assumptions["target_tokens"].source == "user"
+    # Fewer FLOPs than 6·N·D on the whole model whenever the decoder sees fewer tokens.
+    assert est.flops is not None and est.flops < 6 * spec.parameters() * 100
+
+
+def test_encoder_decoder_target_tokens_default_to_the_input_tokens() -> None:
+    est = tr.estimate_training(
+        {"training_tokens": 100},
+        device=device(),
+        forward_flops=None,
+        architecture=transformer.from_architecture(SEQ2SEQ),
+    )
+    assert est.flops == pytest.approx(6 * (172 + 216) * 100)
+    assert est.assumptions["target_tokens"].source == "default"
+    assert "target_tokens" in est.assumptions["target_tokens"].reference
+
+
+def test_a_bad_architecture_in_extra_data_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"extra_data\.architecture\.decoder_layers"):
+        tr.estimate_training(
+            {"architecture": {**SEQ2SEQ, "decoder_layers": 0}, "training_tokens": 100},
+            device=device(),
+            forward_flops=None,
+        )
+
+
+def test_transformer_mfu_by_hardware_generation() -> None:
+    v100 = hardware().get("V100-SXM2")
+    assert v100 is not None
+    mfu, (low, high), ref = tr.transformer_mfu(v100)
+    assert (mfu, low, high) == (0.24, 0.2, 0.3) and "1909.08053" in ref
+    for name in ("A100-80GB", "H100-SXM", "TPU-v3"):
+        mfu, (low, high), _ = tr.transformer_mfu(hardware().get(name))
+        assert (mfu, low, high) == (0.4, 0.3, 0.5)
+    # Forecast on a V100: the time follows the lower MFU; a stated MFU wins with no range.
+    est = tr.estimate_training(
+        {"model_parameters": 1e9, "training_tokens": 1e9}, device=v100, forward_flops=None
+    )
+    assert est.mfu == 0.24 and est.time_s == pytest.approx(6e18 / (v100.peak(est.precision) * 0.24))
+    given = tr.estimate_training(
+        {"model_parameters": 1e9, "training_tokens": 1e9, "mfu": 0.3, "pue": 1.2},
+        device=v100,
+        forward_flops=None,
+    )
+    assert given.mfu == 0.3 and given.energy_wh_high == pytest.approx(given.energy_wh * 1.1)
+
+
+def test_restart_overhead_widens_only_the_high_end_of_a_transformer_forecast() -> None:
+    est = tr.estimate_training(
+        {"model_parameters": 1e9, "training_tokens": 1e9, "mfu": 0.4, "pue": 1.2},
+        device=device(),
+        forward_flops=None,
+    )
+    assert est.energy_wh_high == pytest.approx(est.energy_wh * (1 + tr.RESTART_OVERHEAD_HIGH))
+    assert est.assumptions["restart_overhead_high"].reference.startswith("interruptions")
+    timed = tr.estimate_training(
+        {"training_device_hours": 10, "pue": 1.2}, device=device(), forward_flops=None
+    )
+    assert "restart_overhead_high" not in timed.assumptions and timed.energy_wh_high == timed.energy_wh

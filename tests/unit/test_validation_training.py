@@ -48,3 +48,34 @@ def test_the_forecast_uses_size_and_tokens_not_the_published_hours() -> None:
     skipped = [r for r in table.rows if r["carbon_ratio"] is None]
     assert all(r["note"].startswith("not scored: ") for r in skipped)
     assert len(skipped) < len(table.rows) / 2
+
+
+def test_forecast_inputs_from_a_paper_are_quoted_and_used() -> None:
+    rows = training.load()
+    stated = [r for r in rows if r.get("forecast_inputs")]
+    assert stated
+    for row in stated:
+        quotes = row["forecast_inputs"]["quotes"]
+        assert set(row["forecast_inputs"]["values"]) <= set(quotes) and all(quotes.values())
+    t5 = next(r for r in rows if r["name"] == "T5 11B")
+    given = training.inputs(t5, forecast=True)
+    assert given.values["architecture"]["kind"] == "encoder-decoder" and given.values["target_tokens"] < 1e12
+    est, _ = training.estimate(t5, forecast=True)
+    # Each token passes one stack: fewer FLOPs than 6·N·D over the whole model.
+    assert est.flops is not None and est.flops < 0.7 * 6 * 11e9 * 1e12
+    llama = next(r for r in rows if r["name"] == "Llama 3.1 405B")
+    assert training.estimate(llama, forecast=True)[0].mfu == llama["forecast_inputs"]["values"]["mfu"]
+
+
+def test_an_unquoted_forecast_input_is_refused() -> None:
+    row = {"name": "made up", "forecast_inputs": {"values": {"mfu": 0.5}, "quotes": {}}}
+    with pytest.raises(ValueError, match=r"made up: forecast_inputs mfu without a quote"):
+        training.paper_inputs(row)
+
+
+def test_the_v100_forecast_uses_the_volta_mfu() -> None:
+    gpt3 = next(r for r in training.load() if r["name"] == "GPT-3 175B")
+    est, _ = training.estimate(gpt3, forecast=True)
+    # 6·N·D plus attention: 6 x 96 layers x 2,048 context x 12,288 width per token (catalogue shape)
+    assert est.mfu == 0.24
+    assert est.flops == pytest.approx(6 * 175e9 * 300e9 + 6 * 96 * 2048 * 12288 * 300e9)

@@ -20,7 +20,9 @@ catalogue, else HW_RESOURCES' ``flops``/``macs``. The hardware is HW_RESOURCES' 
 
 UserInput.extra_data keys read: ``training_flops``, ``training_samples``, ``epochs``,
 ``training_device_hours``, ``num_devices``, ``mfu``, ``training_precision``,
-``training_utilisation``, ``pue``, ``inferences``, ``carbon_intensity``, ``num_outputs``,
+``training_utilisation``, ``pue``, ``training_tokens``, ``model_parameters``,
+``active_parameters``, ``architecture``, ``sequence_length``, ``target_tokens``, ``inferences``,
+``carbon_intensity``, ``num_outputs``,
 ``model_restrains``, ``model_selected``. ``$SUSTAINML_GRID_CI`` overrides the intensity too
 (``extra_data.carbon_intensity`` wins over it).
 
@@ -58,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sustainml.catalogue import HardwareEntry, models
+from sustainml.estimate import transformer
 from sustainml.estimate.carbon import (
     ALTERNATIVES,
     DEFAULT_INFERENCES,
@@ -90,6 +93,7 @@ from sustainml.estimate.training import (
     number_setting,
     precision_setting,
 )
+from sustainml.estimate.transformer import TransformerSpec
 from sustainml.messages.types import (
     CO2Footprint,
     HWResource,
@@ -353,6 +357,7 @@ def _estimate(
     grid = ctx.grid
     values = ctx.values
     active = _catalogue_size(ml_model.model, values)
+    spec = catalogue_spec(ml_model.model, values)
     training = estimate_training(
         values,
         device=device,
@@ -365,6 +370,7 @@ def _estimate(
         stated_power_w=_stated_power(ctx.choice, device),
         default_pue_setting=_location_pue(grid, device),
         active_parameters=active,
+        architecture=spec,
     )
     ci = grid.g_per_kwh
     training_block, training_kg, training_lines = _training_block(training, ci, device)
@@ -566,14 +572,29 @@ def _catalogue_size(model: str, values: dict[str, Any]) -> float | None:
         return None
     arch = getattr(entry, "architecture", None)
     if isinstance(arch, dict) and arch:
-        from sustainml.estimate import transformer
-
         try:
             return float(transformer.from_architecture(arch).active_parameters())
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("architecture of %r unusable (%s); using its parameter count", model, exc)
     params = getattr(entry, "parameters", None)
     return float(params) if isinstance(params, int | float) else None
+
+
+def catalogue_spec(model: str, values: dict[str, Any]) -> TransformerSpec | None:
+    """The model catalogue's architecture of ``model`` for a forecast from training tokens (an
+    encoder-decoder's FLOPs per stack, attention FLOPs at the training sequence length); None
+    without tokens, catalogue entry or architecture."""
+    if values.get("training_tokens") is None:
+        return None
+    entry = _catalogue_model(model)
+    arch = getattr(entry, "architecture", None) if entry is not None else None
+    if not isinstance(arch, dict) or not arch:
+        return None
+    try:
+        return transformer.from_architecture(arch)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("architecture of %r unusable (%s); forecast without it", model, exc)
+        return None
 
 
 def _distinct(options: list[HardwareOption]) -> list[HardwareOption]:

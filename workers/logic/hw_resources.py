@@ -32,6 +32,15 @@
    ``MEASURE_MAX_ESTIMATE_S`` per batch is not run (it would hold the worker for minutes) and
    ``measured`` says so.
 
+5. **No graph**: a served generative model (transformer ``architecture``, diffusion pipeline,
+   Whisper-style speech recognition) is costed per answer by ``estimate.serving``; a catalogue
+   entry with no graph, architecture or per-step pipeline by ``estimate.trees`` (tree ensembles:
+   CPUs preferred, devices without a tree runtime marked) or ``roofline.published_estimate``
+   (published MACs and parameters).
+6. **Audio models** report ``extra_data.real_time`` (real-time factor = processing s / audio s);
+   a latency requirement read from "real time" wording is judged on that factor <= 1 for them,
+   and ``max_real_time_factor`` is checked when given.
+
 ``NO_MODEL`` -> the upstream sentinel (``hw_description`` = the hardware asked for, zeros,
 ``{"error_code": "NO_MODEL", "error": ...}``). Unknown hardware or an unusable model -> ``ValueError``
 (the runtime publishes it as the task's error).
@@ -53,6 +62,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -67,6 +77,7 @@ from sustainml.estimate import measure as measuring
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
 from sustainml.estimate import serving as sv
+from sustainml.estimate import trees as tr
 from sustainml.messages.types import (
     AppRequirements,
     HWConstraints,
@@ -149,30 +160,29 @@ def task_callback(
     if request is not None:
         serve(request, ml_model, devices, selection, requested, limits, utilisation, hw)
         return
+    entry = models().find(ml_model.model) if ml_model.model.strip() else None
+    if entry is not None and entry.analytic and not _is_file(ml_model.model_path):
+        cost_without_graph(
+            entry, ml_model, props, options, devices, selection, requested, limits, utilisation, hw
+        )
+        return
 
     batch = batch_size_of(ml_model, props)
     precision = precision_of(props, options)
     engine = graph_engine_of(options, requirements)
     loaded = load_model(ml_model, props)
     report = analysed(loaded.path, batch, loaded.dims)
-    evaluations = [evaluate_device(report, d, precision, limits, utilisation, engine) for d in devices]
+    pass_audio_s = (audio_window_seconds(loaded.entry) or 0.0) if loaded.entry is not None else 0.0
+    evaluations = [
+        evaluate_device(report, d, precision, limits, utilisation, engine, pass_audio_s) for d in devices
+    ]
     chosen = choose(evaluations)
     assert chosen.roofline is not None
     windows, window_s, audio_s, audio_source = audio_windows(loaded.entry, options, requirements)
 
-    hw.hw_description = chosen.hw.name
-    hw.latency = chosen.roofline.latency_s
-    hw.power_consumption = chosen.power_w
-    hw.memory_footprint_of_ml_model = chosen.footprint_mb
-    hw.max_hw_memory_footprint = chosen.capacity_mb
-
+    _report(hw, chosen)
     extra: dict[str, Any] = {
-        "hardware": chosen.hw.name,
-        "hardware_requested": ", ".join(requested),
-        "device_class": chosen.hw.device_class,
-        "device": chosen.hw.description,
-        "selection": selection,
-        "model": ml_model.model,
+        **_identity(chosen, requested, selection, ml_model),
         "model_file": loaded.describe(),
         "batch_size": batch,
         "precision": precision,
@@ -200,6 +210,7 @@ def task_callback(
             "rule": "an audio model's graph covers a fixed window of audio: a longer request runs "
             "ceil(audio / window) forward passes; latency and energy per answer are multiplied by that",
         }
+    _add_real_time(extra, chosen, limits)
     _add_ranking(extra, evaluations)
     measure = options.get("measure_local")
     if chosen.hw.name == LOCAL_CPU and measure is not False:
@@ -211,6 +222,28 @@ def task_callback(
                 f"{MEASURE_MAX_ESTIMATE_S:g} s; set extra_data.measure_local = true to run it anyway"
             }
     hw.set_extra(extra)
+
+
+def _report(hw: HWResource, chosen: DeviceEvaluation, description: str = "") -> None:
+    """The main outputs of the chosen device."""
+    hw.hw_description = description or chosen.hw.name
+    hw.latency = chosen.latency_s
+    hw.power_consumption = chosen.power_w
+    hw.memory_footprint_of_ml_model = chosen.footprint_mb
+    hw.max_hw_memory_footprint = chosen.capacity_mb
+
+
+def _identity(
+    chosen: DeviceEvaluation, requested: Sequence[str], selection: str, ml_model: MLModel
+) -> dict[str, Any]:
+    return {
+        "hardware": chosen.hw.name,
+        "hardware_requested": ", ".join(requested),
+        "device_class": chosen.hw.device_class,
+        "device": chosen.hw.description,
+        "selection": selection,
+        "model": ml_model.model,
+    }
 
 
 def _checks(chosen: DeviceEvaluation, limits: Limits) -> dict[str, Any]:
@@ -228,6 +261,47 @@ def _hardware_sources(chosen: DeviceEvaluation) -> dict[str, Any]:
         "hardware_estimated_fields": list(chosen.hw.estimated),
         "utilisation": chosen.utilisation_source,
     }
+
+
+def _add_real_time(extra: dict[str, Any], chosen: DeviceEvaluation, limits: Limits) -> None:
+    """An audio model's real-time factor, and how a latency requirement was judged for it."""
+    rtf = chosen.real_time_factor
+    if rtf is None:
+        return
+    limit = limits.real_time_factor_limit()
+    info: dict[str, Any] = {
+        "real_time_factor": rtf,
+        "processing_s": chosen.latency_s,
+        "audio_s": chosen.audio_s,
+        "keeps_up_with_audio": rtf <= REAL_TIME_FACTOR_LIMIT,
+        "formula": "processing seconds / seconds of audio processed (<= 1: as fast as the audio arrives)",
+        "max_real_time_factor": limit,
+    }
+    if chosen.serving is not None and chosen.serving.scenario.kind == "asr":
+        windows = max(1, math.ceil(chosen.audio_s / sv.WHISPER_WINDOW_S - 1e-9))
+        info["latency_per_window_s"] = chosen.latency_s / windows
+        info["window_s"] = sv.WHISPER_WINDOW_S
+        chunk_note = (
+            f" Streamed in chunks, each chunk is padded to one {sv.WHISPER_WINDOW_S:g} s window: a chunk's "
+            f"transcript arrives {chosen.latency_s / windows:.3g} s after the chunk ends."
+        )
+    else:
+        chunk_note = ""
+    if limits.latency_is_real_time:
+        info["reasoning"] = (
+            f"'real time' for an audio model is judged on the real-time factor, not on a "
+            f"{(limits.max_latency_s or 0) * 1000:g} ms latency: {chosen.latency_s:.3g} s of processing for "
+            f"{chosen.audio_s:g} s of audio is a real-time factor of {rtf:.3g} "
+            f"({'meets' if limit is None or rtf <= limit else 'misses'} <= {limit:g}).{chunk_note}"
+        )
+    elif limit is not None:
+        info["reasoning"] = f"real-time factor {rtf:.3g} against max_real_time_factor {limit:g}.{chunk_note}"
+    else:
+        info["reasoning"] = (
+            f"real-time factor {rtf:.3g}: {chosen.latency_s:.3g} s of processing for {chosen.audio_s:g} s "
+            f"of audio.{chunk_note}"
+        )
+    extra["real_time"] = info
 
 
 def _add_ranking(extra: dict[str, Any], evaluations: Sequence[DeviceEvaluation]) -> None:
@@ -256,19 +330,10 @@ def serve(
     chosen = choose(evaluations)
     est = chosen.serving
     assert est is not None
-    hw.hw_description = chosen.hw.name if est.num_devices == 1 else f"{est.num_devices} x {chosen.hw.name}"
-    hw.latency = chosen.latency_s
-    hw.power_consumption = chosen.power_w
-    hw.memory_footprint_of_ml_model = chosen.footprint_mb
-    hw.max_hw_memory_footprint = chosen.capacity_mb
+    _report(hw, chosen, chosen.hw.name if est.num_devices == 1 else f"{est.num_devices} x {chosen.hw.name}")
     extra: dict[str, Any] = {
-        "hardware": chosen.hw.name,
+        **_identity(chosen, requested, selection, ml_model),
         "num_devices": est.num_devices,
-        "hardware_requested": ", ".join(requested),
-        "device_class": chosen.hw.device_class,
-        "device": chosen.hw.description,
-        "selection": selection,
-        "model": ml_model.model,
         "model_source": request.source,
         "kind": request.kind,
         "batch_size": est.scenario.batch_size,
@@ -293,8 +358,158 @@ def serve(
         "formulas": SERVING_FORMULAS,
         "units": SERVING_UNITS,
     }
+    _add_real_time(extra, chosen, limits)
     _add_ranking(extra, evaluations)
     hw.set_extra(extra)
+
+
+def _is_file(model_path: str) -> bool:
+    text = model_path.strip()
+    if not text or text.startswith(MODEL_PATH_SCHEME) or text == "N/A":
+        return False
+    return Path(text).expanduser().is_file()
+
+
+def cost_without_graph(
+    entry: ModelEntry,
+    ml_model: MLModel,
+    props: Mapping[str, Any],
+    options: Mapping[str, Any],
+    devices: Sequence[HardwareEntry],
+    selection: str,
+    requested: Sequence[str],
+    limits: Limits,
+    utilisation: float | None,
+    hw: HWResource,
+) -> None:
+    """HW_RESOURCES for a catalogue entry with no graph, transformer shape or per-step pipeline:
+    a tree ensemble (``estimate.trees``) or a model known by its published MACs and parameters
+    (``roofline.published_estimate``)."""
+    batch = batch_size_of(ml_model, props)
+    evaluations = [
+        evaluate_without_graph(entry, d, batch, props, options, limits, utilisation) for d in devices
+    ]
+    chosen = choose(evaluations)
+    _report(hw, chosen)
+    extra: dict[str, Any] = {
+        **_identity(chosen, requested, selection, ml_model),
+        "model_file": "none: the catalogue entry has no graph; costed from its published figures",
+        "batch_size": batch,
+        "power": chosen.power_dict(),
+        "energy_per_inference_j": chosen.energy_per_inference_j,
+        "energy_per_batch_j": chosen.energy_per_batch_j,
+        "latency_per_inference_s": chosen.latency_s,
+        **_checks(chosen, limits),
+        "units": UNITS,
+    }
+    if chosen.trees is not None:
+        est = chosen.trees
+        extra["method"] = (
+            "tree ensemble: trees x depth dependent comparisons per row (sustainml.estimate.trees)"
+        )
+        extra["precision"] = "fp32"
+        extra["engine"] = f"tree traversal ({est.path})"
+        extra["trees"] = est.to_dict()
+        extra["power"]["share_of_device"] = est.share_of_device
+        extra["power"]["device_power_w"] = est.power_w / est.share_of_device
+        extra["sources"] = {**_hardware_sources(chosen), "trees": tr.SOURCES}
+        extra["formulas"] = {
+            "latency": tr.FORMULA[est.path],
+            "power_consumption": "share of the device busy x (idle_w + utilisation x (tdp_w - idle_w))",
+            "energy_per_inference_j": "power_consumption x latency / batch_size",
+            "memory_footprint_of_ml_model": f"nodes x {tr.NODE_BYTES} B + batch x features x 4 B, / 1e6",
+        }
+        if est.path == "parallel":
+            extra["device_note"] = (
+                "a tree ensemble is branchy and latency-bound: CPUs usually serve single rows with less "
+                "energy; this device was asked for or was the only feasible one"
+            )
+    else:
+        assert chosen.roofline is not None
+        extra["method"] = (
+            "published MACs and parameters (no graph or architecture in the catalogue): whole-model "
+            "roofline + the engine's fixed cost per kernel"
+        )
+        extra["precision"] = chosen.roofline.precision
+        extra["engine"] = chosen.roofline.engine
+        extra["roofline"] = chosen.roofline.to_dict()
+        extra["published_figures"] = {
+            "macs": entry.macs,
+            "parameters": entry.parameters,
+            "estimated_fields": list(entry.estimated),
+            "source": entry.source,
+            "kernels_assumed": rl.PUBLISHED_KERNELS[chosen.roofline.engine],
+            "activation_fraction_assumed": rl.PUBLISHED_ACTIVATION_FRACTION,
+        }
+        extra["sources"] = {**_hardware_sources(chosen), "efficiency": chosen.roofline.efficiency.source}
+        extra["formulas"] = {
+            **FORMULAS,
+            "latency": "max(2 x MACs x batch / (peak x eta_c), weights / (bandwidth x eta_m)) + kernels x "
+            "fixed cost",
+            "memory_footprint_of_ml_model": "weights at the precision x (1 + assumed activation fraction) "
+            "/ 1e6",
+        }
+    _add_ranking(extra, evaluations)
+    hw.set_extra(extra)
+
+
+def costing_method(entry: ModelEntry) -> str:
+    """How HW_RESOURCES costs a catalogue entry sent by name: ``graph`` (ONNX graph, or its
+    transformer shape when it generates), ``serving`` (architecture or diffusion pipeline),
+    ``trees`` (tree ensemble), ``published`` (published MACs and parameters); ``""`` when it
+    cannot (no graph, shape, pipeline, and no positive MACs and parameters)."""
+    if entry.builder:
+        return "graph"
+    if entry.architecture is not None or getattr(entry, "diffusion", None) is not None:
+        return "serving"
+    if sv.diffusion_from_components(entry.components, entry.input_shape, entry.name) is not None:
+        return "serving"
+    if tr.is_tree_ensemble(entry):
+        return "trees"
+    return "published" if entry.macs > 0 and entry.parameters > 0 else ""
+
+
+def evaluate_without_graph(
+    entry: ModelEntry,
+    device: HardwareEntry,
+    batch: int = 1,
+    props: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+    utilisation: float | None = None,
+) -> DeviceEvaluation:
+    """One device's figures for a catalogue entry costed without a graph (see ``cost_without_graph``)."""
+    lim = limits if limits is not None else Limits(None, None, None)
+    if tr.is_tree_ensemble(entry):
+        est = tr.estimate(tr.ensemble_of(entry), device, batch, utilisation)
+        model_mb = est.model_bytes / 1e6
+        input_mb = est.input_bytes / 1e6
+        return DeviceEvaluation(
+            hw=device,
+            roofline=None,
+            utilisation=est.utilisation,
+            utilisation_source="extra_data.utilisation" if utilisation is not None else pw.UTILISATION_SOURCE,
+            power_w=est.power_w,
+            footprint_mb=model_mb + input_mb,
+            weights_mb=model_mb,
+            activations_mb=input_mb,
+            capacity_mb=device.memory_gb * 1000.0,
+            limits=lim,
+            trees=est,
+            unsupported=tr.unsupported_reason(device),
+        )
+    if entry.macs <= 0 or entry.parameters <= 0:
+        raise ValueError(
+            f"model {entry.name}: no graph builder, transformer architecture or per-step components, and "
+            f"no positive published macs and parameters to cost it from (macs={entry.macs}, "
+            f"parameters={entry.parameters})"
+        )
+    precision = precision_of(props or {}, options or {})
+    engine = graph_engine_of(options or {}, {})
+    roof = rl.published_estimate(entry.macs, entry.parameters, device, batch, precision, engine)
+    weights_mb = entry.parameters * rl.PRECISION_BYTES[precision] / 1e6
+    activations_mb = weights_mb * rl.PUBLISHED_ACTIVATION_FRACTION
+    return _roofline_evaluation(device, roof, weights_mb, activations_mb, lim, utilisation)
 
 
 _SCENARIO_FIELD: Final = {"serving_engine": "engine"}
@@ -336,6 +551,9 @@ GENERATIVE_GOALS: Final = frozenset(
         "text2text-generation",
         "automatic-speech-recognition",
         "text-to-image",
+        "image-text-to-text",
+        "image-to-text",
+        "visual-question-answering",
     }
 )
 
@@ -476,6 +694,15 @@ def serving_request_of(
         kind = "llm"
     if spec.kind == "encoder" and "output_tokens" not in inputs:
         inputs["output_tokens"] = (0, "an encoder generates no tokens")
+    elif (
+        spec.kind == "encoder-decoder"
+        and kind == "llm"
+        and goal
+        and goal not in GENERATIVE_GOALS
+        and "output_tokens" not in inputs
+    ):
+        # e.g. BART-MNLI for classification: the decoder runs once over the input, nothing is generated
+        inputs["output_tokens"] = (1, f"goal {goal} generates no text: one decoder pass")
     return ServingRequest(kind, inputs, goal, source, spec=spec)
 
 
@@ -633,29 +860,65 @@ def utilisation_override(options: Mapping[str, Any]) -> float | None:
     return float(value)
 
 
+#: Words of a latency requirement that ask for keeping up with a stream rather than for a number.
+_REAL_TIME_WORDS: Final = re.compile(r"\b(?:real[\s-]*time|realtime|live|stream\w*)\b", re.IGNORECASE)
+#: The real-time factor a "real time" audio requirement is judged on: processing no slower than
+#: the audio arrives.
+REAL_TIME_FACTOR_LIMIT: Final = 1.0
+
+
+def latency_is_real_time_wording(app_requirements: AppRequirements | None) -> bool:
+    """True when ``max_latency_ms`` was read from words such as "real time" with no number (the
+    extractor's evidence span), so that for audio it means keeping up with the audio."""
+    if app_requirements is None:
+        return False
+    evidence = app_requirements.get_extra().get("evidence")
+    span = evidence.get("max_latency_ms") if isinstance(evidence, dict) else None
+    text = span.get("text") if isinstance(span, dict) else None
+    if not isinstance(text, str):
+        return False
+    return bool(_REAL_TIME_WORDS.search(text)) and not re.search(r"\d", text)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_latency_s: float | None
     max_memory_mb: float | None  # HWConstraints.max_memory_footprint (0 = none)
     max_power_w: float | None
+    #: processing seconds per second of audio (``max_real_time_factor`` requirement)
+    max_real_time_factor: float | None = None
+    #: the latency limit came from "real time" wording: audio models are judged on the real-time
+    #: factor instead (``REAL_TIME_FACTOR_LIMIT`` unless ``max_real_time_factor`` is given)
+    latency_is_real_time: bool = False
 
     @classmethod
     def of(cls, app_requirements: AppRequirements | None, hw_constraints: HWConstraints) -> Limits:
         reqs = parse_requirements(app_requirements)
         latency = reqs.get("max_latency_ms")
         power = reqs.get("max_power_w")
+        rtf = reqs.get("max_real_time_factor")
         memory = hw_constraints.max_memory_footprint
         return cls(
             float(latency) / 1000.0 if isinstance(latency, float) and latency > 0 else None,
             float(memory) if memory > 0 else None,
             float(power) if isinstance(power, float) and power > 0 else None,
+            float(rtf) if isinstance(rtf, float) and rtf > 0 else None,
+            latency_is_real_time_wording(app_requirements),
         )
+
+    def real_time_factor_limit(self) -> float | None:
+        """The real-time factor an audio model must meet, if any."""
+        if self.max_real_time_factor is not None:
+            return self.max_real_time_factor
+        return REAL_TIME_FACTOR_LIMIT if self.latency_is_real_time else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "max_latency_s": self.max_latency_s,
             "max_memory_footprint_mb": self.max_memory_mb,
             "max_power_w": self.max_power_w,
+            "max_real_time_factor": self.max_real_time_factor,
+            "latency_from_real_time_wording": self.latency_is_real_time,
         }
 
 
@@ -827,12 +1090,22 @@ class DeviceEvaluation:
     capacity_mb: float
     limits: Limits
     serving: sv.ServingEstimate | None = None
+    trees: tr.TreeEstimate | None = None
+    unsupported: str = ""  # why the device cannot run this kind of model (a violation)
+    audio_s: float = 0.0  # seconds of audio one batch element covers in ``latency_s`` (audio models)
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """Processing seconds per second of audio (audio models only)."""
+        return self.latency_s / self.audio_s if self.audio_s > 0 else None
 
     @property
     def latency_s(self) -> float:
         """Latency of one batch, which is also that of each answer in it."""
         if self.serving is not None:
             return self.serving.batch_seconds
+        if self.trees is not None:
+            return self.trees.latency_s
         assert self.roofline is not None
         return self.roofline.latency_s
 
@@ -840,6 +1113,8 @@ class DeviceEvaluation:
     def batch_size(self) -> int:
         if self.serving is not None:
             return self.serving.scenario.batch_size
+        if self.trees is not None:
+            return self.trees.batch_size
         assert self.roofline is not None
         return self.roofline.batch_size
 
@@ -852,6 +1127,8 @@ class DeviceEvaluation:
         if self.serving is not None:
             slowest = max(self.serving.phases, key=lambda p: p.seconds)
             return slowest.bound
+        if self.trees is not None:
+            return self.trees.bound
         assert self.roofline is not None
         return self.roofline.bound
 
@@ -870,6 +1147,8 @@ class DeviceEvaluation:
     @property
     def violations(self) -> list[str]:
         out: list[str] = []
+        if self.unsupported:
+            out.append(f"runtime: {self.unsupported}")
         if not self.fits_device:
             out.append(
                 f"memory: footprint {self.footprint_mb:.1f} MB > device memory {self.capacity_mb:.0f} MB"
@@ -879,7 +1158,15 @@ class DeviceEvaluation:
             out.append(
                 f"max_memory_footprint: footprint {self.footprint_mb:.1f} MB > limit {lim.max_memory_mb:g} MB"
             )
-        if lim.max_latency_s is not None and self.latency_s > lim.max_latency_s:
+        rtf_limit = lim.real_time_factor_limit()
+        rtf = self.real_time_factor
+        if rtf is not None and rtf_limit is not None and rtf > rtf_limit:
+            out.append(
+                f"real-time factor: {rtf:.3g} s of processing per s of audio > {rtf_limit:g} "
+                "(the audio is processed slower than it arrives)"
+            )
+        latency_replaced = self.audio_s > 0 and lim.latency_is_real_time
+        if not latency_replaced and lim.max_latency_s is not None and self.latency_s > lim.max_latency_s:
             out.append(
                 f"latency: {self.latency_s * 1000:.3g} ms > max_latency_ms {lim.max_latency_s * 1000:g}"
             )
@@ -935,17 +1222,31 @@ def evaluate_device(
     limits: Limits | None = None,
     utilisation: float | None = None,
     engine: str | None = None,
+    audio_s: float = 0.0,
 ) -> DeviceEvaluation:
     """Latency, power, energy and memory of ``report`` on ``device`` (``engine``: the roofline's,
-    default the device class's)."""
+    default the device class's; ``audio_s``: seconds of audio one pass covers, for audio models)."""
     roof = rl.estimate(report, device, precision, engine=engine)
     scale = rl.precision_scale(precision)
+    weights_mb = (report.parameter_bytes * scale + report.other_constant_bytes) / 1e6
+    activations_mb = report.peak_activation_bytes * scale / 1e6
+    return _roofline_evaluation(device, roof, weights_mb, activations_mb, limits, utilisation, audio_s)
+
+
+def _roofline_evaluation(
+    device: HardwareEntry,
+    roof: rl.RooflineEstimate,
+    weights_mb: float,
+    activations_mb: float,
+    limits: Limits | None,
+    utilisation: float | None,
+    audio_s: float = 0.0,
+) -> DeviceEvaluation:
+    """A device's figures from a roofline latency, at the class's (or the given) utilisation."""
     if utilisation is None:
         u, u_source = pw.default_utilisation(device.device_class), pw.UTILISATION_SOURCE
     else:
         u, u_source = utilisation, "extra_data.utilisation"
-    weights_mb = (report.parameter_bytes * scale + report.other_constant_bytes) / 1e6
-    activations_mb = report.peak_activation_bytes * scale / 1e6
     return DeviceEvaluation(
         hw=device,
         roofline=roof,
@@ -957,6 +1258,7 @@ def evaluate_device(
         activations_mb=activations_mb,
         capacity_mb=device.memory_gb * 1000.0,
         limits=limits if limits is not None else Limits(None, None, None),
+        audio_s=audio_s,
     )
 
 
@@ -1003,6 +1305,7 @@ def evaluate_serving(
         capacity_mb=device.memory_gb * 1000.0,
         limits=limits if limits is not None else Limits(None, None, None),
         serving=est,
+        audio_s=est.scenario.audio_seconds if est.scenario.kind == "asr" else 0.0,
     )
 
 
@@ -1060,7 +1363,10 @@ __all__ = [
     "catalogue_file",
     "choose",
     "configuration_callback",
+    "cost_without_graph",
+    "costing_method",
     "evaluate_device",
+    "evaluate_without_graph",
     "hardware_info",
     "hardware_names",
     "load_model",
