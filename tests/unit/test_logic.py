@@ -455,10 +455,9 @@ def test_chain_edge_detection_problem_end_to_end() -> None:
     assert {e["model"]: e["constraint"] for e in model.get_extra()["excluded"]} == {
         "ssd300-vgg16": "latency",
         "yolov8s": "latency",
-        # published figures only: HW_RESOURCES cannot cost them, so they are never ranked
-        "detr-resnet-50": "costing",
-        "detr-resnet-101": "costing",
-        "retinanet-resnet50-fpn-v2": "costing",
+        "detr-resnet-50": "latency",
+        "detr-resnet-101": "latency",
+        "retinanet-resnet50-fpn-v2": "latency",
     }
     assert model.target_latency == pytest.approx(1 / 30, rel=1e-4)
     # HW_RESOURCES: per-operator roofline of the graph (tests/unit/test_hw_resources.py);

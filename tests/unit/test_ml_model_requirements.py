@@ -184,13 +184,14 @@ def test_every_catalogue_model_can_be_screened_on_a_gpu_and_a_cpu() -> None:
                 assert ml_model.memory_needed_mb(entry, ctx, entry.default_precision)[0] > 0, entry.name
 
 
-def test_models_no_stage_can_cost_are_listed_not_proposed() -> None:
-    out = run("tabular-regression", ["T4"])
-    assert out.model in {"mlp-california", "ft-transformer-california"}
-    reasons = {e["model"]: e for e in out.get_extra()["excluded"]}
-    assert reasons["catboost-california"]["constraint"] == "costing"
-    with pytest.raises(ValueError, match=r"model_selected: catboost-california .* cannot estimate it"):
-        run("tabular-regression", ["T4"], model_selected="catboost-california")
+def test_ml_model_proposes_only_what_hw_resources_can_cost() -> None:
+    from dataclasses import replace
+
+    assert all(ml_model.costable(m) for m in models())  # HW_RESOURCES costs every catalogue entry
+    detr = models().get("detr-resnet-50")
+    assert not ml_model.costable(replace(detr, macs=0))  # no graph, shape, pipeline or MACs
+    trees = run("tabular-regression", ["EPYC-9654"], model_selected="catboost-california")
+    assert trees.model == "catboost-california" and trees.model_path == "catalogue://catboost-california"
 
 
 def test_a_model_named_in_the_description_is_honoured() -> None:

@@ -29,10 +29,9 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    would leave no model), minus ``model_restrains``, minus models that do not cover every requested
    language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
    context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
-   said in ``warnings``), minus entries with published figures only (no graph, transformer shape
-   or per-step components: DETR, RetinaNet, SAM, CLIP, TCN, N-BEATS, trees), which HW_RESOURCES
-   cannot cost (constraint ``costing``; naming one in ``model_selected`` is refused with the
-   reason).
+   said in ``warnings``), minus any entry HW_RESOURCES says it cannot cost
+   (``hw_resources.costing_method``; constraint ``costing``; naming one in ``model_selected`` is
+   refused with the reason).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
    - memory: weights (parameters x bytes of the precision, MB) <= the smaller non-zero of
@@ -299,9 +298,8 @@ def task_callback(
             )
         if not costable(entry):
             raise ValueError(
-                f"extra_data.model_selected: {entry.name} has only published figures in the catalogue "
-                "(no graph, transformer architecture or per-step components), so HW_RESOURCES cannot "
-                f"estimate it; models of its goal that can be costed: "
+                f"extra_data.model_selected: {entry.name}: {NOT_COSTABLE}; models of its goal that "
+                "can be costed: "
                 f"{', '.join(m.name for m in models().for_goal(entry.goals[0]) if costable(m))[:300]}"
             )
         if fold(entry.name) in ctx.restrained:
@@ -947,18 +945,16 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
 
 
 NOT_COSTABLE: Final = (
-    "no ONNX graph builder, transformer architecture or per-step components in the catalogue: "
-    "HW_RESOURCES cannot estimate it (name it in model_selected to see why)"
+    "HW_RESOURCES cannot estimate it (no graph, transformer shape, pipeline, or published MACs and "
+    "parameters in the catalogue)"
 )
 
 
 def costable(entry: ModelEntry) -> bool:
-    """True when HW_RESOURCES can cost the entry: a graph to build, a transformer shape, or a
-    pipeline with a per-step part. Catalogue entries with published figures only (DETR, RetinaNet,
-    SAM, CLIP, TCN, N-BEATS, gradient-boosted trees) are listed but not proposed by the ranking."""
-    if not entry.analytic or entry.transformer is not None:
-        return True
-    return any(c.runs == "per-step" and c.macs > 0 for c in entry.components)
+    """True when HW_RESOURCES can cost the entry (``hw_resources.costing_method``: a graph, a
+    transformer shape or diffusion pipeline, a tree ensemble, or published MACs and parameters).
+    An entry it cannot cost is excluded with constraint ``costing``, never proposed."""
+    return bool(hwr.costing_method(entry))
 
 
 def generative(entry: ModelEntry, goal: str) -> bool:
