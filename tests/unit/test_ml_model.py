@@ -87,7 +87,8 @@ def expected_ranking(goal: str, device: str, weight: float = 0.5) -> list[tuple[
     for m, e in rows:
         key = (m.quality.metric.casefold(), m.quality.dataset.casefold())
         vals = groups[reference]
-        q = 0.5 if key != reference else (m.quality.value - min(vals)) / (max(vals) - min(vals))
+        span = max(max(vals) - min(vals), 0.1 * max(vals))  # higher-is-better accuracies here
+        q = 0.5 if key != reference else max(0.0, 1 - (max(vals) - m.quality.value) / span)
         scored.append((m.name, q - weight * (e - lo_e) / (hi_e - lo_e)))
     return sorted(scored, key=lambda t: -t[1])
 

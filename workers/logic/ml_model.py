@@ -29,10 +29,9 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    would leave no model), minus ``model_restrains``, minus models that do not cover every requested
    language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
    context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
-   said in ``warnings``), minus entries with published figures only (no graph, transformer shape
-   or per-step components: DETR, RetinaNet, SAM, CLIP, TCN, N-BEATS, trees), which HW_RESOURCES
-   cannot cost (constraint ``costing``; naming one in ``model_selected`` is refused with the
-   reason).
+   said in ``warnings``), minus any entry HW_RESOURCES says it cannot cost
+   (``hw_resources.costing_method``; constraint ``costing``; naming one in ``model_selected`` is
+   refused with the reason).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
    - memory: weights (parameters x bytes of the precision, MB) <= the smaller non-zero of
@@ -59,7 +58,9 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
 5. **Ranking** (deterministic): ``score = quality - w x energy`` with
    - quality in [0, 1]: figures are compared on one scale only, the reference metric **and**
      dataset that most feasible candidates report for the goal: those candidates' figures are
-     min-max normalised (lower-is-better metrics flipped); every other candidate gets 0.5 (not
+     normalised as 1 - (best - figure) / span, span = max(best - worst, 10 % of the best figure)
+     (lower-is-better metrics flipped; a 0.1-point gap is not stretched to the whole scale);
+     every other candidate gets 0.5 (not
      comparable: neutral); a figure measured on another task gets 0.25 (a backbone's MNLI accuracy
      for token classification; a chat model's MMLU counts for generation tasks), as does a
      pre-trained encoder or seq2seq backbone (tag ``base``) unless the task is training: its
@@ -171,8 +172,8 @@ QUALITY_REQUIREMENTS: Final[dict[str, tuple[tuple[str, ...], bool]]] = {
 }
 
 RANKING_RULE: Final = (
-    "score = quality - w x energy; quality = published figure min-max normalised among the feasible "
-    "candidates reporting the reference metric and dataset (the one most of them report for this goal); "
+    "score = quality - w x energy; quality = 1 - (best - figure) / max(best - worst, 10 % of best) among "
+    "the feasible candidates reporting the reference metric and dataset (the one most report for this goal); "
     "0.5 (not comparable) for the others and for figures measured on another task; "
     "energy = log10(J per inference or per answer on the model's device) min-max normalised; "
     "ties: quality, energy, parameters, name"
@@ -297,9 +298,8 @@ def task_callback(
             )
         if not costable(entry):
             raise ValueError(
-                f"extra_data.model_selected: {entry.name} has only published figures in the catalogue "
-                "(no graph, transformer architecture or per-step components), so HW_RESOURCES cannot "
-                f"estimate it; models of its goal that can be costed: "
+                f"extra_data.model_selected: {entry.name}: {NOT_COSTABLE}; models of its goal that "
+                "can be costed: "
                 f"{', '.join(m.name for m in models().for_goal(entry.goals[0]) if costable(m))[:300]}"
             )
         if fold(entry.name) in ctx.restrained:
@@ -945,18 +945,16 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
 
 
 NOT_COSTABLE: Final = (
-    "no ONNX graph builder, transformer architecture or per-step components in the catalogue: "
-    "HW_RESOURCES cannot estimate it (name it in model_selected to see why)"
+    "HW_RESOURCES cannot estimate it (no graph, transformer shape, pipeline, or published MACs and "
+    "parameters in the catalogue)"
 )
 
 
 def costable(entry: ModelEntry) -> bool:
-    """True when HW_RESOURCES can cost the entry: a graph to build, a transformer shape, or a
-    pipeline with a per-step part. Catalogue entries with published figures only (DETR, RetinaNet,
-    SAM, CLIP, TCN, N-BEATS, gradient-boosted trees) are listed but not proposed by the ranking."""
-    if not entry.analytic or entry.transformer is not None:
-        return True
-    return any(c.runs == "per-step" and c.macs > 0 for c in entry.components)
+    """True when HW_RESOURCES can cost the entry (``hw_resources.costing_method``: a graph, a
+    transformer shape or diffusion pipeline, a tree ensemble, or published MACs and parameters).
+    An entry it cannot cost is excluded with constraint ``costing``, never proposed."""
+    return bool(hwr.costing_method(entry))
 
 
 def generative(entry: ModelEntry, goal: str) -> bool:
@@ -1097,8 +1095,11 @@ def rank(
             for m in members
         ]
         lo, hi = min(signed), max(signed)
+        # Differences below QUALITY_SPAN_FLOOR of the best figure are not stretched to the whole
+        # scale (37.4 vs 37.3 mAP is not "best vs worst").
+        span = max(hi - lo, QUALITY_SPAN_FLOOR * max(abs(hi), abs(lo)))
         for m, v in zip(members, signed, strict=True):
-            m.quality_norm = 1.0 if hi == lo else (v - lo) / (hi - lo)
+            m.quality_norm = 1.0 if span == 0 else max(0.0, 1.0 - (hi - v) / span)
             m.comparable = True
     energies = [math.log10(a.energy_j) for a in feasible if math.isfinite(a.energy_j) and a.energy_j > 0]
     lo_e, hi_e = (min(energies), max(energies)) if energies else (0.0, 0.0)
@@ -1118,6 +1119,8 @@ def rank(
 #: figure was measured on another task (a pre-trained backbone: not shown to do this task without
 #: fine-tuning, so below a model measured on it).
 NEUTRAL_QUALITY: Final = 0.5
+#: The smallest quality span normalised over, as a fraction of the best figure's magnitude.
+QUALITY_SPAN_FLOOR: Final = 0.10
 OTHER_TASK_QUALITY: Final = 0.25
 
 
