@@ -256,6 +256,21 @@ def test_hw_resources_reads_the_extracted_requirements() -> None:
     assert extra["scenario"]["output_tokens"] == 100
 
 
+def test_a_training_runs_devices_serve_on_the_fewest_that_hold_the_model() -> None:
+    # "fine-tune ... on 8 A100s for 3 days": the 8 devices are the training run's
+    training = {"num_devices": 8, "training_hours": 72}
+    small = run("Llama-3.1-8B", "A100-80GB", reqs=training, architecture=LLAMA31_8B)
+    assert small.get_extra()["num_devices"] == 1 and small.hw_description == "A100-80GB"
+    assert "training run's 8 devices" in small.get_extra()["scenario_sources"]["num_devices"]
+    # a 70B model needs more than one 80 GB device at bf16: the fewest power of two that holds it
+    seventy = {**LLAMA31_8B, "layers": 80, "hidden": 8192, "heads": 64, "ffn": 28672}
+    big = run("Llama-3.1-70B", "A100-80GB", reqs=training, architecture=seventy)
+    assert big.get_extra()["num_devices"] == 2
+    # a count stated for serving (no training facts) is the tensor-parallel degree, as written
+    served = run("Llama-3.1-8B", "A100-80GB", reqs={"num_devices": 8}, architecture=LLAMA31_8B)
+    assert served.get_extra()["num_devices"] == 8
+
+
 def test_hw_resources_generating_graph_model_is_costed_per_generated_token() -> None:
     ten = run("gpt2", "A100", output_tokens=10).get_extra()
     hundred = run("gpt2", "A100", output_tokens=100).get_extra()

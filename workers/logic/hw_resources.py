@@ -346,7 +346,11 @@ def serve(
         "precision": est.scenario.precision,
         "engine": est.engine.name,
         "scenario": est.scenario.to_dict(),
-        "scenario_sources": {k: where for k, (_, where) in request.inputs.items()},
+        "scenario_sources": {
+            **{k: where for k, (_, where) in request.inputs.items()},
+            **({"num_devices": serving_devices(request, chosen.hw)["num_devices"][1]}
+               if request.training_devices is not None else {}),
+        },
         "assumed_defaults": {
             k: getattr(est.scenario, _SCENARIO_FIELD.get(k, k)) for k in est.scenario.assumed
         },
@@ -572,6 +576,9 @@ class ServingRequest:
     source: str  # where the architecture came from
     spec: Any = None  # transformer.TransformerSpec
     diffusion: sv.DiffusionModel | None = None
+    # Devices the text names for a *training* run: serving uses the fewest of them that hold the
+    # model, not all of them as tensor-parallel shards (a 7B model is not served over 8 GPUs).
+    training_devices: int | None = None
 
 
 def requirements_of(app_requirements: AppRequirements | None) -> dict[str, Any]:
@@ -640,6 +647,9 @@ def serving_request_of(
     goals = props.get("goals") or (list(entry.goals) if entry is not None else [])
     goal = str(goals[0]) if goals else ""
     inputs = sv.read_inputs(options, requirements)
+    training_devices = training_run_devices(inputs, options, requirements)
+    if training_devices is not None:
+        del inputs["num_devices"]
     if "batch_size" not in inputs:
         b = props.get("batch_size")
         if isinstance(b, int) and not isinstance(b, bool) and b > 1:
@@ -709,7 +719,38 @@ def serving_request_of(
     ):
         # e.g. BART-MNLI for classification: the decoder runs once over the input, nothing is generated
         inputs["output_tokens"] = (1, f"goal {goal} generates no text: one decoder pass")
-    return ServingRequest(kind, inputs, goal, source, spec=spec)
+    return ServingRequest(kind, inputs, goal, source, spec=spec, training_devices=training_devices)
+
+
+#: Keys that say the text describes a training run (its devices are then the run's, not serving's).
+TRAINING_KEYS: Final = (
+    "training_hours",
+    "training_device_hours",
+    "training_tokens",
+    "epochs",
+    "training_samples",
+)
+
+
+def training_run_devices(
+    inputs: Mapping[str, tuple[Any, str]], options: Mapping[str, Any], requirements: Mapping[str, Any]
+) -> int | None:
+    """The device count of a training run the text describes ("fine-tune ... on 8 A100s for 3
+    days"), when it is the only source of ``num_devices``: no explicit ``extra_data.num_devices``,
+    ``tensor_parallel`` or ``pipeline_parallel``. ``None`` otherwise."""
+    if "num_devices" not in inputs:
+        return None
+    # HW_CONSTRAINTS forwards a count it read from the text as extra_data.num_devices and says so
+    sources = options.get("constraint_sources")
+    said = str(sources.get("num_devices", "")) if isinstance(sources, Mapping) else ""
+    from_text = inputs["num_devices"][1].startswith("requirements") or said.startswith("the problem text")
+    if not from_text:
+        return None
+    if "tensor_parallel" in inputs or "pipeline_parallel" in inputs:
+        return None
+    if not any(options.get(k) or requirements.get(k) for k in TRAINING_KEYS):
+        return None
+    return int(inputs["num_devices"][0])
 
 
 def configuration_callback(req: RequestType, res: ResponseType) -> None:
@@ -1275,6 +1316,8 @@ def evaluate_serving(
     utilisation: float | None = None,
 ) -> DeviceEvaluation:
     """Per-answer latency and energy of a served generative model on ``device`` (analytic)."""
+    if request.training_devices is not None:
+        request = replace(request, inputs=serving_devices(request, device))
     scenario = sv.build_scenario(request.kind, request.inputs, device, request.goal, utilisation)
 
     def estimate(sc: sv.Scenario) -> sv.ServingEstimate:
@@ -1313,6 +1356,32 @@ def evaluate_serving(
         serving=est,
         audio_s=est.scenario.audio_seconds if est.scenario.kind == "asr" else 0.0,
     )
+
+
+def serving_devices(request: ServingRequest, device: HardwareEntry) -> dict[str, tuple[Any, str]]:
+    """``request.inputs`` with ``num_devices`` = the fewest devices (1, 2, 4, ... up to the training
+    run's count) whose memory holds the model's weights and KV cache for the scenario."""
+    assert request.training_devices is not None
+    most = max(1, request.training_devices)
+    n = 1
+    while True:
+        inputs = dict(request.inputs)
+        inputs["num_devices"] = (
+            n,
+            f"fewest of the training run's {most} devices that hold the model for serving "
+            "(the count in the text is the training run's)",
+        )
+        if n >= most:
+            return inputs
+        sc = sv.build_scenario(request.kind, inputs, device, request.goal)
+        if request.kind == "diffusion" or request.spec is None:
+            return inputs
+        est = sv.estimate_asr(request.spec, device, sc) if request.kind == "asr" else sv.cached_llm(
+            request.spec, device, sc
+        )
+        if (est.weights_gb + est.kv_cache_gb) <= device.memory_gb * n:
+            return inputs
+        n = min(most, n * 2)
 
 
 def ranked(evaluations: Sequence[DeviceEvaluation]) -> list[DeviceEvaluation]:
