@@ -106,7 +106,7 @@ GRAPH_BYTES: Final = 4.0  # the catalogue graphs are fp32
 CALIBRATION_FILE: Final = "latency-calibration.json"
 CALIBRATION_VERSION: Final = 1
 
-_RANGE_SOURCE = "estimation-sources.md section 6 (eta_c 0.5-0.7, eta_m 0.7-0.9, after cli99/llm-analysis)"
+_RANGE_SOURCE = "docs/estimation.md (eta_c 0.5-0.7, eta_m 0.7-0.9, after cli99/llm-analysis)"
 
 
 @dataclass(frozen=True)

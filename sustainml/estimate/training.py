@@ -31,7 +31,7 @@ with their sources):
   ``UserInput.minimum_samples``, else ``DEFAULT_TRAINING_SAMPLES`` = 50,000, the size of the
   CIFAR-10 training split (Krizhevsky 2009), a typical small supervised data set. An assumption:
   tell the node your data-set size.
-- **Epochs**: 1 (issue 4). Real runs use more; the result scales linearly.
+- **Epochs**: 1. Real runs use more; the result scales linearly.
 - **Power**: a measured average (``training_power_w``), else a power cap (``power_cap_w``, at most
   the device's TDP), else the power the hardware text states (``H100-80GB (TDP of 700W)``), else
   the rated figure below. Range of a rated figure: 0.6-1.0 x TDP: Patterson et al. 2021
@@ -156,7 +156,7 @@ REF_SAMPLES_DEFAULT: Final = (
     "assumption: 50,000 = size of the CIFAR-10 training split (Krizhevsky 2009), a typical small "
     "supervised data set; set extra_data.training_samples or UserInput.maximum_samples"
 )
-REF_EPOCHS_DEFAULT: Final = "one pass over the data (issue 4 default); set extra_data.epochs"
+REF_EPOCHS_DEFAULT: Final = "one pass over the data (default); set extra_data.epochs"
 REF_MFU_DEFAULT: Final = (
     "typical published model FLOPs utilisation: GPT-3 21.3 %, MT-NLG 30.2 %, Gopher 32.5 %, PaLM 46.2 % "
     "(Chowdhery et al. 2022, arXiv:2204.02311, table 3); up to 0.5 for large-scale training "
