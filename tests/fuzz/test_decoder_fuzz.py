@@ -1,4 +1,4 @@
-"""Fuzzing the message decoder (issue 6): whatever bytes arrive, ``decode``/``decode_task`` either
+"""Fuzzing the message decoder: whatever bytes arrive, ``decode``/``decode_task`` either
 return a valid record or raise ``MessageError`` (``DecodeError``) naming the field. Never another
 exception type, never a crash.
 
