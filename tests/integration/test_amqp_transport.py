@@ -142,8 +142,9 @@ def rabbitmqctl(*args: str) -> str:
 
 def local_rabbitmqctl_or_skip(amqp_url: str) -> None:
     """Fault injection needs rabbitmqctl talking to the broker under test (the local node)."""
-    host = urlsplit(amqp_url).hostname
-    if host not in ("127.0.0.1", "localhost", "::1") or shutil.which("rabbitmqctl") is None:
+    host, port = urlsplit(amqp_url).hostname, urlsplit(amqp_url).port or 5672
+    # a broker container publishes on loopback too, but on another port: not the local node
+    if host not in ("127.0.0.1", "localhost", "::1") or port != 5672 or shutil.which("rabbitmqctl") is None:
         pytest.skip("needs rabbitmqctl for the local broker under test")
     try:
         rabbitmqctl("list_connections", "pid")
@@ -451,7 +452,12 @@ def test_heartbeats_survive_a_slow_handler(amqp_url: str, names: Names, test_nam
     transport.connect()
     try:
         exchange, queue, _ = declare_work_queue(transport, names)
-        if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost"):
+        url = urlsplit(amqp_url)
+        if (
+            shutil.which("rabbitmqctl")
+            and url.hostname in ("127.0.0.1", "localhost")
+            and (url.port or 5672) == 5672
+        ):
             # The broker really runs a 2 s heartbeat timeout on this connection.
             assert [row[1] for row in connection_rows(name, "timeout")] == ["2"]
         finished = threading.Event()
