@@ -551,10 +551,12 @@ def test_evaluate_never_scores_an_example_with_a_model_that_saw_it(monkeypatch: 
     subset = [e for g in GOALS for e in [x for x in corpus if x.goal == g][:6]]
     trained_on: dict[int, set[str]] = {}
     scored: list[tuple[str, int]] = []
+    alive: list[EncoderModel] = []  # a freed fold model's id could be reused by the next one
 
     class Recording(EncoderModel):
         def __init__(self, examples: list[Example], key: str = "") -> None:
             super().__init__(examples, key)
+            alive.append(self)
             trained_on[id(self)] = {e.text for e in examples}
 
     real_encode = evaluate_mod.encode

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from sustainml.workers.logic.encoder import model as model_mod
+from sustainml.workers.logic.encoder.backends import MODALITY_WEIGHT, best_input, joint_scores
 from sustainml.workers.logic.encoder.inference import encode
+from sustainml.workers.logic.encoder.lexicon import concept_tokens
 from sustainml.workers.logic.encoder.model import EncoderModel, load_corpus, trained_model
 from sustainml.workers.logic.encoder.scoring import ScoringModel, char_terms, strip_accents, word_terms
 
@@ -123,3 +125,32 @@ def test_a_worker_with_the_export_never_imports_scikit_learn(reference: EncoderM
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["cache", "object-detection", "[]"]
+
+
+def test_instrument_words_make_the_next_data_noun_a_series() -> None:
+    tokens = {word: concept for concept, word in concept_tokens("EEG recordings and sensor readings")}
+    assert tokens["eeg"] == tokens["recordings"] == "SERIES"
+    assert tokens["readings"] == "SERIES"
+    assert [c for c, w in concept_tokens("hours of audio recordings") if w == "recordings"] == ["AUDIO"]
+
+
+def test_joint_scores_weigh_each_goal_by_its_best_input() -> None:
+    goals = {"audio-classification": 0.6, "video-classification": 0.4}
+    modalities = {"audio": 0.1, "video": 0.9}
+    joint = joint_scores(goals, modalities)
+    assert joint["video-classification"] > joint["audio-classification"]
+    assert sum(joint.values()) == pytest.approx(1.0)
+    expected = 0.6 * 0.1**MODALITY_WEIGHT / (0.6 * 0.1**MODALITY_WEIGHT + 0.4 * 0.9**MODALITY_WEIGHT)
+    assert joint["audio-classification"] == pytest.approx(expected)
+    assert joint_scores(goals, {}) == goals
+    assert best_input("anomaly-detection", {"audio": 0.2, "time-series": 0.7}) == "time-series"
+
+
+def test_explain_equals_word_contributions_and_names_the_data_noun(exported: ScoringModel) -> None:
+    text = "Classify sleep stages from overnight EEG recordings"
+    x = exported.features(text)
+    by_goal, by_modality = exported.explain(text, x, "tabular-classification", "time-series")
+    assert by_goal == exported.word_contributions(text, x, "tabular-classification")
+    assert "eeg" in [w for w, _ in by_modality[:3]]
+    reason = encode(text, "", model=exported).reason
+    assert "point to time-series input" in reason

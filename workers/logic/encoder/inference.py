@@ -28,6 +28,7 @@ from sustainml.workers.logic.encoder.backends import (
     BuiltinBackend,
     Prediction,
     backend_from_env,
+    best_input,
 )
 from sustainml.workers.logic.encoder.keywords import extract_keywords
 from sustainml.workers.logic.encoder.model import get_model
@@ -204,5 +205,4 @@ def _modality(goal: str, hint: str, from_backend: str, builtin: BuiltinBackend, 
         return inputs[0], "goal"
     if from_backend in inputs:
         return from_backend, "backend"
-    probs = builtin.modality_scores(text)
-    return max(inputs, key=lambda m: (probs.get(m, 0.0), -inputs.index(m))), "text"
+    return best_input(goal, builtin.modality_scores(text)), "text"

@@ -24,11 +24,11 @@ _CLASSES: Final[dict[str, str]] = {
         "mammogram microscope microscopy slide drone aerial satellite orthophoto webcam dermatoscope "
         "fundus tile scanned scan jpeg jpg png camera-trap screenshot camera"
     ),
-    "VIDEO": "video clip footage film movie cine stream frame",
+    "VIDEO": "video clip footage film movie cine stream frame signer gesture cctv dashcam bodycam timelapse",
     "AUDIO": (
         "audio sound voice speech spoken recording recorded microphone hydrophone mic podcast radio "
         "voicemail mp3 wav noise acoustic song music hear heard listen call "
-        "phone headset"
+        "phone headset sing singer vocal"
     ),
     "SPEAK": (
         "speak aloud narration narrate narrator voice-over pronounce pronunciation vocalise vocalize dub "
@@ -41,11 +41,13 @@ _CLASSES: Final[dict[str, str]] = {
         "contract page abstract headline title prompt essay complaint chat typing typed"
     ),
     "TABLE": (
-        "table tabular spreadsheet csv column record attribute dataset database form profile demographics"
+        "table tabular spreadsheet csv column record attribute dataset database form profile demographics "
+        "row crm ledger xlsx excel"
     ),
     "SERIES": (
         "hourly daily weekly monthly sensor signal telemetry series minute hour day week month "
-        "season trend seasonal"
+        "season trend seasonal eeg ecg ekg electrocardiogram accelerometer gyroscope imu vibration "
+        "seismic seismograph meter wearable smartwatch scada waveform"
     ),
     "FUTURE": "tomorrow next upcoming coming future ahead forecast anticipate projection",
     "QUANTITY": (
@@ -56,9 +58,7 @@ _CLASSES: Final[dict[str, str]] = {
         "unusual abnormal anomaly anomalies anomalous outlier deviate deviation strange weird odd "
         "irregular suspicious novelty unexpected drift ordinary usual"
     ),
-    "LOCATE": (
-        "where locate localise localize localization box bounding coordinate count rectangle"
-    ),
+    "LOCATE": ("where locate localise localize localization box bounding coordinate count rectangle"),
     "PIXEL": (
         "pixel mask outline contour delineate boundary border segment segmentation cut background "
         "per-pixel trace"
@@ -103,6 +103,33 @@ _KEEP: Final[dict[str, str]] = {
     "→": "INTO",
 }
 
+#: Data nouns whose kind is set by the word before them: "EEG recordings", "sensor readings" and
+#: "vibration signals" are series of measurements, not sound or text, so a word of these classes
+#: right after (up to two words after) one of these instrument words is read as SERIES too (not
+#: after time words: "hours of audio" stay audio).
+_SERIES_SOURCES: Final = frozenset(
+    [
+        "eeg",
+        "ecg",
+        "ekg",
+        "electrocardiogram",
+        "accelerometer",
+        "gyroscope",
+        "imu",
+        "vibration",
+        "seismic",
+        "seismograph",
+        "meter",
+        "wearable",
+        "smartwatch",
+        "scada",
+        "sensor",
+        "telemetry",
+    ]
+)
+_RECLASSED_AFTER_SERIES: Final = frozenset({"AUDIO", "READ", "TEXT", "VIDEO", "TABLE"})
+_RECLASS_WINDOW: Final = 2
+
 _WORD_CLASS: Final[dict[str, str]] = {}
 for _cls, _words in _CLASSES.items():
     for _w in _words.split():
@@ -128,12 +155,17 @@ def word_class(word: str) -> str:
 def concept_tokens(text: str) -> list[tuple[str, str]]:
     """``(concept, source word)`` pairs of ``text`` in order; words of no class are left out."""
     out: list[tuple[str, str]] = []
-    for word in TOKEN_RE.findall(text.casefold()):
+    last_series = -_RECLASS_WINDOW - 1  # word index of the last instrument word
+    for index, word in enumerate(TOKEN_RE.findall(text.casefold())):
         kept = _KEEP.get(word)
         if kept:
             out.append((kept, word))
             continue
         cls = word_class(word)
+        if cls in _RECLASSED_AFTER_SERIES and index - last_series <= _RECLASS_WINDOW:
+            cls = "SERIES"
+        if word in _SERIES_SOURCES or word.removesuffix("s") in _SERIES_SOURCES:
+            last_series = index
         if cls:
             out.append((cls, word))
     return out
@@ -141,7 +173,16 @@ def concept_tokens(text: str) -> list[tuple[str, str]]:
 
 def lexicon_spec() -> str:
     """The lexicon as stable text (part of the model cache key)."""
-    return repr((sorted(_CLASSES.items()), sorted(_KEEP.items()), _SUFFIXES))
+    return repr(
+        (
+            sorted(_CLASSES.items()),
+            sorted(_KEEP.items()),
+            _SUFFIXES,
+            sorted(_SERIES_SOURCES),
+            sorted(_RECLASSED_AFTER_SERIES),
+            _RECLASS_WINDOW,
+        )
+    )
 
 
 def concept_text(text: str) -> str:

@@ -150,6 +150,8 @@ class ScoringModel:
         self._goal_intercept = np.asarray(goal_intercept, dtype=np.float64)
         self._modality_coef = np.asarray(modality_coef, dtype=np.float64)
         self._modality_intercept = np.asarray(modality_intercept, dtype=np.float64)
+        # Subtracted to centre a modality's weights when explaining it (computed once: wide rows).
+        self._modality_coef_mean = self._modality_coef.mean(axis=0)
         n_word, n_char = len(self._terms[0]), len(self._terms[1])
         self._blocks = (n_word, n_word + n_char)
         #: Document frequencies of plain word tokens, for keyword weights (TF-IDF against the corpus).
@@ -208,34 +210,46 @@ class ScoringModel:
         features are spread evenly over their words, character n-grams over the words that contain
         them, concept n-grams over the words that produced those concepts.
         """
-        row = self.goals.index(goal)
+        return self._contributions(text, x, [self._goal_coef[self.goals.index(goal)]])[0]
+
+    def explain(
+        self, text: str, x: FeatureRow, goal: str, modality: str
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """``word_contributions`` for ``goal``, and the same for the input ``modality`` under the
+        modality classifier (its weights centred over the modalities); one pass over the features."""
+        modality_row = self._modality_coef[self.modalities.index(modality)] - self._modality_coef_mean
+        by_goal, by_modality = self._contributions(
+            text, x, [self._goal_coef[self.goals.index(goal)], modality_row]
+        )
+        return by_goal, by_modality
+
+    def _contributions(
+        self, text: str, x: FeatureRow, weight_rows: Sequence[Vector]
+    ) -> list[list[tuple[str, float]]]:
         words = TOKEN_RE.findall(text.casefold())
         padded = {w: f" {w} " for w in words}
         concept_words: dict[str, list[str]] = {}
         for concept, word in concept_tokens(text):
             concept_words.setdefault(concept, []).append(word)
-        score: dict[str, float] = {}
-
-        def spread(targets: Sequence[str], amount: float) -> None:
-            if targets:
-                share = amount / len(targets)
-                for t in targets:
-                    score[t] = score.get(t, 0.0) + share
-
-        weights = self._goal_coef[row]
+        scores: list[dict[str, float]] = [{} for _ in weight_rows]
+        amounts = [(x.data * row[x.indices]).tolist() for row in weight_rows]
         word_end, char_end = self._blocks
-        for j, value in zip(x.indices, x.data, strict=True):
-            amount = float(value * weights[j])
-            if amount == 0.0:
-                continue
-            name = self.feature_name(int(j))
+        for k, j in enumerate(x.indices.tolist()):
+            name = self.feature_name(j)
             if j < word_end:
-                spread([w for w in name.split() if w in padded], amount)
+                targets = [w for w in name.split() if w in padded]
             elif j < char_end:
-                spread([w for w, p in padded.items() if name in p], amount)
+                targets = [w for w, p in padded.items() if name in p]
             else:
-                spread(sorted({w for c in name.split() for w in concept_words.get(c, ())}), amount)
-        return sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
+                targets = sorted({w for c in name.split() for w in concept_words.get(c, ())})
+            if not targets:
+                continue
+            for score, amount in zip(scores, amounts, strict=True):
+                share = amount[k] / len(targets)
+                if share != 0.0:
+                    for t in targets:
+                        score[t] = score.get(t, 0.0) + share
+        return [sorted(score.items(), key=lambda kv: (-kv[1], kv[0])) for score in scores]
 
     # -- the exported file ---------------------------------------------------------------------
     def save(self, path: Path) -> None:
