@@ -235,6 +235,10 @@ class _Catalogue(Generic[E]):
     what = "entry"
 
 
+#: A word of a model name as people write it ("Llama-3.1-8B", "meta-llama/Llama-2-7b", "SDXL").
+_NAME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
 class ModelCatalogue(_Catalogue[ModelEntry]):
     what = "model"
     _fold = staticmethod(model_fold)
@@ -249,6 +253,22 @@ class ModelCatalogue(_Catalogue[ModelEntry]):
     def for_goal(self, goal: str, modality: str | None = None) -> list[ModelEntry]:
         found = self._by_goal.get(goal, [])
         return [m for m in found if modality is None or m.modality == modality]
+
+    def named_in_text(self, text: str) -> ModelEntry | None:
+        """The model a description names ("... with a Llama-3.1-70B-Instruct model", "Llama 2 7B
+        chat", "SDXL at 1024x1024"): the longest span of up to 4 words that is a name or alias and
+        looks like a model name (a digit, '-' or '/' in it, or written in capitals, and at least
+        4 characters), so common words that are also aliases ("whisper", "bloom") are not taken."""
+        tokens = _NAME_TOKEN.findall(text)
+        for size in (4, 3, 2, 1):
+            for i in range(len(tokens) - size + 1):
+                span = " ".join(tokens[i : i + size])
+                if len(span) < 4 or not (re.search(r"[0-9/-]", span) or span.isupper()):
+                    continue
+                entry = self.find(span)
+                if entry is not None:
+                    return entry
+        return None
 
     def closest(self, name: str, n: int = 5) -> list[str]:
         """Names of the ``n`` entries whose names or aliases are closest to ``name``."""

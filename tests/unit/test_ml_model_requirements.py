@@ -202,11 +202,15 @@ def test_a_model_named_in_the_description_is_honoured() -> None:
         num_devices=4,
     )
     assert out.model == "llama-2-7b-chat" and out.get_extra()["selected_by"] == "description"
-    assert ml_model.named_in_text("serve meta-llama/Llama-3.1-70B-Instruct") is models().get(
+    assert models().named_in_text("serve meta-llama/Llama-3.1-70B-Instruct") is models().get(
         "llama-3.1-70b-instruct"
     )
-    assert ml_model.named_in_text("transcribe what people whisper in a bloom of noise") is None
-    assert ml_model.named_in_text("fine-tune a 7B chat model on 8 A100s") is None
+    assert models().named_in_text("transcribe what people whisper in a bloom of noise") is None
+    assert models().named_in_text("fine-tune a 7B chat model on 8 A100s") is None
+    # an acronym written in capitals is a name ("SDXL"), the same letters in a sentence are not
+    assert models().named_in_text("SDXL at 1024x1024, 30 steps on an L4") is models().get(
+        "stable-diffusion-xl-base-1.0"
+    )
 
 
 def test_one_quality_scale_and_figures_from_another_task_are_neutral() -> None:

@@ -281,7 +281,7 @@ def task_callback(
     wanted = str(options.get("model_selected") or "").strip()
     arch_entry = user_architecture_entry(options, goal)
     if not wanted and arch_entry is None:
-        named = named_in_text(" ".join(str(options.get(k) or "") for k in DESCRIPTION_KEYS))
+        named = models().named_in_text(" ".join(str(options.get(k) or "") for k in DESCRIPTION_KEYS))
         if named is not None and costable(named):
             wanted = named.name
             extra["model_named_in_description"] = named.name
@@ -696,26 +696,6 @@ def requested_languages(raw: Any) -> tuple[tuple[str, ...], bool]:
 
 
 DESCRIPTION_KEYS: Final = ("problem_short_description", "problem_definition", "description")
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]|[A-Za-z0-9]")
-
-
-def named_in_text(text: str) -> ModelEntry | None:
-    """The catalogue model a description names ("... with a Llama-3.1-70B-Instruct model",
-    "Llama 2 7B chat"): the longest span of up to 4 words that is a catalogue name or alias and
-    looks like a model name (a digit, '-' or '/' in it, at least 4 characters), so common words
-    that are also aliases ("whisper", "bloom", "sam") are not taken for a model."""
-    tokens = _TOKEN.findall(text)
-    for size in (4, 3, 2, 1):
-        for i in range(len(tokens) - size + 1):
-            span = " ".join(tokens[i : i + size])
-            if len(span) < 4 or not re.search(r"[0-9/-]", span):
-                continue
-            entry = models().find(span)
-            if entry is not None:
-                return entry
-    return None
-
-
 def keywords_of(options: Mapping[str, Any]) -> list[str]:
     out = [str(k) for k in options.get("keywords") or [] if isinstance(k, str)]
     for key in DESCRIPTION_KEYS:
