@@ -240,6 +240,20 @@ def test_metadata_vague_description_answers_and_asks_for_clarification() -> None
     assert extra["warnings"] == ["modality 'holograms' is not a known modality or alias; ignored"]
 
 
+def test_metadata_unclear_text_naming_a_model_takes_the_models_task() -> None:
+    out = run_metadata(user_input("SDXL at 1024x1024, 30 steps on an L4"))
+    extra = out.get_extra()
+    assert out.ml_model_metadata == ["text-to-image"] and extra["goal_source"] == "named model"
+    assert "stable-diffusion-xl-base-1.0 is named in the description" in extra["reason"]
+    assert "needs_clarification" not in extra
+    # a named model with no clear text, through model_selected
+    out = run_metadata(user_input("Try it on 4 H100s", extra={"model_selected": "Mixtral-8x7B"}))
+    assert out.ml_model_metadata == ["text-generation"]
+    # a confident goal is kept even when a model of another task is named
+    out = run_metadata(user_input("Summarise long news articles with Llama-3.1-8B-Instruct", modality="text"))
+    assert out.ml_model_metadata == ["summarization"] and out.get_extra()["goal_source"] != "named model"
+
+
 def test_metadata_user_goal_overrides_inference() -> None:
     out = run_metadata(
         user_input("Summarize news articles", modality="text", extra={"goal": " Translation "})
@@ -275,7 +289,7 @@ def test_metadata_keywords_are_key_phrases_without_stopwords() -> None:
     out = run_metadata(user_input(text))
     # Runs of content words between stopwords and punctuation, rarest (against the corpus) first;
     # "cracks" alone is left out because better phrases already contain it.
-    assert out.keywords == ["cracks appear", "detect cracks", "bridges", "drones"]
+    assert out.keywords == ["cracks appear", "bridges", "detect cracks", "drones"]  # rarity from the corpus
     assert out.keywords == run_metadata(user_input(text)).keywords  # deterministic
     many = " ".join(f"word{chr(97 + i)}alpha," for i in range(15))
     assert len(run_metadata(user_input(many)).keywords) == 10

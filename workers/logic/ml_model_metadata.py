@@ -35,13 +35,14 @@ Failures answer ``success=False``, ``err_code=INTERNAL_ERROR`` and ``{"error": .
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sustainml.catalogue import UnknownEntry, models
 from sustainml.messages.types import MLModelMetadata, NodeStatus, RequestType, ResponseType, UserInput
 from sustainml.workers.logic.common import reply, reply_error, reply_unsupported
 from sustainml.workers.logic.encoder.dataset_profile import DatasetError, profile_dataset
-from sustainml.workers.logic.encoder.inference import encode
+from sustainml.workers.logic.encoder.inference import Encoding, encode
 from sustainml.workers.logic.encoder.model import get_model
 from sustainml.workers.logic.encoder.vocabulary import (
     GOAL_INPUTS,
@@ -85,6 +86,8 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metad
         keyword_text=". ".join(p.strip() for p in described if p.strip()),
     )
 
+    if not user_goal:
+        encoding = _goal_of_a_named_model(encoding, incoming, described)
     ml_model_metadata.ml_model_metadata = [encoding.goal]
     ml_model_metadata.keywords = encoding.keywords
     out: dict[str, Any] = {}
@@ -100,6 +103,35 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metad
     out["problem_short_description"] = user_input.problem_short_description
     out.update(encoding.extra())
     ml_model_metadata.set_extra(out)
+
+
+def _goal_of_a_named_model(encoding: Encoding, incoming: dict[str, Any], described: list[str]) -> Encoding:
+    """When the text is too short to tell the goal ("Mixtral-8x7B on 4 H100s") but names a
+    catalogue model (or ``model_selected`` does), the model's task is the goal: ML_MODEL honours the
+    named model anyway, and a goal it cannot serve would only confuse the answer. A confident
+    encoder keeps its goal (a named LLM can summarise)."""
+    if encoding.needs_clarification is None:
+        return encoding
+    wanted = incoming.get("model_selected")
+    named = models().find(wanted) if isinstance(wanted, str) and wanted.strip() else None
+    source = "extra_data.model_selected"
+    if named is None:
+        named = models().named_in_text(" ".join(described))
+        source = "the description"
+    if named is None or not named.goals or encoding.goal in named.goals:
+        return encoding
+    goal = named.goals[0]
+    modality = named.modality if encoding.modality_source != "hint" else encoding.modality
+    return replace(
+        encoding,
+        goal=goal,
+        goal_source="named model",
+        modality=modality,
+        modality_source=encoding.modality_source if modality == encoding.modality else "named model",
+        reason=f"{named.name} is named in {source}: its task {goal} is the goal (the text alone was "
+        f"unclear: {encoding.goal} at {encoding.confidence:.2f}). {encoding.reason}",
+        needs_clarification=None,
+    )
 
 
 class _Refused(Exception):
