@@ -813,6 +813,18 @@ def eval_latency(fresh: bool, budget: float | None, save_calibration: bool, as_j
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
 
 
+@eval_group.command(name="logic")
+@click.option("--limit", type=int, default=None, help="Only the first N descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_logic(limit: int | None, as_json: bool) -> None:
+    """The six shipped stage callbacks, in one process without messaging, on the encoder's held-out
+    descriptions: how many get an answer, no feasible model or a failure, and the time per stage."""
+    from sustainml.bench import logic
+
+    report = logic.evaluate(limit=limit)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
 @eval_group.command(name="published")
 @click.option("--part", "parts", multiple=True, help="Only these parts (repeatable): training, forecast, "
               "parameters, mlperf, serving.")
