@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 from rich import box
@@ -87,6 +88,8 @@ def _friendly_errors(*, embedded_hint: bool = False) -> Iterator[None]:
 @click.pass_context
 def cli(ctx: click.Context, broker: str | None, namespace: str | None, verbose: int) -> None:
     """Propose an ML model, its hardware and its footprint from a problem description."""
+    if broker and ctx.get_parameter_source("broker") == click.core.ParameterSource.COMMANDLINE:
+        _refuse_password_on_command_line(broker)
     try:
         settings = Settings.from_env().with_overrides(broker_url=broker, namespace=namespace)
         settings.validate()
@@ -97,6 +100,20 @@ def cli(ctx: click.Context, broker: str | None, namespace: str | None, verbose: 
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )
     ctx.obj = settings
+
+
+def _refuse_password_on_command_line(url: str) -> None:
+    """A password in ``--broker`` is readable by every user of the machine (``ps``, shell history):
+    it must come from the environment. RabbitMQ's well-known development account (guest:guest,
+    loopback only) reveals nothing and stays allowed."""
+    for one in url.split(","):
+        parsed = urlsplit(one.strip())
+        if parsed.password and (parsed.username, parsed.password) != ("guest", "guest"):
+            _fail(
+                "--broker: a password on the command line is visible to every user of this machine "
+                "(ps, shell history); put the URL in SUSTAINML_BROKER_URL (environment or an env file "
+                "readable only by you) and leave --broker out"
+            )
 
 
 def _settings(ctx: click.Context) -> Settings:
