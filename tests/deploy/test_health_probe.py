@@ -62,12 +62,12 @@ def test_worker_probe_passes_only_for_a_live_replica_on_this_host(settings: Sett
     assert broker.returncode == 0 and "broker accepts connections" in broker.stdout
     bad = subprocess.run(
         [*PROBE, "--timeout", "5"],
-        env={**env, "SUSTAINML_BROKER_URL": settings.broker_url.replace("guest:guest", "guest:wrong")},
+        env={**env, "SUSTAINML_BROKER_URL": settings.broker_url.replace("guest:guest", "guest:Pw-x7q2-not-it")},
         capture_output=True,
         text=True,
     )
     assert bad.returncode == 1 and bad.stderr.startswith("unhealthy:")
-    assert "wrong" not in bad.stderr, "the password never appears in the probe's output"
+    assert "Pw-x7q2-not-it" not in bad.stderr, "the password never appears in the probe's output"
 
 
 class _Handler(BaseHTTPRequestHandler):
