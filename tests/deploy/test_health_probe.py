@@ -60,14 +60,15 @@ def test_worker_probe_passes_only_for_a_live_replica_on_this_host(settings: Sett
     assert gone.returncode == 1, "a stopped replica must not look healthy"
     broker = subprocess.run([*PROBE, "--timeout", "10"], env=env, capture_output=True, text=True)
     assert broker.returncode == 0 and "broker accepts connections" in broker.stdout
+    secret = "Pw-x7q2-not-it"
     bad = subprocess.run(
         [*PROBE, "--timeout", "5"],
-        env={**env, "SUSTAINML_BROKER_URL": settings.broker_url.replace("guest:guest", "guest:Pw-x7q2-not-it")},
+        env={**env, "SUSTAINML_BROKER_URL": settings.broker_url.replace("guest:guest", f"guest:{secret}")},
         capture_output=True,
         text=True,
     )
     assert bad.returncode == 1 and bad.stderr.startswith("unhealthy:")
-    assert "Pw-x7q2-not-it" not in bad.stderr, "the password never appears in the probe's output"
+    assert secret not in bad.stderr, "the password never appears in the probe's output"
 
 
 class _Handler(BaseHTTPRequestHandler):
