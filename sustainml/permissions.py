@@ -96,7 +96,11 @@ def _names(ns: str) -> dict[str, list[str]]:
         "shared_queues": [*shared_queues, retry],
         "dlqs": dlqs,
         "worker_private": [private("control")],
-        "orchestrator_private": [private("status-monitor"), private("reply", rf"orchestrator-{_OWNER}")],
+        "orchestrator_private": [
+            private("status-monitor"),
+            private("reply", rf"orchestrator-{_OWNER}"),
+            private("api-events"),  # the HTTP API's event queue (SSE and long polls)
+        ],
         "client_private": [private("reply", rf"client-{_OWNER}"), private("watch")],
         "client_watch": [private("watch")],
     }

@@ -201,7 +201,13 @@ class Deployment:
             self.tags["sustainml"],
             "orchestrator",
             command=["orchestrator", "--http", "0.0.0.0:5001"],
-            env=self.env(broker_url, SUSTAINML_DB_URL="sqlite:////data/taskdb.sqlite3", **extra),
+            # the API listens on the container's own interface, published on the host's loopback only
+            env=self.env(
+                broker_url,
+                SUSTAINML_DB_URL="sqlite:////data/taskdb.sqlite3",
+                SUSTAINML_HTTP_ALLOW_REMOTE="1",
+                **extra,
+            ),
             ports={5001: ("127.0.0.1", None)},
             volumes={str(self.data): {"bind": "/data", "mode": "rw"}},
         )

@@ -147,7 +147,7 @@ def test_the_compose_deployment_answers_a_task_and_scales_a_stage(compose: Compo
             f"{exc}\n{compose.run('ps')}\n{compose.run('logs', '--tail', '30', 'orchestrator')}"
         ) from None
     if refused:
-        pytest.xfail(
+        pytest.fail(
             f"the broker refuses the orchestrator account queue(s) {', '.join(refused)}: the role's "
             "permissions (sustainml.permissions, deploy/compose/rabbitmq/definitions.json) lag behind "
             "the queues the orchestrator declares"
