@@ -105,6 +105,8 @@ class Deployment:
         self.uid = uuid.uuid4().hex[:8]
         self.namespace = f"t-{self.uid}"
         self.password = uuid.uuid4().hex
+        # one deployment, one signing key: the containers share no data directory
+        self.signing_key = uuid.uuid4().hex + uuid.uuid4().hex
         self.network = self.client.networks.create(
             f"sml-{self.uid}", driver="bridge", labels={LABEL: self.uid}
         )
@@ -192,6 +194,7 @@ class Deployment:
             "SUSTAINML_HEARTBEAT_INTERVAL": "0.5",
             "SUSTAINML_AMQP_HEARTBEAT": "5",
             "SUSTAINML_LOG_LEVEL": "WARNING",
+            "SUSTAINML_SIGNING_KEY": self.signing_key,
         }
         base.update(extra)
         return base
