@@ -1273,11 +1273,39 @@ def evaluate_device(
 ) -> DeviceEvaluation:
     """Latency, power, energy and memory of ``report`` on ``device`` (``engine``: the roofline's,
     default the device class's; ``audio_s``: seconds of audio one pass covers, for audio models)."""
-    roof = rl.estimate(report, device, precision, engine=engine)
+    roof = _roofline(report, device, precision, engine)
     scale = rl.precision_scale(precision)
     weights_mb = (report.parameter_bytes * scale + report.other_constant_bytes) / 1e6
     activations_mb = report.peak_activation_bytes * scale / 1e6
     return _roofline_evaluation(device, roof, weights_mb, activations_mb, limits, utilisation, audio_s)
+
+
+_ROOFLINE_MEMO_SIZE: Final = 4096
+_roofline_memo: OrderedDict[tuple[int, int, str, str | None], tuple[Any, Any, rl.RooflineEstimate]] = (
+    OrderedDict()
+)
+_roofline_lock = threading.Lock()
+
+
+def _roofline(
+    report: ModelReport, device: HardwareEntry, precision: str, engine: str | None
+) -> rl.RooflineEstimate:
+    """``roofline.estimate`` memoised per (analysed report, device, precision, engine): ``auto``
+    evaluates every allowed device, and the same model comes back task after task. Reports are
+    themselves memoised (``analysed``) and devices are catalogue entries, so identity is the key;
+    the memo keeps both objects alive, so an id is never reused while its entry exists."""
+    key = (id(report), id(device), precision, engine)
+    with _roofline_lock:
+        hit = _roofline_memo.get(key)
+        if hit is not None and hit[0] is report and hit[1] is device:
+            _roofline_memo.move_to_end(key)
+            return hit[2]
+    roof = rl.estimate(report, device, precision, engine=engine)
+    with _roofline_lock:
+        _roofline_memo[key] = (report, device, roof)
+        while len(_roofline_memo) > _ROOFLINE_MEMO_SIZE:
+            _roofline_memo.popitem(last=False)
+    return roof
 
 
 def _roofline_evaluation(
