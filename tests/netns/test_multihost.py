@@ -236,14 +236,20 @@ def _run_batch(dep: LocalDeployment, n: int, start: int, timeout: float) -> list
     return ids
 
 
-def _hosts_per_stage(dep: LocalDeployment, ids: list[TaskId]) -> dict[str, set[str]]:
-    """Which hosts reported RUNNING events for each stage of these tasks (orchestrator's TaskDB)."""
+def _hosts_per_stage(dep: LocalDeployment, ids: list[TaskId], timeout: float = 15.0) -> dict[str, set[str]]:
+    """Which hosts reported task events for each stage of these tasks (orchestrator's TaskDB).
+    The orchestrator writes statuses behind, in batches, so the last stages' completion events
+    may land a flush interval after the results: poll until every stage has reported."""
     assert dep.orchestrator is not None
-    seen: dict[str, set[str]] = defaultdict(set)
-    for tid in ids:
-        for ev in dep.orchestrator.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id)):
-            seen[ev.node_name].add(_host_of(ev.replica_id))
-    return dict(seen)
+    deadline = time.monotonic() + timeout
+    while True:
+        seen: dict[str, set[str]] = defaultdict(set)
+        for tid in ids:
+            for ev in dep.orchestrator.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id)):
+                seen[ev.node_name].add(_host_of(ev.replica_id))
+        if len(seen) == len(PIPELINE) or time.monotonic() > deadline:
+            return dict(seen)
+        time.sleep(0.2)  # polling the TaskDB for the written-behind statuses, with a deadline
 
 
 def _wait_for_replicas(dep: LocalDeployment, want: Counter[tuple[str, str]], timeout: float) -> None:
