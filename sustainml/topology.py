@@ -271,14 +271,16 @@ class Topology:
 
     def dead_letter_queue_spec(self, queue: str) -> QueueSpec:
         dlq = self.dead_letter_queue(queue)
-        return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),))
+        return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),), queue_type=self.queue_type)
 
     def stage_queue_spec(self, stage: Stage) -> QueueSpec:
         return self._durable(self.stage_queue(stage), (Binding(self.record_exchange(stage.input_kind), "#"),))
 
     def config_queue_spec(self, stage: Stage) -> QueueSpec:
         # Requests carry an expiration equal to the caller's timeout; no dead-lettering of RPC.
-        return QueueSpec(self.config_queue(stage), (Binding(self.config_exchange, stage.node),))
+        return QueueSpec(
+            self.config_queue(stage), (Binding(self.config_exchange, stage.node),), queue_type=self.queue_type
+        )
 
     def orchestrator_results_spec(self) -> QueueSpec:
         return self._durable(
@@ -314,6 +316,8 @@ class Topology:
             dead_letter_exchange="",
             dead_letter_routing_key=self.stage_queue(stage),
             message_ttl_ms=self.retry_delay_ms(attempt),
+            queue_type=self.queue_type,
+            dead_letter_at_least_once=True,
         )
 
     def retry_queues(self) -> list[QueueSpec]:

@@ -339,6 +339,9 @@ def _queue_arguments(spec: QueueSpec) -> dict[str, Any]:
         args["x-message-ttl"] = spec.message_ttl_ms
     if spec.max_length is not None:
         args["x-max-length"] = spec.max_length
+    if spec.dead_letter_at_least_once and spec.queue_type == "quorum":
+        args["x-dead-letter-strategy"] = "at-least-once"
+        args["x-overflow"] = "reject-publish"
     if spec.delivery_limit is not None:
         if spec.queue_type == "quorum":
             args["x-delivery-limit"] = spec.delivery_limit

@@ -90,6 +90,10 @@ class QueueSpec:
     message_ttl_ms: int | None = None
     max_length: int | None = None
     delivery_limit: int | None = None  # quorum queues only
+    # quorum queues only: dead-letter at least once (the broker keeps a message until the target
+    # queue confirms it), which needs x-overflow=reject-publish; for delay queues whose every
+    # message is dead-lettered back into work
+    dead_letter_at_least_once: bool = False
 
 
 @dataclass(frozen=True)

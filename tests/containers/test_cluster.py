@@ -90,10 +90,16 @@ def run_batch_with_fault(d: Deployment, db: TaskDB, fault: str) -> dict[str, Any
     )
     refused = sum(f.result() for f in futures)
     pool.shutdown()
-    wait_for(lambda: succeeded(db) - before >= BATCH, 600, f"all {BATCH} tasks", interval=0.5)
+    alive = [n for n in NODES if n != victim]
+    try:
+        wait_for(lambda: succeeded(db) - before >= BATCH, 600, f"all {BATCH} tasks", interval=0.5)
+    except AssertionError as stalled:
+        # what is stuck where: the batch's counts and every queue's depth, leader and type
+        queues = d.rabbitmqctl(alive[0], "list_queues", "name", "type", "leader", "messages", "consumers")
+        summary = count_batch(db, batch, BATCH).summary()
+        raise AssertionError(f"{stalled}\nbatch: {summary}\nqueues seen from {alive[0]}:\n{queues}") from None
     total_s = time.monotonic() - began
     counts = count_batch(db, batch, BATCH)
-    alive = [n for n in NODES if n != victim]
     new_leaders = stage_queue_leaders(d, alive[0])
     report(
         f"cluster-{fault}-batch",
