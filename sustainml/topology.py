@@ -17,49 +17,21 @@ of replicas can compete on one durable queue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 from sustainml.config import Settings
-from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
-
-
-class NodeID(IntEnum):
-    """The original framework's node identifiers; they travel on the wire and through REST."""
-
-    APP_REQUIREMENTS = 0
-    CARBON_FOOTPRINT = 1
-    HW_CONSTRAINTS = 2
-    HW_RESOURCES = 3
-    ML_MODEL_METADATA = 4
-    ML_MODEL = 5
-    MAX = 6
-    ORCHESTRATOR = 7
-    UNKNOWN = 8
-
-
-# Record kinds: the snake-case name of each typed record that flows through the pipeline.
-USER_INPUT = "user_input"
-ML_MODEL_METADATA = "ml_model_metadata"
-APP_REQUIREMENTS = "app_requirements"
-HW_CONSTRAINTS = "hw_constraints"
-ML_MODEL = "ml_model"
-HW_RESOURCES = "hw_resources"
-CARBON_FOOTPRINT = "carbon_footprint"
-
-RECORD_KINDS: tuple[str, ...] = (
-    USER_INPUT,
-    ML_MODEL_METADATA,
+from sustainml.messages.kinds import (
     APP_REQUIREMENTS,
-    HW_CONSTRAINTS,
-    ML_MODEL,
-    HW_RESOURCES,
+    BASELINE_SUFFIX,
     CARBON_FOOTPRINT,
+    HW_CONSTRAINTS,
+    HW_RESOURCES,
+    ML_MODEL,
+    ML_MODEL_METADATA,
+    RECORD_KINDS,
+    USER_INPUT,
+    NodeID,
 )
-
-# Records of the previous iteration that the orchestrator attaches to every task (upstream
-# "baselines"); a callback input named "<kind>_baseline" receives envelope.baselines[<kind>].
-BASELINE_KINDS: tuple[str, ...] = (ML_MODEL, HW_RESOURCES, CARBON_FOOTPRINT)
-BASELINE_SUFFIX = "_baseline"
+from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
 
 
 @dataclass(frozen=True)
