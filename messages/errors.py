@@ -119,4 +119,3 @@ def _describe(err: ErrorDetails) -> str:
         return f"{err['msg']}, got {ctx['got']}"
     msg = err["msg"]
     return f"{msg[:1].lower()}{msg[1:]}, got {short_repr(value)}"
-

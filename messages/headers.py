@@ -34,6 +34,7 @@ class Message:
     # broker-validated identity (None when the sender left it unset).
     user_id: str | None = None
 
+
 H_SCHEMA_VERSION = "schema_version"
 H_TRACEPARENT = "traceparent"
 H_STAGE = "stage"  # node that produced the message

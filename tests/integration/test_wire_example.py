@@ -38,14 +38,12 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import from_wire, limits
 from sustainml.messages import types as T
+from sustainml.messages.kinds import RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
     ALL_NODES_KEY,
     NODE_NAMES,
     PIPELINE,
-    RECORD_KINDS,
     STAGES_BY_KIND,
-    USER_INPUT,
-    NodeID,
     Topology,
 )
 from sustainml.transport.amqp import _queue_arguments  # the exact x-arguments sent on the wire

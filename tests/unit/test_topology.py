@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sustainml.messages.kinds import RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
     NODE_NAMES,
     PIPELINE,
-    RECORD_KINDS,
-    USER_INPUT,
-    NodeID,
     Topology,
     resolve_stage,
 )
