@@ -46,7 +46,7 @@ from sustainml.topology import (
     STAGES_BY_KIND,
     Topology,
 )
-from sustainml.transport.amqp import _queue_arguments  # the exact x-arguments sent on the wire
+from sustainml.transport.amqp import queue_arguments  # the exact x-arguments sent on the wire
 from sustainml.transport.base import QueueSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +153,7 @@ def exchanges_table(topo: Topology | None = None) -> str:
 
 
 def _args_text(spec: QueueSpec) -> str:
-    args = _queue_arguments(spec)
+    args = queue_arguments(spec)
     return "<br>".join(f"`{k}={v}`" for k, v in args.items())
 
 
