@@ -41,6 +41,11 @@ RECORD_KINDS: tuple[str, ...] = (
     CARBON_FOOTPRINT,
 )
 
+# The stage that produces each kind but USER_INPUT, in pipeline order; a stage's node name is its
+# kind in capitals. The message model names stages through these, not through the topology above it.
+NODE_OF_KIND: dict[str, str] = {kind: kind.upper() for kind in RECORD_KINDS[1:]}
+KIND_OF_NODE: dict[str, str] = {node: kind for kind, node in NODE_OF_KIND.items()}
+
 # Records of the previous iteration that the orchestrator attaches to every task (upstream
 # "baselines"); a callback input named "<kind>_baseline" receives envelope.baselines[<kind>].
 BASELINE_KINDS: tuple[str, ...] = (ML_MODEL, HW_RESOURCES, CARBON_FOOTPRINT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sustainml.messages.kinds import RECORD_KINDS, USER_INPUT, NodeID
+from sustainml.messages.kinds import KIND_OF_NODE, NODE_OF_KIND, RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
     NODE_NAMES,
     PIPELINE,
@@ -104,3 +104,8 @@ def test_resolve_stage_accepts_the_usual_spellings(name: str, node: str) -> None
 def test_resolve_stage_lists_valid_names() -> None:
     with pytest.raises(KeyError, match="expected one of: ml_model_metadata"):
         resolve_stage("gpu_picker")
+
+
+def test_the_message_models_stage_names_are_the_pipelines() -> None:
+    assert list(NODE_OF_KIND.items()) == [(s.kind, s.node) for s in PIPELINE]
+    assert {s.node: s.kind for s in PIPELINE} == KIND_OF_NODE
