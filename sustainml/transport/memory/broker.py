@@ -24,15 +24,15 @@ from sustainml.transport.base import (
     Unroutable,
 )
 from sustainml.transport.memory.state import (
-    _EXCHANGE_TYPES,
-    _PREDECLARED,
+    EXCHANGE_TYPES,
+    PREDECLARED,
+    ConsumerState,
+    Entry,
+    ExchangeState,
+    QueueArgs,
     QueueNotFound,
-    _Consumer,
-    _Entry,
-    _Exchange,
-    _Queue,
-    _QueueArgs,
-    _Scheduler,
+    QueueState,
+    Scheduler,
     topic_matches,
 )
 
@@ -48,14 +48,14 @@ class MemoryBroker:
     def __init__(self, name: str = "memory-broker") -> None:
         self.name = name
         self._cond = threading.Condition(threading.RLock())
-        self._exchanges: dict[str, _Exchange] = {"": _Exchange("", "direct")}
-        for ex_name, ex_type in _PREDECLARED:
-            self._exchanges[ex_name] = _Exchange(ex_name, ex_type)
-        self._queues: dict[str, _Queue] = {}
-        self._dirty: set[_Queue] = set()
+        self._exchanges: dict[str, ExchangeState] = {"": ExchangeState("", "direct")}
+        for ex_name, ex_type in PREDECLARED:
+            self._exchanges[ex_name] = ExchangeState(ex_name, ex_type)
+        self._queues: dict[str, QueueState] = {}
+        self._dirty: set[QueueState] = set()
         self._seq = itertools.count()
         self._tags = itertools.count(1)
-        self._timers = _Scheduler(f"{name}-timers")
+        self._timers = Scheduler(f"{name}-timers")
 
     def transport(self, name: str = "memory") -> MemoryTransport:
         """A new, connected transport on this broker."""
@@ -81,11 +81,11 @@ class MemoryBroker:
             raise TransportError(
                 f"ACCESS_REFUSED - exchange name {spec.name!r} is reserved (default or amq.*)"
             )
-        if spec.type not in _EXCHANGE_TYPES:
+        if spec.type not in EXCHANGE_TYPES:
             raise TransportError(f"COMMAND_INVALID - unknown exchange type {spec.type!r}")
         existing = self._exchanges.get(spec.name)
         if existing is None:
-            self._exchanges[spec.name] = _Exchange(spec.name, spec.type, spec.durable)
+            self._exchanges[spec.name] = ExchangeState(spec.name, spec.type, spec.durable)
             return
         if existing.type != spec.type or existing.durable != spec.durable:
             raise TransportError(
@@ -97,10 +97,10 @@ class MemoryBroker:
     def _declare_queue(self, spec: QueueSpec) -> None:
         if not spec.name:
             raise TransportError("server-named queues are not supported: give the queue a name")
-        args = _QueueArgs.of(spec)
+        args = QueueArgs.of(spec)
         q = self._queues.get(spec.name)
         if q is None:
-            q = _Queue(spec.name, args)
+            q = QueueState(spec.name, args)
             self._queues[spec.name] = q
         elif q.args != args:
             raise TransportError(
@@ -111,7 +111,7 @@ class MemoryBroker:
         for b in spec.bindings:
             self._bind(q, b)
 
-    def _bind(self, q: _Queue, binding: Binding) -> None:
+    def _bind(self, q: QueueState, binding: Binding) -> None:
         if binding.exchange == "":
             raise TransportError(f"ACCESS_REFUSED - queue {q.name!r} cannot be bound to the default exchange")
         ex = self._exchanges.get(binding.exchange)
@@ -119,13 +119,13 @@ class MemoryBroker:
             raise TransportError(f"NOT_FOUND - no exchange {binding.exchange!r} to bind queue {q.name!r} to")
         ex.bindings.setdefault(q.name, set()).add(binding.routing_key)
 
-    def _queue(self, name: str) -> _Queue:
+    def _queue(self, name: str) -> QueueState:
         q = self._queues.get(name)
         if q is None:
             raise QueueNotFound(f"NOT_FOUND - no queue {name!r} in memory broker {self.name!r}")
         return q
 
-    def _delete_queue(self, q: _Queue, why: str) -> int:
+    def _delete_queue(self, q: QueueState, why: str) -> int:
         q.deleted = True
         self._queues.pop(q.name, None)
         self._dirty.discard(q)
@@ -145,7 +145,7 @@ class MemoryBroker:
 
     # -- routing -------------------------------------------------------------------------------
 
-    def _route(self, ex: _Exchange, routing_key: str) -> list[_Queue]:
+    def _route(self, ex: ExchangeState, routing_key: str) -> list[QueueState]:
         if ex.name == "":
             q = self._queues.get(routing_key)
             return [q] if q is not None else []
@@ -176,10 +176,10 @@ class MemoryBroker:
             self._enqueue(q, stored, exchange, routing_key)
         self._drain()
 
-    def _enqueue(self, q: _Queue, message: Message, exchange: str, routing_key: str) -> None:
+    def _enqueue(self, q: QueueState, message: Message, exchange: str, routing_key: str) -> None:
         ttls = [t for t in (message.expiration_ms, q.args.message_ttl_ms) if t is not None]
         expires_at = time.monotonic() + max(0, min(ttls)) / 1000.0 if ttls else None
-        entry = _Entry(next(self._seq), message, exchange, routing_key, expires_at)
+        entry = Entry(next(self._seq), message, exchange, routing_key, expires_at)
         heapq.heappush(q.ready, (entry.seq, entry))
         limit = q.args.max_length
         if limit is not None:
@@ -189,7 +189,7 @@ class MemoryBroker:
                 self._dead_letter(q, head, "maxlen")
         self._dirty.add(q)
 
-    def _return(self, q: _Queue, entry: _Entry) -> None:
+    def _return(self, q: QueueState, entry: Entry) -> None:
         """Give an unacked message back to its queue (reject with requeue, or its transport closed)."""
         if q.deleted:
             log.debug("message %r not requeued: queue %r was deleted", entry.message.message_id, q.name)
@@ -203,7 +203,7 @@ class MemoryBroker:
         heapq.heappush(q.ready, (entry.seq, entry))
         self._dirty.add(q)
 
-    def _dead_letter(self, q: _Queue, entry: _Entry, reason: str) -> None:
+    def _dead_letter(self, q: QueueState, entry: Entry, reason: str) -> None:
         mid = entry.message.message_id
         dlx = q.args.dead_letter_exchange
         if q.deleted:
@@ -240,7 +240,7 @@ class MemoryBroker:
             self._enqueue(t, message, dlx, key)
 
     @staticmethod
-    def _with_death(q: _Queue, entry: _Entry, reason: str) -> Message:
+    def _with_death(q: QueueState, entry: Entry, reason: str) -> Message:
         old = entry.message
         headers = copy.deepcopy(old.headers)
         deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
@@ -280,7 +280,7 @@ class MemoryBroker:
                 self._pump(q)
         self._cond.notify_all()
 
-    def _pump(self, q: _Queue) -> None:
+    def _pump(self, q: QueueState) -> None:
         now = time.monotonic()
         while q.ready:
             head = q.ready[0][1]
@@ -296,7 +296,7 @@ class MemoryBroker:
         self._arm_expiry(q)
 
     @staticmethod
-    def _next_consumer(q: _Queue) -> _Consumer | None:
+    def _next_consumer(q: QueueState) -> ConsumerState | None:
         n = len(q.consumers)
         for i in range(n):
             c = q.consumers[(q.rr + i) % n]
@@ -305,7 +305,7 @@ class MemoryBroker:
                 return c
         return None
 
-    def _deliver(self, consumer: _Consumer, entry: _Entry) -> None:
+    def _deliver(self, consumer: ConsumerState, entry: Entry) -> None:
         q = consumer.queue
         extra: dict[str, Any] = {}
         if q.args.queue_type == "quorum" and entry.returns > 0:
@@ -368,7 +368,7 @@ class MemoryBroker:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _arm_expiry(self, q: _Queue) -> None:
+    def _arm_expiry(self, q: QueueState) -> None:
         if not q.ready:
             return
         at = q.ready[0][1].expires_at
@@ -377,7 +377,7 @@ class MemoryBroker:
         q.expiry_timer_at = at
         self._timers.call_at(at, partial(self._on_expiry_timer, q, at))
 
-    def _on_expiry_timer(self, q: _Queue, at: float) -> None:
+    def _on_expiry_timer(self, q: QueueState, at: float) -> None:
         with self._cond:
             if q.expiry_timer_at == at:
                 q.expiry_timer_at = None
@@ -385,13 +385,13 @@ class MemoryBroker:
                 self._dirty.add(q)
                 self._drain()
 
-    def _mark_unused(self, q: _Queue) -> None:
+    def _mark_unused(self, q: QueueState) -> None:
         """Restart the x-expires clock of a queue without consumers."""
         q.last_used = time.monotonic()
         if q.args.expires_ms is not None and not q.consumers:
             self._timers.call_at(q.last_used + q.args.expires_ms / 1000.0, partial(self._on_queue_expiry, q))
 
-    def _on_queue_expiry(self, q: _Queue) -> None:
+    def _on_queue_expiry(self, q: QueueState) -> None:
         with self._cond:
             expires_ms = q.args.expires_ms
             if q.deleted or q.consumers or expires_ms is None:
@@ -420,8 +420,8 @@ class MemoryDelivery(Delivery):
     def __init__(
         self,
         broker: MemoryBroker,
-        consumer: _Consumer,
-        entry: _Entry,
+        consumer: ConsumerState,
+        entry: Entry,
         delivery_tag: int,
         extra_headers: dict[str, Any],
     ) -> None:

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EXCHANGE_TYPES: frozenset[str] = frozenset({"topic", "fanout", "direct"})
-_PREDECLARED: tuple[tuple[str, ExchangeType], ...] = (
+EXCHANGE_TYPES: frozenset[str] = frozenset({"topic", "fanout", "direct"})
+PREDECLARED: tuple[tuple[str, ExchangeType], ...] = (
     ("amq.direct", "direct"),
     ("amq.fanout", "fanout"),
     ("amq.topic", "topic"),
@@ -70,7 +70,7 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
 # -- timers ------------------------------------------------------------------------------------
 
 
-class _Scheduler:
+class Scheduler:
     """Runs callbacks at monotonic times on one lazily started daemon thread."""
 
     def __init__(self, name: str) -> None:
@@ -127,7 +127,7 @@ class _Scheduler:
 
 
 @dataclass(eq=False)
-class _Entry:
+class Entry:
     """A message sitting in (or delivered from) one queue."""
 
     seq: int  # position in the queue; a requeued message returns to it
@@ -140,7 +140,7 @@ class _Entry:
 
 
 @dataclass(eq=False)
-class _Exchange:
+class ExchangeState:
     name: str
     type: ExchangeType
     durable: bool = True
@@ -149,7 +149,7 @@ class _Exchange:
 
 
 @dataclass(frozen=True)
-class _QueueArgs:
+class QueueArgs:
     """The declare-time arguments RabbitMQ compares on re-declaration."""
 
     durable: bool
@@ -162,17 +162,17 @@ class _QueueArgs:
     delivery_limit: int | None
 
     @classmethod
-    def of(cls, spec: QueueSpec) -> _QueueArgs:
+    def of(cls, spec: QueueSpec) -> QueueArgs:
         # Each field is named after the QueueSpec attribute it copies.
         return cls(**{f.name: getattr(spec, f.name) for f in fields(cls)})
 
 
 @dataclass(eq=False)
-class _Queue:
+class QueueState:
     name: str
-    args: _QueueArgs
-    ready: list[tuple[int, _Entry]] = field(default_factory=list)  # heap ordered by seq
-    consumers: list[_Consumer] = field(default_factory=list)
+    args: QueueArgs
+    ready: list[tuple[int, Entry]] = field(default_factory=list)  # heap ordered by seq
+    consumers: list[ConsumerState] = field(default_factory=list)
     rr: int = 0  # round-robin cursor into consumers
     unacked: int = 0
     deleted: bool = False
@@ -181,9 +181,9 @@ class _Queue:
 
 
 @dataclass(eq=False)
-class _Consumer:
+class ConsumerState:
     tag: str
-    queue: _Queue
+    queue: QueueState
     handler: Handler
     prefetch: int
     transport: MemoryTransport

@@ -20,7 +20,7 @@ from sustainml.transport.base import (
     TransportError,
 )
 from sustainml.transport.memory.broker import MemoryBroker, MemoryDelivery
-from sustainml.transport.memory.state import _Consumer, _Scheduler
+from sustainml.transport.memory.state import ConsumerState, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ class MemoryTransport(Transport):
         self._broker = broker if broker is not None else MemoryBroker()
         self.name = name
         self._state: _State = "new"
-        self._consumers: dict[str, _Consumer] = {}
+        self._consumers: dict[str, ConsumerState] = {}
         self._unacked: dict[int, MemoryDelivery] = {}
         self._ctags = itertools.count(1)
-        self._timers = _Scheduler(f"{name}-call-later")
+        self._timers = Scheduler(f"{name}-call-later")
 
     @property
     def broker(self) -> MemoryBroker:
@@ -158,7 +158,7 @@ class MemoryTransport(Transport):
             q = b._queue(queue)
             tag = f"{self.name}.ctag-{next(self._ctags)}"
             executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{self.name}:{queue}")
-            consumer = _Consumer(tag, q, handler, prefetch, self, executor)
+            consumer = ConsumerState(tag, q, handler, prefetch, self, executor)
             q.consumers.append(consumer)
             self._consumers[tag] = consumer
             b._dirty.add(q)
@@ -176,7 +176,7 @@ class MemoryTransport(Transport):
         # Calls already queued still run, so handed-out deliveries get handled and settled.
         consumer.executor.shutdown(wait=False)
 
-    def _detach(self, consumer: _Consumer) -> None:
+    def _detach(self, consumer: ConsumerState) -> None:
         consumer.active = False
         q = consumer.queue
         if consumer in q.consumers:
@@ -232,7 +232,7 @@ class MemoryTransport(Transport):
             self._state = "closed"
             b._drain()
 
-    def _run_handler(self, consumer: _Consumer, delivery: MemoryDelivery) -> None:
+    def _run_handler(self, consumer: ConsumerState, delivery: MemoryDelivery) -> None:
         b = self._broker
         with b._cond:
             skip = consumer.discard_pending
