@@ -79,3 +79,20 @@ def test_the_v100_forecast_uses_the_volta_mfu() -> None:
     # 6·N·D plus attention: 6 x 96 layers x 2,048 context x 12,288 width per token (catalogue shape)
     assert est.mfu == 0.24
     assert est.flops == pytest.approx(6 * 175e9 * 300e9 + 6 * 96 * 2048 * 12288 * 300e9)
+
+
+def test_every_row_names_where_its_figures_are_published() -> None:
+    # A URL, an arXiv id or a DOI, and the part of the source (table, section or card heading).
+    for row in training.load():
+        source = row["source"]
+        assert "http" in source or "arXiv:" in source or "doi:" in source, row["name"]
+        parts = ("table", "section", "hardware", "training")
+        assert any(word in source.lower() for word in parts), row["name"]
+
+
+def test_a_run_is_counted_once() -> None:
+    names = [r["name"] for r in training.load()]
+    assert len(names) == len(set(names))
+    # The same run under two sources is scored once in the forecast (BLOOM).
+    bloom = [r for r in training.load() if r["name"].startswith("BLOOM-176B")]
+    assert sum(not r.get("forecast_not_scored") for r in bloom) == 1
