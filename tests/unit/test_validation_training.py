@@ -96,3 +96,17 @@ def test_a_run_is_counted_once() -> None:
     # The same run under two sources is scored once in the forecast (BLOOM).
     bloom = [r for r in training.load() if r["name"].startswith("BLOOM-176B")]
     assert sum(not r.get("forecast_not_scored") for r in bloom) == 1
+
+
+def test_a_row_by_hand_granite_and_its_forecast_counts_active_parameters() -> None:
+    rows = {r["name"]: r for r in training.load()}
+    # Granite 3.0 report, table 7: GPU-hours x 700 W x PUE 1.3, x 0.39 kgCO2eq/kWh
+    dense = rows["Granite 3.0 2B"]
+    est, kg = training.estimate(dense, forecast=False)
+    assert est.energy_wh == pytest.approx(192_030 * 700 * 1.3)
+    assert kg == pytest.approx(192_030 * 700 * 1.3 / 1000 * 0.39)
+    # A mixture of experts is forecast on its active parameters (400M of 1.3B), plus attention
+    # (6 x 24 layers x 4,096 sequence x 16 heads x 64 per head, per token).
+    moe = rows["Granite 3.0 1B-A400M"]
+    forecast_est, _ = training.estimate(moe, forecast=True)
+    assert forecast_est.flops == pytest.approx(6 * 0.4e9 * 10e12 + 6 * 24 * 4096 * 16 * 64 * 10e12)
