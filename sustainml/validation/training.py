@@ -171,7 +171,7 @@ def run() -> Table:
     table.notes += [
         "inputs as each source states them (data/training_runs.json cites every row); estimates by "
         "sustainml.estimate.training, the code CARBON_FOOTPRINT runs",
-        "Llama 2/3 rows: Meta states neither PUE nor intensity; the rows use the hyperscale PUE setting "
-        "(1.10) and the United States grid of the region catalogue",
+        "Llama 2, 3 and 4 rows: Meta states neither PUE nor intensity; the rows use the hyperscale PUE "
+        "setting (1.10) and the United States grid of the region catalogue",
     ]
     return table
