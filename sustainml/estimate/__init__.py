@@ -1,6 +1,8 @@
-"""Estimators shared by the stage logic, one module each: ``roofline`` (latency on a device),
-``power``, ``measure`` (onnxruntime on this CPU), ``latency_eval`` (``sustainml eval latency``),
-``carbon`` and ``training`` (CARBON_FOOTPRINT).
+"""Estimators shared by the stage logic, one module (or package) each: ``roofline`` (latency on a
+device; its device model in ``efficiency``, the local-cpu calibration in ``calibration``),
+``transformer`` (analytic costs from a transformer's shape), ``serving`` (energy and latency per
+answer of generative models), ``power``, ``measure`` (onnxruntime on this CPU), ``latency_eval``
+(``sustainml eval latency``), ``carbon`` and ``training`` (CARBON_FOOTPRINT).
 
 Import the module you need (``from sustainml.estimate import carbon``). Nothing is re-exported
 here on purpose: ``roofline`` and ``measure`` load numpy and onnx, which the CARBON_FOOTPRINT
