@@ -231,10 +231,10 @@ _calibration_memo: dict[Path, tuple[tuple[int, int], LocalCalibration | None]] =
 
 
 def calibration_path(directory: Path | None = None) -> Path:
-    if directory is None:
-        from sustainml.config import Settings
+    if directory is None:  # a caller without settings: the process environment's data directory
+        from sustainml.config import environment_settings
 
-        directory = Settings.from_env().data_dir
+        directory = environment_settings().data_dir
     return directory / CALIBRATION_FILE
 
 
@@ -637,6 +637,7 @@ def published_estimate(
     precision: str = "fp32",
     engine: str | None = None,
     kernels: int | None = None,
+    calibration_dir: Path | None = None,
 ) -> RooflineEstimate:
     """Latency of a model known only by its published MACs and parameters (no graph, no
     architecture): the whole-model roofline (``quick_estimate``: FLOPs = 2 x MACs x batch, the
@@ -645,7 +646,7 @@ def published_estimate(
     whole-model roofline is 1.0-1.35x below the per-operator one for models above ~10 M
     parameters and much lower for tiny ones, where the fixed costs dominate and are added here."""
     engine = check_engine(engine or default_engine(hw.device_class))
-    eff = efficiency_for(hw, engine=engine)
+    eff = efficiency_for(hw, calibration_dir, engine=engine)
     n = PUBLISHED_KERNELS[engine] if kernels is None else kernels
     if n < 1:
         raise ValueError(f"kernels: expected a whole number >= 1, got {n!r}")

@@ -1,4 +1,4 @@
-"""CARBON_FOOTPRINT: the node (``workers/logic/carbon_footprint.py``) and the intensity and
+"""CARBON_FOOTPRINT: the node (``workers/logic/carbon_footprint/``) and the intensity and
 alternatives helpers (``sustainml.estimate.carbon``). Figures are worked out by hand in the
 comments from the catalogue values the first test pins down."""
 

@@ -11,11 +11,10 @@ import pytest
 
 from sustainml.catalogue import hardware, regions
 from sustainml.estimate import carbon as cb
-from sustainml.estimate import embodied, pue
+from sustainml.estimate import embodied, hardware_choice, pue
 from sustainml.estimate import training as tr
 from sustainml.messages.types import CO2Footprint, HWResource, MLModel, NodeStatus, UserInput, pack_extra
 from sustainml.workers.logic import carbon_footprint
-from sustainml.workers.logic import hw_constraints as hc
 
 DE = regions().get("DE").carbon_intensity
 
@@ -23,7 +22,7 @@ DE = regions().get("DE").carbon_intensity
 @pytest.fixture(autouse=True)
 def _fallback_extractor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(cb.GRID_CI_ENV, raising=False)
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)  # explicit keys only
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)  # explicit keys only
     yield
 
 
@@ -215,7 +214,7 @@ def test_a_place_from_the_text_that_is_unknown_is_noted_not_fatal(monkeypatch: p
     def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
         return SimpleNamespace(requirements={"region": "Gotham"}, evidence={})
 
-    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: extract)
     extra = run({"training_device_hours": 1}).get_extra()
     assert extra["grid"]["code"] == "WORLD"
     assert "unknown region 'Gotham'" in extra["grid"]["notes"][0]
