@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sustainml.catalogue import hardware, regions
+from sustainml.config import Settings
 from sustainml.estimate import carbon as cb
 from sustainml.estimate import embodied, hardware_choice, pue
 from sustainml.estimate import training as tr
@@ -17,11 +18,12 @@ from sustainml.messages.types import CO2Footprint, HWResource, MLModel, NodeStat
 from sustainml.workers.logic import carbon_footprint
 
 DE = regions().get("DE").carbon_intensity
+#: The stage as a deployment without a grid override runs it (a developer's environment plays no part).
+CARBON = carbon_footprint.for_settings(Settings())
 
 
 @pytest.fixture(autouse=True)
 def _fallback_extractor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(cb.GRID_CI_ENV, raising=False)
     monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)  # explicit keys only
     yield
 
@@ -33,7 +35,7 @@ def run(
     record = UserInput(geo_location_region=region, extra_data=pack_extra(extra))
     hw = HWResource(hw_description=device, power_consumption=100.0, latency=0.01)
     m = MLModel(model=model, model_properties='{"macs": 1e9}')
-    carbon_footprint.task_callback(m, record, hw, NodeStatus(), out)
+    CARBON.task_callback(m, record, hw, NodeStatus(), out)
     return out
 
 
@@ -146,13 +148,13 @@ def test_a_stated_training_run_is_computed_even_without_a_model() -> None:
         geo_location_region="Germany", extra_data=pack_extra({"num_devices": 8, "training_hours": 72})
     )
     hw = HWResource(hw_description="A100-80GB", extra_data=pack_extra({"error_code": "NO_MODEL"}))
-    carbon_footprint.task_callback(MLModel(model="NO_MODEL"), record, hw, NodeStatus(), out)
+    CARBON.task_callback(MLModel(model="NO_MODEL"), record, hw, NodeStatus(), out)
     extra = out.get_extra()
     assert extra["mode"] == "no_model" and "still estimated" in extra["note"]
     assert out.energy_consumption == pytest.approx(576 * 400 * 1.56)
     # nothing described: zeros as before
     out = CO2Footprint()
-    carbon_footprint.task_callback(MLModel(model="NO_MODEL"), UserInput(), hw, NodeStatus(), out)
+    CARBON.task_callback(MLModel(model="NO_MODEL"), UserInput(), hw, NodeStatus(), out)
     assert out.carbon_footprint == 0.0 and out.get_extra()["mode"] == "no_model"
 
 
@@ -165,7 +167,7 @@ def test_inference_uses_hw_resources_energy_per_answer_times_pue() -> None:
         latency=0.5,
         extra_data=pack_extra({"energy_per_inference_j": 36.0}),  # per answer, batch already divided
     )
-    carbon_footprint.task_callback(
+    CARBON.task_callback(
         MLModel(model="x", model_properties='{"macs": 1e9}'), record, hw, NodeStatus(), out
     )
     inference = out.get_extra()["inference"]

@@ -27,6 +27,8 @@ class StageLogic:
 
     task_callback: Callable[..., None]
     configuration_callback: Callable[[RequestType, ResponseType], None]
+    #: loads what the first task would otherwise wait for (the task encoder), if anything
+    warm_up: Callable[[], None] | None = None
 
 
 def bind(
