@@ -214,8 +214,25 @@ class Settings:
 def environment_settings() -> Settings:
     """This process's settings from its environment, for library calls made without settings
     (command-line tools, notebooks, the module-level stage callbacks). Nodes never rely on it:
-    they hand their own settings to their stage logic."""
-    return Settings.from_env()
+    they hand their own settings to their stage logic. Re-read whenever a variable it depends on
+    changes; parsed once otherwise (module-level callbacks ask for it on every task)."""
+    global _environment_memo
+    key = tuple(os.environ.get(var) for var in _ENVIRONMENT_VARIABLES)
+    memo = _environment_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    settings = Settings.from_env()
+    _environment_memo = (key, settings)
+    return settings
+
+
+#: What ``Settings.from_env`` reads: its variables, and those of the default data directory.
+_ENVIRONMENT_VARIABLES: tuple[str, ...] = (
+    *(f"SUSTAINML_{f.name.upper()}" for f in fields(Settings)),
+    "XDG_DATA_HOME",
+    "HOME",
+)
+_environment_memo: tuple[tuple[str | None, ...], Settings] | None = None
 
 
 _INT_FIELDS = {
