@@ -16,7 +16,7 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
      constraints it breaks are reported in ``warnings`` / ``constraint_warnings``, not enforced.
    - ``extra_data.architecture``: a transformer shape (the catalogue's ``architecture`` fields), or
      the path of a Hugging Face ``config.json`` inside the allowed model directories
-     (``hw_resources.user_model_dirs``): costed analytically (``estimate.transformer``).
+     (``EstimationSettings.user_model_dirs``): costed analytically (``estimate.transformer``).
    - ``model_parameters`` ("a 7B model"): the goal's models within ``SIZE_BAND`` (1.35x) of that
      size compete in the ranking; none of that size -> refused with the nearest sizes.
    - A catalogue name or alias written in the description ("... with Llama-3.1-70B-Instruct on 4
@@ -30,7 +30,7 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    language (ISO 639-1; "multilingual" alone asks for >= 10 languages), minus text models whose
    context is shorter than ``input_tokens`` ("long" documents with no length: 8,192 tokens,
    said in ``warnings``), minus any entry HW_RESOURCES says it cannot cost
-   (``hw_resources.costing_method``; constraint ``costing``; naming one in ``model_selected`` is
+   (``estimate.model_files.costing_method``; constraint ``costing``; naming one in ``model_selected`` is
    refused with the reason).
 3. **Constraints** (each exclusion names its constraint):
    - ``max_parameters`` (requirement);
@@ -78,7 +78,7 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    t5-small", "2 x H100 (now 1)", "shorten the input to 4096 tokens").
 
 Outputs: ``model``; ``model_path`` = the ONNX file (``onnxgraphs.cache``, seeded random weights up to
-``hw_resources.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above), or
+``estimate.model_files.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above), or
 ``catalogue://<name>`` for a model costed analytically (no graph: LLMs, pipelines);
 ``model_properties`` (JSON: name, family, goals, modality, parameters, MACs, FLOPs, quality,
 licence, source, year, languages, context, architecture and its summary, active parameters,

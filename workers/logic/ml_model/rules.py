@@ -107,7 +107,7 @@ NOT_COSTABLE: Final = (
 
 
 def costable(entry: ModelEntry) -> bool:
-    """True when HW_RESOURCES can cost the entry (``hw_resources.costing_method``: a graph, a
+    """True when HW_RESOURCES can cost the entry (``estimate.model_files.costing_method``: a graph, a
     transformer shape or diffusion pipeline, a tree ensemble, or published MACs and parameters).
     An entry it cannot cost is excluded with constraint ``costing``, never proposed."""
     return bool(costing_method(entry))

@@ -40,7 +40,7 @@ def user_architecture_entry(
 ) -> ModelEntry | None:
     """The model the user describes by its shape: ``extra_data.architecture`` as an object (the
     catalogue's architecture fields) or as the path of a Hugging Face ``config.json`` inside the
-    allowed model directories (``hw_resources.user_model_dirs``). Costed analytically; refused
+    allowed model directories (``EstimationSettings.user_model_dirs``). Costed analytically; refused
     with a ValueError naming the field when it cannot describe a transformer."""
     raw = options.get("architecture")
     if raw is None or raw == "":
@@ -170,8 +170,8 @@ def user_model_request(options: Mapping[str, Any]) -> UserModelRequest | None:
 
 def resolve_user_path(raw: str, settings: EstimationSettings | None = None) -> Path:
     """The real path of the user's ONNX file, validated by ``onnxgraphs.load_user_model``: inside an
-    allowed directory (``hw_resources.user_model_dirs``; a relative path is looked up in each), at
-    most ``hw_resources.USER_MODEL_MAX_BYTES``, parsable, checker- and shape-inference-clean."""
+    allowed directory (``EstimationSettings.user_model_dirs``; a relative path is looked up in each), at
+    most ``estimate.model_files.USER_MODEL_MAX_BYTES``, parsable, checker- and shape-inference-clean."""
     from sustainml.onnxgraphs import UserModelError, load_user_model
 
     dirs = estimation_settings(settings).user_model_dirs
