@@ -24,12 +24,15 @@ def shipped_node(
     stage = resolve_stage(name)
     logic = importlib.import_module(f"sustainml.workers.logic.{stage.kind}")
     cls = NODE_CLASSES[stage.node]
-    warm_up = getattr(logic, "warm_up", None)
+    settings = settings or Settings.from_env()
+    # The stage's callbacks bound to this node's settings, so that two deployments can share a process.
+    bound = logic.for_settings(settings) if hasattr(logic, "for_settings") else logic
+    warm_up = getattr(bound, "warm_up", None)
     if callable(warm_up):
         warm_up()  # e.g. train or load the task encoder now, not on the first task
     return cls(
-        callback=logic.task_callback,
-        service_callback=logic.configuration_callback,
+        callback=bound.task_callback,
+        service_callback=bound.configuration_callback,
         settings=settings,
         transport=transport,
         replica_id=replica_id,

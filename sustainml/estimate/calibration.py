@@ -67,10 +67,10 @@ _calibration_memo: dict[Path, tuple[tuple[int, int], LocalCalibration | None]] =
 
 
 def calibration_path(directory: Path | None = None) -> Path:
-    if directory is None:
-        from sustainml.config import Settings
+    if directory is None:  # a caller without settings: the process environment's data directory
+        from sustainml.config import environment_settings
 
-        directory = Settings.from_env().data_dir
+        directory = environment_settings().data_dir
     return directory / CALIBRATION_FILE
 
 

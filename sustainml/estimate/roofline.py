@@ -396,6 +396,7 @@ def published_estimate(
     precision: str = "fp32",
     engine: str | None = None,
     kernels: int | None = None,
+    calibration_dir: Path | None = None,
 ) -> RooflineEstimate:
     """Latency of a model known only by its published MACs and parameters (no graph, no
     architecture): the whole-model roofline (``quick_estimate``: FLOPs = 2 x MACs x batch, the
@@ -404,7 +405,7 @@ def published_estimate(
     whole-model roofline is 1.0-1.35x below the per-operator one for models above ~10 M
     parameters and much lower for tiny ones, where the fixed costs dominate and are added here."""
     engine = check_engine(engine or default_engine(hw.device_class))
-    eff = efficiency_for(hw, engine=engine)
+    eff = efficiency_for(hw, calibration_dir, engine=engine)
     n = PUBLISHED_KERNELS[engine] if kernels is None else kernels
     if n < 1:
         raise ValueError(f"kernels: expected a whole number >= 1, got {n!r}")

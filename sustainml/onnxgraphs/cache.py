@@ -79,12 +79,10 @@ class BuildResult:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    from sustainml.config import Settings
+    """For callers without settings: the process environment's graph cache."""
+    from sustainml.config import environment_settings
 
-    return Settings.from_env().data_dir / "models"
+    return environment_settings().estimation.graph_cache_dir
 
 
 @cache
