@@ -1,15 +1,8 @@
 """The orchestrator's protocol: task states, the TaskEvent it announces, the requests it answers on
 ``<ns>.orchestrator.requests`` and their replies, and the result of a task.
 
-Every body is a msgpack map (docs/wire-format.md §9). A request::
-
-    {"schema_version": 1, "op": "submit", "user_input": {<UserInput wire record>}, "idempotency_key": ...}
-    {"schema_version": 1, "op": "result", "task_id": {"problem_id": 1, "iteration_id": 1}}
-    {"schema_version": 1, "op": "status"}
-    {"schema_version": 1, "op": "cancel", "task_id": {...} | None}
-    {"schema_version": 1, "op": "list", "state": None, "limit": 50, "offset": 0}
-
-Every reply is ``{"ok": true, ..., "schema_version": 1}`` or
+Every body is a msgpack map (docs/wire-format.md §9): a request is ``{"schema_version": 1,
+"op": "<op>", ...op fields}``, a reply ``{"ok": true, ..., "schema_version": 1}`` or
 ``{"ok": false, "error": "<what went wrong>", "schema_version": 1}``.
 
 Each type here turns into exactly the map the wire format documents (``to_wire``) and is read back
@@ -23,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final
 
 import msgpack
 
@@ -127,26 +120,11 @@ def _state(value: Any, name: str = "state") -> TaskState:
 
 
 # -- what is known of a task -------------------------------------------------------------------------
-class TaskSnapshot(Protocol):
-    """A task's stored state columns: a TaskDB row, the answer of a stored output, the final
-    TaskEvent of a stored output all carry them."""
-
-    @property
-    def state(self) -> TaskState: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def current_stage(self) -> str | None: ...
-    @property
-    def note(self) -> str | None: ...
-    @property
-    def created_at(self) -> datetime | None: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
-
-
 @dataclass(frozen=True)
 class Snapshot:
+    """A task's stored state columns: a TaskDB row and the final TaskEvent of a stored output
+    both carry them."""
+
     state: TaskState
     error: str | None
     current_stage: str | None
@@ -174,7 +152,7 @@ class TaskResult:
 
     @classmethod
     def assemble(
-        cls, task_id: TaskId, user_input: UserInput, outputs: Mapping[str, Record], snapshot: TaskSnapshot
+        cls, task_id: TaskId, user_input: UserInput, outputs: Mapping[str, Record], snapshot: Snapshot
     ) -> TaskResult:
         """The one way a result is put together, from the database or from a task's events: the
         input (stamped with the id, which did not exist when it was stored or sent), the outputs

@@ -63,7 +63,7 @@ from sustainml.messages.tasks import (
 )
 from sustainml.orchestrator.node_calls import config_call, publish_control
 from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT
-from sustainml.orchestrator.service import EventHandler, EventSubscription, Health
+from sustainml.orchestrator.service import EventHandler, EventSubscription, Health, event_bindings
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport import amqp_transport
@@ -369,7 +369,8 @@ class Client:
         return self.transport.queue_counts(queue)
 
     def watch(self, handler: EventHandler) -> EventSubscription:
-        return EventSubscription(self.transport, self.topology, "watch", f"{self.id}-live").start(handler)
+        spec = self.topology.private_queue_spec("watch", f"{self.id}-live", event_bindings(self.topology))
+        return EventSubscription(self.transport, spec).start(handler)
 
     def stop(self) -> None:
         self.close()

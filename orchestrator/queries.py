@@ -26,7 +26,7 @@ from sustainml.messages import (
 from sustainml.messages.tasks import NodeReport, ReplicaInfo, TaskResult, TaskState, TaskSummary
 from sustainml.orchestrator.node_calls import config_call, publish_control
 from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
-from sustainml.orchestrator.service import EventHandler, EventSubscription, Health
+from sustainml.orchestrator.service import EventHandler, EventSubscription, Health, event_bindings
 from sustainml.orchestrator.taskdb import TaskDB, TaskRow
 from sustainml.rpc import RpcClient
 from sustainml.topology import ALL_NODES_KEY, Topology, resolve_stage
@@ -116,7 +116,7 @@ class Queries:
         outputs = {
             kind: decode(blob, RECORD_TYPES[kind]) for kind, blob in self.db.get_outputs(task_id).items()
         }
-        return TaskResult.assemble(task_id, decode_user_input(row.user_input), outputs, row)
+        return TaskResult.assemble(task_id, decode_user_input(row.user_input), outputs, row.snapshot())
 
     def outputs(self, task_id: TaskId, kinds: Collection[str]) -> dict[str, Record | None]:
         records: dict[str, Record | None] = {}
@@ -183,7 +183,8 @@ class Queries:
         return self.transport.queue_counts(queue)
 
     def watch(self, handler: EventHandler) -> EventSubscription:
-        return EventSubscription(self.transport, self.topology, "api-events", self.id).start(handler)
+        spec = self.topology.private_queue_spec("api-events", self.id, event_bindings(self.topology))
+        return EventSubscription(self.transport, spec).start(handler)
 
     # -- calls to the nodes --------------------------------------------------------------------
     def control(

@@ -35,7 +35,7 @@ from sustainml.messages.tasks import (
     TaskSummary,
 )
 from sustainml.topology import Topology
-from sustainml.transport.base import Binding, Delivery, Transport, TransportError
+from sustainml.transport.base import Binding, Delivery, QueueSpec, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +53,18 @@ class Health:
         return self.broker and self.database
 
 
-class EventSubscription:
-    """A private queue bound to every task event and node status, consumed by ``handler`` (on the
-    transport's thread). ``close`` cancels it and deletes the queue."""
+def event_bindings(topology: Topology) -> tuple[Binding, ...]:
+    """What a ``watch`` queue is bound to: every task event and every node status."""
+    return (Binding(topology.task_exchange, "#"), Binding(topology.status_exchange, ""))
 
-    def __init__(self, transport: Transport, topology: Topology, purpose: str, owner: str) -> None:
+
+class EventSubscription:
+    """A private queue (bound with ``event_bindings``) consumed by ``handler`` on the transport's
+    thread. ``close`` cancels it and deletes the queue."""
+
+    def __init__(self, transport: Transport, spec: QueueSpec) -> None:
         self._transport = transport
-        self.spec = topology.private_queue_spec(
-            purpose, owner, (Binding(topology.task_exchange, "#"), Binding(topology.status_exchange, ""))
-        )
+        self.spec = spec
         self._tag: str | None = None
 
     def start(self, handler: EventHandler) -> EventSubscription:

@@ -44,7 +44,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from sustainml.messages import TaskId
-from sustainml.messages.tasks import MAX_SUBMISSION_KEY_CHARS, TERMINAL_STATES, TaskState
+from sustainml.messages.tasks import MAX_SUBMISSION_KEY_CHARS, TERMINAL_STATES, Snapshot, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ class TaskRow:
     @property
     def is_terminal(self) -> bool:
         return self.state.is_terminal
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            self.state, self.error, self.current_stage, self.note, self.created_at, self.finished_at
+        )
 
 
 @dataclass(frozen=True)
