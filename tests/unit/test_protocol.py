@@ -110,7 +110,7 @@ def test_a_bad_idempotency_key_is_refused() -> None:
 
 def test_replies_put_ok_first_and_the_schema_version_last() -> None:
     replica = ReplicaInfo("ML_MODEL", "r1", Status.IDLE, 0.5, 0, 3, "", None)
-    replies = [
+    replies: list[SubmitReply | CancelReply | NodeReport | ListReply] = [
         SubmitReply(TID),
         CancelReply(None),
         NodeReport({"ML_MODEL": Status.IDLE}, [replica]),
