@@ -8,11 +8,23 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from sustainml.api import hfcompat, views
-from sustainml.api.app import ApiContext, context
+from sustainml.api.deps import (
+    AUTH,
+    BROKER,
+    INVALID,
+    NOT_FOUND,
+    NOT_READY,
+    TOO_LARGE,
+    ApiContext,
+    Auth,
+    Ctx,
+    IdempotencyKey,
+    Responses,
+)
 from sustainml.api.schemas import (
     LONG_POLL_MAX_S,
     CancelAnswer,
@@ -34,40 +46,14 @@ from sustainml.api.schemas import (
 )
 from sustainml.messages import TaskId
 from sustainml.messages.kinds import NodeID
-from sustainml.orchestrator.protocol import TaskResult
+from sustainml.messages.tasks import TaskResult, TaskState
 from sustainml.topology import STAGES_BY_ID
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["compatible (upstream REST)"])
-Ctx = Annotated[ApiContext, Depends(context)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=100,
-        description="a retry with the same key returns the task the first request created",
-    ),
-]
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown task"}}
-INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody, "description": "invalid body"}}
-AUTH: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "token missing or wrong"}}
-BROKER: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "broker unavailable"}}
-TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"model": ErrorBody, "description": "body too large"}}
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    504: {"model": ErrorBody, "description": "the output(s) did not arrive within `timeout`"}
-}
 HELLO = 'Hello world! Use "/terminate" route to stop Back-end node.'
 NO_OUTPUT_YET = "Nodes have not reported any output yet.\n"
-
-
-def _auth(request: Request) -> None:
-    context(request).auth(request)
-
-
-Auth = Depends(_auth)
 
 
 @router.get("/", response_model=MessageBody)
@@ -106,21 +92,21 @@ def config_request(ctx: Ctx, body: ConfigRequestBody) -> dict[str, Any]:
 
 @router.get("/status", response_model=StatusAll)
 def status_all(ctx: Ctx) -> dict[str, Any]:
-    return {"status": {name: s.name for name, s in ctx.orch.status().items()}}
+    return {"status": {name: s.name for name, s in ctx.orch.nodes().nodes.items()}}
 
 
 @router.post("/status", response_model=StatusAll | StatusOne, responses={**INVALID, **TOO_LARGE})
 def status_one(ctx: Ctx, body: Annotated[StatusQuery | None, Body()] = None) -> dict[str, Any]:
     """`{"node_id": n}` -> that node's status (unknown id: INACTIVE); `{}` -> all of them."""
-    statuses = ctx.orch.status()
+    statuses = ctx.orch.nodes().nodes
     if body is None or body.node_id is None:
         return {"status": {name: s.name for name, s in statuses.items()}}
     return {"status": views.status_of(statuses, body.node_id)}
 
 
 async def _latest(ctx: ApiContext) -> TaskId | None:
-    key = await ctx.call(ctx.orch.db.latest_task)
-    return None if key is None else TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+    latest: TaskId | None = await ctx.call(ctx.orch.latest)
+    return latest
 
 
 def _not_ready(res: TaskResult, what: str, timeout: float) -> JSONResponse:
@@ -129,7 +115,7 @@ def _not_ready(res: TaskResult, what: str, timeout: float) -> JSONResponse:
             "error": f"not ready: {what} for task {res.task_id.key} after {timeout:g} s (state {res.state})",
             "ready": False,
             "task_id": views.task_id_json(res.task_id),
-            "state": res.state,
+            "state": res.state.value,
             "missing": views.missing_nodes(res),
         },
         status_code=504,
@@ -217,9 +203,9 @@ def cancel(ctx: Ctx, body: Annotated[CancelBody | None, Body()] = None) -> Any:
         return JSONResponse({"status": "not_found"}, status_code=404)
     if cancelled is None:
         return JSONResponse({"status": "not_found"}, status_code=404)
-    state = ctx.orch.result(cancelled).state
-    status = "cancelled" if state == "cancelled" else "already_finished"
-    return {"status": status, "task_id": views.task_id_json(cancelled), "state": state}
+    state = ctx.orch.task(cancelled).state
+    status = "cancelled" if state is TaskState.CANCELLED else "already_finished"
+    return {"status": status, "task_id": views.task_id_json(cancelled), "state": state.value}
 
 
 @router.post("/hf_models_info", response_model=HfModelsInfoAnswer, responses={**INVALID, **TOO_LARGE})
@@ -242,7 +228,7 @@ def _terminate(ctx: ApiContext, request: Request) -> dict[str, str]:
     return {"message": "Terminating...<br>"}
 
 
-FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"model": ErrorBody, "description": "not from loopback"}}
+FORBIDDEN: Responses = {403: {"model": ErrorBody, "description": "not from loopback"}}
 
 
 @router.post("/terminate", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
@@ -258,7 +244,7 @@ async def shutdown(ctx: Ctx, request: Request) -> dict[str, str]:
     return _terminate(ctx, request)
 
 
-GET_REFUSED: dict[int | str, dict[str, Any]] = {405: {"model": ErrorBody, "description": "use POST"}}
+GET_REFUSED: Responses = {405: {"model": ErrorBody, "description": "use POST"}}
 
 
 @router.get("/terminate", status_code=405, responses=GET_REFUSED, include_in_schema=False)

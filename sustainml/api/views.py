@@ -12,8 +12,7 @@ from typing import Any
 from sustainml.display import MODEL_SENTINELS, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
 from sustainml.messages.kinds import NodeID
-from sustainml.orchestrator.protocol import TaskResult
-from sustainml.orchestrator.taskdb import TaskRow
+from sustainml.messages.tasks import TaskResult, TaskSummary
 from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, Stage
 
 DEFAULT_MODEL_FAMILY = "Transformers"
@@ -144,18 +143,18 @@ def task_figures(outputs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def task_summary(row: TaskRow, description: str, figures: dict[str, Any] | None = None) -> dict[str, Any]:
+def task_summary(task: TaskSummary, figures: dict[str, Any] | None = None) -> dict[str, Any]:
     """One item of ``GET /v1/tasks``; ``figures`` (``task_figures``) when asked for."""
     return {
-        "task_id": {"problem_id": row.problem_id, "iteration_id": row.iteration_id},
-        "state": row.state.value,
-        "current_stage": row.current_stage,
-        "error": row.error,
-        "note": row.note,
-        "problem_short_description": description,
-        "base_iteration": row.base_iteration,
-        "created_at": row.created_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "task_id": task_id_json(task.task_id),
+        "state": task.state.value,
+        "current_stage": task.current_stage,
+        "error": task.error,
+        "note": task.note,
+        "problem_short_description": task.description or "",
+        "base_iteration": task.base_iteration,
+        "created_at": task.created_at.isoformat() if task.created_at else None,
+        "finished_at": task.finished_at.isoformat() if task.finished_at else None,
         "summary": figures,
     }
 
