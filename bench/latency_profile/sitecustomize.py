@@ -60,7 +60,8 @@ def install() -> None:
     from sustainml import rpc
     from sustainml.orchestrator import client, core, taskdb
     from sustainml.transport.amqp import AmqpTransport
-    from sustainml.workers import runtime
+    from sustainml.workers.runtime import intake, output
+    from sustainml.workers.runtime.node import Node
 
     publish = AmqpTransport.publish
 
@@ -96,9 +97,9 @@ def install() -> None:
     AmqpTransport._on_message = traced_on_message  # type: ignore[method-assign]
     AmqpTransport._run_handler = traced_run_handler  # type: ignore[method-assign]
     _timed(AmqpTransport, "_channel_op", "sync channel op (bind/unbind/declare...)")
-    _timed(runtime.Node, "_run_task", "Node._run_task")
-    _timed(runtime, "decode_task", "worker decode_task")
-    _timed(runtime, "encode_task", "worker encode_task")
+    _timed(Node, "_run_task", "Node._run_task")
+    _timed(intake, "decode_task", "worker decode_task")
+    _timed(output, "encode_task", "worker encode_task")
     for name in (
         "submit",
         "_start",
