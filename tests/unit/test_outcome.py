@@ -26,7 +26,9 @@ def test_a_callback_that_returns_is_acked_without_error() -> None:
     ("node_status", "task_status"),
     [(Status.ERROR, TaskStatus.RUNNING), (Status.RUNNING, TaskStatus.ERROR)],
 )
-def test_a_task_marked_failed_is_acked_with_its_description(node_status: Status, task_status: TaskStatus) -> None:
+def test_a_task_marked_failed_is_acked_with_its_description(
+    node_status: Status, task_status: TaskStatus
+) -> None:
     marked = NodeStatus(node_status=node_status, task_status=task_status, error_description="no device fits")
     outcome = decide(NODE, None, marked, 1, MAX_ATTEMPTS)
     assert outcome.action is Action.ACK
@@ -41,7 +43,9 @@ def test_a_task_marked_failed_without_a_description_names_the_node() -> None:
 
 
 @pytest.mark.parametrize("attempt", [1, MAX_ATTEMPTS])
-@pytest.mark.parametrize("failure", [ValueError("latency must be positive"), MessageError("hw.latency", "must be positive")])
+@pytest.mark.parametrize(
+    "failure", [ValueError("latency must be positive"), MessageError("hw.latency", "must be positive")]
+)
 def test_a_rejection_is_final_on_any_attempt(failure: ValueError, attempt: int) -> None:
     outcome = decide(NODE, failure, _running(), attempt, MAX_ATTEMPTS)
     assert outcome.action is Action.ACK  # the same input would fail the same way: never retried

@@ -34,8 +34,8 @@ from sustainml.messages import (
     Status,
     TaskEnvelope,
     TaskId,
+    TaskStatus,
 )
-from sustainml.messages import TaskStatus as TS
 from sustainml.topology import ALL_NODES_KEY, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import (
@@ -394,7 +394,7 @@ class Node:
         output = RECORD_TYPES[self.STAGE.kind](task_id=task_id)
         node_status = NodeStatus(
             node_status=Status.RUNNING,
-            task_status=TS.RUNNING,
+            task_status=TaskStatus.RUNNING,
             task_id=task_id,
             node_name=self.node_name,
             replica_id=self.replica_id,
