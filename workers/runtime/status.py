@@ -64,8 +64,9 @@ class NodeState:
                 self.status = Status.RUNNING if self.in_flight else Status.IDLE
 
     def done(self, task_id: TaskId, error: str) -> tuple[Status, int, int]:
-        """The task's input is settled for good: its final status, then the in-flight and
-        processed counters as they are now."""
+        """The task's input is settled for good: the status its completion event reports (IDLE
+        or ERROR, whatever the replica's own status), then the in-flight and processed counters
+        as they are now."""
         final = Status.ERROR if error else Status.IDLE
         with self._lock:
             self.in_flight.pop(task_id, None)
