@@ -15,7 +15,8 @@ from sustainml.attribution import Attribution, Unattributed
 from sustainml.deadletter import attempt_of
 from sustainml.messages import RECORD_TYPES, MessageError, Record, TaskEnvelope, TaskId, decode_task
 from sustainml.messages import headers as H
-from sustainml.topology import BASELINE_SUFFIX, USER_INPUT, Stage
+from sustainml.messages.kinds import BASELINE_SUFFIX, USER_INPUT
+from sustainml.topology import Stage
 from sustainml.transport.base import Delivery
 
 log = logging.getLogger(__name__)
