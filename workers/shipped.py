@@ -16,11 +16,12 @@ from sustainml.workers.runtime import Node
 def shipped_node(
     name: str,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     transport: Transport | None = None,
     replica_id: str | None = None,
 ) -> Node:
-    """The node class of ``name`` wired to its shipped logic module ``sustainml.workers.logic.<kind>``."""
+    """The node class of ``name`` wired to its shipped logic module ``sustainml.workers.logic.<kind>``,
+    configured by ``settings`` (the caller's: the CLI's, a deployment's)."""
     stage = resolve_stage(name)
     logic = importlib.import_module(f"sustainml.workers.logic.{stage.kind}")
     cls = NODE_CLASSES[stage.node]
@@ -40,7 +41,7 @@ def shipped_node(
 
 
 def run_shipped(name: str) -> None:
-    """Entry point of ``python -m sustainml.workers.<node>``."""
+    """Entry point of ``python -m sustainml.workers.<node>``: configured by the environment."""
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
