@@ -2,8 +2,11 @@
 ``Client`` both implement, and the only thing the HTTP API uses.
 
 ``watch`` delivers the deployment's live facts (every ``TaskEvent`` and ``NodeStatus``) to a
-callback through a private queue of the caller's own; ``subscribe_events`` is that subscription,
-shared by both implementations.
+callback through a private queue of the caller's own; ``EventSubscription`` is that subscription,
+shared by both implementations, and ``NodeRegistry`` turns its ``NodeStatus`` facts into live
+replicas. ``SubmitError`` and ``TransportError`` are the refusals and failures the service raises;
+``monitored_queues`` names the shared queues whose depth ``queue_counts`` reports. Callers (the
+HTTP API) take these names from here, not from the modules beneath.
 """
 
 from __future__ import annotations
@@ -34,8 +37,23 @@ from sustainml.messages.tasks import (
     TaskState,
     TaskSummary,
 )
-from sustainml.topology import Topology
+from sustainml.orchestrator.protocol import SubmitError
+from sustainml.orchestrator.registry import NodeRegistry
+from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Binding, Delivery, QueueSpec, Transport, TransportError
+
+__all__ = [
+    "EventHandler",
+    "EventSubscription",
+    "Health",
+    "LiveFact",
+    "NodeRegistry",
+    "OrchestratorService",
+    "SubmitError",
+    "TransportError",
+    "event_bindings",
+    "monitored_queues",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +74,13 @@ class Health:
 def event_bindings(topology: Topology) -> tuple[Binding, ...]:
     """What a ``watch`` queue is bound to: every task event and every node status."""
     return (Binding(topology.task_exchange, "#"), Binding(topology.status_exchange, ""))
+
+
+def monitored_queues(topology: Topology) -> list[str]:
+    """The shared queues an operator watches: each stage's work queue and the orchestrator's
+    results queue, its requests queue, then the dead-letter queue of each work queue."""
+    work = [topology.stage_queue(s) for s in PIPELINE] + [topology.orchestrator_results_queue]
+    return [*work, topology.orchestrator_requests_queue, *(topology.dead_letter_queue(q) for q in work)]
 
 
 class EventSubscription:
@@ -152,7 +177,9 @@ class OrchestratorService(Protocol):
         ...
 
     def config_request(self, node: str, configuration: str, timeout: float | None = None) -> ResponseType:
-        """A configuration request to one node type; the node's own answer."""
+        """A configuration request to one node type, named as ``resolve_stage`` reads it (node
+        name, record kind, node id, dashed form); the node's own answer. ``KeyError`` naming the
+        valid nodes when ``node`` is none of them."""
         ...
 
     def control(

@@ -32,9 +32,7 @@ from sustainml.api.metrics import ApiMetrics
 from sustainml.api.security import BodyLimit, RequestCounter, SiteGuard, TokenCheck
 from sustainml.config import Settings
 from sustainml.messages import MessageError
-from sustainml.orchestrator.protocol import SubmitError
-from sustainml.orchestrator.service import OrchestratorService
-from sustainml.transport.base import TransportError
+from sustainml.orchestrator.service import OrchestratorService, SubmitError, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -45,9 +45,8 @@ from sustainml.api.schemas import (
     UserInputBody,
 )
 from sustainml.messages import TaskId
-from sustainml.messages.kinds import NodeID
+from sustainml.messages.kinds import KIND_OF_NODE, NodeID
 from sustainml.messages.tasks import TaskResult, TaskState
-from sustainml.topology import STAGES_BY_ID
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,8 @@ def user_input(ctx: Ctx, body: UserInputBody, idempotency_key: IdempotencyKey = 
 def config_request(ctx: Ctx, body: ConfigRequestBody) -> dict[str, Any]:
     """A configuration request: to `node_id` when given, else routed on its keyword (§12.2).
     The node's own `success`/`err_code` are returned."""
-    stage = views.route_configuration(body.configuration, body.node_id)
-    res = ctx.orch.config_request(stage.node, body.configuration, body.timeout)
+    node = views.route_configuration(body.configuration, body.node_id)
+    res = ctx.orch.config_request(node, body.configuration, body.timeout)
     return {"message": "Configuration request sent successfully.", "response": views.config_compat(res)}
 
 
@@ -160,15 +159,16 @@ async def results(ctx: Ctx, body: ResultsQuery) -> Any:
     node_id = body.node_id
     if node_id == 9:
         return await _all_results(ctx, task_id, body.timeout)
-    if node_id in STAGES_BY_ID:
-        stage = STAGES_BY_ID[node_id]
+    if node_id in views.NODE_OF_ID:
+        node = views.NODE_OF_ID[node_id]
+        kind = KIND_OF_NODE[node]
         try:
-            res, ready = await ctx.wait_result(task_id, lambda r: stage.kind in r.outputs, body.timeout)
+            res, ready = await ctx.wait_result(task_id, lambda r: kind in r.outputs, body.timeout)
         except KeyError:
             raise HTTPException(404, f"task {task_id.key} does not exist") from None
         if not ready and not res.done:
-            return _not_ready(res, f"{stage.node} output", body.timeout)
-        return {stage.node: views.compat_record(res, stage)}
+            return _not_ready(res, f"{node} output", body.timeout)
+        return {node: views.compat_record(res, node)}
     try:
         res = await ctx.call(ctx.orch.result, task_id)
     except KeyError:

@@ -30,8 +30,7 @@ from sustainml.api.views import BULKY_FIELDS
 from sustainml.messages import MessageError, NodeStatus, Status
 from sustainml.messages import to_json_dict as record_json
 from sustainml.messages.tasks import TERMINAL_STATES, ReplicaInfo, TaskEvent
-from sustainml.orchestrator.registry import NodeRegistry
-from sustainml.orchestrator.service import EventSubscription, LiveFact, OrchestratorService
+from sustainml.orchestrator.service import EventSubscription, LiveFact, NodeRegistry, OrchestratorService
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sustainml.orchestrator.service import OrchestratorService
-from sustainml.topology import NODE_NAMES, PIPELINE
-from sustainml.transport.base import TransportError
+from sustainml.messages.kinds import NODE_OF_KIND
+from sustainml.orchestrator.service import OrchestratorService, TransportError, monitored_queues
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,7 @@ class _DeploymentCollector(Collector):
 
         depth = GaugeMetricFamily("sustainml_queue_messages", "Ready messages in a queue", labels=["queue"])
         consumers = GaugeMetricFamily("sustainml_queue_consumers", "Consumers of a queue", labels=["queue"])
-        topo = orch.topology
-        work = [topo.stage_queue(s) for s in PIPELINE] + [topo.orchestrator_results_queue]
-        queues = [*work, topo.orchestrator_requests_queue, *(topo.dead_letter_queue(q) for q in work)]
-        for name in queues:
+        for name in monitored_queues(orch.topology):
             try:
                 ready, n_consumers = orch.queue_counts(name)
             except KeyError:
@@ -55,7 +51,7 @@ class _DeploymentCollector(Collector):
         yield consumers
 
         alive = GaugeMetricFamily("sustainml_replicas_alive", "Live replicas per node", labels=["node"])
-        per_node = dict.fromkeys(NODE_NAMES, 0)
+        per_node = dict.fromkeys(NODE_OF_KIND.values(), 0)
         for r in orch.nodes().replicas:
             per_node[r.node_name] = per_node.get(r.node_name, 0) + 1
         for node, n in per_node.items():

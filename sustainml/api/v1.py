@@ -54,9 +54,9 @@ from sustainml.api.schemas import (
     V1UserInputBody,
 )
 from sustainml.api.security import prune_uploads
+from sustainml.datasets import allowed_data_dirs, dataset_formats
 from sustainml.messages import TaskId
 from sustainml.messages.tasks import TaskState
-from sustainml.topology import resolve_stage
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +235,10 @@ def nodes(ctx: Ctx) -> dict[str, Any]:
 def node_config(ctx: Ctx, node: str, body: NodeConfigBody) -> dict[str, Any]:
     """A configuration request to one node type; the node's own answer comes back."""
     try:
-        stage = resolve_stage(node)
-    except KeyError as exc:
+        answer = ctx.orch.config_request(node, body.configuration, body.timeout)
+    except KeyError as exc:  # the service names no such node
         raise HTTPException(404, str(exc.args[0])) from None
-    return views.config_v1(ctx.orch.config_request(stage.node, body.configuration, body.timeout))
+    return views.config_v1(answer)
 
 
 # -- datasets --------------------------------------------------------------------------------------
@@ -266,15 +266,13 @@ def upload_dataset(
 ) -> dict[str, Any]:
     """Store an uploaded dataset under the first allowed data directory and profile it through
     ML_MODEL_METADATA's `dataset_path` configuration request."""
-    # Imported here: pyarrow is heavy, and only uploads need the data-directory rules.
-    from sustainml.workers.logic.encoder.dataset_profile import FORMATS, allowed_dirs
-
+    formats = dataset_formats()
     stem, ext = _safe_name(file.filename or "")
-    if ext not in FORMATS:
+    if ext not in formats:
         raise HTTPException(
-            415, f"file: unsupported type {ext or '(none)'!r}; supported: {', '.join(sorted(FORMATS))}"
+            415, f"file: unsupported type {ext or '(none)'!r}; supported: {', '.join(sorted(formats))}"
         )
-    folder = allowed_dirs()[0] / "uploads"
+    folder = allowed_data_dirs()[0] / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     removed = prune_uploads(
         folder,

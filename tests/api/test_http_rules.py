@@ -189,7 +189,7 @@ def test_openapi_documents_every_route(mem_api: Running) -> None:
     ],
 )
 def test_configuration_routing(configuration: str, node_id: int | None, expected: str) -> None:
-    assert views.route_configuration(configuration, node_id).node == expected
+    assert views.route_configuration(configuration, node_id) == expected
 
 
 def test_user_input_rules() -> None:
