@@ -4,10 +4,12 @@ not asserted here)."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 
 from sustainml.workers.logic.encoder.evaluate import evaluate_held_out, load_evaluation_set
-from sustainml.workers.logic.encoder.model import load_corpus
+from sustainml.workers.logic.encoder.model import CORPUS_PATH, load_corpus
 from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES
 
 
@@ -19,6 +21,20 @@ def test_no_description_of_the_evaluation_set_is_in_the_training_corpus() -> Non
     corpus = {_norm(e.text) for e in load_corpus()}
     held_out = load_evaluation_set()
     assert not [ex.text for ex in held_out if _norm(ex.text) in corpus]
+
+
+def _source_name(source: str) -> str:
+    """A source's name without its platform prefix ("Kaggle: X" and "X" are the same source)."""
+    name = source.casefold().split(":", 1)[-1] if ":" in source else source.casefold()
+    return " ".join(re.findall(r"[a-z0-9]+", name))
+
+
+def test_no_source_of_the_evaluation_set_is_a_source_of_the_training_corpus() -> None:
+    rows = [json.loads(line) for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+    corpus_sources = {_source_name(r["source"]) for r in rows if r.get("source")}
+    assert len(corpus_sources) > 100  # the styled part of the corpus names its sources
+    held_out_sources = {_source_name(ex.source) for ex in load_evaluation_set()}
+    assert not sorted(corpus_sources & held_out_sources)
 
 
 def test_evaluation_set_is_large_covers_goals_modalities_styles_and_names_sources() -> None:
