@@ -774,14 +774,28 @@ def eval_group() -> None:
 @eval_group.command(name="encoder")
 @click.option("--folds", type=int, default=5, show_default=True, help="k of the k-fold cross-validation.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--descriptions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Instead: encode each description of this JSON-lines file ({text, goal?, modality?}) and "
+    "print the answer, its deciding words and the extracted requirements.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_encoder(folds: int, seed: int, as_json: bool) -> None:
+def eval_encoder(folds: int, seed: int, descriptions: Path | None, as_json: bool) -> None:
     """Goal and modality accuracy of the task encoder: k-fold cross-validation over its corpus, and
     the held-out set of descriptions written in other people's styles (never trained on), apart;
     with the median time per description."""
     from sustainml.workers.logic.encoder import evaluate
-    from sustainml.workers.logic.encoder.evaluate import evaluate_held_out
+    from sustainml.workers.logic.encoder.evaluate import check_descriptions, evaluate_held_out, render_checks
 
+    if descriptions is not None:
+        try:
+            checks = check_descriptions(descriptions)
+        except ValueError as exc:
+            _fail(str(exc))
+        click.echo(json.dumps([c.to_json() for c in checks], indent=2) if as_json else render_checks(checks))
+        return
     report = evaluate(folds=folds, seed=seed)
     held_out = evaluate_held_out()
     if as_json:

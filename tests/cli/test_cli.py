@@ -138,3 +138,19 @@ def test_up_then_submit_wait_on_the_real_broker(amqp_url: str, tmp_path: Path) -
 
     with AmqpTransport(amqp_url, name="cleanup") as t:
         delete_all(t, Topology(env["SUSTAINML_NAMESPACE"]))
+
+
+def test_eval_encoder_descriptions_prints_each_answer_and_names_a_bad_line(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(
+        json.dumps({"text": "Turn our recorded phone calls into written text", "modality": "audio"}) + "\n"
+    )
+    proc = run_cli("eval", "encoder", "--descriptions", str(mine), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (answer,) = json.loads(proc.stdout)
+    assert answer["text"].startswith("Turn our recorded") and answer["expected_modality"] == "audio"
+    assert answer["goal"] and answer["reason"] and isinstance(answer["requirements"], list)
+    mine.write_text('{"text": "x", "modality": "smell"}\n')
+    proc = run_cli("eval", "encoder", "--descriptions", str(mine))
+    assert proc.returncode != 0 and "mine.jsonl:1" in proc.stderr
+    assert "Traceback" not in proc.stderr

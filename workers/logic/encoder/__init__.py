@@ -16,7 +16,8 @@ Modules:
 - ``inference``: ``encode()``: combines backend, modality hint, goal override and clarification;
 - ``keywords``: key-phrase extraction (TF-IDF against the corpus);
 - ``dataset_profile``: offline profiles of local CSV/JSON/Parquet files;
-- ``evaluate``: k-fold cross-validation over the corpus (``sustainml eval encoder``).
+- ``evaluate``: k-fold cross-validation over the corpus, the held-out set, and the answers to any
+  file of descriptions (``sustainml eval encoder [--descriptions FILE]``).
 
 How the modality hint is combined: the user's ``modality`` (aliases such as cv, nlp, speech, sensor
 accepted) multiplies the probability of every goal that takes that modality as input by
@@ -25,11 +26,19 @@ renormalising; the inferred input modality is the hint when the
 chosen goal accepts it, else the goal's only input, else the modality classifier's choice among the
 goal's inputs (``inference.py``).
 
-Corpus: ``corpus.jsonl`` holds problem descriptions written for this project (no external source),
-one JSON object per line: ``{"text", "goal", "modality"}`` (modality = the input's). At least 35 per
-goal, across industry, health, retail, agriculture, finance, mobility, media, energy, the public
-sector and more, in different lengths and styles, many without the goal's own words. Licence: like
-the rest of the project, Apache License 2.0; copyright the sustainml authors.
+Corpus: ``corpus.jsonl`` holds problem descriptions written for this project, one JSON object per
+line: ``{"text", "goal", "modality"}`` (modality = the input's). At least 35 per goal, across
+industry, health, retail, agriculture, finance, mobility, media, energy, the public sector and more,
+in different lengths and styles, many without the goal's own words. The lines written in other
+people's styles also carry ``"style"`` (competition, dataset-card, paper, ticket, product, chat) and
+``"source"``: the public competition, dataset or paper whose facts the description states in our own
+words, or a short name of the scenario when it is our own; training reads only the three fields
+above. No source is one of the held-out set's (``evaluate.py``; a test checks the names). Licence:
+like the rest of the project, Apache License 2.0; copyright the sustainml authors.
+
+``trial_descriptions.jsonl``: twenty descriptions as a new user would write them, with the expected
+goal and modality, kept out of training and of every choice of settings; ``sustainml eval encoder
+--descriptions`` prints the answer to each.
 """
 
 from __future__ import annotations

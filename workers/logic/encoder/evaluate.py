@@ -238,15 +238,24 @@ class HeldOutReport:
         return "\n".join(lines)
 
 
+def _json_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed JSON value) of each non-blank line; ``ValueError`` naming the line."""
+    out: list[tuple[int, Any]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append((lineno, json.loads(line)))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{lineno}: not JSON: {exc}") from exc
+    return out
+
+
 def load_evaluation_set(path: Path | None = None) -> list[HeldOutExample]:
     """The held-out descriptions, validated like the corpus (goal and modality in the vocabulary)."""
     source = path or EVALUATION_SET_PATH
     out: list[HeldOutExample] = []
-    for lineno, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, row in _json_lines(source):
         try:
-            row = json.loads(line)
             ex = HeldOutExample(
                 str(row["text"]),
                 str(row["goal"]),
@@ -325,3 +334,87 @@ def evaluate_held_out(path: Path | None = None) -> HeldOutReport:
         median_ms_with_extraction=round(statistics.median(t_all), 3),
         errors=errors,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# any file of descriptions: each answer printed (``sustainml eval encoder --descriptions FILE``)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DescriptionCheck:
+    """The shipped model's answer for one description of a user's file, with the expected goal and
+    modality when the file gives them (``""`` otherwise)."""
+
+    text: str
+    expected_goal: str
+    expected_modality: str
+    goal: str
+    modality: str
+    confidence: float
+    reason: str
+    requirements: list[str]
+
+    @property
+    def right(self) -> bool | None:
+        """Goal and modality both as expected; ``None`` when the file expects nothing."""
+        if not self.expected_goal and not self.expected_modality:
+            return None
+        return self.goal == (self.expected_goal or self.goal) and self.modality == (
+            self.expected_modality or self.modality
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_descriptions(path: Path) -> list[DescriptionCheck]:
+    """Encode every description of a JSON-lines file (``{"text"}``, optionally ``"goal"`` and
+    ``"modality"`` expected) with the shipped model, and extract its application requirements."""
+    from sustainml.workers.logic.encoder.model import get_model
+    from sustainml.workers.logic.requirements import extract_text
+
+    model = get_model()
+    builtin = BuiltinBackend(model)
+    out: list[DescriptionCheck] = []
+    for lineno, row in _json_lines(path):
+        try:
+            text = str(row["text"])
+            goal, modality = str(row.get("goal", "")), str(row.get("modality", ""))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{lineno}: not a description record: {exc}") from exc
+        if (goal and goal not in GOALS) or (modality and modality not in MODALITIES) or not text.strip():
+            raise ValueError(f"{path}:{lineno}: unknown goal/modality or empty text")
+        enc = encode(text, "", backend=builtin, model=model)
+        out.append(
+            DescriptionCheck(
+                text=text,
+                expected_goal=goal,
+                expected_modality=modality,
+                goal=enc.goal,
+                modality=enc.modality,
+                confidence=round(enc.confidence, 4),
+                reason=enc.reason,
+                requirements=extract_text(text).strings(),
+            )
+        )
+    return out
+
+
+def render_checks(checks: list[DescriptionCheck]) -> str:
+    """One block per description: verdict, answer, confidence, deciding words, requirements."""
+    lines: list[str] = []
+    for c in checks:
+        verdict = {True: "right", False: "WRONG", None: "-"}[c.right]
+        expected = ""
+        if c.right is False:
+            expected = f" (expected {c.expected_goal or '?'} / {c.expected_modality or '?'})"
+        lines += [
+            f"[{verdict}] {c.goal} / {c.modality}, confidence {c.confidence:.2f}{expected}: {c.text}",
+            f"    why: {c.reason}",
+            f"    requirements: {', '.join(c.requirements) or 'none found'}",
+        ]
+    judged = [c.right for c in checks if c.right is not None]
+    if judged:
+        lines.append(f"\n{sum(judged)} of {len(judged)} right (goal and modality)")
+    return "\n".join(lines)

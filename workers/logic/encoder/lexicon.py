@@ -22,13 +22,19 @@ _CLASSES: Final[dict[str, str]] = {
     "IMAGE": (
         "image imagery photo photograph picture pic snapshot selfie x-ray xray radiograph mri ct "
         "mammogram microscope microscopy slide drone aerial satellite orthophoto webcam dermatoscope "
-        "fundus tile scanned scan jpeg jpg png camera-trap screenshot camera"
+        "fundus tile scanned scan jpeg jpg png camera-trap screenshot camera ultrasound thermal infrared "
+        "lidar dermoscopy dermoscopic histology histopathology retina retinal glyph diagram chart "
+        "infographic landsat sentinel multispectral hyperspectral"
     ),
-    "VIDEO": "video clip footage film movie cine stream frame signer gesture cctv dashcam bodycam timelapse",
+    "VIDEO": (
+        "video clip footage film movie cine stream frame signer gesture cctv dashcam bodycam timelapse "
+        "livestream surveillance egocentric"
+    ),
     "AUDIO": (
         "audio sound voice speech spoken recording recorded microphone hydrophone mic podcast radio "
         "voicemail mp3 wav noise acoustic song music hear heard listen call "
-        "phone headset sing singer vocal"
+        "phone headset sing singer vocal soundscape stethoscope birdsong cough snore utterance "
+        "spectrogram melody buzz chirp"
     ),
     "SPEAK": (
         "speak aloud narration narrate narrator voice-over pronounce pronunciation vocalise vocalize dub "
@@ -38,16 +44,18 @@ _CLASSES: Final[dict[str, str]] = {
     "TEXT": (
         "text written document article email e-mail message review tweet post comment ticket letter "
         "report note sentence paragraph word transcript description script book e-book chapter manual "
-        "contract page abstract headline title prompt essay complaint chat typing typed"
+        "contract page abstract headline title prompt essay complaint chat typing typed advert vacancy "
+        "resume faq wiki handbook newsletter blog"
     ),
     "TABLE": (
         "table tabular spreadsheet csv column record attribute dataset database form profile demographics "
-        "row crm ledger xlsx excel"
+        "row crm ledger xlsx excel census applicant policyholder"
     ),
     "SERIES": (
         "hourly daily weekly monthly sensor signal telemetry series minute hour day week month "
         "season trend seasonal eeg ecg ekg electrocardiogram accelerometer gyroscope imu vibration "
-        "seismic seismograph meter wearable smartwatch scada waveform"
+        "seismic seismograph meter wearable smartwatch scada waveform intraday candlestick kpi ohlc "
+        "quarterly yearly"
     ),
     "FUTURE": "tomorrow next upcoming coming future ahead forecast anticipate projection",
     "QUANTITY": (
