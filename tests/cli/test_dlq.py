@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from sustainml.cli import cli
+from sustainml.cli.dlq_client import H_REPLAYS
+from sustainml.cli.main import cli
 from sustainml.config import Settings
-from sustainml.dlq import H_REPLAYS
 from sustainml.messages import TaskId, UserInput, decode_task
 from sustainml.messages import headers as H
 from sustainml.topology import Topology

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import msgpack
 import pytest
 
+from sustainml.cli.dlq_client import DlqClient
 from sustainml.config import Settings
-from sustainml.dlq import DlqClient
 from sustainml.messages import (
     SCHEMA_VERSION,
     TaskEnvelope,

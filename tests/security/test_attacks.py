@@ -30,10 +30,10 @@ from click.testing import CliRunner
 from sustainml.api import ApiServer
 from sustainml.api.events import SUBSCRIBER_QUEUE, EventHub, HubEvent
 from sustainml.attribution import Attribution
-from sustainml.cli import cli
+from sustainml.cli.dlq_client import DlqClient
+from sustainml.cli.main import cli
 from sustainml.config import ConfigError, Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.dlq import DlqClient
 from sustainml.messages import (
     SCHEMA_VERSION,
     CmdNode,

@@ -34,8 +34,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from sustainml.cli.dlq_client import DlqClient  # noqa: E402
 from sustainml.config import Settings  # noqa: E402
-from sustainml.dlq import DlqClient  # noqa: E402
 from sustainml.messages import UserInput  # noqa: E402
 from sustainml.orchestrator.client import Client  # noqa: E402
 from sustainml.orchestrator.core import Orchestrator  # noqa: E402
