@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.support.waiting import wait_until
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
@@ -53,11 +53,13 @@ def test_the_template_differs_from_the_seed_only_in_its_import_line() -> None:
 
 
 def _wait_status(client: Client, wanted: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.status()["nodes"]["HW_CONSTRAINTS"] != wanted:
+    def reached() -> bool:
+        if client.status()["nodes"]["HW_CONSTRAINTS"] == wanted:
+            return True
         assert proc.poll() is None or wanted == "INACTIVE", "the template process exited early"
-        assert time.monotonic() < deadline, f"HW_CONSTRAINTS never became {wanted}"
-        time.sleep(0.1)
+        return False
+
+    wait_until(reached, timeout, f"HW_CONSTRAINTS to become {wanted}", interval=0.1)
 
 
 @pytest.mark.integration

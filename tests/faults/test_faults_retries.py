@@ -20,8 +20,8 @@ from sustainml.messages import headers as H
 from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Delivery, Transport
-from tests.faults.conftest import poll
 from tests.support.batch import batch_input, count_batch, wait_terminal
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults]
 
@@ -114,7 +114,7 @@ def test_poison_message_is_retried_a_bounded_number_of_times_then_dead_lettered(
     inspector: Transport = transports("inspector")
     inspector.connect()
     try:
-        poll(lambda: inspector.queue_counts(dlq)[0] == 1, 10, "the poison input in the DLQ")
+        wait_until(lambda: inspector.queue_counts(dlq)[0] == 1, 10, "the poison input in the DLQ")
         got: list[Delivery] = []
 
         def keep(d: Delivery) -> None:
@@ -122,7 +122,7 @@ def test_poison_message_is_retried_a_bounded_number_of_times_then_dead_lettered(
             d.ack()
 
         tag = inspector.consume(dlq, keep)
-        poll(lambda: len(got) == 1, 10, "the dead letter")
+        wait_until(lambda: len(got) == 1, 10, "the dead letter")
         inspector.cancel(tag)
         headers = got[0].message.headers
         assert int(headers[H_ATTEMPTS]) == ATTEMPTS
