@@ -115,7 +115,7 @@ IDL_FIELDS: dict[type[Record], list[str]] = {
     ResponseType: ["node_id", "transaction_id", "success", "err_code", "configuration"],
 }
 
-# Every class except TaskId can be built with no argument; its fields' defaults per the brief.
+# Every class except TaskId can be built with no argument: each field defaults to its type's zero value.
 TYPE_DEFAULTS = {
     str: "",
     int: 0,
