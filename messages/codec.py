@@ -32,6 +32,7 @@ from enum import IntEnum
 from typing import Annotated, Any, TypeVar, get_args, get_origin, overload
 
 from sustainml.messages import limits
+from sustainml.messages.kinds import BASELINE_KINDS
 from sustainml.messages.types import (
     MESSAGE_TYPES,
     RECORD_TYPES,
@@ -49,7 +50,6 @@ from sustainml.messages.types import (
     unpack_extra,
     unpackb,
 )
-from sustainml.topology import BASELINE_KINDS
 
 R = TypeVar("R", bound=Record)
 Buffer = bytes | bytearray | memoryview

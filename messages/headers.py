@@ -7,11 +7,33 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from sustainml.transport.base import Message
-
 CONTENT_TYPE = "application/msgpack"
+
+
+@dataclass(frozen=True)
+class Message:
+    """An AMQP message: body bytes plus the properties we use. The transports carry it; it lives
+    here, beside the header names, so that the message model depends on no transport."""
+
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    type: str | None = None
+    app_id: str | None = None
+    timestamp: int | None = None  # seconds since the epoch (AMQP timestamp)
+    expiration_ms: int | None = None
+    persistent: bool = True
+    content_type: str = CONTENT_TYPE
+    # AMQP user-id: on a publish the AMQP transport always sets its own login (RabbitMQ refuses a
+    # message whose user-id is not the connection's user), so on a delivery it is the sender's
+    # broker-validated identity (None when the sender left it unset).
+    user_id: str | None = None
+
 
 H_SCHEMA_VERSION = "schema_version"
 H_TRACEPARENT = "traceparent"

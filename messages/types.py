@@ -24,11 +24,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self
 
-import msgpack  # untyped: wrapped by the typed helpers below
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -38,10 +36,13 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from sustainml.messages import limits
-from sustainml.topology import RECORD_KINDS, NodeID
+from sustainml.messages.enums import CmdNode, CmdTask, ErrorCode, Status, TaskStatus
+from sustainml.messages.errors import DecodeError, FieldError, MessageError, clip, short_repr, typed_repr
+from sustainml.messages.kinds import RECORD_KINDS, NodeID
+from sustainml.messages.packing import check_wire_value, pack_extra, packb, unpack_extra, unpackb
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,275 +54,6 @@ ULONG_MAX: Final = 2**32 - 1
 LONG_MIN: Final = -(2**31)
 LONG_MAX: Final = 2**31 - 1
 COUNTER_MAX: Final = 2**63 - 1  # sustainml counters (signed 64-bit: SQL BIGINT and msgpack safe)
-
-
-# --------------------------------------------------------------------------------------------
-# Enums (members and order exactly as the seed IDL; the integer is the wire value)
-# --------------------------------------------------------------------------------------------
-class Status(IntEnum):
-    """State of a node (``NodeStatus.node_status``)."""
-
-    INACTIVE = 0
-    INITIALIZING = 1
-    IDLE = 2
-    RUNNING = 3
-    ERROR = 4
-    TERMINATING = 5
-
-
-class TaskStatus(IntEnum):
-    """State of one task on a node (``NodeStatus.task_status``)."""
-
-    WAITING = 0
-    RUNNING = 1
-    ERROR = 2
-    SUCCEEDED = 3
-
-
-class ErrorCode(IntEnum):
-    """``NodeStatus.error_code`` and ``ResponseType.err_code``."""
-
-    NO_ERROR = 0
-    INTERNAL_ERROR = 1
-
-
-class CmdNode(IntEnum):
-    """Node lifecycle command (``NodeControl.cmd_node``)."""
-
-    NO_CMD = 0
-    CMD_START_NODE = 1
-    CMD_STOP_NODE = 2
-    CMD_RESET_NODE = 3
-    CMD_TERMINATE_NODE = 4
-
-
-class CmdTask(IntEnum):
-    """Task command (``NodeControl.cmd_task``)."""
-
-    NO_CMD = 0
-    CMD_STOP_TASK = 1
-    CMD_RESET_TASK = 2
-    CMD_PREEMPT_TASK = 3
-    CMD_TERMINATE_TASK = 4
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FieldError:
-    """One validation failure: the dotted path of the value and what was wrong with it."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
-class MessageError(ValueError):
-    """A record or message is invalid. ``field`` is the dotted path of the (first) offending value;
-    ``errors`` lists every failure found."""
-
-    def __init__(self, field: str, message: str, errors: Sequence[FieldError] | None = None) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.errors: list[FieldError] = list(errors) if errors else [FieldError(field, message)]
-
-    @classmethod
-    def from_validation(cls, prefix: str, exc: ValidationError) -> Self:
-        """Wrap pydantic's error; ``prefix`` is the class name or the path of the record."""
-        found = [FieldError(_join_path(prefix, e["loc"]), _describe(e)) for e in exc.errors()]
-        if not found:  # pydantic always reports at least one; keep a usable error regardless
-            found = [FieldError(prefix, str(exc))]
-        return cls(found[0].field, found[0].message, found)
-
-
-class DecodeError(MessageError):
-    """Bytes that are not a valid message of this schema (or not msgpack at all)."""
-
-
-def _join_path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif isinstance(part, str):
-            path = f"{path}.{part}" if path else part
-        else:  # a non-str map key (pydantic reports the key itself)
-            path += f"[{part!r}]"
-    return path
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """A bounded repr for error messages (a bad field may hold megabytes)."""
-    if isinstance(value, bytes | bytearray) and len(value) > 32:
-        return f"<{len(value)} bytes>"
-    return _clip(repr(value), limit)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def typed_repr(value: Any) -> str:
-    """``"<type> <bounded repr>"`` for error messages."""
-    return "None" if value is None else f"{type(value).__name__} {short_repr(value)}"
-
-
-_TYPE_WORDS: Final[dict[str, str]] = {
-    "int_type": "must be an integer",
-    "float_type": "must be a number",
-    "string_type": "must be a string",
-    "bytes_type": "must be bytes",
-    "bool_type": "must be a boolean",
-    "list_type": "must be a list",
-    "dict_type": "must be a map",
-    "model_type": "must be a map",
-    "model_attributes_type": "must be a map",
-    "invalid_key": "map keys must be strings",
-    "string_unicode": "must be valid unicode text (no lone surrogates)",
-}
-
-
-def _describe(err: ErrorDetails) -> str:
-    """``"<what was wrong>, got <what was got>"`` for one pydantic error."""
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    value = err.get("input")
-    if kind in _TYPE_WORDS:
-        return f"{_TYPE_WORDS[kind]}, got {typed_repr(value)}"
-    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        op, bound = {
-            "greater_than_equal": (">=", "ge"),
-            "less_than_equal": ("<=", "le"),
-            "greater_than": (">", "gt"),
-            "less_than": ("<", "lt"),
-        }[kind]
-        return f"must be {op} {ctx.get(bound)}, got {short_repr(value)}"
-    if kind == "finite_number":
-        return f"must be a finite number, got {short_repr(value)}"
-    if kind in ("string_too_long", "bytes_too_long", "too_long"):
-        unit = {"string_too_long": "characters", "bytes_too_long": "bytes", "too_long": "items"}[kind]
-        size = ctx.get("actual_length", len(value) if hasattr(value, "__len__") else "?")
-        return f"must have at most {ctx.get('max_length')} {unit}, got {size}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}, got {short_repr(value)}"
-    if kind == "missing":
-        return "is required, got nothing"
-    if kind == "frozen_instance":
-        return f"is read-only, got an assignment of {short_repr(value)}"
-    if "got" in ctx:  # our own PydanticCustomError: message without the value, value in ctx
-        return f"{err['msg']}, got {ctx['got']}"
-    msg = err["msg"]
-    return f"{msg[:1].lower()}{msg[1:]}, got {short_repr(value)}"
-
-
-# --------------------------------------------------------------------------------------------
-# msgpack helpers (the one typed boundary around the untyped msgpack module)
-# --------------------------------------------------------------------------------------------
-def _reject_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not allowed")
-
-
-def packb(value: Any) -> bytes:
-    """msgpack-encode (str as str, bytes as bin). Raises ``TypeError``/``ValueError`` on values
-    msgpack cannot carry."""
-    out: bytes = msgpack.packb(value, use_bin_type=True)
-    return out
-
-
-# How the msgpack timestamp extension (type -1) starts: fixext 4, fixext 8, ext 8 of 12 bytes.
-# msgpack decodes it natively (``ext_hook`` never sees it), so it is looked for separately.
-_TIMESTAMP_MARKERS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
-
-
-def unpackb(data: bytes | bytearray | memoryview) -> Any:
-    """msgpack-decode one complete object: str keys or bytes keys only, no extension types (the
-    timestamp extension included), no trailing bytes. Raises ``ValueError`` (or a msgpack
-    exception) on anything else."""
-    value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
-    raw = bytes(data)
-    # 0xff never occurs in UTF-8 text: only bin payloads can hold these bytes by chance, and
-    # only then is the decoded value walked.
-    if any(marker in raw for marker in _TIMESTAMP_MARKERS):
-        _reject_timestamps(value)
-    return value
-
-
-def _reject_timestamps(value: Any) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, msgpack.Timestamp):
-            raise ValueError("msgpack extension type -1 (timestamp) is not allowed")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-
-
-def unpack_extra(data: bytes) -> dict[str, Any]:
-    """Decode ``extra_data`` bytes: ``b""`` is ``{}``; otherwise a msgpack map with str keys."""
-    if not data:
-        return {}
-    value = unpackb(data)
-    if not isinstance(value, dict):
-        raise ValueError(f"decodes to {type(value).__name__}, not a map")
-    for key in value:
-        if not isinstance(key, str):
-            raise ValueError(f"key {short_repr(key)} is not a string")
-    return value
-
-
-def pack_extra(value: Mapping[str, Any], field: str = "extra_data") -> bytes:
-    """Encode a map for ``extra_data``; ``MessageError`` naming ``field`` if it cannot be."""
-    if not isinstance(value, Mapping):
-        raise MessageError(field, f"must be a map, got {typed_repr(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise MessageError(field, f"map keys must be strings, got {typed_repr(key)}")
-    if not value:
-        return b""
-    try:
-        return packb(dict(value))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise MessageError(field, f"cannot be encoded as msgpack, got {exc}") from exc
-
-
-_INT64_MIN: Final = -(2**63)
-_UINT64_MAX: Final = 2**64 - 1
-
-
-def check_wire_value(value: Any, path: str, error: type[MessageError] = MessageError, depth: int = 0) -> None:
-    """Check a value of an unknown (extra) field: msgpack must carry it unchanged and a receiver
-    must be able to decode it (str map keys, no surrogates, 64-bit ints, bounded nesting)."""
-    if value is None or isinstance(value, bool | float | bytes):
-        return
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise error(path, f"must be valid unicode text, got {short_repr(value)}") from exc
-        return
-    if isinstance(value, int):
-        if not _INT64_MIN <= value <= _UINT64_MAX:
-            raise error(path, f"must fit in 64 bits, got {short_repr(value)}")
-        return
-    if depth >= limits.MAX_NESTING_DEPTH:
-        raise error(path, f"must nest at most {limits.MAX_NESTING_DEPTH} levels deep")
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_wire_value(item, f"{path}[{i}]", error, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise error(path, f"map keys must be strings, got {typed_repr(key)}")
-            check_wire_value(item, f"{path}.{key}", error, depth + 1)
-        return
-    raise error(path, f"cannot be carried by msgpack, got {typed_repr(value)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +104,7 @@ def _check_extra_data(value: bytes) -> bytes:
             raise PydanticCustomError(
                 "extra_data",
                 "must be empty or msgpack bytes of a map with str keys ({reason})",
-                {"reason": _clip(str(exc) or type(exc).__name__, 80), "got": short_repr(value)},
+                {"reason": clip(str(exc) or type(exc).__name__, 80), "got": short_repr(value)},
             ) from exc
     return value
 
@@ -710,7 +442,7 @@ RECORD_TYPES: Final[dict[str, type[Record]]] = dict(
         strict=True,
     )
 )
-"""Record kind (``sustainml.topology.RECORD_KINDS``) -> record class."""
+"""Record kind (``sustainml.messages.kinds.RECORD_KINDS``) -> record class."""
 
 KIND_OF_TYPE: Final[dict[type[Record], str]] = {cls: kind for kind, cls in RECORD_TYPES.items()}
 """Record class -> record kind (inverse of ``RECORD_TYPES``)."""

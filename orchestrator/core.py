@@ -50,6 +50,7 @@ from sustainml.messages import (
     to_wire,
 )
 from sustainml.messages import headers as H
+from sustainml.messages.kinds import BASELINE_KINDS, USER_INPUT
 from sustainml.orchestrator.deadlines import DeadlineSweeper
 from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT, config_call, publish_control
 from sustainml.orchestrator.protocol import (
@@ -78,11 +79,9 @@ from sustainml.orchestrator.taskdb import (
 from sustainml.rpc import ForeignQueue, RpcClient, check_own_queue, reply
 from sustainml.topology import (
     ALL_NODES_KEY,
-    BASELINE_KINDS,
     FINAL_STAGE,
     PIPELINE,
     STAGES_BY_KIND,
-    USER_INPUT,
     Stage,
     Topology,
     declare_all,

@@ -39,7 +39,8 @@ from sustainml.messages import (
     to_json_dict,
     to_wire,
 )
-from sustainml.topology import PIPELINE, STAGES_BY_KIND, USER_INPUT
+from sustainml.messages.kinds import USER_INPUT
+from sustainml.topology import PIPELINE, STAGES_BY_KIND
 
 OPS = ("submit", "result", "status", "cancel", "list")
 H_WATCH_MODE = "watch_mode"  # submission header: how the watch_queue gets the task's events

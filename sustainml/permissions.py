@@ -42,7 +42,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from sustainml.topology import PIPELINE, RECORD_KINDS, Topology
+from sustainml.messages.kinds import RECORD_KINDS
+from sustainml.topology import PIPELINE, Topology
 
 ROLES: tuple[str, ...] = ("worker", "orchestrator", "publisher", "operator")
 NOTHING = "^$"  # matches no resource name RabbitMQ checks (names are never empty)

@@ -17,49 +17,21 @@ of replicas can compete on one durable queue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 from sustainml.config import Settings
-from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
-
-
-class NodeID(IntEnum):
-    """The original framework's node identifiers; they travel on the wire and through REST."""
-
-    APP_REQUIREMENTS = 0
-    CARBON_FOOTPRINT = 1
-    HW_CONSTRAINTS = 2
-    HW_RESOURCES = 3
-    ML_MODEL_METADATA = 4
-    ML_MODEL = 5
-    MAX = 6
-    ORCHESTRATOR = 7
-    UNKNOWN = 8
-
-
-# Record kinds: the snake-case name of each typed record that flows through the pipeline.
-USER_INPUT = "user_input"
-ML_MODEL_METADATA = "ml_model_metadata"
-APP_REQUIREMENTS = "app_requirements"
-HW_CONSTRAINTS = "hw_constraints"
-ML_MODEL = "ml_model"
-HW_RESOURCES = "hw_resources"
-CARBON_FOOTPRINT = "carbon_footprint"
-
-RECORD_KINDS: tuple[str, ...] = (
-    USER_INPUT,
-    ML_MODEL_METADATA,
+from sustainml.messages.kinds import (
     APP_REQUIREMENTS,
-    HW_CONSTRAINTS,
-    ML_MODEL,
-    HW_RESOURCES,
+    BASELINE_SUFFIX,
     CARBON_FOOTPRINT,
+    HW_CONSTRAINTS,
+    HW_RESOURCES,
+    ML_MODEL,
+    ML_MODEL_METADATA,
+    RECORD_KINDS,
+    USER_INPUT,
+    NodeID,
 )
-
-# Records of the previous iteration that the orchestrator attaches to every task (upstream
-# "baselines"); a callback input named "<kind>_baseline" receives envelope.baselines[<kind>].
-BASELINE_KINDS: tuple[str, ...] = (ML_MODEL, HW_RESOURCES, CARBON_FOOTPRINT)
-BASELINE_SUFFIX = "_baseline"
+from sustainml.transport.base import Binding, ExchangeSpec, QueueSpec, QueueType, Transport
 
 
 @dataclass(frozen=True)
@@ -271,14 +243,16 @@ class Topology:
 
     def dead_letter_queue_spec(self, queue: str) -> QueueSpec:
         dlq = self.dead_letter_queue(queue)
-        return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),))
+        return QueueSpec(dlq, (Binding(self.dead_letter_exchange, queue),), queue_type=self.queue_type)
 
     def stage_queue_spec(self, stage: Stage) -> QueueSpec:
         return self._durable(self.stage_queue(stage), (Binding(self.record_exchange(stage.input_kind), "#"),))
 
     def config_queue_spec(self, stage: Stage) -> QueueSpec:
         # Requests carry an expiration equal to the caller's timeout; no dead-lettering of RPC.
-        return QueueSpec(self.config_queue(stage), (Binding(self.config_exchange, stage.node),))
+        return QueueSpec(
+            self.config_queue(stage), (Binding(self.config_exchange, stage.node),), queue_type=self.queue_type
+        )
 
     def orchestrator_results_spec(self) -> QueueSpec:
         return self._durable(
@@ -314,6 +288,8 @@ class Topology:
             dead_letter_exchange="",
             dead_letter_routing_key=self.stage_queue(stage),
             message_ttl_ms=self.retry_delay_ms(attempt),
+            queue_type=self.queue_type,
+            dead_letter_at_least_once=True,
         )
 
     def retry_queues(self) -> list[QueueSpec]:

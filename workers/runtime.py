@@ -64,8 +64,9 @@ from sustainml.messages import (
     encode_task,
 )
 from sustainml.messages import headers as H
+from sustainml.messages.kinds import BASELINE_SUFFIX, USER_INPUT
 from sustainml.rpc import ForeignQueue, check_own_queue, reply
-from sustainml.topology import ALL_NODES_KEY, BASELINE_SUFFIX, USER_INPUT, Stage, Topology, declare_all
+from sustainml.topology import ALL_NODES_KEY, Stage, Topology, declare_all
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import (
     Binding,

@@ -33,8 +33,9 @@ from sustainml.api.schemas import (
     UserInputBody,
 )
 from sustainml.messages import TaskId
+from sustainml.messages.kinds import NodeID
 from sustainml.orchestrator.protocol import TaskResult
-from sustainml.topology import STAGES_BY_ID, NodeID
+from sustainml.topology import STAGES_BY_ID
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from sustainml.display import MODEL_SENTINELS, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
+from sustainml.messages.kinds import NodeID
 from sustainml.orchestrator.protocol import TaskResult
 from sustainml.orchestrator.taskdb import TaskRow
-from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, NodeID, Stage
+from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, Stage
 
 DEFAULT_MODEL_FAMILY = "Transformers"
 #: Record fields that can hold megabytes (ML_MODEL's sample arrays and model file): left out of

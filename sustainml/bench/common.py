@@ -77,7 +77,8 @@ def payload_sizes() -> list[int]:
     UserInput the orchestrator publishes, index i the output of stage i (the envelope grows as it
     carries every record produced so far). The other systems send payloads of these sizes."""
     from sustainml.messages import RECORD_TYPES, TaskEnvelope, TaskId, UserInput, encode_task
-    from sustainml.topology import BASELINE_KINDS, PIPELINE, USER_INPUT
+    from sustainml.messages.kinds import BASELINE_KINDS, USER_INPUT
+    from sustainml.topology import PIPELINE
 
     tid = TaskId(problem_id=1, iteration_id=1)
     ui = UserInput(

@@ -49,7 +49,7 @@ def _envelopes(templates: Path, count: int, first_problem: int) -> list[tuple[st
     would publish them: full task context, one catalogue model after the other."""
     from sustainml.bench.ours import load_templates
     from sustainml.messages import RECORD_TYPES, TaskEnvelope, TaskId, UserInput, encode_task
-    from sustainml.topology import BASELINE_KINDS, USER_INPUT
+    from sustainml.messages.kinds import BASELINE_KINDS, USER_INPUT
 
     recorded = load_templates(str(templates))
     out = []

@@ -10,6 +10,12 @@ A broker URL may name several nodes of one RabbitMQ cluster, comma-separated in 
 ``amqp://user:pass@rmq1:5672,rmq2:5672,rmq3:5672/vhost``. ``split_broker_url`` turns it into one
 URL per node (same credentials, vhost and query); the transport connects to one of them and, when
 that connection is lost or refused, tries the next.
+
+Dependencies (checked by the import contracts in pyproject.toml): the transports carry the message
+model's ``Message`` and import nothing else from the layers; beside it they read
+``sustainml.config.Settings`` (only the two factories here, which turn settings into connection
+parameters) and ``sustainml.redact`` (broker URLs in errors). Both are leaf modules that import
+nothing of the layers, so the settings stay in one place rather than being copied down here.
 """
 
 from __future__ import annotations

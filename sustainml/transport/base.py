@@ -33,8 +33,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+# The message shape belongs to the message model (the layer below); re-exported for the transports.
+from sustainml.messages.headers import Message as Message
 
 log = logging.getLogger(__name__)
 
@@ -90,27 +93,10 @@ class QueueSpec:
     message_ttl_ms: int | None = None
     max_length: int | None = None
     delivery_limit: int | None = None  # quorum queues only
-
-
-@dataclass(frozen=True)
-class Message:
-    """An AMQP message: body bytes plus the properties we use."""
-
-    body: bytes
-    headers: dict[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    type: str | None = None
-    app_id: str | None = None
-    timestamp: int | None = None  # seconds since the epoch (AMQP timestamp)
-    expiration_ms: int | None = None
-    persistent: bool = True
-    content_type: str = "application/msgpack"
-    # AMQP user-id: on a publish the AMQP transport always sets its own login (RabbitMQ refuses a
-    # message whose user-id is not the connection's user), so on a delivery it is the sender's
-    # broker-validated identity (None when the sender left it unset).
-    user_id: str | None = None
+    # quorum queues only: dead-letter at least once (the broker keeps a message until the target
+    # queue confirms it), which needs x-overflow=reject-publish; for delay queues whose every
+    # message is dead-lettered back into work
+    dead_letter_at_least_once: bool = False
 
 
 class Delivery(abc.ABC):

@@ -10,9 +10,15 @@ used), with the published energy and carbon. The estimate is the product's own
 
 Sources: Patterson et al. 2021 (GPT-3, T5, Meena, GShard, Switch Transformer, Evolved
 Transformer NAS), Luccioni et al. 2023 (BLOOM; Gopher's totals), the LLaMA paper (LLaMA 7-65B and
-its recalculations of OPT-175B and BLOOM), the Llama 2 paper, the Llama 3, 3.1 and 3.2 model
-cards, Strubell et al. 2019 (BERT-base). A row whose published figure was not computed the way
-ours is (no stated power behind a total) is shown but not scored, with the reason.
+its recalculations of OPT-175B and BLOOM), the Llama 2 paper, the Llama 3, 3.1, 3.2 (text and
+vision) and 4 model cards, Strubell et al. 2019 (BERT-base). A row whose published figure was not
+computed the way ours is (no stated power behind a total) is shown but not scored, with the reason.
+
+Which runs are rows (the rule was fixed before the forecasts of the rows it added were computed;
+docs/estimation.md): a language-model training run whose developers' paper or model card, or a
+study of that run, states for that model alone the accelerator, the device-hours (or devices x
+wall clock) and the emissions or energy. Totals over a family of models are not rows, nor is a run
+already counted in another row.
 
 Criteria: energy and carbon within 15 % of the published figures on at least 90 % of the scored
 rows (energy where the source publishes it).
@@ -165,7 +171,7 @@ def run() -> Table:
     table.notes += [
         "inputs as each source states them (data/training_runs.json cites every row); estimates by "
         "sustainml.estimate.training, the code CARBON_FOOTPRINT runs",
-        "Llama 2/3 rows: Meta states neither PUE nor intensity; the rows use the hyperscale PUE setting "
-        "(1.10) and the United States grid of the region catalogue",
+        "Llama 2, 3 and 4 rows: Meta states neither PUE nor intensity; the rows use the hyperscale PUE "
+        "setting (1.10) and the United States grid of the region catalogue",
     ]
     return table

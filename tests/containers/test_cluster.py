@@ -1,10 +1,11 @@
 """A RabbitMQ cluster of three broker containers that loses a node in the middle of a batch.
 
-Quorum queues (``SUSTAINML_QUEUE_TYPE=quorum``) replicate every stage queue on the three nodes.
+Quorum queues (``SUSTAINML_QUEUE_TYPE=quorum``) replicate every shared queue (stage, results,
+requests, dead-letter, configuration and retry delay queues) on the three nodes.
 The orchestrator and one replica of every stage get a broker URL naming all three nodes
 (``amqp://...@rmq1:5672,rmq2:5672,rmq3:5672/``) and fail over to another node when theirs goes.
 
-Twice, with a batch of 200 tasks under way: the node that leads most stage queues is stopped
+Twice, with a batch of 200 tasks under way: the node that leads most shared queues is stopped
 (``docker stop``: a clean shutdown), then, once it is back, the new leader is killed
 (``docker kill``: SIGKILL, no goodbye). Each time every task completes, none is lost or stored
 twice, the time from the fault to the next completed task is measured, and the node, restarted,
@@ -38,13 +39,13 @@ def running_nodes(d: Deployment, via: str) -> list[str]:
     return sorted(str(n) for n in status["running_nodes"])
 
 
-def stage_queue_leaders(d: Deployment, via: str) -> Counter[str]:
+def shared_queue_leaders(d: Deployment, via: str) -> Counter[str]:
     rows = json.loads(d.rabbitmqctl(via, "list_queues", "name", "type", "leader", "--formatter", "json"))
-    topology = Topology(d.namespace)
-    stage_queues = {topology.stage_queue(s) for s in PIPELINE}
+    topology = Topology(d.namespace, "quorum")
+    shared = {q.name for q in [*topology.durable_queues(), *topology.retry_queues()]}
     leaders: Counter[str] = Counter()
     for row in rows:
-        if row["name"] in stage_queues:
+        if row["name"] in shared:
             assert row["type"] == "quorum", row
             leaders[str(row["leader"]).split("@", 1)[1]] += 1
     return leaders
@@ -68,7 +69,7 @@ def submit_with_retry(d: Deployment, body: dict[str, Any]) -> int:
 
 def run_batch_with_fault(d: Deployment, db: TaskDB, fault: str) -> dict[str, Any]:
     batch = f"{d.uid}-{fault}"
-    leaders = stage_queue_leaders(d, NODES[0])  # all three nodes run at this point
+    leaders = shared_queue_leaders(d, NODES[0])  # all three nodes run at this point
     victim = leaders.most_common(1)[0][0]
     before = succeeded(db)
     began = time.monotonic()
@@ -90,11 +91,17 @@ def run_batch_with_fault(d: Deployment, db: TaskDB, fault: str) -> dict[str, Any
     )
     refused = sum(f.result() for f in futures)
     pool.shutdown()
-    wait_for(lambda: succeeded(db) - before >= BATCH, 600, f"all {BATCH} tasks", interval=0.5)
+    alive = [n for n in NODES if n != victim]
+    try:
+        wait_for(lambda: succeeded(db) - before >= BATCH, 600, f"all {BATCH} tasks", interval=0.5)
+    except AssertionError as stalled:
+        # what is stuck where: the batch's counts and every queue's depth, leader and type
+        queues = d.rabbitmqctl(alive[0], "list_queues", "name", "type", "leader", "messages", "consumers")
+        summary = count_batch(db, batch, BATCH).summary()
+        raise AssertionError(f"{stalled}\nbatch: {summary}\nqueues seen from {alive[0]}:\n{queues}") from None
     total_s = time.monotonic() - began
     counts = count_batch(db, batch, BATCH)
-    alive = [n for n in NODES if n != victim]
-    new_leaders = stage_queue_leaders(d, alive[0])
+    new_leaders = shared_queue_leaders(d, alive[0])
     report(
         f"cluster-{fault}-batch",
         {"victim": victim, "recovery_s": round(recovery_s, 2), "summary": counts.summary()},
@@ -107,8 +114,8 @@ def run_batch_with_fault(d: Deployment, db: TaskDB, fault: str) -> dict[str, Any
     figures = {
         "fault": fault,
         "victim": victim,
-        "stage_queue_leaders_before": dict(leaders),
-        "stage_queue_leaders_after": dict(new_leaders),
+        "shared_queue_leaders_before": dict(leaders),
+        "shared_queue_leaders_after": dict(new_leaders),
         "tasks": BATCH,
         "completed": counts.completed,
         "lost": counts.lost,
@@ -124,7 +131,7 @@ def run_batch_with_fault(d: Deployment, db: TaskDB, fault: str) -> dict[str, Any
     }
     report(f"cluster-{fault}", figures)
     counts.assert_clean()
-    assert victim not in new_leaders, f"{victim} still leads a stage queue after its loss: {new_leaders}"
+    assert victim not in new_leaders, f"{victim} still leads a shared queue after its loss: {new_leaders}"
     return figures
 
 

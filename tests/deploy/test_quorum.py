@@ -75,6 +75,12 @@ def test_tasks_run_end_to_end_on_quorum_queues(quorum_settings: Settings) -> Non
         assert q["arguments"]["x-queue-type"] == "quorum"
         assert q["arguments"]["x-delivery-limit"] == DELIVERY_LIMIT, (name, q)
         assert q["arguments"]["x-dead-letter-exchange"] == topology.dead_letter_exchange
+    # nothing shared stays classic (a classic queue is lost with its one node on a cluster)
+    shared = [q.name for q in [*topology.durable_queues(), *topology.retry_queues()]]
+    assert {name: queues[name]["type"] for name in shared} == dict.fromkeys(shared, "quorum")
+    for spec in topology.retry_queues():
+        args = queues[spec.name]["arguments"]
+        assert args["x-dead-letter-strategy"] == "at-least-once" and args["x-overflow"] == "reject-publish"
     print({n: q["type"] for n, q in sorted(queues.items())})
 
 
@@ -115,5 +121,29 @@ def test_delivery_limit_dead_letters_a_message_every_consumer_requeues(quorum_se
             pytest.fail(f"the message never reached {dlq} after {deliveries} deliveries")
         # delivered once, then redelivered up to the limit, then dead-lettered
         assert deliveries == DELIVERY_LIMIT + 1, deliveries
+    finally:
+        conn.close()
+
+
+def test_a_retry_delay_queue_on_quorum_hands_the_message_back_to_its_stage(quorum_settings: Settings) -> None:
+    topology = Topology.of(quorum_settings)
+    with AmqpTransport(quorum_settings.broker_url, name="quorum-declare") as t:
+        declare_all(t, topology)
+    stage = PIPELINE[1]
+    delay = topology.retry_queue_spec(stage, 1)
+    conn = pika.BlockingConnection(pika.URLParameters(quorum_settings.broker_url))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("", delay.name, b"again", pika.BasicProperties(delivery_mode=2), mandatory=True)
+        deadline = time.monotonic() + 10 + (delay.message_ttl_ms or 0) / 1000
+        while time.monotonic() < deadline:
+            _, _, body = ch.basic_get(topology.stage_queue(stage), auto_ack=True)
+            if body is not None:
+                assert body == b"again"
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the message never came back from {delay.name} to {topology.stage_queue(stage)}")
     finally:
         conn.close()

@@ -41,7 +41,8 @@ from sustainml.messages import (
     encode_task,
 )
 from sustainml.messages import headers as H
-from sustainml.topology import STAGES_BY_NODE, USER_INPUT, Topology
+from sustainml.messages.kinds import USER_INPUT
+from sustainml.topology import STAGES_BY_NODE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, PublishNacked, TransportError
 from sustainml.transport.memory import MemoryBroker, MemoryTransport

@@ -38,17 +38,15 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import from_wire, limits
 from sustainml.messages import types as T
+from sustainml.messages.kinds import RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
     ALL_NODES_KEY,
     NODE_NAMES,
     PIPELINE,
-    RECORD_KINDS,
     STAGES_BY_KIND,
-    USER_INPUT,
-    NodeID,
     Topology,
 )
-from sustainml.transport.amqp import _queue_arguments  # the exact x-arguments sent on the wire
+from sustainml.transport.amqp import queue_arguments  # the exact x-arguments sent on the wire
 from sustainml.transport.base import QueueSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +153,7 @@ def exchanges_table(topo: Topology | None = None) -> str:
 
 
 def _args_text(spec: QueueSpec) -> str:
-    args = _queue_arguments(spec)
+    args = queue_arguments(spec)
     return "<br>".join(f"`{k}={v}`" for k, v in args.items())
 
 

@@ -48,7 +48,8 @@ from sustainml.messages import (
     to_json_dict,
     to_wire,
 )
-from sustainml.topology import BASELINE_KINDS, PIPELINE, RECORD_KINDS
+from sustainml.messages.kinds import BASELINE_KINDS, RECORD_KINDS
+from sustainml.topology import PIPELINE
 
 # -- strategies: valid values for every field of every type ------------------------------------
 

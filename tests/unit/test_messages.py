@@ -43,9 +43,10 @@ from sustainml.messages import (
     pack_array,
     unpack_array,
 )
+from sustainml.messages.kinds import RECORD_KINDS
+from sustainml.messages.kinds import NodeID as KindsNodeID
 from sustainml.messages.types import packb
-from sustainml.topology import RECORD_KINDS
-from sustainml.topology import NodeID as TopologyNodeID
+from sustainml.topology import PIPELINE
 
 # -- IDL fidelity ------------------------------------------------------------------------------
 
@@ -202,7 +203,8 @@ def test_enum_orders_match_the_seed() -> None:
 
 
 def test_node_id_is_the_topology_enum_and_schema_version_is_1() -> None:
-    assert NodeID is TopologyNodeID
+    assert NodeID is KindsNodeID
+    assert all(type(stage.node_id) is NodeID for stage in PIPELINE)  # the topology's stages share it
     assert SCHEMA_VERSION == 1
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sustainml.messages.kinds import KIND_OF_NODE, NODE_OF_KIND, RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
     NODE_NAMES,
     PIPELINE,
-    RECORD_KINDS,
-    USER_INPUT,
-    NodeID,
     Topology,
     resolve_stage,
 )
@@ -76,6 +74,19 @@ def test_work_queues_dead_letter_to_their_own_dlq() -> None:
     assert Topology("ns", "quorum").stage_queue_spec(PIPELINE[0]).queue_type == "quorum"
 
 
+def test_on_quorum_every_shared_queue_is_replicated() -> None:
+    """A classic queue lives on one node: on a cluster that loses that node, a client that
+    re-declares the topology on reconnect is refused (its home node is down) and stalls."""
+    topo = Topology("ns", "quorum")
+    shared = [*topo.durable_queues(), *topo.retry_queues()]
+    assert shared and {q.queue_type for q in shared} == {"quorum"}
+    # a delay queue's every message goes back into work: dead-lettered at least once
+    assert all(q.dead_letter_at_least_once for q in topo.retry_queues())
+    assert not any(q.dead_letter_at_least_once for q in topo.durable_queues())
+    classic = Topology("ns")
+    assert {q.queue_type for q in [*classic.durable_queues(), *classic.retry_queues()]} == {"classic"}
+
+
 @pytest.mark.parametrize(
     ("name", "node"),
     [
@@ -93,3 +104,8 @@ def test_resolve_stage_accepts_the_usual_spellings(name: str, node: str) -> None
 def test_resolve_stage_lists_valid_names() -> None:
     with pytest.raises(KeyError, match="expected one of: ml_model_metadata"):
         resolve_stage("gpu_picker")
+
+
+def test_the_message_models_stage_names_are_the_pipelines() -> None:
+    assert list(NODE_OF_KIND.items()) == [(s.kind, s.node) for s in PIPELINE]
+    assert {s.node: s.kind for s in PIPELINE} == KIND_OF_NODE

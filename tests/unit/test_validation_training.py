@@ -79,3 +79,34 @@ def test_the_v100_forecast_uses_the_volta_mfu() -> None:
     # 6·N·D plus attention: 6 x 96 layers x 2,048 context x 12,288 width per token (catalogue shape)
     assert est.mfu == 0.24
     assert est.flops == pytest.approx(6 * 175e9 * 300e9 + 6 * 96 * 2048 * 12288 * 300e9)
+
+
+def test_every_row_names_where_its_figures_are_published() -> None:
+    # A URL, an arXiv id or a DOI, and the part of the source (table, section or card heading).
+    for row in training.load():
+        source = row["source"]
+        assert "http" in source or "arXiv:" in source or "doi:" in source, row["name"]
+        parts = ("table", "section", "hardware", "training")
+        assert any(word in source.lower() for word in parts), row["name"]
+
+
+def test_a_run_is_counted_once() -> None:
+    names = [r["name"] for r in training.load()]
+    assert len(names) == len(set(names))
+    # The same run under two sources is scored once in the forecast (BLOOM).
+    bloom = [r for r in training.load() if r["name"].startswith("BLOOM-176B")]
+    assert sum(not r.get("forecast_not_scored") for r in bloom) == 1
+
+
+def test_a_row_by_hand_granite_and_its_forecast_counts_active_parameters() -> None:
+    rows = {r["name"]: r for r in training.load()}
+    # Granite 3.0 report, table 7: GPU-hours x 700 W x PUE 1.3, x 0.39 kgCO2eq/kWh
+    dense = rows["Granite 3.0 2B"]
+    est, kg = training.estimate(dense, forecast=False)
+    assert est.energy_wh == pytest.approx(192_030 * 700 * 1.3)
+    assert kg == pytest.approx(192_030 * 700 * 1.3 / 1000 * 0.39)
+    # A mixture of experts is forecast on its active parameters (400M of 1.3B), plus attention
+    # (6 x 24 layers x 4,096 sequence x 16 heads x 64 per head, per token).
+    moe = rows["Granite 3.0 1B-A400M"]
+    forecast_est, _ = training.estimate(moe, forecast=True)
+    assert forecast_est.flops == pytest.approx(6 * 0.4e9 * 10e12 + 6 * 24 * 4096 * 16 * 64 * 10e12)

@@ -60,6 +60,8 @@ def install() -> None:
     from sustainml import rpc
     from sustainml.orchestrator import client, core, taskdb
     from sustainml.transport.amqp import AmqpTransport
+    from sustainml.transport.amqp.consumer import Consumers
+    from sustainml.transport.amqp.declarer import Declarer
     from sustainml.workers import runtime
 
     publish = AmqpTransport.publish
@@ -74,18 +76,18 @@ def install() -> None:
         fut.add_done_callback(lambda _f: record(label, start, time.time()))
         return fut
 
-    on_message = AmqpTransport._on_message
+    on_message = Consumers._on_message
 
     def traced_on_message(
-        self: AmqpTransport, c: Any, generation: int, ch: Any, method: Any, props: Any, body: bytes
+        self: Consumers, c: Any, generation: int, ch: Any, method: Any, props: Any, body: bytes
     ) -> None:
         now = time.time()
         record(f"deliver {_tail(c.queue)} [{props.type}]", now, now)
         on_message(self, c, generation, ch, method, props, body)
 
-    run_handler = AmqpTransport._run_handler
+    run_handler = Consumers._run_handler
 
-    def traced_run_handler(self: AmqpTransport, c: Any, d: Any) -> None:
+    def traced_run_handler(self: Consumers, c: Any, d: Any) -> None:
         start = time.time()
         try:
             run_handler(self, c, d)
@@ -93,9 +95,9 @@ def install() -> None:
             record(f"handler {_tail(c.queue)} [{d.message.type}]", start, time.time())
 
     AmqpTransport.publish = traced_publish  # type: ignore[method-assign]
-    AmqpTransport._on_message = traced_on_message  # type: ignore[method-assign]
-    AmqpTransport._run_handler = traced_run_handler  # type: ignore[method-assign]
-    _timed(AmqpTransport, "_channel_op", "sync channel op (bind/unbind/declare...)")
+    Consumers._on_message = traced_on_message  # type: ignore[method-assign]
+    Consumers._run_handler = traced_run_handler  # type: ignore[method-assign]
+    _timed(Declarer, "_channel_op", "sync channel op (bind/unbind/declare...)")
     _timed(runtime.Node, "_run_task", "Node._run_task")
     _timed(runtime, "decode_task", "worker decode_task")
     _timed(runtime, "encode_task", "worker encode_task")
