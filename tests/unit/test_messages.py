@@ -50,7 +50,7 @@ from sustainml.topology import PIPELINE
 
 # -- IDL fidelity ------------------------------------------------------------------------------
 
-# Field names in the order of the seed IDL (data-model.txt), then the documented extensions.
+# Field names in the order of upstream's IDL (data-model.txt), then the documented extensions.
 IDL_FIELDS: dict[type[Record], list[str]] = {
     TaskId: ["problem_id", "iteration_id"],
     GeoLocation: ["continent", "region"],
