@@ -21,15 +21,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sustainml.attribution import Attribution, load_key, role_of_user
 from sustainml.config import ConfigError, Settings
 from sustainml.messages import (
-    RECORD_TYPES,
     CmdNode,
     CmdTask,
     MessageError,
@@ -39,19 +37,33 @@ from sustainml.messages import (
     TaskId,
     UserInput,
     from_wire,
-    to_wire,
 )
 from sustainml.messages import headers as H
-from sustainml.orchestrator.node_calls import config_call, publish_control
-from sustainml.orchestrator.protocol import (
-    H_WATCH_MODE,
+from sustainml.messages.tasks import (
+    TASK_EVENT,
     TERMINAL_STATES,
-    WATCH_DIRECT,
+    CancelReply,
+    CancelRequest,
+    ListReply,
+    ListRequest,
+    NodeReport,
+    Request,
     RequestError,
+    ResultReply,
+    ResultRequest,
+    StatusRequest,
+    SubmitReply,
+    SubmitRequest,
+    TaskEvent,
     TaskResult,
-    request,
+    TaskState,
+    TaskSummary,
+    encode_request,
     unpack,
 )
+from sustainml.orchestrator.node_calls import config_call, publish_control
+from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT
+from sustainml.orchestrator.service import EventHandler, EventSubscription, Health, event_bindings
 from sustainml.rpc import RpcClient, RpcError, RpcTimeout
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport import amqp_transport
@@ -73,6 +85,20 @@ class _NoAnswer(OrchestratorError):
     """No reply within the timeout (a submission is then sent again with its key)."""
 
 
+class UnknownTask(OrchestratorError, KeyError):
+    """The orchestrator does not know the task (a ``KeyError``, as in process)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _refusal(error: str) -> OrchestratorError:
+    # The wire carries no error codes: an unknown task is told by its message (§9.3).
+    if error.startswith("task ") and error.endswith(" does not exist"):
+        return UnknownTask(error)
+    return OrchestratorError(error)
+
+
 @dataclass(frozen=True)
 class StageEvent:
     """One stage output seen on the watch queue."""
@@ -89,7 +115,7 @@ class TaskStateEvent:
     """A task state change the orchestrator stored (running, succeeded, failed, cancelled)."""
 
     task_id: TaskId
-    state: str
+    state: TaskState
     stage: str | None
     error: str | None
 
@@ -104,10 +130,12 @@ class _Tracked:
     user_input: dict[str, Any] | None = None  # wire form as submitted (new problems only)
     started: bool = False  # the start event arrived (so no earlier event can be missing)
     outputs: dict[str, Record] = field(default_factory=dict)  # by kind, in arrival order
-    final: dict[str, Any] | None = None  # the terminal TaskEvent
+    final: TaskEvent | None = None  # the terminal TaskEvent
 
 
 class Client:
+    """The remote ``OrchestratorService`` (service.py), plus live progress of watched tasks."""
+
     def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.topology = Topology.of(self.settings)
@@ -147,10 +175,10 @@ class Client:
         self.close()
 
     # -- orchestrator requests ---------------------------------------------------------------
-    def _call(self, op: str, *, headers: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    def _call(self, req: Request, *, headers: dict[str, Any] | None = None) -> dict[str, Any]:
         timeout = self.settings.rpc_timeout
         try:
-            answer = self._rpc_call(request(op, **fields), headers or {}, timeout)
+            answer = self._rpc_call(encode_request(req), headers or {}, timeout)
         except RpcTimeout:
             raise _NoAnswer(
                 f"the orchestrator did not answer within {timeout:g} s: is it running? "
@@ -160,7 +188,7 @@ class Client:
             raise OrchestratorError(str(exc)) from None
         reply = unpack(answer.body)
         if not reply.get("ok"):
-            raise OrchestratorError(str(reply.get("error") or "request refused"))
+            raise _refusal(str(reply.get("error") or "request refused"))
         return reply
 
     def _rpc_call(self, body: bytes, headers: dict[str, Any], timeout: float) -> Message:
@@ -185,12 +213,12 @@ class Client:
         again, for up to ``SUSTAINML_SUBMIT_TIMEOUT`` s, and the orchestrator returns the task the
         key already created instead of creating a second one."""
         headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue(), H_WATCH_MODE: WATCH_DIRECT} if watch else None
-        wire = to_wire(user_input)
         key = idempotency_key or f"client-{uuid.uuid4().hex}"
+        req = SubmitRequest(user_input, key)
         deadline = time.monotonic() + self.settings.submit_timeout
         while True:
             try:
-                reply = self._call("submit", headers=headers, user_input=wire, idempotency_key=key)
+                reply = self._call(req, headers=headers)
                 break
             except _NoAnswer as exc:
                 if time.monotonic() >= deadline:
@@ -198,15 +226,24 @@ class Client:
                         f"{exc} (submission {key} tried for {self.settings.submit_timeout:g} s)"
                     ) from None
                 log.info("submission %s not answered; sending it again (same key)", key)
-        task_id = from_wire(TaskId, reply["task_id"])
+        task_id = SubmitReply.from_wire(reply).task_id
         if watch and user_input.previous_iteration == 0:
             # Stored as sent (an iteration's input is merged with its base by the orchestrator).
             with self._tracked_lock:
-                self._track(task_id).user_input = wire
+                self._track(task_id).user_input = req.fields()["user_input"]
         return task_id
 
     def result(self, task_id: TaskId) -> TaskResult:
-        return TaskResult.from_wire(self._call("result", task_id=to_wire(task_id))["result"])
+        return ResultReply.from_wire(self._call(ResultRequest(task_id))).result
+
+    def task(self, task_id: TaskId) -> TaskSummary:
+        res = self.result(task_id)  # the one request that names a task
+        return TaskSummary(
+            res.task_id, res.state, res.error, res.current_stage, res.created_at, res.finished_at, res.note
+        )
+
+    def outputs(self, task_id: TaskId, kinds: Collection[str]) -> dict[str, Record | None]:
+        return {kind: rec if kind in kinds else None for kind, rec in self.result(task_id).outputs.items()}
 
     def wait(
         self, task_id: TaskId, timeout: float = 120.0, on_progress: ProgressCallback | None = None
@@ -246,11 +283,7 @@ class Client:
                 event = None
             if isinstance(event, StageEvent) and on_progress is not None:
                 on_progress(event)
-            elif (
-                isinstance(event, TaskStateEvent)
-                and event.task_id in pending
-                and event.state in TERMINAL_STATES
-            ):
+            elif isinstance(event, TaskStateEvent) and event.task_id in pending and event.state.is_terminal:
                 res = self._finished_result(event.task_id) or self.result(event.task_id)
                 pending.discard(event.task_id)
                 polled.pop(event.task_id, None)
@@ -286,20 +319,63 @@ class Client:
         return _result_from_events(task_id, tracked) or self.result(task_id)
 
     def status(self) -> dict[str, Any]:
-        reply = self._call("status")
+        """The ``status`` reply as JSON-ready maps (node statuses by name)."""
+        reply = self._call(StatusRequest())
         return {
             "nodes": {name: Status(v).name for name, v in reply["nodes"].items()},
             "replicas": reply["replicas"],
         }
 
+    def nodes(self) -> NodeReport:
+        return NodeReport.from_wire(self._call(StatusRequest()))
+
     def cancel(self, task_id: TaskId | None = None) -> TaskId | None:
-        reply = self._call("cancel", task_id=to_wire(task_id) if task_id else None)
-        return from_wire(TaskId, reply["task_id"]) if reply.get("task_id") else None
+        return CancelReply.from_wire(self._call(CancelRequest(task_id))).task_id
 
     def list_tasks(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return list(self._call("list", state=state, limit=limit, offset=offset)["tasks"])
+        """The ``list`` reply's task maps as sent (§9.6)."""
+        req = ListRequest(TaskState(state) if state else None, limit=limit, offset=offset)
+        return list(self._call(req)["tasks"])
 
-    def config(self, node: str, configuration: str, timeout: float | None = None) -> ResponseType:
+    def tasks(
+        self, state: TaskState | None = None, problem_id: int | None = None, limit: int = 50, offset: int = 0
+    ) -> list[TaskSummary]:
+        return ListReply.from_wire(self._call(ListRequest(state, problem_id, limit, offset))).tasks
+
+    def latest(self) -> TaskId | None:
+        rows = self.tasks(limit=1)
+        return rows[0].task_id if rows else None
+
+    def task_counts(self) -> dict[TaskState, int]:
+        """Tasks per state, by paging through ``list`` (the protocol has no count)."""
+        counts = dict.fromkeys(TaskState, 0)
+        for state in TaskState:
+            while len(page := self.tasks(state, limit=1000, offset=counts[state])) > 0:
+                counts[state] += len(page)
+                if len(page) < 1000:
+                    break
+        return counts
+
+    def health(self) -> Health:
+        try:
+            self.tasks(limit=1)  # answered only once the orchestrator read its TaskDB
+            database = True
+        except OrchestratorError as exc:
+            log.warning("health: the orchestrator did not answer: %s", exc)
+            database = False
+        return Health(broker=self.transport.is_open, database=database)
+
+    def queue_counts(self, queue: str) -> tuple[int, int]:
+        return self.transport.queue_counts(queue)
+
+    def watch(self, handler: EventHandler) -> EventSubscription:
+        spec = self.topology.private_queue_spec("watch", f"{self.id}-live", event_bindings(self.topology))
+        return EventSubscription(self.transport, spec).start(handler)
+
+    def stop(self) -> None:
+        self.close()
+
+    def config_request(self, node: str, configuration: str, timeout: float | None = None) -> ResponseType:
         """A configuration request straight to the node's replicas (no orchestrator needed)."""
         with self._lock:
             self._tx += 1
@@ -308,6 +384,8 @@ class Client:
         return config_call(
             self._rpc, self.topology, stage, configuration, tx, timeout or self.settings.rpc_timeout
         )
+
+    config = config_request  # the name the CLI knows
 
     def control(
         self,
@@ -354,34 +432,30 @@ class Client:
 
     def _on_watch(self, delivery: Delivery) -> None:
         delivery.ack()  # a progress view; the orchestrator holds the durable copy
-        if delivery.message.type != "TaskEvent":
+        if delivery.message.type != TASK_EVENT:
             log.warning("unexpected %r message on the watch queue; ignored", delivery.message.type)
             return
         try:
-            ev = unpack(delivery.message.body)
-            task_id = from_wire(TaskId, ev.get("task_id"))
-            state = str(ev.get("state"))
-            completed = ev.get("completed")
+            ev = TaskEvent.decode(delivery.message.body)
             stage_event: StageEvent | None = None
-            if completed:
-                failed = ev.get("error") if state == "failed" else None
-                raw = ev.get("record")
-                kind = resolve_stage(str(completed)).kind
-                record = from_wire(RECORD_TYPES[kind], raw) if isinstance(raw, dict) else None
+            record: Record | None = None
+            if ev.completed:
+                failed = ev.error if ev.state is TaskState.FAILED else None
+                record = ev.output()
                 elapsed = time.monotonic() - self._started
-                stage_event = StageEvent(task_id, str(completed), failed, elapsed, record)
+                stage_event = StageEvent(ev.task_id, ev.completed, failed, elapsed, record)
             # Tracked before the events are queued: a waiter woken by them finds it up to date.
             with self._tracked_lock:
-                tracked = self._track(task_id)
-                if stage_event is not None and stage_event.record is not None:
-                    tracked.outputs[resolve_stage(stage_event.node).kind] = stage_event.record
-                elif not completed and state == "running":
+                tracked = self._track(ev.task_id)
+                if ev.kind is not None and record is not None:
+                    tracked.outputs[ev.kind] = record
+                elif not ev.completed and ev.state is TaskState.RUNNING:
                     tracked.started = True
-                if state in TERMINAL_STATES:
+                if ev.state in TERMINAL_STATES:
                     tracked.final = ev
             if stage_event is not None:
                 self._events.put(stage_event)
-            self._events.put(TaskStateEvent(task_id, state, ev.get("stage"), ev.get("error")))
+            self._events.put(TaskStateEvent(ev.task_id, ev.state, ev.stage, ev.error))
         except (RequestError, MessageError, KeyError) as exc:
             log.warning("unreadable task event on the watch queue: %s", exc)
 
@@ -392,35 +466,18 @@ def _result_from_events(task_id: TaskId, tracked: _Tracked) -> TaskResult | None
     known. (Failed and cancelled tasks are asked for: which outputs were stored is not provable
     from the events.)"""
     final = tracked.final
+    snapshot = final.snapshot() if final is not None else None
     if (
-        final is None
-        or final.get("state") != "succeeded"
+        snapshot is None
+        or snapshot.state is not TaskState.SUCCEEDED
         or not tracked.started
         or tracked.user_input is None
         or set(tracked.outputs) != _STAGE_KINDS
-        or not isinstance(final.get("created_at"), str)
     ):
         return None
     try:
         user_input = from_wire(UserInput, tracked.user_input)
-        created_at = datetime.fromisoformat(final["created_at"])
-        finished = final.get("finished_at")
-        finished_at = datetime.fromisoformat(finished) if isinstance(finished, str) else None
-    except (MessageError, ValueError) as exc:
+    except MessageError as exc:
         log.warning("task %s: result not built from its events (%s); asking the orchestrator", task_id, exc)
         return None
-    user_input.task_id = task_id  # as the orchestrator stamps it
-    note = final.get("note")
-    stage = final.get("stage")
-    error = final.get("error")
-    return TaskResult(
-        task_id=task_id,
-        state="succeeded",
-        user_input=user_input,
-        outputs=dict(tracked.outputs),
-        error=str(error) if error is not None else None,
-        current_stage=str(stage) if stage is not None else None,
-        note=str(note) if note is not None else None,
-        created_at=created_at,
-        finished_at=finished_at,
-    )
+    return TaskResult.assemble(task_id, user_input, tracked.outputs, snapshot)

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sustainml.messages import CmdTask, Status, TaskId
-from sustainml.orchestrator.taskdb import TaskKey, TaskRow, TaskState
+from sustainml.messages.tasks import TaskEvent, TaskState
+from sustainml.orchestrator.taskdb import TaskRow
 from sustainml.topology import ALL_NODES_KEY
 from sustainml.transport.base import TransportError
 
@@ -57,14 +58,14 @@ class DeadlineSweeper:
 
     def _tick(self) -> None:
         orch = self.orchestrator
-        if orch._stopped.is_set():
+        if orch.stopped:
             return
         try:
             self.sweep()
         except Exception:  # the sweeper must survive a DB hiccup; the next tick tries again
             log.exception("stage-deadline sweep failed")
         finally:
-            if not orch._stopped.is_set():
+            if not orch.stopped:
                 orch.transport.call_later(self.interval, self._tick)
 
     def overdue(self, now: datetime | None = None) -> list[TaskRow]:
@@ -88,20 +89,22 @@ class DeadlineSweeper:
         for row in self.overdue(now):
             reason = deadline_reason(row.current_stage, self.deadline, statuses.get(row.current_stage or ""))
             # set_state refuses if the task finished meanwhile (a terminal state is never replaced).
-            if not orch.db.set_state(TaskKey(row.problem_id, row.iteration_id), "failed", error=reason):
+            task_id = row.key
+            if not orch.db.set_state(task_id, TaskState.FAILED, error=reason):
                 continue
-            task_id = TaskId(problem_id=row.problem_id, iteration_id=row.iteration_id)
             log.warning("task %s failed: %s", task_id, reason)
             self.expired += 1
             failed.append(task_id)
             try:
-                fut = orch._publish_task_event(task_id, "failed", row.current_stage, reason)
+                fut = orch.watchers.announce(
+                    TaskEvent(task_id, TaskState.FAILED, row.current_stage, error=reason)
+                )
                 with suppress(FutureTimeout):
                     fut.result(EVENT_TIMEOUT)
                 orch.control(ALL_NODES_KEY, cmd_task=CmdTask.CMD_STOP_TASK, task_id=task_id)
             except (TransportError, FutureTimeout) as exc:  # stored already; watchers poll the DB too
                 log.warning("task %s: deadline failure not announced: %s", task_id, exc)
-            orch._forget_watcher(task_id)
+            orch.watchers.forget(task_id)
         if failed:
-            orch._notify()
+            orch.notify()
         return failed

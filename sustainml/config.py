@@ -23,6 +23,41 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class EstimationSettings:
+    """What the estimation library and the shipped stage logic read from disk and configuration.
+
+    Nodes hand theirs to their stage logic (``Settings.estimation``), so two deployments with
+    different settings can run in one process."""
+
+    #: measurements (``measurements/``), the latency and local-cpu calibrations
+    data_dir: Path = field(default_factory=_default_data_dir)
+    #: built ONNX graphs of catalogue models (and stored raw models); None: ``<data_dir>/models``
+    graph_cache: Path | None = None
+    #: directories a user's model file may be read from; empty: ``<data_dir>/user-models``
+    model_dirs: tuple[Path, ...] = ()
+    #: grid carbon intensity override in gCO2e/kWh, as written ("" = none); it is checked when a
+    #: task uses it, so a bad value fails that task with the variable's name, not the node's start
+    grid_ci: str = ""
+
+    @property
+    def graph_cache_dir(self) -> Path:
+        return self.graph_cache if self.graph_cache is not None else self.data_dir / "models"
+
+    @property
+    def user_model_dirs(self) -> list[Path]:
+        """The allowed user-model directories, resolved."""
+        dirs = self.model_dirs or (self.data_dir / "user-models",)
+        return [d.expanduser().resolve() for d in dirs]
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """What the task encoder reads: where its exported weights and training cache live."""
+
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
 class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     namespace: str = "sustainml"
@@ -60,6 +95,29 @@ class Settings:
     http_header_timeout: float = 10.0
     upload_quota_bytes: int = 1024 * 1_048_576
     upload_retention_days: float = 30.0
+    # Estimation and the task encoder (read through ``estimation`` and ``encoder``)
+    grid_ci: str = ""
+    cache_dir: str = ""
+    model_dirs: str = ""
+    encoder_cache_dir: str = ""
+
+    @property
+    def estimation(self) -> EstimationSettings:
+        """The estimation section: what the stage logic and the estimation library use."""
+        return EstimationSettings(
+            data_dir=self.data_dir,
+            graph_cache=Path(self.cache_dir).expanduser() if self.cache_dir.strip() else None,
+            model_dirs=tuple(Path(p).expanduser() for p in self.model_dirs.split(os.pathsep) if p.strip()),
+            grid_ci=self.grid_ci.strip(),
+        )
+
+    @property
+    def encoder(self) -> EncoderSettings:
+        """The task encoder's section."""
+        explicit = self.encoder_cache_dir.strip()
+        return EncoderSettings(
+            cache_dir=Path(explicit).expanduser() if explicit else self.data_dir / "cache" / "encoder"
+        )
 
     @property
     def namespace_dir(self) -> Path:
@@ -151,6 +209,30 @@ class Settings:
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"SUSTAINML_HTTP={self.http!r}: expected host:port or 'off'")
         return host.strip("[]"), int(port)
+
+
+def environment_settings() -> Settings:
+    """This process's settings from its environment, for library calls made without settings
+    (command-line tools, notebooks, the module-level stage callbacks). Nodes never rely on it:
+    they hand their own settings to their stage logic. Re-read whenever a variable it depends on
+    changes; parsed once otherwise (module-level callbacks ask for it on every task)."""
+    global _environment_memo
+    key = tuple(os.environ.get(var) for var in _ENVIRONMENT_VARIABLES)
+    memo = _environment_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    settings = Settings.from_env()
+    _environment_memo = (key, settings)
+    return settings
+
+
+#: What ``Settings.from_env`` reads: its variables, and those of the default data directory.
+_ENVIRONMENT_VARIABLES: tuple[str, ...] = (
+    *(f"SUSTAINML_{f.name.upper()}" for f in fields(Settings)),
+    "XDG_DATA_HOME",
+    "HOME",
+)
+_environment_memo: tuple[tuple[str | None, ...], Settings] | None = None
 
 
 _INT_FIELDS = {

@@ -16,20 +16,24 @@ from sustainml.workers.runtime import Node
 def shipped_node(
     name: str,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     transport: Transport | None = None,
     replica_id: str | None = None,
 ) -> Node:
-    """The node class of ``name`` wired to its shipped logic module ``sustainml.workers.logic.<kind>``."""
+    """The node class of ``name`` wired to its shipped logic module ``sustainml.workers.logic.<kind>``,
+    configured by ``settings`` (the caller's: the CLI's, a deployment's)."""
     stage = resolve_stage(name)
     logic = importlib.import_module(f"sustainml.workers.logic.{stage.kind}")
     cls = NODE_CLASSES[stage.node]
-    warm_up = getattr(logic, "warm_up", None)
+    settings = settings or Settings.from_env()
+    # The stage's callbacks bound to this node's settings, so that two deployments can share a process.
+    bound = logic.for_settings(settings) if hasattr(logic, "for_settings") else logic
+    warm_up = getattr(bound, "warm_up", None)
     if callable(warm_up):
         warm_up()  # e.g. train or load the task encoder now, not on the first task
     return cls(
-        callback=logic.task_callback,
-        service_callback=logic.configuration_callback,
+        callback=bound.task_callback,
+        service_callback=bound.configuration_callback,
         settings=settings,
         transport=transport,
         replica_id=replica_id,
@@ -37,7 +41,7 @@ def shipped_node(
 
 
 def run_shipped(name: str) -> None:
-    """Entry point of ``python -m sustainml.workers.<node>``."""
+    """Entry point of ``python -m sustainml.workers.<node>``: configured by the environment."""
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -1,19 +1,17 @@
 """``create_app(settings, orchestrator)``: the FastAPI application.
 
-The orchestrator is the running ``Orchestrator`` of this process (the server lives beside it);
-every handler calls its Python API. Blocking calls (TaskDB reads, publishes with confirms,
+The orchestrator is an ``OrchestratorService`` (orchestrator/service.py): the running
+``Orchestrator`` of this process (the server lives beside it) or a remote ``Client``; every
+handler calls that interface only. Blocking calls (TaskDB reads, publishes with confirms,
 configuration RPCs) run in the thread pool; long-polls and SSE wait on the event hub without
 holding a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,60 +22,23 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic_core import PydanticSerializationError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sustainml import __version__
+from sustainml.api import compat, v1
+from sustainml.api.deps import ApiContext
 from sustainml.api.events import EventHub
 from sustainml.api.metrics import ApiMetrics
 from sustainml.api.security import BodyLimit, RequestCounter, SiteGuard, TokenCheck
 from sustainml.config import Settings
-from sustainml.messages import MessageError, TaskId
-from sustainml.orchestrator.core import Orchestrator, SubmitError
-from sustainml.orchestrator.protocol import TaskResult
-from sustainml.transport.base import TransportError
+from sustainml.messages import MessageError
+from sustainml.orchestrator.service import OrchestratorService, SubmitError, TransportError
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOAD_PATH = "/v1/datasets"
 THREADS = 100  # blocking handlers at once (the default 40 is low beside slow configuration RPCs)
-
-
-@dataclass
-class ApiContext:
-    settings: Settings
-    orch: Orchestrator
-    hub: EventHub
-    metrics: ApiMetrics
-    auth: TokenCheck
-    on_terminate: Callable[[], None]
-
-    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(fn, *args, **kwargs)
-
-    async def wait_result(
-        self, task_id: TaskId, ready: Callable[[TaskResult], bool], timeout: float
-    ) -> tuple[TaskResult, bool]:
-        """Poll the stored result until ``ready`` (or the task is finished, or ``timeout``);
-        woken by the task's events, re-checked at least every second. ``KeyError`` if unknown."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.hub.watch(task_id.key) as changed:
-                res: TaskResult = await self.call(self.orch.result, task_id)
-                if ready(res):
-                    return res, True
-                remaining = deadline - time.monotonic()
-                if res.done or remaining <= 0 or self.hub.closing:
-                    return res, False
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
-
-
-def context(request: Request) -> ApiContext:
-    ctx = request.app.state.ctx
-    assert isinstance(ctx, ApiContext)
-    return ctx
 
 
 def _field_path(loc: Any) -> str:
@@ -111,7 +72,7 @@ def _validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
 
 def create_app(
     settings: Settings,
-    orchestrator: Orchestrator,
+    orchestrator: OrchestratorService,
     *,
     on_terminate: Callable[[], None] | None = None,
     bound_hosts: tuple[str, ...] = (),
@@ -119,8 +80,6 @@ def create_app(
     """The API of a started orchestrator. ``on_terminate`` is what ``POST /terminate`` calls (the
     CLI stops the orchestrator and the server; default: ``orchestrator.stop``). ``bound_hosts``:
     the address the server listens on, also accepted as ``Host``."""
-    from sustainml.api import compat, v1
-
     metrics = ApiMetrics(orchestrator)
     hub = EventHub(orchestrator, observe_stage=metrics.observe_stage, count_event=metrics.count_event)
 

@@ -8,11 +8,23 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from sustainml.api import hfcompat, views
-from sustainml.api.app import ApiContext, context
+from sustainml.api.deps import (
+    AUTH,
+    BROKER,
+    INVALID,
+    NOT_FOUND,
+    NOT_READY,
+    TOO_LARGE,
+    ApiContext,
+    Auth,
+    Ctx,
+    IdempotencyKey,
+    Responses,
+)
 from sustainml.api.schemas import (
     LONG_POLL_MAX_S,
     CancelAnswer,
@@ -33,41 +45,14 @@ from sustainml.api.schemas import (
     UserInputBody,
 )
 from sustainml.messages import TaskId
-from sustainml.messages.kinds import NodeID
-from sustainml.orchestrator.protocol import TaskResult
-from sustainml.topology import STAGES_BY_ID
+from sustainml.messages.kinds import KIND_OF_NODE, NodeID
+from sustainml.messages.tasks import TaskResult, TaskState
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["compatible (upstream REST)"])
-Ctx = Annotated[ApiContext, Depends(context)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=100,
-        description="a retry with the same key returns the task the first request created",
-    ),
-]
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown task"}}
-INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody, "description": "invalid body"}}
-AUTH: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "token missing or wrong"}}
-BROKER: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "broker unavailable"}}
-TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"model": ErrorBody, "description": "body too large"}}
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    504: {"model": ErrorBody, "description": "the output(s) did not arrive within `timeout`"}
-}
 HELLO = 'Hello world! Use "/terminate" route to stop Back-end node.'
 NO_OUTPUT_YET = "Nodes have not reported any output yet.\n"
-
-
-def _auth(request: Request) -> None:
-    context(request).auth(request)
-
-
-Auth = Depends(_auth)
 
 
 @router.get("/", response_model=MessageBody)
@@ -99,28 +84,28 @@ def user_input(ctx: Ctx, body: UserInputBody, idempotency_key: IdempotencyKey = 
 def config_request(ctx: Ctx, body: ConfigRequestBody) -> dict[str, Any]:
     """A configuration request: to `node_id` when given, else routed on its keyword (§12.2).
     The node's own `success`/`err_code` are returned."""
-    stage = views.route_configuration(body.configuration, body.node_id)
-    res = ctx.orch.config_request(stage.node, body.configuration, body.timeout)
+    node = views.route_configuration(body.configuration, body.node_id)
+    res = ctx.orch.config_request(node, body.configuration, body.timeout)
     return {"message": "Configuration request sent successfully.", "response": views.config_compat(res)}
 
 
 @router.get("/status", response_model=StatusAll)
 def status_all(ctx: Ctx) -> dict[str, Any]:
-    return {"status": {name: s.name for name, s in ctx.orch.status().items()}}
+    return {"status": {name: s.name for name, s in ctx.orch.nodes().nodes.items()}}
 
 
 @router.post("/status", response_model=StatusAll | StatusOne, responses={**INVALID, **TOO_LARGE})
 def status_one(ctx: Ctx, body: Annotated[StatusQuery | None, Body()] = None) -> dict[str, Any]:
     """`{"node_id": n}` -> that node's status (unknown id: INACTIVE); `{}` -> all of them."""
-    statuses = ctx.orch.status()
+    statuses = ctx.orch.nodes().nodes
     if body is None or body.node_id is None:
         return {"status": {name: s.name for name, s in statuses.items()}}
     return {"status": views.status_of(statuses, body.node_id)}
 
 
 async def _latest(ctx: ApiContext) -> TaskId | None:
-    key = await ctx.call(ctx.orch.db.latest_task)
-    return None if key is None else TaskId(problem_id=key.problem_id, iteration_id=key.iteration_id)
+    latest: TaskId | None = await ctx.call(ctx.orch.latest)
+    return latest
 
 
 def _not_ready(res: TaskResult, what: str, timeout: float) -> JSONResponse:
@@ -129,7 +114,7 @@ def _not_ready(res: TaskResult, what: str, timeout: float) -> JSONResponse:
             "error": f"not ready: {what} for task {res.task_id.key} after {timeout:g} s (state {res.state})",
             "ready": False,
             "task_id": views.task_id_json(res.task_id),
-            "state": res.state,
+            "state": res.state.value,
             "missing": views.missing_nodes(res),
         },
         status_code=504,
@@ -174,15 +159,16 @@ async def results(ctx: Ctx, body: ResultsQuery) -> Any:
     node_id = body.node_id
     if node_id == 9:
         return await _all_results(ctx, task_id, body.timeout)
-    if node_id in STAGES_BY_ID:
-        stage = STAGES_BY_ID[node_id]
+    if node_id in views.NODE_OF_ID:
+        node = views.NODE_OF_ID[node_id]
+        kind = KIND_OF_NODE[node]
         try:
-            res, ready = await ctx.wait_result(task_id, lambda r: stage.kind in r.outputs, body.timeout)
+            res, ready = await ctx.wait_result(task_id, lambda r: kind in r.outputs, body.timeout)
         except KeyError:
             raise HTTPException(404, f"task {task_id.key} does not exist") from None
         if not ready and not res.done:
-            return _not_ready(res, f"{stage.node} output", body.timeout)
-        return {stage.node: views.compat_record(res, stage)}
+            return _not_ready(res, f"{node} output", body.timeout)
+        return {node: views.compat_record(res, node)}
     try:
         res = await ctx.call(ctx.orch.result, task_id)
     except KeyError:
@@ -217,9 +203,9 @@ def cancel(ctx: Ctx, body: Annotated[CancelBody | None, Body()] = None) -> Any:
         return JSONResponse({"status": "not_found"}, status_code=404)
     if cancelled is None:
         return JSONResponse({"status": "not_found"}, status_code=404)
-    state = ctx.orch.result(cancelled).state
-    status = "cancelled" if state == "cancelled" else "already_finished"
-    return {"status": status, "task_id": views.task_id_json(cancelled), "state": state}
+    state = ctx.orch.task(cancelled).state
+    status = "cancelled" if state is TaskState.CANCELLED else "already_finished"
+    return {"status": status, "task_id": views.task_id_json(cancelled), "state": state.value}
 
 
 @router.post("/hf_models_info", response_model=HfModelsInfoAnswer, responses={**INVALID, **TOO_LARGE})
@@ -242,7 +228,7 @@ def _terminate(ctx: ApiContext, request: Request) -> dict[str, str]:
     return {"message": "Terminating...<br>"}
 
 
-FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"model": ErrorBody, "description": "not from loopback"}}
+FORBIDDEN: Responses = {403: {"model": ErrorBody, "description": "not from loopback"}}
 
 
 @router.post("/terminate", response_model=MessageBody, responses={**AUTH, **FORBIDDEN})
@@ -258,7 +244,7 @@ async def shutdown(ctx: Ctx, request: Request) -> dict[str, str]:
     return _terminate(ctx, request)
 
 
-GET_REFUSED: dict[int | str, dict[str, Any]] = {405: {"model": ErrorBody, "description": "use POST"}}
+GET_REFUSED: Responses = {405: {"model": ErrorBody, "description": "use POST"}}
 
 
 @router.get("/terminate", status_code=405, responses=GET_REFUSED, include_in_schema=False)

@@ -1,10 +1,11 @@
 """One broker subscription fanned out to many HTTP clients.
 
-The hub owns one private queue bound to the ``<ns>.tasks`` topic exchange (every TaskEvent the
-orchestrator publishes after storing a change) and to the ``<ns>.status`` fanout (NodeStatus
-heartbeats). Each delivery is turned into a JSON-ready event on the transport's thread and handed
-to the asyncio loop, which copies it into every subscriber's bounded queue (SSE streams), wakes
-the long-polls waiting on that task, and feeds the stage-latency histogram.
+The hub holds one ``watch`` subscription of the orchestrator service: a private queue bound to the
+``<ns>.tasks`` topic exchange (every TaskEvent the orchestrator publishes after storing a change)
+and to the ``<ns>.status`` fanout (NodeStatus heartbeats). Each event is turned into a JSON-ready
+one on the transport's thread and handed to the asyncio loop, which copies it into every
+subscriber's bounded queue (SSE streams), wakes the long-polls waiting on that task, and feeds
+the stage-latency histogram.
 
 Node heartbeats arrive every couple of seconds per replica; only changes become ``node`` events
 (a replica appears, leaves or changes status, or a node type's summary status changes). A replica
@@ -26,13 +27,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from sustainml.api.views import BULKY_FIELDS
-from sustainml.messages import RECORD_TYPES, MessageError, NodeStatus, Status, TaskId, decode, from_wire
+from sustainml.messages import MessageError, NodeStatus, Status
 from sustainml.messages import to_json_dict as record_json
-from sustainml.orchestrator.core import Orchestrator
-from sustainml.orchestrator.protocol import TERMINAL_STATES, RequestError, unpack
-from sustainml.orchestrator.registry import NodeRegistry, ReplicaState
-from sustainml.topology import resolve_stage
-from sustainml.transport.base import Binding, Delivery, TransportError
+from sustainml.messages.tasks import TERMINAL_STATES, ReplicaInfo, TaskEvent
+from sustainml.orchestrator.service import EventSubscription, LiveFact, NodeRegistry, OrchestratorService
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +43,7 @@ SWEEP_INTERVAL = 1.0
 LATENCY_TRACKED_MAX = 10_000  # tasks whose last event time is remembered (stage latency)
 
 TaskKeyStr = str  # "p.i"
+TERMINAL_STATE_NAMES = frozenset(s.value for s in TERMINAL_STATES)
 
 
 @dataclass(frozen=True)
@@ -73,13 +72,12 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def replica_json(r: ReplicaState, now: float | None = None) -> dict[str, Any]:
-    now = time.monotonic() if now is None else now
+def replica_json(r: ReplicaInfo) -> dict[str, Any]:
     return {
         "node_name": r.node_name,
         "replica_id": r.replica_id,
-        "status": Status(r.status).name,
-        "age_s": round(max(0.0, now - r.last_seen), 3),
+        "status": r.status.name,
+        "age_s": r.age_s,
         "in_flight": r.in_flight,
         "processed": r.processed,
         "error_description": r.error_description,
@@ -89,7 +87,7 @@ def replica_json(r: ReplicaState, now: float | None = None) -> dict[str, Any]:
 
 class EventHub:
     def __init__(
-        self, orchestrator: Orchestrator, observe_stage: Any = None, count_event: Any = None
+        self, orchestrator: OrchestratorService, observe_stage: Any = None, count_event: Any = None
     ) -> None:
         self._orch = orchestrator
         self._observe_stage = observe_stage  # callable(node, seconds) or None
@@ -101,8 +99,7 @@ class EventHub:
         self._registry = NodeRegistry(orchestrator.settings.heartbeat_interval)
         self._summary: dict[str, Status] = {}
         self._last_event_at: dict[TaskKeyStr, float] = {}
-        self._queue: str | None = None
-        self._tag: str | None = None
+        self._subscription: EventSubscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.closing = False
 
@@ -110,20 +107,7 @@ class EventHub:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._summary = self._registry.node_status()
-        topo = self._orch.topology
-        spec = topo.private_queue_spec(
-            "api-events",
-            self._orch.id,
-            (Binding(topo.task_exchange, "#"), Binding(topo.status_exchange, "")),
-        )
-        transport = self._orch.transport
-
-        def subscribe() -> str:
-            transport.declare_queue(spec)
-            return transport.consume(spec.name, self._on_delivery, prefetch=256, concurrency=1)
-
-        self._tag = await run_in_threadpool(subscribe)
-        self._queue = spec.name
+        self._subscription = await run_in_threadpool(self._orch.watch, self._on_fact)
         self._sweeper = asyncio.create_task(self._sweep())
 
     def request_close(self) -> None:
@@ -148,36 +132,19 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         self._wake_all()
-        transport, tag, queue = self._orch.transport, self._tag, self._queue
-        self._tag = self._queue = None
-
-        def unsubscribe() -> None:
-            if tag is not None:
-                transport.cancel(tag)
-            if queue is not None:
-                transport.delete_queue(queue)
-
-        if transport.is_open:
-            try:
-                await run_in_threadpool(unsubscribe)
-            except TransportError as exc:  # the queue expires on its own (x-expires)
-                log.warning("event queue %s not removed: %s", queue, exc)
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await run_in_threadpool(subscription.close)
 
     # -- broker side (transport thread) ------------------------------------------------------------
-    def _on_delivery(self, delivery: Delivery) -> None:
-        delivery.ack()  # a live view; the TaskDB holds the durable facts
-        msg = delivery.message
+    def _on_fact(self, fact: LiveFact) -> None:
         try:
-            if msg.type == "TaskEvent":
-                name, data, task = "task", self._task_data(unpack(msg.body)), None
-                task = f"{data['task_id']['problem_id']}.{data['task_id']['iteration_id']}"
-                item: tuple[str, Any, TaskKeyStr | None] = (name, data, task)
-            elif msg.type == "NodeStatus":
-                item = ("status", decode(msg.body, NodeStatus), None)
+            if isinstance(fact, TaskEvent):
+                item: tuple[str, Any, TaskKeyStr | None] = ("task", self._task_data(fact), fact.task_id.key)
             else:
-                return
-        except (RequestError, MessageError, KeyError, TypeError, ValueError) as exc:
-            log.warning("unreadable %s message on the API event queue: %s", msg.type, exc)
+                item = ("status", fact, None)
+        except (MessageError, KeyError, TypeError, ValueError) as exc:
+            log.warning("unreadable TaskEvent on the API event queue: %s", exc)
             return
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -186,27 +153,24 @@ class EventHub:
             loop.call_soon_threadsafe(self._dispatch, *item)
 
     @staticmethod
-    def _task_data(ev: dict[str, Any]) -> dict[str, Any]:
-        task_id = from_wire(TaskId, ev.get("task_id"))
-        completed = ev.get("completed")
+    def _task_data(ev: TaskEvent) -> dict[str, Any]:
         output = None
         omitted: list[str] = []
-        raw = ev.get("record")
-        if completed and isinstance(raw, dict):
-            kind = resolve_stage(str(completed)).kind
+        if ev.completed and ev.record is not None:
             # Megabytes of model and sample bytes do not belong in a live stream that every
             # client receives: they stay in the TaskDB (GET /v1/tasks/{p}/{i}).
-            omitted = [name for name in BULKY_FIELDS if raw.get(name)]
-            slim = {k: v for k, v in raw.items() if k not in BULKY_FIELDS}
-            output = record_json(from_wire(RECORD_TYPES[kind], slim))
+            omitted = [name for name in BULKY_FIELDS if ev.record.get(name)]
+            record = ev.output(leave_out=BULKY_FIELDS)
+            output = record_json(record) if record is not None else None
             for name in BULKY_FIELDS:
-                output.pop(name, None)
+                if output is not None:
+                    output.pop(name, None)
         return {
-            "task_id": {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id},
-            "state": str(ev.get("state")),
-            "stage": ev.get("stage"),
-            "completed": completed,
-            "error": ev.get("error"),
+            "task_id": {"problem_id": ev.task_id.problem_id, "iteration_id": ev.task_id.iteration_id},
+            "state": ev.state.value,
+            "stage": ev.stage,
+            "completed": ev.completed,
+            "error": ev.error,
             "output": output,
             "omitted": omitted,
             "at": _now_iso(),
@@ -225,7 +189,7 @@ class EventHub:
         previous = self._last_event_at.get(task)
         if data["completed"] and previous is not None and self._observe_stage is not None:
             self._observe_stage(data["completed"], now - previous)
-        if data["state"] in TERMINAL_STATES:
+        if data["state"] in TERMINAL_STATE_NAMES:
             self._last_event_at.pop(task, None)
         else:
             if len(self._last_event_at) >= LATENCY_TRACKED_MAX:  # tasks that never finished
@@ -316,9 +280,10 @@ class EventHub:
 
     # -- API used by the routes (on the loop) ----------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        report = self._orch.nodes()
         return {
-            "nodes": {name: s.name for name, s in self._orch.status().items()},
-            "replicas": [replica_json(r) for r in self._orch.replicas()],
+            "nodes": {name: s.name for name, s in report.nodes.items()},
+            "replicas": [replica_json(r) for r in report.replicas],
         }
 
     def subscribe(self, task: TaskKeyStr | None = None, nodes: bool = True) -> Subscription:

@@ -12,10 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sustainml.orchestrator.core import Orchestrator
-from sustainml.orchestrator.protocol import TASK_STATES
-from sustainml.topology import NODE_NAMES, PIPELINE
-from sustainml.transport.base import TransportError
+from sustainml.messages.kinds import NODE_OF_KIND
+from sustainml.orchestrator.service import OrchestratorService, TransportError, monitored_queues
 
 log = logging.getLogger(__name__)
 
@@ -23,33 +21,25 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def count_tasks_by_state(orch: Orchestrator) -> dict[str, int]:
-    """Tasks per state, every known state present (0 when no task is in it)."""
-    return {**dict.fromkeys(TASK_STATES, 0), **orch.db.count_by_state()}
-
-
 class _DeploymentCollector(Collector):
-    def __init__(self, orch: Orchestrator) -> None:
+    def __init__(self, orch: OrchestratorService) -> None:
         self._orch = orch
 
     def collect(self) -> Iterator[Metric]:
         orch = self._orch
         tasks = GaugeMetricFamily("sustainml_tasks", "Tasks in the TaskDB by state", labels=["state"])
         try:
-            for state, n in count_tasks_by_state(orch).items():
-                tasks.add_metric([state], n)
+            for state, n in orch.task_counts().items():
+                tasks.add_metric([state.value], n)
         except Exception as exc:  # a scrape must still answer; the log says why the gauge is missing
             log.warning("metrics: could not count tasks: %s", exc)
         yield tasks
 
         depth = GaugeMetricFamily("sustainml_queue_messages", "Ready messages in a queue", labels=["queue"])
         consumers = GaugeMetricFamily("sustainml_queue_consumers", "Consumers of a queue", labels=["queue"])
-        topo = orch.topology
-        work = [topo.stage_queue(s) for s in PIPELINE] + [topo.orchestrator_results_queue]
-        queues = [*work, topo.orchestrator_requests_queue, *(topo.dead_letter_queue(q) for q in work)]
-        for name in queues:
+        for name in monitored_queues(orch.topology):
             try:
-                ready, n_consumers = orch.transport.queue_counts(name)
+                ready, n_consumers = orch.queue_counts(name)
             except KeyError:
                 continue  # not declared (yet)
             except TransportError as exc:
@@ -61,8 +51,8 @@ class _DeploymentCollector(Collector):
         yield consumers
 
         alive = GaugeMetricFamily("sustainml_replicas_alive", "Live replicas per node", labels=["node"])
-        per_node = dict.fromkeys(NODE_NAMES, 0)
-        for r in orch.replicas():
+        per_node = dict.fromkeys(NODE_OF_KIND.values(), 0)
+        for r in orch.nodes().replicas:
             per_node[r.node_name] = per_node.get(r.node_name, 0) + 1
         for node, n in per_node.items():
             alive.add_metric([node], n)
@@ -70,7 +60,7 @@ class _DeploymentCollector(Collector):
 
 
 class ApiMetrics:
-    def __init__(self, orch: Orchestrator) -> None:
+    def __init__(self, orch: OrchestratorService) -> None:
         self.registry = CollectorRegistry()
         self.stage_latency = Histogram(
             "sustainml_stage_latency_seconds",

@@ -27,9 +27,10 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from sustainml.api.app import ApiContext, create_app
+from sustainml.api.app import create_app
+from sustainml.api.deps import ApiContext
 from sustainml.config import ConfigError, Settings
-from sustainml.orchestrator.core import Orchestrator
+from sustainml.orchestrator.service import OrchestratorService
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class ApiServer:
     def __init__(
         self,
         settings: Settings,
-        orchestrator: Orchestrator,
+        orchestrator: OrchestratorService,
         host: str,
         port: int,
         *,

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import (
     APIRouter,
     Body,
-    Depends,
     File,
     HTTPException,
     Query,
@@ -27,8 +26,17 @@ from fastapi import (
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sustainml.api import views
-from sustainml.api.app import ApiContext, context
-from sustainml.api.compat import AUTH, BROKER, INVALID, NOT_FOUND, TOO_LARGE, Auth, IdempotencyKey
+from sustainml.api.deps import (
+    AUTH,
+    BROKER,
+    INVALID,
+    NOT_FOUND,
+    TOO_LARGE,
+    Auth,
+    Ctx,
+    IdempotencyKey,
+    Responses,
+)
 from sustainml.api.events import replica_json
 from sustainml.api.metrics import CONTENT_TYPE
 from sustainml.api.schemas import (
@@ -46,34 +54,23 @@ from sustainml.api.schemas import (
     V1UserInputBody,
 )
 from sustainml.api.security import prune_uploads
-from sustainml.messages import RECORD_TYPES, MessageError, TaskId, UserInput, decode
-from sustainml.orchestrator.taskdb import TaskKey, TaskRow
-from sustainml.topology import resolve_stage
+from sustainml.datasets import allowed_data_dirs, dataset_formats
+from sustainml.messages import TaskId
+from sustainml.messages.tasks import TaskState
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-Ctx = Annotated[ApiContext, Depends(context)]
 ProblemId = Annotated[int, PathParam(ge=1, le=2**32 - 1)]
 IterationId = Annotated[int, PathParam(ge=1, le=2**32 - 1)]
-UNSUPPORTED: dict[int | str, dict[str, Any]] = {
-    415: {"model": ErrorBody, "description": "unsupported file type"}
-}
-UNKNOWN_NODE: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown node"}}
+UNSUPPORTED: Responses = {415: {"model": ErrorBody, "description": "unsupported file type"}}
+UNKNOWN_NODE: Responses = {404: {"model": ErrorBody, "description": "unknown node"}}
 COPY_CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _tid(p: int, i: int) -> TaskId:
     return TaskId(problem_id=p, iteration_id=i)
-
-
-def _description(blob: bytes) -> str:
-    try:
-        return decode(blob, UserInput).problem_short_description if blob else ""
-    except MessageError as exc:  # an unreadable stored input must not hide the task from the list
-        log.warning("stored user input unreadable: %s", exc)
-        return ""
 
 
 # -- tasks -----------------------------------------------------------------------------------------
@@ -90,7 +87,7 @@ def submit_task(ctx: Ctx, body: V1UserInputBody, idempotency_key: IdempotencyKey
     header, a retry with the same key returns the task the first request created."""
     ui = views.user_input_from_body(body.model_dump(exclude_none=True))
     task_id = ctx.orch.submit(ui, idempotency_key=f"http-{idempotency_key}" if idempotency_key else None)
-    return {"task_id": views.task_id_json(task_id), "state": ctx.orch.result(task_id).state}
+    return {"task_id": views.task_id_json(task_id), "state": ctx.orch.task(task_id).state.value}
 
 
 @router.get("/v1/tasks", response_model=TaskList, tags=["tasks"], responses={**INVALID})
@@ -106,27 +103,15 @@ def list_tasks(
 ) -> dict[str, Any]:
     """Tasks, newest first, optionally filtered by state and problem, one page at a time; each with
     its headline figures unless `summary=false`."""
-    rows = ctx.orch.list_tasks(state=state, problem_id=problem_id, limit=limit, offset=offset)
+    rows = ctx.orch.tasks(TaskState(state) if state else None, problem_id, limit, offset)
+    # Only the four records a summary needs are decoded; an unreadable one leaves its figures out.
     tasks = [
-        views.task_summary(r, _description(r.user_input), _figures(ctx, r) if summary else None) for r in rows
+        views.task_summary(
+            r, views.task_figures(ctx.orch.outputs(r.task_id, views.SUMMARY_KINDS)) if summary else None
+        )
+        for r in rows
     ]
     return {"tasks": tasks, "limit": limit, "offset": offset, "count": len(tasks)}
-
-
-def _figures(ctx: ApiContext, row: TaskRow) -> dict[str, Any]:
-    """The summary of one listed task from its stored outputs (only the four records it needs are
-    decoded; one unreadable record leaves its figures out, it does not hide the task)."""
-    records: dict[str, Any] = {}
-    for kind, blob in ctx.orch.db.get_outputs(row.key).items():
-        if kind not in views.SUMMARY_KINDS:
-            records[kind] = None  # present: counts as a stage done
-            continue
-        try:
-            records[kind] = decode(blob, RECORD_TYPES[kind])
-        except MessageError as exc:
-            log.warning("task %s: stored %s output unreadable: %s", row.key, kind, exc)
-            records[kind] = None
-    return views.task_figures(records)
 
 
 @router.get(
@@ -168,8 +153,10 @@ def iterate_task(
 ) -> dict[str, Any]:
     """A new iteration branched from task {p, i}: inherits its input (the body's fields override
     it) and gets its outputs as baselines."""
-    if ctx.orch.db.get_task(TaskKey(p, i)) is None:
-        raise HTTPException(404, f"task {p}.{i} does not exist")
+    try:
+        ctx.orch.task(_tid(p, i))
+    except KeyError:
+        raise HTTPException(404, f"task {p}.{i} does not exist") from None
     raw = body.model_dump(exclude_none=True) if body is not None else {}
     extra = raw.get("extra_data")
     if isinstance(extra, str):
@@ -186,7 +173,7 @@ def iterate_task(
             merged.pop("model_family", None)
         ui.set_extra(merged)
     task_id = ctx.orch.submit(ui)
-    return {"task_id": views.task_id_json(task_id), "state": ctx.orch.result(task_id).state}
+    return {"task_id": views.task_id_json(task_id), "state": ctx.orch.task(task_id).state.value}
 
 
 @router.post(
@@ -202,7 +189,7 @@ def cancel_task(ctx: Ctx, p: ProblemId, i: IterationId) -> dict[str, Any]:
         ctx.orch.cancel(_tid(p, i))
     except KeyError:
         raise HTTPException(404, f"task {p}.{i} does not exist") from None
-    return {"task_id": {"problem_id": p, "iteration_id": i}, "state": ctx.orch.result(_tid(p, i)).state}
+    return {"task_id": {"problem_id": p, "iteration_id": i}, "state": ctx.orch.task(_tid(p, i)).state.value}
 
 
 @router.get(
@@ -231,9 +218,10 @@ def export_task(ctx: Ctx, p: ProblemId, i: IterationId, format: Literal["json", 
 @router.get("/v1/nodes", response_model=NodesAnswer, tags=["nodes"])
 def nodes(ctx: Ctx) -> dict[str, Any]:
     """Status per node type and per live replica."""
+    report = ctx.orch.nodes()
     return {
-        "nodes": {name: s.name for name, s in ctx.orch.status().items()},
-        "replicas": [replica_json(r) for r in ctx.orch.replicas()],
+        "nodes": {name: s.name for name, s in report.nodes.items()},
+        "replicas": [replica_json(r) for r in report.replicas],
     }
 
 
@@ -247,10 +235,10 @@ def nodes(ctx: Ctx) -> dict[str, Any]:
 def node_config(ctx: Ctx, node: str, body: NodeConfigBody) -> dict[str, Any]:
     """A configuration request to one node type; the node's own answer comes back."""
     try:
-        stage = resolve_stage(node)
-    except KeyError as exc:
+        answer = ctx.orch.config_request(node, body.configuration, body.timeout)
+    except KeyError as exc:  # the service names no such node
         raise HTTPException(404, str(exc.args[0])) from None
-    return views.config_v1(ctx.orch.config_request(stage.node, body.configuration, body.timeout))
+    return views.config_v1(answer)
 
 
 # -- datasets --------------------------------------------------------------------------------------
@@ -278,15 +266,13 @@ def upload_dataset(
 ) -> dict[str, Any]:
     """Store an uploaded dataset under the first allowed data directory and profile it through
     ML_MODEL_METADATA's `dataset_path` configuration request."""
-    # Imported here: pyarrow is heavy, and only uploads need the data-directory rules.
-    from sustainml.workers.logic.encoder.dataset_profile import FORMATS, allowed_dirs
-
+    formats = dataset_formats()
     stem, ext = _safe_name(file.filename or "")
-    if ext not in FORMATS:
+    if ext not in formats:
         raise HTTPException(
-            415, f"file: unsupported type {ext or '(none)'!r}; supported: {', '.join(sorted(FORMATS))}"
+            415, f"file: unsupported type {ext or '(none)'!r}; supported: {', '.join(sorted(formats))}"
         )
-    folder = allowed_dirs()[0] / "uploads"
+    folder = allowed_data_dirs()[0] / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     removed = prune_uploads(
         folder,
@@ -377,21 +363,14 @@ async def events(
     responses={503: {"model": HealthAnswer, "description": "broker or TaskDB down"}},
 )
 def healthz(ctx: Ctx) -> Any:
-    broker = ctx.orch.transport.is_open
-    try:
-        ctx.orch.db.latest_task()
-        database = True
-    except Exception as exc:  # any database failure means "not healthy"; the log says which
-        log.warning("healthz: TaskDB not readable: %s", exc)
-        database = False
-    ok = broker and database
+    health = ctx.orch.health()
     body = {
-        "status": "ok" if ok else "unavailable",
-        "broker": broker,
-        "database": database,
+        "status": "ok" if health.ok else "unavailable",
+        "broker": health.broker,
+        "database": health.database,
         "orchestrator": ctx.orch.id,
     }
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=200 if health.ok else 503)
 
 
 @router.get(

@@ -11,10 +11,13 @@ from typing import Any
 
 from sustainml.display import MODEL_SENTINELS, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import MessageError, ResponseType, TaskId, UserInput, from_json_dict, to_json_dict
-from sustainml.messages.kinds import NodeID
-from sustainml.orchestrator.protocol import TaskResult
-from sustainml.orchestrator.taskdb import TaskRow
-from sustainml.topology import PIPELINE, STAGES_BY_ID, STAGES_BY_NODE, Stage
+from sustainml.messages.kinds import KIND_OF_NODE, NODE_OF_KIND, NodeID
+from sustainml.messages.tasks import TaskResult, TaskSummary
+
+#: The pipeline's nodes in order; each produces the record kind ``KIND_OF_NODE[node]``.
+NODES: tuple[str, ...] = tuple(NODE_OF_KIND.values())
+#: The pipeline's nodes by upstream node id (0-5).
+NODE_OF_ID: dict[int, str] = {int(NodeID[node]): node for node in NODES}
 
 DEFAULT_MODEL_FAMILY = "Transformers"
 #: Record fields that can hold megabytes (ML_MODEL's sample arrays and model file): left out of
@@ -111,7 +114,7 @@ def omit_fields(detail: dict[str, Any], names: list[str]) -> dict[str, Any]:
     drop = {n.strip() for n in names if n.strip()}
     if not drop:
         return detail
-    for node in ("USER_INPUT", *(s.node for s in PIPELINE)):
+    for node in ("USER_INPUT", *NODES):
         rec = detail.get(node)
         if isinstance(rec, dict):
             for name in drop:
@@ -139,35 +142,35 @@ def task_figures(outputs: dict[str, Any]) -> dict[str, Any]:
     for kind, name in _FIGURES:
         rec = outputs.get(kind)
         out[name] = float(getattr(rec, name)) if rec is not None and not sentinel else None
-    out["stages_done"] = [s.node for s in PIPELINE if s.kind in outputs]
+    out["stages_done"] = [node for node in NODES if KIND_OF_NODE[node] in outputs]
     out["alerts"] = [a.to_json() for a in task_alerts(outputs)]
     return out
 
 
-def task_summary(row: TaskRow, description: str, figures: dict[str, Any] | None = None) -> dict[str, Any]:
+def task_summary(task: TaskSummary, figures: dict[str, Any] | None = None) -> dict[str, Any]:
     """One item of ``GET /v1/tasks``; ``figures`` (``task_figures``) when asked for."""
     return {
-        "task_id": {"problem_id": row.problem_id, "iteration_id": row.iteration_id},
-        "state": row.state.value,
-        "current_stage": row.current_stage,
-        "error": row.error,
-        "note": row.note,
-        "problem_short_description": description,
-        "base_iteration": row.base_iteration,
-        "created_at": row.created_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "task_id": task_id_json(task.task_id),
+        "state": task.state.value,
+        "current_stage": task.current_stage,
+        "error": task.error,
+        "note": task.note,
+        "problem_short_description": task.description or "",
+        "base_iteration": task.base_iteration,
+        "created_at": task.created_at.isoformat() if task.created_at else None,
+        "finished_at": task.finished_at.isoformat() if task.finished_at else None,
         "summary": figures,
     }
 
 
-def compat_record(res: TaskResult, stage: Stage) -> dict[str, Any]:
+def compat_record(res: TaskResult, node: str) -> dict[str, Any]:
     """One node's output as the upstream ``/results`` shows it, with every field and lists as
     arrays; ``raw_model`` is left out as upstream does (model bytes do not belong in a poll)."""
-    rec = res.outputs.get(stage.kind)
+    rec = res.outputs.get(KIND_OF_NODE[node])
     if rec is None:
         p, i = res.task_id.problem_id, res.task_id.iteration_id
         return {
-            "Error": f"Failed to get {stage.node} data for task {{{p}, {i}}}",
+            "Error": f"Failed to get {node} data for task {{{p}, {i}}}",
             "task_id": task_id_json(res.task_id),
         }
     out = to_json_dict(rec)
@@ -176,7 +179,7 @@ def compat_record(res: TaskResult, stage: Stage) -> dict[str, Any]:
 
 
 def compat_all(res: TaskResult) -> dict[str, Any]:
-    out: dict[str, Any] = {stage.node: compat_record(res, stage) for stage in PIPELINE}
+    out: dict[str, Any] = {node: compat_record(res, node) for node in NODES}
     out["task_id"] = task_id_json(res.task_id)
     return out
 
@@ -189,23 +192,23 @@ def compat_user_input(res: TaskResult) -> dict[str, Any]:
 
 
 def missing_nodes(res: TaskResult) -> list[str]:
-    return [s.node for s in PIPELINE if s.kind not in res.outputs]
+    return [node for node in NODES if KIND_OF_NODE[node] not in res.outputs]
 
 
-def route_configuration(configuration: str, node_id: int | None) -> Stage:
+def route_configuration(configuration: str, node_id: int | None) -> str:
     """Which node a ``/config_request`` goes to: an explicit ``node_id`` (0-5) wins; else the
     keyword before the first comma; else upstream's substring tests in their order; else
     APP_REQUIREMENTS (upstream's default)."""
-    if node_id is not None and node_id in STAGES_BY_ID:
-        return STAGES_BY_ID[node_id]
+    if node_id is not None and node_id in NODE_OF_ID:
+        return NODE_OF_ID[node_id]
     head = configuration.partition(",")[0].strip().casefold()
     for keywords, node in _KEYWORD_ROUTES:
         if head in keywords:
-            return STAGES_BY_NODE[node]
+            return node
     for keywords, node in _KEYWORD_ROUTES:
         if any(k in configuration for k in keywords):
-            return STAGES_BY_NODE[node]
-    return STAGES_BY_NODE["APP_REQUIREMENTS"]
+            return node
+    return "APP_REQUIREMENTS"
 
 
 def config_compat(res: ResponseType) -> dict[str, Any]:
@@ -245,7 +248,7 @@ def export_csv(detail: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["node", "field", "value"])
-    records = ("USER_INPUT", *(s.node for s in PIPELINE))
+    records = ("USER_INPUT", *NODES)
     for key, value in detail.items():
         if key in records:
             continue

@@ -357,9 +357,10 @@ def measure(info: dict[str, Any] | None = None) -> Calibration:
 
 
 def default_cache_dir() -> Path:
-    from sustainml.config import Settings
+    """For callers without settings: the process environment's data directory."""
+    from sustainml.config import environment_settings
 
-    return Settings.from_env().data_dir
+    return environment_settings().data_dir
 
 
 def _read_cache(path: Path, expected: str) -> Calibration | None:

@@ -8,47 +8,26 @@ writes through to it, so what the user's callback sets is exactly what the runti
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from sustainml.config import Settings
 from sustainml.messages import RequestType, ResponseType
 from sustainml.messages.types import Record
 from sustainml.transport.base import Transport
-from sustainml.workers.runtime import Node, _HybridTerminate
+from sustainml.workers.runtime import Node
 
 from .records import wrap
 
 UserCallback = Callable[..., Any]
 
 
-class _CompatTerminate(_HybridTerminate):
-    """``Cls.terminate()`` stops every node of that class this process created, started or not
-    (the template's signal handler may run while the node is still connecting: a stop then makes
-    ``spin()`` return as soon as it is up); ``node.terminate()`` stops that node."""
-
-    def __get__(self, obj: Node | None, cls: type[Node]) -> Callable[[], None]:
-        if obj is not None:
-            return obj.stop
-
-        def stop_all() -> None:
-            with CompatNode._created_lock:
-                nodes = [n for n in CompatNode._created if isinstance(n, cls)]
-            for node in nodes:
-                node.stop()
-
-        return stop_all
-
-
 class CompatNode(Node):
-    """Base of the six ``sustainml.compat.nodes`` classes (not used directly)."""
+    """Base of the six ``sustainml.compat.nodes`` classes (not used directly).
 
-    _created: ClassVar[weakref.WeakSet[Node]] = weakref.WeakSet()
-    _created_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    terminate = _CompatTerminate()
+    ``Cls.terminate()`` (the template calls it from its signal handler, maybe while the node is
+    still connecting) and ``node.terminate()`` are the runtime's: ``Node.stop_all()`` and
+    ``node.stop()``."""
 
     def __init__(
         self,
@@ -75,8 +54,6 @@ class CompatNode(Node):
             logging.basicConfig(
                 level=self.settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
             )
-        with CompatNode._created_lock:
-            CompatNode._created.add(self)
 
 
 def _wrap_task_callback(callback: UserCallback) -> Callable[..., None]:

@@ -42,10 +42,10 @@ from __future__ import annotations
 import difflib
 import logging
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from sustainml.catalogue import HardwareEntry, RegionEntry, hardware, regions
@@ -212,13 +212,15 @@ def grid_intensity(
     user_value: float | None = None,
     env: Mapping[str, str] | None = None,
     where: str = "UserInput.geo_location_region",
+    grid_ci: str | None = None,
 ) -> GridIntensity:
-    """The intensity for a task: ``user_value`` (extra_data.carbon_intensity), then
-    ``$SUSTAINML_GRID_CI`` (read from ``env``, default ``os.environ``), then the table chain."""
+    """The intensity for a task: ``user_value`` (extra_data.carbon_intensity), then the
+    deployment's override ``grid_ci`` (``Settings.grid_ci``; or ``$SUSTAINML_GRID_CI`` read from
+    ``env``), then the table chain."""
     located = table_intensity(region, continent, where)
     if user_value is not None:
         return _override(located, user_value, "user", "extra_data.carbon_intensity of the task")
-    forced = (os.environ if env is None else env).get(GRID_CI_ENV, "").strip()
+    forced = (grid_ci if grid_ci is not None else (env or {}).get(GRID_CI_ENV, "")).strip()
     if forced:
         return _override(located, env_intensity(forced), "env", f"environment variable {GRID_CI_ENV}")
     return located
@@ -429,9 +431,9 @@ def hardware_options(
     return scope, out
 
 
-def find_hardware(*names: str) -> HardwareEntry | None:
+def find_hardware(*names: str, data_dir: Path | None = None) -> HardwareEntry | None:
     """The first catalogue device any of ``names`` names (``local-cpu``: as measured on this
-    machine, the entry HW_RESOURCES uses)."""
+    machine, the entry HW_RESOURCES uses, calibrated in ``data_dir``)."""
     table = hardware()
     for name in names:
         if name and name.strip():
@@ -440,7 +442,7 @@ def find_hardware(*names: str) -> HardwareEntry | None:
                 # This machine as measured, the figures HW_RESOURCES used: one figure per device.
                 from sustainml.catalogue.localcpu import local_cpu_entry
 
-                return local_cpu_entry()
+                return local_cpu_entry(data_dir)
             if entry is not None:
                 return entry
     return None

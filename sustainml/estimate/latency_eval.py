@@ -299,7 +299,7 @@ def evaluate(
 
     from sustainml.catalogue import models
     from sustainml.catalogue.localcpu import local_cpu_entry, usable_cores
-    from sustainml.workers.logic.hw_resources import analysed, catalogue_file
+    from sustainml.estimate.model_files import analysed, catalogue_file
 
     started = time.perf_counter()
     say = progress or (lambda _msg: None)

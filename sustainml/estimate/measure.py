@@ -153,9 +153,10 @@ def cache_key(model_digest: str, batch_size: int, device: str) -> str:
 
 
 def default_cache_dir() -> Path:
-    from sustainml.config import Settings
+    """For callers without settings: the process environment's data directory."""
+    from sustainml.config import environment_settings
 
-    return Settings.from_env().data_dir / MEASUREMENTS_DIR
+    return environment_settings().data_dir / MEASUREMENTS_DIR
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,25 +16,9 @@ Per operator (``onnxgraphs.analyze.OpCost``; FLOPs = 2 x MACs for the linear lay
   while weights are read once per batch; the arithmetic intensity of weight-heavy layers grows
   with the batch, as on real hardware. The latency is that of the whole batch.
 
-Efficiency factors per device class (``EFFICIENCY``): the roofline with eta = 1 is a lower bound;
-published practice derates it. docs/estimation.md (after cli99/llm-analysis, whose
-README and constants give ~0.5 FLOP efficiency for Megatron-LM training, up to 0.7 for
-inference, and 0.9 as an aggressive memory efficiency) recommends eta_c 0.5-0.7 and eta_m 0.7-0.9:
-
-- cloud: eta_c 0.5, eta_m 0.8, 5 us per op. fp32 small-batch inference sits at the low end for
-  compute; HBM/GDDR streams well; ~5 us is the usual CUDA kernel-launch latency (assumption).
-- server-cpu and desktop (laptop and desktop CPUs/SoCs): 0.5, 0.7, 2 us. Theoretical AVX-512 peaks
-  are rarely sustained; STREAM-like copies reach ~70 % of the DDR peak; onnxruntime node dispatch
-  costs microseconds (assumption).
-- edge, mobile, pim, fpga: 0.5, 0.7, 10 us. Low ends of both ranges: thermally limited devices,
-  less mature kernels (assumption).
-- embedded: 0.5, 0.7, 1 us. MCU kernels run inline: no launch, tiny dispatch (assumption).
-- local: fitted on this machine by ``latency_eval`` against onnxruntime; 0.5, 0.7, 5 us until then.
-
-``local-cpu``'s peak is the *achieved* numpy sgemm rate and its bandwidth a measured copy rate
-(``catalogue/localcpu.py``), so its fitted factors are relative to what this machine demonstrably
-does, not to a datasheet. The calibration lives in ``<SUSTAINML_DATA_DIR>/latency-calibration.json``
-and is used only when it describes this machine (local-cpu fingerprint) and this onnxruntime.
+The efficiency factors and engines per device class are in ``efficiency``, the ``local-cpu``
+calibration in ``calibration``; this module chooses the factors (``efficiency_for``) and evaluates.
+It re-exports their public names, so ``roofline`` is the one import the latency model's callers need.
 
 **Engines and kernel fusion** (``ENGINES``; ``engine=`` or the device class's default,
 ``DEFAULT_ENGINE``):
@@ -58,18 +42,6 @@ Default: ``compiled`` for ``cloud``, ``edge`` and ``mobile`` devices (their infe
 compile the graph: TensorRT, TFLite, Core ML), ``eager`` elsewhere (the ``local`` calibration is
 fitted against onnxruntime per operator).
 
-Efficiency of the compiled engine per device class (``COMPILED_EFFICIENCY``):
-
-- cloud: eta_c 0.8, eta_m 0.9, 2 us per fused kernel; edge and mobile: 0.4, 0.8, 6 us. These
-  four numbers were fitted (least squares of log(estimate / published), grid search) on the rows
-  with an even index of our MLPerf Inference table (``sustainml.validation.mlperf``: TensorRT int8
-  on Jetson AGX Orin, Orin NX, L4, A100 and H100); that table reports the held-out half on its own.
-  Compute efficiency is high on datacenter GPUs because TensorRT's int8 kernels at large batch
-  run near peak (ResNet-50 offline on H100: 88,714 samples/s x 8.2 GFLOP = 37 % of the int8 peak
-  *including* the memory-bound layers), and low on Jetson where batch-1 kernels occupy few SMs.
-  The fixed cost per kernel is of the order of a CUDA launch (~2-5 us, CUDA C++ Best Practices
-  Guide) plus the fill/drain of partly occupied kernels, larger on the small Jetson GPUs.
-
 Not modelled: host-device transfers of inputs and outputs (no link bandwidth in the catalogue),
 overlap between kernels, caches (every byte goes to DRAM/HBM); for the eager engine, operator
 fusion (onnxruntime fuses e.g. Conv + Relu on CPUs; the CPU calibration absorbs its average
@@ -78,226 +50,34 @@ effect).
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 from sustainml.catalogue.schema import HardwareEntry
-from sustainml.onnxgraphs.analyze import ModelReport, OpCost
-
-log = logging.getLogger(__name__)
-
-#: Bytes per element of each precision (int4 packs two values per byte).
-PRECISION_BYTES: Final[dict[str, float]] = {
-    "fp32": 4.0,
-    "tf32": 4.0,
-    "fp16": 2.0,
-    "bf16": 2.0,
-    "int8": 1.0,
-    "int4": 0.5,
-}
-GRAPH_BYTES: Final = 4.0  # the catalogue graphs are fp32
-
-CALIBRATION_FILE: Final = "latency-calibration.json"
-CALIBRATION_VERSION: Final = 1
-
-_RANGE_SOURCE = "docs/estimation.md (eta_c 0.5-0.7, eta_m 0.7-0.9, after cli99/llm-analysis)"
-
-
-@dataclass(frozen=True)
-class Efficiency:
-    """Fractions of peak compute and bandwidth attained, plus a fixed cost per operator."""
-
-    compute: float
-    memory: float
-    op_overhead_s: float
-    source: str
-
-    def __post_init__(self) -> None:
-        if not (self.compute > 0 and self.memory > 0 and self.op_overhead_s >= 0):
-            raise ValueError(f"invalid efficiency factors: {self}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-#: Documented efficiency factors per device class (see the module docstring).
-EFFICIENCY: Final[dict[str, Efficiency]] = {
-    "cloud": Efficiency(
-        0.5, 0.8, 5e-6, f"{_RANGE_SOURCE}: compute low end, memory middle; 5 us kernel launch (assumption)"
-    ),
-    "server-cpu": Efficiency(
-        0.5, 0.7, 2e-6, f"{_RANGE_SOURCE}: low ends; 2 us onnxruntime node dispatch (assumption)"
-    ),
-    "desktop": Efficiency(
-        0.5,
-        0.7,
-        2e-6,
-        f"{_RANGE_SOURCE}: low ends, as server CPUs; 2 us onnxruntime node dispatch (assumption)",
-    ),
-    "edge": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
-    "mobile": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
-    "pim": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
-    "fpga": Efficiency(0.5, 0.7, 10e-6, f"{_RANGE_SOURCE}: low ends; 10 us per op (assumption)"),
-    "embedded": Efficiency(0.5, 0.7, 1e-6, f"{_RANGE_SOURCE}: low ends; 1 us per op (assumption)"),
-    "local": Efficiency(
-        0.5,
-        0.7,
-        5e-6,
-        f"{_RANGE_SOURCE}: low ends, 5 us per op; not calibrated yet "
-        "(run sustainml eval latency --save-calibration)",
-    ),
-}
-FALLBACK_EFFICIENCY: Final = EFFICIENCY["edge"]
-
-#: Engines: ``compiled`` groups operators into fused kernels, ``eager`` runs one kernel per operator.
-ENGINES: Final = ("compiled", "eager")
-#: The engine assumed when none is asked for, by device class (others: ``eager``).
-DEFAULT_ENGINE: Final[dict[str, str]] = {"cloud": "compiled", "edge": "compiled", "mobile": "compiled"}
-
-_COMPILED_SOURCE = (
-    f"{_RANGE_SOURCE}; fixed cost per fused kernel = CUDA launch (~2-5 us, CUDA C++ Best Practices "
-    "Guide) + fill/drain of partly occupied kernels, chosen on the fitting half of the MLPerf table"
+from sustainml.estimate.calibration import (
+    CALIBRATION_FILE,
+    LocalCalibration,
+    calibration_path,
+    load_local_calibration,
+    machine_key,
+    save_local_calibration,
 )
-#: Efficiency of the compiled engine per device class; ``op_overhead_s`` is per fused kernel.
-COMPILED_EFFICIENCY: Final[dict[str, Efficiency]] = {
-    "cloud": Efficiency(0.8, 0.9, 2e-6, f"{_COMPILED_SOURCE}: eta_c 0.8, eta_m 0.9, 2 us on datacenter GPUs"),
-    "edge": Efficiency(
-        0.4, 0.8, 6e-6, f"{_COMPILED_SOURCE}: eta_c 0.4, eta_m 0.8, 6 us on Jetson-class GPUs"
-    ),
-    "mobile": Efficiency(0.4, 0.8, 6e-6, f"{_COMPILED_SOURCE}: as edge (assumption, no mobile rows)"),
-}
-
-
-def default_engine(device_class: str) -> str:
-    """The engine assumed for ``device_class`` when the caller names none."""
-    return DEFAULT_ENGINE.get(device_class, "eager")
-
-
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    return engine
-
-
-# ------------------------------------------------------------------------------------------------
-# local-cpu calibration (written by latency_eval, read here)
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LocalCalibration:
-    """Efficiency factors fitted for ``local-cpu`` on one machine with one onnxruntime."""
-
-    fingerprint: str  # catalogue.localcpu fingerprint of the machine
-    onnxruntime: str
-    compute: float
-    memory: float
-    op_overhead_s: float
-    fitted_at: str
-    fit_models: list[str] = field(default_factory=list)
-    test_models: list[str] = field(default_factory=list)
-    fit_median_ratio: float = 0.0  # measured / estimated, models used for the fit
-    test_median_ratio: float = 0.0  # measured / estimated, held-out models
-    test_worst_ratio: float = 0.0  # the held-out ratio furthest from 1 (either way)
-    peak_flops: float = 0.0  # the local-cpu peak the factors were fitted against (0 = unknown)
-    bandwidth_bytes_s: float = 0.0  # likewise its bandwidth
-
-    def efficiency(self, hw: HardwareEntry | None = None) -> Efficiency:
-        """The fitted factors; for ``hw`` measured differently since (a recalibrated local-cpu),
-        rescaled so that the attained FLOP/s and bytes/s stay those that were fitted."""
-        compute, memory = self.compute, self.memory
-        if hw is not None and self.peak_flops > 0 and self.bandwidth_bytes_s > 0:
-            peak, bandwidth = device_rates(hw)
-            compute *= self.peak_flops / peak
-            memory *= self.bandwidth_bytes_s / bandwidth
-        return Efficiency(
-            compute,
-            memory,
-            self.op_overhead_s,
-            f"fitted on this machine {self.fitted_at} against onnxruntime {self.onnxruntime} "
-            f"({len(self.fit_models)} models; held-out median measured/estimated "
-            f"{self.test_median_ratio:.2f}, worst {self.test_worst_ratio:.2f})",
-        )
-
-
-_calibration_lock = threading.Lock()
-_calibration_memo: dict[Path, tuple[tuple[int, int], LocalCalibration | None]] = {}
-
-
-def calibration_path(directory: Path | None = None) -> Path:
-    if directory is None:
-        from sustainml.config import Settings
-
-        directory = Settings.from_env().data_dir
-    return directory / CALIBRATION_FILE
-
-
-def _machine_key() -> tuple[str, str]:
-    import onnxruntime
-
-    from sustainml.catalogue import localcpu
-
-    return localcpu.fingerprint(localcpu.machine_info()), str(onnxruntime.__version__)
-
-
-_machine_memo: list[tuple[str, str]] = []
-
-
-def machine_key() -> tuple[str, str]:
-    """(local-cpu fingerprint, onnxruntime version) of this process (computed once)."""
-    if not _machine_memo:
-        _machine_memo.append(_machine_key())
-    return _machine_memo[0]
-
-
-def load_local_calibration(directory: Path | None = None) -> LocalCalibration | None:
-    """The saved calibration if it describes this machine and onnxruntime, else ``None``."""
-    path = calibration_path(directory)
-    try:
-        st = path.stat()
-        mtime = (st.st_mtime_ns, st.st_size)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        log.warning("latency calibration %s not readable: %s", path, exc)
-        return None
-    with _calibration_lock:
-        memo = _calibration_memo.get(path)
-        if memo is not None and memo[0] == mtime:
-            return memo[1]
-    result: LocalCalibration | None = None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(raw, dict) and raw.get("version") == CALIBRATION_VERSION:
-            cal = LocalCalibration(**raw["calibration"])
-            if (cal.fingerprint, cal.onnxruntime) == machine_key():
-                result = cal
-            else:
-                log.info("latency calibration %s describes another machine or onnxruntime; not used", path)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        log.warning("ignoring unreadable latency calibration %s: %s", path, exc)
-    with _calibration_lock:
-        _calibration_memo[path] = (mtime, result)
-    return result
-
-
-def save_local_calibration(calibration: LocalCalibration, directory: Path | None = None) -> Path:
-    """Write ``calibration`` atomically; returns the file."""
-    path = calibration_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(
-        json.dumps({"version": CALIBRATION_VERSION, "calibration": asdict(calibration)}, indent=1),
-        encoding="utf-8",
-    )
-    os.replace(tmp, path)
-    return path
+from sustainml.estimate.efficiency import (
+    COMPILED_EFFICIENCY,
+    DEFAULT_ENGINE,
+    EFFICIENCY,
+    ENGINES,
+    FALLBACK_EFFICIENCY,
+    PRECISION_BYTES,
+    Efficiency,
+    check_engine,
+    default_engine,
+    device_rates,
+    precision_scale,
+)
+from sustainml.onnxgraphs.analyze import ModelReport, OpCost
 
 
 def efficiency_for(
@@ -314,11 +94,6 @@ def efficiency_for(
         if cal is not None:
             return cal.efficiency(hw)
     return EFFICIENCY.get(hw.device_class, FALLBACK_EFFICIENCY)
-
-
-# ------------------------------------------------------------------------------------------------
-# The estimate
-# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -413,22 +188,6 @@ class RooflineEstimate:
             "formula": "sum over kernels (fused when compiled, else one per op) of "
             "max(FLOPs / (peak x eta_c), bytes / (bandwidth x eta_m)) + overhead",
         }
-
-
-def precision_scale(precision: str) -> float:
-    """Bytes at ``precision`` relative to the fp32 graph."""
-    if precision not in PRECISION_BYTES:
-        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISION_BYTES)}")
-    return PRECISION_BYTES[precision] / GRAPH_BYTES
-
-
-def device_rates(hw: HardwareEntry, precision: str = "fp32") -> tuple[float, float]:
-    """(peak FLOP/s at ``precision``, bandwidth bytes/s) of ``hw``."""
-    peak = float(hw.peak(precision))
-    bandwidth = float(hw.memory_bandwidth_gbs) * 1e9
-    if peak <= 0 or bandwidth <= 0:
-        raise ValueError(f"hardware {hw.name!r} has no positive peak or bandwidth in the catalogue")
-    return peak, bandwidth
 
 
 def op_times(
@@ -637,6 +396,7 @@ def published_estimate(
     precision: str = "fp32",
     engine: str | None = None,
     kernels: int | None = None,
+    calibration_dir: Path | None = None,
 ) -> RooflineEstimate:
     """Latency of a model known only by its published MACs and parameters (no graph, no
     architecture): the whole-model roofline (``quick_estimate``: FLOPs = 2 x MACs x batch, the
@@ -645,7 +405,7 @@ def published_estimate(
     whole-model roofline is 1.0-1.35x below the per-operator one for models above ~10 M
     parameters and much lower for tiny ones, where the fixed costs dominate and are added here."""
     engine = check_engine(engine or default_engine(hw.device_class))
-    eff = efficiency_for(hw, engine=engine)
+    eff = efficiency_for(hw, calibration_dir, engine=engine)
     n = PUBLISHED_KERNELS[engine] if kernels is None else kernels
     if n < 1:
         raise ValueError(f"kernels: expected a whole number >= 1, got {n!r}")

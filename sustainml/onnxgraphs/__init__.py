@@ -7,6 +7,9 @@
   activation memory of any ONNX model (the input of the roofline estimate).
 - ``usermodel.load_user_model(path | bytes, allowed_dirs, max_bytes)``: validation of a user's model.
 - ``builders.example_inputs(model, batch)``: deterministic inputs for any of these graphs.
+- ``layers.GraphBuilder`` (on ``graph.BaseGraphBuilder``) writes the graphs; the architectures are
+  in ``vision`` (a package, one module per family), ``text``, ``audio`` and ``tabular``; the
+  per-operator counting rules of the analysis in ``opcosts``.
 
     from sustainml.onnxgraphs import analyze, build
     report = analyze(build("resnet-50").path, batch_size=8)

@@ -4,26 +4,8 @@
 walks the nodes once. It works on our synthetic graphs and on users' models alike, and never
 loads external weight data (only tensor shapes are needed).
 
-Counting rules (the convention is MACs internally, FLOPs = 2 x MACs for the linear layers):
-
-| op | MACs | FLOPs |
-|---|---|---|
-| Conv | N x C_out x prod(out spatial) x C_in/groups x prod(kernel) | 2 x MACs |
-| ConvTranspose | N x C_in x prod(in spatial) x C_out/groups x prod(kernel) | 2 x MACs |
-| MatMul / Gemm (and their integer/QLinear forms) | prod(output) x K | 2 x MACs |
-| Einsum (two operands) | product of the sizes of every index letter | 2 x MACs |
-| LSTM / GRU / RNN | seq x batch x directions x gates x hidden x (input + hidden) | 2 x MACs + gate math |
-| element-wise arithmetic, Relu, Max, Min, Where, Clip ... | 0 | 1 per output element |
-| Exp, Log, Erf, Tanh, Sigmoid, Sqrt, Pow, Sin, Cos, Reciprocal | 0 | 4 per output element |
-| HardSigmoid 3, HardSwish 4, LeakyRelu 2, Gelu 8 (per element) | 0 | as listed |
-| Softmax / LogSoftmax | 0 | 5 per element (max, sub, exp, sum, div) |
-| LayerNormalization, InstanceNormalization, GroupNormalization | 0 | 8 per element |
-| BatchNormalization (inference) | 0 | 2 per element |
-| Reduce* | 0 | 1 per input element |
-| MaxPool / AveragePool | 0 | prod(kernel) per output element |
-| GlobalAveragePool / GlobalMaxPool | 0 | 1 per input element |
-| Resize | 0 | 1 (nearest), 4 (linear), 16 (cubic) per output element |
-| data movement (Reshape, Transpose, Concat, Gather, Slice, Pad ...) | 0 | 0 |
+The per-operator MACs and FLOPs follow the counting rules of ``opcosts`` (MACs internally,
+FLOPs = 2 x MACs for the linear layers).
 
 Bytes moved by an op = activation inputs read + weights read + outputs written, at their dtype.
 A Gather from a weight table reads only the gathered rows. Views (Reshape, Flatten, Squeeze,
@@ -46,14 +28,15 @@ are read once per batch): ``batch_mode`` says which applied.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
+
+from sustainml.onnxgraphs.opcosts import FREE, PARAM_TYPES, VIEWS, TensorInfo, attr, node_compute
 
 BatchMode = Literal["symbolic", "scaled", "fixed"]
 
@@ -134,149 +117,10 @@ class ModelReport:
         return d
 
 
-# ---------------------------------------------------------------------------- per-op constants
-_ELEMENTWISE_1 = {
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Relu",
-    "Max",
-    "Min",
-    "Where",
-    "Clip",
-    "Neg",
-    "Abs",
-    "PRelu",
-    "Equal",
-    "Greater",
-    "Less",
-    "GreaterOrEqual",
-    "LessOrEqual",
-    "And",
-    "Or",
-    "Not",
-    "Xor",
-    "Sign",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Mod",
-    "Cast",
-    "CumSum",
-    "BitShift",
-    "IsNaN",
-    "IsInf",
-    "Selu",
-    "Elu",
-    "Celu",
-    "ThresholdedRelu",
-    "Softsign",
-    "Shrink",
-}
-_ELEMENTWISE_4 = {
-    "Exp",
-    "Log",
-    "Erf",
-    "Tanh",
-    "Sigmoid",
-    "Sqrt",
-    "Pow",
-    "Sin",
-    "Cos",
-    "Tan",
-    "Reciprocal",
-    "Softplus",
-    "Asin",
-    "Acos",
-    "Atan",
-    "Sinh",
-    "Cosh",
-    "Asinh",
-    "Acosh",
-    "Atanh",
-    "Mish",
-}
-_ELEMENTWISE_OTHER = {"HardSigmoid": 3, "HardSwish": 4, "LeakyRelu": 2, "Gelu": 8, "FastGelu": 8}
-_NORM_8 = {"LayerNormalization", "InstanceNormalization", "GroupNormalization", "SkipLayerNormalization"}
-_VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
-_FREE = {"Shape", "Size", "Constant", "ConstantOfShape"}
-_MOVE = {
-    "Transpose",
-    "Concat",
-    "Gather",
-    "GatherElements",
-    "GatherND",
-    "Slice",
-    "Pad",
-    "Expand",
-    "Tile",
-    "Split",
-    "ScatterND",
-    "ScatterElements",
-    "DepthToSpace",
-    "SpaceToDepth",
-    "Range",
-    "NonZero",
-    "TopK",
-    "ArgMax",
-    "ArgMin",
-    "OneHot",
-    "Trilu",
-    "EyeLike",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "DynamicQuantizeLinear",
-    "ReverseSequence",
-    "Compress",
-    "Unique",
-    "NonMaxSuppression",
-}
-_BATCH_NAMES = ("batch", "batch_size", "N", "B", "bs")
-_PARAM_TYPES = {
-    TensorProto.FLOAT,
-    TensorProto.FLOAT16,
-    TensorProto.BFLOAT16,
-    TensorProto.DOUBLE,
-    TensorProto.INT8,
-    TensorProto.UINT8,
-    TensorProto.INT4,
-    TensorProto.UINT4,
-    TensorProto.FLOAT8E4M3FN,
-    TensorProto.FLOAT8E5M2,
-}
-
-
-def _itemsize(elem_type: int) -> float:
-    if elem_type in (TensorProto.INT4, TensorProto.UINT4):
-        return 0.5
-    if elem_type in (TensorProto.STRING, TensorProto.UNDEFINED):
-        return 0.0
-    return float(helper.tensor_dtype_to_np_dtype(elem_type).itemsize)
-
-
-@dataclass
-class _Tensor:
-    shape: tuple[int, ...]
-    elem_type: int
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.numel * _itemsize(self.elem_type))
-
-
-def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
 # ---------------------------------------------------------------------------- loading and shapes
+_BATCH_NAMES = ("batch", "batch_size", "N", "B", "bs")
+
+
 def _load(model: onnx.ModelProto | str | Path | bytes) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         copy = onnx.ModelProto()
@@ -349,8 +193,8 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
         raise AnalysisError(f"shape inference failed: {exc}") from exc
 
 
-def _value_table(model: onnx.ModelProto) -> dict[str, _Tensor]:
-    table: dict[str, _Tensor] = {}
+def _value_table(model: onnx.ModelProto) -> dict[str, TensorInfo]:
+    table: dict[str, TensorInfo] = {}
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         if not vi.type.HasField("tensor_type"):
             continue
@@ -360,97 +204,15 @@ def _value_table(model: onnx.ModelProto) -> dict[str, _Tensor]:
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
         if any(d < 0 for d in dims):
             continue
-        table[vi.name] = _Tensor(tuple(dims), tt.elem_type)
+        table[vi.name] = TensorInfo(tuple(dims), tt.elem_type)
     for init in model.graph.initializer:
-        table[init.name] = _Tensor(tuple(init.dims), init.data_type)
+        table[init.name] = TensorInfo(tuple(init.dims), init.data_type)
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output:
-            value = _attr(node, "value")
+            value = attr(node, "value")
             if isinstance(value, TensorProto):
-                table[node.output[0]] = _Tensor(tuple(value.dims), value.data_type)
+                table[node.output[0]] = TensorInfo(tuple(value.dims), value.data_type)
     return table
-
-
-# ---------------------------------------------------------------------------- per-op costs
-def _compute(node: onnx.NodeProto, t: dict[str, _Tensor]) -> tuple[int, int, bool]:
-    """(MACs, FLOPs, modelled) of one node."""
-    op = node.op_type
-
-    def shp(i: int) -> tuple[int, ...]:
-        return t[node.input[i]].shape
-
-    def out_numel() -> int:
-        return sum(t[o].numel for o in node.output if o in t)
-
-    if op in ("Conv", "ConvInteger", "QLinearConv"):
-        w_idx = 3 if op == "QLinearConv" else 1
-        w = shp(w_idx)
-        y = t[node.output[0]].shape
-        macs = math.prod(y) * math.prod(w[1:])
-        return macs, 2 * macs, True
-    if op == "ConvTranspose":
-        # weight is (C_in, C_out/groups, k...): each input element meets C_out/groups x prod(k) taps
-        x, w = shp(0), shp(1)
-        macs = math.prod(x) * math.prod(w[1:])
-        return macs, 2 * macs, True
-    if op in ("MatMul", "MatMulInteger", "QLinearMatMul"):
-        a = shp(0)
-        k = a[-1]
-        macs = out_numel() * k
-        return macs, 2 * macs, True
-    if op == "Gemm":
-        a = shp(0)
-        k = a[0] if int(_attr(node, "transA", 0)) else a[1]
-        macs = out_numel() * k
-        return macs, 2 * macs, True
-    if op == "Einsum":
-        raw = _attr(node, "equation", b"")
-        eq = (raw.decode() if isinstance(raw, bytes) else str(raw)).replace(" ", "").replace("...", "")
-        terms = eq.split("->")[0].split(",")
-        sizes: dict[str, int] = {}
-        for term, name in zip(terms, node.input, strict=False):
-            dims_ = t[name].shape[len(t[name].shape) - len(term) :]
-            sizes.update(zip(term, dims_, strict=False))
-        if len(terms) < 2:
-            return 0, out_numel(), True
-        macs = math.prod(sizes.values())
-        return macs, 2 * macs, True
-    if op in ("LSTM", "GRU", "RNN"):
-        gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
-        x, w = shp(0), shp(1)
-        layout = int(_attr(node, "layout", 0))
-        seq, batch = (x[0], x[1]) if layout == 0 else (x[1], x[0])
-        dirs, hidden, inp = w[0], w[1] // gates, w[2]
-        macs = seq * batch * dirs * gates * hidden * (inp + hidden)
-        gate_flops = seq * batch * dirs * hidden * {"LSTM": 12, "GRU": 10, "RNN": 2}[op]
-        return macs, 2 * macs + gate_flops, True
-    if op in _ELEMENTWISE_1:
-        return 0, out_numel(), True
-    if op in _ELEMENTWISE_4:
-        return 0, 4 * out_numel(), True
-    if op in _ELEMENTWISE_OTHER:
-        return 0, _ELEMENTWISE_OTHER[op] * out_numel(), True
-    if op in ("Sum", "Mean"):
-        return 0, max(len(node.input) - 1, 1) * out_numel(), True
-    if op in ("Softmax", "LogSoftmax"):
-        return 0, 5 * out_numel(), True
-    if op in _NORM_8:
-        return 0, 8 * t[node.input[0]].numel, True
-    if op == "BatchNormalization":
-        return 0, 2 * t[node.input[0]].numel, True
-    if op.startswith("Reduce") or op in ("LpNormalization", "MeanVarianceNormalization"):
-        return 0, t[node.input[0]].numel, True
-    if op in ("MaxPool", "AveragePool", "LpPool"):
-        return 0, out_numel() * math.prod(_attr(node, "kernel_shape", [1])), True
-    if op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
-        return 0, t[node.input[0]].numel, True
-    if op in ("Resize", "Upsample"):
-        mode = _attr(node, "mode", b"nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
-        return 0, {"nearest": 1, "linear": 4, "cubic": 16}.get(mode, 1) * out_numel(), True
-    if op in _VIEWS or op in _FREE or op in _MOVE:
-        return 0, 0, True
-    return 0, 0, False
 
 
 # ---------------------------------------------------------------------------- the analysis
@@ -479,7 +241,7 @@ def analyze(
         tensor = table.get(name)
         if tensor is None:
             continue
-        if tensor.elem_type in _PARAM_TYPES and tensor.numel > 1:
+        if tensor.elem_type in PARAM_TYPES and tensor.numel > 1:
             parameters += tensor.numel
             parameter_bytes += tensor.nbytes
         else:
@@ -492,18 +254,18 @@ def analyze(
         name = node.name or f"{node.op_type}_{idx}"
         known = [n for n in [*node.input, *node.output] if n and n not in table]
         if known:
-            if node.op_type in _FREE:
+            if node.op_type in FREE:
                 ops.append(OpCost(name, node.op_type, 0, 0, 0, 0, 0, ()))
                 continue
             missing.append(f"{name} ({', '.join(known)})")
             continue
-        macs, flops, modelled = _compute(node, table)
+        macs, flops, modelled = node_compute(node, table)
         if not modelled:
             unsupported.add(node.op_type)
         in_bytes = 0
         w_bytes = 0
         out_bytes = sum(table[o].nbytes for o in node.output if o)
-        if node.op_type not in _VIEWS and node.op_type not in _FREE:
+        if node.op_type not in VIEWS and node.op_type not in FREE:
             for pos, inp in enumerate(node.input):
                 if not inp:
                     continue
@@ -556,7 +318,7 @@ def analyze(
 
 
 def _activation_memory(
-    graph: onnx.GraphProto, table: Mapping[str, _Tensor], weights: Iterable[str]
+    graph: onnx.GraphProto, table: Mapping[str, TensorInfo], weights: Iterable[str]
 ) -> tuple[int, int]:
     weight_set = set(weights)
     root: dict[str, str] = {}
@@ -577,9 +339,9 @@ def _activation_memory(
             if not out or out not in table or out in weight_set:
                 continue
             src = node.input[0] if node.input else ""
-            if node.op_type in _VIEWS and src and src not in weight_set and src in table:
+            if node.op_type in VIEWS and src and src not in weight_set and src in table:
                 root[out] = buffer(src)
-            elif node.op_type not in _FREE:
+            elif node.op_type not in FREE:
                 size[out] = table[out].nbytes
     keep = {buffer(o.name) for o in graph.output}
     total = sum(size.values())

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from sustainml.onnxgraphs.layers import BATCH, GraphBuilder
+from sustainml.onnxgraphs.graph import BATCH
+from sustainml.onnxgraphs.layers import GraphBuilder
 from sustainml.onnxgraphs.text import positions, sinusoidal, tied_lookup, token_input, transformer_layer
-from sustainml.onnxgraphs.vision import patch_tokens, vit_encoder
+from sustainml.onnxgraphs.vision.vit import patch_tokens, vit_encoder
 
 
 def whisper(

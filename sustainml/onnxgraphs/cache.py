@@ -32,13 +32,31 @@ import onnx
 
 from sustainml.catalogue import ModelEntry, models
 from sustainml.onnxgraphs import builders
-from sustainml.onnxgraphs.layers import GraphBuilder, WeightsMode
+from sustainml.onnxgraphs.graph import WeightsMode
+from sustainml.onnxgraphs.layers import GraphBuilder
 
 CACHE_ENV = "SUSTAINML_CACHE_DIR"
 FORMAT_VERSION = "1"
 INLINE_LIMIT_BYTES = 64 * 1024 * 1024
 DEFAULT_RAW_MODEL_LIMIT = 16 * 1024 * 1024
-_CODE_MODULES = ("layers.py", "vision.py", "text.py", "audio.py", "tabular.py", "builders.py", "cache.py")
+_CODE_MODULES = (
+    "graph.py",
+    "layers.py",
+    "vision/__init__.py",
+    "vision/image.py",
+    "vision/cnn.py",
+    "vision/vit.py",
+    "vision/detection.py",
+    "vision/segmentation.py",
+    "vision/video.py",
+    "vision/anomaly.py",
+    "vision/diffusion.py",
+    "text.py",
+    "audio.py",
+    "tabular.py",
+    "builders.py",
+    "cache.py",
+)
 
 
 class ModelTooLarge(ValueError):
@@ -61,12 +79,10 @@ class BuildResult:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    from sustainml.config import Settings
+    """For callers without settings: the process environment's graph cache."""
+    from sustainml.config import environment_settings
 
-    return Settings.from_env().data_dir / "models"
+    return environment_settings().estimation.graph_cache_dir
 
 
 @cache

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sustainml.onnxgraphs.layers import BATCH, GraphBuilder
+from sustainml.onnxgraphs.graph import BATCH
+from sustainml.onnxgraphs.layers import GraphBuilder
 
 
 def _input(b: GraphBuilder, shape: Sequence[int], name: str) -> str:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from sustainml.onnxgraphs.layers import BATCH, GraphBuilder
+from sustainml.onnxgraphs.graph import BATCH
+from sustainml.onnxgraphs.layers import GraphBuilder
 
 
 def token_input(b: GraphBuilder, name: str, length: int, vocab: int) -> str:
@@ -385,7 +386,8 @@ def blip_captioning(
     """BLIP captioning (base): ViT-B/16 image encoder at 384x384 (577 tokens), BERT-base text
     decoder with causal self-attention and cross-attention to the image in every layer, LM head
     (dense + GELU + LN + untied decoder with bias, as the released checkpoint stores it)."""
-    from sustainml.onnxgraphs.vision import image_input, patch_tokens, vit_encoder
+    from sustainml.onnxgraphs.vision.image import image_input
+    from sustainml.onnxgraphs.vision.vit import patch_tokens, vit_encoder
 
     pixels = image_input(b, shape)
     with b.scope("vision"):

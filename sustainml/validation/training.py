@@ -34,10 +34,10 @@ from typing import Any
 
 from sustainml.catalogue import hardware
 from sustainml.estimate.carbon import carbon_kg, table_intensity
+from sustainml.estimate.hardware_names import parse_hardware
 from sustainml.estimate.training import TrainingEstimate, estimate_training
 from sustainml.validation.table import Criterion, Table
 from sustainml.workers.logic.carbon_footprint import catalogue_spec
-from sustainml.workers.logic.hardware_names import parse_hardware
 
 DATA = "training_runs.json"
 TOLERANCE = 0.15

@@ -14,6 +14,7 @@ import pytest
 from sustainml.api import hfcompat, views
 from sustainml.api.v1 import _safe_name
 from sustainml.messages import CO2Footprint, HWResource, MessageError, MLModel, MLModelMetadata
+from sustainml.topology import PIPELINE
 from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -181,7 +182,21 @@ def test_openapi_documents_every_route(mem_api: Running) -> None:
     ],
 )
 def test_configuration_routing(configuration: str, node_id: int | None, expected: str) -> None:
-    assert views.route_configuration(configuration, node_id).node == expected
+    assert views.route_configuration(configuration, node_id) == expected
+
+
+def test_api_names_the_pipeline_as_the_topology_does() -> None:
+    # The API reads stage names from the message model, not the topology: both must agree.
+    assert tuple(stage.node for stage in PIPELINE) == views.NODES
+    assert {int(stage.node_id): stage.node for stage in PIPELINE} == views.NODE_OF_ID
+
+
+def test_unknown_node_config_names_the_valid_nodes(mem_api: Running) -> None:
+    r = mem_api.client.post("/v1/nodes/nope/config", json={"configuration": "x"})
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error.startswith("unknown node 'nope'")
+    assert all(stage.kind in error for stage in PIPELINE)
 
 
 def test_user_input_rules() -> None:

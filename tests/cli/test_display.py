@@ -22,7 +22,7 @@ from sustainml.messages import (
     TaskId,
     UserInput,
 )
-from sustainml.orchestrator.protocol import TaskResult
+from sustainml.messages.tasks import TaskResult, TaskState
 
 TID = TaskId(problem_id=3, iteration_id=1)
 NO_MODEL = {
@@ -57,7 +57,7 @@ def _no_model_result() -> TaskResult:
         "hw_resources": hw,
         "carbon_footprint": co2,
     }
-    return TaskResult(task_id=TID, state="succeeded", user_input=UserInput(), outputs=outputs)
+    return TaskResult(task_id=TID, state=TaskState.SUCCEEDED, user_input=UserInput(), outputs=outputs)
 
 
 def test_alerts_of_a_task_without_a_feasible_model() -> None:
@@ -126,7 +126,7 @@ def test_cli_result_cuts_long_values_unless_full(recorded: Console) -> None:
     meta = _meta()
     meta.set_extra({"reason": "because " * 200 + "THE END"})
     res = TaskResult(
-        task_id=TID, state="succeeded", user_input=UserInput(), outputs={"ml_model_metadata": meta}
+        task_id=TID, state=TaskState.SUCCEEDED, user_input=UserInput(), outputs={"ml_model_metadata": meta}
     )
     render.print_result(res)
     text = recorded.export_text()

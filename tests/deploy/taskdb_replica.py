@@ -25,7 +25,11 @@ def allocate(db: TaskDB, n_threads: int, per_thread: int, problem: int | None) -
         start.wait()  # every thread hits the counter row at once
         keys = []
         for _i in range(per_thread):
-            key = db.create_problem(b"\x80") if problem is None else db.create_iteration(problem, b"\x80", 1)
+            key = (
+                db.create_problem(b"\x80")
+                if problem is None
+                else db.submit_iteration(problem, b"\x80", 1).key
+            )
             keys.append((key.problem_id, key.iteration_id))
         return keys
 

@@ -27,7 +27,9 @@ from types import ModuleType
 
 import pytest
 
-from sustainml.orchestrator.taskdb import TaskDB, TaskKey, TaskState
+from sustainml.messages import TaskId
+from sustainml.orchestrator.taskdb import TaskDB, TaskState
+from tests.support.taskdb import count_outputs, create_iteration, next_problem_id
 
 pytestmark = pytest.mark.postgres
 
@@ -116,8 +118,10 @@ def test_a_rolled_back_allocation_is_not_lost_or_reused(postgres_url: str) -> No
     with TaskDB(postgres_url) as db:
         key = db.create_problem(b"\x80")
         with pytest.raises(ValueError):
-            db.create_iteration(key.problem_id, b"\x80", 7)  # bad base: the transaction rolls back
-        assert db.create_iteration(key.problem_id, b"\x80", 1) == TaskKey(key.problem_id, 2)
+            create_iteration(db, key.problem_id, b"\x80", 7)  # bad base: the transaction rolls back
+        assert create_iteration(db, key.problem_id, b"\x80", 1) == TaskId(
+            problem_id=key.problem_id, iteration_id=2
+        )
 
 
 def test_the_same_output_stored_by_two_orchestrators_is_applied_once(postgres_url: str) -> None:
@@ -127,7 +131,7 @@ def test_the_same_output_stored_by_two_orchestrators_is_applied_once(postgres_ur
         keys = [dbs[0].create_problem(b"\x80") for _ in range(20)]
         barrier = threading.Barrier(8)
 
-        def store(args: tuple[int, TaskKey]) -> bool:
+        def store(args: tuple[int, TaskId]) -> bool:
             i, key = args
             barrier.wait()
             return dbs[i % 2].record_output(
@@ -139,7 +143,7 @@ def test_the_same_output_stored_by_two_orchestrators_is_applied_once(postgres_ur
             with ThreadPoolExecutor(8) as pool:
                 fresh = list(pool.map(store, [(i, key) for i in range(8)]))
             assert fresh.count(True) == 1, fresh
-            assert dbs[1].count_outputs(key) == 1
+            assert count_outputs(dbs[1], key) == 1
             row = dbs[1].get_task(key)
             assert row is not None and row.state == TaskState.RUNNING and row.current_stage == "HW_RESOURCES"
     finally:
@@ -168,4 +172,4 @@ def test_allocation_under_contention_is_fast_enough(postgres_url: str) -> None:
         _hammer(postgres_url, 8, 20, None)
         elapsed = time.perf_counter() - t0
         print(f"160 problems from 8 threads in {elapsed * 1000:.0f} ms ({elapsed / 160 * 1000:.2f} ms each)")
-        assert db.next_problem_id() == 161
+        assert next_problem_id(db) == 161

@@ -13,12 +13,13 @@ import pytest
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.messages import UserInput
+from sustainml.messages import TaskId, UserInput
 from sustainml.orchestrator.core import Orchestrator
-from sustainml.orchestrator.taskdb import TaskDB, TaskKey
+from sustainml.orchestrator.taskdb import TaskDB
 from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, QueueSpec
+from tests.support.taskdb import count_outputs
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -79,7 +80,9 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
         assert len({(t.problem_id, t.iteration_id) for t in ids}) == 12, "distinct ids from either replica"
         db = orchestrators[0].db
         for t in ids:
-            assert db.count_outputs(TaskKey(t.problem_id, t.iteration_id)) == len(PIPELINE)
+            assert count_outputs(db, TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id)) == len(
+                PIPELINE
+            )
         print("stage outputs handled per replica:", dict(handled))
         assert handled["orch-a"] >= 1 and handled["orch-b"] >= 1, "both replicas consumed results"
         assert sum(handled.values()) == 12 * len(PIPELINE)
@@ -89,7 +92,7 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
         wait_until(lambda: len(captured) == 12, 20.0, "the tap to see every final output")
         replay = captured[0]
         t = next(t for t in ids if replay.correlation_id == t.key)
-        key = TaskKey(t.problem_id, t.iteration_id)
+        key = TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id)
         before = db.get_task(key)
         total = sum(handled.values())
         tap.publish("", topology.orchestrator_results_queue, replay).result(10)
@@ -103,7 +106,7 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
             before.finished_at,
             before.updated_at,
         ), "a duplicate output must not touch the task"
-        assert db.count_outputs(key) == len(PIPELINE)
+        assert count_outputs(db, key) == len(PIPELINE)
     finally:
         for orch in orchestrators:
             orch.close()

@@ -25,6 +25,7 @@ from tests.faults.conftest import Rig
 from tests.faults.test_faults_workers import record
 from tests.support.batch import batch_input, count_batch, wait_terminal
 from tests.support.private_broker import PrivateBroker
+from tests.support.taskdb import count_outputs
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -72,8 +73,8 @@ def _broker_outage_during_batch(
     transport = orch.transport
     assert isinstance(transport, AmqpTransport)
     wait_until(lambda: transport.is_open, 60, "the orchestrator reconnected")
-    stored = orch.db.count_outputs()
-    wait_until(lambda: orch.db.count_outputs() > stored, 60, "outputs flowing again")
+    stored = count_outputs(orch.db)
+    wait_until(lambda: count_outputs(orch.db) > stored, 60, "outputs flowing again")
     recovered = time.monotonic() - back
     thread.join(120)
     assert not thread.is_alive(), "the publisher is stuck"

@@ -17,10 +17,10 @@ from sustainml.deadletter import H_ATTEMPTS
 from sustainml.deployment import LocalDeployment, TransportFactory, amqp_transports, memory_transports
 from sustainml.messages import TaskId
 from sustainml.messages import headers as H
-from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Delivery, Transport
 from tests.support.batch import batch_input, count_batch, wait_terminal
+from tests.support.taskdb import count_outputs
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults]
@@ -84,7 +84,9 @@ def test_transient_failure_is_retried_with_backoff_then_succeeds(
     assert gaps[0] >= BACKOFF * 0.9 and gaps[1] >= 2 * BACKOFF * 0.9, gaps
     counts = count_batch(dep.orchestrator.db, "retry", 1)
     counts.assert_clean()
-    assert dep.orchestrator.db.count_outputs(TaskKey(tid.problem_id, tid.iteration_id)) == len(PIPELINE)
+    assert count_outputs(
+        dep.orchestrator.db, TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
+    ) == len(PIPELINE)
 
 
 def test_poison_message_is_retried_a_bounded_number_of_times_then_dead_lettered(

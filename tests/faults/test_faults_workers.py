@@ -13,11 +13,11 @@ import pytest
 from sustainml.config import Settings
 from sustainml.messages import Status, TaskId, TaskStatus
 from sustainml.orchestrator.core import Orchestrator
-from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport.amqp import AmqpTransport
 from tests.faults.conftest import Rig
 from tests.support.batch import count_batch, wait_terminal
+from tests.support.taskdb import list_task_events
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -55,7 +55,9 @@ def _interrupted(orch: Orchestrator, ids: list[TaskId], node: str, pid: int) -> 
     for tid in ids:
         events = [
             e
-            for e in orch.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id))
+            for e in list_task_events(
+                orch.db, TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
+            )
             if e.node_name == node and f"-{pid}-" in e.replica_id
         ]
         started = any(e.task_status == int(TaskStatus.RUNNING) for e in events)
@@ -107,7 +109,7 @@ def test_sigkill_of_each_stage_worker_mid_batch_loses_and_duplicates_nothing(
         recoveries[stage.node] = time.monotonic() - killed_at[stage.node]
     wait_terminal(orch.db, ids, 120)
     elapsed = time.monotonic() - began
-    orch._flush_statuses(rearm=False)  # node statuses are written behind, in batches
+    orch.statuses.flush()  # node statuses are written behind, in batches
     interrupted = {s.node: _interrupted(orch, ids, s.node, first[s.node].pid) for s in PIPELINE}
     counts = count_batch(orch.db, "sigkill", len(ids))
     record(
@@ -182,7 +184,7 @@ def test_callback_longer_than_four_heartbeat_timeouts_keeps_its_connection(
     runs = [
         e
         for t in ids
-        for e in orch.db.list_task_events(TaskKey(t.problem_id, t.iteration_id))
+        for e in list_task_events(orch.db, TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id))
         if e.node_name == "HW_RESOURCES" and e.task_status == int(TaskStatus.RUNNING)
     ]
     log = (rig.tmp_path / "worker-HW_RESOURCES.log").read_text()

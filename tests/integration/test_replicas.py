@@ -16,8 +16,8 @@ import pytest
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, TaskStatus, UserInput, to_wire
-from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.workers.logic import hw_resources
+from tests.support.taskdb import count_outputs, list_task_events
 
 pytestmark = pytest.mark.integration
 
@@ -88,10 +88,10 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
         assert to_wire(res.outputs["hw_resources"])["task_id"] == to_wire(tid)
         assert dep.orchestrator is not None
         db = dep.orchestrator.db
-        key = TaskKey(tid.problem_id, tid.iteration_id)
+        key = TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
 
         def hw_events() -> list[Any]:
-            return [e for e in db.list_task_events(key) if e.node_name == "HW_RESOURCES"]
+            return [e for e in list_task_events(db, key) if e.node_name == "HW_RESOURCES"]
 
         deadline = time.monotonic() + 10  # statuses are written behind, in batches
         while not any(e.task_status == int(TaskStatus.SUCCEEDED) for e in hw_events()):
@@ -105,7 +105,12 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
         # before the node's status thread gets to it is reported by its completion event alone.
         started = {e.replica_id for e in hw_events() if e.task_status == int(TaskStatus.RUNNING)}
         assert any(killed in r for r in started), started
-        assert dep.orchestrator.db.count_outputs(TaskKey(tid.problem_id, tid.iteration_id)) == 6
+        assert (
+            count_outputs(
+                dep.orchestrator.db, TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
+            )
+            == 6
+        )
 
 
 def test_sigterm_finishes_the_task_in_flight_then_exits(settings: Settings, tmp_path: Path) -> None:

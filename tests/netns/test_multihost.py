@@ -40,9 +40,9 @@ import pytest
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, UserInput
-from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import PIPELINE, Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
+from tests.support.taskdb import list_task_events
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -246,7 +246,9 @@ def _hosts_per_stage(dep: LocalDeployment, ids: list[TaskId], timeout: float = 1
     while True:
         seen: dict[str, set[str]] = defaultdict(set)
         for tid in ids:
-            for ev in dep.orchestrator.db.list_task_events(TaskKey(tid.problem_id, tid.iteration_id)):
+            for ev in list_task_events(
+                dep.orchestrator.db, TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
+            ):
                 seen[ev.node_name].add(_host_of(ev.replica_id))
         if len(seen) == len(PIPELINE) or time.monotonic() > deadline:
             return dict(seen)

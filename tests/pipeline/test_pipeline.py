@@ -21,6 +21,7 @@ from sustainml.messages import (
     to_wire,
 )
 from sustainml.messages import headers as H
+from sustainml.messages.tasks import TaskEvent
 from sustainml.orchestrator.client import StageEvent
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Delivery, Message
@@ -218,14 +219,14 @@ def test_wait_hands_on_progress_the_last_event_even_when_the_poll_sees_the_end_f
     # finds the task finished while its last events are still on the way.
     dep = deploy()
     assert dep.orchestrator is not None
-    announce = dep.orchestrator._publish_task_event
+    announce = dep.orchestrator.watchers.announce
 
-    def late_final_event(*args: Any, **kwargs: Any) -> Any:
-        if args[1] in ("succeeded", "failed"):
+    def late_final_event(event: TaskEvent) -> Any:
+        if event.state in ("succeeded", "failed"):
             time.sleep(1.4)  # past wait()'s 1 s poll, which then finds the stored result
-        return announce(*args, **kwargs)
+        return announce(event)
 
-    monkeypatch.setattr(dep.orchestrator, "_publish_task_event", late_final_event)
+    monkeypatch.setattr(dep.orchestrator.watchers, "announce", late_final_event)
     client = dep.client()
     events: list[StageEvent] = []
     res = client.wait(client.submit(_ui(), watch=True), 30, events.append)

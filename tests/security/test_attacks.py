@@ -53,7 +53,6 @@ from sustainml.messages import headers as H
 from sustainml.orchestrator.client import Client, OrchestratorError
 from sustainml.orchestrator.core import Orchestrator
 from sustainml.orchestrator.protocol import request, unpack
-from sustainml.orchestrator.taskdb import TaskKey
 from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Message
@@ -84,7 +83,7 @@ class Deployed:
         return self.dep.orchestrator
 
     def task_count(self) -> int:
-        return len(self.orch.list_tasks(limit=1000))
+        return len(self.orch.db.list_tasks(limit=1000))
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +243,7 @@ def test_forged_stage_output_is_not_stored_and_the_real_one_is(deployed: Deploye
             _publish(d.url, "", d.topo.orchestrator_results_queue, forged)
         wait_until(lambda: queue_count(d.url, results_dlq) >= before + 6, 30, "six refused outputs")
         assert d.orch.result(tid).state == "running"
-        stored = d.orch.db.get_outputs(TaskKey(tid.problem_id, tid.iteration_id))
+        stored = d.orch.db.get_outputs(TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id))
         assert "carbon_footprint" not in stored
         assert stored["hw_resources"] != encode(HWResource(power_consumption=1.0, task_id=tid))
         reasons = _dead_reasons(d.settings, "results")
@@ -415,13 +414,13 @@ def test_runaway_num_outputs_is_refused_and_cancel_stops_the_chain(deployed: Dep
     wait_until(lambda: d.orch.db.latest_iteration(tid.problem_id) == 2, 60, "the first automatic iteration")
     d.orch.cancel(tid)  # already succeeded: what is stopped is the chain after it
     time.sleep(3.0)
-    rows = d.orch.list_tasks(problem_id=tid.problem_id)
+    rows = d.orch.db.list_tasks(problem_id=tid.problem_id)
     assert len(rows) < 5, [(r.iteration_id, r.state) for r in rows]
     assert all(r.is_terminal for r in rows)
     assert all(r.state == "cancelled" for r in rows if r.iteration_id > 1 and r.state != "succeeded")
     settled = len(rows)
     time.sleep(2.0)
-    assert len(d.orch.list_tasks(problem_id=tid.problem_id)) == settled  # no further iteration
+    assert len(d.orch.db.list_tasks(problem_id=tid.problem_id)) == settled  # no further iteration
 
 
 def test_hostile_extra_data_and_numbers_are_refused_naming_the_field(

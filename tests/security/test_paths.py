@@ -12,6 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from sustainml.config import EstimationSettings
 from sustainml.messages import MLModel
 from sustainml.onnxgraphs import UserModelError, load_user_model
 from sustainml.workers.logic import hw_resources, ml_model
@@ -95,30 +96,26 @@ def test_user_model_absolute_outside_loops_and_missing(layout: dict[str, Path]) 
         load_user_model(allowed / "ok.onnx", [], MAX)
 
 
-def test_ml_model_stage_confines_extra_data_model_path(
-    layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ml_model_stage_confines_extra_data_model_path(layout: dict[str, Path]) -> None:
     allowed = layout["allowed"]
-    monkeypatch.setenv(hw_resources.MODEL_DIRS_ENV, str(allowed))
-    assert ml_model.resolve_user_path("ok.onnx") == (allowed / "ok.onnx").resolve()  # relative: looked up
+    settings = EstimationSettings(model_dirs=(allowed,))
+    assert ml_model.resolve_user_path("ok.onnx", settings) == (allowed / "ok.onnx").resolve()  # looked up
     for bad in ("../outside/secret.onnx", "escape.onnx", str(layout["outside"] / "secret.onnx")):
         with pytest.raises(ValueError, match="outside the allowed directories"):
-            ml_model.resolve_user_path(bad)
+            ml_model.resolve_user_path(bad, settings)
     with pytest.raises(ValueError, match="NUL"):
-        ml_model.resolve_user_path("ok.onnx\x00.txt")
+        ml_model.resolve_user_path("ok.onnx\x00.txt", settings)
 
 
-def test_hw_resources_refuses_a_forged_model_path(
-    layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hw_resources_refuses_a_forged_model_path(layout: dict[str, Path]) -> None:
     # HW_RESOURCES trusts no MLModel it receives: a path outside the model cache and the model
     # directories is refused, through a symlink too.
-    monkeypatch.setenv(hw_resources.MODEL_DIRS_ENV, str(layout["allowed"]))
+    settings = EstimationSettings(data_dir=layout["allowed"].parent / "data", model_dirs=(layout["allowed"],))
     for forged in (layout["outside"] / "secret.onnx", layout["allowed"] / "escape.onnx"):
         with pytest.raises(ValueError, match="outside the model cache and the allowed model directories"):
-            hw_resources.load_model(MLModel(model="not-in-catalogue", model_path=str(forged)), {})
+            hw_resources.load_model(MLModel(model="not-in-catalogue", model_path=str(forged)), {}, settings)
     loaded = hw_resources.load_model(
-        MLModel(model="mine", model_path=str(layout["allowed"] / "alias.onnx")), {}
+        MLModel(model="mine", model_path=str(layout["allowed"] / "alias.onnx")), {}, settings
     )
     assert loaded.path == (layout["allowed"] / "ok.onnx").resolve()
 

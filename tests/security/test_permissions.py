@@ -30,6 +30,9 @@ import pika.exceptions
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
+from sustainml.messages import TaskId
+from tests.support.taskdb import count_outputs
+
 _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
@@ -338,7 +341,6 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
         NodeControl,
         Status,
         TaskEnvelope,
-        TaskId,
         encode,
         encode_task,
     )
@@ -417,7 +419,7 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
         assert any(f"{only}, not from worker" in r for r in reasons)
         output = "a stage output may come only from operator or worker, not from publisher"
         assert any(output in r for r in reasons)
-        assert orch.db.count_outputs() == 0
+        assert count_outputs(orch.db) == 0
         time.sleep(2.0)
         assert set(orch.status().values()) == {Status.IDLE} and all(not n._stopped.is_set() for n in nodes)
         # the operator account may command nodes

@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sustainml.messages import TaskId, TaskStatus, UserInput, decode
-from sustainml.orchestrator.taskdb import TaskDB, TaskKey, TaskRow
+from sustainml.orchestrator.taskdb import TaskDB, TaskRow
 from sustainml.topology import PIPELINE
+from tests.support.taskdb import count_outputs, list_task_events
 
 BATCH_KEY = "fault_batch"
 ITEM_KEY = "item"
@@ -86,7 +87,7 @@ def batch_rows(db: TaskDB, batch: str) -> dict[int, list[TaskRow]]:
 def wait_terminal(db: TaskDB, ids: Iterable[TaskId], timeout: float) -> float:
     """Poll the TaskDB until every task is succeeded/failed/cancelled or ``timeout`` passes;
     returns the seconds waited (the caller's counts then show what is missing)."""
-    keys = [TaskKey(t.problem_id, t.iteration_id) for t in ids]
+    keys = [TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id) for t in ids]
     began = time.monotonic()
     pending = set(keys)
     while pending and time.monotonic() - began < timeout:
@@ -107,10 +108,10 @@ def count_batch(db: TaskDB, batch: str, submitted: int) -> BatchCounts:
         duplicated += len(rows) - 1
         for row in rows:
             outputs = db.get_outputs(row.key)
-            duplicated += max(0, db.count_outputs(row.key) - len(outputs))
+            duplicated += max(0, count_outputs(db, row.key) - len(outputs))
             done_events = Counter(
                 e.node_name
-                for e in db.list_task_events(row.key)
+                for e in list_task_events(db, row.key)
                 if e.task_status == int(TaskStatus.SUCCEEDED)
             )
             reprocessed += sum(n - 1 for n in done_events.values() if n > 1)

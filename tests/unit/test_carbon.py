@@ -1,4 +1,4 @@
-"""CARBON_FOOTPRINT: the node (``workers/logic/carbon_footprint.py``) and the intensity and
+"""CARBON_FOOTPRINT: the node (``workers/logic/carbon_footprint/``) and the intensity and
 alternatives helpers (``sustainml.estimate.carbon``). Figures are worked out by hand in the
 comments from the catalogue values the first test pins down."""
 
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sustainml.catalogue import hardware, models, regions
+from sustainml.config import Settings
 from sustainml.estimate import carbon as cb
 from sustainml.estimate.training import estimate_training
 from sustainml.messages.types import (
@@ -26,16 +26,10 @@ from sustainml.messages.types import (
     pack_extra,
 )
 from sustainml.workers.logic import carbon_footprint
+from sustainml.workers.logic.common import StageLogic
 
 FR, DE, ES = 41.44, 329.65, 153.6  # gCO2e/kWh, Ember 2025 via OWID (regions.json)
 WORLD = 458.29
-
-
-@pytest.fixture(autouse=True)
-def _no_grid_override(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # A developer's SUSTAINML_GRID_CI must not change the expected intensities.
-    monkeypatch.delenv(cb.GRID_CI_ENV, raising=False)
-    yield
 
 
 def test_the_catalogue_figures_the_hand_calculations_use() -> None:
@@ -93,21 +87,27 @@ def hw(
     )
 
 
-def run(m: MLModel, u: UserInput, h: HWResource) -> CO2Footprint:
+def node(grid_ci: str = "") -> StageLogic:
+    """The stage bound to a deployment's settings (a developer's environment plays no part)."""
+    return carbon_footprint.for_settings(Settings(grid_ci=grid_ci))
+
+
+def run(m: MLModel, u: UserInput, h: HWResource, grid_ci: str = "") -> CO2Footprint:
     out = CO2Footprint()
-    carbon_footprint.task_callback(m, u, h, NodeStatus(), out)
+    node(grid_ci).task_callback(m, u, h, NodeStatus(), out)
     return out
 
 
-def configure(text: str) -> tuple[ResponseType, Any]:
+def configure(text: str, grid_ci: str = "") -> tuple[ResponseType, Any]:
     res = ResponseType()
-    carbon_footprint.configuration_callback(RequestType(node_id=6, transaction_id=9, configuration=text), res)
+    node(grid_ci).configuration_callback(RequestType(node_id=6, transaction_id=9, configuration=text), res)
     return res, json.loads(res.configuration)
 
 
-def a100_france(**extra: Any) -> CO2Footprint:
+def a100_france(grid_ci: str = "", **extra: Any) -> CO2Footprint:
     """4e9 MACs, 100,000 samples x 3 epochs on one A100 in France; 100 W x 10 ms inference."""
-    return run(model(), ui(region="France", extra={"epochs": 3, **extra}, maximum_samples=100_000), hw())
+    u = ui(region="France", extra={"epochs": 3, **extra}, maximum_samples=100_000)
+    return run(model(), u, hw(), grid_ci)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_unknown_flops_fail_the_task_with_the_upstream_keys_kept() -> None:
     out = CO2Footprint()
     u = ui(extra={"model_restrains": ["a"], "num_outputs": 2})
     with pytest.raises(ValueError, match=r"training_flops, model_parameters with training_tokens"):
-        carbon_footprint.task_callback(MLModel(model="mystery"), u, hw(), NodeStatus(), out)
+        node().task_callback(MLModel(model="mystery"), u, hw(), NodeStatus(), out)
     extra = out.get_extra()
     assert (out.carbon_footprint, out.energy_consumption, out.carbon_intensity) == (0.0, 0.0, 0.0)
     assert extra["mode"] == "error" and "training_flops" in extra["error"]
@@ -297,7 +297,7 @@ def test_unknown_flops_fail_the_task_with_the_upstream_keys_kept() -> None:
 def test_invalid_extra_data_value_fails_naming_the_key() -> None:
     out = CO2Footprint()
     with pytest.raises(ValueError, match=r"extra_data\.epochs must be"):
-        carbon_footprint.task_callback(model(), ui(extra={"epochs": -1}), hw(), NodeStatus(), out)
+        node().task_callback(model(), ui(extra={"epochs": -1}), hw(), NodeStatus(), out)
     assert out.get_extra()["mode"] == "error"
 
 
@@ -366,26 +366,24 @@ def test_region_fallback_chain(region: str, continent: str, code: str, source: s
     assert out.get_extra()["grid_ci_source"] == source
 
 
-def test_env_override_then_user_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cb.GRID_CI_ENV, "100")
-    out = a100_france()
+def test_deployment_override_then_user_override() -> None:
+    out = a100_france(grid_ci="100")
     assert out.carbon_intensity == 100.0
     # 8.3333 Wh x 100 g/kWh = 0.83333 g
     assert out.carbon_footprint == pytest.approx(A100_TRAIN_WH * 100 / 1e6)
     grid = out.get_extra()["grid"]
     assert (grid["source"], grid["code"], grid["table_carbon_intensity"]) == ("env", "FR", FR)
     # the task's own value beats the deployment's
-    out = a100_france(carbon_intensity=10)
+    out = a100_france(grid_ci="100", carbon_intensity=10)
     assert out.carbon_intensity == 10.0 and out.get_extra()["grid"]["source"] == "user"
     assert out.get_extra()["assumptions"]["carbon_intensity"]["source"] == "user"
 
 
-def test_invalid_overrides_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_overrides_are_errors() -> None:
     with pytest.raises(ValueError, match=r"extra_data\.carbon_intensity must be >= 0"):
         a100_france(carbon_intensity=-1)
-    monkeypatch.setenv(cb.GRID_CI_ENV, "dirty")
     with pytest.raises(ValueError, match=cb.GRID_CI_ENV):
-        a100_france()
+        a100_france(grid_ci="dirty")
 
 
 def test_intensity_helpers_directly() -> None:
@@ -661,9 +659,8 @@ def test_intensity_request(request_text: str, code: str, fallback: str) -> None:
     assert "env_override" not in body
 
 
-def test_intensity_request_reports_the_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cb.GRID_CI_ENV, "99")
-    _, body = configure("intensity, FR")
+def test_intensity_request_reports_the_deployment_override() -> None:
+    _, body = configure("intensity, FR", grid_ci="99")
     assert body["carbon_intensity"] == FR and body["env_override"] == 99.0
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from sustainml.catalogue import hardware
 from sustainml.catalogue.schema import instances
+from sustainml.estimate import hardware_choice
+from sustainml.estimate import hardware_names as hn
 from sustainml.messages.types import HWConstraints, NodeStatus, UserInput, pack_extra
-from sustainml.workers.logic import hardware_names as hn
 from sustainml.workers.logic import hw_constraints as hc
 
 
@@ -123,7 +124,7 @@ def _run(description: str, **extra: Any) -> HWConstraints:
 
 
 def test_a_training_run_on_eight_a100s_gets_their_memory_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     out = _run("fine-tune a 7B chat model on 8 A100s for 3 days in Germany", hardware="8 A100s")
     assert out.hardware_required == ["A100-80GB"]
     assert out.max_memory_footprint == 8 * 80 * 1000
@@ -134,7 +135,7 @@ def test_a_training_run_on_eight_a100s_gets_their_memory_and_count(monkeypatch: 
 
 
 def test_explicit_keys_win_over_the_requirement_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     out = _run("", hardware_required="p4d.24xlarge", hardware="T4", num_devices=16)
     assert out.hardware_required == ["A100-SXM4-40GB"]
     assert out.max_memory_footprint == 16 * 40 * 1000
@@ -142,14 +143,14 @@ def test_explicit_keys_win_over_the_requirement_keys(monkeypatch: pytest.MonkeyP
 
 
 def test_edge_deployment_on_a_data_centre_gpu_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     out = _run("count cars at the roadside on an edge box", hardware_required="H100")
     (warning,) = out.get_extra()[hc.WARNINGS_KEY]
     assert warning.startswith("H100-SXM is not classified for deployment=edge")
 
 
 def test_laptops_are_a_deployment_target_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     out = _run("classify support emails on our laptops' CPUs")
     allowed = out.get_extra()[hc.ALLOWED_KEY]
     assert {"Apple-M3", "Core-Ultra-7-155H", "local-cpu"} <= set(allowed)
@@ -170,7 +171,7 @@ def test_instance_types_and_tpu_slices_are_found_in_the_text(text: str, found: s
 
 
 def test_an_instance_type_in_the_text_sets_device_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     out = _run("pretrain a 1B model on 20 billion tokens on TPU v4-32")
     assert out.hardware_required == ["TPU-v4"] and out.get_extra()["num_devices"] == 16
 
@@ -197,7 +198,7 @@ def test_a_device_from_the_text_that_is_unknown_falls_back_to_auto_with_a_warnin
     def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
         return SimpleNamespace(requirements={"hardware": "K80"}, evidence={})
 
-    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: extract)
     out = _run("train on a K80")
     assert out.hardware_required == ["auto"]
     (warning,) = out.get_extra()[hc.WARNINGS_KEY]

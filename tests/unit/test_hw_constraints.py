@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from sustainml.catalogue import hardware
+from sustainml.estimate import hardware_choice
+from sustainml.estimate import hardware_names as hn
 from sustainml.messages.types import (
     ErrorCode,
     HWConstraints,
@@ -21,7 +23,6 @@ from sustainml.messages.types import (
     UserInput,
     pack_extra,
 )
-from sustainml.workers.logic import hardware_names as hn
 from sustainml.workers.logic import hw_constraints as hc
 from sustainml.workers.logic import hw_resources as hr
 
@@ -46,7 +47,7 @@ BUYABLE = sorted_names(h.name for h in hardware() if h.device_class != "pim")
 def fallback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Pin the built-in extractor, so text-derived expectations do not depend on whether the
     requirements package (written separately) is installed."""
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)
     yield
 
 
@@ -442,7 +443,7 @@ def test_a_memory_that_is_not_a_size_is_an_error(value: Any, fallback_only: None
 
 
 def _with_extractor(monkeypatch: pytest.MonkeyPatch, extract: Callable[..., Any]) -> None:
-    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: extract)
 
 
 def _span(text: str, source: str, field: str | None = None) -> SimpleNamespace:
@@ -515,7 +516,7 @@ def test_an_invalid_explicit_requirement_is_the_users_error(monkeypatch: pytest.
 
 
 def test_the_installed_requirements_extractor_is_used_without_falling_back() -> None:
-    if hc._external_extractor() is None:
+    if hardware_choice._external_extractor() is None:
         pytest.skip("sustainml.workers.logic.requirements.extract is not installed yet")
     out = run(ui("An Android phone app; the model must fit in 50 MB", hardware_required="auto"))
     extra = out.get_extra()

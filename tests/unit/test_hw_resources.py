@@ -4,13 +4,13 @@ measurement, sentinels and configuration requests; figures checked against hand-
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sustainml.catalogue import hardware, models
+from sustainml.config import EstimationSettings, Settings, environment_settings
 from sustainml.estimate import measure as measuring
 from sustainml.estimate import roofline as rl
 from sustainml.messages.types import (
@@ -35,13 +35,11 @@ def small_path() -> Path:
 
 
 @pytest.fixture
-def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Measurements and calibration in a fresh data dir; the model cache stays where it is."""
-    from sustainml.onnxgraphs import cache
-
-    monkeypatch.setenv(cache.CACHE_ENV, str(cache.default_cache_dir()))
-    monkeypatch.setenv("SUSTAINML_DATA_DIR", str(tmp_path))
-    yield tmp_path
+def isolated_data(tmp_path: Path) -> EstimationSettings:
+    """A deployment whose measurements and calibration live in a fresh data dir; the model cache
+    stays where it is."""
+    graphs = environment_settings().estimation.graph_cache_dir
+    return EstimationSettings(data_dir=tmp_path, graph_cache=graphs)
 
 
 def model_record(name: str, **props: Any) -> MLModel:
@@ -62,12 +60,14 @@ def run(
     hardware_required: list[str],
     reqs: list[str] | None = None,
     max_mb: int = 0,
+    settings: EstimationSettings | None = None,
     **extra: Any,
 ) -> HWResource:
     cons = HWConstraints(max_memory_footprint=max_mb, hardware_required=hardware_required)
     cons.set_extra(extra)
     out = HWResource()
-    hw_resources.task_callback(model, AppRequirements(app_requirements=reqs or []), cons, NodeStatus(), out)
+    reqs_record = AppRequirements(app_requirements=reqs or [])
+    hw_resources.task_callback(model, reqs_record, cons, NodeStatus(), out, settings=settings)
     return out
 
 
@@ -255,9 +255,9 @@ def test_raw_model_bytes_are_validated_and_analysed(small_path: Path) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def test_local_cpu_measures_and_caches(isolated_data: Path, small_path: Path) -> None:
+def test_local_cpu_measures_and_caches(isolated_data: EstimationSettings, small_path: Path) -> None:
     model = model_record(SMALL, batch_size=2)
-    first = run(model, ["local-cpu"])
+    first = run(model, ["local-cpu"], settings=isolated_data)
     measured = first.get_extra()["measured"]
     assert measured["cached"] is False and measured["batch_size"] == 2
     assert measured["median_s"] > 0 and measured["runs"] >= 3
@@ -266,22 +266,22 @@ def test_local_cpu_measures_and_caches(isolated_data: Path, small_path: Path) ->
     assert measured["model_hash"] == measuring.model_hash(small_path)
     assert first.hw_description == "local-cpu"
     assert "This machine" in first.get_extra()["device"]
-    second = run(model, ["local-cpu"])
+    second = run(model, ["local-cpu"], settings=isolated_data)
     again = second.get_extra()["measured"]
     assert again["cached"] is True and again["median_s"] == measured["median_s"]
     assert second.latency == first.latency  # the main output is the reproducible estimate
-    assert len(list((isolated_data / measuring.MEASUREMENTS_DIR).glob("*.json"))) == 1
-    skipped = run(model, ["local-cpu"], measure_local=False)
+    assert len(list((isolated_data.data_dir / measuring.MEASUREMENTS_DIR).glob("*.json"))) == 1
+    skipped = run(model, ["local-cpu"], settings=isolated_data, measure_local=False)
     assert "measured" not in skipped.get_extra()
 
 
 def test_local_cpu_skips_slow_models_unless_forced(
-    isolated_data: Path, monkeypatch: pytest.MonkeyPatch
+    isolated_data: EstimationSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hw_resources, "MEASURE_MAX_ESTIMATE_S", 0.0)
-    slow = run(model_record(SMALL), ["local-cpu"])
+    slow = run(model_record(SMALL), ["local-cpu"], settings=isolated_data)
     assert "measure_local = true" in slow.get_extra()["measured"]["skipped"]
-    forced = run(model_record(SMALL), ["local-cpu"], measure_local=True)
+    forced = run(model_record(SMALL), ["local-cpu"], settings=isolated_data, measure_local=True)
     assert forced.get_extra()["measured"]["median_s"] > 0
 
 
@@ -317,14 +317,14 @@ def test_configuration_hardware_info() -> None:
     assert res.success is False and body == {"error": "Unsupported configuration request: modality"}
 
 
-def test_user_model_dirs_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_user_model_dirs_come_from_the_settings(tmp_path: Path) -> None:
     import os
 
-    monkeypatch.setenv(hw_resources.MODEL_DIRS_ENV, f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
-    assert hw_resources.user_model_dirs() == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
-    monkeypatch.delenv(hw_resources.MODEL_DIRS_ENV)
-    monkeypatch.setenv("SUSTAINML_DATA_DIR", str(tmp_path))
-    assert hw_resources.user_model_dirs() == [(tmp_path / "user-models").resolve()]
+    env = {hw_resources.MODEL_DIRS_ENV: f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"}
+    settings = Settings.from_env(env).estimation
+    assert hw_resources.user_model_dirs(settings) == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+    settings = Settings.from_env({"SUSTAINML_DATA_DIR": str(tmp_path)}).estimation
+    assert hw_resources.user_model_dirs(settings) == [(tmp_path / "user-models").resolve()]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -353,13 +353,13 @@ def test_absent_input_batch_is_regenerated_as_ml_model_would_send_it(name: str, 
         assert regenerated[input_name].tobytes() == array.tobytes(), input_name
 
 
-def test_local_cpu_says_which_inputs_it_ran(isolated_data: Path) -> None:
+def test_local_cpu_says_which_inputs_it_ran(isolated_data: EstimationSettings) -> None:
     from sustainml.workers.logic import ml_model
 
     model = model_record(SMALL, batch_size=2)
-    without = run(model, ["local-cpu"])
+    without = run(model, ["local-cpu"], settings=isolated_data)
     assert without.get_extra()["measured"]["inputs"].startswith("seeded synthetic inputs, regenerated")
     arrays, _ = ml_model.input_arrays(Path(model.model_path), 2)
     model.set_input_arrays(arrays)
-    sent = run(model, ["local-cpu"], measure_local=True)
+    sent = run(model, ["local-cpu"], settings=isolated_data, measure_local=True)
     assert sent.get_extra()["measured"]["inputs"] == "input_batch"

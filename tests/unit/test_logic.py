@@ -4,12 +4,11 @@ records: no broker, no runtime. Arithmetic is checked against values worked out 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sustainml.estimate.carbon import GRID_CI_ENV
+from sustainml.config import Settings
 from sustainml.messages.types import (
     AppRequirements,
     CO2Footprint,
@@ -36,13 +35,6 @@ from sustainml.workers.logic import (
 # -------------------------------------------------------------------------------------------------
 # helpers
 # -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _no_grid_override(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # A developer's SUSTAINML_GRID_CI must not change the expected intensities.
-    monkeypatch.delenv(GRID_CI_ENV, raising=False)
-    yield
 
 
 def user_input(
@@ -105,7 +97,8 @@ def run_model(
 
 def run_co2(model: MLModel, ui: UserInput, hw: HWResource) -> CO2Footprint:
     out = CO2Footprint()
-    carbon_footprint.task_callback(model, ui, hw, NodeStatus(), out)
+    # the stage as a deployment without a grid override runs it (a developer's environment plays no part)
+    carbon_footprint.for_settings(Settings()).task_callback(model, ui, hw, NodeStatus(), out)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from sustainml.catalogue import hardware, models
+from sustainml.config import EstimationSettings, environment_settings
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
 from sustainml.messages import limits as msg_limits
@@ -36,6 +38,7 @@ def run(
     max_mb: int = 0,
     reqs: list[str] | None = None,
     meta_extra: dict[str, Any] | None = None,
+    settings: EstimationSettings | None = None,
     **extra: Any,
 ) -> MLModel:
     meta = MLModelMetadata(ml_model_metadata=[goal] if goal else [])
@@ -43,9 +46,8 @@ def run(
     cons = HWConstraints(max_memory_footprint=max_mb, hardware_required=hardware_required or ["T4"])
     cons.set_extra(extra)
     out = MLModel()
-    ml_model.task_callback(
-        meta, AppRequirements(app_requirements=reqs or []), cons, None, None, None, NodeStatus(), out
-    )
+    reqs_record = AppRequirements(app_requirements=reqs or [])
+    ml_model.task_callback(meta, reqs_record, cons, None, None, None, NodeStatus(), out, settings=settings)
     return out
 
 
@@ -269,21 +271,27 @@ def test_model_selected_catalogue_name_wins_and_breaks_constraints_only_with_war
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def user_models(tmp_path: Path) -> EstimationSettings:
+    """A deployment that reads user models from one directory (the rest as the environment's)."""
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    monkeypatch.setenv(hw_resources.MODEL_DIRS_ENV, str(allowed))
-    return allowed
+    return replace(environment_settings().estimation, model_dirs=(allowed,))
 
 
 def small_bytes() -> bytes:
     return hw_resources.catalogue_file(models().get(SMALL)).read_bytes()
 
 
-def test_user_onnx_inside_the_allowed_directory_is_analysed(model_dir: Path) -> None:
+def test_user_onnx_inside_the_allowed_directory_is_analysed(user_models: EstimationSettings) -> None:
+    model_dir = user_models.model_dirs[0]
     (model_dir / "mine.onnx").write_bytes(small_bytes())
     out = run(
-        "tabular-classification", ["T4"], model_path="mine.onnx", batch_size=3, include_input_batch=True
+        "tabular-classification",
+        ["T4"],
+        settings=user_models,
+        model_path="mine.onnx",
+        batch_size=3,
+        include_input_batch=True,
     )
     assert out.model == "mine" and out.model_path == str((model_dir / "mine.onnx").resolve())
     props = json.loads(out.model_properties)
@@ -292,7 +300,8 @@ def test_user_onnx_inside_the_allowed_directory_is_analysed(model_dir: Path) -> 
     assert props["quality"] is None and props["batch_size"] == 3
     assert [a.shape for a in out.input_arrays()] == [(3, 28)]
     assert out.get_extra()["selected_by"] == "extra_data.model_path"
-    by_selected = run("tabular-classification", ["T4"], model_selected=str(model_dir / "mine.onnx"))
+    selected = str(model_dir / "mine.onnx")
+    by_selected = run("tabular-classification", ["T4"], settings=user_models, model_selected=selected)
     assert (
         by_selected.model == "mine" and by_selected.get_extra()["selected_by"] == "extra_data.model_selected"
     )
@@ -300,33 +309,37 @@ def test_user_onnx_inside_the_allowed_directory_is_analysed(model_dir: Path) -> 
     from sustainml.messages.types import HWResource
 
     hw = HWResource()
-    hw_resources.task_callback(
-        out, AppRequirements(), HWConstraints(hardware_required=["T4"]), NodeStatus(), hw
-    )
+    cons = HWConstraints(hardware_required=["T4"])
+    hw_resources.task_callback(out, AppRequirements(), cons, NodeStatus(), hw, settings=user_models)
     assert hw.get_extra()["model_file"]["origin"] == "user file" and hw.latency > 0
 
 
-def test_user_paths_outside_the_allowed_directories_are_refused(model_dir: Path, tmp_path: Path) -> None:
+def test_user_paths_outside_the_allowed_directories_are_refused(
+    user_models: EstimationSettings, tmp_path: Path
+) -> None:
+    model_dir = user_models.model_dirs[0]
     outside = tmp_path / "outside.onnx"
     outside.write_bytes(small_bytes())
     with pytest.raises(ValueError, match="outside the allowed directories"):
-        run("tabular-classification", model_path=str(outside))
+        run("tabular-classification", settings=user_models, model_path=str(outside))
     with pytest.raises(ValueError):
-        run("tabular-classification", model_path="../outside.onnx")
+        run("tabular-classification", settings=user_models, model_path="../outside.onnx")
     (model_dir / "link.onnx").symlink_to(outside)
     with pytest.raises(ValueError, match="outside the allowed directories"):
-        run("tabular-classification", model_path="link.onnx")
+        run("tabular-classification", settings=user_models, model_path="link.onnx")
     (model_dir / "junk.onnx").write_bytes(b"definitely not protobuf")
     with pytest.raises(ValueError):
-        run("tabular-classification", model_path="junk.onnx")
+        run("tabular-classification", settings=user_models, model_path="junk.onnx")
 
 
-def test_raw_model_bytes_are_validated_stored_and_analysed(model_dir: Path) -> None:
-    out = run("tabular-classification", ["T4"], raw_model=small_bytes(), model_name="uploaded")
+def test_raw_model_bytes_are_validated_stored_and_analysed(user_models: EstimationSettings) -> None:
+    out = run(
+        "tabular-classification", ["T4"], settings=user_models, raw_model=small_bytes(), model_name="uploaded"
+    )
     assert out.model == "uploaded" and Path(out.model_path).is_file()
     assert json.loads(out.model_properties)["source"] == "extra_data.raw_model"
     with pytest.raises(ValueError):
-        run("tabular-classification", raw_model=b"\x00\x01 nope")
+        run("tabular-classification", settings=user_models, raw_model=b"\x00\x01 nope")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from sustainml.catalogue import models
+from sustainml.config import EstimationSettings
 from sustainml.messages.types import AppRequirements, HWConstraints, MLModel, MLModelMetadata, NodeStatus
-from sustainml.workers.logic import hw_resources, ml_model
+from sustainml.workers.logic import ml_model
 
 
 def run(
@@ -21,13 +22,15 @@ def run(
     *,
     keywords: list[str] | None = None,
     max_mb: int = 0,
+    settings: EstimationSettings | None = None,
     **extra: Any,
 ) -> MLModel:
     meta = MLModelMetadata(ml_model_metadata=[goal], keywords=keywords or [])
     cons = HWConstraints(max_memory_footprint=max_mb, hardware_required=hardware_required)
     cons.set_extra(extra)
     out = MLModel()
-    ml_model.task_callback(meta, AppRequirements(), cons, None, None, None, NodeStatus(), out)
+    reqs = AppRequirements()
+    ml_model.task_callback(meta, reqs, cons, None, None, None, NodeStatus(), out, settings=settings)
     return out
 
 
@@ -145,20 +148,20 @@ def test_architecture_object_is_costed_and_bad_fields_are_named() -> None:
         run("text-generation", ["A100"], architecture={**arch, "heads": 31})
 
 
-def test_config_json_inside_the_allowed_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_json_inside_the_allowed_directories(tmp_path: Path) -> None:
     allowed = tmp_path / "models"
     (allowed / "tiny-llama").mkdir(parents=True)
-    monkeypatch.setenv(hw_resources.MODEL_DIRS_ENV, str(allowed))
+    settings = EstimationSettings(data_dir=tmp_path / "data", model_dirs=(allowed,))
     config = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
               "intermediate_size": 128, "vocab_size": 1000, "max_position_embeddings": 512,
               "hidden_act": "silu", "tie_word_embeddings": False}  # fmt: skip
     (allowed / "tiny-llama" / "config.json").write_text(json.dumps(config))
-    out = run("text-generation", ["T4"], architecture="tiny-llama")
+    out = run("text-generation", ["T4"], settings=settings, architecture="tiny-llama")
     assert out.model == "tiny-llama"
     outside = tmp_path / "elsewhere.json"
     outside.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="allowed model directories"):
-        run("text-generation", ["T4"], architecture=str(outside))
+        run("text-generation", ["T4"], settings=settings, architecture=str(outside))
 
 
 def test_generative_models_are_costed_per_answer() -> None:

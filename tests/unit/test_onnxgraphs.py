@@ -227,6 +227,16 @@ def test_key_depends_on_weights_mode_and_entry(small_entry: str) -> None:
     assert cache_key(e) == cache_key(e)
 
 
+def test_builder_code_hash_covers_every_graph_building_module() -> None:
+    # An architecture module missing from the hash would leave stale graphs in the cache after an edit.
+    here = Path(cache_mod.__file__).parent
+    building = {p.relative_to(here).as_posix() for p in (here / "vision").glob("*.py")}
+    building |= {"graph.py", "layers.py", "text.py", "audio.py", "tabular.py", "builders.py", "cache.py"}
+    hashed = set(cache_mod._CODE_MODULES)
+    assert building <= hashed
+    assert all((here / name).is_file() for name in hashed)
+
+
 def test_random_weights_are_seeded_and_marked_synthetic(tmp_path: Path, small_entry: str) -> None:
     a = build(small_entry, cache_dir=tmp_path / "a")
     b = build(small_entry, cache_dir=tmp_path / "b")

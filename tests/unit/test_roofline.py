@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from sustainml.catalogue import HardwareEntry, hardware
 from sustainml.catalogue.schema import DeviceClass
-from sustainml.estimate import latency_eval, power
+from sustainml.estimate import calibration, latency_eval, power
 from sustainml.estimate import measure as measuring
 from sustainml.estimate import roofline as rl
 from sustainml.onnxgraphs.analyze import ModelReport, OpCost, analyze
@@ -216,7 +216,7 @@ def test_local_calibration_is_used_only_on_the_machine_it_describes(tmp_path: Pa
     assert eff.compute == pytest.approx(0.6) and eff.memory == pytest.approx(0.6)
     other = replace(cal, fingerprint="another-machine", compute=0.9)
     (tmp_path / rl.CALIBRATION_FILE).write_text(
-        json.dumps({"version": rl.CALIBRATION_VERSION, "calibration": asdict(other)})
+        json.dumps({"version": calibration.CALIBRATION_VERSION, "calibration": asdict(other)})
     )
     assert rl.efficiency_for(local, tmp_path) == rl.EFFICIENCY["local"]
 

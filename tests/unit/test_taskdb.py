@@ -26,14 +26,27 @@ import pytest
 from sqlalchemy import create_engine, update
 from sqlalchemy.engine import make_url
 
+from sustainml.messages import TaskId, from_wire, to_wire
 from sustainml.orchestrator.taskdb import (
     SCHEMA_VERSION,
     StatusUpdate,
     TaskDB,
-    TaskKey,
     TaskState,
     _normalise_url,
     schema_version_table,
+)
+from tests.support.taskdb import (
+    add_task_event,
+    count_outputs,
+    create_iteration,
+    get_output,
+    list_node_status,
+    list_task_events,
+    next_iteration_id,
+    next_problem_id,
+    problem_exists,
+    store_output,
+    upsert_node_status,
 )
 
 PG_ADMIN_URL = os.environ.get(
@@ -131,7 +144,7 @@ def _run_concurrently(n_threads: int, fn: Callable[[int], list[Any]]) -> list[An
     return [item for chunk in results for item in chunk]
 
 
-def _state(db: TaskDB, key: TaskKey) -> TaskState:
+def _state(db: TaskDB, key: TaskId) -> TaskState:
     row = db.get_task(key)
     assert row is not None, f"task {key} missing"
     return row.state
@@ -140,15 +153,15 @@ def _state(db: TaskDB, key: TaskKey) -> TaskState:
 # -- ids -----------------------------------------------------------------------------------------
 def test_problem_ids_start_at_one_and_increase(db: TaskDB) -> None:
     assert db.latest_task() is None
-    assert db.create_problem(b"u1") == TaskKey(1, 1)
-    assert db.next_problem_id() == 2  # allocated without a problem row
-    assert db.create_problem(b"u3") == TaskKey(3, 1)
-    assert db.problem_exists(1)
-    assert not db.problem_exists(2)
+    assert db.create_problem(b"u1") == TaskId(problem_id=1, iteration_id=1)
+    assert next_problem_id(db) == 2  # allocated without a problem row
+    assert db.create_problem(b"u3") == TaskId(problem_id=3, iteration_id=1)
+    assert problem_exists(db, 1)
+    assert not problem_exists(db, 2)
     assert db.latest_iteration(3) == 1
     assert db.latest_iteration(2) is None
 
-    row = db.get_task(TaskKey(3, 1))
+    row = db.get_task(TaskId(problem_id=3, iteration_id=1))
     assert row is not None
     assert row.state is TaskState.QUEUED
     assert row.user_input == b"u3"
@@ -159,40 +172,44 @@ def test_problem_ids_start_at_one_and_increase(db: TaskDB) -> None:
 def test_iterations_increase_and_survive_restart(open_db: Callable[[], TaskDB]) -> None:
     first = open_db()
     p = first.create_problem(b"base").problem_id
-    assert first.create_iteration(p, b"it2", base_iteration=1) == TaskKey(p, 2)
+    assert create_iteration(first, p, b"it2", base_iteration=1) == TaskId(problem_id=p, iteration_id=2)
     # Branching from an older iteration takes the next free number, never an existing one.
-    assert first.create_iteration(p, b"it3", base_iteration=1) == TaskKey(p, 3)
-    assert first.next_iteration_id(p) == 4
+    assert create_iteration(first, p, b"it3", base_iteration=1) == TaskId(problem_id=p, iteration_id=3)
+    assert next_iteration_id(first, p) == 4
     first.close()
 
     second = open_db()  # a restarted orchestrator
     assert second.latest_iteration(p) == 4
-    assert second.create_iteration(p, b"it5", base_iteration=2) == TaskKey(p, 5)
-    assert second.create_problem(b"next") == TaskKey(p + 1, 1)
-    row = second.get_task(TaskKey(p, 5))
+    assert create_iteration(second, p, b"it5", base_iteration=2) == TaskId(problem_id=p, iteration_id=5)
+    assert second.create_problem(b"next") == TaskId(problem_id=p + 1, iteration_id=1)
+    row = second.get_task(TaskId(problem_id=p, iteration_id=5))
     assert row is not None
     assert (row.user_input, row.base_iteration) == (b"it5", 2)
-    assert second.get_task(TaskKey(p, 4)) is None  # allocated by next_iteration_id, no task row
+    assert (
+        second.get_task(TaskId(problem_id=p, iteration_id=4)) is None
+    )  # allocated by next_iteration_id, no task row
     assert [t.iteration_id for t in second.list_tasks(problem_id=p)] == [5, 3, 2, 1]
 
 
 def test_unknown_problem_raises_key_error(db: TaskDB) -> None:
     with pytest.raises(KeyError):
-        db.next_iteration_id(42)
+        next_iteration_id(db, 42)
     with pytest.raises(KeyError):
-        db.create_iteration(42, b"x", base_iteration=1)
+        create_iteration(db, 42, b"x", base_iteration=1)
     assert db.list_tasks() == []
-    assert db.create_problem(b"x") == TaskKey(1, 1)  # the failed calls consumed no problem id
+    assert db.create_problem(b"x") == TaskId(
+        problem_id=1, iteration_id=1
+    )  # the failed calls consumed no problem id
 
 
 def test_bad_base_iteration_rolls_back(db: TaskDB) -> None:
     p = db.create_problem(b"x").problem_id
     for bad in (0, 2, 7):
         with pytest.raises(ValueError):
-            db.create_iteration(p, b"y", base_iteration=bad)
+            create_iteration(db, p, b"y", base_iteration=bad)
     # The iteration counter bump happened in the same transaction and was rolled back.
     assert db.latest_iteration(p) == 1
-    assert db.create_iteration(p, b"y", base_iteration=1) == TaskKey(p, 2)
+    assert create_iteration(db, p, b"y", base_iteration=1) == TaskId(problem_id=p, iteration_id=2)
 
 
 def test_concurrent_allocation_from_threads_is_unique(db: TaskDB) -> None:
@@ -200,7 +217,7 @@ def test_concurrent_allocation_from_threads_is_unique(db: TaskDB) -> None:
         ids = []
         for n in range(50):
             # Mix bare allocation with full problem creation (allocation + inserts in one tx).
-            ids.append(db.create_problem(b"t").problem_id if (index + n) % 2 else db.next_problem_id())
+            ids.append(db.create_problem(b"t").problem_id if (index + n) % 2 else next_problem_id(db))
         return ids
 
     ids = _run_concurrently(8, allocate)
@@ -211,7 +228,7 @@ def test_concurrent_iterations_from_threads_are_unique(db: TaskDB) -> None:
     p = db.create_problem(b"base").problem_id
 
     def branch(_: int) -> list[int]:
-        return [db.create_iteration(p, b"b", base_iteration=1).iteration_id for _ in range(20)]
+        return [create_iteration(db, p, b"b", base_iteration=1).iteration_id for _ in range(20)]
 
     iterations = _run_concurrently(8, branch)
     assert sorted(iterations) == list(range(2, 162))
@@ -233,7 +250,7 @@ while not os.path.exists(go_file):
         sys.exit("go-file never appeared")
     time.sleep(0.001)
 problems = [db.create_problem(b"proc").problem_id for _ in range(60)]
-iterations = [db.create_iteration(problem_id, b"proc", 1).iteration_id for _ in range(60)]
+iterations = [db.submit_iteration(problem_id, b"proc", 1).key.iteration_id for _ in range(60)]
 db.close()
 print(json.dumps([problems, iterations]), flush=True)
 """
@@ -277,19 +294,19 @@ def test_concurrent_allocation_from_two_processes_is_unique(db: TaskDB, db_url: 
 # -- outputs -------------------------------------------------------------------------------------
 def test_duplicate_output_is_stored_once(db: TaskDB) -> None:
     key = db.create_problem(b"u")
-    assert db.store_output(key, "ml_model", b"first", "msg-1") is True
-    assert db.store_output(key, "ml_model", b"second", "msg-2") is False  # redelivery
-    assert db.store_output(key, "hw_resources", b"hw", None) is True
-    other = db.create_iteration(key.problem_id, b"u2", 1)
-    assert db.store_output(other, "ml_model", b"other", "msg-3") is True  # same kind, other task
+    assert store_output(db, key, "ml_model", b"first", "msg-1") is True
+    assert store_output(db, key, "ml_model", b"second", "msg-2") is False  # redelivery
+    assert store_output(db, key, "hw_resources", b"hw", None) is True
+    other = create_iteration(db, key.problem_id, b"u2", 1)
+    assert store_output(db, other, "ml_model", b"other", "msg-3") is True  # same kind, other task
 
-    assert db.get_output(key, "ml_model") == b"first"  # first copy wins
+    assert get_output(db, key, "ml_model") == b"first"  # first copy wins
     assert db.get_outputs(key) == {"ml_model": b"first", "hw_resources": b"hw"}
-    assert db.get_output(key, "carbon_footprint") is None
-    assert db.get_outputs(TaskKey(99, 1)) == {}
-    assert db.count_outputs() == 3
-    assert db.count_outputs(key) == 2
-    assert db.count_outputs(other) == 1
+    assert get_output(db, key, "carbon_footprint") is None
+    assert db.get_outputs(TaskId(problem_id=99, iteration_id=1)) == {}
+    assert count_outputs(db) == 3
+    assert count_outputs(db, key) == 2
+    assert count_outputs(db, other) == 1
 
 
 def test_concurrent_duplicate_outputs_have_one_winner(db: TaskDB) -> None:
@@ -297,13 +314,13 @@ def test_concurrent_duplicate_outputs_have_one_winner(db: TaskDB) -> None:
 
     def deliver(index: int) -> list[tuple[int, bool]]:
         payload = f"copy-{index}".encode()
-        return [(index, db.store_output(key, "carbon_footprint", payload, f"m{index}"))]
+        return [(index, store_output(db, key, "carbon_footprint", payload, f"m{index}"))]
 
     outcomes = _run_concurrently(8, deliver)
     winners = [index for index, stored in outcomes if stored]
     assert len(winners) == 1
-    assert db.get_output(key, "carbon_footprint") == f"copy-{winners[0]}".encode()
-    assert db.count_outputs(key) == 1
+    assert get_output(db, key, "carbon_footprint") == f"copy-{winners[0]}".encode()
+    assert count_outputs(db, key) == 1
 
 
 # -- states --------------------------------------------------------------------------------------
@@ -361,7 +378,7 @@ def test_cancel_from_queued_sets_finished_at(db: TaskDB) -> None:
 
 def test_set_state_errors(db: TaskDB) -> None:
     with pytest.raises(KeyError):
-        db.set_state(TaskKey(1, 1), "running")
+        db.set_state(TaskId(problem_id=1, iteration_id=1), "running")
     key = db.create_problem(b"u")
     with pytest.raises(ValueError):
         db.set_state(key, "exploded")
@@ -387,7 +404,7 @@ def test_timestamps_are_utc_aware(db: TaskDB) -> None:
 def test_list_filter_and_paginate(db: TaskDB) -> None:
     a = db.create_problem(b"a")
     b = db.create_problem(b"b")
-    a2 = db.create_iteration(a.problem_id, b"a2", 1)
+    a2 = create_iteration(db, a.problem_id, b"a2", 1)
     c = db.create_problem(b"c")
     db.set_state(b, "running")
     db.set_state(c, "succeeded")
@@ -411,14 +428,28 @@ def test_list_filter_and_paginate(db: TaskDB) -> None:
 # -- node status and events ----------------------------------------------------------------------
 def test_node_status_upsert(db: TaskDB) -> None:
     seen = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    db.upsert_node_status("ML_MODEL", "r1", status=2, task_status=0, last_seen=seen)
-    db.upsert_node_status("ML_MODEL", "r1", status=3, task_status=1, task=TaskKey(4, 2), error_description="")
-    db.upsert_node_status(
-        "ML_MODEL", "r2", status=4, task_status=2, task=TaskKey(4, 3), error_description="oom"
+    upsert_node_status(db, "ML_MODEL", "r1", status=2, task_status=0, last_seen=seen)
+    upsert_node_status(
+        db,
+        "ML_MODEL",
+        "r1",
+        status=3,
+        task_status=1,
+        task=TaskId(problem_id=4, iteration_id=2),
+        error_description="",
     )
-    db.upsert_node_status("HW_RESOURCES", "r1", status=2, task_status=0, last_seen=seen)
+    upsert_node_status(
+        db,
+        "ML_MODEL",
+        "r2",
+        status=4,
+        task_status=2,
+        task=TaskId(problem_id=4, iteration_id=3),
+        error_description="oom",
+    )
+    upsert_node_status(db, "HW_RESOURCES", "r1", status=2, task_status=0, last_seen=seen)
 
-    rows = db.list_node_status()
+    rows = list_node_status(db)
     assert [(r.node_name, r.replica_id) for r in rows] == [
         ("HW_RESOURCES", "r1"),
         ("ML_MODEL", "r1"),
@@ -426,27 +457,31 @@ def test_node_status_upsert(db: TaskDB) -> None:
     ]
     hw, r1, r2 = rows
     assert (hw.status, hw.task, hw.last_seen) == (2, None, seen)
-    assert (r1.status, r1.task_status, r1.task) == (3, 1, TaskKey(4, 2))  # replaced, not appended
+    assert (r1.status, r1.task_status, r1.task) == (
+        3,
+        1,
+        TaskId(problem_id=4, iteration_id=2),
+    )  # replaced, not appended
     assert r1.last_seen > seen - timedelta(days=36500) and r1.last_seen.utcoffset() == timedelta(0)
-    assert (r2.error_description, r2.task) == ("oom", TaskKey(4, 3))
+    assert (r2.error_description, r2.task) == ("oom", TaskId(problem_id=4, iteration_id=3))
 
     # Clearing the task of a replica that went idle.
-    db.upsert_node_status("ML_MODEL", "r2", status=2, task_status=0, task=None, last_seen=seen)
-    assert [(r.status, r.task, r.error_description) for r in db.list_node_status("ML_MODEL")] == [
-        (3, TaskKey(4, 2), ""),
+    upsert_node_status(db, "ML_MODEL", "r2", status=2, task_status=0, task=None, last_seen=seen)
+    assert [(r.status, r.task, r.error_description) for r in list_node_status(db, "ML_MODEL")] == [
+        (3, TaskId(problem_id=4, iteration_id=2), ""),
         (2, None, ""),
     ]
     with pytest.raises(ValueError):
-        db.upsert_node_status("ML_MODEL", "r3", 2, 0, last_seen=datetime(2030, 1, 1))  # naive
+        upsert_node_status(db, "ML_MODEL", "r3", 2, 0, last_seen=datetime(2030, 1, 1))  # naive
 
 
 def test_task_events_are_appended_in_order(db: TaskDB) -> None:
     key = db.create_problem(b"u")
-    first = db.add_task_event(key, "ML_MODEL", "r1", status=3, task_status=1)
-    second = db.add_task_event(key, "ML_MODEL", "r1", status=4, task_status=2, error_description="bad input")
-    db.add_task_event(TaskKey(9, 9), "HW_RESOURCES", "r1", status=3, task_status=1)
+    first = add_task_event(db, key, "ML_MODEL", "r1", status=3, task_status=1)
+    second = add_task_event(db, key, "ML_MODEL", "r1", status=4, task_status=2, error_description="bad input")
+    add_task_event(db, TaskId(problem_id=9, iteration_id=9), "HW_RESOURCES", "r1", status=3, task_status=1)
     assert second > first
-    events = db.list_task_events(key)
+    events = list_task_events(db, key)
     assert [(e.id, e.task_status, e.error_description) for e in events] == [
         (first, 1, ""),
         (second, 2, "bad input"),
@@ -496,9 +531,9 @@ def test_memory_database_is_shared_across_threads(url: str) -> None:
         assert db.dialect == "sqlite"
         ids = _run_concurrently(8, lambda _: [db.create_problem(b"m").problem_id for _ in range(25)])
         assert sorted(ids) == list(range(1, 201))
-        key = TaskKey(ids[0], 1)
-        assert db.store_output(key, "ml_model", b"x") is True
-        assert db.store_output(key, "ml_model", b"y") is False
+        key = TaskId(problem_id=ids[0], iteration_id=1)
+        assert store_output(db, key, "ml_model", b"x") is True
+        assert store_output(db, key, "ml_model", b"y") is False
         assert len(db.list_tasks(limit=500)) == 200
     with TaskDB(url) as fresh:  # memory is per object: a new one starts empty
         assert fresh.latest_task() is None
@@ -512,15 +547,21 @@ def test_url_normalisation_and_unsupported_backend() -> None:
         TaskDB("mysql://u@h/db")
 
 
-def test_task_key_wire_form() -> None:
-    key = TaskKey(3, 7)
-    assert key.to_wire() == {"problem_id": 3, "iteration_id": 7}
-    assert TaskKey.from_wire({"problem_id": 3, "iteration_id": 7}) == key
+def test_task_id_wire_form() -> None:
+    key = TaskId(problem_id=3, iteration_id=7)
+    assert to_wire(key) == {"problem_id": 3, "iteration_id": 7}
+    assert from_wire(TaskId, {"problem_id": 3, "iteration_id": 7}) == key
     assert str(key) == "3.7"
-    assert sorted([TaskKey(2, 1), TaskKey(1, 10), TaskKey(1, 2)]) == [
-        TaskKey(1, 2),
-        TaskKey(1, 10),
-        TaskKey(2, 1),
+    assert sorted(
+        [
+            TaskId(problem_id=2, iteration_id=1),
+            TaskId(problem_id=1, iteration_id=10),
+            TaskId(problem_id=1, iteration_id=2),
+        ]
+    ) == [
+        TaskId(problem_id=1, iteration_id=2),
+        TaskId(problem_id=1, iteration_id=10),
+        TaskId(problem_id=2, iteration_id=1),
     ]
 
 
@@ -544,7 +585,7 @@ def test_schema_1_database_is_migrated_and_notes_work(tmp_path: Any) -> None:
         row = db.get_task(key)
         assert row is not None and row.note == "target met at iteration 2"
         with pytest.raises(KeyError):
-            db.set_note(TaskKey(99, 1), "x")
+            db.set_note(TaskId(problem_id=99, iteration_id=1), "x")
     finally:
         db.close()
 
@@ -558,7 +599,7 @@ def test_tasks_can_be_created_running_in_one_call(db: TaskDB) -> None:
     row = db.get_task(key)
     assert row is not None
     assert (row.state, row.current_stage, row.finished_at) == ("running", "ML_MODEL_METADATA", None)
-    nxt = db.create_iteration(key.problem_id, b"u2", 1, state=TaskState.RUNNING, current_stage="X")
+    nxt = create_iteration(db, key.problem_id, b"u2", 1, state=TaskState.RUNNING, current_stage="X")
     again = db.get_task(nxt)
     assert again is not None and (again.state, again.current_stage, again.base_iteration) == (
         "running",
@@ -585,7 +626,7 @@ def test_store_stage_output_returns_the_task_after_the_change(db: TaskDB) -> Non
         key, "ml_model_metadata", b"other", "id-2", state="failed", error="x", keep=KEPT
     )
     assert (dup.fresh, dup.applied, dup.state, dup.current_stage) == (False, False, "running", "B")
-    assert db.get_output(key, "ml_model_metadata") == b"m"  # first copy kept, state untouched
+    assert get_output(db, key, "ml_model_metadata") == b"m"  # first copy kept, state untouched
 
     done = db.store_stage_output(
         key,
@@ -623,7 +664,7 @@ def test_store_stage_output_keeps_cancelled_and_failed_tasks(db: TaskDB) -> None
         "cancelled by request",
         "A",
     )
-    assert db.get_output(cancelled, "ml_model") == b"late"  # kept for the record
+    assert get_output(db, cancelled, "ml_model") == b"late"  # kept for the record
 
     failed = db.create_problem(b"u", state="running", current_stage="A")
     assert db.set_state(failed, "failed", error="deadline")
@@ -638,14 +679,16 @@ def test_store_stage_output_keeps_cancelled_and_failed_tasks(db: TaskDB) -> None
 
 def test_store_stage_output_for_an_unknown_task_stores_nothing(db: TaskDB) -> None:
     with pytest.raises(KeyError):
-        db.store_stage_output(TaskKey(41, 1), "ml_model", b"x", None, state="running", keep=KEPT)
+        db.store_stage_output(
+            TaskId(problem_id=41, iteration_id=1), "ml_model", b"x", None, state="running", keep=KEPT
+        )
     with pytest.raises(KeyError):
-        db.record_output(TaskKey(41, 1), "ml_model", b"x", None, state="running")
-    assert db.count_outputs() == 0
+        db.record_output(TaskId(problem_id=41, iteration_id=1), "ml_model", b"x", None, state="running")
+    assert count_outputs(db) == 0
 
 
 def test_record_statuses_keeps_the_latest_status_per_replica_and_every_event(db: TaskDB) -> None:
-    key, other = TaskKey(3, 1), TaskKey(3, 2)
+    key, other = TaskId(problem_id=3, iteration_id=1), TaskId(problem_id=3, iteration_id=2)
     t0 = datetime(2030, 1, 1, tzinfo=UTC)
     updates = [
         StatusUpdate("ML_MODEL", "r1", 3, 1, key, "", t0, True),
@@ -656,20 +699,23 @@ def test_record_statuses_keeps_the_latest_status_per_replica_and_every_event(db:
         StatusUpdate("HW_RESOURCES", "r1", 4, 3, other, "oom", t0 + timedelta(seconds=4), True),
     ]
     db.record_statuses(updates)
-    rows = {(r.node_name, r.replica_id): r for r in db.list_node_status()}
+    rows = {(r.node_name, r.replica_id): r for r in list_node_status(db)}
     assert set(rows) == {("ML_MODEL", "r1"), ("ML_MODEL", "r2"), ("HW_RESOURCES", "r1")}
     r1 = rows[("ML_MODEL", "r1")]
     assert (r1.status, r1.task_status, r1.task, r1.last_seen) == (2, 0, None, t0 + timedelta(seconds=3))
     hw = rows[("HW_RESOURCES", "r1")]
     assert (hw.status, hw.error_description, hw.task) == (4, "oom", other)
-    assert [(e.node_name, e.task_status, e.at) for e in db.list_task_events(key)] == [
+    assert [(e.node_name, e.task_status, e.at) for e in list_task_events(db, key)] == [
         ("ML_MODEL", 1, t0),
         ("ML_MODEL", 2, t0 + timedelta(seconds=1)),
     ]
-    assert [(e.task_status, e.error_description) for e in db.list_task_events(other)] == [(1, ""), (3, "oom")]
+    assert [(e.task_status, e.error_description) for e in list_task_events(db, other)] == [
+        (1, ""),
+        (3, "oom"),
+    ]
     db.record_statuses([])  # nothing to do
     db.record_statuses([StatusUpdate("ML_MODEL", "r2", 3, 1, None, "", t0, False)])  # no event rows
-    assert {(r.replica_id, r.status) for r in db.list_node_status("ML_MODEL")} == {("r1", 2), ("r2", 3)}
+    assert {(r.replica_id, r.status) for r in list_node_status(db, "ML_MODEL")} == {("r1", 2), ("r2", 3)}
 
 
 def test_writers_from_many_threads_all_commit(db: TaskDB) -> None:
@@ -689,7 +735,7 @@ def test_writers_from_many_threads_all_commit(db: TaskDB) -> None:
 
     results = _run_concurrently(8, work)
     assert results == [True] * (8 * (len(kinds) + 1))
-    assert all(db.count_outputs(k) == len(kinds) for k in keys)
-    assert all(len(db.list_task_events(k)) == len(kinds) for k in keys)
-    assert len(db.list_node_status("N")) == 8
+    assert all(count_outputs(db, k) == len(kinds) for k in keys)
+    assert all(len(list_task_events(db, k)) == len(kinds) for k in keys)
+    assert len(list_node_status(db, "N")) == 8
     assert len({k.problem_id for k in keys}) == 8 and db.count_by_state() == {"running": 8, "queued": 8}

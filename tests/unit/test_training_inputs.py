@@ -10,20 +10,21 @@ from typing import Any
 import pytest
 
 from sustainml.catalogue import hardware, regions
+from sustainml.config import Settings
 from sustainml.estimate import carbon as cb
-from sustainml.estimate import embodied, pue
+from sustainml.estimate import embodied, hardware_choice, pue
 from sustainml.estimate import training as tr
 from sustainml.messages.types import CO2Footprint, HWResource, MLModel, NodeStatus, UserInput, pack_extra
 from sustainml.workers.logic import carbon_footprint
-from sustainml.workers.logic import hw_constraints as hc
 
 DE = regions().get("DE").carbon_intensity
+#: The stage as a deployment without a grid override runs it (a developer's environment plays no part).
+CARBON = carbon_footprint.for_settings(Settings())
 
 
 @pytest.fixture(autouse=True)
 def _fallback_extractor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(cb.GRID_CI_ENV, raising=False)
-    monkeypatch.setattr(hc, "_external_extractor", lambda: None)  # explicit keys only
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: None)  # explicit keys only
     yield
 
 
@@ -34,7 +35,7 @@ def run(
     record = UserInput(geo_location_region=region, extra_data=pack_extra(extra))
     hw = HWResource(hw_description=device, power_consumption=100.0, latency=0.01)
     m = MLModel(model=model, model_properties='{"macs": 1e9}')
-    carbon_footprint.task_callback(m, record, hw, NodeStatus(), out)
+    CARBON.task_callback(m, record, hw, NodeStatus(), out)
     return out
 
 
@@ -147,13 +148,13 @@ def test_a_stated_training_run_is_computed_even_without_a_model() -> None:
         geo_location_region="Germany", extra_data=pack_extra({"num_devices": 8, "training_hours": 72})
     )
     hw = HWResource(hw_description="A100-80GB", extra_data=pack_extra({"error_code": "NO_MODEL"}))
-    carbon_footprint.task_callback(MLModel(model="NO_MODEL"), record, hw, NodeStatus(), out)
+    CARBON.task_callback(MLModel(model="NO_MODEL"), record, hw, NodeStatus(), out)
     extra = out.get_extra()
     assert extra["mode"] == "no_model" and "still estimated" in extra["note"]
     assert out.energy_consumption == pytest.approx(576 * 400 * 1.56)
     # nothing described: zeros as before
     out = CO2Footprint()
-    carbon_footprint.task_callback(MLModel(model="NO_MODEL"), UserInput(), hw, NodeStatus(), out)
+    CARBON.task_callback(MLModel(model="NO_MODEL"), UserInput(), hw, NodeStatus(), out)
     assert out.carbon_footprint == 0.0 and out.get_extra()["mode"] == "no_model"
 
 
@@ -166,7 +167,7 @@ def test_inference_uses_hw_resources_energy_per_answer_times_pue() -> None:
         latency=0.5,
         extra_data=pack_extra({"energy_per_inference_j": 36.0}),  # per answer, batch already divided
     )
-    carbon_footprint.task_callback(
+    CARBON.task_callback(
         MLModel(model="x", model_properties='{"macs": 1e9}'), record, hw, NodeStatus(), out
     )
     inference = out.get_extra()["inference"]
@@ -215,7 +216,7 @@ def test_a_place_from_the_text_that_is_unknown_is_noted_not_fatal(monkeypatch: p
     def extract(description: str = "", definition: str = "", extra: Any = None) -> Any:
         return SimpleNamespace(requirements={"region": "Gotham"}, evidence={})
 
-    monkeypatch.setattr(hc, "_external_extractor", lambda: extract)
+    monkeypatch.setattr(hardware_choice, "_external_extractor", lambda: extract)
     extra = run({"training_device_hours": 1}).get_extra()
     assert extra["grid"]["code"] == "WORLD"
     assert "unknown region 'Gotham'" in extra["grid"]["notes"][0]

@@ -58,11 +58,12 @@ def _tail(name: str) -> str:
 
 def install() -> None:
     from sustainml import rpc
-    from sustainml.orchestrator import client, core, taskdb
+    from sustainml.orchestrator import client, core, handlers, taskdb, watchers
     from sustainml.transport.amqp import AmqpTransport
     from sustainml.transport.amqp.consumer import Consumers
     from sustainml.transport.amqp.declarer import Declarer
-    from sustainml.workers import runtime
+    from sustainml.workers.runtime import intake, output
+    from sustainml.workers.runtime.node import Node
 
     publish = AmqpTransport.publish
 
@@ -98,19 +99,14 @@ def install() -> None:
     Consumers._on_message = traced_on_message  # type: ignore[method-assign]
     Consumers._run_handler = traced_run_handler  # type: ignore[method-assign]
     _timed(Declarer, "_channel_op", "sync channel op (bind/unbind/declare...)")
-    _timed(runtime.Node, "_run_task", "Node._run_task")
-    _timed(runtime, "decode_task", "worker decode_task")
-    _timed(runtime, "encode_task", "worker encode_task")
-    for name in (
-        "submit",
-        "_start",
-        "_on_result",
-        "_on_request",
-        "result",
-        "_bind_watcher",
-        "_forget_watcher",
-    ):
+    _timed(Node, "_run_task", "Node._run_task")
+    _timed(intake, "decode_task", "worker decode_task")
+    _timed(output, "encode_task", "worker encode_task")
+    for name in ("submit", "_start", "_on_result", "result"):
         _timed(core.Orchestrator, name, f"Orchestrator.{name}")
+    _timed(handlers, "on_request", "orchestrator on_request")
+    for name in ("add", "forget"):
+        _timed(watchers.Watchers, name, f"Watchers.{name}")
     for name in (
         "create_problem",
         "set_state",

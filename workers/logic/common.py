@@ -1,5 +1,6 @@
-"""Helpers shared by the shipped stage modules: configuration replies, name normalisation, number
-formatting and reading the AppRequirements record back into a typed dict."""
+"""Helpers shared by the shipped stage modules: the settings a stage's logic is bound to,
+configuration replies, name normalisation, number formatting and reading the AppRequirements
+record back into a typed dict."""
 
 from __future__ import annotations
 
@@ -7,11 +8,49 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sustainml.messages.types import AppRequirements, ErrorCode, RequestType, ResponseType
+from sustainml.config import EstimationSettings, environment_settings
+from sustainml.messages.types import AppRequirements, ErrorCode, HWConstraints, RequestType, ResponseType
+from sustainml.workers.logic.tables import DEFAULT_HARDWARE
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageLogic:
+    """A stage's callbacks bound to one deployment's settings (what ``for_settings`` of a stage
+    module returns, and what a node is built with)."""
+
+    task_callback: Callable[..., None]
+    configuration_callback: Callable[[RequestType, ResponseType], None]
+    #: loads what the first task would otherwise wait for (the task encoder), if anything
+    warm_up: Callable[[], None] | None = None
+
+
+def bind(
+    task_callback: Callable[..., None],
+    configuration_callback: Callable[..., None],
+    settings: EstimationSettings,
+) -> StageLogic:
+    """Both callbacks of a stage module with ``settings`` passed to every call."""
+    return StageLogic(
+        partial(task_callback, settings=settings), partial(configuration_callback, settings=settings)
+    )
+
+
+def estimation_settings(settings: EstimationSettings | None) -> EstimationSettings:
+    """``settings``, or the process environment's when a module-level callback is called directly."""
+    return settings if settings is not None else environment_settings().estimation
+
+
+def requested_hardware(hw_constraints: HWConstraints) -> list[str]:
+    """``hardware_required`` without blanks, else upstream's default device."""
+    return [h.strip() for h in hw_constraints.hardware_required if h.strip()] or [DEFAULT_HARDWARE]
+
 
 
 def norm_key(text: str) -> str:

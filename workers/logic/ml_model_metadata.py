@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sustainml.catalogue import UnknownEntry, models
+from sustainml.config import EncoderSettings, Settings
 from sustainml.messages.types import MLModelMetadata, NodeStatus, RequestType, ResponseType, UserInput
-from sustainml.workers.logic.common import reply, reply_error, reply_unsupported
+from sustainml.workers.logic.common import StageLogic, reply, reply_error, reply_unsupported
 from sustainml.workers.logic.encoder.dataset_profile import DatasetError, profile_dataset
 from sustainml.workers.logic.encoder.inference import Encoding, encode
 from sustainml.workers.logic.encoder.model import get_model
@@ -64,12 +66,27 @@ log = logging.getLogger(__name__)
 _DATASET_TEXT_KEYS = ("dataset_metadata_description", "dataset_metadata_topic")
 
 
-def warm_up() -> None:
+def warm_up(settings: EncoderSettings | None = None) -> None:
     """Load (or train and cache) the encoder model now instead of on the first task."""
-    get_model()
+    get_model(settings)
 
 
-def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metadata: MLModelMetadata) -> None:
+def for_settings(settings: Settings) -> StageLogic:
+    """The callbacks of one deployment: the encoder's weights are cached in its ``encoder`` section."""
+    return StageLogic(
+        partial(task_callback, settings=settings.encoder),
+        configuration_callback,
+        partial(warm_up, settings.encoder),
+    )
+
+
+def task_callback(
+    user_input: UserInput,
+    node_status: NodeStatus,
+    ml_model_metadata: MLModelMetadata,
+    *,
+    settings: EncoderSettings | None = None,
+) -> None:
     incoming = user_input.get_extra()
     described = [user_input.problem_short_description, user_input.problem_definition]
     context = [*user_input.inputs, *user_input.outputs]
@@ -84,6 +101,7 @@ def task_callback(user_input: UserInput, node_status: NodeStatus, ml_model_metad
         user_input.modality,
         user_goal or "",
         keyword_text=". ".join(p.strip() for p in described if p.strip()),
+        model=get_model(settings),
     )
 
     if not user_goal:

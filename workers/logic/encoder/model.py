@@ -50,6 +50,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from sustainml.config import EncoderSettings
 from sustainml.workers.logic.encoder.keywords import WORD_RE
 from sustainml.workers.logic.encoder.lexicon import concept_text, lexicon_spec
 from sustainml.workers.logic.encoder.scoring import (
@@ -320,14 +321,12 @@ def corpus_key(corpus_bytes: bytes) -> str:
     )
 
 
-def cache_dir() -> Path:
-    """``$SUSTAINML_ENCODER_CACHE_DIR``, else ``<settings data dir>/cache/encoder``."""
-    explicit = os.environ.get(CACHE_ENV, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    from sustainml.config import Settings  # here: settings are read when the model is first needed
+def cache_dir(settings: EncoderSettings | None = None) -> Path:
+    """``settings.cache_dir`` (``$SUSTAINML_ENCODER_CACHE_DIR``, else ``<data dir>/cache/encoder``);
+    without settings the process environment's, read when the model is first needed."""
+    from sustainml.config import environment_settings
 
-    return Settings.from_env().data_dir / "cache" / "encoder"
+    return (settings or environment_settings().encoder).cache_dir
 
 
 def _untrusted_cache(path: Path) -> str | None:
@@ -425,12 +424,14 @@ def _remove_stale(path: Path, pattern: str) -> None:
                 log.warning("cannot remove stale encoder cache %s: %s", stale, exc)
 
 
-def trained_model(corpus_bytes: bytes | None = None) -> tuple[EncoderModel, str]:
+def trained_model(
+    corpus_bytes: bytes | None = None, settings: EncoderSettings | None = None
+) -> tuple[EncoderModel, str]:
     """(the scikit-learn pipeline of the shipped corpus, "pickle" or "trained"): from the pickle
     cache, else trained and pickled. Imports scikit-learn."""
     data = CORPUS_PATH.read_bytes() if corpus_bytes is None else corpus_bytes
     key = export_key(data)
-    path = cache_dir() / f"encoder-{corpus_key(data)}.pkl"
+    path = cache_dir(settings) / f"encoder-{corpus_key(data)}.pkl"
     model = _read_cache(path, key)
     if model is not None:
         return model, "pickle"
@@ -440,7 +441,7 @@ def trained_model(corpus_bytes: bytes | None = None) -> tuple[EncoderModel, str]
     return model, "trained"
 
 
-def get_model() -> ScoringModel:
+def get_model(settings: EncoderSettings | None = None) -> ScoringModel:
     """The model for the shipped corpus: in memory, else the exported weights on disk (numpy only),
     else the pickled scikit-learn pipeline or a new training, exported for the next process.
     Thread-safe; the first call in a process may take a few seconds."""
@@ -451,12 +452,12 @@ def get_model() -> ScoringModel:
         started = time.perf_counter()
         corpus_bytes = CORPUS_PATH.read_bytes()
         key = export_key(corpus_bytes)
-        path = cache_dir() / f"encoder-{key}.npz"
+        path = cache_dir(settings) / f"encoder-{key}.npz"
         model = _read_export(path, key)
         if model is not None:
             _info = ModelInfo(key, path, "cache", time.perf_counter() - started)
         else:
-            model, source = trained_model(corpus_bytes)
+            model, source = trained_model(corpus_bytes, settings)
             stored = _write_export(path, model)
             _info = ModelInfo(key, path if stored else None, source, time.perf_counter() - started)
         _model = model

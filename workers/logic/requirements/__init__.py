@@ -13,14 +13,8 @@ from typing import Any
 
 from sustainml.workers.logic.requirements import units
 from sustainml.workers.logic.requirements.evaluate import RequirementsReport, evaluate, load_cases
-from sustainml.workers.logic.requirements.extractor import (
-    Contradiction,
-    Extraction,
-    Span,
-    extract,
-    extract_text,
-    format_requirement,
-)
+from sustainml.workers.logic.requirements.extractor import extract, extract_text
+from sustainml.workers.logic.requirements.findings import Contradiction, Extraction, Span, format_requirement
 from sustainml.workers.logic.requirements.schema import KEYS, RULES, TEXT_FIELDS, KeySpec
 
 __all__ = [

@@ -29,7 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from sustainml.workers.logic.requirements.extractor import Value, extract, format_requirement
+from sustainml.workers.logic.requirements.extractor import extract
+from sustainml.workers.logic.requirements.findings import Value, format_requirement
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""Requests over the broker: each operation's handler, found in ``HANDLERS`` by the request's
+``op`` (docs/wire-format.md §9). Every request that reaches the orchestrator with a ``reply_to``
+of its namespace is answered, failures included; none is left to time out.
+
+A submission may name a ``watch_queue`` header: the task's events go to that queue from the first
+one on. With the ``watch_mode`` header set to ``"direct"`` the orchestrator publishes them
+straight to it through the default exchange; without it, it binds the queue to the task's events
+on ``<ns>.tasks`` and unbinds it once the task is over (§9.8).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from sustainml.messages import MessageError
+from sustainml.messages import headers as H
+from sustainml.messages.tasks import (
+    REPLY_TYPE,
+    CancelReply,
+    CancelRequest,
+    ErrorReply,
+    ListReply,
+    ListRequest,
+    Reply,
+    RequestError,
+    ResultReply,
+    ResultRequest,
+    StatusRequest,
+    SubmitReply,
+    SubmitRequest,
+    decode_request,
+    encode_reply,
+)
+from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT, SubmitError
+from sustainml.rpc import ForeignQueue, check_own_queue, reply
+from sustainml.transport.base import Delivery, Message, TransportError
+
+if TYPE_CHECKING:
+    from sustainml.orchestrator.core import Orchestrator
+
+log = logging.getLogger(__name__)
+
+
+def _submit(orch: Orchestrator, req: SubmitRequest, message: Message) -> Reply:
+    watch = message.headers.get(H.H_WATCH_QUEUE)
+    task_id = orch.submit(
+        req.user_input,
+        idempotency_key=req.idempotency_key,
+        watch_queue=str(watch) if watch else None,
+        watch_direct=message.headers.get(H_WATCH_MODE) == WATCH_DIRECT,
+    )
+    return SubmitReply(task_id)
+
+
+def _result(orch: Orchestrator, req: ResultRequest, message: Message) -> Reply:
+    return ResultReply(orch.result(req.task_id))
+
+
+def _status(orch: Orchestrator, req: StatusRequest, message: Message) -> Reply:
+    return orch.nodes()
+
+
+def _cancel(orch: Orchestrator, req: CancelRequest, message: Message) -> Reply:
+    return CancelReply(orch.cancel(req.task_id))
+
+
+def _list(orch: Orchestrator, req: ListRequest, message: Message) -> Reply:
+    return ListReply(orch.tasks(req.state, req.problem_id, req.limit, req.offset))
+
+
+Handler = Callable[["Orchestrator", Any, Message], Reply]
+HANDLERS: dict[str, Handler] = {
+    SubmitRequest.op: _submit,
+    ResultRequest.op: _result,
+    StatusRequest.op: _status,
+    CancelRequest.op: _cancel,
+    ListRequest.op: _list,
+}
+
+
+def answer(orch: Orchestrator, body: bytes, message: Message) -> Reply:
+    """The reply to one request body: its handler's, or the error that stopped it."""
+    try:
+        req = decode_request(body)
+        return HANDLERS[req.op](orch, req, message)
+    except KeyError as exc:
+        return ErrorReply(str(exc.args[0]))
+    except (RequestError, SubmitError, MessageError, ValueError, TypeError) as exc:  # ForeignQueue too
+        return ErrorReply(str(exc))
+    except (TransportError, FutureTimeout) as exc:
+        return ErrorReply(f"broker error: {exc}")
+    except Exception as exc:  # a bug: still answer, so the caller does not wait for its timeout
+        log.exception("orchestrator request failed")
+        return ErrorReply(f"internal error: {type(exc).__name__}: {exc}")
+
+
+def on_request(orch: Orchestrator, delivery: Delivery) -> None:
+    reply_to = delivery.message.reply_to
+    if reply_to:
+        try:  # a request whose answer would land in another namespace is not carried out
+            check_own_queue(orch.topology, reply_to, "reply_to", direct_reply=True)
+        except ForeignQueue as exc:
+            delivery.ack()
+            log.warning("orchestrator request refused: %s", exc)
+            return
+    response = answer(orch, delivery.message.body, delivery.message)
+    delivery.ack()
+    reply(orch.transport, delivery, encode_reply(response), topology=orch.topology, type=REPLY_TYPE)
