@@ -19,6 +19,7 @@ from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports, memory_transports
 from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
+from tests.support.waiting import wait_until
 
 DATA_DIRS_ENV = "SUSTAINML_DATA_DIRS"
 
@@ -35,14 +36,6 @@ class Running:
     @property
     def url(self) -> str:
         return self.server.url
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _all_idle(client: httpx.Client) -> bool:

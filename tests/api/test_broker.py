@@ -11,13 +11,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import pytest
+
+from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
     from tests.api.conftest import Running
@@ -46,14 +47,6 @@ WELDS = {
     "extra_data": {"include_input_batch": True},
 }
 BULKY = ("input_batch", "raw_model")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _submit(api: Running, body: dict[str, Any]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sustainml.config import Settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,19 +26,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _port_closed(port: int) -> bool:
@@ -87,7 +75,12 @@ def test_orchestrator_http_stops_on_sigterm(
     port = _free_port()
     proc = spawn(["orchestrator", "--http", f"127.0.0.1:{port}"], env)
     url = f"http://127.0.0.1:{port}"
-    _poll(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 30, "the API to answer")
+    wait_until(
+        lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+        30,
+        "the API to answer",
+        ignore=(httpx.TransportError,),
+    )
     nodes = httpx.get(f"{url}/v1/nodes", timeout=5).json()
     assert set(nodes["nodes"].values()) == {"INACTIVE"} and nodes["replicas"] == []  # no workers started
     # a client that keeps an SSE stream open must not hold the shutdown up
@@ -109,7 +102,12 @@ def test_terminate_route_and_token_from_the_environment(
     token = "cli-token-123"
     proc = spawn(["orchestrator", "--http", f"127.0.0.1:{port}"], {**env, "SUSTAINML_API_TOKEN": token})
     url = f"http://127.0.0.1:{port}"
-    _poll(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 30, "the API to answer")
+    wait_until(
+        lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+        30,
+        "the API to answer",
+        ignore=(httpx.TransportError,),
+    )
     assert httpx.post(f"{url}/terminate", timeout=5).status_code == 401
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{url}/terminate", headers=auth, timeout=5).status_code == 405  # POST only
@@ -146,7 +144,9 @@ def test_up_serves_the_api_in_the_orchestrator(
             status = c.get("/status").json()["status"]
             return set(status.values()) == {"IDLE"}
 
-        _poll(all_idle, 120, "the six workers to report IDLE through the API")
+        wait_until(
+            all_idle, 120, "the six workers to report IDLE through the API", ignore=(httpx.TransportError,)
+        )
         task_id = c.post(
             "/user_input", json={"problem_short_description": "detect fraud in card payments"}
         ).json()["task_id"]

@@ -5,7 +5,6 @@ translations (keyword routing, UserInput defaults, CSV export, offline model fac
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,19 +15,12 @@ from sustainml.api import hfcompat, views
 from sustainml.api.v1 import _safe_name
 from sustainml.messages import CO2Footprint, HWResource, MessageError, MLModel, MLModelMetadata
 from sustainml.topology import PIPELINE
+from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
     from tests.api.conftest import Running
 
 TOKEN = "s3cret-token-value"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pika
 import pytest
 from click.testing import CliRunner
 
-from sustainml.cli import cli
+from sustainml.cli.main import cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

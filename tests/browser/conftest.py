@@ -28,6 +28,7 @@ from sustainml.config import Settings
 from sustainml.messages import MLModelMetadata, NodeStatus, UserInput
 from sustainml.topology import PIPELINE, Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
+from tests.support.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,13 +118,14 @@ def _held_metadata(gate: Gate) -> Any:
 
 
 def _wait_nodes_idle(dash: Dashboard, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    last: list[Any] = [None]
+
+    def idle() -> bool:
         status, body = dash.http("GET", "/v1/nodes")
-        if status == 200 and all(body["nodes"].get(s.node) == "IDLE" for s in PIPELINE):
-            return
-        assert time.monotonic() < deadline, f"nodes not idle after {timeout} s: {body}"
-        time.sleep(0.1)  # polling the API with a deadline, not waiting for a consumption
+        last[0] = body
+        return status == 200 and all(body["nodes"].get(s.node) == "IDLE" for s in PIPELINE)
+
+    wait_until(idle, timeout, "the nodes to be IDLE", interval=0.1, detail=lambda: f": {last[0]}")
 
 
 @pytest.fixture(scope="module")

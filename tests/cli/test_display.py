@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
-from sustainml import cli
 from sustainml.api import views
+from sustainml.cli import render
 from sustainml.display import clarification, config_outcome, figures_are_placeholders, task_alerts
 from sustainml.messages import (
     CO2Footprint,
@@ -106,12 +106,12 @@ def test_configuration_outcomes() -> None:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
     console = Console(record=True, width=100, soft_wrap=True)
-    monkeypatch.setattr(cli, "out", console)
+    monkeypatch.setattr(render, "out", console)
     yield console
 
 
 def test_cli_result_says_no_feasible_model_first_and_the_question_next_to_the_goal(recorded: Console) -> None:
-    cli._print_result(_no_model_result())
+    render.print_result(_no_model_result())
     lines = recorded.export_text().splitlines()
     assert lines[0] == "task 3.1: NO FEASIBLE MODEL (every stage ran; read why below)"
     assert lines[1] == f"  ML_MODEL: no feasible model: {NO_MODEL['message']}"
@@ -128,10 +128,10 @@ def test_cli_result_cuts_long_values_unless_full(recorded: Console) -> None:
     res = TaskResult(
         task_id=TID, state=TaskState.SUCCEEDED, user_input=UserInput(), outputs={"ml_model_metadata": meta}
     )
-    cli._print_result(res)
+    render.print_result(res)
     text = recorded.export_text()
     assert "THE END" not in text and "more characters" in text and "sustainml result 3 1 --full" in text
-    cli._print_result(res, full=True)
+    render.print_result(res, full=True)
     assert "THE END" in recorded.export_text()
 
 

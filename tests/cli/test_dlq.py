@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from sustainml.cli import cli
+from sustainml.cli.dlq_client import H_REPLAYS
+from sustainml.cli.main import cli
 from sustainml.config import Settings
-from sustainml.dlq import H_REPLAYS
 from sustainml.messages import TaskId, UserInput, decode_task
 from sustainml.messages import headers as H
 from sustainml.topology import Topology
@@ -34,8 +34,8 @@ from tests.security.nodes_support import (
     signed_stage_properties,
     stage_properties,
     user_input_task,
-    wait_for,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def scene(amqp_url: str, settings: Settings) -> Iterator[Scene]:
                     stage_properties(f"junk-{i}"),
                     mandatory=True,
                 )
-        wait_for(lambda: queue_count(amqp_url, sc.dlq) == 5, 60, "5 dead letters")
+        wait_until(lambda: queue_count(amqp_url, sc.dlq) == 5, 60, "5 dead letters")
         yield sc
 
 
@@ -142,7 +142,7 @@ def test_list_show_replay_purge(scene: Scene) -> None:
     assert "replayed 1 message(s)" in res.output
     # Out of attempts, each task also produced a failed output (so the orchestrator knew); the
     # replay adds the successful one.
-    wait_for(lambda: queue_count(scene.url, scene.out_q) >= 3, 30, "the replayed task's output")
+    wait_until(lambda: queue_count(scene.url, scene.out_q) >= 3, 30, "the replayed task's output")
     outputs = get_all(scene.url, scene.out_q)
     failed = sorted(decode_task(b).task_id.key for p, b in outputs if H.H_FAILED in (p.headers or {}))
     good = [decode_task(b) for p, b in outputs if H.H_FAILED not in (p.headers or {})]

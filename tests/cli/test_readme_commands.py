@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sustainml.cli import cli
+from sustainml.cli.main import cli
 from sustainml.topology import PIPELINE, Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 

@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import os
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ import pytest
 from sustainml.topology import PIPELINE
 from tests.support import containers
 from tests.support.containers import LABEL, add_note
+from tests.support.waiting import wait_until
 
 HERE = Path(__file__).resolve().parent
 LONG_ENV = "SUSTAINML_CONTAINER_TESTS"
@@ -77,17 +77,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def wait_for(
     predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2, logs: Any = None
 ) -> float:
-    """Seconds until ``predicate()`` holds; on time-out fails with the last log lines of ``logs``
-    (a container), if given."""
-    began = time.monotonic()
-    while not predicate():
-        if time.monotonic() - began > timeout:
-            tail = ""
-            if logs is not None:
-                tail = "\n" + logs.logs(tail=30).decode(errors="replace")
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
-        time.sleep(interval)
-    return time.monotonic() - began
+    """``wait_until`` for containers: it takes the container whose last log lines explain a
+    time-out (``logs``), and polls every 0.2 s by default, since each check here is a Docker API
+    call or a request into a container, not an in-process read."""
+
+    def tail() -> str:
+        return "" if logs is None else "\n" + logs.logs(tail=30).decode(errors="replace")
+
+    return wait_until(predicate, timeout, what, interval=interval, detail=tail)
 
 
 class Deployment:

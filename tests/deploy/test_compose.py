@@ -147,7 +147,7 @@ def test_services_and_rules() -> None:
         assert svc.get("read_only") is True, f"{name}: read-only root filesystem"
         assert "ALL" in svc.get("cap_drop", []), name
         hc = svc["healthcheck"]
-        assert hc["test"][0] == "CMD" and "sustainml.cli_health" in hc["test"], name
+        assert hc["test"][0] == "CMD" and "sustainml.cli.health" in hc["test"], name
         assert svc["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
         assert parse_duration(svc["stop_grace_period"]) > 30, f"{name}: longer than the runtime's 30 s drain"
         env = svc["environment"]

@@ -116,7 +116,7 @@ def test_a_rabbitmq_node_accepts_the_definitions_and_the_worker_role_works(
     topology = Topology("sustainml", "quorum", 20)
     with AmqpTransport(url("worker"), name="defs-worker") as worker:
         declare_all(worker, topology)  # what every worker does on start
-        # the health probe's queue (sustainml.cli_health) fits the worker's private-queue rule
+        # the health probe's queue (sustainml.cli.health) fits the worker's private-queue rule
         probe = topology.private_queue_spec(
             "control", "health-0123456789ab", (Binding(topology.status_exchange, ""),), expires_ms=15_000
         )

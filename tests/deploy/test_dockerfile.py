@@ -108,7 +108,7 @@ def test_entrypoint_healthcheck_and_signals(dockerfile: tuple[list[tuple[str, st
     assert final["ENTRYPOINT"].startswith("["), "exec form: signals reach the process, not a shell"
     assert "sustainml" in final["ENTRYPOINT"]
     hc = final["HEALTHCHECK"]
-    assert "CMD" in hc and "sustainml.cli_health" in hc
+    assert "CMD" in hc and "sustainml.cli.health" in hc
     assert final.get("STOPSIGNAL", "SIGTERM") == "SIGTERM"
 
 

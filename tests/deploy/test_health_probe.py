@@ -1,4 +1,4 @@
-"""sustainml.cli_health, the probe the compose health checks and the Kubernetes probes run:
+"""sustainml.cli.health, the probe the compose health checks and the Kubernetes probes run:
 healthy only when a replica of the stage on this host sends heartbeats; an HTTP check for the
 orchestrator's /healthz; exit codes 0/1 with the reason on stderr."""
 
@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from sustainml.cli_health import replica_host
+from sustainml.cli.health import replica_host
 from sustainml.config import Settings
 
-PROBE = [sys.executable, "-m", "sustainml.cli_health"]
+PROBE = [sys.executable, "-m", "sustainml.cli.health"]
 
 
 def _env(settings: Settings) -> dict[str, str]:

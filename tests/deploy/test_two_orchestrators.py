@@ -6,7 +6,6 @@ whichever replica receives it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -21,15 +20,9 @@ from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, QueueSpec
 from tests.support.taskdb import count_outputs
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
-
-
-def _wait_until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_two_orchestrators_share_the_queues_without_duplicates(settings: Settings, postgres_url: str) -> None:
@@ -96,14 +89,16 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
 
         # Redeliver one final output: published again into the shared results queue, it reaches
         # one of the two replicas, which must see it as a duplicate.
-        _wait_until(lambda: len(captured) == 12, "the tap to see every final output")
+        wait_until(lambda: len(captured) == 12, 20.0, "the tap to see every final output")
         replay = captured[0]
         t = next(t for t in ids if replay.correlation_id == t.key)
         key = TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id)
         before = db.get_task(key)
         total = sum(handled.values())
         tap.publish("", topology.orchestrator_results_queue, replay).result(10)
-        _wait_until(lambda: sum(handled.values()) == total + 1, "a replica to handle the replayed output")
+        wait_until(
+            lambda: sum(handled.values()) == total + 1, 20.0, "a replica to handle the replayed output"
+        )
         after = db.get_task(key)
         assert before is not None and after is not None
         assert (after.state, after.finished_at, after.updated_at) == (

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,16 +23,6 @@ from tests.support.batch import batch_input
 from tests.support.private_broker import PrivateBroker, PrivateBrokerError, rabbitmq_available
 
 NOOP_WORKER = Path(__file__).with_name("noop_worker.py")
-
-
-def poll(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> float:
-    """Wait until ``predicate()`` holds; fail after ``timeout`` s. Returns the seconds it took."""
-    began = time.monotonic()
-    while not predicate():
-        if time.monotonic() - began > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-    return time.monotonic() - began
 
 
 @pytest.fixture(scope="module")

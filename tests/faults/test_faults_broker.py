@@ -21,11 +21,12 @@ from sustainml.orchestrator.client import Client
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, ExchangeSpec, Message, QueueSpec
-from tests.faults.conftest import Rig, poll
+from tests.faults.conftest import Rig
 from tests.faults.test_faults_workers import record
 from tests.support.batch import batch_input, count_batch, wait_terminal
 from tests.support.private_broker import PrivateBroker
 from tests.support.taskdb import count_outputs
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -36,7 +37,7 @@ def _start_pipeline(rig: Rig) -> None:
     orch = rig.start_orchestrator()
     for s in PIPELINE:
         rig.start_worker(s.node, 0.01)
-    poll(lambda: all(v == Status.IDLE for v in orch.status().values()), 60, "six idle workers")
+    wait_until(lambda: all(v == Status.IDLE for v in orch.status().values()), 60, "six idle workers")
 
 
 def _submit_in_background(rig: Rig, batch: str, n: int) -> tuple[threading.Thread, list[TaskId], list[str]]:
@@ -64,16 +65,16 @@ def _broker_outage_during_batch(
     assert orch is not None
     began = time.monotonic()
     thread, ids, errors = _submit_in_background(rig, name, BATCH)
-    poll(lambda: len(ids) >= BATCH // 3, 60, "a third of the batch submitted")
+    wait_until(lambda: len(ids) >= BATCH // 3, 60, "a third of the batch submitted")
     down = time.monotonic()
     outage()
     back = time.monotonic()
     # Recovered once every component is connected again and the orchestrator stores new outputs.
     transport = orch.transport
     assert isinstance(transport, AmqpTransport)
-    poll(lambda: transport.is_open, 60, "the orchestrator reconnected")
+    wait_until(lambda: transport.is_open, 60, "the orchestrator reconnected")
     stored = count_outputs(orch.db)
-    poll(lambda: count_outputs(orch.db) > stored, 60, "outputs flowing again")
+    wait_until(lambda: count_outputs(orch.db) > stored, 60, "outputs flowing again")
     recovered = time.monotonic() - back
     thread.join(120)
     assert not thread.is_alive(), "the publisher is stuck"
@@ -136,7 +137,7 @@ def test_memory_alarm_blocks_publishers_without_loss(
                 pub.publish(f"{settings.namespace}.alarm", "k", Message(f"m{i}".encode())) for i in range(100)
             ]
             thread, ids, errors = _submit_in_background(rig, "memory-alarm", 50)
-            poll(lambda: pub.blocked, 30, "connection.blocked from the broker")
+            wait_until(lambda: pub.blocked, 30, "connection.blocked from the broker")
             held = 3.0
             done, _ = wait(futures, timeout=held)
             assert not done, "publishes confirmed during a memory alarm"
@@ -148,7 +149,7 @@ def test_memory_alarm_blocks_publishers_without_loss(
         for f in futures:
             f.result(60)
         confirmed_after = time.monotonic() - cleared
-        poll(lambda: pub.queue_counts(queue)[0] == 100, 30, "all 100 probe messages queued")
+        wait_until(lambda: pub.queue_counts(queue)[0] == 100, 30, "all 100 probe messages queued")
         thread.join(120)
         wait_terminal(orch.db, ids, 120)
         counts = count_batch(orch.db, "memory-alarm", 50)
@@ -194,7 +195,7 @@ def test_orchestrator_sigkilled_three_times_in_one_batch_loses_and_duplicates_no
 
     def start_orchestrator(n: int) -> subprocess.Popen[bytes]:
         proc = rig.spawn([sys.executable, "-m", "sustainml.cli", "orchestrator"], f"orchestrator-{n}")
-        poll(lambda: consumers() >= 1, 120, f"orchestrator process {n} consuming requests")
+        wait_until(lambda: consumers() >= 1, 120, f"orchestrator process {n} consuming requests")
         return proc
 
     orchestrator = start_orchestrator(1)
@@ -216,7 +217,7 @@ def test_orchestrator_sigkilled_three_times_in_one_batch_loses_and_duplicates_no
     try:
         for k in range(1, KILLS + 1):
             wanted = k * BATCH // (KILLS + 1)
-            poll(lambda: len(ids) >= wanted, 300, f"{wanted} accepted submissions")  # noqa: B023
+            wait_until(lambda: len(ids) >= wanted, 300, f"{wanted} accepted submissions")  # noqa: B023
             orchestrator.kill()  # SIGKILL, a submission in flight
             orchestrator.wait(10)
             killed = time.monotonic()

@@ -19,9 +19,9 @@ from sustainml.messages import TaskId
 from sustainml.messages import headers as H
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Delivery, Transport
-from tests.faults.conftest import poll
 from tests.support.batch import batch_input, count_batch, wait_terminal
 from tests.support.taskdb import count_outputs
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults]
 
@@ -116,7 +116,7 @@ def test_poison_message_is_retried_a_bounded_number_of_times_then_dead_lettered(
     inspector: Transport = transports("inspector")
     inspector.connect()
     try:
-        poll(lambda: inspector.queue_counts(dlq)[0] == 1, 10, "the poison input in the DLQ")
+        wait_until(lambda: inspector.queue_counts(dlq)[0] == 1, 10, "the poison input in the DLQ")
         got: list[Delivery] = []
 
         def keep(d: Delivery) -> None:
@@ -124,7 +124,7 @@ def test_poison_message_is_retried_a_bounded_number_of_times_then_dead_lettered(
             d.ack()
 
         tag = inspector.consume(dlq, keep)
-        poll(lambda: len(got) == 1, 10, "the dead letter")
+        wait_until(lambda: len(got) == 1, 10, "the dead letter")
         inspector.cancel(tag)
         headers = got[0].message.headers
         assert int(headers[H_ATTEMPTS]) == ATTEMPTS

@@ -15,9 +15,10 @@ from sustainml.messages import Status, TaskId, TaskStatus
 from sustainml.orchestrator.core import Orchestrator
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport.amqp import AmqpTransport
-from tests.faults.conftest import Rig, poll
+from tests.faults.conftest import Rig
 from tests.support.batch import count_batch, wait_terminal
 from tests.support.taskdb import list_task_events
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -71,13 +72,13 @@ def test_sigkill_of_each_stage_worker_mid_batch_loses_and_duplicates_nothing(
     rig = rig_factory(make_settings())
     orch = rig.start_orchestrator()
     first = {s.node: rig.start_worker(s.node, CALLBACK_S) for s in PIPELINE}
-    poll(lambda: all(v == Status.IDLE for v in orch.status().values()), 60, "six idle workers")
+    wait_until(lambda: all(v == Status.IDLE for v in orch.status().values()), 60, "six idle workers")
 
     began = time.monotonic()
     ids = rig.submit("sigkill", BATCH)
     # All six at once, once every stage is busy: killing them one after another lets the upstream
     # stages finish the whole batch while the downstream replacements are still starting.
-    poll(
+    wait_until(
         lambda: all(
             _processed(orch, s.node, first[s.node].pid) >= 5 and rig.in_flight(first[s.node].pid) > 0
             for s in PIPELINE
@@ -100,7 +101,7 @@ def test_sigkill_of_each_stage_worker_mid_batch_loses_and_duplicates_nothing(
     recoveries: dict[str, float] = {}
     for stage in PIPELINE:
         node = stage.node
-        poll(
+        wait_until(
             lambda: _processed(orch, node, fresh[node]) >= 1,  # noqa: B023 - called before node changes
             60,
             f"{stage.node} replacement at work (processed at the kill: {at_kill})",
@@ -138,11 +139,11 @@ def test_stage_without_replica_holds_tasks_until_one_starts(
             orch.result(t).state == "running" and orch.result(t).current_stage == missing.node for t in ids
         )
 
-    poll(all_waiting, 60, "every task waiting on HW_RESOURCES")
+    wait_until(all_waiting, 60, "every task waiting on HW_RESOURCES")
     assert orch.status()[missing.node] == Status.INACTIVE
     with AmqpTransport(rig.settings.broker_url, name="inspector") as t:
         assert isinstance(t, AmqpTransport)
-        poll(lambda: t.queue_counts(queue) == (20, 0), 10, "20 tasks in the durable stage queue")
+        wait_until(lambda: t.queue_counts(queue) == (20, 0), 10, "20 tasks in the durable stage queue")
     began = time.monotonic()
     rig.start_worker(missing.node, 0.0)
     wait_terminal(orch.db, ids, 60)
@@ -202,7 +203,7 @@ def test_stage_deadline_fails_a_stuck_task_with_a_clear_reason(
     for s in PIPELINE:
         if s.node != "HW_RESOURCES":
             rig.start_worker(s.node, 0.0)
-    poll(
+    wait_until(
         lambda: sum(v == Status.IDLE for v in orch.status().values()) == len(PIPELINE) - 1,
         60,
         "the five other workers up",
@@ -221,6 +222,6 @@ def test_stage_deadline_fails_a_stuck_task_with_a_clear_reason(
     rig.start_worker("HW_RESOURCES", 0.0)
     with AmqpTransport(rig.settings.broker_url, name="inspector") as t:
         queue = Topology.of(rig.settings).stage_queue(resolve_stage("HW_RESOURCES"))
-        poll(lambda: t.queue_counts(queue)[0] == 0, 30, "the late replica to drain the stuck inputs")
+        wait_until(lambda: t.queue_counts(queue)[0] == 0, 30, "the late replica to drain the stuck inputs")
     time.sleep(1.0)  # let any (wrong) downstream output reach the orchestrator
     assert all(orch.result(t).state == "failed" for t in ids)

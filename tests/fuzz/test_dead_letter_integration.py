@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import msgpack
 import pytest
 
+from sustainml.cli.dlq_client import DlqClient
 from sustainml.config import Settings
-from sustainml.dlq import DlqClient
 from sustainml.messages import (
     SCHEMA_VERSION,
     TaskEnvelope,
@@ -34,8 +34,8 @@ from tests.security.nodes_support import (
     signed_stage_properties,
     stage_properties,
     user_input_task,
-    wait_for,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_worker_keeps_consu
                 mandatory=True,
             )
 
-    wait_for(lambda: queue_count(amqp_url, dlq) == MALFORMED, 90, f"{MALFORMED} messages in {dlq}")
+    wait_until(lambda: queue_count(amqp_url, dlq) == MALFORMED, 90, f"{MALFORMED} messages in {dlq}")
 
     with DlqClient(settings) as client:
         count, letters = client.show(FIRST_STAGE.kind, limit=MALFORMED)
@@ -148,7 +148,7 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_worker_keeps_consu
                 signed_stage_properties(settings, "good-999", good),
                 mandatory=True,
             )
-        wait_for(lambda: queue_count(amqp_url, out_q) >= 1, 30, "the valid task's output")
+        wait_until(lambda: queue_count(amqp_url, out_q) >= 1, 30, "the valid task's output")
         outputs = get_all(amqp_url, out_q)
     assert len(outputs) == 1
     props, body = outputs[0]

@@ -36,19 +36,12 @@ from sustainml.transport.base import (
     Unroutable,
 )
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
 
 class Names:
     """Hands out namespaced names and deletes them at teardown over a separate connection."""

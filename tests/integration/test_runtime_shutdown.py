@@ -48,15 +48,9 @@ from sustainml.transport.base import Binding, Delivery, Message, PublishNacked, 
 from sustainml.transport.memory import MemoryBroker, MemoryTransport
 from sustainml.workers.runtime import Node
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_until
 
 EXIT_DEADLINE = 3.0  # seconds from SIGTERM to exit: "promptly", with room for a loaded machine
-
-
-def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 class _Output:
@@ -77,7 +71,7 @@ class _Output:
         return "".join(self.lines)
 
     def wait_for(self, needle: str, timeout: float) -> None:
-        _poll(
+        wait_until(
             lambda: needle in self.text() or self._proc.poll() is not None,
             timeout,
             f"{needle!r} in the worker's output",
@@ -355,15 +349,15 @@ def test_input_is_acked_once_its_output_is_confirmed_and_threads_do_not_wait(
     rig = rig_factory(_zero_cost)
     # More tasks than handler threads (2): with threads blocked on confirms, the third would wait.
     rig.submit(1, 2, 3, 4, 5)
-    _poll(
+    wait_until(
         lambda: len(rig.outputs) == 5 and len(rig.node_transport.held) == 5,
         10,
         "five outputs routed while no confirm came back",
     )
     assert rig.unacked() == 5  # every input still unacked: no output is confirmed yet
     assert rig.node_transport.confirm() == 5
-    _poll(lambda: rig.unacked() == 0, 10, "inputs acked after their outputs' confirms")
-    _poll(lambda: all(rig.task_events(n) for n in range(1, 6)), 10, "completion events")
+    wait_until(lambda: rig.unacked() == 0, 10, "inputs acked after their outputs' confirms")
+    wait_until(lambda: all(rig.task_events(n) for n in range(1, 6)), 10, "completion events")
     for n in range(1, 6):
         events = rig.task_events(n)
         assert events[-1].task_status == TaskStatus.SUCCEEDED and events[-1].processed >= 1
@@ -374,15 +368,15 @@ def test_refused_output_leaves_the_input_for_redelivery(
 ) -> None:
     rig = rig_factory(_zero_cost)
     rig.submit(7)
-    _poll(lambda: len(rig.node_transport.held) == 1, 10, "the output published")
+    wait_until(lambda: len(rig.node_transport.held) == 1, 10, "the output published")
     rig.node_transport.confirm(PublishNacked("test: broker refused the output"))
     # Not acked: requeued and handled again, so a second copy of the output is published.
-    _poll(lambda: len(rig.node_transport.held) == 1 and len(rig.outputs) == 2, 10, "the task redone")
+    wait_until(lambda: len(rig.node_transport.held) == 1 and len(rig.outputs) == 2, 10, "the task redone")
     assert rig.unacked() == 1
     assert not any(e.task_status == TaskStatus.SUCCEEDED for e in rig.task_events(7))
     rig.node_transport.confirm()
-    _poll(lambda: rig.unacked() == 0, 10, "the input acked after the second output's confirm")
-    _poll(lambda: bool(rig.task_events(7)), 10, "a completion event")
+    wait_until(lambda: rig.unacked() == 0, 10, "the input acked after the second output's confirm")
+    wait_until(lambda: bool(rig.task_events(7)), 10, "a completion event")
     assert [e.task_status for e in rig.task_events(7) if e.task_status != TaskStatus.RUNNING] == [
         TaskStatus.SUCCEEDED
     ]
@@ -400,14 +394,14 @@ def test_long_task_reports_running_while_quick_ones_send_one_event(
     rig = rig_factory(callback)
     rig.submit(1)
     # The callback still runs: the orchestrator and the dashboard see the task RUNNING.
-    _poll(lambda: bool(rig.task_events(1)), 10, "a RUNNING event during the long callback")
+    wait_until(lambda: bool(rig.task_events(1)), 10, "a RUNNING event during the long callback")
     running = rig.task_events(1)
     assert [e.task_status for e in running] == [TaskStatus.RUNNING]
     assert running[0].node_status == Status.RUNNING and running[0].in_flight == 1
     release.set()
-    _poll(lambda: len(rig.node_transport.held) == 1, 10, "the long task's output")
+    wait_until(lambda: len(rig.node_transport.held) == 1, 10, "the long task's output")
     rig.node_transport.confirm()
-    _poll(lambda: len(rig.task_events(1)) == 2, 10, "the completion event")
+    wait_until(lambda: len(rig.task_events(1)) == 2, 10, "the completion event")
     assert rig.task_events(1)[-1].task_status == TaskStatus.SUCCEEDED
 
     quick = list(range(10, 50))
@@ -418,8 +412,8 @@ def test_long_task_reports_running_while_quick_ones_send_one_event(
         confirmed[0] += rig.node_transport.confirm()
         return confirmed[0] == len(quick)
 
-    _poll(all_confirmed, 10, "the quick tasks' outputs")
-    _poll(lambda: all(rig.task_events(n) for n in quick), 10, "their completion events")
+    wait_until(all_confirmed, 10, "the quick tasks' outputs")
+    wait_until(lambda: all(rig.task_events(n) for n in quick), 10, "their completion events")
     per_task = [[e.task_status for e in rig.task_events(n)] for n in quick]
     for events in per_task:  # in order, one completion each
         assert events[-1] == TaskStatus.SUCCEEDED and events.count(TaskStatus.SUCCEEDED) == 1
@@ -452,7 +446,7 @@ def test_tasks_in_flight_finish_and_report_before_the_replica_says_goodbye(
         with rig._lock:
             return any(s.event == "offline" for s in rig.statuses)
 
-    _poll(goodbye_seen, 10, "the offline status")
+    wait_until(goodbye_seen, 10, "the offline status")
     with rig._lock:
         kinds = [(s.event, s.task_status) for s in rig.statuses if s.event in ("task", "offline")]
     assert kinds[-1][0] == "offline"

@@ -220,7 +220,7 @@ def unit_of(type_name: str, field: str) -> str:
     return EXTRA_UNITS.get((type_name, field)) or T.UNITS.get(field, "")
 
 
-# IDL types where the annotation alone does not say (seed IDL: data-model.txt).
+# IDL types where the annotation alone does not say (upstream's IDL, data-model.txt).
 IDL_OVERRIDES: dict[tuple[str, str], str] = {
     ("MLModel", "input_batch"): "sequence&lt;string&gt; (here: .npy bytes)",
     ("RequestType", "transaction_id"): "int",

@@ -43,6 +43,7 @@ from sustainml.messages import TaskId, UserInput
 from sustainml.topology import PIPELINE, Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 from tests.support.taskdb import list_task_events
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -255,18 +256,19 @@ def _hosts_per_stage(dep: LocalDeployment, ids: list[TaskId], timeout: float = 1
 
 
 def _wait_for_replicas(dep: LocalDeployment, want: Counter[tuple[str, str]], timeout: float) -> None:
-    assert dep.orchestrator is not None
-    deadline = time.monotonic() + timeout
+    orchestrator = dep.orchestrator
+    assert orchestrator is not None
     have: Counter[tuple[str, str]] = Counter()
-    while time.monotonic() < deadline:
+
+    def enough() -> bool:
+        nonlocal have
         now = time.monotonic()
-        have = Counter(
-            (_host_of(r.replica_id), r.node_name) for r in dep.orchestrator.replicas() if r.alive(now)
-        )
-        if all(have[k] >= v for k, v in want.items()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"replicas alive {dict(have)}, wanted {dict(want)}")
+        have = Counter((_host_of(r.replica_id), r.node_name) for r in orchestrator.replicas() if r.alive(now))
+        return all(have[k] >= v for k, v in want.items())
+
+    wait_until(
+        enough, timeout, f"replicas {dict(want)}", interval=0.2, detail=lambda: f" (alive: {dict(have)})"
+    )
 
 
 def test_workers_on_three_hosts_survive_one_host_losing_its_link(lab: Lab, tmp_path: Path) -> None:

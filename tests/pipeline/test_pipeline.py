@@ -26,6 +26,7 @@ from sustainml.orchestrator.client import StageEvent
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.base import Delivery, Message
 from sustainml.workers.logic import hw_constraints as shipped_hw_constraints
+from tests.support.waiting import wait_until
 
 DeploymentFactory = Callable[..., LocalDeployment]
 
@@ -36,16 +37,6 @@ def _ui(description: str = WELD, **extra: Any) -> UserInput:
     ui = UserInput(problem_short_description=description, modality="image")
     ui.set_extra(extra)
     return ui
-
-
-def _poll(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_one_task_flows_through_all_six_stages(deploy: DeploymentFactory) -> None:
@@ -159,7 +150,7 @@ def test_automatic_iterations_exclude_previous_models(deploy: DeploymentFactory)
         except Exception:
             return False
 
-    _poll(all_done, 30, "three automatic iterations")
+    wait_until(all_done, 30, "three automatic iterations")
     models = [client.result(t).outputs["ml_model"].model for t in ids]  # type: ignore[attr-defined]
     assert len(set(models)) == 3, models  # each iteration proposes a model not proposed before
     with pytest.raises(Exception, match="does not exist"):
@@ -184,7 +175,9 @@ def test_cancel_stops_later_stages(deploy: DeploymentFactory) -> None:
     )
     client = dep.client()
     tid = client.submit(_ui(), watch=True)
-    _poll(lambda: client.result(tid).current_stage == "APP_REQUIREMENTS", what="task at APP_REQUIREMENTS")
+    wait_until(
+        lambda: client.result(tid).current_stage == "APP_REQUIREMENTS", 15.0, "task at APP_REQUIREMENTS"
+    )
     assert client.cancel() == tid  # empty cancel = the latest unfinished task
     time.sleep(0.3)  # let the STOP_TASK broadcast reach every replica's control queue
     gate.set()
@@ -262,7 +255,7 @@ def test_malformed_message_is_dead_lettered_with_reason(deploy: DeploymentFactor
     try:
         t.publish(topo.record_exchange(stage.input_kind), "1.1", Message(b"\xc1 not msgpack")).result(5)
         dlq = topo.dead_letter_queue(topo.stage_queue(stage))
-        _poll(lambda: t.queue_counts(dlq)[0] == 1, what="message in the DLQ")
+        wait_until(lambda: t.queue_counts(dlq)[0] == 1, 15.0, "message in the DLQ")
         got: list[Message] = []
 
         def take(delivery: Delivery) -> None:
@@ -270,7 +263,7 @@ def test_malformed_message_is_dead_lettered_with_reason(deploy: DeploymentFactor
             delivery.ack()
 
         t.consume(dlq, take, prefetch=1)
-        _poll(lambda: got, what="dead letter delivered")
+        wait_until(lambda: got, 15.0, "dead letter delivered")
         assert got[0].body == b"\xc1 not msgpack"
         assert "invalid message" in got[0].headers[H.H_DEAD_REASON]
         assert got[0].headers[H.H_DEAD_QUEUE] == topo.stage_queue(stage)
@@ -316,12 +309,14 @@ def test_node_registry_tracks_replicas(deploy: DeploymentFactory) -> None:
         st = client.status()
         return all(s == "IDLE" for s in st["nodes"].values())
 
-    _poll(all_idle, 10, "six IDLE nodes")
+    wait_until(all_idle, 10, "six IDLE nodes")
     st = client.status()
     assert sum(1 for r in st["replicas"] if r["node_name"] == "HW_RESOURCES") == 2
     victim = next(n for n in dep.nodes if n.node_name == "CARBON_FOOTPRINT")
     dep.stop_node(victim)
-    _poll(lambda: client.status()["nodes"]["CARBON_FOOTPRINT"] == "INACTIVE", 10, "CARBON_FOOTPRINT INACTIVE")
+    wait_until(
+        lambda: client.status()["nodes"]["CARBON_FOOTPRINT"] == "INACTIVE", 10, "CARBON_FOOTPRINT INACTIVE"
+    )
 
 
 def test_many_tasks_from_parallel_clients_get_unique_ids(deploy: DeploymentFactory) -> None:
@@ -356,11 +351,11 @@ def test_control_pause_holds_tasks_in_the_queue_and_resume_finishes_them(deploy:
 
     dep = deploy()
     client = dep.client()
-    _poll(lambda: client.status()["nodes"]["HW_RESOURCES"] == "IDLE", 10, "HW_RESOURCES IDLE")
+    wait_until(lambda: client.status()["nodes"]["HW_RESOURCES"] == "IDLE", 10, "HW_RESOURCES IDLE")
     client.control("hw_resources", cmd_node=CmdNode.CMD_STOP_NODE)
-    _poll(lambda: client.status()["nodes"]["HW_RESOURCES"] == "INACTIVE", 10, "HW_RESOURCES paused")
+    wait_until(lambda: client.status()["nodes"]["HW_RESOURCES"] == "INACTIVE", 10, "HW_RESOURCES paused")
     tid = client.submit(_ui(), watch=True)
-    _poll(lambda: client.result(tid).current_stage == "HW_RESOURCES", 15, "task waiting at HW_RESOURCES")
+    wait_until(lambda: client.result(tid).current_stage == "HW_RESOURCES", 15, "task waiting at HW_RESOURCES")
     time.sleep(0.5)
     assert client.result(tid).state == "running"  # held in the durable queue, not lost
     client.control("hw_resources", cmd_node=CmdNode.CMD_START_NODE)
@@ -400,9 +395,11 @@ def test_terminate_command_stops_a_node_gracefully(deploy: DeploymentFactory) ->
 
     dep = deploy()
     client = dep.client()
-    _poll(lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "IDLE", 10, "APP_REQUIREMENTS IDLE")
+    wait_until(lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "IDLE", 10, "APP_REQUIREMENTS IDLE")
     client.control("app_requirements", cmd_node=CmdNode.CMD_TERMINATE_NODE)
-    _poll(lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "INACTIVE", 10, "APP_REQUIREMENTS gone")
+    wait_until(
+        lambda: client.status()["nodes"]["APP_REQUIREMENTS"] == "INACTIVE", 10, "APP_REQUIREMENTS gone"
+    )
     assert client.status()["nodes"]["ML_MODEL"] == "IDLE"  # only the target stopped
 
 
@@ -451,7 +448,7 @@ def test_automatic_carbon_optimisation_iterates_until_the_target_is_met(deploy: 
             return False
 
     assert client.wait(first, 30).state == "succeeded"
-    _poll(chain_done, 30, "three optimisation iterations")
+    wait_until(chain_done, 30, "three optimisation iterations")
     second, third = client.result(ids[1]), client.result(ids[2])
     assert second.user_input is not None and third.user_input is not None
     assert second.user_input.get_extra()["hardware_required"] == "T4"  # first option: other hardware
@@ -486,6 +483,6 @@ def test_automatic_carbon_optimisation_stops_when_options_run_out(deploy: Deploy
         except Exception:
             return None
 
-    _poll(final_note, 30, "the final note")
+    wait_until(final_note, 30, "the final note")
     note = client.result(last).note
     assert note is not None and "not met; no option left" in note

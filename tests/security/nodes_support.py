@@ -3,7 +3,6 @@ runtime with a small callback) on the real broker, raw publishing with plain pik
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,16 +19,6 @@ from sustainml.transport.base import Message
 from sustainml.workers.runtime import Node
 
 FIRST_STAGE: Stage = STAGES_BY_KIND["ml_model_metadata"]
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``cond`` until true or fail after ``timeout`` seconds (never a blind sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def user_input_task(problem_id: int, description: str = "classify photos of welded seams") -> bytes:

@@ -30,10 +30,10 @@ from click.testing import CliRunner
 from sustainml.api import ApiServer
 from sustainml.api.events import SUBSCRIBER_QUEUE, EventHub, HubEvent
 from sustainml.attribution import Attribution
-from sustainml.cli import cli
+from sustainml.cli.dlq_client import DlqClient
+from sustainml.cli.main import cli
 from sustainml.config import ConfigError, Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.dlq import DlqClient
 from sustainml.messages import (
     SCHEMA_VERSION,
     CmdNode,
@@ -56,7 +56,8 @@ from sustainml.orchestrator.protocol import request, unpack
 from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Message
-from tests.security.nodes_support import blocking_channel, queue_count, wait_for
+from tests.security.nodes_support import blocking_channel, queue_count
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +108,7 @@ def deployed(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     http = httpx.Client(base_url=server.url, timeout=30.0)
     try:
         deployed = Deployed(settings, dep, server, http, amqp_url, terminations)
-        wait_for(lambda: _all_idle(deployed), 60, "six idle nodes")
+        wait_until(lambda: _all_idle(deployed), 60, "six idle nodes")
         yield deployed
     finally:
         http.close()
@@ -189,7 +190,7 @@ def test_forged_node_control_pauses_and_terminates_nothing(deployed: Deployed) -
             sent += 1
     # Each copy to "all" reaches the six replicas; each direct copy, one.
     expected = before + sent * 6 + sent
-    wait_for(lambda: queue_count(d.url, unattributed) >= expected, 30, f"{expected} refused controls")
+    wait_until(lambda: queue_count(d.url, unattributed) >= expected, 30, f"{expected} refused controls")
     reasons = _dead_reasons(d.settings, "unattributed")
     assert any("unattributed: unsigned message" in r for r in reasons), reasons[:3]
     assert any("forged: x-sustainml-signature does not verify" in r for r in reasons), reasons[:3]
@@ -209,7 +210,7 @@ def test_forged_stage_output_is_not_stored_and_the_real_one_is(deployed: Deploye
     d.dep.stop_node(carbon)
     try:
         tid = _submit(d, "detect defects in photos of welded seams")
-        wait_for(
+        wait_until(
             lambda: d.orch.result(tid).current_stage == "CARBON_FOOTPRINT", 60, "the task at CARBON_FOOTPRINT"
         )
         results_dlq = d.topo.dead_letter_queue(d.topo.orchestrator_results_queue)
@@ -240,7 +241,7 @@ def test_forged_stage_output_is_not_stored_and_the_real_one_is(deployed: Deploye
             _publish(d.url, d.topo.record_exchange("carbon_footprint"), tid.key, forged)
         for forged in _forgeries(d.settings.namespace, hw).values():
             _publish(d.url, "", d.topo.orchestrator_results_queue, forged)
-        wait_for(lambda: queue_count(d.url, results_dlq) >= before + 6, 30, "six refused outputs")
+        wait_until(lambda: queue_count(d.url, results_dlq) >= before + 6, 30, "six refused outputs")
         assert d.orch.result(tid).state == "running"
         stored = d.orch.db.get_outputs(TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id))
         assert "carbon_footprint" not in stored
@@ -324,7 +325,7 @@ def test_replies_and_watch_queues_stay_in_the_namespace(deployed: Deployed, vict
         for reply_to in (victim, own):
             _request_via(d.url, "", d.topo.orchestrator_requests_queue, status, reply_to)
             _request_via(d.url, cfg_exchange, cfg_key, config, reply_to, type="RequestType")
-        wait_for(lambda: queue_count(d.url, own) == 2, 30, "the two answers to the namespace's own queue")
+        wait_until(lambda: queue_count(d.url, own) == 2, 30, "the two answers to the namespace's own queue")
         time.sleep(1.0)  # the foreign requests were handled before (same consumers, same order)
         assert queue_count(d.url, victim) == 0
         # a submission naming the foreign queue as its watch queue
@@ -368,7 +369,7 @@ def test_dlq_replay_into_another_namespace_is_refused(deployed: Deployed, victim
         },
     )
     _publish(d.url, "", dlq, letter)
-    wait_for(lambda: queue_count(d.url, dlq) >= 1, 10, "the planted dead letter")
+    wait_until(lambda: queue_count(d.url, dlq) >= 1, 10, "the planted dead letter")
     count = queue_count(d.url, dlq)
     with DlqClient(d.settings) as client:
         result = client.replay("results", ["cross-ns-1"])
@@ -410,7 +411,7 @@ def test_runaway_num_outputs_is_refused_and_cancel_stops_the_chain(deployed: Dep
     assert d.task_count() == before
     # within the cap: the chain runs, and a cancel of its first task stops it for sure
     tid = _submit(d, "detect pedestrians in street images", num_outputs=5)
-    wait_for(lambda: d.orch.db.latest_iteration(tid.problem_id) == 2, 60, "the first automatic iteration")
+    wait_until(lambda: d.orch.db.latest_iteration(tid.problem_id) == 2, 60, "the first automatic iteration")
     d.orch.cancel(tid)  # already succeeded: what is stopped is the chain after it
     time.sleep(3.0)
     rows = d.orch.db.list_tasks(problem_id=tid.problem_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from sustainml.cli import cli
+from sustainml.cli.main import cli
 
 
 def test_a_password_in_broker_option_is_refused_naming_the_environment_variable() -> None:

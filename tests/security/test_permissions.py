@@ -37,8 +37,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from sustainml.cli.dlq_client import DlqClient  # noqa: E402
 from sustainml.config import Settings  # noqa: E402
-from sustainml.dlq import DlqClient  # noqa: E402
 from sustainml.messages import UserInput  # noqa: E402
 from sustainml.orchestrator.client import Client  # noqa: E402
 from sustainml.orchestrator.core import Orchestrator  # noqa: E402
@@ -346,7 +346,8 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
     )
     from sustainml.messages import headers as H
     from sustainml.transport.base import Message
-    from tests.security.nodes_support import queue_count, wait_for
+    from tests.security.nodes_support import queue_count
+    from tests.support.waiting import wait_until
 
     ns = users.ns
     topo = Topology(ns)
@@ -361,7 +362,9 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
             nodes.append(node)
             node.run_in_thread()
         orch.start()
-        wait_for(lambda: len(orch.status()) == 6 and set(orch.status().values()) == {Status.IDLE}, 60, "idle")
+        wait_until(
+            lambda: len(orch.status()) == 6 and set(orch.status().values()) == {Status.IDLE}, 60, "idle"
+        )
         key = Attribution(ns, "orchestrator", load_key(base, create=False))  # as if it had leaked
         unattributed = topo.dead_letter_queue(topo.unattributed_route)
         results_dlq = topo.dead_letter_queue(topo.orchestrator_results_queue)
@@ -401,8 +404,8 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
         )
         with AmqpTransport(worker_url, name="attacker-worker") as rogue:
             rogue.publish("", topo.private_queue("control", nodes[1].replica_id), terminate).result(10)
-        wait_for(lambda: queue_count(users.guest_url, unattributed) == 2, 30, "two refused controls")
-        wait_for(lambda: queue_count(users.guest_url, results_dlq) == 1, 30, "the refused output")
+        wait_until(lambda: queue_count(users.guest_url, unattributed) == 2, 30, "two refused controls")
+        wait_until(lambda: queue_count(users.guest_url, results_dlq) == 1, 30, "the refused output")
         with DlqClient(replace(base, broker_url=users.guest_url)) as dlq:
             reasons = {d.reason for d in dlq.show("unattributed", limit=10)[1]}
             reasons |= {d.reason for d in dlq.show("results", limit=10)[1]}
@@ -422,9 +425,9 @@ def test_role_accounts_refuse_forged_controls_and_outputs(users: Users, tmp_path
         # the operator account may command nodes
         with Client(replace(base, broker_url=users.url("operator"))) as operator:
             operator.control(victim.node_name, cmd_node=CmdNode.CMD_STOP_NODE)
-            wait_for(lambda: orch.status()[victim.node_name] == Status.INACTIVE, 30, "the node paused")
+            wait_until(lambda: orch.status()[victim.node_name] == Status.INACTIVE, 30, "the node paused")
             operator.control(victim.node_name, cmd_node=CmdNode.CMD_START_NODE)
-            wait_for(lambda: orch.status()[victim.node_name] == Status.IDLE, 30, "the node resumed")
+            wait_until(lambda: orch.status()[victim.node_name] == Status.IDLE, 30, "the node resumed")
         with Client(replace(base, broker_url=users.url("publisher"))) as client:
             result = client.wait(
                 client.submit(UserInput(problem_short_description="after the attack"), watch=True), 60

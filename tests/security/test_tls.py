@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from sustainml.cli.dlq_client import DlqClient
 from sustainml.config import Settings
-from sustainml.dlq import DlqClient
 from sustainml.transport import TlsConfigError, TlsFiles, amqp_transport, tls_context
 from sustainml.transport.base import BrokerUnavailable, Delivery, Message, QueueSpec
 from tests.support.private_broker import (

@@ -50,7 +50,7 @@ from sustainml.topology import PIPELINE
 
 # -- IDL fidelity ------------------------------------------------------------------------------
 
-# Field names in the order of the seed IDL (data-model.txt), then the documented extensions.
+# Field names in the order of upstream's IDL (data-model.txt), then the documented extensions.
 IDL_FIELDS: dict[type[Record], list[str]] = {
     TaskId: ["problem_id", "iteration_id"],
     GeoLocation: ["continent", "region"],
@@ -116,7 +116,7 @@ IDL_FIELDS: dict[type[Record], list[str]] = {
     ResponseType: ["node_id", "transaction_id", "success", "err_code", "configuration"],
 }
 
-# Every class except TaskId can be built with no argument; its fields' defaults per the brief.
+# Every class except TaskId can be built with no argument: each field defaults to its type's zero value.
 TYPE_DEFAULTS = {
     str: "",
     int: 0,

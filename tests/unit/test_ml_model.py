@@ -262,8 +262,8 @@ def test_model_selected_catalogue_name_wins_and_breaks_constraints_only_with_war
     )
     assert restrained.model != "resnet-50"
     assert excluded(restrained)["resnet-50"]["constraint"] == "model_restrains"
-    # A name the catalogue does not know is refused, naming the field and the closest names (it
-    # used to be replaced by the ranking's choice without a word).
+    # A name the catalogue does not know is refused, naming the field and the closest names:
+    # silently proposing the ranking's choice instead would hide the user's typo.
     with pytest.raises(ValueError, match=r"extra_data.model_selected: 'my-private-net'.*closest"):
         run("image-classification", ["T4"], model_selected="my-private-net")
     with pytest.raises(ValueError, match="llama-2-7b-chat"):

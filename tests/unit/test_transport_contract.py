@@ -45,20 +45,12 @@ from sustainml.transport.memory import (
     QueueNotFound,
     topic_matches,
 )
+from tests.support.waiting import wait_until
 
 DEADLINE = 10.0  # generous upper bound; the memory transport needs milliseconds
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll ``predicate`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(0.002)
 
 
 class Collector:
@@ -233,14 +225,14 @@ def transport_factory(request: pytest.FixtureRequest) -> Iterator[TransportFacto
 
 def drain(f: TransportFactory, queue: str, n: int) -> list[Delivery]:
     """Check the queue holds exactly ``n`` ready messages, then consume and ack them."""
-    wait_until(lambda: f.ready(queue) >= n, f"{n} messages in {queue}")
+    wait_until(lambda: f.ready(queue) >= n, DEADLINE, f"{n} messages in {queue}")
     assert f.ready(queue) == n
     t = f()
     collector = Collector()
     tag = t.consume(queue, collector, prefetch=max(1, n), concurrency=1)
     got = collector.wait(n)
     t.cancel(tag)
-    wait_until(lambda: f.ready(queue) == 0, f"{queue} empty")
+    wait_until(lambda: f.ready(queue) == 0, DEADLINE, f"{queue} empty")
     return got
 
 
@@ -361,7 +353,7 @@ def test_queue_declare_counts_purge_delete(transport_factory: TransportFactory) 
         gate.wait(DEADLINE)
 
     tag = t.consume(q, Collector(hold), prefetch=1)
-    wait_until(lambda: f.admin.queue_counts(q) == (2, 1), "one delivery out, one consumer")
+    wait_until(lambda: f.admin.queue_counts(q) == (2, 1), DEADLINE, "one delivery out, one consumer")
     assert f.admin.purge_queue(q) == 2  # unacked messages are not purged
     t.cancel(tag)
     gate.set()
@@ -401,7 +393,7 @@ def test_competing_consumers_share_and_handle_each_message_once(transport_factor
 
     for i in (1, 2):
         f().consume(q, make_handler(i), prefetch=1, concurrency=1)
-    wait_until(lambda: f.admin.queue_counts(q)[1] == 2, "two consumers")
+    wait_until(lambda: f.admin.queue_counts(q)[1] == 2, DEADLINE, "two consumers")
     for n in range(total):
         f.publish("", q, Message(b"job", message_id=f"job-{n}"))
     with cond:
@@ -410,7 +402,7 @@ def test_competing_consumers_share_and_handle_each_message_once(transport_factor
     assert set(ids) == {f"job-{n}" for n in range(total)}
     assert max(ids.values()) == 1, "a message was handled twice"
     assert {i for i, _ in handled} == {1, 2}
-    wait_until(lambda: f.ready(q) == 0, "queue drained")
+    wait_until(lambda: f.ready(q) == 0, DEADLINE, "queue drained")
 
 
 def test_prefetch_bounds_unacked_deliveries(transport_factory: TransportFactory) -> None:
@@ -441,7 +433,7 @@ def test_prefetch_bounds_unacked_deliveries(transport_factory: TransportFactory)
     with cond:
         assert cond.wait_for(lambda: state["inflight"] == prefetch, DEADLINE)
     # The broker handed out exactly `prefetch` messages and keeps the rest ready.
-    wait_until(lambda: f.ready(q) == total - prefetch, f"{total - prefetch} ready")
+    wait_until(lambda: f.ready(q) == total - prefetch, DEADLINE, f"{total - prefetch} ready")
     assert state["peak"] == prefetch
     gate.set()
     with cond:
@@ -469,7 +461,7 @@ def test_ack_and_reject_requeue_redelivers_at_head(transport_factory: TransportF
         ("m1", True),
         ("m2", False),
     ]
-    wait_until(lambda: f.ready(q) == 0, "queue drained")
+    wait_until(lambda: f.ready(q) == 0, DEADLINE, "queue drained")
 
 
 def _dead_letter_pair(f: TransportFactory, **work_spec: Any) -> tuple[str, str, str]:
@@ -497,7 +489,7 @@ def test_reject_without_requeue_dead_letters(transport_factory: TransportFactory
     assert (death["queue"], death["reason"], death["count"]) == (work, "rejected", 1)
     assert (death["exchange"], death["routing-keys"]) == ("", [work])
     assert _text(d.message.headers["x-first-death-queue"]) == work
-    wait_until(lambda: f.ready(work) == 0, "work queue empty")
+    wait_until(lambda: f.ready(work) == 0, DEADLINE, "work queue empty")
 
 
 def test_dead_letter_keeps_routing_key_without_override(transport_factory: TransportFactory) -> None:
@@ -535,7 +527,7 @@ def test_handler_exception_dead_letters_and_consumer_continues(transport_factory
     [d] = dead.wait(1)
     assert d.message.message_id == "bad"
     assert x_death(d)[0]["reason"] == "rejected"
-    wait_until(lambda: f.ready(work) == 0, "work queue empty")
+    wait_until(lambda: f.ready(work) == 0, DEADLINE, "work queue empty")
 
 
 def test_max_length_dead_letters_the_head(transport_factory: TransportFactory) -> None:
@@ -558,7 +550,7 @@ def test_message_expiration_dead_letters(transport_factory: TransportFactory) ->
     assert d.message.expiration_ms is None  # RabbitMQ strips the expiration when dead-lettering
     death = x_death(d)[0]
     assert (death["reason"], death["queue"], death["original-expiration"]) == ("expired", work, "30")
-    wait_until(lambda: f.ready(work) == 0, "work queue empty")
+    wait_until(lambda: f.ready(work) == 0, DEADLINE, "work queue empty")
 
 
 def test_queue_message_ttl_dead_letters(transport_factory: TransportFactory) -> None:
@@ -633,17 +625,17 @@ def test_close_requeues_unacked_deliveries(transport_factory: TransportFactory) 
     holder = Collector(lambda d: None)  # takes the message and never settles it
     first.consume(q, holder)
     [held] = holder.wait(1)
-    wait_until(lambda: f.admin.queue_counts(q) == (0, 1), "message unacked by the first consumer")
+    wait_until(lambda: f.admin.queue_counts(q) == (0, 1), DEADLINE, "message unacked by the first consumer")
     first.close(timeout=DEADLINE)
     assert not first.is_open
-    wait_until(lambda: f.admin.queue_counts(q) == (1, 0), "message back in the queue")
+    wait_until(lambda: f.admin.queue_counts(q) == (1, 0), DEADLINE, "message back in the queue")
     held.ack()  # settling a delivery of a closed transport is a no-op: the message stays queued
     assert f.ready(q) == 1
     second = Collector()
     f().consume(q, second)
     [d] = second.wait(1)
     assert (d.message.message_id, d.redelivered) == ("held", True)
-    wait_until(lambda: f.ready(q) == 0, "queue drained")
+    wait_until(lambda: f.ready(q) == 0, DEADLINE, "queue drained")
 
 
 def test_cancel_stops_deliveries_but_handed_out_ones_can_be_settled(
@@ -657,14 +649,14 @@ def test_cancel_stops_deliveries_but_handed_out_ones_can_be_settled(
     f.publish("", q, Message(b"1", message_id="m1"))
     [held] = holder.wait(1)
     t.cancel(tag)
-    wait_until(lambda: f.admin.queue_counts(q)[1] == 0, "consumer gone")
+    wait_until(lambda: f.admin.queue_counts(q)[1] == 0, DEADLINE, "consumer gone")
     f.publish("", q, Message(b"2", message_id="m2"))
-    wait_until(lambda: f.ready(q) == 1, "m2 stays ready")
+    wait_until(lambda: f.ready(q) == 1, DEADLINE, "m2 stays ready")
     held.ack()
     other = Collector()
     f().consume(q, other)
     assert [d.message.message_id for d in other.wait(1)] == ["m2"]
-    wait_until(lambda: f.ready(q) == 0, "queue drained")
+    wait_until(lambda: f.ready(q) == 0, DEADLINE, "queue drained")
     assert len(holder.items) == 1
 
 
@@ -773,7 +765,7 @@ def test_handler_exception_is_logged_with_context(
     with caplog.at_level(logging.ERROR, logger="sustainml.transport.memory"):
         memory().consume(q, collector)
         memory.publish("", q, Message(b"x", message_id="boom-1"))
-        wait_until(lambda: "kaput" in caplog.text, "logged exception")
+        wait_until(lambda: "kaput" in caplog.text, DEADLINE, "logged exception")
     assert "boom-1" in caplog.text and q in caplog.text
 
 
@@ -805,7 +797,7 @@ def test_round_robin_between_consumers(memory: TransportFactory) -> None:
     for n in range(10):
         memory.publish("", q, Message(b"%d" % n))
     assert [len(c.wait(5)) for c in consumers] == [5, 5]
-    wait_until(lambda: sum(len(c.items) for c in consumers) == 10, "all handled")
+    wait_until(lambda: sum(len(c.items) for c in consumers) == 10, DEADLINE, "all handled")
     assert [len(c.items) for c in consumers] == [5, 5]
 
 
@@ -855,7 +847,7 @@ def test_queue_expires_when_unused(memory: TransportFactory) -> None:
     q = memory.queue("private", expires_ms=30)
     kept = memory.queue("kept", expires_ms=30)
     memory().consume(kept, Collector())  # a consumer keeps the queue in use
-    wait_until(lambda: q not in broker.snapshot(), "expired queue deleted")
+    wait_until(lambda: q not in broker.snapshot(), DEADLINE, "expired queue deleted")
     assert kept in broker.snapshot()
 
 
@@ -865,7 +857,7 @@ def test_dead_letter_cycle_without_rejection_is_dropped(memory: TransportFactory
     q = memory.queue("cycle", dead_letter_exchange="", message_ttl_ms=10)
     memory.publish("", q, Message(b"c"))
     broker = memory.broker
-    wait_until(lambda: broker.snapshot()[q] == (0, 0, 0), "message dropped, not looping")
+    wait_until(lambda: broker.snapshot()[q] == (0, 0, 0), DEADLINE, "message dropped, not looping")
 
 
 def test_close_from_inside_a_handler_does_not_deadlock(memory: TransportFactory) -> None:
@@ -880,7 +872,7 @@ def test_close_from_inside_a_handler_does_not_deadlock(memory: TransportFactory)
     t.consume(q, Collector(action))
     memory.publish("", q, Message(b"x"))
     assert closed.wait(2.0)
-    wait_until(lambda: memory.ready(q) == 1, "requeued by close")
+    wait_until(lambda: memory.ready(q) == 1, DEADLINE, "requeued by close")
 
 
 def test_close_timeout_with_a_stuck_handler(memory: TransportFactory) -> None:

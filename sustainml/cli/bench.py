@@ -1,7 +1,8 @@
 """`sustainml bench`: the side-by-side benchmark (figures printed, never asserted).
 
 Parts: 1 our pipeline, 2 bare pika, 3 Celery and Dramatiq, 4 scaling a CPU-bound stage,
-5 memory and TaskDB ingest. See docs/performance.md for the latest figures and how to read them.
+5 memory and TaskDB ingest. ``sustainml bench latency`` measures single tasks one at a time.
+See docs/performance.md for the latest figures and how to read them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import click
 
-from sustainml.config import Settings
+from sustainml.cli.common import fail, settings_or_env
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _parse_parts(value: str) -> tuple[int, ...]:
     return parts
 
 
-@click.command()
+@click.group(invoke_without_command=True, subcommand_metavar="[latency [ARGS]...]")
 @click.option(
     "--tasks",
     type=int,
@@ -62,14 +63,16 @@ def bench(
     as_json: bool,
     output: Path | None,
 ) -> None:
-    """Benchmark the pipeline side by side with bare pika, Celery and Dramatiq on the same broker."""
+    """Benchmark the pipeline side by side with bare pika, Celery and Dramatiq on the same broker.
+
+    `sustainml bench latency` measures single tasks instead, one at a time."""
+    if ctx.invoked_subcommand is not None:
+        return  # the subcommand measures; the side-by-side run's options do not apply to it
     from sustainml.bench.common import BenchError, payload_sizes
     from sustainml.bench.report import Report, finish, machine_info
 
     chosen = _parse_parts(parts)
-    root = ctx.find_root().obj
-    settings = root if isinstance(root, Settings) else Settings.from_env()
-    url = settings.broker_url
+    url = settings_or_env(ctx).broker_url
     n = tasks if tasks is not None else (30 if quick else 1000)
     lat = latency_tasks if latency_tasks is not None else (10 if quick else 200)
     scaling_tasks = max(8, n // 10) if quick else max(40, n // 5)
@@ -204,3 +207,30 @@ def _summary(result: Any) -> str:
     if isinstance(result, list):
         return ", ".join(f"{r.name}: {r.throughput:.2f} tasks/s" for r in result)
     return "ok"
+
+
+@bench.command(name="latency")
+@click.option(
+    "--tasks", type=int, default=30, show_default=True, help="Tasks measured (after 3 warm-up tasks)."
+)
+@click.option(
+    "--in-process", is_flag=True, help="Start a deployment of its own on the broker, in this process."
+)
+@click.option("--embedded", is_flag=True, help="Start a deployment of its own on the in-memory transport.")
+@click.pass_context
+def latency(ctx: click.Context, tasks: int, in_process: bool, embedded: bool) -> None:
+    """End-to-end latency of single tasks, one at a time: submit -> result stored, and the broker
+    hops alone (first -> last stage output). Default: against a running `sustainml up`."""
+    from sustainml.bench import latency as m
+    from sustainml.bench.common import BenchError
+    from sustainml.cli.common import friendly_errors
+
+    if in_process and embedded:
+        raise click.UsageError("--in-process and --embedded exclude each other")
+    if tasks < 1:
+        raise click.BadParameter("--tasks must be >= 1")
+    try:
+        with friendly_errors():
+            click.echo(m.run(settings_or_env(ctx), tasks, in_process=in_process, embedded=embedded))
+    except BenchError as exc:
+        fail(str(exc))

@@ -1,4 +1,10 @@
-"""Dead-letter queue inspection and replay (``sustainml dlq list|show|replay|purge``).
+"""The operator's side of dead letters: inspect, replay and purge the dead-letter queues
+(``sustainml dlq list|show|replay|purge``; the command group is ``sustainml.cli.dlq``).
+
+Two modules deal with dead letters, on two layers. ``sustainml.deadletter`` (messaging layer)
+*produces* them: a worker or the orchestrator moves a message it cannot process, or has retried
+too often, into ``<queue>.dlq``. This module *consumes* them, for an operator: it is part of the
+CLI, the only user, and nothing below the CLI imports it.
 
 Every work queue of a namespace (the six stage queues and the orchestrator's results queue) has a
 ``<queue>.dlq`` (``sustainml.topology``). A message lands there with the reason in

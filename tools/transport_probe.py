@@ -1,6 +1,6 @@
 """Throughput probe for AmqpTransport (not a test): N messages through one queue, consumed and acked.
 
-    .venv/bin/python bench/transport_probe.py [--url amqp://...] [-n 5000] [--size 200]
+    .venv/bin/python tools/transport_probe.py [--url amqp://...] [-n 5000] [--size 200]
 
 Prints the confirmed-publish rate and the end-to-end rate (first publish to last ack). Messages go
 through the default exchange (mandatory, confirmed) to a durable queue named ``probe-<uuid8>.work``,

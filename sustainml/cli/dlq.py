@@ -1,4 +1,9 @@
-"""``sustainml dlq``: inspect, replay and purge dead-lettered messages (see ``sustainml.dlq``)."""
+"""``sustainml dlq``: inspect, replay and purge dead-lettered messages.
+
+The command group only parses and prints; the broker operations are ``dlq_client.DlqClient``.
+Producing dead letters (what a worker or the orchestrator does with a message it cannot process)
+is ``sustainml.deadletter``, on the messaging layer.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +11,20 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 
-from sustainml.config import Settings
-from sustainml.dlq import DeadLetter, DlqClient, DlqError
+from sustainml.cli.common import err, fail, out, settings_or_env
+from sustainml.cli.dlq_client import DeadLetter, DlqClient, DlqError
 from sustainml.redact import redact_for
 from sustainml.transport import TlsConfigError
 from sustainml.transport.amqp import connect_failure  # also quiets pika's connection-attempt logs
 from sustainml.transport.base import BrokerUnavailable, TransportError
 
-out = Console()
-err = Console(stderr=True)
-
-
-class DlqCliError(click.ClickException):
-    def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {self.format_message()}", highlight=False, soft_wrap=True)
-
-
-def _fail(msg: str) -> NoReturn:
-    raise DlqCliError(msg)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    return Settings.from_env()
-
 
 @contextmanager
 def _client(ctx: click.Context) -> Iterator[DlqClient]:
-    settings = _settings(ctx)
+    settings = settings_or_env(ctx)
     try:
         with DlqClient(settings) as client:
             yield client
@@ -48,10 +32,10 @@ def _client(ctx: click.Context) -> Iterator[DlqClient]:
         # The pika error it was raised from names the cause (refused, credentials, vhost, TLS).
         cause = exc.__cause__ or exc.__context__
         if cause is None:
-            _fail(redact_for(settings, str(exc)))
-        _fail(str(connect_failure(cause, settings.broker_url)))  # built without the password
+            fail(redact_for(settings, str(exc)))
+        fail(str(connect_failure(cause, settings.broker_url)))  # built without the password
     except (DlqError, TlsConfigError, TransportError, ValueError) as exc:
-        _fail(redact_for(settings, str(exc)))
+        fail(redact_for(settings, str(exc)))
 
 
 @click.group(name="dlq")
@@ -174,9 +158,9 @@ def replay(
     cannot be republished stays in the DLQ and is reported.
     """
     if refs and replay_all:
-        _fail("give message refs or --all, not both")
+        fail("give message refs or --all, not both")
     if to_queue and via_exchange:
-        _fail("--to-queue and --via-exchange exclude each other")
+        fail("--to-queue and --via-exchange exclude each other")
     with _client(ctx) as client:
         res = client.replay(queue, refs, replay_all=replay_all, to_queue=to_queue, via_exchange=via_exchange)
     if as_json:
@@ -205,7 +189,7 @@ def purge(ctx: click.Context, queue: str, yes: bool) -> None:
             out.print("nothing to purge", highlight=False)
             return
         if not yes and not click.confirm(f"delete {count} dead-lettered message(s) for good?", default=False):
-            _fail("not purged (confirm, or pass --yes)")
+            fail("not purged (confirm, or pass --yes)")
         removed = client.purge(queue)
     out.print(f"purged {removed} message(s)", highlight=False)
 

@@ -1,4 +1,4 @@
-"""Timeline tracer for ``bench/latency_profile/run.py`` (not part of the package).
+"""Timeline tracer for ``tools/latency_profile/run.py`` (not part of the package).
 
 Python imports ``sitecustomize`` at start-up from ``PYTHONPATH``; with ``SUSTAINML_TRACE_DIR`` set,
 this one wraps the transport (publish until its confirm, delivery on the I/O thread, handler,

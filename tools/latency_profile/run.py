@@ -1,9 +1,9 @@
 """Where a single task's milliseconds go: part 1's deployment with every process traced.
 
-    .venv/bin/python bench/latency_profile/run.py [--tasks 60]
+    .venv/bin/python tools/latency_profile/run.py [--tasks 60]
 
 Starts the orchestrator and six zero-cost stage processes (as ``sustainml bench`` part 1) with
-``bench/latency_profile`` on ``PYTHONPATH``, so each process loads the tracer
+``tools/latency_profile`` on ``PYTHONPATH``, so each process loads the tracer
 (``sitecustomize.py``); runs single tasks one at a time through ``Client.submit(watch=True)`` +
 ``Client.wait``; then rebuilds each task's timeline from the traces and prints the median and p90
 of every segment (submit RPC, hops, orchestrator backlog, result RPC). docs/performance.md shows

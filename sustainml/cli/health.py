@@ -12,7 +12,7 @@ Exit code 0 = healthy, 1 = unhealthy (one line on stderr says why), 2 = usage er
 - ``health``: the broker accepts a connection with the configured credentials.
 - ``health --config-only``: the settings load and validate (the image's default HEALTHCHECK).
 
-``sustainml health`` and ``python -m sustainml.cli_health`` (what the compose file and the
+``sustainml health`` and ``python -m sustainml.cli.health`` (what the compose file and the
 Kubernetes probes call: it skips importing the rest of the CLI) are the same command.
 """
 
