@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -38,6 +39,13 @@ if _ROOT not in sys.path:
 # installed package: with the repository as working directory, -m would otherwise put the source
 # folder first on their sys.path (PYTHONSAFEPATH, Python >= 3.11, leaves the cwd out).
 os.environ["PYTHONSAFEPATH"] = "1"
+# The task encoder trains for several seconds on a cold cache, and every `sustainml` process the
+# tests start (CLI, workers, `up`) would train it again in its own data directory: the session's
+# processes share one cache (keyed by corpus and code, so a stale model is never loaded; tests of
+# the cache itself set their own directory).
+_ENCODER_CACHE = Path(tempfile.gettempdir()) / f"sustainml-tests-encoder-{os.getuid()}"
+_ENCODER_CACHE.mkdir(mode=0o700, exist_ok=True)
+os.environ.setdefault("SUSTAINML_ENCODER_CACHE_DIR", str(_ENCODER_CACHE))
 
 from tests.support import broker_cleanup  # noqa: E402  (needs the path above)
 
