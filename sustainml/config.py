@@ -5,6 +5,7 @@ The README's configuration table is generated from ``SETTINGS_DOC`` so the two c
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -52,9 +53,47 @@ class EstimationSettings:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """What the task encoder reads: where its exported weights and training cache live."""
+    """What the task encoder reads: where its exported weights and training cache live, which
+    backend answers, and where a ``dataset_path`` request may read files from.
+
+    Nodes hand theirs to their stage logic (``Settings.encoder``), so two deployments with
+    different backends or data directories can run in one process."""
 
     cache_dir: Path
+    #: ``builtin``, ``openai``, ``ollama`` or ``embedding`` (lower case); the backends module
+    #: refuses other names when a task asks for the backend
+    backend: str = "builtin"
+    url: str = ""
+    model: str = ""
+    #: seconds per LLM request, as written ("" = the default); checked when a task uses it
+    #: (``timeout_seconds``), so a bad value makes that task fall back, not the node's start fail
+    timeout: str = ""
+    api_key: str = field(default="", repr=False)
+    #: directories a dataset file may be read from; empty: ``./data`` and ``data_dir``
+    data_dirs: tuple[Path, ...] = ()
+    data_dir: Path = field(default_factory=_default_data_dir)
+
+    def timeout_seconds(self, default: float) -> float:
+        """The LLM request timeout (``default`` when unset); ``ConfigError`` naming the variable."""
+        raw = self.timeout.strip()
+        try:
+            seconds = float(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"SUSTAINML_ENCODER_TIMEOUT={raw!r} is not a number of seconds") from None
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ConfigError("SUSTAINML_ENCODER_TIMEOUT must be > 0 seconds")
+        return seconds
+
+    def allowed_data_dirs(self) -> list[Path]:
+        """The allowed data directories, resolved and without repeats, in the order a relative
+        path is tried. The default's ``./data`` is the working directory's at the call."""
+        dirs = self.data_dirs or (Path.cwd() / "data", self.data_dir)
+        out: list[Path] = []
+        for d in dirs:
+            resolved = d.expanduser().resolve()
+            if resolved not in out:
+                out.append(resolved)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,6 +139,12 @@ class Settings:
     cache_dir: str = ""
     model_dirs: str = ""
     encoder_cache_dir: str = ""
+    encoder_backend: str = ""
+    encoder_url: str = ""
+    encoder_model: str = ""
+    encoder_timeout: str = ""
+    encoder_api_key: str = field(default="", repr=False)
+    data_dirs: str = ""
 
     @property
     def estimation(self) -> EstimationSettings:
@@ -116,7 +161,14 @@ class Settings:
         """The task encoder's section."""
         explicit = self.encoder_cache_dir.strip()
         return EncoderSettings(
-            cache_dir=Path(explicit).expanduser() if explicit else self.data_dir / "cache" / "encoder"
+            cache_dir=Path(explicit).expanduser() if explicit else self.data_dir / "cache" / "encoder",
+            backend=self.encoder_backend.strip().casefold() or "builtin",
+            url=self.encoder_url.strip(),
+            model=self.encoder_model.strip(),
+            timeout=self.encoder_timeout.strip(),
+            api_key=self.encoder_api_key,
+            data_dirs=tuple(Path(p).expanduser() for p in self.data_dirs.split(os.pathsep) if p.strip()),
+            data_dir=self.data_dir,
         )
 
     @property

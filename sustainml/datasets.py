@@ -10,6 +10,10 @@ when called, not at import: the encoder package loads numpy and its classifier's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sustainml.config import Settings
 
 
 def dataset_formats() -> dict[str, str]:
@@ -19,9 +23,10 @@ def dataset_formats() -> dict[str, str]:
     return dict(FORMATS)
 
 
-def allowed_data_dirs() -> list[Path]:
-    """The allowed data directories, resolved, in the order a relative path is tried
-    (``SUSTAINML_DATA_DIRS``, else ``./data`` and the settings data directory)."""
+def allowed_data_dirs(settings: Settings | None = None) -> list[Path]:
+    """The allowed data directories of ``settings`` (the process environment's without), resolved,
+    in the order a relative path is tried (``SUSTAINML_DATA_DIRS``, else ``./data`` and the
+    settings data directory)."""
     from sustainml.workers.logic.encoder.dataset_profile import allowed_dirs
 
-    return allowed_dirs()
+    return allowed_dirs(settings.encoder if settings is not None else None)

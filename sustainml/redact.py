@@ -74,6 +74,8 @@ def secrets_of(settings: Settings | None = None) -> list[str]:
             values.append(settings.api_token)
         if settings.signing_key:
             values.append(settings.signing_key)
+        if settings.encoder_api_key:
+            values.append(settings.encoder_api_key)
     for var in SECRET_ENV_VARS:
         if os.environ.get(var):
             values.append(os.environ[var])

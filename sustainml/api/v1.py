@@ -272,7 +272,7 @@ def upload_dataset(
         raise HTTPException(
             415, f"file: unsupported type {ext or '(none)'!r}; supported: {', '.join(sorted(formats))}"
         )
-    folder = allowed_data_dirs()[0] / "uploads"
+    folder = allowed_data_dirs(ctx.settings)[0] / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     removed = prune_uploads(
         folder,

@@ -4,7 +4,6 @@ serve HTTP on a free port through ``ApiServer`` (uvicorn in a thread) and are dr
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,8 +19,6 @@ from sustainml.deployment import LocalDeployment, amqp_transports, memory_transp
 from sustainml.topology import Topology, delete_all
 from sustainml.transport.amqp import AmqpTransport
 from tests.support.waiting import wait_until
-
-DATA_DIRS_ENV = "SUSTAINML_DATA_DIRS"
 
 
 @dataclass
@@ -76,14 +73,13 @@ def broker_api(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     base = tmp_path_factory.mktemp("api-broker")
     data_dir = base / "datasets"
     data_dir.mkdir()
-    previous = os.environ.get(DATA_DIRS_ENV)
-    os.environ[DATA_DIRS_ENV] = str(data_dir)
     settings = Settings(
         broker_url=amqp_url,
         namespace=f"t-{uuid.uuid4().hex[:8]}",
         data_dir=base,
         heartbeat_interval=0.5,
         rpc_timeout=5.0,
+        data_dirs=str(data_dir),
     )
     deployment = LocalDeployment(settings, amqp_transports(settings))
     try:
@@ -93,10 +89,6 @@ def broker_api(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         finally:
             _stop(running)
     finally:
-        if previous is None:
-            os.environ.pop(DATA_DIRS_ENV, None)
-        else:
-            os.environ[DATA_DIRS_ENV] = previous
         with AmqpTransport(settings.broker_url, name="cleanup") as t:
             delete_all(t, Topology(settings.namespace))
 
@@ -104,7 +96,11 @@ def broker_api(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def memory_api(tmp_path: Path, **overrides: object) -> Running:
     """The same on the in-memory transport (no broker); call ``_stop`` when done."""
     settings = Settings(
-        namespace=f"t-{uuid.uuid4().hex[:8]}", data_dir=tmp_path, heartbeat_interval=0.5, rpc_timeout=5.0
+        namespace=f"t-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        heartbeat_interval=0.5,
+        rpc_timeout=5.0,
+        data_dirs=str(tmp_path),  # uploads stay in the test's tree
     ).with_overrides(**overrides)
     return _start(settings, LocalDeployment(settings, memory_transports()), tmp_path)
 

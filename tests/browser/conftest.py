@@ -145,29 +145,27 @@ def dashboard(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         data_dir=tmp,
         heartbeat_interval=0.5,
         rpc_timeout=5.0,
+        data_dirs=str(data_dir),  # uploads go to the first allowed data directory: the test's tree
     )
     gate = Gate()
-    with pytest.MonkeyPatch.context() as mp:
-        # Uploads go to the first allowed data directory; keep them in the test's tree.
-        mp.setenv("SUSTAINML_DATA_DIRS", str(data_dir))
-        deployment = LocalDeployment(
-            settings, amqp_transports(settings), callbacks={"ML_MODEL_METADATA": _held_metadata(gate)}
-        )
+    deployment = LocalDeployment(
+        settings, amqp_transports(settings), callbacks={"ML_MODEL_METADATA": _held_metadata(gate)}
+    )
+    try:
+        deployment.start()
+        assert deployment.orchestrator is not None
+        server = ApiServer(settings, deployment.orchestrator, "127.0.0.1", 0).start()
         try:
-            deployment.start()
-            assert deployment.orchestrator is not None
-            server = ApiServer(settings, deployment.orchestrator, "127.0.0.1", 0).start()
-            try:
-                dash = Dashboard(server.url, settings, gate, data_dir, shots)
-                _wait_nodes_idle(dash)
-                yield dash
-            finally:
-                server.stop()
+            dash = Dashboard(server.url, settings, gate, data_dir, shots)
+            _wait_nodes_idle(dash)
+            yield dash
         finally:
-            gate.release.set()
-            deployment.stop()
-            with AmqpTransport(settings.broker_url, name="cleanup") as t:
-                delete_all(t, Topology(settings.namespace))
+            server.stop()
+    finally:
+        gate.release.set()
+        deployment.stop()
+        with AmqpTransport(settings.broker_url, name="cleanup") as t:
+            delete_all(t, Topology(settings.namespace))
     assert not gate.error, gate.error
 
 

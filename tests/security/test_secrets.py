@@ -106,15 +106,6 @@ def test_no_secret_in_logs_status_or_results(
     secret_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("SUSTAINML_API_TOKEN", TOKEN_SECRET)
-    monkeypatch.setenv("SUSTAINML_ENCODER_BACKEND", "openai")
-    # Port 9 (discard) on loopback: nothing answers, so the backend fails and its error - which
-    # names the endpoint - becomes the fallback reason stored in the result.
-    monkeypatch.setenv(
-        "SUSTAINML_ENCODER_URL", f"http://llm:{LLM_URL_SECRET}@127.0.0.1:9/v1/chat/completions"
-    )
-    monkeypatch.setenv("SUSTAINML_ENCODER_MODEL", "some-model")
-    monkeypatch.setenv("SUSTAINML_ENCODER_API_KEY", KEY_SECRET)
-    monkeypatch.setenv("SUSTAINML_ENCODER_TIMEOUT", "2")
     monkeypatch.setenv("SUSTAINML_ENCODER_CACHE_DIR", str(tmp_path / "encoder"))
     settings = Settings(
         broker_url=secret_user,
@@ -123,6 +114,13 @@ def test_no_secret_in_logs_status_or_results(
         heartbeat_interval=0.5,
         rpc_timeout=10.0,
         api_token=TOKEN_SECRET,
+        # Port 9 (discard) on loopback: nothing answers, so the backend fails and its error -
+        # which names the endpoint - becomes the fallback reason stored in the result.
+        encoder_backend="openai",
+        encoder_url=f"http://llm:{LLM_URL_SECRET}@127.0.0.1:9/v1/chat/completions",
+        encoder_model="some-model",
+        encoder_api_key=KEY_SECRET,
+        encoder_timeout="2",
     )
     caplog.set_level(logging.DEBUG)
     try:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sustainml.config import Settings
 from sustainml.messages.types import ErrorCode, RequestType, ResponseType
 from sustainml.workers.logic import ml_model_metadata
 from sustainml.workers.logic.encoder import dataset_profile
@@ -188,7 +189,8 @@ def test_default_allowed_directories(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert profile_dataset("c.csv")["rows"] == 5
     assert profile_dataset("c.csv") == profile_dataset(str(tmp_path / "data" / "c.csv"))
     several = os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")])
-    assert allowed_dirs({DATA_DIRS_ENV: several}) == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+    explicit = Settings.from_env({DATA_DIRS_ENV: several}).encoder
+    assert allowed_dirs(explicit) == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
 
 
 # -------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Encoder backends: the LLM backend against a fake HTTP server (OpenAI-compatible and Ollama
 shapes), every failure falling back to the built-in classifier with a warning, the embedding
-backend interface, and configuration from the environment."""
+backend interface, and configuration from the settings (and the environment for callers without)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sustainml.config import EncoderSettings, Settings, environment_settings
 from sustainml.workers.logic.encoder import backends
 from sustainml.workers.logic.encoder.backends import (
     BackendError,
     EmbeddingBackend,
     LLMBackend,
     Prediction,
-    backend_from_env,
+    configured_backend,
     set_backend,
 )
 from sustainml.workers.logic.encoder.inference import encode
@@ -101,33 +102,39 @@ def ollama_answer(content: str) -> dict[str, Any]:
     return {"model": "llama3", "message": {"role": "assistant", "content": content}, "done": True}
 
 
-def use_env(
-    monkeypatch: pytest.MonkeyPatch, backend: str, url: str = "", model: str = "", **extra: str
-) -> None:
-    monkeypatch.setenv(backends.BACKEND_ENV, backend)
-    if url:
-        monkeypatch.setenv(backends.URL_ENV, url)
-    if model:
-        monkeypatch.setenv(backends.MODEL_ENV, model)
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
+def configured(
+    backend: str, url: str = "", model: str = "", timeout: str = "", api_key: str = ""
+) -> EncoderSettings:
+    """The encoder section of a deployment that chose ``backend`` (the session's weights cache)."""
+    return (
+        environment_settings()
+        .with_overrides(
+            encoder_backend=backend,
+            encoder_url=url,
+            encoder_model=model,
+            encoder_timeout=timeout,
+            encoder_api_key=api_key,
+        )
+        .encoder
+    )
 
 
 def test_builtin_is_the_default() -> None:
-    assert backend_from_env({}) is None
-    assert backend_from_env({backends.BACKEND_ENV: "builtin"}) is None
+    assert configured_backend() is None
+    assert configured_backend(Settings.from_env({backends.BACKEND_ENV: "builtin"}).encoder) is None
+    assert configured_backend(configured(" BuiltIn ")) is None
     enc = encode(SUMMARY)
     assert enc.goal == "summarization" and enc.goal_source == "builtin" and not enc.warnings
 
 
-def test_openai_compatible_backend(fake_llm: tuple[FakeLLM, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_compatible_backend(fake_llm: tuple[FakeLLM, str]) -> None:
     state, url = fake_llm
     # The fake model disagrees with the built-in classifier, so its answer is visibly the one used.
     state.body = openai_answer(
         '{"goal": "translation", "modality": "text", "confidence": 0.8, "reason": "they want it in French"}'
     )
-    use_env(monkeypatch, "openai", url + "/v1", "fake-gpt", **{backends.API_KEY_ENV: "sk-test"})
-    enc = encode(SUMMARY, "nlp")
+    settings = configured("openai", url + "/v1", "fake-gpt", api_key="sk-test")
+    enc = encode(SUMMARY, "nlp", settings=settings)
     assert (enc.goal, enc.goal_source, enc.modality) == ("translation", "openai", "text")
     assert enc.confidence == pytest.approx(0.8)
     assert enc.reason.startswith("openai model fake-gpt: they want it in French")
@@ -144,11 +151,11 @@ def test_openai_compatible_backend(fake_llm: tuple[FakeLLM, str], monkeypatch: p
     assert user["role"] == "user" and SUMMARY in user["content"] and "text" in user["content"]
 
 
-def test_ollama_backend(fake_llm: tuple[FakeLLM, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ollama_backend(fake_llm: tuple[FakeLLM, str]) -> None:
     state, url = fake_llm
     state.body = ollama_answer('{"goal": "Text Generation", "modality": "audio"}')
-    use_env(monkeypatch, "ollama", url)  # no model: upstream's llama3
-    enc = encode(SUMMARY)
+    settings = configured("ollama", url)  # no model: upstream's llama3
+    enc = encode(SUMMARY, settings=settings)
     assert (enc.goal, enc.goal_source) == ("text-generation", "ollama")
     # no confidence in the answer: the built-in's probability of that goal; an impossible modality
     # from the model is ignored.
@@ -182,7 +189,7 @@ def test_llm_prose_answer_naming_one_goal_is_accepted(fake_llm: tuple[FakeLLM, s
     ],
 )
 def test_llm_failures_fall_back_to_the_builtin_with_a_warning(
-    fake_llm: tuple[FakeLLM, str], monkeypatch: pytest.MonkeyPatch, status: int, body: Any, message: str
+    fake_llm: tuple[FakeLLM, str], status: int, body: Any, message: str
 ) -> None:
     state, url = fake_llm
     state.status = status
@@ -191,8 +198,8 @@ def test_llm_failures_fall_back_to_the_builtin_with_a_warning(
     elif body == "openai-two-goals":
         body = openai_answer("either translation or summarization")
     state.body = body
-    use_env(monkeypatch, "openai", url, "m")
-    enc = encode(SUMMARY)
+    settings = configured("openai", url, "m")
+    enc = encode(SUMMARY, settings=settings)
     assert (enc.goal, enc.goal_source) == ("summarization", "builtin")
     assert len(enc.warnings) == 1 and message in enc.warnings[0]
     assert enc.warnings[0].endswith("the built-in classifier answered")
@@ -200,12 +207,21 @@ def test_llm_failures_fall_back_to_the_builtin_with_a_warning(
     assert state.requests  # the server was asked
 
 
-def test_llm_timeout_falls_back(fake_llm: tuple[FakeLLM, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_api_key_is_masked_in_the_fallback_warning(fake_llm: tuple[FakeLLM, str]) -> None:
+    state, url = fake_llm
+    state.status = 401
+    state.body = {"error": "key sk-live-0123456789 is revoked"}  # servers echo what they were sent
+    enc = encode(SUMMARY, settings=configured("openai", url, "m", api_key="sk-live-0123456789"))
+    assert enc.goal_source == "builtin" and "answered HTTP 401" in enc.warnings[0]
+    assert "sk-live-0123456789" not in enc.warnings[0] and "key *** is revoked" in enc.warnings[0]
+
+
+def test_llm_timeout_falls_back(fake_llm: tuple[FakeLLM, str]) -> None:
     state, url = fake_llm
     state.delay = 5.0
     state.body = ollama_answer('{"goal": "translation"}')
-    use_env(monkeypatch, "ollama", url, "m", **{backends.TIMEOUT_ENV: "0.3"})
-    enc = encode(SUMMARY)
+    settings = configured("ollama", url, "m", timeout="0.3")
+    enc = encode(SUMMARY, settings=settings)
     assert enc.goal_source == "builtin" and enc.goal == "summarization"
     assert "no answer from" in enc.warnings[0] and "within 0.3 s" in enc.warnings[0]
 
@@ -216,8 +232,8 @@ def test_unreachable_llm_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    use_env(monkeypatch, "openai", f"http://127.0.0.1:{port}/v1", "m")
-    enc = encode(SUMMARY)
+    settings = configured("openai", f"http://127.0.0.1:{port}/v1", "m")
+    enc = encode(SUMMARY, settings=settings)
     assert enc.goal_source == "builtin" and "request to" in enc.warnings[0]
 
 
@@ -240,8 +256,8 @@ def test_misconfiguration_is_a_warning_not_a_failure(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(BackendError, match=message):
-        backend_from_env(env)
-    for key, value in env.items():
+        configured_backend(Settings.from_env(env).encoder)
+    for key, value in env.items():  # the same through the environment of a caller without settings
         monkeypatch.setenv(key, value)
     enc = encode(SUMMARY)
     assert enc.goal == "summarization" and enc.goal_source == "builtin"
@@ -252,10 +268,10 @@ def test_embedding_backend_without_its_optional_package_fails_cleanly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now raises ImportError
-    use_env(monkeypatch, "embedding")
+    settings = configured("embedding")
     with pytest.raises(BackendError, match="'sentence-transformers' is not installed"):
-        backend_from_env()
-    enc = encode(SUMMARY)
+        configured_backend(settings)
+    enc = encode(SUMMARY, settings=settings)
     assert enc.goal_source == "builtin" and "sentence-transformers" in enc.warnings[0]
 
 
@@ -314,10 +330,8 @@ def test_a_plugged_backend_that_raises_falls_back() -> None:
         assert message in enc.warnings[0]
 
 
-def test_user_goal_skips_every_backend(
-    fake_llm: tuple[FakeLLM, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_user_goal_skips_every_backend(fake_llm: tuple[FakeLLM, str]) -> None:
     state, url = fake_llm
-    use_env(monkeypatch, "openai", url, "m")
-    enc = encode(SUMMARY, goal="translation")
+    settings = configured("openai", url, "m")
+    enc = encode(SUMMARY, goal="translation", settings=settings)
     assert enc.goal_source == "user" and not state.requests

@@ -1,5 +1,5 @@
 """The shipped stage logic takes its settings from the node, not from the process environment: two
-deployments with different estimation settings give different answers in one process."""
+deployments with different estimation or encoder settings give different answers in one process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sustainml.catalogue import models
-from sustainml.config import EstimationSettings, Settings
+from sustainml.config import ConfigError, EstimationSettings, Settings, environment_settings
 from sustainml.messages.types import (
     AppRequirements,
     CO2Footprint,
@@ -25,7 +25,7 @@ from sustainml.messages.types import (
     pack_extra,
 )
 from sustainml.transport.memory import MemoryTransport
-from sustainml.workers.logic import carbon_footprint, hw_resources, ml_model
+from sustainml.workers.logic import carbon_footprint, hw_resources, ml_model, ml_model_metadata
 from sustainml.workers.logic.ml_model import model_properties
 from sustainml.workers.shipped import shipped_node
 
@@ -102,6 +102,80 @@ def test_two_user_model_directories_in_one_process(tmp_path: Path) -> None:
     assert Path(accepted.model_path) == (mine / "net.onnx").resolve()
     with pytest.raises(ValueError, match="allowed directories"):
         propose(other)  # the other deployment does not read that directory
+
+
+def dataset_answer(settings: Settings, path: str) -> dict[str, object]:
+    """ML_MODEL_METADATA's answer to a ``dataset_path`` request in the deployment of ``settings``."""
+    res = ResponseType()
+    request = RequestType(node_id=1, transaction_id=1, configuration=f"dataset_path, {path}")
+    ml_model_metadata.for_settings(settings).configuration_callback(request, res)
+    answer: dict[str, object] = json.loads(res.configuration)
+    return answer
+
+
+def test_two_allowed_data_directories_in_one_process(tmp_path: Path) -> None:
+    environment = dict(os.environ)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a" / "churn.csv").write_text("age,plan,churn\n34,pro,yes\n51,basic,no\n29,pro,no\n")
+    a = Settings(data_dir=tmp_path, data_dirs=str(tmp_path / "a"))
+    b = Settings(data_dir=tmp_path, data_dirs=str(tmp_path / "b"))
+    found = dataset_answer(a, "churn.csv")
+    assert found["rows"] == 3 and found["path"] == str((tmp_path / "a" / "churn.csv").resolve())
+    refused = dataset_answer(b, "churn.csv")
+    assert "not found" in str(refused["error"]) and str((tmp_path / "b").resolve()) in str(refused["error"])
+    outside = dataset_answer(b, str(tmp_path / "a" / "churn.csv"))  # b may not read a's folder
+    assert "outside the allowed data directories" in str(outside["error"])
+    assert dict(os.environ) == environment
+
+
+def encoded_by(settings: Settings) -> dict[str, object]:
+    """ML_MODEL_METADATA's extra_data for one description, as the deployment of ``settings`` encodes it."""
+    out = MLModelMetadata()
+    user = UserInput(problem_short_description="Condense long quarterly reports into a few key points")
+    ml_model_metadata.for_settings(settings).task_callback(user, NodeStatus(), out)
+    extra: dict[str, object] = out.get_extra()
+    return extra
+
+
+def test_two_encoder_backends_in_one_process() -> None:
+    environment = dict(os.environ)
+    # The session's encoder weights, with the backend each deployment chose.
+    builtin = environment_settings().with_overrides(encoder_backend="builtin")
+    unknown = environment_settings().with_overrides(encoder_backend="crystal-ball")
+    plain, fallen_back = encoded_by(builtin), encoded_by(unknown)
+    assert plain["goal"] == fallen_back["goal"] == "summarization"
+    assert plain["goal_source"] == fallen_back["goal_source"] == "builtin"
+    assert "warnings" not in plain
+    warnings = fallen_back["warnings"]
+    assert isinstance(warnings, list) and len(warnings) == 1
+    assert "SUSTAINML_ENCODER_BACKEND='crystal-ball' is not a backend" in warnings[0]
+    assert dict(os.environ) == environment
+
+
+def test_the_encoder_section_comes_from_its_variables(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "SUSTAINML_DATA_DIR": str(tmp_path),
+            "SUSTAINML_ENCODER_BACKEND": " Ollama ",
+            "SUSTAINML_ENCODER_URL": " http://llm:11434 ",
+            "SUSTAINML_ENCODER_MODEL": "m",
+            "SUSTAINML_ENCODER_TIMEOUT": "2.5",
+            "SUSTAINML_ENCODER_API_KEY": "sk-abc",
+            "SUSTAINML_DATA_DIRS": f"{tmp_path / 'x'}{os.pathsep}{os.pathsep}{tmp_path / 'y'}",
+        }
+    ).encoder
+    assert (s.backend, s.url, s.model, s.api_key) == ("ollama", "http://llm:11434", "m", "sk-abc")
+    assert s.timeout_seconds(10.0) == 2.5 and "sk-abc" not in repr(s)
+    assert s.allowed_data_dirs() == [(tmp_path / "x").resolve(), (tmp_path / "y").resolve()]
+    defaults = Settings.from_env({"SUSTAINML_DATA_DIR": str(tmp_path)}).encoder
+    assert defaults.backend == "builtin" and defaults.timeout_seconds(10.0) == 10.0
+    assert defaults.allowed_data_dirs() == [(Path.cwd() / "data").resolve(), tmp_path.resolve()]
+    # A bad timeout does not stop the settings from loading: the task using it names the variable.
+    for raw, message in (("soon", "SUSTAINML_ENCODER_TIMEOUT='soon' is not a number"), ("0", "> 0 seconds")):
+        late = Settings.from_env({"SUSTAINML_ENCODER_TIMEOUT": raw}).encoder
+        with pytest.raises(ConfigError, match=message):
+            late.timeout_seconds(10.0)
 
 
 def test_settings_sections_come_from_the_variables(tmp_path: Path) -> None:

@@ -72,10 +72,11 @@ def warm_up(settings: EncoderSettings | None = None) -> None:
 
 
 def for_settings(settings: Settings) -> StageLogic:
-    """The callbacks of one deployment: the encoder's weights are cached in its ``encoder`` section."""
+    """The callbacks of one deployment, configured by its ``encoder`` section: where the encoder's
+    weights are cached, which backend answers, where dataset files may be read from."""
     return StageLogic(
         partial(task_callback, settings=settings.encoder),
-        configuration_callback,
+        partial(configuration_callback, settings=settings.encoder),
         partial(warm_up, settings.encoder),
     )
 
@@ -102,6 +103,7 @@ def task_callback(
         user_goal or "",
         keyword_text=". ".join(p.strip() for p in described if p.strip()),
         model=get_model(settings),
+        settings=settings,
     )
 
     if not user_goal:
@@ -156,7 +158,9 @@ class _Refused(Exception):
     """A configuration request that cannot be answered; the message goes to the requester."""
 
 
-def configuration_callback(req: RequestType, res: ResponseType) -> None:
+def configuration_callback(
+    req: RequestType, res: ResponseType, *, settings: EncoderSettings | None = None
+) -> None:
     request = req.configuration.strip()
     head, _, arg = request.partition(",")
     head = head.strip().casefold()
@@ -171,7 +175,7 @@ def configuration_callback(req: RequestType, res: ResponseType) -> None:
         elif head in ("model_info", "mode_info"):
             reply(req, res, _model_info(arg.strip()))
         elif head == "dataset_path":
-            reply(req, res, _dataset(arg))
+            reply(req, res, _dataset(arg, settings))
         elif "in_out_modalities" in request:  # upstream matches it anywhere in the request
             reply(req, res, {"inputs": ", ".join(sorted(MODALITIES)), "outputs": ", ".join(OUTPUTS)})
         else:
@@ -262,9 +266,9 @@ def _model_info(name: str) -> dict[str, Any]:
     }
 
 
-def _dataset(arg: str) -> dict[str, Any]:
+def _dataset(arg: str, settings: EncoderSettings | None) -> dict[str, Any]:
     try:
-        return profile_dataset(arg)
+        return profile_dataset(arg, settings=settings)
     except DatasetError as exc:
         raise _Refused(str(exc)) from exc
     except Exception as exc:  # a reader bug must not leave the requester without an answer

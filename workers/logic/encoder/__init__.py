@@ -52,7 +52,7 @@ from sustainml.workers.logic.encoder.backends import (
     LLMBackend,
     Prediction,
     SentenceTransformerEmbedder,
-    backend_from_env,
+    configured_backend,
     set_backend,
 )
 from sustainml.workers.logic.encoder.evaluate import EncoderReport, evaluate
@@ -75,7 +75,7 @@ __all__ = [
     "LLMBackend",
     "Prediction",
     "SentenceTransformerEmbedder",
-    "backend_from_env",
+    "configured_backend",
     "encode",
     "evaluate",
     "get_model",

@@ -5,7 +5,9 @@ A backend implements :class:`Backend`: ``predict(text, modality_hint) -> Predict
 built-in prediction too (about a millisecond) and falls back to it, with a line in
 ``extra_data.warnings``, whenever another backend fails.
 
-Configuration (read at each task, so a restart is not needed to switch):
+Configuration: the ``encoder`` section of the settings (:class:`~sustainml.config.EncoderSettings`)
+a node hands to its stage logic; callers without settings get the process environment's, re-read
+when a variable changes. The variables:
 
 ===============================  =================================================================
 ``SUSTAINML_ENCODER_BACKEND``    ``builtin`` (default), ``openai``, ``ollama`` or ``embedding``
@@ -38,7 +40,6 @@ import importlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from sustainml.config import ConfigError, EncoderSettings, environment_settings
 from sustainml.workers.logic.encoder.keywords import stopwords
 from sustainml.workers.logic.encoder.model import Example, load_corpus
 from sustainml.workers.logic.encoder.scoring import FeatureRow, ScoringModel
@@ -102,13 +104,13 @@ _MAX_LLM_REASON: Final = 200
 class BackendError(RuntimeError):
     """A backend cannot answer (misconfigured, unreachable, timed out, unusable answer).
 
-    The text ends up in logs and in task results (the fallback reason), so URL passwords and the
-    API key are masked here, whatever the endpoint echoed back."""
+    The text ends up in logs and in task results (the fallback reason), so URL passwords and
+    ``api_key`` (the backend's, when it has one) are masked here, whatever the endpoint echoed back."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, api_key: str | None = None) -> None:
         from sustainml.redact import redact_text
 
-        super().__init__(redact_text(message, os.environ.get(API_KEY_ENV)))
+        super().__init__(redact_text(message, api_key))
 
 
 @dataclass(frozen=True)
@@ -292,14 +294,17 @@ class LLMBackend:
             )
         except httpx.TimeoutException as exc:
             raise BackendError(
-                f"{self.name} backend: no answer from {self.endpoint} within {self.timeout:g} s"
+                f"{self.name} backend: no answer from {self.endpoint} within {self.timeout:g} s", self.api_key
             ) from exc
         except httpx.HTTPError as exc:
-            raise BackendError(f"{self.name} backend: request to {self.endpoint} failed: {exc}") from exc
+            raise BackendError(
+                f"{self.name} backend: request to {self.endpoint} failed: {exc}", self.api_key
+            ) from exc
         if response.status_code != 200:
             raise BackendError(
                 f"{self.name} backend: {self.endpoint} answered HTTP {response.status_code}: "
-                f"{response.text[:200]}"
+                f"{response.text[:200]}",
+                self.api_key,
             )
         try:
             payload = response.json()
@@ -310,10 +315,10 @@ class LLMBackend:
             )
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise BackendError(
-                f"{self.name} backend: unexpected response shape: {response.text[:200]}"
+                f"{self.name} backend: unexpected response shape: {response.text[:200]}", self.api_key
             ) from exc
         if not isinstance(content, str):
-            raise BackendError(f"{self.name} backend: the message content is not text")
+            raise BackendError(f"{self.name} backend: the message content is not text", self.api_key)
         return self._parse(content)
 
     def _parse(self, content: str) -> Prediction:
@@ -332,7 +337,9 @@ class LLMBackend:
             if len(named) == 1:
                 goal = named[0]
         if not goal:
-            raise BackendError(f"{self.name} backend: the answer names no known goal: {content[:200]!r}")
+            raise BackendError(
+                f"{self.name} backend: the answer names no known goal: {content[:200]!r}", self.api_key
+            )
         confidence: float | None = None
         raw_conf = answer.get("confidence")
         if isinstance(raw_conf, int | float) and not isinstance(raw_conf, bool) and math.isfinite(raw_conf):
@@ -450,44 +457,40 @@ _override: Backend | None = None
 
 
 def set_backend(backend: Backend | None) -> None:
-    """Use ``backend`` for every task of this process instead of the environment's choice
-    (``None`` restores the environment)."""
+    """Use ``backend`` for every task of this process instead of the settings' choice
+    (``None`` restores the settings')."""
     global _override
     _override = backend
 
 
-def backend_from_env(env: Mapping[str, str] | None = None) -> Backend | None:
-    """The configured non-built-in backend, or ``None`` for the built-in one.
+def configured_backend(settings: EncoderSettings | None = None) -> Backend | None:
+    """The non-built-in backend ``settings`` name (the process environment's without), or
+    ``None`` for the built-in one.
 
-    Raises :class:`BackendError` for an unknown backend name or a missing setting. Instances are
-    reused while the settings stay the same (the embedding backend embeds the corpus once)."""
+    Raises :class:`BackendError` for an unknown backend name or a missing or bad setting. Instances
+    are reused while the settings stay the same (the embedding backend embeds the corpus once)."""
     if _override is not None:
         return _override
-    env = os.environ if env is None else env
-    name = env.get(BACKEND_ENV, "").strip().casefold() or "builtin"
+    section = settings if settings is not None else environment_settings().encoder
+    name = section.backend
     if name == "builtin":
         return None
-    url = env.get(URL_ENV, "").strip()
-    model = env.get(MODEL_ENV, "").strip()
-    raw_timeout = env.get(TIMEOUT_ENV, "").strip()
     try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
-    except ValueError as exc:
-        raise BackendError(f"{TIMEOUT_ENV}={raw_timeout!r} is not a number of seconds") from exc
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise BackendError(f"{TIMEOUT_ENV} must be > 0 seconds")
-    key = (name, url, model, str(timeout), env.get(API_KEY_ENV, ""))
+        timeout = section.timeout_seconds(DEFAULT_TIMEOUT_S)
+    except ConfigError as exc:
+        raise BackendError(str(exc)) from exc
+    key = (name, section.url, section.model, str(timeout), section.api_key)
     with _configured_lock:
         found = _configured.get(key)
         if found is not None:
             return found
         backend: Backend
         if name in ("openai", "ollama"):
-            llm_model = model or (DEFAULT_OLLAMA_MODEL if name == "ollama" else "")
+            llm_model = section.model or (DEFAULT_OLLAMA_MODEL if name == "ollama" else "")
             api: LLMApi = "openai" if name == "openai" else "ollama"
-            backend = LLMBackend(api, url, llm_model, timeout, env.get(API_KEY_ENV, ""))
+            backend = LLMBackend(api, section.url, llm_model, timeout, section.api_key)
         elif name == "embedding":
-            backend = EmbeddingBackend(SentenceTransformerEmbedder(model or DEFAULT_EMBEDDING_MODEL))
+            backend = EmbeddingBackend(SentenceTransformerEmbedder(section.model or DEFAULT_EMBEDDING_MODEL))
         else:
             raise BackendError(
                 f"{BACKEND_ENV}={name!r} is not a backend; use builtin, openai, ollama or embedding"

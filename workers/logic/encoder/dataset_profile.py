@@ -1,6 +1,7 @@
 """Offline profile of a local dataset file (the ``dataset_path, <path>`` configuration request).
 
-**Where files may be read from.** Only files inside the allowed data directories:
+**Where files may be read from.** Only files inside the allowed data directories of the encoder
+settings (``EncoderSettings.data_dirs``, the node's or else the process environment's):
 ``SUSTAINML_DATA_DIRS`` (``os.pathsep``-separated), default the current working directory's
 ``data/`` folder and the settings data directory (``SUSTAINML_DATA_DIR``). A relative path is tried
 against each allowed directory in order. Paths are resolved with symlinks followed before the check,
@@ -41,10 +42,12 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from sustainml.config import EncoderSettings, environment_settings
 
 
 class _LazyModule:
@@ -135,22 +138,11 @@ class ColumnProfile:
 # ------------------------------------------------------------------------------------------------
 
 
-def allowed_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
-    """The allowed data directories, resolved (see the module docstring)."""
-    env = os.environ if env is None else env
-    raw = env.get(DATA_DIRS_ENV, "")
-    if raw.strip():
-        dirs = [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
-    else:
-        from sustainml.config import Settings  # read when a dataset is asked for, not at import
-
-        dirs = [Path.cwd() / "data", Settings.from_env(dict(env)).data_dir]
-    out: list[Path] = []
-    for d in dirs:
-        resolved = d.resolve()
-        if resolved not in out:
-            out.append(resolved)
-    return out
+def allowed_dirs(settings: EncoderSettings | None = None) -> list[Path]:
+    """The allowed data directories of ``settings`` (the process environment's without), resolved
+    (see the module docstring)."""
+    section = settings if settings is not None else environment_settings().encoder
+    return section.allowed_data_dirs()
 
 
 def resolve_dataset_path(raw: str, dirs: Sequence[Path]) -> Path:
@@ -544,9 +536,12 @@ def profile_table(table: Any, name: str, fmt: str) -> dict[str, Any]:
     return reply
 
 
-def profile_dataset(raw_path: str, dirs: Sequence[Path] | None = None) -> dict[str, Any]:
-    """Profile the dataset at ``raw_path`` (``DatasetError`` with a clear message on any refusal)."""
-    allowed = list(dirs) if dirs is not None else allowed_dirs()
+def profile_dataset(
+    raw_path: str, dirs: Sequence[Path] | None = None, settings: EncoderSettings | None = None
+) -> dict[str, Any]:
+    """Profile the dataset at ``raw_path`` (``DatasetError`` with a clear message on any refusal),
+    read from ``dirs`` (default: the allowed data directories of ``settings``)."""
+    allowed = list(dirs) if dirs is not None else allowed_dirs(settings)
     path = resolve_dataset_path(raw_path, allowed)
     fmt = FORMATS.get(path.suffix.casefold())
     if fmt is None:

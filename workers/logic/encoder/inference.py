@@ -22,13 +22,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sustainml.config import EncoderSettings
 from sustainml.workers.logic.encoder.backends import (
     Backend,
     BackendError,
     BuiltinBackend,
     Prediction,
-    backend_from_env,
     best_input,
+    configured_backend,
 )
 from sustainml.workers.logic.encoder.keywords import extract_keywords
 from sustainml.workers.logic.encoder.model import get_model
@@ -93,17 +94,19 @@ def encode(
     backend: Backend | None = None,
     model: ScoringModel | None = None,
     keyword_text: str | None = None,
+    settings: EncoderSettings | None = None,
 ) -> Encoding:
     """Encode one problem description.
 
     ``modality`` is the user's free-text modality (aliases accepted), ``goal`` the user's goal
     (overrides inference; ``ValueError`` if it is not in the vocabulary), ``backend`` forces a
-    backend (default: the environment's, see ``backends.py``), ``model`` forces a built-in model
-    (default: the shared cached one), ``keyword_text`` the text to take key phrases from (default:
-    ``text``). ``ValueError`` too when there is nothing to go on (no text,
+    backend (default: the one ``settings`` name, see ``backends.py``), ``model`` forces a built-in
+    model (default: the shared cached one), ``keyword_text`` the text to take key phrases from
+    (default: ``text``); ``settings`` is the encoder section of the caller's settings (default: the
+    process environment's). ``ValueError`` too when there is nothing to go on (no text,
     no goal, no modality).
     """
-    model = model or get_model()
+    model = model or get_model(settings)
     warnings: list[str] = []
     hint = resolve_modality(modality)
     if modality.strip() and not hint:
@@ -138,7 +141,7 @@ def encode(
     base = builtin.predict(text, hint)
     prediction, source = base, builtin.name
     try:
-        configured = backend if backend is not None else backend_from_env()
+        configured = backend if backend is not None else configured_backend(settings)
     except BackendError as exc:
         warnings.append(f"{exc}; the built-in classifier answered")
         log.warning("encoder backend misconfigured: %s", exc)

@@ -111,6 +111,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import Any
 
 from sustainml.catalogue import ModelEntry, models
@@ -126,7 +127,7 @@ from sustainml.messages.types import (
     MLModelMetadata,
     NodeStatus,
 )
-from sustainml.workers.logic.common import StageLogic, bind
+from sustainml.workers.logic.common import StageLogic
 from sustainml.workers.logic.ml_model.candidates import Assessment, assess, device_fit, memory_needed_mb
 from sustainml.workers.logic.ml_model.configuration import configuration_callback, search
 from sustainml.workers.logic.ml_model.context import Context, excluded_entry
@@ -158,8 +159,12 @@ log = logging.getLogger(__name__)
 
 
 def for_settings(settings: Settings) -> StageLogic:
-    """The callbacks of one deployment: candidates are costed with ``settings.estimation``."""
-    return bind(task_callback, configuration_callback, settings.estimation)
+    """The callbacks of one deployment: candidates are costed with ``settings.estimation``;
+    ``hf_search`` asks the task encoder configured by ``settings.encoder``."""
+    return StageLogic(
+        partial(task_callback, settings=settings.estimation),
+        partial(configuration_callback, settings=settings.estimation, encoder=settings.encoder),
+    )
 
 
 # ------------------------------------------------------------------------------------------------

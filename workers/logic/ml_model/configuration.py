@@ -9,7 +9,7 @@ from typing import Any
 
 from sustainml.catalogue import ModelEntry, models
 from sustainml.catalogue.schema import model_fold as fold
-from sustainml.config import EstimationSettings
+from sustainml.config import EncoderSettings, EstimationSettings
 from sustainml.estimate import roofline as rl
 from sustainml.estimate.devices import resolve_device
 from sustainml.messages.types import (
@@ -27,8 +27,14 @@ from sustainml.workers.logic.ml_model.rules import HF_SEARCH_DEFAULT_LIMIT, MAX_
 log = logging.getLogger(__name__)
 
 def configuration_callback(
-    req: RequestType, res: ResponseType, *, settings: EstimationSettings | None = None
+    req: RequestType,
+    res: ResponseType,
+    *,
+    settings: EstimationSettings | None = None,
+    encoder: EncoderSettings | None = None,
 ) -> None:
+    """``encoder``: the task encoder's settings ``hf_search`` infers the goal with (default: the
+    process environment's)."""
     text = req.configuration.strip()
     keyword, sep, rest = text.partition(",")
     keyword = keyword.strip()
@@ -37,7 +43,7 @@ def configuration_callback(
     elif keyword == "model_from_goal" and sep:
         _model_from_goal(req, res, [p.strip() for p in rest.split(",")], estimation_settings(settings))
     elif keyword == "hf_search" and sep:
-        _hf_search(req, res, rest)
+        _hf_search(req, res, rest, encoder)
     else:
         reply_error(req, res, f"Unsupported configuration request: {req.configuration}")
         body = json.loads(res.configuration)
@@ -122,14 +128,16 @@ def _card(m: ModelEntry, score: float, goal: str) -> dict[str, Any]:
     }
 
 
-def goal_probabilities(description: str) -> tuple[dict[str, float], str]:
+def goal_probabilities(
+    description: str, encoder: EncoderSettings | None = None
+) -> tuple[dict[str, float], str]:
     """Goal -> probability from the task encoder, or ({}, reason) when it is not available."""
     try:
         from sustainml.workers.logic.encoder import encode
     except ImportError as exc:
         return {}, f"task encoder not available ({exc}); word overlap only"
     try:
-        enc = encode(description)
+        enc = encode(description, settings=encoder)
     except Exception as exc:  # the encoder is another module: fall back and say so
         log.warning("hf_search: the task encoder failed (%s); word overlap only", exc)
         return {}, f"task encoder failed ({type(exc).__name__}); word overlap only"
@@ -141,9 +149,11 @@ def _model_words(m: ModelEntry) -> set[str]:
     return set(words(text.replace("-", " ")))
 
 
-def search(description: str, limit: int) -> tuple[list[tuple[ModelEntry, float]], str, str]:
+def search(
+    description: str, limit: int, encoder: EncoderSettings | None = None
+) -> tuple[list[tuple[ModelEntry, float]], str, str]:
     """(ranked (model, score), inferred goal, method): score = 0.7 x P(goal) + 0.3 x word overlap."""
-    probs, method = goal_probabilities(description)
+    probs, method = goal_probabilities(description, encoder)
     query = set(words(description.replace("-", " ")))
     scored: list[tuple[ModelEntry, float]] = []
     for m in models():
@@ -158,7 +168,7 @@ def search(description: str, limit: int) -> tuple[list[tuple[ModelEntry, float]]
     return scored[:limit], goal, method
 
 
-def _hf_search(req: RequestType, res: ResponseType, rest: str) -> None:
+def _hf_search(req: RequestType, res: ResponseType, rest: str, encoder: EncoderSettings | None) -> None:
     description, limit = rest, HF_SEARCH_DEFAULT_LIMIT
     head, sep, tail = rest.rpartition(",")
     if sep and tail.strip().lstrip("-").isdigit():
@@ -182,7 +192,7 @@ def _hf_search(req: RequestType, res: ResponseType, rest: str) -> None:
     if limit < 1:
         reply(req, res, {"models": [], "error": f"limit must be >= 1, got {limit}"})
         return
-    found, goal, method = search(description, min(limit, MAX_LISTED))
+    found, goal, method = search(description, min(limit, MAX_LISTED), encoder)
     if not found:
         reply(
             req,
