@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 # Watched tasks whose events are kept for a later ``wait`` (oldest dropped first: their waiter
 # then asks the orchestrator).
 MAX_TRACKED_TASKS = 10_000
+# How long wait() holds a watched task that a poll found finished, for its last events: longer
+# than the poll interval (1 s), so an announcement up to a second behind the store is never lost.
+FINAL_EVENTS_GRACE = 2.0
 _STAGE_KINDS = frozenset(stage.kind for stage in PIPELINE)
 
 
@@ -265,13 +268,14 @@ class Client:
         deadline = time.monotonic() + timeout
         next_poll = time.monotonic() + 1.0
         # Watched tasks the poll found finished: the orchestrator stores before it announces, so
-        # their last events may still be on the way; they get one more poll interval to arrive
-        # (and reach on_progress) before the polled result is returned.
-        polled: dict[TaskId, TaskResult] = {}
+        # their last events may still be on the way; they get FINAL_EVENTS_GRACE seconds from the
+        # poll that found them (not the rest of a poll interval, which may be a few ms) to arrive
+        # and reach on_progress before the polled result is returned.
+        polled: dict[TaskId, tuple[TaskResult, float]] = {}
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                for tid, res in polled.items():  # finished; only their last events are missing
+                for tid, (res, _found) in polled.items():  # finished; only their last events are missing
                     pending.discard(tid)
                     done[tid] = res
                 if pending:
@@ -291,15 +295,20 @@ class Client:
             if time.monotonic() >= next_poll:  # tasks not watched by this client, lost events
                 next_poll = time.monotonic() + 1.0
                 for tid in list(pending):
-                    res = polled.pop(tid, None)  # found finished one interval ago: take it now
-                    if res is None:
+                    found = polled.get(tid)
+                    if found is not None:
+                        res, found_at = found
+                        if time.monotonic() - found_at < FINAL_EVENTS_GRACE:
+                            continue
+                        del polled[tid]  # its grace is over: take the stored result now
+                    else:
                         res = self.result(tid)
                         if not res.done:
                             continue
                         with self._tracked_lock:
                             watched = tid in self._tracked
                         if watched:
-                            polled[tid] = res
+                            polled[tid] = (res, time.monotonic())
                             continue
                     pending.discard(tid)
                     done[tid] = res

@@ -140,7 +140,8 @@ def test_iteration_inherits_input_and_gets_baselines(deploy: DeploymentFactory) 
 def test_automatic_iterations_exclude_previous_models(deploy: DeploymentFactory) -> None:
     dep = deploy()
     client = dep.client()
-    first = client.submit(_ui(num_outputs=3), watch=True)
+    # a goal with several image models in the catalogue, so three iterations can differ
+    first = client.submit(_ui(num_outputs=3, goal="object-detection"), watch=True)
     client.wait(first, 30)
     ids = [TaskId(problem_id=1, iteration_id=i) for i in (1, 2, 3)]
 

@@ -686,3 +686,17 @@ def test_config_model_info_from_the_shipped_catalogue(head: str) -> None:
 def test_config_unsupported_request() -> None:
     assert configure("hello")[1] == {"error": "Unsupported configuration request: hello"}
     assert_refused("hardwares", "Unsupported configuration request: hardwares")
+
+
+def test_a_chosen_metric_decides_between_goals_the_text_leaves_open() -> None:
+    text = "detect defects in photos of welded seams"  # visual anomaly detection, or boxes?
+    plain = run(user_input(text, "image")).get_extra()
+    with_map = run(user_input(text, "image", metric="map@0.5:0.95")).get_extra()
+    assert plain["goal"] == "anomaly-detection"
+    assert with_map["goal"] == "object-detection" and with_map["goal_source"] == "metric"
+    assert "'map@0.5:0.95'" in with_map["reason"]
+    # a metric the encoder's goal reports, an unknown one, or a goal the user gave change nothing
+    assert run(user_input(text, "image", metric="roc auc")).get_extra()["goal"] == "anomaly-detection"
+    assert run(user_input(text, "image", metric="made-up score")).get_extra()["goal"] == "anomaly-detection"
+    given = run(user_input(text, "image", metric="map@0.5", goal="image-classification")).get_extra()
+    assert given["goal"] == "image-classification"

@@ -108,6 +108,7 @@ def task_callback(
 
     if not user_goal:
         encoding = _goal_of_a_named_model(encoding, incoming, described)
+        encoding = _goal_of_the_chosen_metric(encoding, incoming)
     ml_model_metadata.ml_model_metadata = [encoding.goal]
     ml_model_metadata.keywords = encoding.keywords
     out: dict[str, Any] = {}
@@ -150,6 +151,36 @@ def _goal_of_a_named_model(encoding: Encoding, incoming: dict[str, Any], describ
         modality_source=encoding.modality_source if modality == encoding.modality else "named model",
         reason=f"{named.name} is named in {source}: its task {goal} is the goal (the text alone was "
         f"unclear: {encoding.goal} at {encoding.confidence:.2f}). {encoding.reason}",
+        needs_clarification=None,
+    )
+
+
+def _goal_of_the_chosen_metric(encoding: Encoding, incoming: dict[str, Any]) -> Encoding:
+    """A metric the user chose (``extra_data.metric``, the dashboard's Metric field) says which
+    task they measure: mAP is reported for object detection, WER for speech recognition. When the
+    encoder's goal does not report that metric, the best-scoring goal that does becomes the goal,
+    and the reason says so. A metric shared by many goals (accuracy, f1) only moves the goal when
+    the encoder's goal reports none of it; an unknown metric changes nothing."""
+    metric = incoming.get("metric")
+    if not isinstance(metric, str) or not metric.strip():
+        return encoding
+    wanted = metric.strip().casefold()
+    reporting = {g for g, names in GOAL_METRICS.items() if wanted in names}
+    if not reporting or encoding.goal in reporting:
+        return encoding
+    ranked = [g for g, _score in encoding.top_goals if g in reporting]
+    if ranked:
+        goal = ranked[0]
+    elif len(reporting) == 1:
+        goal = next(iter(reporting))
+    else:
+        return encoding
+    return replace(
+        encoding,
+        goal=goal,
+        goal_source="metric",
+        reason=f"the metric {metric.strip()!r} chosen is reported for {goal}, not for {encoding.goal} "
+        f"(the text alone: {encoding.goal} at {encoding.confidence:.2f}). {encoding.reason}",
         needs_clarification=None,
     )
 
