@@ -269,8 +269,8 @@ class Client:
         next_poll = time.monotonic() + 1.0
         # Watched tasks the poll found finished: the orchestrator stores before it announces, so
         # their last events may still be on the way; they get FINAL_EVENTS_GRACE seconds from the
-        # poll that found them (not the rest of a poll interval, which may be a few ms) to arrive
-        # and reach on_progress before the polled result is returned.
+        # poll that found them to arrive and reach on_progress before the polled result is
+        # returned (one more interval was too little: the poll may come just after the store).
         polled: dict[TaskId, tuple[TaskResult, float]] = {}
         while pending:
             remaining = deadline - time.monotonic()
