@@ -238,26 +238,6 @@ class TaskWrites(TaskDBBase):
         if result.rowcount != 1:
             raise KeyError(f"unknown task {key}")
 
-    def record_output(
-        self,
-        task: TaskId,
-        kind: str,
-        record: bytes,
-        message_id: str | None,
-        *,
-        state: TaskState | str,
-        current_stage: str | None = None,
-        error: str | None = None,
-    ) -> bool:
-        """Store a stage output once (the first copy wins) and, for a first copy, ``set_state``, in
-        one transaction (one fsync per stage output instead of two). Returns False for a duplicate
-        (nothing changed)."""
-        with self._write() as conn:
-            fresh = self._insert_output(conn, task, kind, record, message_id)
-            if fresh:
-                self._apply_state(conn, task, TaskState(state), error, current_stage)
-            return fresh
-
     def store_stage_output(
         self,
         task: TaskId,

@@ -134,10 +134,10 @@ def test_the_same_output_stored_by_two_orchestrators_is_applied_once(postgres_ur
         def store(args: tuple[int, TaskId]) -> bool:
             i, key = args
             barrier.wait()
-            return dbs[i % 2].record_output(
+            return dbs[i % 2].store_stage_output(
                 key, "ml_model", f"copy-{i}".encode(), f"{key}:ml_model", state=TaskState.RUNNING,
                 current_stage="HW_RESOURCES",
-            )  # fmt: skip
+            ).fresh  # fmt: skip
 
         for key in keys:
             with ThreadPoolExecutor(8) as pool:
@@ -157,8 +157,10 @@ def test_terminal_state_survives_a_late_output_from_the_other_replica(postgres_u
     a, b = TaskDB(postgres_url), TaskDB(postgres_url)
     try:
         key = a.create_problem(b"\x80")
-        assert a.record_output(key, "carbon_footprint", b"x", "m1", state=TaskState.SUCCEEDED)
-        assert b.record_output(key, "hw_resources", b"y", "m2", state=TaskState.RUNNING, current_stage="X")
+        assert a.store_stage_output(key, "carbon_footprint", b"x", "m1", state=TaskState.SUCCEEDED).fresh
+        assert b.store_stage_output(
+            key, "hw_resources", b"y", "m2", state=TaskState.RUNNING, current_stage="X"
+        ).fresh
         row = b.get_task(key)
         assert row is not None and row.state == TaskState.SUCCEEDED
     finally:

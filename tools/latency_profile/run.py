@@ -137,7 +137,6 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
         )
         seg["3 last stage output -> final TaskEvent at client"].append(final[0] - previous)
         seg["3a Orchestrator._on_result (x6, sum)"].append(total("Orchestrator._on_result"))
-        seg["3b   of which TaskDB.record_output"].append(total("TaskDB.record_output"))
         seg["3c   of which TaskDB.get_task"].append(total("TaskDB.get_task"))
         seg["3d   of which TaskDB.store_stage_output"].append(total("TaskDB.store_stage_output"))
         seg["4 Client.result (RPC)"].append(result[1] - result[0])

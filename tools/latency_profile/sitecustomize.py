@@ -111,7 +111,6 @@ def install() -> None:
         "create_problem",
         "set_state",
         "get_task",
-        "record_output",
         "get_outputs",
         "record_statuses",
         "store_stage_output",
