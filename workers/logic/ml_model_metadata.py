@@ -102,7 +102,6 @@ def task_callback(
         user_input.modality,
         user_goal or "",
         keyword_text=". ".join(p.strip() for p in described if p.strip()),
-        model=get_model(settings),
         settings=settings,
     )
 
