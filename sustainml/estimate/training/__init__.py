@@ -103,7 +103,6 @@ from sustainml.estimate.training.defaults import (
     RESTART_OVERHEAD_HIGH,
     TRAINING_FLOPS_FACTOR,
     TRAINING_UTILISATION,
-    TRANSFORMER_MFU,
 )
 from sustainml.estimate.training.footprint import (
     TrainingEstimate,
@@ -118,7 +117,7 @@ from sustainml.estimate.training.inputs import (
     precision_setting,
     training_precision,
 )
-from sustainml.estimate.training.work import transformer_mfu
+from sustainml.estimate.training.work import MfuDefault, transformer_mfu
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -133,8 +132,8 @@ __all__ = [
     "RESTART_OVERHEAD_HIGH",
     "TRAINING_FLOPS_FACTOR",
     "TRAINING_UTILISATION",
-    "TRANSFORMER_MFU",
     "Assumption",
+    "MfuDefault",
     "TrainingEstimate",
     "default_pue",
     "estimate_training",
