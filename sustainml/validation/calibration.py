@@ -6,7 +6,7 @@ from, and none of them is a row of the training and forecast tables (``data/trai
 
 from __future__ import annotations
 
-from sustainml.estimate.training.calibration import RUNS, fits
+from sustainml.estimate.training.calibration import RUNS, SIZE_CORRELATION, fits
 from sustainml.validation.table import Table
 
 
@@ -43,15 +43,13 @@ def run() -> Table:
             }
         )
     for fit in fits().values():
-        table.notes.append(
-            f"{fit.group}: MFU {fit.mfu:g} (median of {len(fit.runs)} runs), range {fit.low:g}-{fit.high:g} "
-            "(lowest and highest): the forecast's default and range on this group"
-        )
+        table.notes.append(f"{fit.group}: {fit.describe()}: the forecast's MFU and range on this group")
     table.notes += [
         "realised MFU = 6 x N (active) x D / (device-hours x 3600 x the catalogue's dense bf16 peak): the "
         "hours hold restarts, evaluation and idle time, so the forecast adds no restart overhead on top",
-        "groups by dense bf16 peak: 500 TFLOP/s or more (H100 class and later) realise less of their "
-        "peak than A100s and TPUs; within a group the rows show no trend with size, nor a dense / "
-        "mixture-of-experts difference; V100 keeps Megatron-LM's sustained 0.24 (no V100 row)",
+        "groups by dense bf16 peak (500 TFLOP/s or more: H100 class and later); a group follows the model "
+        "size (log-linear, N clamped to its runs' sizes) where its runs show a size dependence (|r| >= "
+        f"{SIZE_CORRELATION:g}), else takes their median; the range is the lowest and highest realised / "
+        "fitted ratio of its runs; V100 keeps Megatron-LM's sustained 0.24 (no V100 run)",
     ]
     return table

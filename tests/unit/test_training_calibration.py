@@ -37,15 +37,23 @@ def test_realised_mfu_is_six_n_d_over_device_hours_at_the_catalogue_peak() -> No
         assert hardware().get(run.device) is not None
 
 
-def test_each_group_default_is_the_median_of_its_runs_with_their_spread() -> None:
+def test_each_group_fit_follows_size_only_where_its_runs_show_a_size_dependence() -> None:
     fits = calibration.fits()
     assert set(fits) == {calibration.EARLIER, calibration.HOPPER}
     for fit in fits.values():
-        values = [r.realised_mfu() for r in calibration.RUNS if r.model in fit.runs]
-        assert len(values) >= 5
-        assert fit.mfu == round(statistics.median(values), 2)
-        assert (fit.low, fit.high) == (round(min(values), 2), round(max(values), 2))
-        assert fit.low <= fit.mfu <= fit.high
+        runs = [r for r in calibration.RUNS if r.model in fit.runs]
+        values = [r.realised_mfu() for r in runs]
+        assert len(runs) >= 5
+        if abs(fit.size_correlation) < calibration.SIZE_CORRELATION:
+            assert fit.slope == 0 and fit.mfu() == pytest.approx(statistics.median(values))
+        # The range holds every run of the group at its own size.
+        for run in runs:
+            low, high = fit.mfu_range(run.parameters)
+            assert low * (1 - 1e-9) <= run.realised_mfu() <= high * (1 + 1e-9)
+    hopper = fits[calibration.HOPPER]
+    assert hopper.slope > 0
+    # Sizes outside the calibrated ones take the nearest calibrated size's figure.
+    assert hopper.mfu(1e13) == pytest.approx(hopper.mfu(hopper.size_range[1]))
     assert calibration.group_of(hardware().get("H200")) == calibration.HOPPER
     assert calibration.group_of(hardware().get("A100-80GB")) == calibration.EARLIER
 
@@ -55,5 +63,5 @@ def test_the_calibration_part_lists_every_run_and_each_fit() -> None:
     assert [r["model"].split(" (")[0] for r in table.rows] == [r.model for r in calibration.RUNS]
     assert not table.criteria
     for fit in calibration.fits().values():
-        assert any(n.startswith(f"{fit.group}: MFU {fit.mfu:g}") for n in table.notes)
+        assert any(n.startswith(f"{fit.group}: {fit.describe()}") for n in table.notes)
     assert "realised_MFU" in table.render()

@@ -19,6 +19,7 @@ validation table (``sustainml eval published``), and a test checks they stay dis
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +32,8 @@ from sustainml.estimate.training.defaults import TRANSFORMER_FLOPS_PER_PARAM_TOK
 #: the A100's 312 and TPU v4's 275 are below it).
 HOPPER_PEAK_FLOPS: Final = 5e14
 HOPPER: Final = "H100 class and later"
+#: |Pearson's r| between log10(size) and realised MFU from which a group's fit follows the size.
+SIZE_CORRELATION: Final = 0.5
 EARLIER: Final = "A100 and TPU class"
 _H800_AS_H100: Final = (
     "the H800 is not in the hardware catalogue: it is the export variant of the H100 SXM with the "
@@ -159,37 +162,103 @@ RUNS: Final[tuple[CalibrationRun, ...]] = (
         note=_H800_AS_H100 + "; trained in FP8 mixed precision, counted against the bf16 peak as a "
         "forecast divides by it",
     ),
+    CalibrationRun(
+        "JetMoE-8B", 2.2e9, 1.25e12, "96 H100", "H100-SXM", 30_000,
+        "30,000 GPU-hours as stated",
+        "Shen et al. 2024, 'JetMoE: Reaching Llama2 Performance with 0.1M Dollars', arXiv:2404.07413, "
+        "abstract: 'using 1.25T tokens ... and 30,000 H100 GPU hours'; MyShell's JetMoE page "
+        "(research.myshell.ai/jetmoe): 2.2B active parameters, 'a 96xH100 GPU cluster for 2 weeks'",
+        mixture_of_experts=True,
+    ),
+    CalibrationRun(
+        "SmolLM2-1.7B", 1.7e9, 11e12, "256 H100", "H100-SXM", 140_000,
+        "~140k GPU-hours as stated",
+        "Hugging Face SmolLM2 team, HuggingFaceTB/SmolLM2-1.7B-Instruct discussion #20 (answer of the "
+        "Smol Models Research org): 'approximate gpu hours ... 1.7B (train for 11T): 140k'; model card "
+        "(huggingface.co/HuggingFaceTB/SmolLM2-1.7B), Hardware: H100 GPUs",
+    ),
+    CalibrationRun(
+        "SmolLM2-360M", 0.36e9, 4e12, "128 H100", "H100-SXM", 20_000,
+        "~20k GPU-hours as stated",
+        "the same answer: '360M (train for 4T): 20k'; model card "
+        "(huggingface.co/HuggingFaceTB/SmolLM2-360M), Hardware: 128 H100",
+    ),
+    CalibrationRun(
+        "SmolLM2-135M", 0.135e9, 2e12, "H100", "H100-SXM", 5_000,
+        "~5k GPU-hours as stated",
+        "the same answer: '135M (train for 2T): 5k', adding that smaller models would reach a better "
+        "throughput per GPU on fewer nodes; model card (huggingface.co/HuggingFaceTB/SmolLM2-135M), "
+        "Hardware: H100 GPUs",
+    ),
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class GroupFit:
-    """The realised MFU of one hardware group: the median of its rows, and their lowest and highest."""
+    """The realised MFU of one hardware group. ``slope`` 0: the median of its rows (``intercept``);
+    else ``intercept + slope x log10(N)``, N clamped to the group's sizes. The range multiplies the
+    point by the lowest and highest ratio realised / fitted among the group's rows."""
 
     group: str
-    mfu: float
-    low: float
-    high: float
+    intercept: float
+    slope: float
+    low_factor: float
+    high_factor: float
+    size_range: tuple[float, float]
+    size_correlation: float  # Pearson's r between log10(N) and the realised MFU
     runs: tuple[str, ...]
+
+    def mfu(self, parameters: float | None = None) -> float:
+        """The point figure for a model of ``parameters`` (the median size's when unknown)."""
+        if not self.slope:
+            return self.intercept
+        if parameters is None or parameters <= 0:
+            parameters = math.sqrt(self.size_range[0] * self.size_range[1])
+        size = min(max(parameters, self.size_range[0]), self.size_range[1])
+        return self.intercept + self.slope * math.log10(size)
+
+    def mfu_range(self, parameters: float | None = None) -> tuple[float, float]:
+        point = self.mfu(parameters)
+        return point * self.low_factor, point * self.high_factor
+
+    def describe(self) -> str:
+        form = (
+            f"median {self.intercept:.3f}"
+            if not self.slope
+            else f"{self.intercept:.3f} + {self.slope:.3f} x log10(N), N within "
+            f"{self.size_range[0]:.3g}-{self.size_range[1]:.3g}"
+        )
+        return (
+            f"{form}; range x{self.low_factor:.2f}-x{self.high_factor:.2f}; r(log N, MFU) = "
+            f"{self.size_correlation:.2f} over {len(self.runs)} runs"
+        )
 
 
 @cache
 def fits() -> dict[str, GroupFit]:
-    """Group name -> its fit over ``RUNS``."""
+    """Group name -> its fit over ``RUNS``: log-linear in size where the group's rows show a size
+    dependence (|r| of at least ``SIZE_CORRELATION``), else their median."""
     by_group: dict[str, list[CalibrationRun]] = {}
     for run in RUNS:
         by_group.setdefault(run.group(), []).append(run)
-    out: dict[str, GroupFit] = {}
-    for group, runs in by_group.items():
-        values = [r.realised_mfu() for r in runs]
-        out[group] = GroupFit(
-            group,
-            round(statistics.median(values), 2),
-            round(min(values), 2),
-            round(max(values), 2),
-            tuple(r.model for r in runs),
-        )
-    return out
+    return {group: _fit(group, runs) for group, runs in by_group.items()}
+
+
+def _fit(group: str, runs: list[CalibrationRun]) -> GroupFit:
+    xs = [math.log10(r.parameters) for r in runs]
+    ys = [r.realised_mfu() for r in runs]
+    r_value = statistics.correlation(xs, ys)
+    if abs(r_value) >= SIZE_CORRELATION:
+        slope, intercept = statistics.linear_regression(xs, ys)
+    else:
+        slope, intercept = 0.0, statistics.median(ys)
+    fitted = [intercept + slope * x for x in xs]
+    ratios = [y / f for y, f in zip(ys, fitted, strict=True)]
+    sizes = [r.parameters for r in runs]
+    return GroupFit(
+        group, intercept, slope, min(ratios), max(ratios), (min(sizes), max(sizes)), r_value,
+        tuple(r.model for r in runs),
+    )  # fmt: skip
 
 
 def fit_for(device: HardwareEntry) -> GroupFit:
@@ -197,11 +266,12 @@ def fit_for(device: HardwareEntry) -> GroupFit:
     return fits()[group_of(device)]
 
 
-def reference(fit: GroupFit) -> str:
+def reference(fit: GroupFit, parameters: float | None) -> str:
     """The source of a calibrated default, as it travels in extra_data.assumptions."""
     return (
         f"realised MFU (6*N*D / (device-hours x bf16 peak)) of {len(fit.runs)} published runs on "
-        f"{fit.group}: {', '.join(fit.runs)}; median {fit.mfu:g}, range {fit.low:g}-{fit.high:g} "
+        f"{fit.group} ({', '.join(fit.runs)}): {fit.describe()}; for N = "
+        f"{'unknown' if parameters is None else f'{parameters:.3g}'}: {fit.mfu(parameters):.3f} "
         "(sustainml.estimate.training.calibration, docs/estimation.md); holds restarts, evaluation and "
         "idle time"
     )

@@ -40,7 +40,13 @@ from sustainml.estimate.training.inputs import (
     precision_setting,
     training_precision,
 )
-from sustainml.estimate.training.work import _architecture, _mfu_assumption, _work, transformer_mfu
+from sustainml.estimate.training.work import (
+    _architecture,
+    _mfu_assumption,
+    _work,
+    model_size,
+    transformer_mfu,
+)
 from sustainml.estimate.transformer import TransformerSpec
 
 
@@ -151,9 +157,10 @@ def estimate_training(
     # A run given by its length needs no FLOP count; the default sample count would only add a
     # made-up figure next to it, so the forward-pass count is used only without one.
     timed = any(extra.get(k) is not None for k in TIME_KEYS)
+    spec = _architecture(extra, architecture)
     flops, flops_source = _work(
         extra, assumptions, lines, None if timed else forward_flops, forward_source, maximum_samples,
-        minimum_samples, active_parameters, _architecture(extra, architecture),
+        minimum_samples, active_parameters, spec,
     )  # fmt: skip
 
     # -- on what ------------------------------------------------------------------------------
@@ -167,7 +174,9 @@ def estimate_training(
     mfu_value = number_setting(extra, "mfu", maximum=1.0)
     transformer = flops_source == "transformer"
     default_mfu, default_range, mfu_ref, realised = (
-        transformer_mfu(device) if transformer else (DEFAULT_MFU, MFU_RANGE, REF_MFU_DEFAULT, False)
+        transformer_mfu(device, model_size(assumptions, spec))
+        if transformer
+        else (DEFAULT_MFU, MFU_RANGE, REF_MFU_DEFAULT, False)
     )
     mfu = mfu_value if mfu_value is not None else default_mfu
     mfu_low, mfu_high = (mfu, mfu) if mfu_value is not None else default_range

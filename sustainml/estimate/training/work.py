@@ -180,14 +180,25 @@ class MfuDefault(NamedTuple):
     realised: bool
 
 
-def transformer_mfu(device: HardwareEntry | None) -> MfuDefault:
-    """The MFU of a transformer training run on ``device``: the realised MFU of published runs on
-    its hardware group (``calibration``), or on V100 (Volta, no calibration run) the sustained
-    throughput of Megatron-LM (see the module docstring). An unknown device takes the A100 group's."""
+def transformer_mfu(device: HardwareEntry | None, parameters: float | None = None) -> MfuDefault:
+    """The MFU of a transformer training run of a model of ``parameters`` (active) on ``device``:
+    the realised MFU of published runs on its hardware group (``calibration``), or on V100 (Volta,
+    no calibration run) the sustained throughput of Megatron-LM (see the module docstring). An
+    unknown device takes the A100 group's."""
     if device is not None and device.name.upper().startswith(VOLTA_PREFIXES):
         return MfuDefault(VOLTA_TRANSFORMER_MFU, VOLTA_TRANSFORMER_MFU_RANGE, REF_VOLTA_MFU, False)
     fit = fit_for(device) if device is not None else fits()[EARLIER]
-    return MfuDefault(fit.mfu, (fit.low, fit.high), calibration_reference(fit), True)
+    return MfuDefault(
+        fit.mfu(parameters), fit.mfu_range(parameters), calibration_reference(fit, parameters), True
+    )
+
+
+def model_size(assumptions: Mapping[str, Assumption], spec: TransformerSpec | None) -> float | None:
+    """The (active) parameter count the work was counted with, else the architecture's."""
+    counted = assumptions.get("model_parameters")
+    if counted is not None and isinstance(counted.value, int | float):
+        return float(counted.value)
+    return float(spec.active_parameters()) if spec is not None else None
 
 
 def _samples(extra: Mapping[str, Any], maximum_samples: int, minimum_samples: int) -> tuple[float, str, str]:
