@@ -108,7 +108,7 @@ def run() -> Table:
 def _note(row: dict[str, Any], est: TrainingEstimate) -> str:
     mfu = est.assumptions.get("mfu")
     text = (
-        f"MFU {est.mfu:g}{' (paper)' if mfu is not None and mfu.source == 'user' else ''}, "
+        f"MFU {est.mfu:.3g}{' (paper)' if mfu is not None and mfu.source == 'user' else ''}, "
         f"{est.power_source} power {est.power_w:g} W, PUE {est.pue:g}"
     )
     stated = sorted(paper_inputs(row))
