@@ -10,11 +10,13 @@ has to divide by, since the hours hold everything the run spent (restarts, evalu
 time), not only its steady-state throughput. The peak is the hardware catalogue's, the one the
 forecast divides by; attention FLOPs are not counted here.
 
-The fit is one figure per hardware group, the median of the group's rows, with the group's lowest
-and highest as its range. The groups follow the one dependence the rows show (docs/estimation.md
-lists them): devices with a dense bf16 peak of ``HOPPER_PEAK_FLOPS`` or more (H100, H800, H200 and
-later) realise a lower fraction of their peak than A100s and TPU v4s. No row is a run of the
-validation table (``sustainml eval published``), and a test checks they stay disjoint.
+The rows fall into two hardware groups: devices with a dense bf16 peak of ``HOPPER_PEAK_FLOPS``
+or more (H100, H800, H200 and later) realise a lower fraction of their peak than A100s and TPUs.
+Each group's fit follows the model size (log-linear in N, clamped to the group's sizes) where its
+rows show a size dependence (|r| of at least ``SIZE_CORRELATION``; on the H100 class small models
+realise less), else it is the median of its rows; its range multiplies the point by the lowest and
+highest realised / fitted ratio of those rows (docs/estimation.md lists them). No row is a run of
+the validation table (``sustainml eval published``), and a test checks they stay disjoint.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from sustainml.estimate.training.defaults import TRANSFORMER_FLOPS_PER_PARAM_TOK
 #: the A100's 312 and TPU v4's 275 are below it).
 HOPPER_PEAK_FLOPS: Final = 5e14
 HOPPER: Final = "H100 class and later"
+EARLIER: Final = "A100 and TPU class"
 #: |Pearson's r| between log10(size) and realised MFU from which a group's fit follows the size.
 SIZE_CORRELATION: Final = 0.5
-EARLIER: Final = "A100 and TPU class"
 _H800_AS_H100: Final = (
     "the H800 is not in the hardware catalogue: it is the export variant of the H100 SXM with the "
     "same tensor-core peak and NVLink cut to 400 GB/s, so H100-SXM's peak is used"
@@ -209,7 +211,8 @@ class GroupFit:
     runs: tuple[str, ...]
 
     def mfu(self, parameters: float | None = None) -> float:
-        """The point figure for a model of ``parameters`` (the median size's when unknown)."""
+        """The point figure for a model of ``parameters`` (unknown: the geometric middle of the
+        group's sizes)."""
         if not self.slope:
             return self.intercept
         if parameters is None or parameters <= 0:
