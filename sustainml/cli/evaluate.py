@@ -103,12 +103,13 @@ def eval_logic(limit: int | None, as_json: bool) -> None:
 
 
 @eval_group.command(name="published")
-@click.option("--part", "parts", multiple=True, help="Only these parts (repeatable): training, forecast, "
-              "parameters, mlperf, serving.")
+@click.option("--part", "parts", multiple=True, help="Only these parts (repeatable): training, calibration, "
+              "forecast, parameters, mlperf, serving.")
 @click.option("--json", "as_json", is_flag=True)
 def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
-    """Estimates against published figures: training footprints, forecasts, parameter counts,
-    MLPerf inference latency and serving energy, each row with its source."""
+    """Estimates against published figures: training footprints, the forecast MFU's calibration
+    runs, forecasts, parameter counts, MLPerf inference latency and serving energy, each row with
+    its source."""
     from sustainml import validation
 
     try:

@@ -6,7 +6,9 @@ citing its source). The tables are evaluation sets only: no estimator reads them
 can never be fitted on the rows it is scored on.
 
 Parts, in the order they are printed (``PARTS``): ``training`` (training footprints from
-device-hours), ``forecast`` (the same runs forecast from model size and tokens), ``parameters``
+device-hours), ``calibration`` (the realised MFU of other published runs, which the forecast's
+default is derived from; not scored), ``forecast`` (the training runs forecast from model size and
+tokens), ``parameters``
 (catalogue parameter counts against published ones), ``mlperf`` (inference latency against MLPerf
 Inference), ``serving`` (energy and latency per generated answer against public measurements).
 """
@@ -23,6 +25,7 @@ __all__ = ["PARTS", "Criterion", "Table", "run", "run_all"]
 #: Part name -> module under ``sustainml.validation`` that defines ``run() -> Table``.
 PARTS: dict[str, str] = {
     "training": "training",
+    "calibration": "calibration",
     "forecast": "forecast",
     "parameters": "parameters",
     "mlperf": "mlperf",

@@ -5,10 +5,10 @@ Same rows as the ``training`` part (``data/training_runs.json``). The forecast i
 CARBON_FOOTPRINT computes when a user gives ``model_parameters`` (``active_parameters`` for a
 mixture of experts) and ``training_tokens`` with the hardware, naming the model (its catalogue
 shape adds attention FLOPs; an encoder-decoder counts each stack on its own tokens): training
-FLOPs at the device's dense bf16 peak and the MFU of its hardware generation (sources in
-``sustainml.estimate.training``, none of them a row here), at the rated power (or the power
-written with the hardware name, as model cards do; a measured average is not known before a
-run), with the row's PUE and grid. A row may carry facts its source states (``forecast_inputs``:
+FLOPs at the device's dense bf16 peak and the realised MFU of published runs on its hardware
+group (``sustainml.estimate.training.calibration``, none of them a row here), at the rated power
+(or the power written with the hardware name, as model cards do; a measured average is not known
+before a run), with the row's PUE and grid. A row may carry facts its source states (``forecast_inputs``:
 MFU, architecture, sequence length, target tokens), each quoted in the row. Rows are not scored
 where the method cannot apply (a search over many models, distillation from larger teachers, an
 unknown token count or active-parameter count), each with the reason.
@@ -98,9 +98,9 @@ def run() -> Table:
         "device_h vs pub_device_h shows where a forecast misses: the run's achieved utilisation "
         "(published MFU ranges from about 0.2 on V100 to 0.5) and what the published hours include "
         "(restarts, context extension, post-training)",
-        "no default was fitted on these rows: MFU by hardware generation from runs outside this "
-        "table (V100 0.24 from Megatron-LM 2019; A100, H100, TPU 0.4 from MT-NLG, PaLM, MosaicML and "
-        "Megatron-Core benchmarks); 'from the paper' lists the inputs a row's source states",
+        "no default was fitted on these rows: the MFU is the realised MFU of other published runs by "
+        "hardware group (the calibration part lists them: A100 and TPU class, H100 class and later), "
+        "V100 0.24 from Megatron-LM 2019; 'from the paper' lists the inputs a row's source states",
     ]
     return table
 
@@ -108,7 +108,7 @@ def run() -> Table:
 def _note(row: dict[str, Any], est: TrainingEstimate) -> str:
     mfu = est.assumptions.get("mfu")
     text = (
-        f"MFU {est.mfu:g}{' (paper)' if mfu is not None and mfu.source == 'user' else ''}, "
+        f"MFU {est.mfu:.3g}{' (paper)' if mfu is not None and mfu.source == 'user' else ''}, "
         f"{est.power_source} power {est.power_w:g} W, PUE {est.pue:g}"
     )
     stated = sorted(paper_inputs(row))

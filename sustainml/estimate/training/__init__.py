@@ -38,13 +38,15 @@ with their sources):
   (arXiv:2104.10350, table 4) measured TPU v3 training runs at 245-310 W per chip against a 450 W
   TDP (54-69 %), while GPU systems measured at or above the GPU's TDP (GPT-3 on V100: 330 W per
   300 W GPU, host included).
-- **MFU for a transformer forecast (6·N·D)**, by hardware generation: 0.4, range 0.3-0.5, on
-  A100, H100 and TPUs: Megatron-Turing NLG 30.2 % on A100 and PaLM 46.2 % on TPU v4 (Chowdhery et
-  al. 2022, table 3), 36-46 % on H100 in bf16 at 2-4k context (MosaicML llm-foundry benchmarks,
-  scripts/train/benchmarking/README.md) and up to 47 % (Megatron-Core, NVIDIA Megatron-LM
-  README). On V100 (Volta): 0.24, range 0.2-0.3: Megatron-LM sustained 29.5 TFLOP/s per GPU on
-  512 V100 (24 % of the 125 TFLOP/s peak) from 30 % on one GPU (Shoeybi et al. 2019,
-  arXiv:1909.08053, section 5.1).
+- **MFU for a transformer forecast (6·N·D)**: the *realised* MFU of published training runs
+  outside the validation tables (``calibration``: 6·N·D over their stated device-hours at the
+  catalogue's bf16 peak, so restarts, evaluation and idle time are in it), by hardware group: on
+  A100s and TPUs (dense bf16 peak below 500 TFLOP/s) the median of 6 runs, 0.37, range 0.26-0.48,
+  with no trend in size; on the H100 class and later a log-linear fit in the (active) parameter
+  count over 10 runs (0.16 at 1B, 0.24 at 8B, 0.32 at 70B; range x0.73-x1.24), since small models
+  realise less of those devices' peak. On V100 (Volta, no calibration run): 0.24, range 0.2-0.3:
+  Megatron-LM sustained 29.5 TFLOP/s per GPU on 512 V100 (24 % of the 125 TFLOP/s peak) from 30 %
+  on one GPU (Shoeybi et al. 2019, arXiv:1909.08053, section 5.1).
 - **Encoder-decoder** (T5, BART, NLLB, Whisper), when the architecture is known: 6 FLOPs per
   weight and token *through that weight*: input tokens through the encoder and the decoder's
   cross-attention keys/values, target tokens (``target_tokens``, default as many as the input)
@@ -54,12 +56,12 @@ with their sources):
   ``extra_data.architecture``): + 6 x layers x sequence length x attention width FLOPs per token
   (Kaplan et al. 2020, table 1: the causal count), sequence length ``sequence_length`` else the
   architecture's context up to 4,096 (long-context models pre-train mostly at 4,096 tokens and
-  extend at the end: Qwen2.5 technical report, arXiv:2412.15115). The MFU sources above count
-  attention FLOPs too (PaLM, appendix B; MosaicML, over the full square), so omitting them would
-  understate the work those MFUs were measured on.
-- **Interruptions and restarts** of a forecast run: up to +10 % time on the high end of the
-  range (Meta reports more than 90 % effective training time with 466 interruptions in 54 days
-  on 16k GPUs, Llama 3 paper, arXiv:2407.21783, section 3.3.4); the point figure assumes none.
+  extend at the end: Qwen2.5 technical report, arXiv:2412.15115). The calibrated MFUs count
+  6·N·D only, so with this term a forecast leans high by its share (1-13 %).
+- **Interruptions and restarts** of a forecast run at a steady-state MFU (the user's ``mfu``, or
+  V100's throughput): up to +10 % time on the high end of the range (Meta reports more than 90 %
+  effective training time with 466 interruptions in 54 days on 16k GPUs, Llama 3 paper,
+  arXiv:2407.21783, section 3.3.4); the point figure assumes none. A realised MFU holds them.
 - **MFU** (model FLOPs utilisation, achieved / peak) otherwise: 0.3, range 0.2-0.4. Published
   large training runs reach 0.21-0.46 (GPT-3 21.3 %, Megatron-Turing NLG 30.2 %, Gopher 32.5 %,
   PaLM 46.2 %: Chowdhery et al. 2022, arXiv:2204.02311, table 3); docs/estimation.md quotes up to 0.5 for
@@ -103,7 +105,6 @@ from sustainml.estimate.training.defaults import (
     RESTART_OVERHEAD_HIGH,
     TRAINING_FLOPS_FACTOR,
     TRAINING_UTILISATION,
-    TRANSFORMER_MFU,
 )
 from sustainml.estimate.training.footprint import (
     TrainingEstimate,
@@ -118,7 +119,7 @@ from sustainml.estimate.training.inputs import (
     precision_setting,
     training_precision,
 )
-from sustainml.estimate.training.work import transformer_mfu
+from sustainml.estimate.training.work import MfuDefault, transformer_mfu
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -133,8 +134,8 @@ __all__ = [
     "RESTART_OVERHEAD_HIGH",
     "TRAINING_FLOPS_FACTOR",
     "TRAINING_UTILISATION",
-    "TRANSFORMER_MFU",
     "Assumption",
+    "MfuDefault",
     "TrainingEstimate",
     "default_pue",
     "estimate_training",

@@ -40,7 +40,13 @@ from sustainml.estimate.training.inputs import (
     precision_setting,
     training_precision,
 )
-from sustainml.estimate.training.work import _architecture, _mfu_assumption, _work, transformer_mfu
+from sustainml.estimate.training.work import (
+    _architecture,
+    _mfu_assumption,
+    _work,
+    model_size,
+    transformer_mfu,
+)
 from sustainml.estimate.transformer import TransformerSpec
 
 
@@ -151,9 +157,10 @@ def estimate_training(
     # A run given by its length needs no FLOP count; the default sample count would only add a
     # made-up figure next to it, so the forward-pass count is used only without one.
     timed = any(extra.get(k) is not None for k in TIME_KEYS)
+    spec = _architecture(extra, architecture)
     flops, flops_source = _work(
         extra, assumptions, lines, None if timed else forward_flops, forward_source, maximum_samples,
-        minimum_samples, active_parameters, _architecture(extra, architecture),
+        minimum_samples, active_parameters, spec,
     )  # fmt: skip
 
     # -- on what ------------------------------------------------------------------------------
@@ -166,8 +173,10 @@ def estimate_training(
     )
     mfu_value = number_setting(extra, "mfu", maximum=1.0)
     transformer = flops_source == "transformer"
-    default_mfu, default_range, mfu_ref = (
-        transformer_mfu(device) if transformer else (DEFAULT_MFU, MFU_RANGE, REF_MFU_DEFAULT)
+    default_mfu, default_range, mfu_ref, realised = (
+        transformer_mfu(device, model_size(assumptions, spec))
+        if transformer
+        else (DEFAULT_MFU, MFU_RANGE, REF_MFU_DEFAULT, False)
     )
     mfu = mfu_value if mfu_value is not None else default_mfu
     mfu_low, mfu_high = (mfu, mfu) if mfu_value is not None else default_range
@@ -252,10 +261,10 @@ def estimate_training(
     energy_wh = num_devices * power_w * time_s * pue / 3600.0
     # Low: less power, lower PUE, higher MFU (shorter); high: the opposite, and for a transformer
     # forecast (large multi-device runs) the time lost to interruptions and restarts, which a run
-    # given by its length already includes.
+    # given by its length and a realised MFU (measured over whole runs) already include.
     low = energy_wh * (power_low / power_w if power_w else 1.0) * (pue_low / pue) * (mfu / mfu_high)
     high = energy_wh * (pue_high / pue) * (mfu / mfu_low)
-    if time_source == "flops" and transformer:
+    if time_source == "flops" and transformer and not (realised and mfu_value is None):
         high *= 1.0 + RESTART_OVERHEAD_HIGH
         assumptions["restart_overhead_high"] = Assumption(
             RESTART_OVERHEAD_HIGH, "default", REF_RESTART_OVERHEAD

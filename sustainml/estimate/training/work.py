@@ -5,9 +5,11 @@ epochs, and the MFU that turns them into time."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sustainml.catalogue.schema import HardwareEntry
+from sustainml.estimate.training.calibration import EARLIER, fit_for, fits
+from sustainml.estimate.training.calibration import reference as calibration_reference
 from sustainml.estimate.training.defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_SEQUENCE_LENGTH,
@@ -20,12 +22,9 @@ from sustainml.estimate.training.defaults import (
     REF_TARGET_TOKENS,
     REF_TRAINING_FACTOR,
     REF_TRANSFORMER_FLOPS,
-    REF_TRANSFORMER_MFU,
     REF_VOLTA_MFU,
     TRAINING_FLOPS_FACTOR,
     TRANSFORMER_FLOPS_PER_PARAM_TOKEN,
-    TRANSFORMER_MFU,
-    TRANSFORMER_MFU_RANGE,
     VOLTA_PREFIXES,
     VOLTA_TRANSFORMER_MFU,
     VOLTA_TRANSFORMER_MFU_RANGE,
@@ -171,12 +170,35 @@ def _mfu_assumption(mfu: float, given: float | None, reference: str) -> Assumpti
     return Assumption(mfu, "default", reference)
 
 
-def transformer_mfu(device: HardwareEntry | None) -> tuple[float, tuple[float, float], str]:
-    """(MFU, its range, its source) of a transformer training run on ``device``, by generation:
-    V100 (Volta) lower than A100, H100 and TPUs (see the module docstring)."""
+class MfuDefault(NamedTuple):
+    """The MFU a transformer forecast assumes on a device, its range and source; ``realised``
+    when it is measured over whole published runs (restarts and idle time included)."""
+
+    mfu: float
+    range: tuple[float, float]
+    reference: str
+    realised: bool
+
+
+def transformer_mfu(device: HardwareEntry | None, parameters: float | None = None) -> MfuDefault:
+    """The MFU of a transformer training run of a model of ``parameters`` (active) on ``device``:
+    the realised MFU of published runs on its hardware group (``calibration``), or on V100 (Volta,
+    no calibration run) the sustained throughput of Megatron-LM (see the module docstring). An
+    unknown device takes the A100 group's."""
     if device is not None and device.name.upper().startswith(VOLTA_PREFIXES):
-        return VOLTA_TRANSFORMER_MFU, VOLTA_TRANSFORMER_MFU_RANGE, REF_VOLTA_MFU
-    return TRANSFORMER_MFU, TRANSFORMER_MFU_RANGE, REF_TRANSFORMER_MFU
+        return MfuDefault(VOLTA_TRANSFORMER_MFU, VOLTA_TRANSFORMER_MFU_RANGE, REF_VOLTA_MFU, False)
+    fit = fit_for(device) if device is not None else fits()[EARLIER]
+    return MfuDefault(
+        fit.mfu(parameters), fit.mfu_range(parameters), calibration_reference(fit, parameters), True
+    )
+
+
+def model_size(assumptions: Mapping[str, Assumption], spec: TransformerSpec | None) -> float | None:
+    """The (active) parameter count the work was counted with, else the architecture's."""
+    counted = assumptions.get("model_parameters")
+    if counted is not None and isinstance(counted.value, int | float):
+        return float(counted.value)
+    return float(spec.active_parameters()) if spec is not None else None
 
 
 def _samples(extra: Mapping[str, Any], maximum_samples: int, minimum_samples: int) -> tuple[float, str, str]:
