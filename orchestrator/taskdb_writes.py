@@ -17,6 +17,7 @@ from sustainml.messages import TaskId
 from sustainml.messages.tasks import TaskState, check_submission_key
 from sustainml.orchestrator.taskdb_schema import (
     Created,
+    Outcome,
     StatusUpdate,
     StoredOutput,
     TaskDBBase,
@@ -270,16 +271,65 @@ class TaskWrites(TaskDBBase):
                 if found is None:
                     raise KeyError(f"unknown task {task}")
                 m = found._mapping
-        return StoredOutput(
-            fresh=fresh,
-            applied=applied,
-            state=TaskState(m["state"]),
-            error=m["error"],
-            current_stage=m["current_stage"],
-            note=m["note"],
-            created_at=m["created_at"],
-            finished_at=m["finished_at"],
-        )
+        return _stored(fresh, applied, m)
+
+    def store_outcomes(
+        self, outcomes: list[Outcome], keep: frozenset[TaskState] | frozenset[str] = frozenset()
+    ) -> list[StoredOutput | None]:
+        """Many task outcomes in ONE transaction (group commit): for each, its own output is
+        inserted first; a first copy then stores every other record of the task and moves it to
+        the outcome's state (the rules of ``store_stage_output``, ``keep`` included). A redelivered
+        outcome stores nothing twice (``fresh=False``). ``None`` for an unknown task (nothing of it
+        stored); the others still commit."""
+        keep_values = frozenset(TaskState(s).value for s in keep)
+        answers: list[StoredOutput | None] = []
+        with self._write() as conn:
+            for o in outcomes:
+                answers.append(self._store_outcome(conn, o, keep_values))
+        return answers
+
+    def _store_outcome(self, conn: Connection, o: Outcome, keep: frozenset[str]) -> StoredOutput | None:
+        own = o.records[o.kind]
+        if not self._insert_output(conn, o.task, o.kind, own, o.message_id):
+            found = conn.execute(self._task_snapshot_stmt, self._key_params(o.task)).one_or_none()
+            return None if found is None else _stored(False, False, found._mapping)
+        try:
+            applied, m = self._apply_state(
+                conn, o.task, o.state, o.error, o.current_stage, note=o.note, keep=keep
+            )
+        except KeyError:
+            conn.execute(self._delete_outputs_stmt, self._key_params(o.task))
+            return None
+        now = _now()
+        others = [
+            {
+                "problem_id": o.task.problem_id,
+                "iteration_id": o.task.iteration_id,
+                "kind": kind,
+                "record": bytes(record),
+                "received_at": now,
+                "message_id": f"{o.task.key}:{kind}",
+            }
+            for kind, record in o.records.items()
+            if kind != o.kind
+        ]
+        if others:
+            conn.execute(self._insert_outputs_stmt, others)
+        return _stored(True, applied, m)
+
+    def record_progress(self, stages: dict[TaskId, str]) -> None:
+        """The stage each running task is at now, in one statement (a finished task is left
+        alone). The orchestrator writes progress behind, coalesced: this moves ``updated_at``, the
+        stage-deadline clock, as each stage hands the task on."""
+        if not stages:
+            return
+        now = _now()
+        params = [
+            {"b_p": key.problem_id, "b_i": key.iteration_id, "b_stage": stage, "b_now": now}
+            for key, stage in stages.items()
+        ]
+        with self._write() as conn:
+            conn.execute(self._progress_stmt, params)
 
     def _insert_output(
         self, conn: Connection, task: TaskId, kind: str, record: bytes, message_id: str | None
@@ -366,3 +416,16 @@ class TaskWrites(TaskDBBase):
             "error_description": error_description,
             "at": _aware_or_now(at),
         }
+
+
+def _stored(fresh: bool, applied: bool, m: RowMapping) -> StoredOutput:
+    return StoredOutput(
+        fresh=fresh,
+        applied=applied,
+        state=TaskState(m["state"]),
+        error=m["error"],
+        current_stage=m["current_stage"],
+        note=m["note"],
+        created_at=m["created_at"],
+        finished_at=m["finished_at"],
+    )

@@ -222,10 +222,10 @@ def test_wait_hands_on_progress_the_last_event_even_when_the_poll_sees_the_end_f
     assert dep.orchestrator is not None
     announce = dep.orchestrator.watchers.announce
 
-    def late_final_event(event: TaskEvent) -> Any:
+    def late_final_event(event: TaskEvent, watch: Any = None) -> Any:
         if event.state in ("succeeded", "failed"):
             time.sleep(1.4)  # past wait()'s 1 s poll, which then finds the stored result
-        return announce(event)
+        return announce(event, watch)
 
     monkeypatch.setattr(dep.orchestrator.watchers, "announce", late_final_event)
     client = dep.client()

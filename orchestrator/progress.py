@@ -1,0 +1,153 @@
+"""Progress without the database: the intermediate outputs of every task, from
+``<ns>.orchestrator.progress`` (docs/wire-format.md §4, §9.7).
+
+Nothing is stored from this queue, so it is handled cheaply: no record is decoded into a model (the
+task id comes from the routing key, the stage from the exchange, the record map from a raw msgpack
+unpack of the envelope) and the ``running`` TaskEvent is published at once, to ``<ns>.tasks`` and
+to the direct watcher the message names. The stage each task is at is kept in memory and written
+to the TaskDB behind, coalesced: the latest stage of every task that moved, in one statement every
+``FLUSH_INTERVAL`` seconds. That keeps ``current_stage`` and ``updated_at`` (the stage-deadline
+clock) current, with that lag.
+
+A message whose sender cannot be proven to be a worker (or an operator's replay) is dropped with a
+warning: nothing is stored from it, and the outcome of its task still comes, attributed, on the
+durable results queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sustainml.attribution import Unattributed
+from sustainml.messages import TaskId
+from sustainml.messages.packing import unpackb
+from sustainml.messages.tasks import TaskEvent
+from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
+from sustainml.transport.base import Delivery
+
+if TYPE_CHECKING:
+    from sustainml.orchestrator.core import Orchestrator
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.5  # seconds between two writes of the tasks' progress
+# Tasks this replica finished lately: a progress message that comes after its task's outcome
+# (the two queues are consumed apart) announces nothing.
+RECENTLY_FINISHED = 10_000
+
+
+class Progress:
+    """The progress consumer of one orchestrator, and the coalesced writer of ``current_stage``."""
+
+    def __init__(self, orch: Orchestrator) -> None:
+        self._orch = orch
+        topology: Topology = orch.topology
+        # exchange -> (the node that produced the output, its pipeline position, the next node)
+        self._stages: dict[str, tuple[str, int, str]] = {
+            topology.record_exchange(s.kind): (s.node, n, PIPELINE[n + 1].node)
+            for n, s in enumerate(PIPELINE)
+            if s is not FINAL_STAGE
+        }
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[int, str]] = {}  # task key -> (position, next node)
+        self._finished: set[str] = set()
+        self._finished_order: deque[str] = deque()
+        self.dropped = 0  # progress messages dropped (unattributed or unreadable)
+
+    # -- consuming ---------------------------------------------------------------------------
+    def on_progress(self, delivery: Delivery) -> None:
+        delivery.ack()  # nothing is stored from it: a lost progress message costs one event
+        stage = self._stages.get(delivery.exchange)
+        if stage is None:
+            return self._drop(delivery, f"not an intermediate stage's exchange ({delivery.exchange!r})")
+        try:  # what the durable path dead-letters is only dropped here
+            self._orch.signer().require(delivery.message, {"worker", "operator"}, "a stage output")
+        except Unattributed as exc:
+            return self._drop(delivery, str(exc))
+        key = delivery.routing_key
+        task_map, record = _task_and_record(delivery.message.body)
+        if task_map is None or _task_key(task_map) != key:
+            return self._drop(delivery, "not a stage message of the task its routing key names")
+        node, position, next_node = stage
+        with self._lock:
+            if key in self._finished:
+                return None
+            previous = self._pending.get(key)
+            if previous is None or previous[0] < position:
+                self._pending[key] = (position, next_node)
+        watch = self._orch.watchers.of_message(delivery.message.headers)
+        body = TaskEvent.encode_progress(task_map, next_node, node, record)
+        self._orch.watchers.publish(key, body, watch)
+        return None
+
+    def _drop(self, delivery: Delivery, reason: str) -> None:
+        self.dropped += 1
+        log.warning(
+            "progress message %s from %r dropped: %s", delivery.message.message_id, delivery.exchange, reason
+        )
+
+    def finished(self, key: str) -> None:
+        """The task's outcome is stored: its progress is over (late messages announce nothing)."""
+        with self._lock:
+            self._pending.pop(key, None)
+            if key not in self._finished:
+                self._finished.add(key)
+                self._finished_order.append(key)
+                if len(self._finished_order) > RECENTLY_FINISHED:
+                    self._finished.discard(self._finished_order.popleft())
+
+    # -- writing behind ----------------------------------------------------------------------
+    def start(self, call_later: Callable[[float, Callable[[], None]], None]) -> None:
+        self._call_later = call_later
+        call_later(FLUSH_INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        if self._orch.stopped:
+            return
+        try:
+            self.flush()
+        except Exception:  # a DB hiccup: the next tick writes the (newer) progress
+            log.exception("writing task progress failed")
+        finally:
+            if not self._orch.stopped:
+                self._call_later(FLUSH_INTERVAL, self._tick)
+
+    def flush(self) -> int:
+        """Write the stage every task moved to since the last flush; returns how many tasks."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            stages = {_task_id(key): next_node for key, (_pos, next_node) in pending.items()}
+            self._orch.db.record_progress(stages)
+        return len(pending)
+
+
+def _task_and_record(body: bytes) -> tuple[dict[str, Any] | None, Any]:
+    """The envelope's ``task_id`` and ``record`` maps, or (None, None) if the body is not one."""
+    try:
+        envelope = unpackb(body)
+    except Exception:  # msgpack raises several unrelated types; all mean "not a message"
+        return None, None
+    if not isinstance(envelope, dict):
+        return None, None
+    task_map, record = envelope.get("task_id"), envelope.get("record")
+    if not isinstance(task_map, dict) or not isinstance(record, dict):
+        return None, None
+    return task_map, record
+
+
+def _task_key(task_map: dict[str, Any]) -> str | None:
+    """``p.i`` of a task id map, or None unless both are integers >= 1."""
+    p, i = task_map.get("problem_id"), task_map.get("iteration_id")
+    if type(p) is not int or type(i) is not int or p < 1 or i < 1:
+        return None
+    return f"{p}.{i}"
+
+
+def _task_id(key: str) -> TaskId:
+    problem, iteration = key.split(".")
+    return TaskId(problem_id=int(problem), iteration_id=int(iteration))
