@@ -1,7 +1,7 @@
 """Two orchestrator replicas on one PostgreSQL TaskDB and one broker namespace: they compete on
-the requests and results queues; every task gets a distinct id and completes, each stage output is
-stored exactly once, and a stage output delivered a second time (a redelivery) changes nothing,
-whichever replica receives it."""
+the requests, results and progress queues; every task gets a distinct id and completes, each
+task's outcome (every stage output) is stored exactly once, and a final output delivered a second
+time (a redelivery) changes nothing, whichever replica receives it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 def test_two_orchestrators_share_the_queues_without_duplicates(settings: Settings, postgres_url: str) -> None:
     topology = Topology.of(settings)
     handled: Counter[str] = Counter()
+    progressed: Counter[str] = Counter()
     lock = threading.Lock()
     orchestrators: list[Orchestrator] = []
     for name in ("orch-a", "orch-b"):
@@ -47,6 +48,16 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
                 handled[name] += 1
 
         orch._on_result = counting  # type: ignore[method-assign]  # set before start() consumes
+        on_progress = orch._on_progress
+
+        def counting_progress(
+            delivery: Delivery, handler: Callable[[Delivery], None] = on_progress, name: str = name
+        ) -> None:
+            handler(delivery)
+            with lock:
+                progressed[name] += 1
+
+        orch._on_progress = counting_progress  # type: ignore[method-assign]
         orchestrators.append(orch)
     # a tap on the final stage's exchange keeps a copy of one real output message to replay
     tap = AmqpTransport(settings.broker_url, name=f"{settings.namespace}-tap")
@@ -83,9 +94,11 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
             assert count_outputs(db, TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id)) == len(
                 PIPELINE
             )
-        print("stage outputs handled per replica:", dict(handled))
+        print("outcomes handled per replica:", dict(handled), "progress:", dict(progressed))
         assert handled["orch-a"] >= 1 and handled["orch-b"] >= 1, "both replicas consumed results"
-        assert sum(handled.values()) == 12 * len(PIPELINE)
+        assert sum(handled.values()) == 12, "one outcome per task reaches the results queue"
+        assert progressed["orch-a"] >= 1 and progressed["orch-b"] >= 1, "both replicas saw progress"
+        assert sum(progressed.values()) == 12 * (len(PIPELINE) - 1)
 
         # Redeliver one final output: published again into the shared results queue, it reaches
         # one of the two replicas, which must see it as a duplicate.
