@@ -56,6 +56,7 @@ from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, vali
 from sustainml.orchestrator.queries import Queries, decode_user_input
 from sustainml.orchestrator.registry import NodeRegistry
 from sustainml.orchestrator.statuses import STATUS_FLUSH_INTERVAL, StatusBuffer
+from sustainml.orchestrator.submissions import Submission, Submissions
 from sustainml.orchestrator.taskdb import TaskDB, TaskRow, check_submission_key
 from sustainml.orchestrator.watchers import Watchers, watch_headers
 from sustainml.rpc import RpcClient, check_own_queue
@@ -65,7 +66,14 @@ from sustainml.topology import (
     declare_all,
 )
 from sustainml.transport import amqp_transport
-from sustainml.transport.base import Binding, Delivery, Transport, TransportError, publish_confirmed
+from sustainml.transport.base import (
+    Binding,
+    Delivery,
+    Message,
+    Transport,
+    TransportError,
+    publish_confirmed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,7 @@ class Orchestrator(Queries):
         self._started = False
         self.watchers = Watchers(self.transport, self.topology)
         self.outcomes = OutcomeWriter(self)
+        self.submissions = Submissions(self)
         self.progress = Progress(self)
         self.statuses = StatusBuffer(self.db, self.registry, self.transport)
         self._outbox = Outbox(f"orchestrator-{self.id}-iterations")
@@ -118,6 +127,7 @@ class Orchestrator(Queries):
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"orchestrator-{self.id}")
         self._outbox.start()
         self.outcomes.start()
+        self.submissions.start()
         self.progress.start(self.transport.call_later)
         self._tags = [
             self.transport.consume(status_spec.name, self._on_status, prefetch=256, concurrency=1),
@@ -158,6 +168,7 @@ class Orchestrator(Queries):
         for tag in self._tags:
             self.transport.cancel(tag)
         self._tags = []
+        self.submissions.close()  # every submission received is started and answered
         self.outcomes.close()  # every outcome received is stored and acked
         self._outbox.close()  # the automatic iterations already decided are started
         try:
@@ -208,8 +219,10 @@ class Orchestrator(Queries):
                 check_submission_key(idempotency_key)
             except ValueError as exc:
                 raise SubmitError(str(exc)) from None
-            existing = self.db.find_submission(idempotency_key)
-            if existing is not None:  # checked before the base: "-1" may now name this task
+            # An iteration's key is checked before its base ("-1" may now name this task); a new
+            # problem's is checked in the transaction that creates it (no read before).
+            existing = self.db.find_submission(idempotency_key) if user_input.previous_iteration else None
+            if existing is not None:
                 return self._resubmitted(existing, watch_queue, watch_direct)
         # Created running, in the transaction that allocates the id: one commit per submission.
         if user_input.previous_iteration == 0:
@@ -236,6 +249,21 @@ class Orchestrator(Queries):
         self.notify()
         return task_id
 
+    def submit_many(self, inputs: list[UserInput]) -> list[TaskId]:
+        """Start many new problems at once: their ids allocated and stored in one transaction,
+        their task starts published together (``submissions``); an iteration is submitted alone,
+        after them. Raises the first error met, in the order of ``inputs``."""
+        batch = [Submission(ui) for ui in inputs if ui.previous_iteration == 0]
+        self.submissions.run(batch)
+        outcomes = iter(batch)
+        ids: list[TaskId] = []
+        for ui in inputs:
+            outcome = next(outcomes).outcome if ui.previous_iteration == 0 else self.submit(ui)
+            if not isinstance(outcome, TaskId):
+                raise outcome if outcome is not None else SubmitError("not started")
+            ids.append(outcome)
+        return ids
+
     def _start_or_fail(
         self,
         task_id: TaskId,
@@ -247,13 +275,16 @@ class Orchestrator(Queries):
         try:
             self._start(task_id, user_input, base, watch_queue, watch_direct)
         except Exception as exc:
-            # The id is taken and stored: never leave the task looking started forever, and tell
-            # a watcher (it may already have seen "running").
-            error = f"could not start the task: {exc}"
-            self.db.set_state(task_id, "failed", error=error)
-            event = TaskEvent(task_id, TaskState.FAILED, PIPELINE[0].node, error=error)
-            self.watchers.announce_and_forget(event)
+            self._start_failed(task_id, exc)
             raise
+
+    def _start_failed(self, task_id: TaskId, exc: Exception) -> None:
+        """The id is taken and stored: never leave the task looking started forever, and tell a
+        watcher (it may already have seen "running")."""
+        error = f"could not start the task: {exc}"
+        self.db.set_state(task_id, "failed", error=error)
+        event = TaskEvent(task_id, TaskState.FAILED, PIPELINE[0].node, error=error)
+        self.watchers.announce_and_forget(event)
 
     def _resubmitted(self, task_id: TaskId, watch_queue: str | None, watch_direct: bool) -> TaskId:
         """A submission seen before: the task it created, started again only if it may never
@@ -286,6 +317,19 @@ class Orchestrator(Queries):
         watch_queue: str | None,
         watch_direct: bool = False,
     ) -> None:
+        msg = self._start_message(task_id, user_input, base, watch_queue, watch_direct)
+        self._publish_start(task_id, msg)
+
+    def _start_message(
+        self,
+        task_id: TaskId,
+        user_input: UserInput,
+        base: TaskRow | None,
+        watch_queue: str | None,
+        watch_direct: bool,
+    ) -> Message:
+        """The task start, signed; the watcher is registered and the start event announced (before
+        the task is published, so watchers see events in order)."""
         user_input.task_id = task_id
         baselines = self._baselines(task_id, base)
         if watch_queue:
@@ -304,18 +348,14 @@ class Orchestrator(Queries):
             # Travels with the task (workers copy it), so any orchestrator replica announces to it.
             extra_headers=watch_headers(watch_queue, watch_direct) if watch_queue else None,
         )
-        msg = self.signer().sign(msg)
-        # Announced before the task is published, so watchers see events in order.
         self.watchers.announce(TaskEvent(task_id, TaskState.RUNNING, PIPELINE[0].node))
-        # Rides out a broker restart (republished after the reconnect; a copy that did arrive
-        # is a duplicate the first stage's output id makes harmless).
-        publish_confirmed(
-            self.transport,
-            self.topology.record_exchange(USER_INPUT),
-            task_id.key,
-            msg,
-            timeout=PUBLISH_TIMEOUT,
-        )
+        return self.signer().sign(msg)
+
+    def _publish_start(self, task_id: TaskId, msg: Message) -> None:
+        """Rides out a broker restart (republished after the reconnect; a copy that did arrive is a
+        duplicate the first stage's output id makes harmless)."""
+        exchange = self.topology.record_exchange(USER_INPUT)
+        publish_confirmed(self.transport, exchange, task_id.key, msg, timeout=PUBLISH_TIMEOUT)
 
     def _iteration_base(self, user_input: UserInput) -> TaskRow:
         extra = user_input.get_extra()

@@ -428,6 +428,13 @@ class TaskDBBase:
             .values(value=counters.c.value + 1)
             .returning(counters.c.value)
         )
+        # n ids in one round trip: the counter's new value is the last of them.
+        self._bump_problems_stmt = (
+            counters.update()
+            .where(counters.c.name == PROBLEM_COUNTER)
+            .values(value=counters.c.value + bindparam("b_n", type_=Integer))
+            .returning(counters.c.value)
+        )
         self._insert_output_stmt = self._insert_ignore(outputs).returning(outputs.c.kind)
         self._insert_outputs_stmt = self._insert_ignore(outputs)  # executemany: no RETURNING
         self._delete_outputs_stmt = outputs.delete().where(

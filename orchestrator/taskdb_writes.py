@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -113,6 +113,96 @@ class TaskWrites(TaskDBBase):
             return key
 
         return self._create_once(idempotency_key, create, now)
+
+    def submit_problems(
+        self,
+        items: list[tuple[bytes, str | None]],
+        *,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> list[Created]:
+        """Many ``submit_problem`` calls (user input, idempotency key) in ONE transaction: the
+        problem counter advanced by the number of new tasks in one ``UPDATE ... RETURNING``, every
+        row inserted with one statement per table. A key already stored (or repeated in ``items``)
+        creates nothing and gives the earlier task (``fresh=False``). Two writers racing on a key
+        (PostgreSQL) make the batch fail on the key's primary key: it is then done item by item."""
+        for _, key in items:
+            if key is not None:
+                check_submission_key(key)
+        now = _now()
+        task_state = TaskState(state)
+        if task_state.is_terminal:
+            raise ValueError(f"a task is created queued or running, not {task_state.value}")
+        try:
+            with self._write() as conn:
+                return self._create_many(conn, items, now, task_state, current_stage)
+        except IntegrityError:
+            log.debug("a submission of the batch was created concurrently; one by one")
+            return [
+                self.submit_problem(ui, idempotency_key=key, state=task_state, current_stage=current_stage)
+                for ui, key in items
+            ]
+
+    def _create_many(
+        self,
+        conn: Connection,
+        items: list[tuple[bytes, str | None]],
+        now: datetime,
+        state: TaskState,
+        current_stage: str | None,
+    ) -> list[Created]:
+        keys = sorted({k for _, k in items if k is not None})
+        known: dict[str, TaskId] = {}
+        if keys:
+            rows = conn.execute(
+                select(submissions.c.key, submissions.c.problem_id, submissions.c.iteration_id).where(
+                    submissions.c.key.in_(keys)
+                )
+            )
+            known = {str(r[0]): task_id(int(r[1]), int(r[2])) for r in rows}
+        new = [n for n, (_, k) in enumerate(items) if k is None or k not in known]
+        # A key given twice in the batch: its first item creates the task, the others get it.
+        first_of: dict[str, int] = {}
+        fresh = [n for n in new if items[n][1] is None or first_of.setdefault(str(items[n][1]), n) == n]
+        answers: list[Created | None] = [None] * len(items)
+        if fresh:
+            last = int(conn.execute(self._bump_problems_stmt, {"b_n": len(fresh)}).scalar_one())
+            ids = range(last - len(fresh) + 1, last + 1)
+            conn.execute(
+                self._insert_problem_stmt,
+                [{"problem_id": p, "last_iteration": 1, "created_at": now} for p in ids],
+            )
+            conn.execute(
+                self._insert_task_stmt,
+                [
+                    {
+                        "problem_id": p,
+                        "iteration_id": 1,
+                        "state": state.value,
+                        "user_input": bytes(items[n][0]),
+                        "base_iteration": None,
+                        "current_stage": current_stage,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n, p in zip(fresh, ids, strict=True)
+                ],
+            )
+            for n, p in zip(fresh, ids, strict=True):
+                answers[n] = Created(task_id(p, 1), True)
+            keyed = [
+                {"key": items[n][1], "problem_id": p, "iteration_id": 1, "created_at": now}
+                for n, p in zip(fresh, ids, strict=True)
+                if items[n][1] is not None
+            ]
+            if keyed:
+                conn.execute(submissions.insert(), keyed)
+        for n, (_, k) in enumerate(items):
+            if answers[n] is None:
+                assert k is not None  # only keyed items are left: known, or repeated in the batch
+                earlier = known.get(k)
+                answers[n] = Created(earlier if earlier is not None else _key_of(answers[first_of[k]]), False)
+        return [a for a in answers if a is not None]
 
     def submit_iteration(
         self,
@@ -429,3 +519,8 @@ def _stored(fresh: bool, applied: bool, m: RowMapping) -> StoredOutput:
         created_at=m["created_at"],
         finished_at=m["finished_at"],
     )
+
+
+def _key_of(created: Created | None) -> TaskId:
+    assert created is not None  # the first item of a repeated key is created before the others
+    return created.key

@@ -61,6 +61,31 @@ def test_one_task_flows_through_all_six_stages(deploy: DeploymentFactory) -> Non
     assert co2.carbon_intensity > 0  # type: ignore[attr-defined]
 
 
+def test_submit_many_starts_a_batch_and_a_running_task_has_no_outputs_stored_yet(
+    deploy: DeploymentFactory,
+) -> None:
+    """Many new problems in one transaction, all started; records are stored with the outcome."""
+    gate = threading.Event()
+    from sustainml.workers.logic import hw_resources
+
+    def held_hw_resources(*args: Any) -> None:
+        gate.wait(20)
+        hw_resources.task_callback(*args)
+
+    dep = deploy(callbacks={"HW_RESOURCES": held_hw_resources})
+    assert dep.orchestrator is not None
+    ids = dep.orchestrator.submit_many([_ui(f"{WELD} #{n}") for n in range(5)])
+    assert len(set(ids)) == 5 and all(t.iteration_id == 1 for t in ids)
+    client = dep.client()
+    # current_stage is written behind from the progress queue; outputs only with the outcome.
+    wait_until(lambda: client.result(ids[0]).current_stage == "HW_RESOURCES", 15.0, "progress written")
+    assert client.result(ids[0]).outputs == {}
+    gate.set()
+    results = client.wait_many(ids, 30)
+    assert {r.state for r in results.values()} == {"succeeded"}
+    assert all(set(r.outputs) == {s.kind for s in PIPELINE} for r in results.values())
+
+
 def test_three_concurrent_tasks_with_random_delays_keep_their_ids(deploy: DeploymentFactory) -> None:
     rng = random.Random(7)
     lock = threading.Lock()

@@ -754,6 +754,31 @@ def test_store_outcomes_a_failure_stores_the_records_so_far_and_keeps_cancelled_
     assert count_outputs(db, TaskId(problem_id=999, iteration_id=1)) == 0
 
 
+def test_submit_problems_allocates_every_id_in_one_transaction_once_per_key(db: TaskDB) -> None:
+    earlier = db.submit_problem(b"e", idempotency_key="k-earlier").key
+    items: list[tuple[bytes, str | None]] = [
+        (b"a", "k-a"),
+        (b"b", None),
+        (b"again", "k-earlier"),  # stored before: the earlier task, nothing created
+        (b"a2", "k-a"),  # repeated in the batch: the first one's task
+        (b"c", "k-c"),
+    ]
+    created = db.submit_problems(items, state="running", current_stage="ML_MODEL_METADATA")
+    assert [c.fresh for c in created] == [True, True, False, False, True]
+    assert created[2].key == earlier and created[3].key == created[0].key
+    fresh = [c.key for c in created if c.fresh]
+    assert [k.problem_id for k in fresh] == [earlier.problem_id + n for n in (1, 2, 3)]
+    assert all(k.iteration_id == 1 for k in fresh)
+    row = db.get_task(created[4].key)
+    assert row is not None and (row.state, row.current_stage, row.user_input) == (
+        "running",
+        "ML_MODEL_METADATA",
+        b"c",
+    )
+    assert db.find_submission("k-a") == created[0].key and db.find_submission("k-c") == created[4].key
+    assert db.submit_problem(b"next").key.problem_id == earlier.problem_id + 4  # the counter moved by 3
+
+
 def test_record_progress_moves_running_tasks_only(db: TaskDB) -> None:
     running = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
     done = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
