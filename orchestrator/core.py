@@ -273,7 +273,8 @@ class Orchestrator(Queries):
         watch_direct: bool,
     ) -> None:
         try:
-            self._start(task_id, user_input, base, watch_queue, watch_direct)
+            msg = self._start_message(task_id, user_input, base, watch_queue, watch_direct)
+            self._publish_start(task_id, msg)
         except Exception as exc:
             self._start_failed(task_id, exc)
             raise
@@ -308,17 +309,6 @@ class Orchestrator(Queries):
                 self.watchers.add(task_id, watch_queue, direct=watch_direct)
             log.info("task %s: submission seen again; not created twice", task_id)
         return task_id
-
-    def _start(
-        self,
-        task_id: TaskId,
-        user_input: UserInput,
-        base: TaskRow | None,
-        watch_queue: str | None,
-        watch_direct: bool = False,
-    ) -> None:
-        msg = self._start_message(task_id, user_input, base, watch_queue, watch_direct)
-        self._publish_start(task_id, msg)
 
     def _start_message(
         self,

@@ -15,7 +15,6 @@ one commit serves many tasks.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from sustainml.messages import headers as H
 from sustainml.messages.packing import packb, unpackb
 from sustainml.messages.tasks import TERMINAL_STATES, TaskEvent, TaskState
 from sustainml.orchestrator import iteration
+from sustainml.orchestrator.batching import BatchQueue
 from sustainml.orchestrator.taskdb import Outcome, StoredOutput
 from sustainml.orchestrator.watchers import Watch
 from sustainml.topology import FINAL_STAGE, PIPELINE, STAGES_BY_KIND, Stage
@@ -59,26 +59,15 @@ class OutcomeWriter:
 
     def __init__(self, orch: Orchestrator) -> None:
         self._orch = orch
-        self._cv = threading.Condition()
-        self._pending: list[_Received] = []
-        self._closing = False
-        self._thread: threading.Thread | None = None
+        self._queue = BatchQueue[_Received](f"orchestrator-{orch.id}-outcomes", self._write, MAX_BATCH)
         self.batches = 0  # transactions written (for logs and tests)
 
-    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"orchestrator-{self._orch.id}-outcomes", daemon=True
-        )
-        self._thread.start()
+        self._queue.start()
 
     def close(self) -> None:
         """Write every outcome received so far, then stop the thread."""
-        with self._cv:
-            self._closing = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        self._queue.close()
 
     # -- the consumer's handler ----------------------------------------------------------------
     def on_result(self, delivery: Delivery) -> None:
@@ -93,13 +82,7 @@ class OutcomeWriter:
         except MessageError as exc:
             orch._dead_letter(delivery, f"invalid message: {exc}")
             return
-        with self._cv:
-            closing = self._closing
-            if not closing:
-                self._pending.append(received)
-                self._cv.notify()
-        if closing:  # the writer is gone: write it here rather than leave it unacked
-            self._write([received])
+        self._queue.put(received)
 
     def _receive(self, delivery: Delivery) -> _Received:
         envelope = decode_task(delivery.message.body)  # validates every record (MessageError)
@@ -134,16 +117,6 @@ class OutcomeWriter:
         return _Received(delivery, envelope, stage, outcome, raw["record"], plan, watch)
 
     # -- the writer ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._pending and not self._closing:
-                    self._cv.wait()
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                if not batch and self._closing:
-                    return
-            self._write(batch)
-
     def _write(self, batch: list[_Received]) -> None:
         try:
             answers = self._orch.db.store_outcomes([r.outcome for r in batch], keep=KEPT_ON_OUTPUT)

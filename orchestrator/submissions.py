@@ -14,7 +14,6 @@ Iterations (``previous_iteration`` != 0) read their base first and keep the one-
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from sustainml.messages import TaskId, UserInput, encode
 from sustainml.messages.kinds import USER_INPUT
 from sustainml.messages.tasks import REPLY_TYPE, ErrorReply, Reply, SubmitReply, encode_reply
+from sustainml.orchestrator.batching import BatchQueue
 from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT
 from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, validate_submission
 from sustainml.orchestrator.taskdb import check_submission_key
@@ -55,53 +55,32 @@ class Submissions:
 
     def __init__(self, orch: Orchestrator) -> None:
         self._orch = orch
-        self._cv = threading.Condition()
-        self._pending: list[Submission] = []
-        self._closing = False
-        self._thread: threading.Thread | None = None
+        name = f"orchestrator-{orch.id}-submissions"
+        self._queue = BatchQueue[Submission](name, self._run_and_answer, MAX_BATCH)
         self.batches = 0  # transactions written (for logs and tests)
 
     def start(self) -> None:
-        name = f"orchestrator-{self._orch.id}-submissions"
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._queue.start()
 
     def close(self) -> None:
         """Start and answer every submission received so far, then stop the thread."""
-        with self._cv:
-            self._closing = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        self._queue.close()
 
     def put(self, submission: Submission) -> None:
         """Queue a request's submission; it is answered once its batch is started."""
-        with self._cv:
-            closing = self._closing
-            if not closing:
-                self._pending.append(submission)
-                self._cv.notify()
-        if closing:  # the thread is gone: do it here rather than leave it unanswered
-            self.run([submission])
+        self._queue.put(submission)
 
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._pending and not self._closing:
-                    self._cv.wait()
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                if not batch and self._closing:
-                    return
-            try:
-                self.run(batch)
-            except Exception:  # a bug: every request of the batch is still answered below
-                log.exception("submission batch failed")
-                for s in batch:
-                    if s.outcome is None:
-                        s.outcome = RuntimeError("internal error")
+    def _run_and_answer(self, batch: list[Submission]) -> None:
+        try:
+            self.run(batch)
+        except Exception as exc:  # a bug: every request of the batch is still answered below
+            log.exception("submission batch failed")
             for s in batch:
-                if s.delivery is not None:
-                    _answer(self._orch, s)
+                if s.outcome is None:
+                    s.outcome = exc
+        for s in batch:
+            if s.delivery is not None:
+                _answer(self._orch, s)
 
     def run(self, batch: list[Submission]) -> None:
         """Create and start every submission of ``batch``; each gets its task id or its error in
