@@ -27,7 +27,7 @@ from sustainml.messages import TaskId
 from sustainml.messages.packing import unpackb
 from sustainml.messages.tasks import TaskEvent
 from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
-from sustainml.transport.base import Delivery
+from sustainml.transport.base import Delivery, TransportError
 
 if TYPE_CHECKING:
     from sustainml.orchestrator.core import Orchestrator
@@ -81,7 +81,10 @@ class Progress:
                 self._pending[key] = (position, next_node)
         watch = self._orch.watchers.of_message(delivery.message.headers)
         body = TaskEvent.encode_progress(task_map, next_node, node, record)
-        self._orch.watchers.publish(key, body, watch)
+        try:
+            self._orch.watchers.publish(key, body, watch)
+        except TransportError as exc:  # best effort: the event is lost, the outcome is not
+            log.debug("task %s: progress event not published: %s", key, exc)
         return None
 
     def _drop(self, delivery: Delivery, reason: str) -> None:

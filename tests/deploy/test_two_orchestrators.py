@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, UserInput
 from sustainml.orchestrator.core import Orchestrator
 from sustainml.orchestrator.taskdb import TaskDB
+from sustainml.orchestrator.watchers import Watch
 from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, QueueSpec
@@ -29,6 +32,8 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
     topology = Topology.of(settings)
     handled: Counter[str] = Counter()
     progressed: Counter[str] = Counter()
+    # (replica, task key) of each event published with the task's direct watch queue
+    direct_events: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
     orchestrators: list[Orchestrator] = []
     for name in ("orch-a", "orch-b"):
@@ -58,6 +63,17 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
                 progressed[name] += 1
 
         orch._on_progress = counting_progress  # type: ignore[method-assign]
+        publish = orch.watchers.publish
+
+        def recording_publish(
+            task_key: str, body: bytes, watch: Watch | None, publish: Any = publish, name: str = name
+        ) -> Future[None]:
+            if watch is not None and watch[1]:
+                with lock:
+                    direct_events[(name, task_key)] += 1
+            return publish(task_key, body, watch)  # type: ignore[no-any-return]
+
+        orch.watchers.publish = recording_publish  # type: ignore[method-assign]
         orchestrators.append(orch)
     # a tap on the final stage's exchange keeps a copy of one real output message to replay
     tap = AmqpTransport(settings.broker_url, name=f"{settings.namespace}-tap")
@@ -99,6 +115,13 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
         assert sum(handled.values()) == 12, "one outcome per task reaches the results queue"
         assert progressed["orch-a"] >= 1 and progressed["orch-b"] >= 1, "both replicas saw progress"
         assert sum(progressed.values()) == 12 * (len(PIPELINE) - 1)
+        # The watch queue travels with the task: whichever replica handled an output announced it
+        # to the direct watcher (start, five progress events, final), not only the one that took
+        # the submission.
+        for t in ids:
+            per_replica = {name: direct_events[(name, t.key)] for name in ("orch-a", "orch-b")}
+            assert sum(per_replica.values()) == 1 + len(PIPELINE), (t.key, per_replica)
+        assert {name for (name, _key), n in direct_events.items() if n} == {"orch-a", "orch-b"}
 
         # Redeliver one final output: published again into the shared results queue, it reaches
         # one of the two replicas, which must see it as a duplicate.
