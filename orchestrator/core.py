@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from sustainml.attribution import Attribution, Unattributed
 from sustainml.config import Settings
@@ -391,6 +392,9 @@ class Orchestrator(Queries):
     def _on_progress(self, delivery: Delivery) -> None:
         """An intermediate output: its TaskEvent, and the task's stage written behind."""
         self.progress.on_progress(delivery)
+
+    def live_outputs(self, task_id: TaskId) -> dict[str, Any]:
+        return self.progress.records(task_id.key)
 
     def run_later(self, job: Callable[[], None]) -> None:
         """Run ``job`` off the consumer threads, in order (it may wait on the broker)."""

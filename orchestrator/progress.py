@@ -7,7 +7,9 @@ unpack of the envelope) and the ``running`` TaskEvent is published at once, to `
 to the direct watcher the message names. The stage each task is at is kept in memory and written
 to the TaskDB behind, coalesced: the latest stage of every task that moved, in one statement every
 ``FLUSH_INTERVAL`` seconds. That keeps ``current_stage`` and ``updated_at`` (the stage-deadline
-clock) current, with that lag.
+clock) current, with that lag. The records so far of each running task (the latest message's
+envelope) are kept in memory too, as wire maps, so ``result`` shows them before the outcome is
+stored.
 
 A message whose sender cannot be proven to be a worker (or an operator's replay) is dropped with a
 warning: nothing is stored from it, and the outcome of its task still comes, attributed, on the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ from sustainml.attribution import Unattributed
 from sustainml.messages import TaskId
 from sustainml.messages.packing import unpackb
 from sustainml.messages.tasks import TaskEvent
-from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
+from sustainml.topology import FINAL_STAGE, PIPELINE, STAGES_BY_KIND, Topology
 from sustainml.transport.base import Delivery, TransportError
 
 if TYPE_CHECKING:
@@ -34,7 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STAGE_KINDS = frozenset(STAGES_BY_KIND)
+
 FLUSH_INTERVAL = 0.5  # seconds between two writes of the tasks' progress
+# Running tasks whose records so far are kept in memory (the oldest go first: a task another
+# replica finished is never ``finished`` here).
+MAX_LIVE_TASKS = 50_000
 # Tasks this replica finished lately: a progress message that comes after its task's outcome
 # (the two queues are consumed apart) announces nothing.
 RECENTLY_FINISHED = 10_000
@@ -52,8 +59,11 @@ class Progress:
             for n, s in enumerate(PIPELINE)
             if s is not FINAL_STAGE
         }
+        self._kinds = [s.kind for s in PIPELINE]
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[int, str]] = {}  # task key -> (position, next node)
+        # task key -> (position, its records so far as wire maps: the latest envelope's context)
+        self._live: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._finished: set[str] = set()
         self._finished_order: deque[str] = deque()
         self.dropped = 0  # progress messages dropped (unattributed or unreadable)
@@ -69,7 +79,7 @@ class Progress:
         except Unattributed as exc:
             return self._drop(delivery, str(exc))
         key = delivery.routing_key
-        task_map, record = _task_and_record(delivery.message.body)
+        task_map, record, context = _envelope_parts(delivery.message.body)
         if task_map is None or _task_key(task_map) != key:
             return self._drop(delivery, "not a stage message of the task its routing key names")
         node, position, next_node = stage
@@ -79,6 +89,12 @@ class Progress:
             previous = self._pending.get(key)
             if previous is None or previous[0] < position:
                 self._pending[key] = (position, next_node)
+            live = self._live.get(key)
+            if live is None or live[0] < position:
+                self._live[key] = (position, {**context, self._kinds[position]: record})
+                self._live.move_to_end(key)
+                if len(self._live) > MAX_LIVE_TASKS:
+                    self._live.popitem(last=False)
         watch = self._orch.watchers.of_message(delivery.message.headers)
         body = TaskEvent.encode_progress(task_map, next_node, node, record)
         try:
@@ -97,11 +113,21 @@ class Progress:
         """The task's outcome is stored: its progress is over (late messages announce nothing)."""
         with self._lock:
             self._pending.pop(key, None)
+            self._live.pop(key, None)
             if key not in self._finished:
                 self._finished.add(key)
                 self._finished_order.append(key)
                 if len(self._finished_order) > RECENTLY_FINISHED:
                     self._finished.discard(self._finished_order.popleft())
+
+    def records(self, key: str) -> dict[str, Any]:
+        """The stage outputs of running task ``key`` this replica has seen (wire maps, by kind;
+        the user input left out), or {}: what ``result`` shows before the outcome is stored."""
+        with self._lock:
+            live = self._live.get(key)
+        if live is None:
+            return {}
+        return {kind: wire for kind, wire in live[1].items() if kind in STAGE_KINDS}
 
     # -- writing behind ----------------------------------------------------------------------
     def start(self, call_later: Callable[[float, Callable[[], None]], None]) -> None:
@@ -129,18 +155,19 @@ class Progress:
         return len(pending)
 
 
-def _task_and_record(body: bytes) -> tuple[dict[str, Any] | None, Any]:
-    """The envelope's ``task_id`` and ``record`` maps, or (None, None) if the body is not one."""
+def _envelope_parts(body: bytes) -> tuple[dict[str, Any] | None, Any, dict[str, Any]]:
+    """The envelope's ``task_id``, ``record`` and ``context`` maps, or (None, None, {}) if the body
+    is not a stage message."""
     try:
         envelope = unpackb(body)
     except Exception:  # msgpack raises several unrelated types; all mean "not a message"
-        return None, None
+        return None, None, {}
     if not isinstance(envelope, dict):
-        return None, None
-    task_map, record = envelope.get("task_id"), envelope.get("record")
+        return None, None, {}
+    task_map, record, context = envelope.get("task_id"), envelope.get("record"), envelope.get("context")
     if not isinstance(task_map, dict) or not isinstance(record, dict):
-        return None, None
-    return task_map, record
+        return None, None, {}
+    return task_map, record, context if isinstance(context, dict) else {}
 
 
 def _task_key(task_map: dict[str, Any]) -> str | None:
