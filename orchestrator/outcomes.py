@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sustainml.attribution import Unattributed
 from sustainml.messages import RECORD_TYPES, SCHEMA_VERSION, MessageError, TaskEnvelope, decode_task
@@ -50,6 +50,7 @@ class _Received:
     stage: Stage
     outcome: Outcome
     record: object  # the output's record map, as it came (the event carries it)
+    context: dict[str, Any]  # the records before it, wire maps as they came
     plan: iteration.AutoPlan | None
     watch: Watch | None
 
@@ -114,7 +115,7 @@ class OutcomeWriter:
             note=plan.note if plan else None,
         )
         watch = self._orch.watchers.of_message(delivery.message.headers)
-        return _Received(delivery, envelope, stage, outcome, raw["record"], plan, watch)
+        return _Received(delivery, envelope, stage, outcome, raw["record"], context, plan, watch)
 
     # -- the writer ----------------------------------------------------------------------------
     def _write(self, batch: list[_Received]) -> None:
@@ -153,8 +154,9 @@ class OutcomeWriter:
         if not stored.applied:  # the task was already over: announce what it is
             state, error, plan = stored.state, stored.error, None
         final = state in TERMINAL_STATES
-        if final:
-            orch.progress.finished(task_id.key)
+        watch = orch.watchers.resolve(task_id, r.watch)
+        if final:  # the stages' running events not announced yet go first
+            orch.progress.finished(task_id, PIPELINE.index(r.stage), r.context, watch)
         event = TaskEvent(
             task_id,
             state,
@@ -166,7 +168,6 @@ class OutcomeWriter:
             created_at=stored.created_at if final else None,
             finished_at=stored.finished_at if final else None,
         )
-        watch = orch.watchers.resolve(task_id, r.watch)
         announced = orch.watchers.announce(event, watch)
         if final:
             if watch is not None and not watch[1]:

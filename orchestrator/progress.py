@@ -28,6 +28,7 @@ from sustainml.attribution import Unattributed
 from sustainml.messages import TaskId
 from sustainml.messages.packing import unpackb
 from sustainml.messages.tasks import TaskEvent
+from sustainml.orchestrator.watchers import Watch
 from sustainml.topology import FINAL_STAGE, PIPELINE, STAGES_BY_KIND, Topology
 from sustainml.transport.base import Delivery, TransportError
 
@@ -53,11 +54,9 @@ class Progress:
     def __init__(self, orch: Orchestrator) -> None:
         self._orch = orch
         topology: Topology = orch.topology
-        # exchange -> (the node that produced the output, its pipeline position, the next node)
-        self._stages: dict[str, tuple[str, int, str]] = {
-            topology.record_exchange(s.kind): (s.node, n, PIPELINE[n + 1].node)
-            for n, s in enumerate(PIPELINE)
-            if s is not FINAL_STAGE
+        # exchange -> pipeline position of the stage that produced the output
+        self._stages: dict[str, int] = {
+            topology.record_exchange(s.kind): n for n, s in enumerate(PIPELINE) if s is not FINAL_STAGE
         }
         self._kinds = [s.kind for s in PIPELINE]
         self._lock = threading.Lock()
@@ -71,8 +70,8 @@ class Progress:
     # -- consuming ---------------------------------------------------------------------------
     def on_progress(self, delivery: Delivery) -> None:
         delivery.ack()  # nothing is stored from it: a lost progress message costs one event
-        stage = self._stages.get(delivery.exchange)
-        if stage is None:
+        position = self._stages.get(delivery.exchange)
+        if position is None:
             return self._drop(delivery, f"not an intermediate stage's exchange ({delivery.exchange!r})")
         try:  # what the durable path dead-letters is only dropped here
             self._orch.signer().require(delivery.message, {"worker", "operator"}, "a stage output")
@@ -82,8 +81,9 @@ class Progress:
         task_map, record, context = _envelope_parts(delivery.message.body)
         if task_map is None or _task_key(task_map) != key:
             return self._drop(delivery, "not a stage message of the task its routing key names")
-        node, position, next_node = stage
-        with self._lock:
+        next_node = PIPELINE[position + 1].node
+        watch = self._orch.watchers.of_message(delivery.message.headers)
+        with self._lock:  # published under the lock: ``finished`` cannot slip in between
             if key in self._finished:
                 return None
             previous = self._pending.get(key)
@@ -95,13 +95,18 @@ class Progress:
                 self._live.move_to_end(key)
                 if len(self._live) > MAX_LIVE_TASKS:
                     self._live.popitem(last=False)
-        watch = self._orch.watchers.of_message(delivery.message.headers)
+            self._publish(key, task_map, position, record, watch)
+        return None
+
+    def _publish(
+        self, key: str, task_map: dict[str, Any], position: int, record: Any, watch: Watch | None
+    ) -> None:
+        node, next_node = PIPELINE[position].node, PIPELINE[position + 1].node
         body = TaskEvent.encode_progress(task_map, next_node, node, record)
         try:
             self._orch.watchers.publish(key, body, watch)
         except TransportError as exc:  # best effort: the event is lost, the outcome is not
             log.debug("task %s: progress event not published: %s", key, exc)
-        return None
 
     def _drop(self, delivery: Delivery, reason: str) -> None:
         self.dropped += 1
@@ -109,11 +114,23 @@ class Progress:
             "progress message %s from %r dropped: %s", delivery.message.message_id, delivery.exchange, reason
         )
 
-    def finished(self, key: str) -> None:
-        """The task's outcome is stored: its progress is over (late messages announce nothing)."""
+    def finished(self, task_id: TaskId, upto: int, context: dict[str, Any], watch: Watch | None) -> None:
+        """The task's outcome (of the stage at pipeline position ``upto``) is stored: its progress
+        is over, and late progress messages announce nothing. The ``running`` events of the stages
+        before ``upto`` not announced yet (their messages are still queued behind, or went to
+        another replica) are published now, from the outcome's ``context``, so a watcher gets
+        every stage's event before the final one."""
+        key = task_id.key
         with self._lock:
             self._pending.pop(key, None)
-            self._live.pop(key, None)
+            live = self._live.pop(key, None)
+            announced = live[0] if live is not None and key not in self._finished else -1
+            if key not in self._finished:
+                task_map = {"problem_id": task_id.problem_id, "iteration_id": task_id.iteration_id}
+                for position in range(announced + 1, min(upto, len(PIPELINE) - 1)):
+                    record = context.get(self._kinds[position])
+                    if isinstance(record, dict):
+                        self._publish(key, task_map, position, record, watch)
             if key not in self._finished:
                 self._finished.add(key)
                 self._finished_order.append(key)

@@ -117,10 +117,11 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
         assert sum(progressed.values()) == 12 * (len(PIPELINE) - 1)
         # The watch queue travels with the task: whichever replica handled an output announced it
         # to the direct watcher (start, five progress events, final), not only the one that took
-        # the submission.
+        # the submission. (The replica storing the outcome also announces the stages it did not
+        # see itself before the final event, so a running event may come twice.)
         for t in ids:
             per_replica = {name: direct_events[(name, t.key)] for name in ("orch-a", "orch-b")}
-            assert sum(per_replica.values()) == 1 + len(PIPELINE), (t.key, per_replica)
+            assert sum(per_replica.values()) >= 1 + len(PIPELINE), (t.key, per_replica)
         assert {name for (name, _key), n in direct_events.items() if n} == {"orch-a", "orch-b"}
 
         # Redeliver one final output: published again into the shared results queue, it reaches
