@@ -43,7 +43,10 @@ H_DEAD_REASON = "x-sustainml-dead-reason"  # why a message was dead-lettered
 H_DEAD_QUEUE = "x-sustainml-dead-queue"  # queue it was taken from
 H_DEAD_EXCHANGE = "x-sustainml-dead-exchange"  # exchange it was published to
 H_DEAD_ROUTING_KEY = "x-sustainml-dead-routing-key"  # with this routing key
-H_WATCH_QUEUE = "watch_queue"  # submission: queue the orchestrator binds to the task's events
+H_WATCH_QUEUE = "watch_queue"  # submission, and the task's stage messages: the task's watch queue
+H_WATCH_MODE = "watch_mode"  # with H_WATCH_QUEUE: "direct" (default exchange) or "bind"
+# Headers a worker copies from its input onto its output, so they travel with the task.
+TASK_HEADERS = (H_WATCH_QUEUE, H_WATCH_MODE)
 H_ROLE = "x-sustainml-role"  # role of the sender (worker, orchestrator, operator, publisher)
 H_SIGNATURE = "x-sustainml-signature"  # "v1=<hex HMAC-SHA256>", see sustainml/attribution.py
 

@@ -293,6 +293,27 @@ class TaskEvent:
     def encode(self) -> bytes:
         return pack(self.to_wire())
 
+    @staticmethod
+    def encode_progress(task_id: Mapping[str, Any], stage: str, completed: str, record: Any) -> bytes:
+        """The ``running`` event of an intermediate output, built from wire maps as they came in
+        (no record is decoded): the same bytes ``TaskEvent(..., record=to_wire(r)).encode()`` gives
+        for a well-formed output."""
+        return pack(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "type": TASK_EVENT,
+                "task_id": task_id,
+                "state": TaskState.RUNNING.value,
+                "stage": stage,
+                "completed": completed,
+                "error": None,
+                "record": record,
+                "note": None,
+                "created_at": None,
+                "finished_at": None,
+            }
+        )
+
     @classmethod
     def decode(cls, body: bytes) -> TaskEvent:
         """``RequestError`` or ``MessageError`` when the body is not a TaskEvent."""

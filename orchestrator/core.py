@@ -1,16 +1,20 @@
-"""The orchestrator: allocates task ids, starts tasks with their baselines, stores every output in
-the TaskDB, tracks node liveness, runs automatic iterations and answers requests.
+"""The orchestrator: allocates task ids, starts tasks with their baselines, stores each task's
+outcome in the TaskDB, tracks node liveness, runs automatic iterations and answers requests.
 
 Inputs it consumes:
 - ``<ns>.orchestrator.requests``: submissions and operator requests (RPC, see handlers.py);
-- ``<ns>.orchestrator.results``: every stage output (bound to the six output exchanges); a
-  message is acked only after it is stored, and a redelivered output is stored once;
+- ``<ns>.orchestrator.results``: each task's outcome (the final stage's outputs, the failed
+  outputs of every stage); stored with every record of the task in one transaction, acked only
+  after, and stored once however often it is delivered (outcomes.py);
+- ``<ns>.orchestrator.progress``: the intermediate outputs, for task events and the task's
+  current stage, written behind (progress.py; nothing is stored from a message);
 - a private queue on the status fanout: NodeStatus heartbeats and per-task events.
 
 The same object is the in-process ``OrchestratorService`` (service.py) the REST layer and
 embedded runs use. Its parts: the iteration policy (iteration.py), the watchers and task events
 (watchers.py), status buffering (statuses.py), request handlers (handlers.py), queries
-(queries.py), and the outbox that starts automatic iterations off the results thread (outbox.py).
+(queries.py), and the outbox that runs what may wait on the broker off the consumer threads
+(outbox.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from sustainml.attribution import Attribution, Unattributed
 from sustainml.config import Settings
@@ -35,10 +41,8 @@ from sustainml.messages import (
     TaskId,
     UserInput,
     decode,
-    decode_task,
     encode,
     encode_task,
-    to_wire,
 )
 from sustainml.messages import headers as H
 from sustainml.messages.kinds import BASELINE_KINDS, USER_INPUT
@@ -47,31 +51,34 @@ from sustainml.orchestrator import handlers, iteration
 from sustainml.orchestrator.deadlines import DeadlineSweeper
 from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT
 from sustainml.orchestrator.outbox import Outbox
+from sustainml.orchestrator.outcomes import OutcomeWriter
+from sustainml.orchestrator.progress import Progress
 from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, validate_submission
 from sustainml.orchestrator.queries import Queries, decode_user_input
 from sustainml.orchestrator.registry import NodeRegistry
 from sustainml.orchestrator.statuses import STATUS_FLUSH_INTERVAL, StatusBuffer
-from sustainml.orchestrator.taskdb import StoredOutput, TaskDB, TaskRow, check_submission_key
-from sustainml.orchestrator.watchers import Watchers
+from sustainml.orchestrator.submissions import Submission, Submissions
+from sustainml.orchestrator.taskdb import TaskDB, TaskRow, check_submission_key
+from sustainml.orchestrator.watchers import Watchers, watch_headers
 from sustainml.rpc import RpcClient, check_own_queue
 from sustainml.topology import (
-    FINAL_STAGE,
     PIPELINE,
-    STAGES_BY_KIND,
-    Stage,
     Topology,
     declare_all,
 )
 from sustainml.transport import amqp_transport
-from sustainml.transport.base import Binding, Delivery, Transport, TransportError, publish_confirmed
+from sustainml.transport.base import (
+    Binding,
+    Delivery,
+    Message,
+    Transport,
+    TransportError,
+    publish_confirmed,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["STATUS_FLUSH_INTERVAL", "Orchestrator", "SubmitError"]
-
-# An output never moves a task out of these states (a cancelled task stays cancelled, a task failed
-# by its stage deadline stays failed when a late output turns up).
-_KEPT_ON_OUTPUT = frozenset({TaskState.CANCELLED, TaskState.FAILED})
 
 
 class Orchestrator(Queries):
@@ -98,6 +105,9 @@ class Orchestrator(Queries):
         self._stopped = threading.Event()
         self._started = False
         self.watchers = Watchers(self.transport, self.topology)
+        self.outcomes = OutcomeWriter(self)
+        self.submissions = Submissions(self)
+        self.progress = Progress(self)
         self.statuses = StatusBuffer(self.db, self.registry, self.transport)
         self._outbox = Outbox(f"orchestrator-{self.id}-iterations")
         self.deadlines: DeadlineSweeper | None = None  # set by start() when stage_deadline > 0
@@ -117,10 +127,16 @@ class Orchestrator(Queries):
         self.transport.declare_queue(status_spec)
         self._rpc = RpcClient(self.transport, self.topology, owner_id=f"orchestrator-{self.id}")
         self._outbox.start()
+        self.outcomes.start()
+        self.submissions.start()
+        self.progress.start(self.transport.call_later)
         self._tags = [
             self.transport.consume(status_spec.name, self._on_status, prefetch=256, concurrency=1),
             self.transport.consume(
-                self.topology.orchestrator_results_queue, self._on_result, prefetch=64, concurrency=1
+                self.topology.orchestrator_results_queue, self._on_result, prefetch=256, concurrency=1
+            ),
+            self.transport.consume(
+                self.topology.orchestrator_progress_queue, self._on_progress, prefetch=512, concurrency=1
             ),
             self.transport.consume(
                 self.topology.orchestrator_requests_queue,
@@ -153,7 +169,13 @@ class Orchestrator(Queries):
         for tag in self._tags:
             self.transport.cancel(tag)
         self._tags = []
+        self.submissions.close()  # every submission received is started and answered
+        self.outcomes.close()  # every outcome received is stored and acked
         self._outbox.close()  # the automatic iterations already decided are started
+        try:
+            self.progress.flush()
+        except Exception:  # progress is best effort: the outcomes are stored
+            log.exception("writing the last task progress failed")
         self.statuses.stop()
         if self._rpc is not None:
             self._rpc.close()
@@ -198,8 +220,10 @@ class Orchestrator(Queries):
                 check_submission_key(idempotency_key)
             except ValueError as exc:
                 raise SubmitError(str(exc)) from None
-            existing = self.db.find_submission(idempotency_key)
-            if existing is not None:  # checked before the base: "-1" may now name this task
+            # An iteration's key is checked before its base ("-1" may now name this task); a new
+            # problem's is checked in the transaction that creates it (no read before).
+            existing = self.db.find_submission(idempotency_key) if user_input.previous_iteration else None
+            if existing is not None:
                 return self._resubmitted(existing, watch_queue, watch_direct)
         # Created running, in the transaction that allocates the id: one commit per submission.
         if user_input.previous_iteration == 0:
@@ -226,6 +250,21 @@ class Orchestrator(Queries):
         self.notify()
         return task_id
 
+    def submit_many(self, inputs: list[UserInput]) -> list[TaskId]:
+        """Start many new problems at once: their ids allocated and stored in one transaction,
+        their task starts published together (``submissions``); an iteration is submitted alone,
+        after them. Raises the first error met, in the order of ``inputs``."""
+        batch = [Submission(ui) for ui in inputs if ui.previous_iteration == 0]
+        self.submissions.run(batch)
+        outcomes = iter(batch)
+        ids: list[TaskId] = []
+        for ui in inputs:
+            outcome = next(outcomes).outcome if ui.previous_iteration == 0 else self.submit(ui)
+            if not isinstance(outcome, TaskId):
+                raise outcome if outcome is not None else SubmitError("not started")
+            ids.append(outcome)
+        return ids
+
     def _start_or_fail(
         self,
         task_id: TaskId,
@@ -235,15 +274,19 @@ class Orchestrator(Queries):
         watch_direct: bool,
     ) -> None:
         try:
-            self._start(task_id, user_input, base, watch_queue, watch_direct)
+            msg = self._start_message(task_id, user_input, base, watch_queue, watch_direct)
+            self._publish_start(task_id, msg)
         except Exception as exc:
-            # The id is taken and stored: never leave the task looking started forever, and tell
-            # a watcher (it may already have seen "running").
-            error = f"could not start the task: {exc}"
-            self.db.set_state(task_id, "failed", error=error)
-            event = TaskEvent(task_id, TaskState.FAILED, PIPELINE[0].node, error=error)
-            self.watchers.announce_and_forget(event)
+            self._start_failed(task_id, exc)
             raise
+
+    def _start_failed(self, task_id: TaskId, exc: Exception) -> None:
+        """The id is taken and stored: never leave the task looking started forever, and tell a
+        watcher (it may already have seen "running")."""
+        error = f"could not start the task: {exc}"
+        self.db.set_state(task_id, "failed", error=error)
+        event = TaskEvent(task_id, TaskState.FAILED, PIPELINE[0].node, error=error)
+        self.watchers.announce_and_forget(event)
 
     def _resubmitted(self, task_id: TaskId, watch_queue: str | None, watch_direct: bool) -> TaskId:
         """A submission seen before: the task it created, started again only if it may never
@@ -268,14 +311,16 @@ class Orchestrator(Queries):
             log.info("task %s: submission seen again; not created twice", task_id)
         return task_id
 
-    def _start(
+    def _start_message(
         self,
         task_id: TaskId,
         user_input: UserInput,
         base: TaskRow | None,
         watch_queue: str | None,
-        watch_direct: bool = False,
-    ) -> None:
+        watch_direct: bool,
+    ) -> Message:
+        """The task start, signed; the watcher is registered and the start event announced (before
+        the task is published, so watchers see events in order)."""
         user_input.task_id = task_id
         baselines = self._baselines(task_id, base)
         if watch_queue:
@@ -291,19 +336,17 @@ class Orchestrator(Queries):
             message_id=H.stage_message_id(task_id.key, USER_INPUT),
             correlation_id=task_id.key,
             traceparent=H.new_traceparent(),
+            # Travels with the task (workers copy it), so any orchestrator replica announces to it.
+            extra_headers=watch_headers(watch_queue, watch_direct) if watch_queue else None,
         )
-        msg = self.signer().sign(msg)
-        # Announced before the task is published, so watchers see events in order.
         self.watchers.announce(TaskEvent(task_id, TaskState.RUNNING, PIPELINE[0].node))
-        # Rides out a broker restart (republished after the reconnect; a copy that did arrive
-        # is a duplicate the first stage's output id makes harmless).
-        publish_confirmed(
-            self.transport,
-            self.topology.record_exchange(USER_INPUT),
-            task_id.key,
-            msg,
-            timeout=PUBLISH_TIMEOUT,
-        )
+        return self.signer().sign(msg)
+
+    def _publish_start(self, task_id: TaskId, msg: Message) -> None:
+        """Rides out a broker restart (republished after the reconnect; a copy that did arrive is a
+        duplicate the first stage's output id makes harmless)."""
+        exchange = self.topology.record_exchange(USER_INPUT)
+        publish_confirmed(self.transport, exchange, task_id.key, msg, timeout=PUBLISH_TIMEOUT)
 
     def _iteration_base(self, user_input: UserInput) -> TaskRow:
         extra = user_input.get_extra()
@@ -343,65 +386,19 @@ class Orchestrator(Queries):
 
     # -- outputs -------------------------------------------------------------------------------
     def _on_result(self, delivery: Delivery) -> None:
-        try:  # nothing is stored that cannot be attributed to a worker (or an operator's replay)
-            self.signer().require(delivery.message, {"worker", "operator"}, "a stage output")
-        except Unattributed as exc:
-            self._dead_letter(delivery, str(exc))
-            return
-        try:
-            envelope = decode_task(delivery.message.body)
-        except MessageError as exc:
-            self._dead_letter(delivery, f"invalid message: {exc}")
-            return
-        task_id = envelope.task_id
-        stage = STAGES_BY_KIND[envelope.kind]
-        failed = delivery.message.headers.get(H.H_FAILED)
-        plan: iteration.AutoPlan | None = None
-        if failed:
-            state, error, at_stage = TaskState.FAILED, str(failed), stage.node
-        elif stage is FINAL_STAGE:
-            state, error, at_stage = TaskState.SUCCEEDED, None, stage.node
-            # Decided before the store, so its note is written with the final state and rides
-            # on the final event.
-            plan = self._auto_iteration_plan(task_id, envelope)
-        else:
-            state, error, at_stage = TaskState.RUNNING, None, _next_stage(stage).node
-        try:
-            # One transaction, no read before it: the UPDATE's WHERE clause enforces the state
-            # rules and its RETURNING says what the task is now.
-            stored = self.db.store_stage_output(
-                task_id,
-                envelope.kind,
-                encode(envelope.record),
-                delivery.message.message_id or "",
-                state=state,
-                current_stage=at_stage,
-                error=error,
-                note=plan.note if plan else None,
-                keep=_KEPT_ON_OUTPUT,
-            )
-        except KeyError:
-            self._dead_letter(delivery, f"output for unknown task {task_id}")
-            return
-        delivery.ack()  # only after the output is stored
-        if not stored.applied and stored.state in _KEPT_ON_OUTPUT:
-            # Kept for the record; a replica that missed the cancel worked on it: tell them again.
-            self.broadcast_cancel(task_id)
-        if not stored.fresh:
-            return  # a redelivered duplicate: stored once, announced once
-        if not stored.applied:  # the task was already over: announce what it is
-            state, error, plan = stored.state, stored.error, None
-        announced = self.watchers.announce(
-            _output_event(task_id, state, at_stage, error, stage.node, envelope.record, stored)
-        )
-        if state in TERMINAL_STATES:
-            self.watchers.forget(task_id, announced)
-        self.notify()
-        if plan is not None and plan.iterates:
-            user_input, changes, context = plan.user_input, plan.changes or {}, envelope.context
-            assert user_input is not None
-            # Off this thread: its confirmed publish may wait through a broker outage.
-            self._outbox.put(lambda: self._start_next_iteration(task_id, user_input, changes, context))
+        """A task's outcome (final or failed output) from the durable results queue."""
+        self.outcomes.on_result(delivery)
+
+    def _on_progress(self, delivery: Delivery) -> None:
+        """An intermediate output: its TaskEvent, and the task's stage written behind."""
+        self.progress.on_progress(delivery)
+
+    def live_outputs(self, task_id: TaskId) -> dict[str, Any]:
+        return self.progress.records(task_id.key)
+
+    def run_later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` off the consumer threads, in order (it may wait on the broker)."""
+        self._outbox.put(job)
 
     def _auto_iteration_plan(self, task_id: TaskId, envelope: TaskEnvelope) -> iteration.AutoPlan | None:
         """What follows the success of a task, decided from its final envelope (the UserInput is
@@ -506,32 +503,3 @@ class Orchestrator(Queries):
 
 def _tid(problem_id: int, iteration_id: int) -> TaskId:
     return TaskId(problem_id=problem_id, iteration_id=iteration_id)
-
-
-def _next_stage(stage: Stage) -> Stage:
-    return PIPELINE[PIPELINE.index(stage) + 1]
-
-
-def _output_event(
-    task_id: TaskId,
-    state: TaskState,
-    stage: str,
-    error: str | None,
-    completed: str,
-    record: Record,
-    stored: StoredOutput,
-) -> TaskEvent:
-    """The event of a stored output: the output itself (wire form), and on a final event the
-    task's note and timestamps, so a watcher can build the result without asking."""
-    final = state in TERMINAL_STATES
-    return TaskEvent(
-        task_id,
-        state,
-        stage,
-        completed=completed,
-        error=error,
-        record=to_wire(record),
-        note=stored.note if final else None,
-        created_at=stored.created_at if final else None,
-        finished_at=stored.finished_at if final else None,
-    )

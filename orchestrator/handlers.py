@@ -35,6 +35,7 @@ from sustainml.messages.tasks import (
     encode_reply,
 )
 from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT, SubmitError
+from sustainml.orchestrator.submissions import Submission
 from sustainml.rpc import ForeignQueue, check_own_queue, reply
 from sustainml.transport.base import Delivery, Message, TransportError
 
@@ -97,6 +98,28 @@ def answer(orch: Orchestrator, body: bytes, message: Message) -> Reply:
         return ErrorReply(f"internal error: {type(exc).__name__}: {exc}")
 
 
+def _batched(orch: Orchestrator, delivery: Delivery) -> bool:
+    """Hand a ``submit`` of a new problem to the submissions batch (submissions.py); False for
+    every other request (and one that does not decode: ``answer`` says why)."""
+    try:
+        req = decode_request(delivery.message.body)
+    except (RequestError, MessageError, ValueError, TypeError):
+        return False
+    if not isinstance(req, SubmitRequest) or req.user_input.previous_iteration != 0:
+        return False
+    headers = delivery.message.headers
+    watch = headers.get(H.H_WATCH_QUEUE)
+    orch.submissions.put(
+        Submission(
+            req.user_input,
+            req.idempotency_key,
+            (str(watch), headers.get(H_WATCH_MODE) == WATCH_DIRECT) if watch else None,
+            delivery,
+        )
+    )
+    return True
+
+
 def on_request(orch: Orchestrator, delivery: Delivery) -> None:
     reply_to = delivery.message.reply_to
     if reply_to:
@@ -106,6 +129,8 @@ def on_request(orch: Orchestrator, delivery: Delivery) -> None:
             delivery.ack()
             log.warning("orchestrator request refused: %s", exc)
             return
+    if _batched(orch, delivery):
+        return  # the submissions thread answers it with its batch
     response = answer(orch, delivery.message.body, delivery.message)
     delivery.ack()
     reply(orch.transport, delivery, encode_reply(response), topology=orch.topology, type=REPLY_TYPE)

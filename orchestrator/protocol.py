@@ -11,6 +11,7 @@ import math
 from typing import Any, Final
 
 from sustainml.messages import SCHEMA_VERSION, MessageError, UserInput
+from sustainml.messages import headers as H
 from sustainml.messages.tasks import (
     OPS,
     TERMINAL_STATES,
@@ -22,7 +23,7 @@ from sustainml.messages.tasks import (
     unpack,
 )
 
-H_WATCH_MODE = "watch_mode"  # submission header: how the watch_queue gets the task's events
+H_WATCH_MODE = H.H_WATCH_MODE  # submission header: how the watch_queue gets the task's events
 WATCH_DIRECT = "direct"  # ... straight through the default exchange (the other mode: "bind")
 WATCH_BIND = "bind"
 

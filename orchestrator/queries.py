@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection
+from typing import Any
 
 from sustainml.attribution import Attribution
 from sustainml.config import Settings
@@ -22,6 +23,7 @@ from sustainml.messages import (
     TaskId,
     UserInput,
     decode,
+    from_wire,
 )
 from sustainml.messages.tasks import NodeReport, ReplicaInfo, TaskResult, TaskState, TaskSummary
 from sustainml.orchestrator.node_calls import config_call, publish_control
@@ -37,6 +39,13 @@ log = logging.getLogger(__name__)
 
 def decode_user_input(blob: bytes | None) -> UserInput:
     return decode(blob, UserInput) if blob else UserInput()
+
+
+def _record(kind: str, blob: bytes | dict[str, Any]) -> Record:
+    """A stored output (standalone body) or a live one (wire map) as its record."""
+    if isinstance(blob, dict):
+        return from_wire(RECORD_TYPES[kind], blob)
+    return decode(blob, RECORD_TYPES[kind])
 
 
 def _description(blob: bytes) -> str:
@@ -111,21 +120,28 @@ class Queries:
     def task(self, task_id: TaskId) -> TaskSummary:
         return summary_of(self._row(task_id))
 
+    def live_outputs(self, task_id: TaskId) -> dict[str, Any]:
+        """The outputs of a running task seen so far but not stored (stored with its outcome):
+        record wire maps by kind. None here; the orchestrator keeps them from its progress queue."""
+        return {}
+
+    def _stored_or_live(self, task_id: TaskId) -> dict[str, bytes | dict[str, Any]]:
+        stored: dict[str, bytes | dict[str, Any]] = dict(self.db.get_outputs(task_id))
+        return stored or dict(self.live_outputs(task_id))
+
     def result(self, task_id: TaskId) -> TaskResult:
         row = self._row(task_id)
-        outputs = {
-            kind: decode(blob, RECORD_TYPES[kind]) for kind, blob in self.db.get_outputs(task_id).items()
-        }
+        outputs = {kind: _record(kind, blob) for kind, blob in self._stored_or_live(task_id).items()}
         return TaskResult.assemble(task_id, decode_user_input(row.user_input), outputs, row.snapshot())
 
     def outputs(self, task_id: TaskId, kinds: Collection[str]) -> dict[str, Record | None]:
         records: dict[str, Record | None] = {}
-        for kind, blob in self.db.get_outputs(task_id).items():
+        for kind, blob in self._stored_or_live(task_id).items():
             if kind not in kinds:
                 records[kind] = None  # present: counts as a stage done
                 continue
             try:
-                records[kind] = decode(blob, RECORD_TYPES[kind])
+                records[kind] = _record(kind, blob)
             except MessageError as exc:  # one unreadable record must not hide the others
                 log.warning("task %s: stored %s output unreadable: %s", task_id, kind, exc)
                 records[kind] = None

@@ -34,6 +34,7 @@ from sustainml.orchestrator.taskdb_queries import TaskQueries
 from sustainml.orchestrator.taskdb_schema import (
     SCHEMA_VERSION,
     Created,
+    Outcome,
     StatusUpdate,
     StoredOutput,
     TaskRow,
@@ -52,6 +53,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
     "Created",
+    "Outcome",
     "StatusUpdate",
     "StoredOutput",
     "TaskDB",

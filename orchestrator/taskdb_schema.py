@@ -113,6 +113,22 @@ class StoredOutput:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What ``TaskDB.store_outcomes`` writes for one task: its records (``kind`` -> the codec's
+    standalone body; the one of ``kind`` is the outcome's own output, the others came with it) and
+    the state they move it to, as for ``store_stage_output``."""
+
+    task: TaskId
+    kind: str
+    records: dict[str, bytes]
+    message_id: str | None
+    state: TaskState
+    current_stage: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class StatusUpdate:
     """One NodeStatus as the TaskDB stores it (see ``TaskDB.record_statuses``)."""
 
@@ -412,7 +428,32 @@ class TaskDBBase:
             .values(value=counters.c.value + 1)
             .returning(counters.c.value)
         )
+        # n ids in one round trip: the counter's new value is the last of them.
+        self._bump_problems_stmt = (
+            counters.update()
+            .where(counters.c.name == PROBLEM_COUNTER)
+            .values(value=counters.c.value + bindparam("b_n", type_=Integer))
+            .returning(counters.c.value)
+        )
         self._insert_output_stmt = self._insert_ignore(outputs).returning(outputs.c.kind)
+        self._insert_outputs_stmt = self._insert_ignore(outputs)  # executemany: no RETURNING
+        self._delete_outputs_stmt = outputs.delete().where(
+            and_(outputs.c.problem_id == p, outputs.c.iteration_id == i)
+        )
+        # Progress: a running task moves on to a stage, never back (an older stage is not written).
+        self._progress_stmt = (
+            tasks.update()
+            .where(
+                and_(
+                    self._task_key_where,
+                    tasks.c.state == literal_column(f"'{TaskState.RUNNING.value}'"),
+                )
+            )
+            .values(
+                current_stage=bindparam("b_stage", type_=String),
+                updated_at=bindparam("b_now", type_=UTCDateTime()),
+            )
+        )
         upsert = dialect_module.insert(node_status)
         self._upsert_status_stmt = upsert.on_conflict_do_update(
             index_elements=["node_name", "replica_id"],

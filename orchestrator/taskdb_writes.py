@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +17,7 @@ from sustainml.messages import TaskId
 from sustainml.messages.tasks import TaskState, check_submission_key
 from sustainml.orchestrator.taskdb_schema import (
     Created,
+    Outcome,
     StatusUpdate,
     StoredOutput,
     TaskDBBase,
@@ -112,6 +113,96 @@ class TaskWrites(TaskDBBase):
             return key
 
         return self._create_once(idempotency_key, create, now)
+
+    def submit_problems(
+        self,
+        items: list[tuple[bytes, str | None]],
+        *,
+        state: TaskState | str = TaskState.QUEUED,
+        current_stage: str | None = None,
+    ) -> list[Created]:
+        """Many ``submit_problem`` calls (user input, idempotency key) in ONE transaction: the
+        problem counter advanced by the number of new tasks in one ``UPDATE ... RETURNING``, every
+        row inserted with one statement per table. A key already stored (or repeated in ``items``)
+        creates nothing and gives the earlier task (``fresh=False``). Two writers racing on a key
+        (PostgreSQL) make the batch fail on the key's primary key: it is then done item by item."""
+        for _, key in items:
+            if key is not None:
+                check_submission_key(key)
+        now = _now()
+        task_state = TaskState(state)
+        if task_state.is_terminal:
+            raise ValueError(f"a task is created queued or running, not {task_state.value}")
+        try:
+            with self._write() as conn:
+                return self._create_many(conn, items, now, task_state, current_stage)
+        except IntegrityError:
+            log.debug("a submission of the batch was created concurrently; one by one")
+            return [
+                self.submit_problem(ui, idempotency_key=key, state=task_state, current_stage=current_stage)
+                for ui, key in items
+            ]
+
+    def _create_many(
+        self,
+        conn: Connection,
+        items: list[tuple[bytes, str | None]],
+        now: datetime,
+        state: TaskState,
+        current_stage: str | None,
+    ) -> list[Created]:
+        keys = sorted({k for _, k in items if k is not None})
+        known: dict[str, TaskId] = {}
+        if keys:
+            rows = conn.execute(
+                select(submissions.c.key, submissions.c.problem_id, submissions.c.iteration_id).where(
+                    submissions.c.key.in_(keys)
+                )
+            )
+            known = {str(r[0]): task_id(int(r[1]), int(r[2])) for r in rows}
+        new = [n for n, (_, k) in enumerate(items) if k is None or k not in known]
+        # A key given twice in the batch: its first item creates the task, the others get it.
+        first_of: dict[str, int] = {}
+        fresh = [n for n in new if items[n][1] is None or first_of.setdefault(str(items[n][1]), n) == n]
+        answers: list[Created | None] = [None] * len(items)
+        if fresh:
+            last = int(conn.execute(self._bump_problems_stmt, {"b_n": len(fresh)}).scalar_one())
+            ids = range(last - len(fresh) + 1, last + 1)
+            conn.execute(
+                self._insert_problem_stmt,
+                [{"problem_id": p, "last_iteration": 1, "created_at": now} for p in ids],
+            )
+            conn.execute(
+                self._insert_task_stmt,
+                [
+                    {
+                        "problem_id": p,
+                        "iteration_id": 1,
+                        "state": state.value,
+                        "user_input": bytes(items[n][0]),
+                        "base_iteration": None,
+                        "current_stage": current_stage,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n, p in zip(fresh, ids, strict=True)
+                ],
+            )
+            for n, p in zip(fresh, ids, strict=True):
+                answers[n] = Created(task_id(p, 1), True)
+            keyed = [
+                {"key": items[n][1], "problem_id": p, "iteration_id": 1, "created_at": now}
+                for n, p in zip(fresh, ids, strict=True)
+                if items[n][1] is not None
+            ]
+            if keyed:
+                conn.execute(submissions.insert(), keyed)
+        for n, (_, k) in enumerate(items):
+            if answers[n] is None:
+                assert k is not None  # only keyed items are left: known, or repeated in the batch
+                earlier = known.get(k)
+                answers[n] = Created(earlier if earlier is not None else _key_of(answers[first_of[k]]), False)
+        return [a for a in answers if a is not None]
 
     def submit_iteration(
         self,
@@ -270,16 +361,65 @@ class TaskWrites(TaskDBBase):
                 if found is None:
                     raise KeyError(f"unknown task {task}")
                 m = found._mapping
-        return StoredOutput(
-            fresh=fresh,
-            applied=applied,
-            state=TaskState(m["state"]),
-            error=m["error"],
-            current_stage=m["current_stage"],
-            note=m["note"],
-            created_at=m["created_at"],
-            finished_at=m["finished_at"],
-        )
+        return _stored(fresh, applied, m)
+
+    def store_outcomes(
+        self, outcomes: list[Outcome], keep: frozenset[TaskState] | frozenset[str] = frozenset()
+    ) -> list[StoredOutput | None]:
+        """Many task outcomes in ONE transaction (group commit): for each, its own output is
+        inserted first; a first copy then stores every other record of the task and moves it to
+        the outcome's state (the rules of ``store_stage_output``, ``keep`` included). A redelivered
+        outcome stores nothing twice (``fresh=False``). ``None`` for an unknown task (nothing of it
+        stored); the others still commit."""
+        keep_values = frozenset(TaskState(s).value for s in keep)
+        answers: list[StoredOutput | None] = []
+        with self._write() as conn:
+            for o in outcomes:
+                answers.append(self._store_outcome(conn, o, keep_values))
+        return answers
+
+    def _store_outcome(self, conn: Connection, o: Outcome, keep: frozenset[str]) -> StoredOutput | None:
+        own = o.records[o.kind]
+        if not self._insert_output(conn, o.task, o.kind, own, o.message_id):
+            found = conn.execute(self._task_snapshot_stmt, self._key_params(o.task)).one_or_none()
+            return None if found is None else _stored(False, False, found._mapping)
+        try:
+            applied, m = self._apply_state(
+                conn, o.task, o.state, o.error, o.current_stage, note=o.note, keep=keep
+            )
+        except KeyError:
+            conn.execute(self._delete_outputs_stmt, self._key_params(o.task))
+            return None
+        now = _now()
+        others = [
+            {
+                "problem_id": o.task.problem_id,
+                "iteration_id": o.task.iteration_id,
+                "kind": kind,
+                "record": bytes(record),
+                "received_at": now,
+                "message_id": f"{o.task.key}:{kind}",
+            }
+            for kind, record in o.records.items()
+            if kind != o.kind
+        ]
+        if others:
+            conn.execute(self._insert_outputs_stmt, others)
+        return _stored(True, applied, m)
+
+    def record_progress(self, stages: dict[TaskId, str]) -> None:
+        """The stage each running task is at now, in one statement (a finished task is left
+        alone). The orchestrator writes progress behind, coalesced: this moves ``updated_at``, the
+        stage-deadline clock, as each stage hands the task on."""
+        if not stages:
+            return
+        now = _now()
+        params = [
+            {"b_p": key.problem_id, "b_i": key.iteration_id, "b_stage": stage, "b_now": now}
+            for key, stage in stages.items()
+        ]
+        with self._write() as conn:
+            conn.execute(self._progress_stmt, params)
 
     def _insert_output(
         self, conn: Connection, task: TaskId, kind: str, record: bytes, message_id: str | None
@@ -366,3 +506,21 @@ class TaskWrites(TaskDBBase):
             "error_description": error_description,
             "at": _aware_or_now(at),
         }
+
+
+def _stored(fresh: bool, applied: bool, m: RowMapping) -> StoredOutput:
+    return StoredOutput(
+        fresh=fresh,
+        applied=applied,
+        state=TaskState(m["state"]),
+        error=m["error"],
+        current_stage=m["current_stage"],
+        note=m["note"],
+        created_at=m["created_at"],
+        finished_at=m["finished_at"],
+    )
+
+
+def _key_of(created: Created | None) -> TaskId:
+    assert created is not None  # the first item of a repeated key is created before the others
+    return created.key

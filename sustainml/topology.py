@@ -12,6 +12,12 @@ Pipeline (each arrow is an exchange; routing key ``<problem_id>.<iteration_id>``
 Every stage message carries the task's context (all records produced so far plus the baselines
 attached by the orchestrator), so a stage never joins inputs from several queues and any number
 of replicas can compete on one durable queue.
+
+A failed output is routed ``failed.<problem_id>.<iteration_id>`` (``failed_routing_key``): the
+stage queues bind ``#`` and still get it, the orchestrator's durable results queue binds the five
+intermediate exchanges with ``failed.#`` and the final one with ``#`` (so it receives each task's
+outcome once), and its progress queue binds the five with ``*.*`` (every successful output, none
+of the failed ones).
 """
 
 from __future__ import annotations
@@ -89,6 +95,21 @@ STAGES_BY_ID: dict[int, Stage] = {int(s.node_id): s for s in PIPELINE}
 FINAL_STAGE: Stage = PIPELINE[-1]
 NODE_NAMES: tuple[str, ...] = tuple(s.node for s in PIPELINE)
 ALL_NODES_KEY = "all"  # control routing key that reaches every node
+FAILED_PREFIX = "failed."  # routing-key prefix of a failed stage output
+# Progress is best effort: a message the orchestrator has not taken within this time (it was
+# down) is stale; the outcome still arrives on the durable results queue.
+PROGRESS_TTL_MS = 60_000
+PROGRESS_MAX_LENGTH = 100_000
+
+
+def failed_routing_key(task_key: str) -> str:
+    """Routing key of a failed output of task ``p.i``: ``failed.p.i``."""
+    return FAILED_PREFIX + task_key
+
+
+def task_key_of_route(routing_key: str) -> str:
+    """The ``p.i`` of a stage message's routing key (``p.i`` or ``failed.p.i``)."""
+    return routing_key[len(FAILED_PREFIX) :] if routing_key.startswith(FAILED_PREFIX) else routing_key
 
 
 def resolve_stage(name: str) -> Stage:
@@ -206,6 +227,11 @@ class Topology:
         return f"{self.ns}.orchestrator.results"
 
     @property
+    def orchestrator_progress_queue(self) -> str:
+        """Intermediate successful outputs, for task events and ``current_stage`` (best effort)."""
+        return f"{self.ns}.orchestrator.progress"
+
+    @property
     def orchestrator_requests_queue(self) -> str:
         """Submissions and operator requests (RPC) to the orchestrator."""
         return f"{self.ns}.orchestrator.requests"
@@ -255,9 +281,25 @@ class Topology:
         )
 
     def orchestrator_results_spec(self) -> QueueSpec:
+        """Each task's outcome, once: the final stage's outputs and the failed outputs of the others."""
         return self._durable(
             self.orchestrator_results_queue,
-            tuple(Binding(self.record_exchange(s.kind), "#") for s in PIPELINE),
+            tuple(
+                Binding(self.record_exchange(s.kind), "#" if s is FINAL_STAGE else FAILED_PREFIX + "#")
+                for s in PIPELINE
+            ),
+        )
+
+    def orchestrator_progress_spec(self) -> QueueSpec:
+        """The successful outputs of the five intermediate stages (``*.*`` leaves out the
+        ``failed.p.i`` keys). Nothing is stored from it, so no dead-lettering; a bounded,
+        expiring backlog when no orchestrator runs."""
+        return QueueSpec(
+            self.orchestrator_progress_queue,
+            tuple(Binding(self.record_exchange(s.kind), "*.*") for s in PIPELINE if s is not FINAL_STAGE),
+            queue_type=self.queue_type,
+            message_ttl_ms=PROGRESS_TTL_MS,
+            max_length=PROGRESS_MAX_LENGTH,
         )
 
     def orchestrator_requests_spec(self) -> QueueSpec:
@@ -270,7 +312,7 @@ class Topology:
         """Every shared queue of the deployment, dead-letter queues included."""
         work = [self.stage_queue_spec(s) for s in PIPELINE]
         work.append(self.orchestrator_results_spec())
-        specs = [*work, self.orchestrator_requests_spec()]
+        specs = [*work, self.orchestrator_progress_spec(), self.orchestrator_requests_spec()]
         specs += [self.dead_letter_queue_spec(q.name) for q in work]
         specs.append(self.dead_letter_queue_spec(self.unattributed_route))
         specs += [self.config_queue_spec(s) for s in PIPELINE]

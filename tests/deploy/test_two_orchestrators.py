@@ -1,13 +1,15 @@
 """Two orchestrator replicas on one PostgreSQL TaskDB and one broker namespace: they compete on
-the requests and results queues; every task gets a distinct id and completes, each stage output is
-stored exactly once, and a stage output delivered a second time (a redelivery) changes nothing,
-whichever replica receives it."""
+the requests, results and progress queues; every task gets a distinct id and completes, each
+task's outcome (every stage output) is stored exactly once, and a final output delivered a second
+time (a redelivery) changes nothing, whichever replica receives it."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, UserInput
 from sustainml.orchestrator.core import Orchestrator
 from sustainml.orchestrator.taskdb import TaskDB
+from sustainml.orchestrator.watchers import Watch
 from sustainml.topology import FINAL_STAGE, PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
 from sustainml.transport.base import Binding, Delivery, Message, QueueSpec
@@ -28,6 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 def test_two_orchestrators_share_the_queues_without_duplicates(settings: Settings, postgres_url: str) -> None:
     topology = Topology.of(settings)
     handled: Counter[str] = Counter()
+    progressed: Counter[str] = Counter()
+    # (replica, task key) of each event published with the task's direct watch queue
+    direct_events: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
     orchestrators: list[Orchestrator] = []
     for name in ("orch-a", "orch-b"):
@@ -47,6 +53,27 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
                 handled[name] += 1
 
         orch._on_result = counting  # type: ignore[method-assign]  # set before start() consumes
+        on_progress = orch._on_progress
+
+        def counting_progress(
+            delivery: Delivery, handler: Callable[[Delivery], None] = on_progress, name: str = name
+        ) -> None:
+            handler(delivery)
+            with lock:
+                progressed[name] += 1
+
+        orch._on_progress = counting_progress  # type: ignore[method-assign]
+        publish = orch.watchers.publish
+
+        def recording_publish(
+            task_key: str, body: bytes, watch: Watch | None, publish: Any = publish, name: str = name
+        ) -> Future[None]:
+            if watch is not None and watch[1]:
+                with lock:
+                    direct_events[(name, task_key)] += 1
+            return publish(task_key, body, watch)  # type: ignore[no-any-return]
+
+        orch.watchers.publish = recording_publish  # type: ignore[method-assign]
         orchestrators.append(orch)
     # a tap on the final stage's exchange keeps a copy of one real output message to replay
     tap = AmqpTransport(settings.broker_url, name=f"{settings.namespace}-tap")
@@ -83,9 +110,19 @@ def test_two_orchestrators_share_the_queues_without_duplicates(settings: Setting
             assert count_outputs(db, TaskId(problem_id=t.problem_id, iteration_id=t.iteration_id)) == len(
                 PIPELINE
             )
-        print("stage outputs handled per replica:", dict(handled))
+        print("outcomes handled per replica:", dict(handled), "progress:", dict(progressed))
         assert handled["orch-a"] >= 1 and handled["orch-b"] >= 1, "both replicas consumed results"
-        assert sum(handled.values()) == 12 * len(PIPELINE)
+        assert sum(handled.values()) == 12, "one outcome per task reaches the results queue"
+        assert progressed["orch-a"] >= 1 and progressed["orch-b"] >= 1, "both replicas saw progress"
+        assert sum(progressed.values()) == 12 * (len(PIPELINE) - 1)
+        # The watch queue travels with the task: whichever replica handled an output announced it
+        # to the direct watcher (start, five progress events, final), not only the one that took
+        # the submission. (The replica storing the outcome also announces the stages it did not
+        # see itself before the final event, so a running event may come twice.)
+        for t in ids:
+            per_replica = {name: direct_events[(name, t.key)] for name in ("orch-a", "orch-b")}
+            assert sum(per_replica.values()) >= 1 + len(PIPELINE), (t.key, per_replica)
+        assert {name for (name, _key), n in direct_events.items() if n} == {"orch-a", "orch-b"}
 
         # Redeliver one final output: published again into the shared results queue, it reaches
         # one of the two replicas, which must see it as a duplicate.

@@ -164,7 +164,9 @@ def _queue_role(topo: Topology, name: str) -> str:
         if name == topo.config_queue(stage):
             return f"{stage.node} replicas (one of them answers)"
     if name == topo.orchestrator_results_queue:
-        return "orchestrator: stores every output"
+        return "orchestrator: stores each task's outcome (every record of the task) once"
+    if name == topo.orchestrator_progress_queue:
+        return "orchestrator: task events and `current_stage` (nothing stored from it)"
     if name == topo.orchestrator_requests_queue:
         return "orchestrator: submissions and operator requests"
     if name.endswith(".dlq"):

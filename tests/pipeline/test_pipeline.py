@@ -61,6 +61,33 @@ def test_one_task_flows_through_all_six_stages(deploy: DeploymentFactory) -> Non
     assert co2.carbon_intensity > 0  # type: ignore[attr-defined]
 
 
+def test_submit_many_starts_a_batch_and_a_running_task_shows_outputs_not_stored_yet(
+    deploy: DeploymentFactory,
+) -> None:
+    """Many new problems in one transaction, all started; records are stored with the outcome."""
+    gate = threading.Event()
+    from sustainml.workers.logic import hw_resources
+
+    def held_hw_resources(*args: Any) -> None:
+        gate.wait(20)
+        hw_resources.task_callback(*args)
+
+    dep = deploy(callbacks={"HW_RESOURCES": held_hw_resources})
+    assert dep.orchestrator is not None
+    ids = dep.orchestrator.submit_many([_ui(f"{WELD} #{n}") for n in range(5)])
+    assert len(set(ids)) == 5 and all(t.iteration_id == 1 for t in ids)
+    client = dep.client()
+    # current_stage is written behind from the progress queue; outputs are stored only with the
+    # outcome, and until then `result` shows the ones the orchestrator saw go by.
+    wait_until(lambda: client.result(ids[0]).current_stage == "HW_RESOURCES", 15.0, "progress written")
+    assert dep.orchestrator.db.get_outputs(ids[0]) == {}
+    assert list(client.result(ids[0]).outputs) == [s.kind for s in PIPELINE[:4]]
+    gate.set()
+    results = client.wait_many(ids, 30)
+    assert {r.state for r in results.values()} == {"succeeded"}
+    assert all(set(r.outputs) == {s.kind for s in PIPELINE} for r in results.values())
+
+
 def test_three_concurrent_tasks_with_random_delays_keep_their_ids(deploy: DeploymentFactory) -> None:
     rng = random.Random(7)
     lock = threading.Lock()
@@ -222,10 +249,10 @@ def test_wait_hands_on_progress_the_last_event_even_when_the_poll_sees_the_end_f
     assert dep.orchestrator is not None
     announce = dep.orchestrator.watchers.announce
 
-    def late_final_event(event: TaskEvent) -> Any:
+    def late_final_event(event: TaskEvent, watch: Any = None) -> Any:
         if event.state in ("succeeded", "failed"):
             time.sleep(1.4)  # past wait()'s 1 s poll, which then finds the stored result
-        return announce(event)
+        return announce(event, watch)
 
     monkeypatch.setattr(dep.orchestrator.watchers, "announce", late_final_event)
     client = dep.client()

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sustainml.messages import TaskId, from_wire, to_wire
 from sustainml.orchestrator.taskdb import (
     SCHEMA_VERSION,
+    Outcome,
     StatusUpdate,
     TaskDB,
     TaskState,
@@ -683,6 +684,112 @@ def test_store_stage_output_for_an_unknown_task_stores_nothing(db: TaskDB) -> No
             TaskId(problem_id=41, iteration_id=1), "ml_model", b"x", None, state="running", keep=KEPT
         )
     assert count_outputs(db) == 0
+
+
+SIX = ("ml_model_metadata", "app_requirements", "hw_constraints", "ml_model", "hw_resources")
+
+
+def _final(key: TaskId, **kw: Any) -> Outcome:
+    records = {kind: kind.encode() for kind in SIX} | {"carbon_footprint": b"final"}
+    args: dict[str, Any] = {"state": TaskState.SUCCEEDED, "current_stage": "CARBON_FOOTPRINT"} | kw
+    return Outcome(key, "carbon_footprint", records, f"{key.key}:carbon_footprint", **args)
+
+
+def test_store_outcomes_stores_every_record_of_a_task_once_with_its_final_state(db: TaskDB) -> None:
+    key = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
+    other = db.create_problem(b"v", state="running", current_stage="ML_MODEL_METADATA")
+    first = db.store_outcomes([_final(key, note="target met"), _final(other)], keep=KEPT)
+    assert [(a.fresh, a.applied, a.state) for a in first if a is not None] == [
+        (True, True, "succeeded"),
+        (True, True, "succeeded"),
+    ]
+    assert first[0] is not None and first[0].note == "target met" and first[0].finished_at is not None
+    assert count_outputs(db, key) == 6 and count_outputs(db, other) == 6
+    assert get_output(db, key, "carbon_footprint") == b"final"
+    assert get_output(db, key, "ml_model") == b"ml_model"
+    before = db.get_task(key)
+
+    # A redelivered final outcome: nothing stored twice, the task untouched.
+    again = db.store_outcomes([_final(key, state=TaskState.FAILED, error="late")], keep=KEPT)
+    assert again[0] is not None and (again[0].fresh, again[0].applied, again[0].state) == (
+        False,
+        False,
+        "succeeded",
+    )
+    after = db.get_task(key)
+    assert before is not None and after is not None
+    assert (after.state, after.updated_at, after.finished_at) == (
+        before.state,
+        before.updated_at,
+        before.finished_at,
+    )
+    assert count_outputs(db, key) == 6
+
+
+def test_store_outcomes_a_failure_stores_the_records_so_far_and_keeps_cancelled_tasks(db: TaskDB) -> None:
+    failing = db.create_problem(b"u", state="running", current_stage="ML_MODEL")
+    records = {"ml_model_metadata": b"m", "app_requirements": b"a", "hw_constraints": b"h", "ml_model": b"x"}
+    failed = Outcome(
+        failing,
+        "ml_model",
+        records,
+        f"{failing.key}:ml_model",
+        TaskState.FAILED,
+        "ML_MODEL",
+        "ML_MODEL: boom",
+    )
+    cancelled = db.create_problem(b"u", state="running", current_stage="HW_RESOURCES")
+    assert db.set_state(cancelled, "cancelled", error="cancelled by request")
+    unknown = _final(TaskId(problem_id=999, iteration_id=1))
+    answers = db.store_outcomes([failed, unknown, _final(cancelled)], keep=KEPT)
+    assert answers[1] is None  # an unknown task: nothing of it stored; the others commit
+    assert answers[0] is not None and (answers[0].state, answers[0].error) == ("failed", "ML_MODEL: boom")
+    assert count_outputs(db, failing) == 4
+    assert answers[2] is not None and (answers[2].fresh, answers[2].applied, answers[2].state) == (
+        True,
+        False,
+        "cancelled",
+    )
+    assert count_outputs(db, cancelled) == 6  # kept for the record
+    assert count_outputs(db, TaskId(problem_id=999, iteration_id=1)) == 0
+
+
+def test_submit_problems_allocates_every_id_in_one_transaction_once_per_key(db: TaskDB) -> None:
+    earlier = db.submit_problem(b"e", idempotency_key="k-earlier").key
+    items: list[tuple[bytes, str | None]] = [
+        (b"a", "k-a"),
+        (b"b", None),
+        (b"again", "k-earlier"),  # stored before: the earlier task, nothing created
+        (b"a2", "k-a"),  # repeated in the batch: the first one's task
+        (b"c", "k-c"),
+    ]
+    created = db.submit_problems(items, state="running", current_stage="ML_MODEL_METADATA")
+    assert [c.fresh for c in created] == [True, True, False, False, True]
+    assert created[2].key == earlier and created[3].key == created[0].key
+    fresh = [c.key for c in created if c.fresh]
+    assert [k.problem_id for k in fresh] == [earlier.problem_id + n for n in (1, 2, 3)]
+    assert all(k.iteration_id == 1 for k in fresh)
+    row = db.get_task(created[4].key)
+    assert row is not None and (row.state, row.current_stage, row.user_input) == (
+        "running",
+        "ML_MODEL_METADATA",
+        b"c",
+    )
+    assert db.find_submission("k-a") == created[0].key and db.find_submission("k-c") == created[4].key
+    assert db.submit_problem(b"next").key.problem_id == earlier.problem_id + 4  # the counter moved by 3
+
+
+def test_record_progress_moves_running_tasks_only(db: TaskDB) -> None:
+    running = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
+    done = db.create_problem(b"u", state="running", current_stage="ML_MODEL_METADATA")
+    assert db.set_state(done, "succeeded", current_stage="CARBON_FOOTPRINT")
+    before = db.get_task(running)
+    db.record_progress({running: "HW_CONSTRAINTS", done: "ML_MODEL"})
+    moved, kept = db.get_task(running), db.get_task(done)
+    assert before is not None and moved is not None and kept is not None
+    assert (moved.state, moved.current_stage) == ("running", "HW_CONSTRAINTS")
+    assert moved.updated_at > before.updated_at  # the stage-deadline clock restarts
+    assert (kept.state, kept.current_stage) == ("succeeded", "CARBON_FOOTPRINT")
 
 
 def test_record_statuses_keeps_the_latest_status_per_replica_and_every_event(db: TaskDB) -> None:

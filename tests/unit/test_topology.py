@@ -6,11 +6,15 @@ import pytest
 
 from sustainml.messages.kinds import KIND_OF_NODE, NODE_OF_KIND, RECORD_KINDS, USER_INPUT, NodeID
 from sustainml.topology import (
+    FINAL_STAGE,
     NODE_NAMES,
     PIPELINE,
     Topology,
+    failed_routing_key,
     resolve_stage,
+    task_key_of_route,
 )
+from sustainml.transport.memory.state import topic_matches
 
 
 def test_pipeline_order_and_inputs_follow_the_issue() -> None:
@@ -71,6 +75,7 @@ def test_work_queues_dead_letter_to_their_own_dlq() -> None:
         assert [(b.exchange, b.routing_key) for b in dlq.bindings] == [("ns.dlx", q.name)]
     results = specs[topo.orchestrator_results_queue]
     assert {b.exchange for b in results.bindings} == {topo.record_exchange(s.kind) for s in PIPELINE}
+    assert results.dead_letter_exchange == "ns.dlx"
     assert Topology("ns", "quorum").stage_queue_spec(PIPELINE[0]).queue_type == "quorum"
 
 
@@ -109,3 +114,27 @@ def test_resolve_stage_lists_valid_names() -> None:
 def test_the_message_models_stage_names_are_the_pipelines() -> None:
     assert list(NODE_OF_KIND.items()) == [(s.kind, s.node) for s in PIPELINE]
     assert {s.node: s.kind for s in PIPELINE} == KIND_OF_NODE
+
+
+def test_outcomes_go_to_the_durable_results_queue_and_progress_to_the_progress_queue() -> None:
+    """The results queue gets each task's outcome once (the final output, or a failed one); the
+    progress queue every successful intermediate output and no failed one."""
+    topo = Topology("ns")
+    specs = {q.name: q for q in topo.durable_queues()}
+    results, progress = specs[topo.orchestrator_results_queue], specs[topo.orchestrator_progress_queue]
+    assert progress.dead_letter_exchange is None and progress.message_ttl_ms and progress.max_length
+    for stage in PIPELINE:
+        exchange = topo.record_exchange(stage.kind)
+        for key, failed in (("12.3", False), (failed_routing_key("12.3"), True)):
+            to_results = any(
+                b.exchange == exchange and topic_matches(b.routing_key, key) for b in results.bindings
+            )
+            to_progress = any(
+                b.exchange == exchange and topic_matches(b.routing_key, key) for b in progress.bindings
+            )
+            final = stage is FINAL_STAGE
+            assert to_results == (final or failed), (stage.node, key)
+            assert to_progress == (not final and not failed), (stage.node, key)
+        queue = specs[topo.stage_queue(stage)]  # the stage queues take failed outputs too
+        assert [b.routing_key for b in queue.bindings] == ["#"]
+    assert task_key_of_route(failed_routing_key("12.3")) == "12.3" == task_key_of_route("12.3")

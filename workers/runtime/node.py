@@ -52,7 +52,7 @@ from . import control
 from .control import CancelledTasks
 from .intake import Refused, admit
 from .outcome import Action, Outcome, decide
-from .output import output_message
+from .output import output_message, output_routing_key
 from .status import NodeState, StatusReporter
 
 log = logging.getLogger(__name__)
@@ -418,7 +418,7 @@ class Node:
             self._retry(delivery, task_id, outcome)
             return False
         msg, outcome = output_message(self.STAGE, envelope, output, outcome, delivery.message.headers)
-        fut = self._publish_output(task_id.key, msg)
+        fut = self._publish_output(output_routing_key(task_id.key, outcome), msg)
         if outcome.action is Action.DEAD_LETTER:
             self._dead_letter_once_published(delivery, task_id, outcome, fut, started)
             return False

@@ -1,6 +1,8 @@
 """A task's output as it goes on the wire: the record the callback filled (with the error in its
-extra_data when the task failed) in the next envelope, routed by ``<problem_id>.<iteration_id>``,
-with a message id derived from the task and stage so that a redone task's output is a duplicate."""
+extra_data when the task failed) in the next envelope, routed by ``<problem_id>.<iteration_id>``
+(``failed.<problem_id>.<iteration_id>`` when the task failed, so that the orchestrator's durable
+queue receives it), with a message id derived from the task and stage so that a redone task's
+output is a duplicate, and the task's watch headers copied from the input."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 from sustainml.messages import RECORD_TYPES, SCHEMA_VERSION, MessageError, Record, TaskEnvelope, encode_task
 from sustainml.messages import headers as H
-from sustainml.topology import Stage
+from sustainml.topology import Stage, failed_routing_key
 from sustainml.transport.base import Message
 
 from .outcome import Outcome
@@ -38,6 +40,10 @@ def output_message(
     output.task_id = task_id  # whatever the callback did, the output belongs to this task
 
     headers: dict[str, Any] = {H.H_STAGE: node_name}
+    for name in H.TASK_HEADERS:  # the watch queue travels with the task (any orchestrator announces)
+        value = input_headers.get(name)
+        if value is not None:
+            headers[name] = value
     if error:
         headers[H.H_FAILED] = f"{node_name}: {error}"
     trace = H.trace_id_of(input_headers.get(H.H_TRACEPARENT))
@@ -63,3 +69,8 @@ def output_message(
         extra_headers=headers,
     )
     return msg, outcome
+
+
+def output_routing_key(task_key: str, outcome: Outcome) -> str:
+    """``p.i``, or ``failed.p.i`` for a failed output (the orchestrator stores only outcomes)."""
+    return failed_routing_key(task_key) if outcome.error else task_key
