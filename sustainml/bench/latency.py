@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 
 from sustainml.bench.common import BenchError
 from sustainml.config import Settings
@@ -30,15 +31,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(client: Client, tasks: int) -> tuple[list[float], list[float]]:
-    """Milliseconds per task: (submit -> result stored, first -> last stage output)."""
+def measure(client: Client, tasks: int, descriptions: Sequence[str] = ()) -> tuple[list[float], list[float]]:
+    """Milliseconds per task: (submit -> result stored, first -> last stage output). The tasks
+    describe ``descriptions`` in turn (the warm-up tasks first), else the same image problem."""
     totals: list[float] = []
     hops: list[float] = []
     for i in range(tasks + WARMUP):
         events: list[StageEvent] = []
-        ui = UserInput(
-            problem_short_description=f"detect defects in photos of welded seams #{i}", modality="image"
-        )
+        if descriptions:
+            ui = UserInput(problem_short_description=descriptions[i % len(descriptions)])
+        else:
+            ui = UserInput(
+                problem_short_description=f"detect defects in photos of welded seams #{i}", modality="image"
+            )
         start = time.perf_counter()
         task_id = client.submit(ui, watch=True)
         res = client.wait(task_id, 60, events.append)

@@ -9,15 +9,16 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sustainml.catalogue import ModelEntry
 from sustainml.estimate import memo
 from sustainml.estimate import serving as sv
 from sustainml.estimate import trees as tr
-from sustainml.onnxgraphs import cache as onnx_cache
 from sustainml.onnxgraphs.analyze import AnalysisError, ModelReport, analyze
-from sustainml.onnxgraphs.layers import WeightsMode
+
+if TYPE_CHECKING:
+    from sustainml.onnxgraphs.graph import WeightsMode
 
 MODEL_DIRS_ENV: Final = "SUSTAINML_MODEL_DIRS"
 #: Largest user model file (with external data) read from the allowed directories.
@@ -33,6 +34,8 @@ def weights_mode(entry: ModelEntry) -> WeightsMode:
 
 def catalogue_file(entry: ModelEntry, cache_dir: Path | None = None) -> Path:
     """The entry's ONNX file in the graph cache ``cache_dir`` (built on a cache miss)."""
+    from sustainml.onnxgraphs import cache as onnx_cache  # onnx: loaded on the first graph
+
     return onnx_cache.build(entry, weights_mode(entry), cache_dir=cache_dir).path
 
 
@@ -58,6 +61,7 @@ def dims_of(props: Mapping[str, Any]) -> dict[str, int]:
 def store_raw_model(data: bytes, cache_dir: Path) -> Path:
     """Validate ``data`` (a serialized ONNX model, ``onnxgraphs.load_user_model``) and write it into
     the graph cache ``cache_dir`` by content hash."""
+    from sustainml.onnxgraphs import cache as onnx_cache
     from sustainml.onnxgraphs import load_user_model
 
     digest = hashlib.sha256(data).hexdigest()[:16]
