@@ -124,6 +124,11 @@ def bench(
                 report.skipped[label] = f"failed: {exc}"
                 progress(f"[bench]   failed: {exc}")
                 continue
+            except Exception as exc:  # one part's bug must not cost the figures of the others
+                log.exception("bench part %s (%s) failed", part, label)
+                report.skipped[label] = f"failed: {type(exc).__name__}: {exc}"
+                progress(f"[bench]   failed: {report.skipped[label]}")
+                continue
             _store(report, part, result)
             progress(f"[bench]   done: {_summary(result)}")
     finish(report)
