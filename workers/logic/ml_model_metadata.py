@@ -68,6 +68,18 @@ _DATASET_TEXT_KEYS = ("dataset_metadata_description", "dataset_metadata_topic")
 
 
 def warm_up(settings: EncoderSettings | None = None) -> None:
+    """At start: train and export the encoder now if no export of the corpus exists (a fresh data
+    directory: training takes seconds, too long for a first task or a configuration request). The
+    model itself (numpy and ~20 MB of weights) is loaded by the first task, a few tenths of a
+    second from the export, so an idle replica stays small."""
+    from sustainml.workers.logic.encoder.export import export_path
+
+    if export_path(settings).is_file():
+        return
+    load_encoder(settings)
+
+
+def load_encoder(settings: EncoderSettings | None = None) -> None:
     """Load (or train and cache) the encoder model now instead of on the first task."""
     from sustainml.workers.logic.encoder.model import get_model
 
@@ -77,11 +89,10 @@ def warm_up(settings: EncoderSettings | None = None) -> None:
 def for_settings(settings: Settings) -> StageLogic:
     """The callbacks of one deployment, configured by its ``encoder`` section: where the encoder's
     weights are cached, which backend answers, where dataset files may be read from."""
-    # No warm-up: the encoder is loaded by the first task (a few tenths of a second from its
-    # cached export), so an idle replica stays small; ``warm_up`` loads it on purpose.
     return StageLogic(
         partial(task_callback, settings=settings.encoder),
         partial(configuration_callback, settings=settings.encoder),
+        partial(warm_up, settings.encoder),
     )
 
 
