@@ -421,11 +421,20 @@ def test_long_task_reports_running_while_quick_ones_are_coalesced(
     wait_until(lambda: rig.latest_completion_processed() == total, 10, "a completion counting every task")
     per_task = [[e.task_status for e in rig.task_events(n)] for n in quick]
     for events in per_task:  # a zero-cost callback returns long before its RUNNING event is due
-        assert events in ([], [TaskStatus.SUCCEEDED]), per_task
+        assert events in (
+            [],
+            [TaskStatus.SUCCEEDED],
+            [TaskStatus.RUNNING],
+            [TaskStatus.RUNNING, TaskStatus.SUCCEEDED],
+        )
+    # Beyond the first event after a quiet interval, RUNNING events of quick tasks are dropped.
+    assert sum(TaskStatus.RUNNING in events for events in per_task) <= 1, per_task
     # Coalesced: far fewer events than tasks, in order, the counters never going back.
-    reported = [n for n, events in zip(quick, per_task, strict=True) if events]
+    reported = [n for n, events in zip(quick, per_task, strict=True) if TaskStatus.SUCCEEDED in events]
     assert 1 <= len(reported) < len(quick) // 2, per_task
-    processed = [e.processed for n in reported for e in rig.task_events(n)]
+    processed = [
+        e.processed for n in reported for e in rig.task_events(n) if e.task_status == TaskStatus.SUCCEEDED
+    ]
     assert processed == sorted(processed)
 
 

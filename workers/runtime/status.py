@@ -3,12 +3,13 @@
 INITIALIZING on start, IDLE when ready, per-task events, a NodeStatus heartbeat every
 ``heartbeat_interval`` seconds, TERMINATING on shutdown. Per-task events go out in order from a
 status thread of their own, **coalesced**: a replica publishes at most one routine task event per
-``COALESCE_INTERVAL``. The first completion after a quiet interval goes out at once; completions
-that follow within the interval are merged into the latest one, published when the interval ends
-with the replica's counters (``processed`` counts every task). Two kinds of event are never
-merged: a failed task's completion (its error is a fact of that task) and the RUNNING event of a
-callback still running ``RUNNING_AFTER`` seconds after it started (long tasks are seen running);
-a RUNNING event whose callback returns sooner is dropped. Status is best effort: a lost message
+``COALESCE_INTERVAL``. The first event after a quiet interval (a task's RUNNING, or its
+completion if the callback has already returned) goes out at once; completions that follow
+within the interval are merged into the latest one, published when the interval ends with the
+replica's counters (``processed`` counts every task). Two kinds of event are never merged: a
+failed task's completion (its error is a fact of that task) and the RUNNING event of a callback
+still running ``RUNNING_AFTER`` seconds after it started (long tasks are seen running); any other
+RUNNING event whose callback returns before it is due is dropped. Status is best effort: a lost message
 is repeated by the next heartbeat.
 """
 
@@ -338,7 +339,8 @@ _TaskEvent = _Running | _Finished
 
 class _Coalescer:
     """Which queued task events to publish now (the status thread's decisions, kept apart from
-    its locking): RUNNING events wait until due, completions are merged within an interval."""
+    its locking): the first event after a quiet interval at once, then RUNNING events when due
+    and completions merged until the interval ends."""
 
     def __init__(self) -> None:
         self.running: list[_Running] = []  # callbacks not yet returned, RUNNING not yet published
@@ -356,11 +358,19 @@ class _Coalescer:
         self, events: list[_Running | _Finished], now: float, closing: bool
     ) -> list[_Running | _Finished]:
         out: list[_Running | _Finished] = []
+        # After a quiet interval the first event goes out at once: a replica's idle -> running ->
+        # idle is seen whenever tasks are sparse; under load the interval merges the rest.
+        free = self.held is None and now - self.last_publish >= COALESCE_INTERVAL
         for event in events:
             if isinstance(event, _Running):
-                self.running.append(event)
-            elif event.error or (self.held is None and now - self.last_publish >= COALESCE_INTERVAL):
-                out.append(event)  # a failure is never merged; a first completion goes out at once
+                if free and not event.returned:
+                    out.append(event)
+                    free = False
+                else:
+                    self.running.append(event)
+            elif event.error or free:
+                out.append(event)  # a failure is never merged
+                free = False
             else:
                 self.held = event
         still: list[_Running] = []
