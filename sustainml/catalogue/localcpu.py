@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -137,14 +138,13 @@ def _flop_per_cycle(flags: set[str], arch: str) -> int:
     return 8
 
 
-def machine_info() -> dict[str, Any]:
-    """What identifies this machine's compute: the basis of the cache fingerprint."""
+@functools.cache
+def _cpu_identity() -> tuple[str, tuple[str, ...], str]:
+    """(CPU model, ISA extensions, BLAS) of this process's machine: read once, they cannot change
+    while the process runs (the clock, cores and memory are read afresh)."""
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     model = info.get("model name") or info.get("Model") or platform.processor() or platform.machine()
-    mhz = 0.0
-    with contextlib.suppress(ValueError):
-        mhz = float(info.get("cpu MHz", "0") or 0)
     blas = "unknown"
     with contextlib.suppress(Exception):  # numpy's build-info API varies between versions
         config = np.show_config(mode="dicts")
@@ -153,16 +153,28 @@ def machine_info() -> dict[str, Any]:
             blas_info = deps.get("blas", {}) if isinstance(deps, dict) else {}
             blas = f"{blas_info.get('name', 'unknown')} {blas_info.get('version', '')}".strip()
     isa = sorted(f for f in flags if re.fullmatch(r"avx\w*|fma|amx\w*|asimd\w*|sve\w*|neon", f))
-    return {
+    return model, tuple(isa), blas
+
+
+def machine_info(*, clock: bool = True) -> dict[str, Any]:
+    """What identifies this machine's compute: the basis of the cache fingerprint. ``clock=False``
+    leaves out the current clock (not part of the fingerprint; reading it rereads /proc/cpuinfo)."""
+    model, isa, blas = _cpu_identity()
+    info: dict[str, Any] = {
         "cpu_model": model,
         "arch": platform.machine(),
         "cores": usable_cores(),
-        "mhz": round(mhz),
-        "isa": isa,
+        "isa": list(isa),
         "memory_gb": _memory_gb(),
         "numpy": np.__version__,
         "blas": blas,
     }
+    if clock:
+        mhz = 0.0
+        with contextlib.suppress(ValueError):
+            mhz = float(_cpuinfo().get("cpu MHz", "0") or 0)
+        info["mhz"] = round(mhz)
+    return info
 
 
 def fingerprint(info: dict[str, Any]) -> str:
@@ -408,6 +420,7 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 _memo: dict[Path, Calibration] = {}
+_entry_memo: dict[int, tuple[Calibration, HardwareEntry]] = {}
 
 
 def calibrate(cache_dir: Path | None = None, *, force: bool = False) -> Calibration:
@@ -417,12 +430,12 @@ def calibrate(cache_dir: Path | None = None, *, force: bool = False) -> Calibrat
     """
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     path = directory / CACHE_FILE
-    info = machine_info()
-    expected = fingerprint(info)
+    expected = fingerprint(machine_info(clock=False))
     if not force:
         memo = _memo.get(path)
         if memo is not None and memo.fingerprint == expected:
             return memo
+    info = machine_info()
     try:
         with _exclusive(directory / (CACHE_FILE + ".lock")):
             cached = None if force else _read_cache(path, expected)
@@ -498,7 +511,15 @@ def _vendor(model: str) -> str:
 def local_cpu_entry(cache_dir: Path | None = None, *, force: bool = False) -> HardwareEntry:
     """``local-cpu`` as measured on this machine (cached); the hardware.json fallback if measuring fails."""
     try:
-        return entry_from(calibrate(cache_dir, force=force))
+        calibration = calibrate(cache_dir, force=force)
+        # One entry object per calibration: estimate memos key devices by identity.
+        made = _entry_memo.get(id(calibration))
+        if made is None or made[0] is not calibration:
+            made = (calibration, entry_from(calibration))
+            if len(_entry_memo) >= 8:  # recalibrations replace the entry; keep the memo small
+                _entry_memo.clear()
+            _entry_memo[id(calibration)] = made
+        return made[1]
     except Exception as exc:
         log.exception("local-cpu: calibration failed; using the fallback figures of hardware.json")
         base = hardware().get(LOCAL_CPU)

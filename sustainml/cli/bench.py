@@ -1,7 +1,8 @@
 """`sustainml bench`: the side-by-side benchmark (figures printed, never asserted).
 
 Parts: 1 our pipeline, 2 bare pika, 3 Celery and Dramatiq, 4 scaling a CPU-bound stage,
-5 memory and TaskDB ingest. ``sustainml bench latency`` measures single tasks one at a time.
+5 memory and TaskDB ingest, 6 the shipped logic on descriptions written by others.
+``sustainml bench latency`` measures single tasks one at a time.
 See docs/performance.md for the latest figures and how to read them.
 """
 
@@ -20,16 +21,16 @@ from sustainml.cli.common import fail, settings_or_env
 
 log = logging.getLogger(__name__)
 
-ALL_PARTS = (1, 2, 3, 4, 5)
+ALL_PARTS = (1, 2, 3, 4, 5, 6)
 
 
 def _parse_parts(value: str) -> tuple[int, ...]:
     try:
         parts = tuple(sorted({int(p) for p in value.split(",") if p.strip()}))
     except ValueError:
-        raise click.BadParameter(f"expected numbers from 1 to 5 separated by commas, got {value!r}") from None
+        raise click.BadParameter(f"expected numbers from 1 to 6 separated by commas, got {value!r}") from None
     if not parts or any(p not in ALL_PARTS for p in parts):
-        raise click.BadParameter(f"expected numbers from 1 to 5 separated by commas, got {value!r}")
+        raise click.BadParameter(f"expected numbers from 1 to 6 separated by commas, got {value!r}")
     return parts
 
 
@@ -43,7 +44,9 @@ def _parse_parts(value: str) -> tuple[int, ...]:
 @click.option(
     "--latency-tasks", type=int, default=None, help="Sequential tasks per latency run [200; --quick 10]."
 )
-@click.option("--parts", default="1,2,3,4,5", show_default=True, help="Which parts to run (comma-separated).")
+@click.option(
+    "--parts", default="1,2,3,4,5,6", show_default=True, help="Which parts to run (comma-separated)."
+)
 @click.option("--quick", is_flag=True, help="Tiny runs: checks that everything works, figures are rough.")
 @click.option(
     "--defaults-too", is_flag=True, help="Also measure Celery and Dramatiq with their default settings."
@@ -78,6 +81,7 @@ def bench(
     scaling_tasks = max(8, n // 10) if quick else max(40, n // 5)
     busy_tasks = 4 if quick else 30
     ingest_tasks = 20 if quick else 300
+    shipped_tasks = 20 if quick else 200
     if n < 1 or lat < 1:
         raise click.BadParameter("--tasks and --latency-tasks must be >= 1")
 
@@ -93,6 +97,8 @@ def bench(
     if 5 in chosen:
         report.settings["busy_tasks"] = busy_tasks
         report.settings["ingest_tasks"] = ingest_tasks
+    if 6 in chosen:
+        report.settings["shipped_tasks"] = shipped_tasks
 
     def progress(msg: str) -> None:
         click.echo(msg, err=True)
@@ -100,7 +106,12 @@ def bench(
     with tempfile.TemporaryDirectory(prefix="sustainml-bench-logs-") as logs:
         log_dir = Path(logs)
         sizes = payload_sizes()
-        counts = {"scaling": scaling_tasks, "busy": busy_tasks, "ingest": ingest_tasks}
+        counts = {
+            "scaling": scaling_tasks,
+            "busy": busy_tasks,
+            "ingest": ingest_tasks,
+            "shipped": shipped_tasks,
+        }
         for part, label, run in _part_runs(chosen, url, n, lat, counts, sizes, log_dir, defaults_too):
             progress(f"[bench] part {part}: {label} ...")
             try:
@@ -113,6 +124,11 @@ def bench(
                 report.skipped[label] = f"failed: {exc}"
                 progress(f"[bench]   failed: {exc}")
                 continue
+            except Exception as exc:  # one part's bug must not cost the figures of the others
+                log.exception("bench part %s (%s) failed", part, label)
+                report.skipped[label] = f"failed: {type(exc).__name__}: {exc}"
+                progress(f"[bench]   failed: {report.skipped[label]}")
+                continue
             _store(report, part, result)
             progress(f"[bench]   done: {_summary(result)}")
     finish(report)
@@ -123,7 +139,7 @@ def bench(
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
         click.echo(text)
-    if report.skipped and not report.systems and not report.scaling and not report.memory:
+    if report.skipped and not (report.systems or report.scaling or report.memory or report.shipped):
         sys.exit(1)
 
 
@@ -187,6 +203,14 @@ def _part_runs(
             return m.run(url, counts["busy"], counts["ingest"])
 
         runs.append((5, "memory", memory))
+    if 6 in chosen:
+
+        def shipped() -> Any:
+            from sustainml.bench import shipped_logic
+
+            return shipped_logic.run(url, counts["shipped"], lat)
+
+        runs.append((6, "shipped logic", shipped))
     return runs
 
 
@@ -195,8 +219,10 @@ def _store(report: Any, part: int, result: Any) -> None:
         report.systems.append(result)
     elif part == 4:
         report.scaling.extend(result)
-    else:
+    elif part == 5:
         report.memory.update(result)
+    else:
+        report.shipped.update(result)
 
 
 def _summary(result: Any) -> str:
@@ -206,6 +232,11 @@ def _summary(result: Any) -> str:
         return f"{result.throughput:.1f} tasks/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
     if isinstance(result, list):
         return ", ".join(f"{r.name}: {r.throughput:.2f} tasks/s" for r in result)
+    if isinstance(result, dict) and "tasks_per_s" in result:
+        return (
+            f"{result['tasks_per_s']} tasks/s, single task p50 {result['single_p50_ms']} ms, "
+            f"in process {result['in_process_median_ms']} ms per task"
+        )
     return "ok"
 
 

@@ -32,8 +32,12 @@ def eval_encoder(folds: int, seed: int, descriptions: Path | None, as_json: bool
     """Goal and modality accuracy of the task encoder: k-fold cross-validation over its corpus, and
     the held-out set of descriptions written in other people's styles (never trained on), apart;
     with the median time per description."""
-    from sustainml.workers.logic.encoder import evaluate
-    from sustainml.workers.logic.encoder.evaluate import check_descriptions, evaluate_held_out, render_checks
+    from sustainml.workers.logic.encoder.evaluate import (
+        check_descriptions,
+        evaluate,
+        evaluate_held_out,
+        render_checks,
+    )
 
     if descriptions is not None:
         try:
@@ -103,8 +107,12 @@ def eval_logic(limit: int | None, as_json: bool) -> None:
 
 
 @eval_group.command(name="published")
-@click.option("--part", "parts", multiple=True, help="Only these parts (repeatable): training, calibration, "
-              "forecast, parameters, mlperf, serving.")
+@click.option(
+    "--part",
+    "parts",
+    multiple=True,
+    help="Only these parts (repeatable): training, calibration, forecast, parameters, mlperf, serving.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
     """Estimates against published figures: training footprints, the forecast MFU's calibration
@@ -120,5 +128,3 @@ def eval_published(parts: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps([t.to_json() for t in tables], indent=2))
     else:
         click.echo("\n\n".join(t.render() for t in tables))
-
-

@@ -51,6 +51,7 @@ def candidate_devices(
     if any(h.casefold() == AUTO for h in requested):
         if isinstance(allowed, list) and allowed:
             devices: list[HardwareEntry] = []
+            seen: set[str] = set()
             skipped: list[str] = []
             for name in allowed:
                 try:
@@ -58,7 +59,8 @@ def candidate_devices(
                 except ValueError:
                     skipped.append(str(name))
                     continue
-                if all(d.name != entry.name for d in devices):
+                if entry.name not in seen:
+                    seen.add(entry.name)
                     devices.append(entry)
             if skipped:
                 log.warning("allowed_hardware names not in the catalogue, skipped: %s", ", ".join(skipped))

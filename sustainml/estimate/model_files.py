@@ -7,17 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sustainml.catalogue import ModelEntry
+from sustainml.estimate import memo
 from sustainml.estimate import serving as sv
 from sustainml.estimate import trees as tr
-from sustainml.onnxgraphs import cache as onnx_cache
 from sustainml.onnxgraphs.analyze import AnalysisError, ModelReport, analyze
-from sustainml.onnxgraphs.layers import WeightsMode
+
+if TYPE_CHECKING:
+    from sustainml.onnxgraphs.graph import WeightsMode
 
 MODEL_DIRS_ENV: Final = "SUSTAINML_MODEL_DIRS"
 #: Largest user model file (with external data) read from the allowed directories.
@@ -33,6 +34,8 @@ def weights_mode(entry: ModelEntry) -> WeightsMode:
 
 def catalogue_file(entry: ModelEntry, cache_dir: Path | None = None) -> Path:
     """The entry's ONNX file in the graph cache ``cache_dir`` (built on a cache miss)."""
+    from sustainml.onnxgraphs import cache as onnx_cache  # onnx: loaded on the first graph
+
     return onnx_cache.build(entry, weights_mode(entry), cache_dir=cache_dir).path
 
 
@@ -58,6 +61,7 @@ def dims_of(props: Mapping[str, Any]) -> dict[str, int]:
 def store_raw_model(data: bytes, cache_dir: Path) -> Path:
     """Validate ``data`` (a serialized ONNX model, ``onnxgraphs.load_user_model``) and write it into
     the graph cache ``cache_dir`` by content hash."""
+    from sustainml.onnxgraphs import cache as onnx_cache
     from sustainml.onnxgraphs import load_user_model
 
     digest = hashlib.sha256(data).hexdigest()[:16]
@@ -71,29 +75,23 @@ def store_raw_model(data: bytes, cache_dir: Path) -> Path:
     return path
 
 
-_analysis_lock = threading.Lock()
-_analysis_memo: OrderedDict[tuple[str, int, int, int, str], ModelReport] = OrderedDict()
-_ANALYSIS_MEMO_SIZE: Final = 32
+#: Graph analyses per (file, size, modification time, batch, dims): large enough for every graph
+#: model of the catalogue at one batch size.
+_analyses: Final = memo.Memo[ModelReport]("model_files.analysed", 64)
 
 
 def analysed(path: Path, batch_size: int, dims: Mapping[str, int] | None = None) -> ModelReport:
     """``onnxgraphs.analyze`` of ``path`` at ``batch_size`` (memoised by file identity)."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns, batch_size, json.dumps(dict(dims or {}), sort_keys=True))
-    with _analysis_lock:
-        hit = _analysis_memo.get(key)
-        if hit is not None:
-            _analysis_memo.move_to_end(key)
-            return hit
+    return _analyses.get(key, lambda: _analyse(path, batch_size, dims))
+
+
+def _analyse(path: Path, batch_size: int, dims: Mapping[str, int] | None) -> ModelReport:
     try:
-        report = analyze(path, batch_size=batch_size, dims=dims or None)
+        return analyze(path, batch_size=batch_size, dims=dims or None)
     except AnalysisError as exc:
         raise ValueError(f"cannot analyse {path.name}: {exc}") from exc
-    with _analysis_lock:
-        _analysis_memo[key] = report
-        while len(_analysis_memo) > _ANALYSIS_MEMO_SIZE:
-            _analysis_memo.popitem(last=False)
-    return report
 
 
 def costing_method(entry: ModelEntry) -> str:

@@ -18,18 +18,47 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from sustainml.lazy import lazy_attributes
+
+# Reading reports needs no onnx; building, caching and validating graphs do. Those names load
+# their module (and onnx, ~20 MB) on first use, so an idle worker does not carry them.
 from sustainml.onnxgraphs.analyze import AnalysisError, ModelReport, OpCost, OpTypeSummary, analyze
-from sustainml.onnxgraphs.builders import BUILDERS, build_graph, example_inputs, inference_definition
-from sustainml.onnxgraphs.cache import (
-    BuildResult,
-    ModelTooLarge,
-    build,
-    cache_key,
-    default_cache_dir,
-    model_bytes,
-    model_path,
-)
-from sustainml.onnxgraphs.usermodel import UserModel, UserModelError, load_user_model
+
+if TYPE_CHECKING:
+    from sustainml.onnxgraphs.builders import BUILDERS, build_graph, example_inputs, inference_definition
+    from sustainml.onnxgraphs.cache import (
+        BuildResult,
+        ModelTooLarge,
+        build,
+        cache_key,
+        default_cache_dir,
+        model_bytes,
+        model_path,
+    )
+    from sustainml.onnxgraphs.usermodel import UserModel, UserModelError, load_user_model
+
+_LAZY = {
+    **dict.fromkeys(("BUILDERS", "build_graph", "example_inputs", "inference_definition"), "builders"),
+    **dict.fromkeys(
+        (
+            "BuildResult",
+            "ModelTooLarge",
+            "build",
+            "cache_key",
+            "default_cache_dir",
+            "model_bytes",
+            "model_path",
+        ),
+        "cache",
+    ),
+    **dict.fromkeys(("UserModel", "UserModelError", "load_user_model"), "usermodel"),
+}
+
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
+
 
 __all__ = [
     "BUILDERS",

@@ -77,8 +77,17 @@ def test_quick_bench_reports_every_part(amqp_url: str) -> None:
     pg = taskdb["postgresql"]
     assert "error" in pg or _positive(pg["records_per_s"]), pg
 
-    targets = {t["target"] for t in report["targets"]}
-    assert len(targets) == 5  # vs pika, vs Celery, p50, p99, idle RSS: each reported met or missed
+    shipped = report["shipped"]
+    assert shipped["tasks"] == 20 and shipped["failed"] == 0, shipped
+    for key in ("tasks_per_s", "single_p50_ms", "single_p95_ms", "in_process_median_ms"):
+        assert _positive(shipped[key]), (key, shipped)
+    assert set(shipped["cpu_ms_per_task"]) == set(rss["idle_mb"]), shipped
+    assert _positive(report["orchestrator_cpu_ms_per_task"])
+
+    # Every figure of the throughput plan is reported next to its target, met or missed.
+    targets = [t for t in report["targets"] if t["value"] is not None]
+    expected = 10 + ("records_per_s" in pg)  # 3 ratios, p50/p99, orchestrator CPU, 3 shipped, RSS
+    assert len(targets) == expected, report["targets"]
 
     # Each system names the queues it declared (unique per run): none may be left behind.
     queues = [q for s in systems.values() for q in s["extra"]["queues"]]

@@ -18,6 +18,7 @@ from sustainml.deployment import LocalDeployment, amqp_transports
 from sustainml.messages import TaskId, TaskStatus, UserInput, to_wire
 from sustainml.workers.logic import hw_resources
 from tests.support.taskdb import count_outputs, list_task_events
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +56,17 @@ def test_two_replicas_share_the_work_and_each_task_runs_once(settings: Settings)
     assert len(per_replica) == 2, per_replica  # both replicas took a share
 
 
+def _started_by(dep: LocalDeployment, tid: TaskId, pid: int) -> bool:
+    """True once the TaskDB holds a RUNNING event of ``tid`` from the replica of process ``pid``."""
+    assert dep.orchestrator is not None
+    dep.orchestrator.statuses.flush()  # statuses are written behind, in batches
+    key = TaskId(problem_id=tid.problem_id, iteration_id=tid.iteration_id)
+    return any(
+        e.task_status == int(TaskStatus.RUNNING) and f"-{pid}-" in e.replica_id
+        for e in list_task_events(dep.orchestrator.db, key)
+    )
+
+
 def test_killed_worker_task_completes_once_on_another_replica(settings: Settings, tmp_path: Path) -> None:
     marker = tmp_path / "in-flight"
     env = dict(
@@ -76,6 +88,8 @@ def test_killed_worker_task_completes_once_on_another_replica(settings: Settings
                 assert time.monotonic() < deadline, "the slow replica never started the task"
                 time.sleep(0.05)
             assert marker.read_text() == tid.key
+            # Its RUNNING event (published once the callback has run 50 ms) is stored before the kill.
+            wait_until(lambda: _started_by(dep, tid, proc.pid), 10, "the slow replica's RUNNING event")
             proc.kill()  # SIGKILL mid-task: its delivery was never acked
             proc.wait(10)
             assert client.result(tid).state == "running"

@@ -37,15 +37,13 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sustainml.catalogue import UnknownEntry, models
 from sustainml.config import EncoderSettings, Settings
 from sustainml.messages.types import MLModelMetadata, NodeStatus, RequestType, ResponseType, UserInput
 from sustainml.workers.logic.common import StageLogic, reply, reply_error, reply_unsupported
 from sustainml.workers.logic.encoder.dataset_profile import DatasetError, profile_dataset
-from sustainml.workers.logic.encoder.inference import Encoding, encode
-from sustainml.workers.logic.encoder.model import get_model
 from sustainml.workers.logic.encoder.vocabulary import (
     GOAL_INPUTS,
     GOAL_METRICS,
@@ -61,13 +59,30 @@ from sustainml.workers.logic.encoder.vocabulary import (
 )
 from sustainml.workers.logic.tables import MODEL_PATH_SCHEME
 
+if TYPE_CHECKING:
+    from sustainml.workers.logic.encoder.inference import Encoding
+
 log = logging.getLogger(__name__)
 
 _DATASET_TEXT_KEYS = ("dataset_metadata_description", "dataset_metadata_topic")
 
 
 def warm_up(settings: EncoderSettings | None = None) -> None:
+    """At start: train and export the encoder now if no export of the corpus exists (a fresh data
+    directory: training takes seconds, too long for a first task or a configuration request). The
+    model itself (numpy and ~20 MB of weights) is loaded by the first task, a few tenths of a
+    second from the export, so an idle replica stays small."""
+    from sustainml.workers.logic.encoder.export import export_path
+
+    if export_path(settings).is_file():
+        return
+    load_encoder(settings)
+
+
+def load_encoder(settings: EncoderSettings | None = None) -> None:
     """Load (or train and cache) the encoder model now instead of on the first task."""
+    from sustainml.workers.logic.encoder.model import get_model
+
     get_model(settings)
 
 
@@ -88,6 +103,9 @@ def task_callback(
     *,
     settings: EncoderSettings | None = None,
 ) -> None:
+    # The encoder (numpy and the model, ~35 MB) is loaded by the first task, not at start.
+    from sustainml.workers.logic.encoder.inference import encode
+
     incoming = user_input.get_extra()
     described = [user_input.problem_short_description, user_input.problem_definition]
     context = [*user_input.inputs, *user_input.outputs]

@@ -1,16 +1,22 @@
 """What a replica reports about itself on the fanout status exchange.
 
-INITIALIZING on start, IDLE when ready, RUNNING then IDLE/ERROR around each task, a NodeStatus
-heartbeat every ``heartbeat_interval`` seconds, TERMINATING on shutdown. Per-task events go out in
-order from a status thread of their own; a task's RUNNING event is dropped when its callback has
-already returned by the time the thread gets to it (the completion event follows), so a quick task
-costs one status message, not two. Status is best effort: a lost message is repeated by the next
-heartbeat.
+INITIALIZING on start, IDLE when ready, per-task events, a NodeStatus heartbeat every
+``heartbeat_interval`` seconds, TERMINATING on shutdown. Per-task events go out in order from a
+status thread of their own, **coalesced**: a replica publishes at most one routine task event per
+``COALESCE_INTERVAL``. The first event after a quiet interval (a task's RUNNING, or its
+completion if the callback has already returned) goes out at once; completions that follow
+within the interval are merged into the latest one, published when the interval ends with the
+replica's counters (``processed`` counts every task). Two kinds of event are never merged: a
+failed task's completion (its error is a fact of that task) and the RUNNING event of a callback
+still running ``RUNNING_AFTER`` seconds after it started (long tasks are seen running); any other
+RUNNING event whose callback returns before it is due is dropped. Status is best effort: a lost message
+is repeated by the next heartbeat.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -27,6 +33,12 @@ from sustainml.transport.base import Message, Transport, TransportError
 log = logging.getLogger(__name__)
 
 StatusEvent = Literal["online", "heartbeat", "task", "offline"]
+
+#: At most one routine task event per replica per this many seconds: at hundreds of tasks a
+#: second, one event per task and stage would cost the orchestrator more than the tasks' outputs.
+COALESCE_INTERVAL = 0.25
+#: A callback still running this long after it started has its RUNNING event published.
+RUNNING_AFTER = 0.05
 
 
 class NodeState:
@@ -118,11 +130,12 @@ class NodeState:
 class _Running:
     """A queued RUNNING event; ``returned`` is set by the handler thread when the callback returns."""
 
-    __slots__ = ("at", "returned", "task_id")
+    __slots__ = ("at", "due", "returned", "task_id")
 
     def __init__(self, task_id: TaskId) -> None:
         self.task_id = task_id
         self.at = time.time()
+        self.due = time.monotonic() + RUNNING_AFTER  # published then if the callback still runs
         self.returned = False
 
 
@@ -141,11 +154,8 @@ class _Finished:
 
 class StatusReporter:
     """Publishes one replica's NodeStatus messages: lifecycle events, heartbeats and, from a
-    thread of its own, per-task events. Handler threads (and the confirm callbacks) only queue
-    the task events. A RUNNING event whose callback has already returned when its turn comes is
-    dropped, its completion event being on the way; a callback that keeps running (sleeps, waits
-    on I/O, or computes past the GIL switch interval) has its RUNNING event published right away,
-    so the orchestrator and the dashboard see long tasks run."""
+    thread of its own, the coalesced per-task events (see the module docstring). Handler threads
+    (and the confirm callbacks) only queue the task events."""
 
     def __init__(
         self,
@@ -242,33 +252,39 @@ class StatusReporter:
                 log.warning("%s: task status events still queued at shutdown", self.node_name)
 
     def _run(self) -> None:
+        coalescer = _Coalescer()
         while True:
             with self._cv:
-                while not self._queue:
-                    if self._closing:
-                        return
-                    self._cv.wait()
-                event = self._queue.popleft()
-            try:
-                if isinstance(event, _Running):
-                    if event.returned:
-                        continue  # coalesced into the completion event that follows
-                    record = self._task_record(event.task_id, Status.RUNNING, TaskStatus.RUNNING, at=event.at)
-                else:
-                    record = self._task_record(
-                        event.task_id,
-                        event.status,
-                        event.task_status,
-                        event.error,
-                        in_flight=event.in_flight,
-                        processed=event.processed,
-                        at=event.at,
-                    )
-                self.publish("task", record)
-            except Exception:  # keep reporting the next tasks; this one is in the log
-                log.exception(
-                    "%s: could not publish the status event of task %s", self.node_name, event.task_id
+                while not self._queue and not self._closing:
+                    wait = coalescer.next_wakeup(time.monotonic())
+                    if wait is not None and wait <= 0:
+                        break
+                    self._cv.wait(wait)
+                events = list(self._queue)
+                self._queue.clear()
+                closing = self._closing
+            for event in coalescer.due(events, time.monotonic(), closing):
+                self._publish_task_event(event)
+            if closing:
+                return
+
+    def _publish_task_event(self, event: _TaskEvent) -> None:
+        try:
+            if isinstance(event, _Running):
+                record = self._task_record(event.task_id, Status.RUNNING, TaskStatus.RUNNING, at=event.at)
+            else:
+                record = self._task_record(
+                    event.task_id,
+                    event.status,
+                    event.task_status,
+                    event.error,
+                    in_flight=event.in_flight,
+                    processed=event.processed,
+                    at=event.at,
                 )
+            self.publish("task", record)
+        except Exception:  # keep reporting the next tasks; this one is in the log
+            log.exception("%s: could not publish the status event of task %s", self.node_name, event.task_id)
 
     def _current(self, event: StatusEvent) -> NodeStatus:
         status, current, last_error, in_flight, processed = self._state.snapshot()
@@ -316,6 +332,62 @@ class StatusReporter:
             processed=state.processed if processed is None else processed,
             timestamp=at,
         )
+
+
+_TaskEvent = _Running | _Finished
+
+
+class _Coalescer:
+    """Which queued task events to publish now (the status thread's decisions, kept apart from
+    its locking): the first event after a quiet interval at once, then RUNNING events when due
+    and completions merged until the interval ends."""
+
+    def __init__(self) -> None:
+        self.running: list[_Running] = []  # callbacks not yet returned, RUNNING not yet published
+        self.held: _Finished | None = None  # the latest merged completion, due when the interval ends
+        self.last_publish = -math.inf  # time.monotonic() of the last task event published
+
+    def next_wakeup(self, now: float) -> float | None:
+        """Seconds until an event falls due (None: nothing pending)."""
+        times = [r.due for r in self.running if not r.returned]
+        if self.held is not None:
+            times.append(self.last_publish + COALESCE_INTERVAL)
+        return min(times) - now if times else None
+
+    def due(
+        self, events: list[_Running | _Finished], now: float, closing: bool
+    ) -> list[_Running | _Finished]:
+        out: list[_Running | _Finished] = []
+        # After a quiet interval the first event goes out at once: a replica's idle -> running ->
+        # idle is seen whenever tasks are sparse; under load the interval merges the rest.
+        free = self.held is None and now - self.last_publish >= COALESCE_INTERVAL
+        for event in events:
+            if isinstance(event, _Running):
+                if free and not event.returned:
+                    out.append(event)
+                    free = False
+                else:
+                    self.running.append(event)
+            elif event.error or free:
+                out.append(event)  # a failure is never merged
+                free = False
+            else:
+                self.held = event
+        still: list[_Running] = []
+        for r in self.running:
+            if r.returned:
+                continue  # over before it was due: its completion event stands for it
+            if closing or now >= r.due:
+                out.append(r)
+            else:
+                still.append(r)
+        self.running = still
+        if self.held is not None and (closing or now - self.last_publish >= COALESCE_INTERVAL):
+            out.append(self.held)
+            self.held = None
+        if out:
+            self.last_publish = now
+        return out
 
 
 def _log_lost_status(fut: Future[None]) -> None:

@@ -43,22 +43,57 @@ goal and modality, kept out of training and of every choice of settings; ``susta
 
 from __future__ import annotations
 
-from sustainml.workers.logic.encoder.backends import (
-    Backend,
-    BackendError,
-    BuiltinBackend,
-    Embedder,
-    EmbeddingBackend,
-    LLMBackend,
-    Prediction,
-    SentenceTransformerEmbedder,
-    configured_backend,
-    set_backend,
-)
-from sustainml.workers.logic.encoder.evaluate import EncoderReport, evaluate
-from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, Encoding, encode
-from sustainml.workers.logic.encoder.model import EncoderModel, get_model, load_corpus
+from typing import TYPE_CHECKING
+
+from sustainml.lazy import lazy_attributes
+
+# The vocabulary, keywords and dataset profiles need no numpy; the model, its backends and
+# inference do. Those names load their module (and numpy, ~14 MB) on first use, so a worker
+# that only reads the vocabulary, or has not answered a task yet, does not carry them. The
+# evaluation is ``encoder.evaluate.evaluate`` (the submodule's name, so not re-exported here).
 from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES, resolve_goal, resolve_modality
+
+if TYPE_CHECKING:
+    from sustainml.workers.logic.encoder.backends import (
+        Backend,
+        BackendError,
+        BuiltinBackend,
+        Embedder,
+        EmbeddingBackend,
+        LLMBackend,
+        Prediction,
+        SentenceTransformerEmbedder,
+        configured_backend,
+        set_backend,
+    )
+    from sustainml.workers.logic.encoder.evaluate import EncoderReport
+    from sustainml.workers.logic.encoder.inference import CLARIFY_THRESHOLD, Encoding, encode
+    from sustainml.workers.logic.encoder.model import EncoderModel, get_model, load_corpus
+
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Backend",
+            "BackendError",
+            "BuiltinBackend",
+            "Embedder",
+            "EmbeddingBackend",
+            "LLMBackend",
+            "Prediction",
+            "SentenceTransformerEmbedder",
+            "configured_backend",
+            "set_backend",
+        ),
+        "backends",
+    ),
+    "EncoderReport": "evaluate",
+    **dict.fromkeys(("CLARIFY_THRESHOLD", "Encoding", "encode"), "inference"),
+    **dict.fromkeys(("EncoderModel", "get_model", "load_corpus"), "model"),
+}
+
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
+
 
 __all__ = [
     "CLARIFY_THRESHOLD",
@@ -77,7 +112,6 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "configured_backend",
     "encode",
-    "evaluate",
     "get_model",
     "load_corpus",
     "resolve_goal",

@@ -31,7 +31,6 @@ Disk cache (``cache_dir()``), both written to a temporary file in the same direc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -45,71 +44,33 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sustainml.config import EncoderSettings
-from sustainml.workers.logic.encoder.keywords import WORD_RE
-from sustainml.workers.logic.encoder.lexicon import concept_text, lexicon_spec
-from sustainml.workers.logic.encoder.scoring import (
+from sustainml.workers.logic.encoder.export import (
+    CACHE_ENV,
+    CHAR_SETTINGS,
+    CLASSIFIER_SETTINGS,
+    CODE_VERSION,
+    CONCEPT_SETTINGS,
     CONCEPT_WEIGHT,
-    EXPORT_FORMAT,
-    FeatureRow,
-    ScoringModel,
+    CORPUS_PATH,
+    WORD_SETTINGS,
+    C,
+    cache_dir,
+    export_key,
+    feature_spec,
+    keyed_hash,
 )
+from sustainml.workers.logic.encoder.keywords import WORD_RE
+from sustainml.workers.logic.encoder.lexicon import concept_text
+from sustainml.workers.logic.encoder.scoring import FeatureRow, ScoringModel
 from sustainml.workers.logic.encoder.vocabulary import GOALS, MODALITIES
 
 log = logging.getLogger(__name__)
-
-#: Bump when features, training or the pickled class change: old cache files are then ignored.
-CODE_VERSION: Final = "encoder-4"
-
-CORPUS_PATH: Final = Path(__file__).with_name("corpus.jsonl")
-
-#: Environment variable naming the cache directory (default: ``<SUSTAINML_DATA_DIR>/cache/encoder``).
-CACHE_ENV: Final = "SUSTAINML_ENCODER_CACHE_DIR"
-
-#: Inverse regularisation strength of both logistic regressions (and ``CONCEPT_WEIGHT``, the weight
-#: of the concept block relative to the word and character blocks); chosen by 5-fold
-#: cross-validation on the corpus (with class weighting: 10 < 20 < 40 = 80).
-C: Final = 40.0
-
-#: ``TfidfVectorizer`` settings of the three blocks; ``scoring.py`` reproduces their analyzers.
-WORD_SETTINGS: Final[dict[str, Any]] = {
-    "ngram_range": (1, 2),
-    "sublinear_tf": True,
-    "strip_accents": "unicode",
-}
-CHAR_SETTINGS: Final[dict[str, Any]] = {
-    "analyzer": "char_wb",
-    "ngram_range": (2, 5),
-    "sublinear_tf": True,
-    "min_df": 2,
-    "strip_accents": "unicode",
-}
-# Concept tokens are upper-case tags separated by spaces; keep them as they are.
-CONCEPT_SETTINGS: Final[dict[str, Any]] = {
-    "ngram_range": (1, 3),
-    "sublinear_tf": True,
-    "lowercase": False,
-    "token_pattern": r"\S+",
-}
-# sag (tolerance 1e-3) lands within 0.01 of the tight optimum in probability, several times faster
-# than lbfgs here; a fixed random_state keeps its sample order, hence the model, deterministic.
-# Classes weighted inversely to their corpus frequency: the corpus has 80 to 160 examples per goal
-# (and many more text than video examples), and a description should not lean towards a goal
-# because more of its examples were written (5-fold cross-validation: goal +0.5, modality +0.1
-# points with C = 40).
-CLASSIFIER_SETTINGS: Final[dict[str, Any]] = {
-    "C": C,
-    "class_weight": "balanced",
-    "solver": "sag",
-    "tol": 1e-3,
-    "max_iter": 5000,
-    "random_state": 0,
-}
 
 Vector = npt.NDArray[np.float64]
 
@@ -281,57 +242,21 @@ _model: ScoringModel | None = None
 _info: ModelInfo | None = None
 
 
-def _feature_spec() -> str:
-    """Everything besides the corpus that changes the trained model: the lexicon, the vectorizer
-    and classifier settings (so editing them invalidates the cache without a version bump)."""
-    spec = {
-        "lexicon": lexicon_spec(),
-        "vectorizers": [WORD_SETTINGS, CHAR_SETTINGS, CONCEPT_SETTINGS],
-        "classifier": CLASSIFIER_SETTINGS,
-        "concept_weight": CONCEPT_WEIGHT,
-    }
-    return json.dumps(spec, sort_keys=True)
-
-
-def _hash(parts: Sequence[str], corpus_bytes: bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode())
-        h.update(b"\0")
-    h.update(corpus_bytes)
-    return h.hexdigest()[:20]
-
-
-def export_key(corpus_bytes: bytes) -> str:
-    """Key of the exported weights of a corpus under this code and these settings. No library
-    version: the export is plain numbers and text, read the same by any numpy (and computing the
-    key must not import scikit-learn)."""
-    return _hash((CODE_VERSION, f"export-{EXPORT_FORMAT}", _feature_spec()), corpus_bytes)
-
-
 def corpus_key(corpus_bytes: bytes) -> str:
     """Key of the pickled scikit-learn pipeline of a corpus under this code, these settings and
     these library versions (imports scikit-learn)."""
     import sklearn
 
-    return _hash(
+    return keyed_hash(
         (
             CODE_VERSION,
-            _feature_spec(),
+            feature_spec(),
             sklearn.__version__,
             np.__version__,
             f"{sys.version_info.major}.{sys.version_info.minor}",
         ),
         corpus_bytes,
     )
-
-
-def cache_dir(settings: EncoderSettings | None = None) -> Path:
-    """``settings.cache_dir`` (``$SUSTAINML_ENCODER_CACHE_DIR``, else ``<data dir>/cache/encoder``);
-    without settings the process environment's, read when the model is first needed."""
-    from sustainml.config import environment_settings
-
-    return (settings or environment_settings().encoder).cache_dir
 
 
 def _untrusted_cache(path: Path) -> str | None:
@@ -483,6 +408,10 @@ def reset_model() -> None:
 
 
 __all__ = [
+    "CACHE_ENV",
+    "CODE_VERSION",
+    "CORPUS_PATH",
+    "C",
     "EncoderModel",
     "Example",
     "FeatureRow",

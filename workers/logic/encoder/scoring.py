@@ -36,18 +36,11 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from sustainml.workers.logic.encoder.export import CONCEPT_WEIGHT, EXPORT_FORMAT
 from sustainml.workers.logic.encoder.lexicon import TOKEN_RE, concept_text, concept_tokens
 
 log = logging.getLogger(__name__)
 
-#: Bump when the file layout changes: files of another format are ignored and rewritten.
-EXPORT_FORMAT: Final = 1
-
-#: Weight of the concept block relative to the word and character blocks (see ``model.py``). Chosen
-#: by 5-fold cross-validation on the corpus: with 2,600 examples the words themselves carry more of
-#: the evidence than the lexicon's classes (0.2 / 0.3 / 0.4 / 0.6 / 0.8 / 1.2: goal 91.0 / 91.5 /
-#: 91.0 / 90.3 / 89.9 / 88.0 %).
-CONCEPT_WEIGHT: Final = 0.3
 
 Vector = npt.NDArray[np.float64]
 

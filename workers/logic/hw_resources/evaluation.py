@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 from sustainml.catalogue import HardwareEntry, ModelEntry
+from sustainml.estimate import memo
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
 from sustainml.estimate import serving as sv
@@ -285,34 +284,22 @@ def evaluate_device(
     return _roofline_evaluation(device, roof, weights_mb, activations_mb, limits, utilisation, audio_s)
 
 
-_ROOFLINE_MEMO_SIZE: Final = 4096
-_roofline_memo: OrderedDict[
-    tuple[int, int, str, str | None, Path | None], tuple[Any, Any, rl.RooflineEstimate]
-] = OrderedDict()
-_roofline_lock = threading.Lock()
+#: ``roofline.estimate`` per (analysed report, device, precision, engine, efficiency factors):
+#: ``auto`` evaluates every allowed device, and the same model comes back task after task.
+#: Reports are memoised themselves (``analysed``) and devices are catalogue entries, so both take
+#: part by identity; the efficiency factors by value (a recalibrated ``local-cpu`` misses).
+_rooflines: Final = memo.Memo[rl.RooflineEstimate]("hw_resources.roofline", 4096)
 
 
 def _roofline(
     report: ModelReport, device: HardwareEntry, precision: str, engine: str | None, data_dir: Path | None
 ) -> rl.RooflineEstimate:
-    """``roofline.estimate`` memoised per (analysed report, device, precision, engine, calibration
-    directory): ``auto``
-    evaluates every allowed device, and the same model comes back task after task. Reports are
-    themselves memoised (``analysed``) and devices are catalogue entries, so identity is the key;
-    the memo keeps both objects alive, so an id is never reused while its entry exists."""
-    key = (id(report), id(device), precision, engine, data_dir)
-    with _roofline_lock:
-        hit = _roofline_memo.get(key)
-        if hit is not None and hit[0] is report and hit[1] is device:
-            _roofline_memo.move_to_end(key)
-            return hit[2]
     efficiency = rl.efficiency_for(device, data_dir, engine)
-    roof = rl.estimate(report, device, precision, efficiency, engine=engine)
-    with _roofline_lock:
-        _roofline_memo[key] = (report, device, roof)
-        while len(_roofline_memo) > _ROOFLINE_MEMO_SIZE:
-            _roofline_memo.popitem(last=False)
-    return roof
+    return _rooflines.get(
+        (precision, engine, efficiency),
+        lambda: rl.estimate(report, device, precision, efficiency, engine=engine),
+        (report, device),
+    )
 
 
 def _roofline_evaluation(
@@ -411,8 +398,10 @@ def serving_devices(request: ServingRequest, device: HardwareEntry) -> dict[str,
         sc = sv.build_scenario(request.kind, inputs, device, request.goal)
         if request.kind == "diffusion" or request.spec is None:
             return inputs
-        est = sv.estimate_asr(request.spec, device, sc) if request.kind == "asr" else sv.cached_llm(
-            request.spec, device, sc
+        est = (
+            sv.estimate_asr(request.spec, device, sc)
+            if request.kind == "asr"
+            else sv.cached_llm(request.spec, device, sc)
         )
         if (est.weights_gb + est.kv_cache_gb) <= device.memory_gb * n:
             return inputs

@@ -8,12 +8,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Final
 
 from sustainml.catalogue import HardwareEntry, ModelEntry
-from sustainml.estimate import measure as measuring
 from sustainml.estimate import roofline as rl
 from sustainml.estimate import serving as sv
 from sustainml.estimate import trees as tr
@@ -34,9 +31,13 @@ from sustainml.workers.logic.hw_resources.evaluation import (
 from sustainml.workers.logic.hw_resources.model_file import LoadedModel, batch_size_of
 from sustainml.workers.logic.hw_resources.serving_request import ServingRequest
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 log = logging.getLogger(__name__)
 
 RANKING_SIZE: Final = 5
+
 
 def report_chosen(hw: HWResource, chosen: DeviceEvaluation, description: str = "") -> None:
     """The main outputs of the chosen device."""
@@ -163,8 +164,11 @@ def serve(
         "scenario": est.scenario.to_dict(),
         "scenario_sources": {
             **{k: where for k, (_, where) in request.inputs.items()},
-            **({"num_devices": serving_devices(request, chosen.hw)["num_devices"][1]}
-               if request.training_devices is not None else {}),
+            **(
+                {"num_devices": serving_devices(request, chosen.hw)["num_devices"][1]}
+                if request.training_devices is not None
+                else {}
+            ),
         },
         "assumed_defaults": {
             k: getattr(est.scenario, _SCENARIO_FIELD.get(k, k)) for k in est.scenario.assumed
@@ -323,8 +327,10 @@ def measured_on_this_cpu(
     loaded: LoadedModel, batch_size: int, ml_model: MLModel, estimate_s: float, data_dir: Path
 ) -> dict[str, Any]:
     """onnxruntime latency of the model on this CPU next to the estimate (errors reported, not raised)."""
+    from sustainml.estimate import measure as measuring  # onnx and onnxruntime: on the first run
+
     try:
-        arrays: list[np.ndarray[Any, Any]] = ml_model.input_arrays() if ml_model.input_batch else []
+        arrays: list[npt.NDArray[Any]] = ml_model.input_arrays() if ml_model.input_batch else []
         m = measuring.measure_latency(
             loaded.path, batch_size, arrays, dims=loaded.dims, cache_dir=data_dir / measuring.MEASUREMENTS_DIR
         )

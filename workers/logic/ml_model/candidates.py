@@ -7,12 +7,14 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sustainml.catalogue import HardwareEntry, ModelEntry
+from sustainml.estimate import memo
 from sustainml.estimate import power as pw
 from sustainml.estimate import roofline as rl
 from sustainml.estimate import transformer as tfm
+from sustainml.estimate.efficiency import Efficiency
 from sustainml.workers.logic.ml_model.reasons import why
 from sustainml.workers.logic.ml_model.rules import (
     DEFAULT_OUTPUT_TOKENS,
@@ -126,7 +128,7 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
         return a
     if not ctx.devices:
         return a
-    fits = [device_fit(entry, d, ctx, precision, a.memory_mb) for d in ctx.devices]
+    fits = device_fits(entry, ctx, precision, a.memory_mb)
     in_memory = [f for f in fits if f.fits_memory]
     if not in_memory:
         largest = max(ctx.devices, key=lambda d: d.memory_gb)
@@ -202,14 +204,16 @@ def memory_needed_mb(entry: ModelEntry, ctx: Context, precision: str) -> tuple[f
     return weights, f"{precision} weights"
 
 
-def answer_seconds(entry: ModelEntry, hw: HardwareEntry, ctx: Context, precision: str) -> tuple[float, str]:
+def answer_seconds(
+    entry: ModelEntry, hw: HardwareEntry, ctx: Context, precision: str, eff: Efficiency | None = None
+) -> tuple[float, str]:
     """Screening latency of one batch on ``ctx.num_devices`` x ``hw`` (ideal sharding), and the method.
 
     Generative transformers: prefill of the input, then one decode step per generated token at the
     middle context, each step bounded by compute or by reading the weights and KV cache (the
     transformer module's figures). Pipelines (diffusion): the parts run once plus the per-step part
     x ``diffusion_steps``. Everything else: the whole-model roofline of the catalogue MACs."""
-    eff = rl.efficiency_for(hw, ctx.estimation.data_dir)
+    eff = eff or rl.efficiency_for(hw, ctx.estimation.data_dir)
     peak, bandwidth = rl.device_rates(hw, precision)
     peak *= ctx.num_devices
     bandwidth *= ctx.num_devices
@@ -252,6 +256,25 @@ def answer_seconds(entry: ModelEntry, hw: HardwareEntry, ctx: Context, precision
     return quick.latency_s / ctx.num_devices if ctx.num_devices > 1 else quick.latency_s, method
 
 
+#: Screening fits of (model, the task's devices, precision, memory need, task shape): the same
+#: catalogue models are screened on the same devices task after task.
+_fits: Final = memo.Memo[tuple[DeviceFit, ...]]("ml_model.device_fits", 4096)
+
+
+def device_fits(entry: ModelEntry, ctx: Context, precision: str, memory_mb: float) -> tuple[DeviceFit, ...]:
+    """``device_fit`` on each of the task's devices, in their order (memoised)."""
+    # Every input of answer_seconds and of the power and memory checks, nothing else.
+    key = (precision, memory_mb, ctx.screening_key())
+    return _fits.get(
+        key,
+        lambda: tuple(
+            _fit(entry, d, ctx, precision, memory_mb, eff)
+            for d, eff in zip(ctx.devices, ctx.efficiencies, strict=True)
+        ),
+        (entry, *ctx.devices),
+    )
+
+
 def device_fit(
     entry: ModelEntry,
     device: HardwareEntry,
@@ -260,9 +283,20 @@ def device_fit(
     memory_mb: float | None = None,
 ) -> DeviceFit:
     precision = precision or ctx.precision_for(entry)
-    latency, method = answer_seconds(entry, device, ctx, precision)
-    power = pw.device_power_w(device, pw.default_utilisation(device.device_class)) * ctx.num_devices
     need = memory_mb if memory_mb is not None else memory_needed_mb(entry, ctx, precision)[0]
+    return _fit(entry, device, ctx, precision, need, None)
+
+
+def _fit(
+    entry: ModelEntry,
+    device: HardwareEntry,
+    ctx: Context,
+    precision: str,
+    need: float,
+    eff: Efficiency | None,
+) -> DeviceFit:
+    latency, method = answer_seconds(entry, device, ctx, precision, eff)
+    power = pw.device_power_w(device, pw.default_utilisation(device.device_class)) * ctx.num_devices
     return DeviceFit(device, latency, power, need <= ctx.num_devices * device.memory_gb * 1000.0, method)
 
 

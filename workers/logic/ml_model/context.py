@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sustainml.catalogue import HardwareEntry, ModelEntry, models
@@ -15,6 +16,7 @@ from sustainml.config import EstimationSettings
 from sustainml.estimate import roofline as rl
 from sustainml.estimate import transformer as tfm
 from sustainml.estimate.devices import AUTO, candidate_devices
+from sustainml.estimate.efficiency import Efficiency
 from sustainml.estimate.model_files import (
     dims_of,
 )
@@ -187,6 +189,25 @@ class Context:
             chat=bool(words_ & CHAT_WORDS),
             model_parameters=positive_number(size, "model_parameters") if size not in (None, "") else None,
             estimation=est,
+        )
+
+    @cached_property
+    def efficiencies(self) -> tuple[Efficiency, ...]:
+        """The efficiency factors of ``devices``, in order (``local``: calibrated in the data
+        directory when the task began)."""
+        return tuple(rl.efficiency_for(d, self.estimation.data_dir) for d in self.devices)
+
+    def screening_key(self) -> tuple[Any, ...]:
+        """What a candidate's screening on ``devices`` depends on besides the model, its precision
+        and memory need: the devices' efficiency factors and the task's shape."""
+        return (
+            self.efficiencies,
+            self.goal,
+            self.input_tokens,
+            self.output_tokens,
+            self.batch,
+            self.num_devices,
+            self.diffusion_steps,
         )
 
     def precision_for(self, entry: ModelEntry) -> str:

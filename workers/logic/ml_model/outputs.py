@@ -7,10 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-
 from sustainml.catalogue import ModelEntry
-from sustainml.estimate import measure as measuring
 from sustainml.messages import limits as msg_limits
 from sustainml.messages.types import (
     MLModel,
@@ -18,6 +15,8 @@ from sustainml.messages.types import (
 from sustainml.workers.logic.ml_model.rules import DEFAULT_OUTPUT_TOKENS, INPUT_BATCH_BUDGET, RAW_MODEL_LIMIT
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from sustainml.workers.logic.ml_model.context import Context
 
 
@@ -110,8 +109,10 @@ def input_specs(path: Path, batch: int, dims: Mapping[str, int]) -> list[tuple[s
 
 def input_arrays(
     path: Path, batch: int, dims: Mapping[str, int] | None = None
-) -> tuple[list[np.ndarray[Any, Any]], int]:
+) -> tuple[list[npt.NDArray[Any]], int]:
     """(seeded input arrays, samples sent): the whole batch, or as many samples as fit the message."""
+    import numpy as np  # loaded by the first task that sends an input batch, not at start
+
     specs = input_specs(path, batch, dims or {})
     per_sample = 0
     for _name, shape, dtype in specs:
@@ -125,6 +126,8 @@ def input_arrays(
         return [], 0
     if samples != batch:
         specs = [(n, [samples, *shape[1:]], d) for n, shape, d in specs]
+    from sustainml.estimate import measure as measuring  # onnx: loaded on the first input batch
+
     arrays = measuring.synthetic_inputs(specs, measuring.token_ranges(path))
     return [arrays[name] for name, _s, _d in specs], samples
 
@@ -158,9 +161,7 @@ def add_input_batch(
         )
 
 
-def add_raw_model(
-    ml_model: MLModel, path: Path, options: Mapping[str, Any], extra: dict[str, Any]
-) -> None:
+def add_raw_model(ml_model: MLModel, path: Path, options: Mapping[str, Any], extra: dict[str, Any]) -> None:
     if options.get("include_raw_model") is not True:
         return
     from sustainml.onnxgraphs import cache as onnx_cache
