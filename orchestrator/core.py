@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from sustainml.attribution import Attribution, Unattributed
@@ -50,6 +51,7 @@ from sustainml.orchestrator.outbox import Outbox
 from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, validate_submission
 from sustainml.orchestrator.queries import Queries, decode_user_input
 from sustainml.orchestrator.registry import NodeRegistry
+from sustainml.orchestrator.service import SubmitRefused
 from sustainml.orchestrator.statuses import STATUS_FLUSH_INTERVAL, StatusBuffer
 from sustainml.orchestrator.taskdb import StoredOutput, TaskDB, TaskRow, check_submission_key
 from sustainml.orchestrator.watchers import Watchers
@@ -225,6 +227,19 @@ class Orchestrator(Queries):
         log.info("task %s started", task_id)
         self.notify()
         return task_id
+
+    def submit_many(
+        self, inputs: Sequence[UserInput], *, idempotency_keys: Sequence[str] | None = None
+    ) -> list[TaskId | SubmitRefused]:
+        """``submit`` of each input in turn; a refused one becomes its ``SubmitRefused``."""
+        keys: Sequence[str | None] = [None] * len(inputs) if idempotency_keys is None else idempotency_keys
+        outcomes: list[TaskId | SubmitRefused] = []
+        for user_input, key in zip(inputs, keys, strict=True):
+            try:
+                outcomes.append(self.submit(user_input, idempotency_key=key))
+            except SubmitError as exc:
+                outcomes.append(SubmitRefused(str(exc)))
+        return outcomes
 
     def _start_or_fail(
         self,

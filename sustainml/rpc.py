@@ -12,9 +12,14 @@ Responder side: ``reply`` publishes to the default exchange with the request's `
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import threading
+import time
 import uuid
+from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -49,11 +54,47 @@ def check_own_queue(topology: Topology, name: str, field: str, *, direct_reply: 
 
 
 class RpcError(Exception):
-    """A request could not be answered; the message says why and what to do."""
+    """A request could not be answered; the message says why and what to do. Raised by
+    ``call_many``, it names the request (``index``) and holds the replies received until then
+    (``replies``, in input order, None where none came)."""
+
+    def __init__(
+        self, message: str, index: int | None = None, replies: Sequence[Message | None] = ()
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.replies = list(replies)
 
 
 class RpcTimeout(RpcError):
     pass
+
+
+class CallsUnanswered(RpcTimeout):
+    """A request of ``call_many`` stayed unanswered however often it was sent again."""
+
+
+class PendingCall:
+    """A request sent and not yet answered. ``reply`` resolves with the reply message, or with
+    ``RpcError`` naming the target when the request could not be sent (no queue bound, a broker
+    error); ``confirmed`` is the broker's publisher confirm."""
+
+    def __init__(
+        self, correlation_id: str, target: str, reply: Future[Message], confirmed: Future[None]
+    ) -> None:
+        self.correlation_id = correlation_id
+        self.target = target
+        self.reply = reply
+        self.confirmed = confirmed
+
+    def timeout_error(self, timeout: float) -> RpcTimeout:
+        """What waiting ``timeout`` seconds for the reply without one means."""
+        if not self.confirmed.done():
+            return RpcTimeout(f"{self.target}: the broker did not confirm the request within {timeout:g} s")
+        return RpcTimeout(
+            f"{self.target} did not answer within {timeout:g} s: is a replica running? "
+            f"(start one with `sustainml worker ...` or `sustainml up`)"
+        )
 
 
 class RpcClient:
@@ -68,6 +109,19 @@ class RpcClient:
         self._tag = transport.consume(self.reply_queue, self._on_reply, prefetch=64, concurrency=1)
 
     def call(
+        self, exchange: str, routing_key: str, body: bytes, *, timeout: float, **options: Any
+    ) -> Message:
+        """Send a request and wait for its reply; raises ``RpcTimeout``/``RpcError`` naming the
+        target. ``options``: those of ``send`` (type, target, headers)."""
+        pending = self.send(exchange, routing_key, body, timeout=timeout, **options)
+        try:
+            return pending.reply.result(timeout)
+        except FutureTimeout:
+            raise pending.timeout_error(timeout) from None
+        finally:
+            self.forget(pending)
+
+    def send(
         self,
         exchange: str,
         routing_key: str,
@@ -77,43 +131,113 @@ class RpcClient:
         type: str | None = None,
         target: str | None = None,
         headers: dict[str, Any] | None = None,
-    ) -> Message:
-        """Send a request and wait for its reply; raises ``RpcTimeout``/``RpcError`` naming ``target``."""
+    ) -> PendingCall:
+        """Send a request without waiting: many may be in flight at once, each matched to its reply
+        by its correlation id. ``timeout`` is the request's expiration (nobody executes it later).
+        Call ``forget`` once its reply is in hand or no longer wanted."""
         target = target or routing_key
         corr = uuid.uuid4().hex
-        fut: Future[Message] = Future()
+        answer: Future[Message] = Future()
         with self._lock:
-            self._pending[corr] = fut
-        try:
-            msg = Message(
-                body,
-                headers=dict(headers or {}),
-                correlation_id=corr,
-                reply_to=self.reply_queue,
-                type=type,
-                expiration_ms=max(1, int(timeout * 1000)),
-                persistent=False,
-            )
-            try:
-                self._transport.publish(exchange, routing_key, msg, mandatory=True).result(timeout)
-            except Unroutable:
-                raise RpcError(f"no queue is bound for {target}: is the deployment declared?") from None
-            except FutureTimeout:
-                raise RpcTimeout(
-                    f"{target}: the broker did not confirm the request within {timeout:g} s"
-                ) from None
-            except TransportError as exc:
-                raise RpcError(f"{target}: request could not be sent: {exc}") from exc
-            try:
-                return fut.result(timeout)
-            except FutureTimeout:
-                raise RpcTimeout(
-                    f"{target} did not answer within {timeout:g} s: is a replica running? "
-                    f"(start one with `sustainml worker ...` or `sustainml up`)"
-                ) from None
-        finally:
+            self._pending[corr] = answer
+        msg = Message(
+            body,
+            headers=dict(headers or {}),
+            correlation_id=corr,
+            reply_to=self.reply_queue,
+            type=type,
+            expiration_ms=max(1, int(timeout * 1000)),
+            persistent=False,
+        )
+        confirmed = self._transport.publish(exchange, routing_key, msg, mandatory=True)
+
+        def on_confirm(fut: Future[None]) -> None:
+            exc = fut.exception()
+            if exc is None:
+                return
+            if isinstance(exc, Unroutable):
+                error = RpcError(f"no queue is bound for {target}: is the deployment declared?")
+            else:
+                error = RpcError(f"{target}: request could not be sent: {exc}")
             with self._lock:
-                self._pending.pop(corr, None)
+                waiting = self._pending.pop(corr, None)
+            if waiting is not None:
+                waiting.set_exception(error)
+
+        confirmed.add_done_callback(on_confirm)
+        return PendingCall(corr, target, answer, confirmed)
+
+    def call_many(
+        self,
+        exchange: str,
+        routing_key: str,
+        bodies: Sequence[bytes],
+        *,
+        timeout: float,
+        resend_for: float,
+        window: int,
+        target: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> list[Message]:
+        """Send every body and return the replies in input order. At most ``window`` requests are
+        unanswered at once (replies are matched by correlation id, so they may come in any order).
+        A request unanswered after ``timeout`` s is sent again as it was (so only idempotent
+        requests belong here), until ``resend_for`` s after it was first sent: then
+        ``CallsUnanswered``. ``RpcError`` as soon as one cannot be sent. Both carry the replies
+        received so far."""
+        if window < 1:
+            raise ValueError(f"window: expected at least 1 request in flight, got {window}")
+        replies: list[Message | None] = [None] * len(bodies)
+        done: queue.SimpleQueue[tuple[int, PendingCall]] = queue.SimpleQueue()
+        # Index -> (its latest sending, when that was sent); insertion order is sending order, so
+        # the first entry is always the next to time out.
+        in_flight: dict[int, tuple[PendingCall, float]] = {}
+        first_sent: dict[int, float] = {}
+        to_resend: deque[int] = deque()
+        next_new = answered = 0
+        try:
+            while answered < len(bodies):
+                while len(in_flight) < window and (to_resend or next_new < len(bodies)):
+                    if to_resend:
+                        index = to_resend.popleft()
+                    else:
+                        index, next_new = next_new, next_new + 1
+                    pending = self.send(
+                        exchange, routing_key, bodies[index], timeout=timeout, target=target, headers=headers
+                    )
+                    now = time.monotonic()
+                    first_sent.setdefault(index, now)
+                    in_flight[index] = (pending, now)
+                    pending.reply.add_done_callback(functools.partial(_put_answered, done, index, pending))
+                oldest, (oldest_call, sent_at) = next(iter(in_flight.items()))
+                try:
+                    index, pending = done.get(timeout=max(0.0, sent_at + timeout - time.monotonic()))
+                except queue.Empty:
+                    del in_flight[oldest]
+                    self.forget(oldest_call)
+                    if time.monotonic() - first_sent[oldest] >= resend_for:
+                        unanswered = str(oldest_call.timeout_error(timeout))
+                        raise CallsUnanswered(unanswered, oldest, replies) from None
+                    log.info("request %d to %s not answered; sending it again", oldest, oldest_call.target)
+                    to_resend.append(oldest)
+                    continue
+                if in_flight.get(index, (None, 0.0))[0] is not pending:
+                    continue  # an answer to a sending already given up on (dropped unread)
+                del in_flight[index]
+                error = pending.reply.exception()
+                if error is not None:
+                    raise RpcError(str(error), index, replies)
+                replies[index] = pending.reply.result()
+                answered += 1
+        finally:
+            for pending, _sent in in_flight.values():
+                self.forget(pending)
+        return [reply for reply in replies if reply is not None]
+
+    def forget(self, pending: PendingCall) -> None:
+        """Stop waiting for ``pending``'s reply (one arriving later is dropped)."""
+        with self._lock:
+            self._pending.pop(pending.correlation_id, None)
 
     def _on_reply(self, delivery: Delivery) -> None:
         corr = delivery.message.correlation_id or ""
@@ -131,6 +255,12 @@ class RpcClient:
             self._transport.delete_queue(self.reply_queue)
         except TransportError as exc:  # the queue also expires on its own (x-expires)
             log.debug("could not delete reply queue %s: %s", self.reply_queue, exc)
+
+
+def _put_answered(
+    done: queue.SimpleQueue[tuple[int, PendingCall]], index: int, pending: PendingCall, _fut: object
+) -> None:
+    done.put((index, pending))
 
 
 def reply(
