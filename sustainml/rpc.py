@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import queue
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
 from sustainml.topology import Topology
@@ -184,55 +186,23 @@ class RpcClient:
         A request unanswered after ``timeout`` s is sent again as it was (so only idempotent
         requests belong here), until ``resend_for`` s after it was first sent: then
         ``CallsUnanswered``. ``RpcError`` as soon as one cannot be sent. Both carry the replies
-        received so far."""
+        received so far.
+
+        A timeout also halves the window (once per ``timeout``; it grows back by one per reply):
+        a responder slower than ``window`` requests per ``timeout`` would otherwise see the tail
+        of the window expire in its queue, sent again, and expire again."""
         if window < 1:
             raise ValueError(f"window: expected at least 1 request in flight, got {window}")
-        replies: list[Message | None] = [None] * len(bodies)
-        done: queue.SimpleQueue[tuple[int, PendingCall]] = queue.SimpleQueue()
-        # Index -> (its latest sending, when that was sent); insertion order is sending order, so
-        # the first entry is always the next to time out.
-        in_flight: dict[int, tuple[PendingCall, float]] = {}
-        first_sent: dict[int, float] = {}
-        to_resend: deque[int] = deque()
-        next_new = answered = 0
+
+        def send(body: bytes) -> PendingCall:
+            return self.send(exchange, routing_key, body, timeout=timeout, target=target, headers=headers)
+
+        pipeline = _Pipeline(bodies, send, self.forget, timeout=timeout, resend_for=resend_for, window=window)
         try:
-            while answered < len(bodies):
-                while len(in_flight) < window and (to_resend or next_new < len(bodies)):
-                    if to_resend:
-                        index = to_resend.popleft()
-                    else:
-                        index, next_new = next_new, next_new + 1
-                    pending = self.send(
-                        exchange, routing_key, bodies[index], timeout=timeout, target=target, headers=headers
-                    )
-                    now = time.monotonic()
-                    first_sent.setdefault(index, now)
-                    in_flight[index] = (pending, now)
-                    pending.reply.add_done_callback(functools.partial(_put_answered, done, index, pending))
-                oldest, (oldest_call, sent_at) = next(iter(in_flight.items()))
-                try:
-                    index, pending = done.get(timeout=max(0.0, sent_at + timeout - time.monotonic()))
-                except queue.Empty:
-                    del in_flight[oldest]
-                    self.forget(oldest_call)
-                    if time.monotonic() - first_sent[oldest] >= resend_for:
-                        unanswered = str(oldest_call.timeout_error(timeout))
-                        raise CallsUnanswered(unanswered, oldest, replies) from None
-                    log.info("request %d to %s not answered; sending it again", oldest, oldest_call.target)
-                    to_resend.append(oldest)
-                    continue
-                if in_flight.get(index, (None, 0.0))[0] is not pending:
-                    continue  # an answer to a sending already given up on (dropped unread)
-                del in_flight[index]
-                error = pending.reply.exception()
-                if error is not None:
-                    raise RpcError(str(error), index, replies)
-                replies[index] = pending.reply.result()
-                answered += 1
+            return pipeline.run()
         finally:
-            for pending, _sent in in_flight.values():
+            for pending, _sent in pipeline.in_flight.values():
                 self.forget(pending)
-        return [reply for reply in replies if reply is not None]
 
     def forget(self, pending: PendingCall) -> None:
         """Stop waiting for ``pending``'s reply (one arriving later is dropped)."""
@@ -255,6 +225,78 @@ class RpcClient:
             self._transport.delete_queue(self.reply_queue)
         except TransportError as exc:  # the queue also expires on its own (x-expires)
             log.debug("could not delete reply queue %s: %s", self.reply_queue, exc)
+
+
+@dataclass
+class _Pipeline:
+    """One ``call_many``: which request is in flight, answered, or waiting to be sent again."""
+
+    bodies: Sequence[bytes]
+    send: Callable[[bytes], PendingCall]
+    forget: Callable[[PendingCall], None]
+    timeout: float
+    resend_for: float
+    window: int
+    limit: int = field(init=False)  # the window now: halved by a timeout, grown back by replies
+    last_cut: float = -math.inf
+    replies: list[Message | None] = field(init=False)
+    done: queue.SimpleQueue[tuple[int, PendingCall]] = field(default_factory=queue.SimpleQueue)
+    # Index -> (its latest sending, when that was sent); insertion order is sending order, so the
+    # first entry is always the next to time out.
+    in_flight: dict[int, tuple[PendingCall, float]] = field(default_factory=dict)
+    first_sent: dict[int, float] = field(default_factory=dict)
+    to_resend: deque[int] = field(default_factory=deque)
+    next_new: int = 0
+    answered: int = 0
+
+    def __post_init__(self) -> None:
+        self.limit = self.window
+        self.replies = [None] * len(self.bodies)
+
+    def run(self) -> list[Message]:
+        while self.answered < len(self.bodies):
+            self._fill()
+            oldest, (oldest_call, sent_at) = next(iter(self.in_flight.items()))
+            try:
+                index, pending = self.done.get(timeout=max(0.0, sent_at + self.timeout - time.monotonic()))
+            except queue.Empty:
+                self._timed_out(oldest, oldest_call)
+                continue
+            if self.in_flight.get(index, (None, 0.0))[0] is pending:  # else: a sending given up on
+                self._answered(index, pending)
+        return [reply for reply in self.replies if reply is not None]
+
+    def _fill(self) -> None:
+        while len(self.in_flight) < self.limit and (self.to_resend or self.next_new < len(self.bodies)):
+            if self.to_resend:
+                index = self.to_resend.popleft()
+            else:
+                index, self.next_new = self.next_new, self.next_new + 1
+            pending = self.send(self.bodies[index])
+            now = time.monotonic()
+            self.first_sent.setdefault(index, now)
+            self.in_flight[index] = (pending, now)
+            pending.reply.add_done_callback(functools.partial(_put_answered, self.done, index, pending))
+
+    def _timed_out(self, index: int, pending: PendingCall) -> None:
+        del self.in_flight[index]
+        self.forget(pending)  # its reply, if it still comes, is dropped unread
+        now = time.monotonic()
+        if now - self.first_sent[index] >= self.resend_for:
+            raise CallsUnanswered(str(pending.timeout_error(self.timeout)), index, self.replies)
+        log.info("request %d to %s not answered; sending it again", index, pending.target)
+        self.to_resend.append(index)
+        if now - self.last_cut >= self.timeout:
+            self.limit, self.last_cut = max(1, self.limit // 2), now
+
+    def _answered(self, index: int, pending: PendingCall) -> None:
+        del self.in_flight[index]
+        error = pending.reply.exception()
+        if error is not None:
+            raise RpcError(str(error), index, self.replies)
+        self.replies[index] = pending.reply.result()
+        self.answered += 1
+        self.limit = min(self.window, self.limit + 1)
 
 
 def _put_answered(
