@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+# Requests call_many sends before its first reply: the window grows from here by one per reply
+# (doubling each round trip), so a slow responder never gets a whole large window at once.
+START_WINDOW = 16
 
 
 class ForeignQueue(ValueError):
@@ -188,9 +191,11 @@ class RpcClient:
         ``CallsUnanswered``. ``RpcError`` as soon as one cannot be sent. Both carry the replies
         received so far.
 
-        A timeout also halves the window (once per ``timeout``; it grows back by one per reply):
-        a responder slower than ``window`` requests per ``timeout`` would otherwise see the tail
-        of the window expire in its queue, sent again, and expire again."""
+        The window adapts to the responder, so that no request waits in its queue until it
+        expires (then to be sent again, and wait again): it starts at ``START_WINDOW`` and grows
+        by one per reply; while the oldest request in flight has waited a quarter of its timeout
+        (the responder is not keeping up) it stops growing, nothing is added, and it shrinks to
+        what is in flight; a timeout halves it (once per ``timeout``)."""
         if window < 1:
             raise ValueError(f"window: expected at least 1 request in flight, got {window}")
 
@@ -237,7 +242,7 @@ class _Pipeline:
     timeout: float
     resend_for: float
     window: int
-    limit: int = field(init=False)  # the window now: halved by a timeout, grown back by replies
+    limit: int = field(init=False)  # the window now: grown by replies, halved by a timeout
     last_cut: float = -math.inf
     replies: list[Message | None] = field(init=False)
     done: queue.SimpleQueue[tuple[int, PendingCall]] = field(default_factory=queue.SimpleQueue)
@@ -250,7 +255,7 @@ class _Pipeline:
     answered: int = 0
 
     def __post_init__(self) -> None:
-        self.limit = self.window
+        self.limit = min(self.window, START_WINDOW)
         self.replies = [None] * len(self.bodies)
 
     def run(self) -> list[Message]:
@@ -267,6 +272,9 @@ class _Pipeline:
         return [reply for reply in self.replies if reply is not None]
 
     def _fill(self) -> None:
+        if self._backlogged():  # what is in flight is as much as the responder keeps up with
+            self.limit = max(1, min(self.limit, len(self.in_flight)))
+            return
         while len(self.in_flight) < self.limit and (self.to_resend or self.next_new < len(self.bodies)):
             if self.to_resend:
                 index = self.to_resend.popleft()
@@ -277,6 +285,15 @@ class _Pipeline:
             self.first_sent.setdefault(index, now)
             self.in_flight[index] = (pending, now)
             pending.reply.add_done_callback(functools.partial(_put_answered, self.done, index, pending))
+
+    def _backlogged(self) -> bool:
+        """The oldest request in flight has waited a quarter of its timeout: one sent now would
+        queue behind every other and could expire there. (A quarter: while the window grows, the
+        newest request waits about twice as long as the oldest has so far.)"""
+        if not self.in_flight:
+            return False
+        _oldest, sent_at = next(iter(self.in_flight.values()))
+        return time.monotonic() - sent_at > self.timeout / 4
 
     def _timed_out(self, index: int, pending: PendingCall) -> None:
         del self.in_flight[index]
@@ -296,7 +313,8 @@ class _Pipeline:
             raise RpcError(str(error), index, self.replies)
         self.replies[index] = pending.reply.result()
         self.answered += 1
-        self.limit = min(self.window, self.limit + 1)
+        if not self._backlogged():
+            self.limit = min(self.window, self.limit + 1)
 
 
 def _put_answered(

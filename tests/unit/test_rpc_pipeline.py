@@ -5,12 +5,15 @@ sent."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import pytest
 
+from sustainml import rpc
 from sustainml.rpc import CallsUnanswered, PendingCall, RpcError, _Pipeline
 from sustainml.transport.base import Message
 
@@ -109,3 +112,34 @@ def test_a_request_that_cannot_be_sent_raises_at_once() -> None:
     with pytest.raises(RpcError, match="no queue is bound") as caught:
         pipeline.run()
     assert caught.value.index == 1 and caught.value.replies[0] is not None
+
+
+def test_a_slow_responder_gets_no_more_than_it_answers_before_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A responder answering one request every 50 ms, in order, as a queue does, and a window far
+    larger than it can answer within the 1 s timeout: requests are held back while the oldest
+    has waited half its timeout, so none waits until it times out and none is sent twice."""
+    monkeypatch.setattr(rpc, "START_WINDOW", 2)  # the window grows quickly past what is safe
+    responder = Responder(lambda body, sending: False)
+    answered = threading.Event()
+
+    def serve() -> None:
+        while not answered.is_set():
+            time.sleep(0.05)
+            if responder.held:
+                pending, body = responder.held.pop(0)
+                pending.reply.set_result(Message(body[::-1]))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    bodies = [f"request {i}".encode() for i in range(40)]
+    try:
+        pipeline = _Pipeline(
+            bodies, responder.send, responder.forget, timeout=1.0, resend_for=30.0, window=40
+        )
+        assert [r.body for r in pipeline.run()] == [b[::-1] for b in bodies]
+    finally:
+        answered.set()
+        server.join()
+    assert responder.sent == bodies and responder.forgotten == []
