@@ -246,10 +246,11 @@ class Client:
         idempotency_keys: Sequence[str] | None = None,
     ) -> list[TaskId | SubmitRefused]:
         """Submit every input without waiting for each answer: up to ``window`` ``submit``
-        requests are in flight at once (docs/wire-format.md §9.2), their replies matched by
-        correlation id. Returns, in input order, each input's task id, or the ``SubmitRefused``
-        naming the field the orchestrator refused (the others are still submitted). With
-        ``watch`` every task's outputs arrive as ``StageEvent``s for ``wait``/``wait_many``.
+        requests are in flight at once (fewer while the orchestrator lags: ``RpcClient.call_many``;
+        docs/wire-format.md §9.1-9.2), their replies matched by correlation id. Returns, in input
+        order, each input's task id, or the ``SubmitRefused`` naming the field the orchestrator
+        refused (the others are still submitted). With ``watch`` every task's outputs arrive as
+        ``StageEvent``s for ``wait``/``wait_many``.
 
         Every submission carries an idempotency key (``idempotency_keys``, one per input, or a new
         random one each): a request the orchestrator does not answer in time (it may be

@@ -12,9 +12,9 @@ sees realistic inputs without the cost of the stages before it.
 Submissions go through the public ``Client`` (RPC to the orchestrator, which allocates the id,
 stores the input and publishes it). Latency is ``Client.submit(watch=True)`` + ``Client.wait``
 (the result fetched from the TaskDB); throughput submits every task from one thread with
-``Client.submit_many`` (up to ``SUBMIT_WINDOW`` requests in flight, replies matched by
-correlation id), and its completions are the orchestrator's terminal task events, seen on a queue
-bound to the tasks exchange.
+``Client.submit_many`` (up to ``SUBMIT_WINDOW`` requests in flight, fewer while the orchestrator
+lags; replies matched by correlation id), and its completions are the orchestrator's terminal
+task events, seen on a queue bound to the tasks exchange.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES_ENV = "SUSTAINML_BENCH_TEMPLATES"
 SHIPPED_ENV = "SUSTAINML_BENCH_SHIPPED"  # stage kinds a bench worker runs with the shipped logic
-SUBMIT_WINDOW = 256  # submit requests in flight at once during the throughput run
+SUBMIT_WINDOW = 256  # most submit requests in flight at once during the throughput run
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -356,7 +356,7 @@ def run(url: str, tasks: int, latency_tasks: int) -> SystemResult:
         setup=(
             "orchestrator + 6 worker processes (1 replica each, 2 handler threads, prefetch 8), "
             "zero-cost callbacks; persistent, confirmed, ack after confirm; SQLite TaskDB; "
-            f"throughput submitted by one thread through Client.submit_many ({SUBMIT_WINDOW} in flight)"
+            f"throughput submitted by one thread through Client.submit_many (up to {SUBMIT_WINDOW} in flight)"
         ),
     )
     with ProcessDeployment(url) as dep:
