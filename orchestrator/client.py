@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,14 @@ from sustainml.messages.tasks import (
 )
 from sustainml.orchestrator.node_calls import config_call, publish_control
 from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT
-from sustainml.orchestrator.service import EventHandler, EventSubscription, Health, event_bindings
-from sustainml.rpc import RpcClient, RpcError, RpcTimeout
+from sustainml.orchestrator.service import (
+    EventHandler,
+    EventSubscription,
+    Health,
+    SubmitRefused,
+    event_bindings,
+)
+from sustainml.rpc import CallsUnanswered, RpcClient, RpcError, RpcTimeout
 from sustainml.topology import PIPELINE, Topology, resolve_stage
 from sustainml.transport import amqp_transport
 from sustainml.transport.base import Delivery, Message, Transport
@@ -77,6 +83,10 @@ MAX_TRACKED_TASKS = 10_000
 # How long wait() holds a watched task that a poll found finished, for its last events: longer
 # than the poll interval (1 s), so an announcement up to a second behind the store is never lost.
 FINAL_EVENTS_GRACE = 2.0
+# Submissions in flight at once in submit_many: enough to keep the orchestrator's request
+# handlers busy; bounded so a large batch neither floods the requests queue nor outlives its
+# requests' expiration while queued behind the rest.
+SUBMIT_WINDOW = 256
 _STAGE_KINDS = frozenset(stage.kind for stage in PIPELINE)
 
 
@@ -84,8 +94,14 @@ class OrchestratorError(RuntimeError):
     """The orchestrator refused a request or could not be reached; the message says which."""
 
 
-class _NoAnswer(OrchestratorError):
-    """No reply within the timeout (a submission is then sent again with its key)."""
+class SubmissionsUnanswered(OrchestratorError):
+    """Some submissions stayed unanswered for ``SUSTAINML_SUBMIT_TIMEOUT`` s. ``outcomes`` holds
+    what the others got, in input order (None: no answer; its task may exist, and submitting it
+    again with the same idempotency key never creates a second one)."""
+
+    def __init__(self, message: str, outcomes: list[TaskId | SubmitRefused | None]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
 
 
 class UnknownTask(OrchestratorError, KeyError):
@@ -93,6 +109,13 @@ class UnknownTask(OrchestratorError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+def _no_answer(timeout: float) -> str:
+    return (
+        f"the orchestrator did not answer within {timeout:g} s: is it running? "
+        "(`sustainml up` starts it with all workers; `sustainml orchestrator` alone)"
+    )
 
 
 def _refusal(error: str) -> OrchestratorError:
@@ -178,15 +201,12 @@ class Client:
         self.close()
 
     # -- orchestrator requests ---------------------------------------------------------------
-    def _call(self, req: Request, *, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(self, req: Request) -> dict[str, Any]:
         timeout = self.settings.rpc_timeout
         try:
-            answer = self._rpc_call(encode_request(req), headers or {}, timeout)
+            answer = self._rpc_call(encode_request(req), {}, timeout)
         except RpcTimeout:
-            raise _NoAnswer(
-                f"the orchestrator did not answer within {timeout:g} s: is it running? "
-                "(`sustainml up` starts it with all workers; `sustainml orchestrator` alone)"
-            ) from None
+            raise OrchestratorError(_no_answer(timeout)) from None
         except RpcError as exc:
             raise OrchestratorError(str(exc)) from None
         reply = unpack(answer.body)
@@ -209,28 +229,75 @@ class Client:
     ) -> TaskId:
         """Submit a problem (or an iteration: set previous_iteration and
         extra_data.previous_problem_id). With ``watch`` the task's outputs arrive as
-        ``StageEvent``s for ``wait``/``events``.
+        ``StageEvent``s for ``wait``/``events``. ``submit_many`` of one input: a refusal raises
+        ``OrchestratorError`` naming the field."""
+        keys = [idempotency_key] if idempotency_key else None
+        outcome = self.submit_many([user_input], watch=watch, idempotency_keys=keys)[0]
+        if isinstance(outcome, SubmitRefused):
+            raise _refusal(outcome.error)
+        return outcome
 
-        Every submission carries an idempotency key (a new random one unless given): when the
-        orchestrator does not answer in time (it may be restarting) the same request is sent
-        again, for up to ``SUSTAINML_SUBMIT_TIMEOUT`` s, and the orchestrator returns the task the
-        key already created instead of creating a second one."""
+    def submit_many(
+        self,
+        inputs: Sequence[UserInput],
+        *,
+        window: int = SUBMIT_WINDOW,
+        watch: bool = False,
+        idempotency_keys: Sequence[str] | None = None,
+    ) -> list[TaskId | SubmitRefused]:
+        """Submit every input without waiting for each answer: up to ``window`` ``submit``
+        requests are in flight at once (fewer while the orchestrator lags: ``RpcClient.call_many``;
+        docs/wire-format.md §9.1-9.2), their replies matched by correlation id. Returns, in input
+        order, each input's task id, or the ``SubmitRefused`` naming the field the orchestrator
+        refused (the others are still submitted). With ``watch`` every task's outputs arrive as
+        ``StageEvent``s for ``wait``/``wait_many``.
+
+        Every submission carries an idempotency key (``idempotency_keys``, one per input, or a new
+        random one each): a request the orchestrator does not answer in time (it may be
+        restarting) is sent again with the same key, for up to ``SUSTAINML_SUBMIT_TIMEOUT`` s, and
+        the orchestrator returns the task the key already created instead of creating a second
+        one. Past that, ``SubmissionsUnanswered`` (with the outcomes received so far); a request
+        that cannot be sent at all raises ``OrchestratorError``."""
+        if idempotency_keys is not None and len(idempotency_keys) != len(inputs):
+            raise ValueError(
+                f"idempotency_keys: {len(idempotency_keys)} keys for {len(inputs)} inputs (one each)"
+            )
+        keys = list(idempotency_keys or (f"client-{uuid.uuid4().hex}" for _ in inputs))
         headers = {H.H_WATCH_QUEUE: self._ensure_watch_queue(), H_WATCH_MODE: WATCH_DIRECT} if watch else None
-        key = idempotency_key or f"client-{uuid.uuid4().hex}"
-        req = SubmitRequest(user_input, key)
-        deadline = time.monotonic() + self.settings.submit_timeout
-        while True:
-            try:
-                reply = self._call(req, headers=headers)
-                break
-            except _NoAnswer as exc:
-                if time.monotonic() >= deadline:
-                    raise OrchestratorError(
-                        f"{exc} (submission {key} tried for {self.settings.submit_timeout:g} s)"
-                    ) from None
-                log.info("submission %s not answered; sending it again (same key)", key)
+        requests = [SubmitRequest(ui, key) for ui, key in zip(inputs, keys, strict=True)]
+        try:
+            answers = self._rpc.call_many(
+                "",
+                self.topology.orchestrator_requests_queue,
+                [encode_request(req) for req in requests],
+                timeout=self.settings.rpc_timeout,
+                resend_for=self.settings.submit_timeout,
+                window=window,
+                target="the orchestrator",
+                headers=headers,
+            )
+        except CallsUnanswered as exc:
+            outcomes = [
+                self._submitted(req, answer, watch) if answer else None
+                for req, answer in zip(requests, exc.replies, strict=True)
+            ]
+            raise SubmissionsUnanswered(
+                f"{_no_answer(self.settings.rpc_timeout)} (submission {keys[exc.index or 0]} tried for "
+                f"{self.settings.submit_timeout:g} s; {sum(o is not None for o in outcomes)} of "
+                f"{len(requests)} answered)",
+                outcomes,
+            ) from None
+        except RpcError as exc:
+            raise OrchestratorError(str(exc)) from None
+        return [self._submitted(req, answer, watch) for req, answer in zip(requests, answers, strict=True)]
+
+    def _submitted(self, req: SubmitRequest, answer: Message, watch: bool) -> TaskId | SubmitRefused:
+        """The outcome of one answered submission (a watched new problem's input remembered)."""
+        reply = unpack(answer.body)
+        if not reply.get("ok"):
+            return SubmitRefused(str(reply.get("error") or "request refused"))
         task_id = SubmitReply.from_wire(reply).task_id
-        if watch and user_input.previous_iteration == 0:
+        if watch and req.user_input.previous_iteration == 0:
             # Stored as sent (an iteration's input is merged with its base by the orchestrator).
             with self._tracked_lock:
                 self._track(task_id).user_input = req.fields()["user_input"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -56,6 +56,7 @@ from sustainml.orchestrator.progress import Progress
 from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, validate_submission
 from sustainml.orchestrator.queries import Queries, decode_user_input
 from sustainml.orchestrator.registry import NodeRegistry
+from sustainml.orchestrator.service import SubmitRefused
 from sustainml.orchestrator.statuses import STATUS_FLUSH_INTERVAL, StatusBuffer
 from sustainml.orchestrator.submissions import Submission, Submissions
 from sustainml.orchestrator.taskdb import TaskDB, TaskRow, check_submission_key
@@ -250,20 +251,40 @@ class Orchestrator(Queries):
         self.notify()
         return task_id
 
-    def submit_many(self, inputs: list[UserInput]) -> list[TaskId]:
-        """Start many new problems at once: their ids allocated and stored in one transaction,
-        their task starts published together (``submissions``); an iteration is submitted alone,
-        after them. Raises the first error met, in the order of ``inputs``."""
-        batch = [Submission(ui) for ui in inputs if ui.previous_iteration == 0]
+    def submit_many(
+        self, inputs: Sequence[UserInput], *, idempotency_keys: Sequence[str] | None = None
+    ) -> list[TaskId | SubmitRefused]:
+        """Start many tasks at once: the new problems' ids allocated and stored in one transaction
+        and their task starts published together (``submissions``); an iteration is submitted
+        alone, after them. A refused input becomes its ``SubmitRefused``; a broker or database
+        error is raised."""
+        keys: Sequence[str | None] = [None] * len(inputs) if idempotency_keys is None else idempotency_keys
+        if len(keys) != len(inputs):
+            raise ValueError("idempotency_keys: expected one key per input")
+        batch = [
+            Submission(ui, idempotency_key=key)
+            for ui, key in zip(inputs, keys, strict=True)
+            if ui.previous_iteration == 0
+        ]
         self.submissions.run(batch)
-        outcomes = iter(batch)
-        ids: list[TaskId] = []
-        for ui in inputs:
-            outcome = next(outcomes).outcome if ui.previous_iteration == 0 else self.submit(ui)
-            if not isinstance(outcome, TaskId):
+        new_problems = iter(batch)
+        outcomes: list[TaskId | SubmitRefused] = []
+        for ui, key in zip(inputs, keys, strict=True):
+            outcome: TaskId | Exception | None
+            if ui.previous_iteration == 0:
+                outcome = next(new_problems).outcome
+            else:
+                try:
+                    outcome = self.submit(ui, idempotency_key=key)
+                except SubmitError as exc:
+                    outcome = exc
+            if isinstance(outcome, TaskId):
+                outcomes.append(outcome)
+            elif isinstance(outcome, SubmitError):
+                outcomes.append(SubmitRefused(str(outcome)))
+            else:
                 raise outcome if outcome is not None else SubmitError("not started")
-            ids.append(outcome)
-        return ids
+        return outcomes
 
     def _start_or_fail(
         self,

@@ -4,15 +4,16 @@
 ``watch`` delivers the deployment's live facts (every ``TaskEvent`` and ``NodeStatus``) to a
 callback through a private queue of the caller's own; ``EventSubscription`` is that subscription,
 shared by both implementations, and ``NodeRegistry`` turns its ``NodeStatus`` facts into live
-replicas. ``SubmitError`` and ``TransportError`` are the refusals and failures the service raises;
-``monitored_queues`` names the shared queues whose depth ``queue_counts`` reports. Callers (the
-HTTP API) take these names from here, not from the modules beneath.
+replicas. ``SubmitError`` and ``TransportError`` are the refusals and failures the service raises,
+``SubmitRefused`` the refusal of one input of ``submit_many``; ``monitored_queues`` names the
+shared queues whose depth ``queue_counts`` reports. Callers (the HTTP API) take these names from
+here, not from the modules beneath.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,7 @@ __all__ = [
     "NodeRegistry",
     "OrchestratorService",
     "SubmitError",
+    "SubmitRefused",
     "TransportError",
     "event_bindings",
     "monitored_queues",
@@ -59,6 +61,17 @@ log = logging.getLogger(__name__)
 
 LiveFact = TaskEvent | NodeStatus
 EventHandler = Callable[[LiveFact], None]
+
+
+@dataclass(frozen=True)
+class SubmitRefused:
+    """One input of ``submit_many`` that the orchestrator refused: it created no task. ``error``
+    names the field, as a refused ``submit`` says it."""
+
+    error: str
+
+    def __str__(self) -> str:
+        return self.error
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,14 @@ class OrchestratorService(Protocol):
     def submit(self, user_input: UserInput, *, idempotency_key: str | None = None) -> TaskId:
         """Start a task (a new problem, or an iteration: ``previous_iteration`` and
         ``extra_data.previous_problem_id``); a retry with the same key returns the same task."""
+        ...
+
+    def submit_many(
+        self, inputs: Sequence[UserInput], *, idempotency_keys: Sequence[str] | None = None
+    ) -> list[TaskId | SubmitRefused]:
+        """``submit`` of every input, in order: each one's task id, or the ``SubmitRefused``
+        naming the field when that input was refused (the others are submitted all the same).
+        ``idempotency_keys``, when given, holds one key per input."""
         ...
 
     def task(self, task_id: TaskId) -> TaskSummary:

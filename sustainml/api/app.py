@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -26,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sustainml import __version__
 from sustainml.api import compat, v1
-from sustainml.api.deps import ApiContext
+from sustainml.api.deps import ApiContext, field_path, validation_errors
 from sustainml.api.events import EventHub
 from sustainml.api.metrics import ApiMetrics
 from sustainml.api.security import BodyLimit, RequestCounter, SiteGuard, TokenCheck
@@ -39,35 +38,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOAD_PATH = "/v1/datasets"
 THREADS = 100  # blocking handlers at once (the default 40 is low beside slow configuration RPCs)
-
-
-def _field_path(loc: Any) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "list", "dict"})
-
-
-def _is_union_tag(part: Any) -> bool:
-    """Pydantic names the member of a union in the error location (``extra_data.dict[str,any]``):
-    that is a type, not a field the client can act on."""
-    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or part.startswith("function-"))
-
-
-def _validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """One entry per field: union tags dropped from locations, the union members' messages merged
-    ("Input should be a valid dictionary or a valid string")."""
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for e in errors:
-        loc = tuple(p for p in e.get("loc", ()) if not _is_union_tag(p))
-        msg = str(e.get("msg", "invalid"))
-        if loc in merged:
-            alternative = msg.removeprefix("Input should be ")
-            if alternative not in merged[loc]["msg"]:
-                merged[loc]["msg"] += f" or {alternative}"
-        else:
-            merged[loc] = {"loc": list(loc), "msg": msg}
-    return list(merged.values())
 
 
 def create_app(
@@ -111,8 +81,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = _validation_errors(list(exc.errors())) or [{"loc": ["body"], "msg": "invalid"}]
-        message = f"{_field_path(detail[0]['loc'])}: {detail[0]['msg']}"
+        detail = validation_errors(list(exc.errors())) or [{"loc": ["body"], "msg": "invalid"}]
+        message = f"{field_path(detail[0]['loc'])}: {detail[0]['msg']}"
         return JSONResponse({"error": message, "detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,6 +1,7 @@
 """What every route module shares: the per-application context (the orchestrator service, the
 event hub, metrics, the token check), the dependencies that fetch it, and the documented error
-answers. Route modules import this, never ``app`` (which imports them)."""
+answers (with the one-entry-per-field view of a validation error). Route modules import this,
+never ``app`` (which imports them)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,36 @@ class ApiContext:
                     return res, False
                 with suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+
+
+def field_path(loc: Any) -> str:
+    """A validation error's location as the answer names it: ``body.extra_data.hardware``."""
+    return ".".join(str(p) for p in loc)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "list", "dict"})
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic names the member of a union in the error location (``extra_data.dict[str,any]``):
+    that is a type, not a field the client can act on."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or part.startswith("function-"))
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """One entry per field: union tags dropped from locations, the union members' messages merged
+    ("Input should be a valid dictionary or a valid string")."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in errors:
+        loc = tuple(p for p in e.get("loc", ()) if not _is_union_tag(p))
+        msg = str(e.get("msg", "invalid"))
+        if loc in merged:
+            alternative = msg.removeprefix("Input should be ")
+            if alternative not in merged[loc]["msg"]:
+                merged[loc]["msg"] += f" or {alternative}"
+        else:
+            merged[loc] = {"loc": list(loc), "msg": msg}
+    return list(merged.values())
 
 
 def context(request: Request) -> ApiContext:

@@ -14,6 +14,8 @@ LONG_MAX = 2**31 - 1
 #: Longest wait of a long-poll (`/results` `timeout`, `/v1/tasks/{p}/{i}` `wait`), in seconds: a
 #: whole pipeline with measured carbon can take minutes; a larger value is refused with 422.
 LONG_POLL_MAX_S = 300
+#: Most items of one ``POST /v1/tasks/batch`` (the body is also bounded by SUSTAINML_API_MAX_BODY).
+MAX_BATCH_TASKS = 1000
 TaskStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -196,6 +198,44 @@ class StatusOne(BaseModel):
 class TaskAccepted(BaseModel):
     task_id: TaskIdBody
     state: TaskStateName
+
+
+class TaskBatchBody(BaseModel):
+    """Many problems in one request (``POST /v1/tasks/batch``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tasks": [
+                        {"problem_short_description": "detect defects in photos of welded seams"},
+                        {"problem_short_description": "forecast daily sales", "modality": "time-series"},
+                    ]
+                }
+            ]
+        },
+    )
+    tasks: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_TASKS,
+        description=f"1 to {MAX_BATCH_TASKS} UserInput objects, each as `POST /v1/tasks` takes it",
+    )
+
+
+class BatchItemOutcome(BaseModel):
+    """One item of a batch: the task it created, or why it was refused (no task)."""
+
+    index: int = Field(description="the item's position in `tasks`, from 0")
+    task_id: TaskIdBody | None = Field(None, description="null when refused")
+    error: str | None = Field(None, description="null when created; else names the item and the field")
+
+
+class TaskBatchAccepted(BaseModel):
+    submitted: int = Field(description="tasks created")
+    refused: int = Field(description="items refused")
+    tasks: list[BatchItemOutcome] = Field(description="one per item, in the order sent")
+    error: str | None = Field(None, description="the first refusal, when any item was refused")
 
 
 class Alert(BaseModel):

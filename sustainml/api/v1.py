@@ -7,9 +7,9 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import (
     APIRouter,
@@ -24,6 +24,7 @@ from fastapi import (
     Path as PathParam,
 )
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
 
 from sustainml.api import views
 from sustainml.api.deps import (
@@ -36,6 +37,8 @@ from sustainml.api.deps import (
     Ctx,
     IdempotencyKey,
     Responses,
+    field_path,
+    validation_errors,
 )
 from sustainml.api.events import replica_json
 from sustainml.api.metrics import CONTENT_TYPE
@@ -48,6 +51,8 @@ from sustainml.api.schemas import (
     NodeConfigBody,
     NodesAnswer,
     TaskAccepted,
+    TaskBatchAccepted,
+    TaskBatchBody,
     TaskDetail,
     TaskList,
     TaskStateName,
@@ -55,14 +60,16 @@ from sustainml.api.schemas import (
 )
 from sustainml.api.security import prune_uploads
 from sustainml.datasets import allowed_data_dirs, dataset_formats
-from sustainml.messages import TaskId
+from sustainml.messages import MessageError, TaskId, UserInput
 from sustainml.messages.tasks import TaskState
+from sustainml.orchestrator.service import SubmitRefused
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 ProblemId = Annotated[int, PathParam(ge=1, le=2**32 - 1)]
 IterationId = Annotated[int, PathParam(ge=1, le=2**32 - 1)]
+Route = TypeVar("Route", bound=Callable[..., Any])
 UNSUPPORTED: Responses = {415: {"model": ErrorBody, "description": "unsupported file type"}}
 UNKNOWN_NODE: Responses = {404: {"model": ErrorBody, "description": "unknown node"}}
 COPY_CHUNK = 1 << 20
@@ -74,20 +81,73 @@ def _tid(p: int, i: int) -> TaskId:
 
 
 # -- tasks -----------------------------------------------------------------------------------------
-@router.post(
-    "/v1/tasks",
-    status_code=201,
-    response_model=TaskAccepted,
-    dependencies=[Auth],
-    tags=["tasks"],
-    responses={**INVALID, **AUTH, **BROKER, **TOO_LARGE},
-)
+def _creates_tasks(path: str, answer: type[BaseModel], responses: Responses) -> Callable[[Route], Route]:
+    """A route that creates tasks: ``201`` with ``answer``, token required."""
+    return router.post(
+        path, status_code=201, response_model=answer, dependencies=[Auth], tags=["tasks"], responses=responses
+    )
+
+
+@_creates_tasks("/v1/tasks", TaskAccepted, {**INVALID, **AUTH, **BROKER, **TOO_LARGE})
 def submit_task(ctx: Ctx, body: V1UserInputBody, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Submit a problem (the body of the original `POST /user_input`). With an `Idempotency-Key`
     header, a retry with the same key returns the task the first request created."""
     ui = views.user_input_from_body(body.model_dump(exclude_none=True))
     task_id = ctx.orch.submit(ui, idempotency_key=f"http-{idempotency_key}" if idempotency_key else None)
     return {"task_id": views.task_id_json(task_id), "state": ctx.orch.task(task_id).state.value}
+
+
+@_creates_tasks(
+    "/v1/tasks/batch",
+    TaskBatchAccepted,
+    {
+        **AUTH,
+        **BROKER,
+        **TOO_LARGE,
+        422: {"model": TaskBatchAccepted, "description": "bad body, or all refused"},
+    },
+)
+def submit_batch(ctx: Ctx, body: TaskBatchBody, idempotency_key: IdempotencyKey = None) -> Any:
+    """Submit many problems at once: each item is checked as `POST /v1/tasks` checks its body,
+    and every valid one is submitted even when others are refused. With an
+    `Idempotency-Key` header, a retry of the same batch returns the tasks the first created."""
+    outcomes: list[dict[str, Any]] = [
+        {"index": i, "task_id": None, "error": None} for i in range(len(body.tasks))
+    ]
+    accepted: list[tuple[int, UserInput]] = []
+    for index, item in enumerate(body.tasks):
+        try:
+            accepted.append((index, _batch_item(index, item)))
+        except ValueError as exc:  # MessageError and ValidationError too
+            outcomes[index]["error"] = str(exc)
+    keys = [f"http-batch-{idempotency_key}-{index}" for index, _ in accepted] if idempotency_key else None
+    submitted = ctx.orch.submit_many([ui for _, ui in accepted], idempotency_keys=keys) if accepted else []
+    for (index, _), outcome in zip(accepted, submitted, strict=True):
+        if isinstance(outcome, SubmitRefused):
+            outcomes[index]["error"] = f"tasks[{index}]: {outcome.error}"
+        else:
+            outcomes[index]["task_id"] = views.task_id_json(outcome)
+    errors = [o["error"] for o in outcomes if o["error"] is not None]
+    answer = {
+        "submitted": len(outcomes) - len(errors),
+        "refused": len(errors),
+        "tasks": outcomes,
+        "error": errors[0] if errors else None,
+    }
+    return JSONResponse(answer, status_code=201 if answer["submitted"] else 422)
+
+
+def _batch_item(index: int, item: dict[str, Any]) -> UserInput:
+    """Item ``index`` of a batch as a UserInput; ``ValueError`` naming ``tasks[index]`` and the field."""
+    try:
+        body = V1UserInputBody.model_validate(item)
+    except ValidationError as exc:
+        first = validation_errors(list(exc.errors()))[0]
+        raise ValueError(f"tasks[{index}].{field_path(first['loc'])}: {first['msg']}") from None
+    try:
+        return views.user_input_from_body(body.model_dump(exclude_none=True))
+    except MessageError as exc:
+        raise ValueError(f"tasks[{index}]: {exc}") from None
 
 
 @router.get("/v1/tasks", response_model=TaskList, tags=["tasks"], responses={**INVALID})
@@ -140,13 +200,8 @@ async def get_task(
     return views.omit_fields(views.task_detail(res), (omit or "").split(","))
 
 
-@router.post(
-    "/v1/tasks/{p}/{i}/iterate",
-    status_code=201,
-    response_model=TaskAccepted,
-    dependencies=[Auth],
-    tags=["tasks"],
-    responses={**NOT_FOUND, **INVALID, **AUTH, **BROKER, **TOO_LARGE},
+@_creates_tasks(
+    "/v1/tasks/{p}/{i}/iterate", TaskAccepted, {**NOT_FOUND, **INVALID, **AUTH, **BROKER, **TOO_LARGE}
 )
 def iterate_task(
     ctx: Ctx, p: ProblemId, i: IterationId, body: Annotated[V1UserInputBody | None, Body()] = None

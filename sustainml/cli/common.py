@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -43,6 +44,17 @@ def friendly_errors(*, embedded_hint: bool = False) -> Iterator[None]:
         fail(str(exc))
     except TimeoutError as exc:
         fail(str(exc))
+
+
+def read_text_file(path: Path, flag: str) -> str:
+    """A UTF-8 file's text, or one line naming the flag, the file and what is wrong with it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        fail(f"{flag} {path}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        fail(f"{flag} {path}: {exc.strerror or exc}")
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -16,16 +16,15 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from sustainml.cli.common import err, fail, friendly_errors, out, settings_of
-from sustainml.cli.render import print_result, summary_row, wait_live
+from sustainml.cli.batch import read_batch, submit_batch
+from sustainml.cli.common import err, fail, friendly_errors, out, read_text_file, settings_of
+from sustainml.cli.render import print_result, wait_live
 from sustainml.config import Settings
 from sustainml.messages import MessageError, TaskId, UserInput, from_json_dict
-from sustainml.orchestrator.client import Client, StageEvent
-from sustainml.topology import PIPELINE
+from sustainml.orchestrator.client import Client
 
 
 def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -41,23 +40,12 @@ def _parse_extra(pairs: tuple[str, ...]) -> dict[str, Any]:
     return extra
 
 
-def _read_text(path: Path, flag: str) -> str:
-    """A UTF-8 file's text, or one line naming the flag, the file and what is wrong with it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        bad = exc.object[exc.start]
-        fail(f"{flag} {path}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save it as UTF-8")
-    except OSError as exc:
-        fail(f"{flag} {path}: {exc.strerror or exc}")
-
-
 def _user_input_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if opts["input"]:
         path = Path(opts["input"])
         try:
-            body = json.loads(_read_text(path, "--input"))
+            body = json.loads(read_text_file(path, "--input"))
         except json.JSONDecodeError as exc:
             fail(f"--input {path}: not JSON ({exc})")
         if not isinstance(body, dict):
@@ -144,11 +132,16 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
     type=click.Path(dir_okay=False),
     help="JSON file shaped like the REST /user_input body.",
 )
-@click.option("--batch", type=click.Path(dir_okay=False), help="JSONL file: one /user_input body per line.")
+@click.option(
+    "--batch",
+    type=click.Path(dir_okay=False),
+    help="JSON Lines file, one task per line: a /user_input body, or a problem description. "
+    "Submitted pipelined; a bad line is refused with its number and field, the others still go.",
+)
 @click.option(
     "--wait/--no-wait",
     default=None,
-    help="Follow the task live and print its result (always on with --embedded).",
+    help="Follow the task (with --batch: every task) live and print its result (always on with --embedded).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the complete result(s) as JSON (implies --wait)."
@@ -160,11 +153,10 @@ def _to_user_input(body: dict[str, Any], where: str) -> UserInput:
 )
 @click.pass_context
 def submit(ctx: click.Context, /, **opts: Any) -> None:
-    """Submit an ML problem (flags, --input JSON or --batch JSONL)."""
+    """Submit an ML problem (flags, --input JSON) or many (--batch JSONL)."""
     settings = settings_of(ctx)
-    if opts["batch"]:
-        inputs = _read_batch(Path(opts["batch"]))
-    else:
+    batch = read_batch(Path(opts["batch"])) if opts["batch"] else None
+    if batch is None:
         if opts["problem"] is not None and opts["previous_iteration"] is None:
             opts["previous_iteration"] = -1  # --problem P alone: iterate on P's latest iteration
         body = _user_input_from_flags(opts)
@@ -185,8 +177,9 @@ def submit(ctx: click.Context, /, **opts: Any) -> None:
         fail("--embedded runs the pipeline inside this command, so it always waits: drop --no-wait")
     wait = bool(opts["wait"] or opts["as_json"] or opts["embedded"])
     with friendly_errors(embedded_hint=True), _client(settings, embedded=opts["embedded"]) as client:
-        if opts["batch"]:
-            _submit_batch(client, inputs, as_json=opts["as_json"], timeout=opts["timeout"])
+        if batch is not None:
+            if not submit_batch(client, batch, wait=wait, as_json=opts["as_json"], timeout=opts["timeout"]):
+                ctx.exit(1)
             return
         task_id = client.submit(inputs[0], watch=wait)
         if not wait:
@@ -217,77 +210,6 @@ def _client(settings: Settings, *, embedded: bool) -> Iterator[Client]:
         yield client
     finally:
         client.close()
-
-
-# A batch is read whole into memory and submitted in one go: bound it so that a wrong file
-# (a log, a dataset) fails at once instead of exhausting memory or flooding the broker.
-MAX_BATCH_BYTES = 64 * 1024 * 1024
-MAX_BATCH_TASKS = 100_000
-
-
-def _read_batch(path: Path) -> list[UserInput]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BATCH_BYTES:
-            fail(f"--batch {path}: {size} bytes, more than the {MAX_BATCH_BYTES} accepted; split the file")
-    except OSError as exc:
-        fail(f"--batch {path}: {exc}")
-    lines = _read_text(path, "--batch").splitlines()
-    if sum(1 for line in lines if line.strip()) > MAX_BATCH_TASKS:
-        fail(f"--batch {path}: more than {MAX_BATCH_TASKS} tasks; split the file")
-    inputs: list[UserInput] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            body = json.loads(line)
-        except json.JSONDecodeError as exc:
-            fail(f"--batch {path}:{n}: not JSON ({exc.msg})")
-        if not isinstance(body, dict):
-            fail(f"--batch {path}:{n}: expected a JSON object")
-        inputs.append(_to_user_input(body, f"--batch {path}:{n}"))
-    if not inputs:
-        fail(f"--batch {path}: no tasks in the file")
-    return inputs
-
-
-def _submit_batch(client: Client, inputs: list[UserInput], *, as_json: bool, timeout: float) -> None:
-    """Submit every task, then wait for all of them (a batch always waits: its output is results)."""
-    ids: list[TaskId] = []
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    ) as progress:
-        sub = progress.add_task("submitted", total=len(inputs))
-        for ui in inputs:
-            ids.append(client.submit(ui, watch=True))
-            progress.advance(sub)
-        fin = progress.add_task("finished", total=len(ids))
-
-        def on_progress(ev: StageEvent) -> None:
-            if ev.failed or ev.node == PIPELINE[-1].node:
-                progress.update(fin, completed=min(len(ids), progress.tasks[fin].completed + 1))
-
-        done = client.wait_many(ids, timeout + len(ids) * 0.5, on_progress)
-        progress.update(fin, completed=len(ids))
-    if as_json:
-        for tid in ids:  # input order
-            click.echo(json.dumps(done[tid].to_json(), ensure_ascii=False))
-        return
-    table = Table(title=f"{len(ids)} tasks")
-    for col in (
-        "task",
-        "state",
-        "goal",
-        "model",
-        "hardware",
-        "latency (s)",
-        "energy (Wh)",
-        "carbon (kgCO2e)",
-    ):
-        table.add_column(col)
-    for tid in ids:
-        table.add_row(*summary_row(done[tid]))
-    out.print(table)
 
 
 @click.command()
@@ -411,5 +333,3 @@ def cancel(ctx: click.Context, problem_id: int | None, iteration_id: int | None)
         ctx.exit(1)
     else:
         out.print(f"cancelled task {done}", highlight=False, soft_wrap=True)
-
-

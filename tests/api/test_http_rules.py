@@ -36,6 +36,7 @@ def test_token_guards_mutating_routes_only(secured: Running, caplog: pytest.LogC
     for method, path, payload in (
         ("POST", "/user_input", body),
         ("POST", "/v1/tasks", body),
+        ("POST", "/v1/tasks/batch", {"tasks": [body]}),
         ("POST", "/config_request", {"configuration": "hardwares"}),
         ("POST", "/v1/nodes/hw_resources/config", {"configuration": "hardwares"}),
         ("POST", "/cancel", None),
@@ -153,7 +154,7 @@ def test_openapi_documents_every_route(mem_api: Running) -> None:
     paths = set(spec["paths"])
     assert {
         "/", "/user_input", "/config_request", "/status", "/results", "/cancel", "/hf_models_info",
-        "/hf_models_compare", "/terminate", "/shutdown", "/v1/tasks", "/v1/tasks/{p}/{i}",
+        "/hf_models_compare", "/terminate", "/shutdown", "/v1/tasks", "/v1/tasks/batch", "/v1/tasks/{p}/{i}",
         "/v1/tasks/{p}/{i}/iterate", "/v1/tasks/{p}/{i}/cancel", "/v1/tasks/{p}/{i}/export", "/v1/nodes",
         "/v1/nodes/{node}/config", "/v1/datasets", "/v1/events", "/metrics", "/healthz",
     } <= paths  # fmt: skip

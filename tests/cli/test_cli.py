@@ -46,7 +46,40 @@ def test_embedded_batch_prints_one_result_per_line_in_input_order(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["USER_INPUT"]["problem_short_description"] for r in lines] == descriptions
-    assert [r["task_id"]["problem_id"] for r in lines] == [1, 2, 3]
+    # Submitted pipelined: the ids are the order the orchestrator handled them in, not the file's.
+    assert sorted(r["task_id"]["problem_id"] for r in lines) == [1, 2, 3]
+    assert "submitted 3 task(s)" in proc.stderr and "refused" not in proc.stderr
+
+
+def test_embedded_batch_refuses_bad_lines_by_number_and_field_and_submits_the_rest(tmp_path: Path) -> None:
+    batch = tmp_path / "tasks.jsonl"
+    lines = [
+        json.dumps({"problem_short_description": "forecast daily sales"}),
+        json.dumps({"problem_short_description": "count cars", "minimum_samples": -3}),  # read: refused
+        "",
+        "translate product manuals to Spanish",  # plain text: a description
+        '{"problem_short_description": "broken',
+        json.dumps({"problem_short_description": "count cars", "extra_data": {"num_outputs": 99}}),
+        json.dumps("detect cars in traffic video"),  # a JSON string: a description
+    ]
+    batch.write_text("\n".join(lines) + "\n")
+    proc = _run("submit", "--embedded", "--batch", str(batch), "--json")
+    assert proc.returncode == 1, proc.stderr  # some lines refused
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a.get("line") or a["USER_INPUT"]["problem_short_description"] for a in answers] == [
+        "forecast daily sales",
+        2,
+        "translate product manuals to Spanish",
+        5,
+        6,
+        "detect cars in traffic video",
+    ]
+    assert all(a["state"] == "succeeded" for a in answers if "state" in a)
+    assert answers[1]["error"].startswith("UserInput.minimum_samples: must be >= 0")
+    assert answers[3]["error"].startswith("not JSON (")
+    assert answers[4]["error"].startswith("extra_data.num_outputs: at most 10")  # refused by the orchestrator
+    assert f"refused: --batch {batch}:2: UserInput.minimum_samples" in proc.stderr
+    assert f"submitted 3 task(s) from {batch}; 3 line(s) refused (2, 5, 6); 3 succeeded" in proc.stderr
 
 
 def test_input_file_shaped_like_the_rest_body(tmp_path: Path) -> None:

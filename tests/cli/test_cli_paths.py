@@ -18,7 +18,7 @@ import pytest
 
 from sustainml.config import Settings
 from sustainml.deployment import LocalDeployment, amqp_transports
-from sustainml.messages import UserInput
+from sustainml.messages import TaskId, UserInput
 from sustainml.orchestrator.client import Client
 from sustainml.topology import PIPELINE, Topology
 from sustainml.transport.amqp import AmqpTransport
@@ -133,6 +133,31 @@ def test_submit_wait_returns_when_the_result_is_in(
     proc = _run("submit", "-d", "detect defects in photos of welded seams", "--wait", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "succeeded" in proc.stdout and "consumer not found" not in proc.stderr
+
+
+@pytest.mark.integration
+def test_batch_without_wait_prints_each_lines_task_and_with_wait_follows_them_all(
+    deployment: tuple[LocalDeployment, dict[str, str]], tmp_path: Path
+) -> None:
+    dep, env = deployment
+    batch = tmp_path / "tasks.jsonl"
+    lines = ["forecast daily sales", json.dumps({"modality": 5}), "count cars in parking photos"]
+    batch.write_text("\n".join(lines) + "\n")
+    proc = _run("submit", "--batch", str(batch), env=env)
+    assert proc.returncode == 1, proc.stderr  # line 2 refused
+    submitted = dict(line.split(": task ") for line in proc.stdout.splitlines())
+    assert set(submitted) == {"line 1", "line 3"}
+    assert f"refused: --batch {batch}:2: UserInput.modality" in proc.stderr
+    assert f"submitted 2 task(s) from {batch}; 1 line(s) refused (2)" in proc.stderr
+    p, i = submitted["line 3"].split(".")
+    stored = dep.client().result(TaskId(problem_id=int(p), iteration_id=int(i))).user_input
+    assert stored is not None and stored.problem_short_description == "count cars in parking photos"
+    good = tmp_path / "good.jsonl"
+    good.write_text("forecast daily sales\ndetect defects in photos of welded seams\n")
+    followed = _run("submit", "--batch", str(good), "--wait", env=env)
+    assert followed.returncode == 0, followed.stderr
+    assert "2 tasks" in followed.stdout  # the results table's title
+    assert f"submitted 2 task(s) from {good}; 2 succeeded" in followed.stderr
 
 
 @pytest.mark.integration
