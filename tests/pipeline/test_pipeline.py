@@ -74,8 +74,9 @@ def test_submit_many_starts_a_batch_and_a_running_task_shows_outputs_not_stored_
 
     dep = deploy(callbacks={"HW_RESOURCES": held_hw_resources})
     assert dep.orchestrator is not None
-    ids = dep.orchestrator.submit_many([_ui(f"{WELD} #{n}") for n in range(5)])
-    assert len(set(ids)) == 5 and all(t.iteration_id == 1 for t in ids)
+    outcomes = dep.orchestrator.submit_many([_ui(f"{WELD} #{n}") for n in range(5)])
+    ids = [t for t in outcomes if isinstance(t, TaskId)]
+    assert len(ids) == 5 and len(set(ids)) == 5 and all(t.iteration_id == 1 for t in ids)
     client = dep.client()
     # current_stage is written behind from the progress queue; outputs are stored only with the
     # outcome, and until then `result` shows the ones the orchestrator saw go by.
