@@ -10,8 +10,8 @@ start without any estimate memoised.
 
 - **single task end to end**: ``latency.measure`` over the descriptions, one at a time after
   warm-up tasks (the first tasks load the encoder and build graphs), submit -> stored result;
-- **throughput**: ``tasks`` descriptions submitted through the public ``Client`` from
-  ``ours.SUBMIT_THREADS`` threads; tasks/s = tasks / (first submit -> last terminal task event);
+- **throughput**: ``tasks`` descriptions submitted through the public ``Client``'s
+  ``submit_many`` (as part 1 submits); tasks/s = tasks / (first submit -> last terminal task event);
   CPU per task of every process over that run (utime + stime from /proc/<pid>/stat);
 - **in process**: the six callbacks on the same descriptions without messaging
   (``logic.evaluate``): the median per task is what the logic itself costs.
@@ -22,12 +22,11 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sustainml.bench import latency, logic
 from sustainml.bench.common import BenchError, cpu_seconds
-from sustainml.bench.ours import SUBMIT_THREADS, ProcessDeployment, TaskEvents
+from sustainml.bench.ours import SUBMIT_WINDOW, ProcessDeployment, TaskEvents
 from sustainml.config import Settings
 from sustainml.topology import PIPELINE
 
@@ -55,18 +54,20 @@ def warm_caches() -> dict[str, str]:
 
 
 def measure_throughput(settings: Settings, texts: Sequence[str], timeout: float = 600.0) -> tuple[float, int]:
-    """``texts`` submitted by ``SUBMIT_THREADS`` threads: (completed tasks/s, failed count)."""
-    from sustainml.messages import UserInput
+    """``texts`` submitted by one ``submit_many``: (completed tasks/s, failed count)."""
+    from sustainml.messages import TaskId, UserInput
     from sustainml.orchestrator.client import Client
 
     events = TaskEvents(settings)
     try:
         with Client(settings) as client:
             start = time.perf_counter()
-            with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
-                ids = list(
-                    pool.map(lambda t: client.submit(UserInput(problem_short_description=t)).key, texts)
-                )
+            inputs = [UserInput(problem_short_description=t) for t in texts]
+            outcomes = client.submit_many(inputs, window=SUBMIT_WINDOW)
+            refused = [o for o in outcomes if not isinstance(o, TaskId)]
+            if refused:
+                raise BenchError(f"{len(refused)} of {len(texts)} submissions refused, e.g. {refused[0]}")
+            ids = [o.key for o in outcomes if isinstance(o, TaskId)]
             events.wait_for(ids, timeout)
         last = max(events.done[k][0] for k in ids)
         return len(texts) / (last - start), sum(1 for k in ids if events.done[k][1] != "succeeded")
