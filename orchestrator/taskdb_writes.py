@@ -374,11 +374,20 @@ class TaskWrites(TaskDBBase):
         keep_values = frozenset(TaskState(s).value for s in keep)
         answers: list[StoredOutput | None] = []
         with self._write() as conn:
+            # The records that came with the outcomes go in one statement at the end: one round
+            # trip per batch instead of one per task.
+            others: list[dict[str, Any]] = []
             for o in outcomes:
-                answers.append(self._store_outcome(conn, o, keep_values))
+                answers.append(self._store_outcome(conn, o, keep_values, others))
+            if others:
+                conn.execute(self._insert_outputs_stmt, others)
         return answers
 
-    def _store_outcome(self, conn: Connection, o: Outcome, keep: frozenset[str]) -> StoredOutput | None:
+    def _store_outcome(
+        self, conn: Connection, o: Outcome, keep: frozenset[str], others: list[dict[str, Any]]
+    ) -> StoredOutput | None:
+        """Store ``o``'s own output and state; the task's other records are appended to ``others``
+        for the caller to insert."""
         own = o.records[o.kind]
         if not self._insert_output(conn, o.task, o.kind, own, o.message_id):
             found = conn.execute(self._task_snapshot_stmt, self._key_params(o.task)).one_or_none()
@@ -391,7 +400,7 @@ class TaskWrites(TaskDBBase):
             conn.execute(self._delete_outputs_stmt, self._key_params(o.task))
             return None
         now = _now()
-        others = [
+        others += [
             {
                 "problem_id": o.task.problem_id,
                 "iteration_id": o.task.iteration_id,
@@ -403,8 +412,6 @@ class TaskWrites(TaskDBBase):
             for kind, record in o.records.items()
             if kind != o.kind
         ]
-        if others:
-            conn.execute(self._insert_outputs_stmt, others)
         return _stored(True, applied, m)
 
     def record_progress(self, stages: dict[TaskId, str]) -> None:
