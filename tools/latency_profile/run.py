@@ -92,11 +92,11 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
         seg["total submit -> result in hand"].append(b - a)
         seg["1 Client.submit (RPC)"].append(submit[1] - submit[0])
         delivered = first("deliver requests", a)
-        seg["1a request delivered -> orchestrator handler thread"].append(
-            first("Orchestrator._on_request", delivered[0])[0] - delivered[0]
+        seg["1a request delivered -> submissions thread"].append(
+            first("Submissions.run", delivered[0])[0] - delivered[0]
         )
         for event, label in (
-            ("TaskDB.create_problem", "1b create_problem (SQLite txn)"),
+            ("TaskDB.submit_problems", "1b submit_problems (SQLite txn)"),
             ("Orchestrator._bind_watcher", "1c bind watch queue (sync channel op)"),
             ("TaskDB.set_state", "1d set_state running (SQLite txn)"),
             ("publish[P] UserInput", "1e UserInput persistent publish -> confirm (awaited)"),
@@ -136,9 +136,9 @@ def segments(rows: list[Row], marks: list[tuple[float, float]]) -> dict[str, lis
             key=lambda r: r[0],
         )
         seg["3 last stage output -> final TaskEvent at client"].append(final[0] - previous)
-        seg["3a Orchestrator._on_result (x6, sum)"].append(total("Orchestrator._on_result"))
-        seg["3c   of which TaskDB.get_task"].append(total("TaskDB.get_task"))
-        seg["3d   of which TaskDB.store_stage_output"].append(total("TaskDB.store_stage_output"))
+        seg["3a Progress.on_progress (x5, sum)"].append(total("Progress.on_progress"))
+        seg["3b OutcomeWriter._write (the outcome)"].append(total("OutcomeWriter._write"))
+        seg["3c   of which TaskDB.store_outcomes"].append(total("TaskDB.store_outcomes"))
         seg["4 Client.result (RPC)"].append(result[1] - result[0])
         seg["x overlap: submit end - first stage delivery"].append(submit[1] - first_stage)
     return seg

@@ -58,7 +58,16 @@ def _tail(name: str) -> str:
 
 def install() -> None:
     from sustainml import rpc
-    from sustainml.orchestrator import client, core, handlers, taskdb, watchers
+    from sustainml.orchestrator import (
+        client,
+        core,
+        handlers,
+        outcomes,
+        progress,
+        submissions,
+        taskdb,
+        watchers,
+    )
     from sustainml.transport.amqp import AmqpTransport
     from sustainml.transport.amqp.consumer import Consumers
     from sustainml.transport.amqp.declarer import Declarer
@@ -102,18 +111,23 @@ def install() -> None:
     _timed(Node, "_run_task", "Node._run_task")
     _timed(intake, "decode_task", "worker decode_task")
     _timed(output, "encode_task", "worker encode_task")
-    for name in ("submit", "_start", "_on_result", "result"):
+    for name in ("submit", "_start_or_fail", "result"):
         _timed(core.Orchestrator, name, f"Orchestrator.{name}")
+    _timed(submissions.Submissions, "run", "Submissions.run")
+    _timed(outcomes.OutcomeWriter, "on_result", "OutcomeWriter.on_result")
+    _timed(outcomes.OutcomeWriter, "_write", "OutcomeWriter._write")
+    _timed(progress.Progress, "on_progress", "Progress.on_progress")
     _timed(handlers, "on_request", "orchestrator on_request")
     for name in ("add", "forget"):
         _timed(watchers.Watchers, name, f"Watchers.{name}")
     for name in (
-        "create_problem",
+        "submit_problems",
         "set_state",
         "get_task",
         "get_outputs",
         "record_statuses",
-        "store_stage_output",
+        "record_progress",
+        "store_outcomes",
     ):
         _timed(taskdb.TaskDB, name, f"TaskDB.{name}")
     for name in ("submit", "wait", "result"):
