@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,16 +325,22 @@ def measure_throughput(settings: Settings, n: int, *, timeout: float = 600.0) ->
 
 
 def submit_and_follow(settings: Settings, n: int, *, timeout: float = 600.0) -> Throughput:
-    """``n`` tasks submitted from one thread by one ``submit_many`` (``SUBMIT_WINDOW`` requests in
+    """``n`` zero-cost tasks through ``follow``."""
+    return follow(settings, [_user_input(i) for i in range(n)], timeout=timeout)
+
+
+def follow(settings: Settings, inputs: Sequence[Any], *, timeout: float = 600.0) -> Throughput:
+    """``inputs`` submitted from one thread by one ``submit_many`` (``SUBMIT_WINDOW`` requests in
     flight), followed to their terminal events."""
     from sustainml.messages import TaskId
     from sustainml.orchestrator.client import Client
 
+    n = len(inputs)
     events = TaskEvents(settings)
     try:
         with Client(settings) as client:
             start = time.perf_counter()
-            outcomes = client.submit_many([_user_input(i) for i in range(n)], window=SUBMIT_WINDOW)
+            outcomes = client.submit_many(list(inputs), window=SUBMIT_WINDOW)
             submitted = time.perf_counter() - start
             refused = [o for o in outcomes if not isinstance(o, TaskId)]
             if refused:

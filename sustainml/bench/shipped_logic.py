@@ -20,13 +20,12 @@ start without any estimate memoised.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from sustainml.bench import latency, logic
 from sustainml.bench.common import BenchError, cpu_seconds
-from sustainml.bench.ours import SUBMIT_WINDOW, ProcessDeployment, TaskEvents
+from sustainml.bench.ours import ProcessDeployment, follow
 from sustainml.config import Settings
 from sustainml.topology import PIPELINE
 
@@ -55,24 +54,10 @@ def warm_caches() -> dict[str, str]:
 
 def measure_throughput(settings: Settings, texts: Sequence[str], timeout: float = 600.0) -> tuple[float, int]:
     """``texts`` submitted by one ``submit_many``: (completed tasks/s, failed count)."""
-    from sustainml.messages import TaskId, UserInput
-    from sustainml.orchestrator.client import Client
+    from sustainml.messages import UserInput
 
-    events = TaskEvents(settings)
-    try:
-        with Client(settings) as client:
-            start = time.perf_counter()
-            inputs = [UserInput(problem_short_description=t) for t in texts]
-            outcomes = client.submit_many(inputs, window=SUBMIT_WINDOW)
-            refused = [o for o in outcomes if not isinstance(o, TaskId)]
-            if refused:
-                raise BenchError(f"{len(refused)} of {len(texts)} submissions refused, e.g. {refused[0]}")
-            ids = [o.key for o in outcomes if isinstance(o, TaskId)]
-            events.wait_for(ids, timeout)
-        last = max(events.done[k][0] for k in ids)
-        return len(texts) / (last - start), sum(1 for k in ids if events.done[k][1] != "succeeded")
-    finally:
-        events.close()
+    measured = follow(settings, [UserInput(problem_short_description=t) for t in texts], timeout=timeout)
+    return measured.tasks_per_s, measured.failed
 
 
 def run(url: str, tasks: int, latency_tasks: int) -> dict[str, Any]:
