@@ -178,6 +178,15 @@ def test_datasheet_anchors() -> None:
     assert hardware().get("V100").peak("int8") == hardware().get("V100").peak("fp32")
 
 
+@pytest.mark.parametrize(("name", "measured_max_w"), [("TPU-v3", 262.0), ("TPU-v4", 192.0)])
+def test_google_tpus_carry_the_measured_maximum_google_publishes(name: str, measured_max_w: float) -> None:
+    """Google publishes measured min/mean/max chip power for TPU v3 and v4, not a TDP: both
+    generations charge the measured maximum, one convention for one vendor's chips."""
+    tpu = hardware().get(name)
+    assert tpu.tdp_w == measured_max_w
+    assert "measured maximum" in tpu.source and "cloud.google.com/tpu/docs" in tpu.source
+
+
 def test_multi_device_entries_scale_their_single_device() -> None:
     one = hardware().get("H100")
     for n in (2, 3, 4, 5, 8):

@@ -34,10 +34,11 @@ with their sources):
 - **Epochs**: 1. Real runs use more; the result scales linearly.
 - **Power**: a measured average (``training_power_w``), else a power cap (``power_cap_w``, at most
   the device's TDP), else the power the hardware text states (``H100-80GB (TDP of 700W)``), else
-  the rated figure below. Range of a rated figure: 0.6-1.0 x TDP: Patterson et al. 2021
-  (arXiv:2104.10350, table 4) measured TPU v3 training runs at 245-310 W per chip against a 450 W
-  TDP (54-69 %), while GPU systems measured at or above the GPU's TDP (GPT-3 on V100: 330 W per
-  300 W GPU, host included).
+  the rated figure below. Range of a rated, stated or capped figure: 0.6-1.0 x the figure: Google
+  measures its TPU v3 and v4 chips at 47 % (minimum) and 84-89 % (mean) of their measured maximum
+  (123/220/262 W and 90/170/192 W, Cloud TPU documentation). The catalogue's figure for a TPU is
+  that measured maximum (Google publishes no TDP for v4; TPU v3's 450 W thermal design power is
+  never reached in its measurements); for a GPU it is the board's TDP.
 - **MFU for a transformer forecast (6·N·D)**: the *realised* MFU of published training runs
   outside the validation tables (``calibration``: 6·N·D over their stated device-hours at the
   catalogue's bf16 peak, so restarts, evaluation and idle time are in it), by hardware group: on

@@ -102,8 +102,9 @@ REF_TARGET_TOKENS: Final = (
     "pre-training has fewer (T5: about 0.22 per input token); set extra_data.target_tokens"
 )
 REF_POWER_RANGE: Final = (
-    "a rated power is an upper bound: measured training runs drew 54-69 % of TPU v3's 450 W TDP per chip "
-    "(Patterson et al. 2021, table 4): range 0.6-1.0 x rated"
+    "a rated or stated power is an upper bound: Google's per-chip measurements put TPU v3 and v4 at 47 % "
+    "(minimum) and 84-89 % (mean) of their measured maximum (123/220/262 W and 90/170/192 W, Cloud TPU "
+    "docs): range 0.6-1.0 x the figure"
 )
 REF_UTILISATION_DEFAULT: Final = (
     "training saturates the device: usage factor 1.0 as Green Algorithms' default (Lannelongue et al. "
