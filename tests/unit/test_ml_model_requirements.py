@@ -134,6 +134,18 @@ def test_quality_is_compared_on_the_same_metric_and_dataset_only() -> None:
     assert norms["resnet-50"] == 1.0 and norms["resnet-18"] == pytest.approx(1 - 6.372 / 7.613, abs=1e-3)
 
 
+def test_a_figure_measured_in_the_problems_domain_is_the_reference() -> None:
+    """Tumour scans: U-Net's biomedical IoU is compared, not the COCO street-scene mIoU most
+    segmentation models report; without the domain the common benchmark stays the reference."""
+    medical = run("image-segmentation", ["T4"], keywords=["brain mri scans", "segment tumours"])
+    assert medical.model == "unet"
+    note = medical.get_extra()["quality_note"]
+    assert "quality compared on iou on phc-u373" in note and "problem's domain (biomedical)" in note
+    street = run("image-segmentation", ["T4"], keywords=["street scenes", "segment cars"])
+    assert street.model != "unet"
+    assert "quality compared on miou on coco" in street.get_extra()["quality_note"]
+
+
 def _ctx(goal: str) -> ml_model.Context:
     return ml_model.Context.build(goal, {}, AppRequirements(), HWConstraints(hardware_required=["T4"]))
 

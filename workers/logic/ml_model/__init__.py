@@ -57,7 +57,10 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    ``num_devices``).
 5. **Ranking** (deterministic): ``score = quality - w x energy`` with
    - quality in [0, 1]: figures are compared on one scale only, the reference metric **and**
-     dataset that most feasible candidates report for the goal: those candidates' figures are
+     dataset that most feasible candidates report for the goal, or, when the description places
+     the problem in a domain (``rules.DOMAIN_WORDS``: "brain MRI scans" is biomedical) and
+     candidates tagged with it report a figure measured there, the one most of those report (a
+     general benchmark says little about tumour scans): those candidates' figures are
      normalised as 1 - (best - figure) / span, span = max(best - worst, 10 % of the best figure)
      (lower-is-better metrics flipped; a 0.1-point gap is not stretched to the whole scale);
      every other candidate gets 0.5 (not
@@ -273,7 +276,7 @@ def task_callback(
                 feasible.append(a)
             else:
                 excluded.append({**excluded_entry(a.entry.name, *a.exclusion), **a.relax})
-    ranking = rank(feasible, ctx.energy_weight, goal, ctx.training)
+    ranking = rank(feasible, ctx.energy_weight, goal, ctx.training, ctx.domain)
     extra["selected_by"] = selected_by
     extra["candidates"] = [r.to_json(i + 1, ranking[0]) for i, r in enumerate(ranking[:TOP_N])]
     extra["candidates_feasible"] = len(ranking)
@@ -283,7 +286,7 @@ def task_callback(
 
     extra["excluded"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in extra["excluded"]]
     if ranking and not all(a.comparable for a in ranking):
-        extra["quality_note"] = quality_note(ranking, goal, ctx.training)
+        extra["quality_note"] = quality_note(ranking, goal, ctx.training, ctx.domain)
 
     if not ranking:
         ml_model.model = NO_MODEL

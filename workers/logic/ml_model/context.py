@@ -36,6 +36,7 @@ from sustainml.workers.logic.ml_model.rules import (
     DEFAULT_DIFFUSION_STEPS,
     DEFAULT_ENERGY_WEIGHT,
     DESCRIPTION_KEYS,
+    DOMAIN_WORDS,
     GENERATIVE_GOALS,
     LONG_INPUT_TOKENS,
     LONG_WORDS,
@@ -82,6 +83,7 @@ class Context:
     num_devices: int = 1
     training: bool = False
     chat: bool = False
+    domain: str | None = None  # rules.DOMAIN_WORDS key the description places the problem in
     model_parameters: float | None = None
     #: the node's estimation settings (graph cache, user-model directories, calibrations)
     estimation: EstimationSettings = field(default_factory=lambda: estimation_settings(None))
@@ -187,6 +189,7 @@ class Context:
             num_devices=count_of(typed, "num_devices") or 1,
             training=training,
             chat=bool(words_ & CHAT_WORDS),
+            domain=next((d for d, ws in DOMAIN_WORDS.items() if words_ & ws), None),
             model_parameters=positive_number(size, "model_parameters") if size not in (None, "") else None,
             estimation=est,
         )

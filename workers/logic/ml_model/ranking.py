@@ -15,19 +15,25 @@ if TYPE_CHECKING:
 
 
 def rank(
-    feasible: Sequence[Assessment], weight: float, goal: str = "", training: bool = False
+    feasible: Sequence[Assessment],
+    weight: float,
+    goal: str = "",
+    training: bool = False,
+    domain: str | None = None,
 ) -> list[Assessment]:
     """Score and sort (see the module docstring, step 5)."""
     if not feasible:
         return []
-    reference = reference_scale(feasible, goal, training)
+    reference = reference_scale(feasible, goal, training, domain)
     for a in feasible:
         a.comparable = False
         a.quality_norm = NEUTRAL_QUALITY if measures_goal(a.entry, goal, training) else OTHER_TASK_QUALITY
     members = [
         a for a in feasible if quality_key(a.entry) == reference and measures_goal(a.entry, goal, training)
     ]
-    if len(members) > 1:
+    # A lone figure from the problem's domain still outranks the general benchmarks' (neutral 0.5);
+    # a lone general figure has nothing to be compared with.
+    if len(members) > 1 or (members and in_domain(members, goal, training, domain)):
         signed = [
             m.entry.quality.value if m.entry.quality.higher_is_better else -m.entry.quality.value
             for m in members
@@ -81,16 +87,30 @@ def measures_goal(entry: ModelEntry, goal: str, training: bool = False) -> bool:
     return bool({"chat", "instruct"} & set(entry.tags)) and goal in GENERATIVE_GOALS
 
 
+def in_domain(
+    feasible: Sequence[Assessment], goal: str, training: bool, domain: str | None
+) -> list[Assessment]:
+    """The candidates whose figure for ``goal`` was measured in the problem's ``domain`` (tagged
+    with it in the catalogue)."""
+    if domain is None:
+        return []
+    return [a for a in feasible if domain in a.entry.tags and measures_goal(a.entry, goal, training)]
+
+
 def reference_scale(
-    feasible: Sequence[Assessment], goal: str, training: bool = False
+    feasible: Sequence[Assessment], goal: str, training: bool = False, domain: str | None = None
 ) -> tuple[str, str] | None:
-    """The (metric, dataset) most feasible candidates report for this goal: the one scale their
-    quality is compared on (ties: the metric name, then the dataset)."""
+    """The (metric, dataset) the candidates' quality is compared on: the one most candidates
+    measured in the problem's domain report, else the one most feasible candidates report for this
+    goal (ties: the metric name, then the dataset). A general benchmark says little about a
+    specialised domain (street scenes against tumour scans), so a figure from the domain wins."""
+    pool = in_domain(feasible, goal, training, domain) or [
+        a for a in feasible if measures_goal(a.entry, goal, training)
+    ]
     counts: dict[tuple[str, str], int] = {}
-    for a in feasible:
-        if measures_goal(a.entry, goal, training):
-            key = quality_key(a.entry)
-            counts[key] = counts.get(key, 0) + 1
+    for a in pool:
+        key = quality_key(a.entry)
+        counts[key] = counts.get(key, 0) + 1
     if not counts:
         return None
     return min(counts, key=lambda k: (-counts[k], k))

@@ -8,22 +8,34 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sustainml.catalogue import models
-from sustainml.workers.logic.ml_model.ranking import OTHER_TASK_QUALITY, measures_goal, reference_scale
+from sustainml.workers.logic.ml_model.ranking import (
+    OTHER_TASK_QUALITY,
+    in_domain,
+    measures_goal,
+    reference_scale,
+)
 
 if TYPE_CHECKING:
     from sustainml.workers.logic.ml_model.candidates import Assessment
     from sustainml.workers.logic.ml_model.context import Context
 
 
-def quality_note(ranking: Sequence[Assessment], goal: str, training: bool = False) -> str:
+def quality_note(
+    ranking: Sequence[Assessment], goal: str, training: bool = False, domain: str | None = None
+) -> str:
     """Which figure the ranking compares, and which candidates it cannot compare."""
-    reference = reference_scale(ranking, goal, training)
+    reference = reference_scale(ranking, goal, training, domain)
+    why_reference = (
+        f"the figure measured in the problem's domain ({domain})"
+        if in_domain(ranking, goal, training, domain)
+        else "the figure most candidates report"
+    )
     other_task = [a.entry.name for a in ranking if not measures_goal(a.entry, goal, training)]
     other_scale = [a.entry.name for a in ranking if not a.comparable and a.entry.name not in other_task]
     parts = []
     if reference is not None and any(a.comparable for a in ranking):
         parts.append(
-            f"quality compared on {reference[0]} on {reference[1]}, the figure most candidates report"
+            f"quality compared on {reference[0]} on {reference[1]}, {why_reference}"
         )
     if other_scale:
         parts.append(f"not comparable (another metric or dataset, neutral 0.5): {_names(other_scale)}")

@@ -48,6 +48,8 @@ RANKING_RULE: Final = (
     "score = quality - w x energy; quality = 1 - (best - figure) / max(best - worst, 10 % of best) among "
     "the feasible candidates reporting the reference metric and dataset (the one most report for this goal); "
     "0.5 (not comparable) for the others and for figures measured on another task; "
+    "when the problem names a domain (e.g. medical imaging) and candidates report a figure measured in it, "
+    "that figure is the reference; "
     "energy = log10(J per inference or per answer on the model's device) min-max normalised; "
     "ties: quality, energy, parameters, name"
 )
@@ -84,6 +86,19 @@ SIZE_BAND: Final = 1.35
 MULTILINGUAL_MIN_LANGUAGES: Final = 10
 #: Words of the description (ML_MODEL_METADATA keywords) that ask for a chat/instruction model.
 CHAT_WORDS: Final = frozenset({"chat", "chatbot", "assistant", "instruct", "instruction", "conversational"})
+#: Application domains whose own benchmarks a figure can be measured on, and the words of the
+#: description (ML_MODEL_METADATA keywords) that place a problem in one. A catalogue model whose
+#: figure was measured in the domain carries the domain as a tag.
+DOMAIN_WORDS: Final[dict[str, frozenset[str]]] = {
+    "biomedical": frozenset(
+        {
+            "medical", "biomedical", "clinical", "hospital", "patient", "patients", "radiology",
+            "mri", "ct", "x-ray", "xray", "ultrasound", "tumour", "tumours", "tumor", "tumors",
+            "lesion", "lesions", "histology", "histopathology", "pathology", "microscopy",
+            "cell", "cells", "organ", "organs",
+        }
+    ),
+}  # fmt: skip
 #: Words that say the task is training (fine-tuning) rather than inference.
 TRAINING_WORDS: Final = frozenset(
     {"train", "training", "fine-tune", "finetune", "fine-tuning", "finetuning", "pretrain", "pre-train"}
