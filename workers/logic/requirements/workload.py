@@ -310,14 +310,16 @@ _SAMPLE_ITEMS = (
     r"letters?|abstracts?|papers?|essays?|stories|books?|descriptions?|dialogs?|prompts?)"
 )
 _SAMPLES = re.compile(
-    rf"(?<![\w.,$€£-])(?P<num>{NUMBER}{MULTIPLIER}?)\s+(?:(?!(?:tokens?|of|per|hours?|days?)\b)[\w-]+\s+){{0,2}}?"
+    rf"(?<![\w.,$€£-])(?P<num>{NUMBER}{MULTIPLIER}?)\s+(?:of\s+(?:our|the|my|their|your|its)\s+)?"
+    rf"(?:(?!(?:tokens?|of|per|hours?|days?)\b)[\w-]+\s+){{0,2}}?"
     rf"(?P<item>{_SAMPLE_ITEMS})\b",
     _I,
 )
 _TIME_AFTER = re.compile(r"\s*-?\s*(?:s|secs?|seconds?|minutes?|mins?|hours?|h|days?|ms)\b", _I)
 _SAMPLES_CUE = re.compile(
     r"\b(?:train\w*|fine-?tun\w*|pre-?train\w*|dataset|data\s+set|corpus|labell?ed|annotated|contains?|"
-    r"holds?|available|collected|we\s+have|spreadsheet|epochs?|examples)\b",
+    r"holds?|available|collected|we\s+have|spreadsheet|epochs?|examples|exports?|exported|tabular|csv|"
+    r"historical|history)\b",
     _I,
 )
 
