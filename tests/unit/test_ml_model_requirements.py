@@ -146,6 +146,22 @@ def test_a_figure_measured_in_the_problems_domain_is_the_reference() -> None:
     assert "quality compared on miou on coco" in street.get_extra()["quality_note"]
 
 
+def test_a_training_relaxation_counts_accelerators_not_cpus() -> None:
+    """Pre-training 175B needs ~2.3 TB of weights, gradients and optimiser state: a server CPU's
+    768 GB would make "3 x EPYC" the smallest change, which nobody would train on."""
+    devices = ["EPYC-9654", "A100-80GB"]
+    training = run(
+        "text-generation", ["auto"], allowed_hardware=devices, model_parameters=175e9, training_tokens=3e11
+    )
+    assert training.model == "NO_MODEL"
+    relaxation = training.get_extra()["no_model"]["relaxation"]
+    assert " x A100-80GB " in relaxation and "EPYC" not in relaxation
+    # Serving a 405B model (810 GB of bf16 weights): the most memory is still the smallest change.
+    serving = run("text-generation", ["auto"], allowed_hardware=devices, model_parameters=405e9)
+    assert serving.model == "NO_MODEL"
+    assert "2 x EPYC-9654 " in serving.get_extra()["no_model"]["relaxation"]
+
+
 def _ctx(goal: str) -> ml_model.Context:
     return ml_model.Context.build(goal, {}, AppRequirements(), HWConstraints(hardware_required=["T4"]))
 

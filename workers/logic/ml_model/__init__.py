@@ -78,7 +78,8 @@ of the same name win): ``languages``, ``input_tokens``, ``output_tokens``, ``num
    exclusions as the explanation, and ``extra_data.no_model = {"message", "binding_constraint",
    "relaxation"}``: the constraint that excluded the candidate closest to feasible and the
    smallest change that admits a model (e.g. "raise the memory limit from 100 to 242 MB; admits
-   t5-small", "2 x H100 (now 1)", "shorten the input to 4096 tokens").
+   t5-small", "2 x H100 (now 1)", "shorten the input to 4096 tokens"); a device count is given in
+   the allowed device with the most memory, for training among accelerators only.
 
 Outputs: ``model``; ``model_path`` = the ONNX file (``onnxgraphs.cache``, seeded random weights up to
 ``estimate.model_files.RANDOM_WEIGHTS_MAX_PARAMETERS`` parameters, zeros above), or

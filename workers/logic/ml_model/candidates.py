@@ -20,6 +20,7 @@ from sustainml.workers.logic.ml_model.rules import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_TRAINING_SEQUENCE,
     QUALITY_REQUIREMENTS,
+    TRAINING_UNSUITED_CLASSES,
     generative,
 )
 
@@ -131,7 +132,7 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
     fits = device_fits(entry, ctx, precision, a.memory_mb)
     in_memory = [f for f in fits if f.fits_memory]
     if not in_memory:
-        largest = max(ctx.devices, key=lambda d: d.memory_gb)
+        largest = relaxation_device(ctx)
         constraint = "deployment" if ctx.auto and ctx.deployment else "device memory"
         where = (
             f"any {ctx.deployment} device"
@@ -177,6 +178,14 @@ def assess(entry: ModelEntry, ctx: Context) -> Assessment:
         meeting = within
     a.device = min(meeting, key=lambda f: (f.energy_per_batch_j, f.latency_s, f.hw.name))
     return a
+
+
+def relaxation_device(ctx: Context) -> HardwareEntry:
+    """The device a memory relaxation counts in: the allowed device with the most memory (the
+    fewest devices). For training, among accelerators only: a CPU's large memory would make "3 x
+    EPYC" the smallest change for pre-training a 175B model, which nobody would run."""
+    pool = [d for d in ctx.devices if d.device_class not in TRAINING_UNSUITED_CLASSES] if ctx.training else []
+    return max(pool or ctx.devices, key=lambda d: d.memory_gb)
 
 
 def memory_needed_mb(entry: ModelEntry, ctx: Context, precision: str) -> tuple[float, str]:

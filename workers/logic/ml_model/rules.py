@@ -104,6 +104,9 @@ TRAINING_WORDS: Final = frozenset(
     {"train", "training", "fine-tune", "finetune", "fine-tuning", "finetuning", "pretrain", "pre-train"}
 )
 TRAINING_KEYS: Final = ("training_hours", "training_tokens", "training_samples", "epochs")
+#: Device classes a memory relaxation for training does not count in (CPUs and on-device parts:
+#: their memory fits a large model, their throughput does not train it).
+TRAINING_UNSUITED_CLASSES: Final = frozenset({"server-cpu", "desktop", "local", "mobile", "embedded"})
 #: "long documents" with no stated length: tokens assumed (a 15-20 page contract or report is
 #: ~8,000 words of English or French, ~10,000 tokens; 8,192 is the common context step).
 LONG_INPUT_TOKENS: Final = 8192
