@@ -407,11 +407,11 @@ def _choose(
             )
     choice = amb.training if task == "training" else amb.inference
     others = ", ".join(c for c in amb.candidates if c != choice)
+    ask = f"; name the part ({others}) for another" if others else ""
     return HardwareSpec(
         written,
         choice,
-        note=f"{written!r} is ambiguous: {choice} assumed for {task} ({amb.why}); name the part "
-        f"({others}) for another",
+        note=f"{written!r} is ambiguous: {choice} assumed for {task} ({amb.why}){ask}",
     )
 
 

@@ -134,6 +134,22 @@ _ambiguous(
     "'MacBook' names no chip; the Apple M3 stands for it: name the chip (M1-M4) for its own figures",
 )
 _ambiguous(
+    ("iPhone", "iPhones", "Apple iPhone", "iOS", "iOS device"),
+    ("A17Pro",),
+    "A17Pro",
+    "A17Pro",
+    "'iPhone' names no model; the catalogue's iPhone chip, the A17 Pro (iPhone 15 Pro, 2023), stands for "
+    "it: an Android part would not run an iOS app",
+)
+_ambiguous(
+    ("Android phone", "Android phones", "Android", "Android device"),
+    ("Snapdragon8gen3", "Dimensity9300"),
+    "Snapdragon8gen3",
+    "Snapdragon8gen3",
+    "'Android phone' names no chip; the Snapdragon 8 Gen 3 (most 2024 flagship Android phones) stands for "
+    "it: name the chip (e.g. 'Dimensity 9300') for its own figures",
+)
+_ambiguous(
     ("TPU", "Cloud TPU", "Google TPU"),
     ("TPU-v4", "TPU-v5e", "TPU-v5p", "TPU-v3", "TPU-v2"),
     "TPU-v4",

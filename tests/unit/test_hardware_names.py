@@ -68,6 +68,8 @@ def test_every_instance_names_a_catalogue_device_and_cites_its_page() -> None:
         ("Jetson Orin", "Jetson-AGX-Orin", "Jetson-AGX-Orin"),
         ("laptop CPU", "Core-Ultra-7-155H", "Core-Ultra-7-155H"),
         ("TPU", "TPU-v4", "TPU-v5e"),
+        ("iPhone", "A17Pro", "A17Pro"),
+        ("Android phone", "Snapdragon8gen3", "Snapdragon8gen3"),
     ],
 )
 def test_an_ambiguous_name_takes_the_common_variant_for_the_task_and_says_so(
