@@ -245,6 +245,12 @@ def test_metadata_unclear_text_naming_a_model_takes_the_models_task() -> None:
     # a confident goal is kept even when a model of another task is named
     out = run_metadata(user_input("Summarise long news articles with Llama-3.1-8B-Instruct", modality="text"))
     assert out.ml_model_metadata == ["summarization"] and out.get_extra()["goal_source"] != "named model"
+    # ... but not a confident goal on another modality than the named model's ("12 hours" read as
+    # a time series)
+    out = run_metadata(user_input("fine-tune Mistral 7B on 8 H100s for 12 hours in us-east-1"))
+    extra = out.get_extra()
+    assert out.ml_model_metadata == ["text-generation"] and extra["goal_source"] == "named model"
+    assert "mistral-7b takes text" in extra["reason"]
 
 
 def test_metadata_user_goal_overrides_inference() -> None:

@@ -144,12 +144,11 @@ def task_callback(
 
 
 def _goal_of_a_named_model(encoding: Encoding, incoming: dict[str, Any], described: list[str]) -> Encoding:
-    """When the text is too short to tell the goal ("Mixtral-8x7B on 4 H100s") but names a
-    catalogue model (or ``model_selected`` does), the model's task is the goal: ML_MODEL honours the
-    named model anyway, and a goal it cannot serve would only confuse the answer. A confident
-    encoder keeps its goal (a named LLM can summarise)."""
-    if encoding.needs_clarification is None:
-        return encoding
+    """When the text names a catalogue model (or ``model_selected`` does) and the encoder is unsure
+    ("Mixtral-8x7B on 4 H100s"), or sure of a goal on another modality than the model's ("fine-tune
+    Mistral 7B ... for 12 hours" read as time-series forecasting), the model's task is the goal:
+    ML_MODEL honours the named model anyway, and a goal it cannot serve would only confuse the
+    answer. A confident encoder keeps a goal on the model's modality (a named LLM can summarise)."""
     wanted = incoming.get("model_selected")
     named = models().find(wanted) if isinstance(wanted, str) and wanted.strip() else None
     source = "extra_data.model_selected"
@@ -158,6 +157,15 @@ def _goal_of_a_named_model(encoding: Encoding, incoming: dict[str, Any], describ
         source = "the description"
     if named is None or not named.goals or encoding.goal in named.goals:
         return encoding
+    confident = encoding.needs_clarification is None
+    if confident and named.modality == encoding.modality:
+        return encoding
+    why = (
+        f"the text alone pointed to {encoding.goal} ({encoding.confidence:.2f}), a {encoding.modality} "
+        f"task, and {named.name} takes {named.modality}"
+        if confident
+        else f"the text alone was unclear: {encoding.goal} at {encoding.confidence:.2f}"
+    )
     goal = named.goals[0]
     modality = named.modality if encoding.modality_source != "hint" else encoding.modality
     return replace(
@@ -166,8 +174,7 @@ def _goal_of_a_named_model(encoding: Encoding, incoming: dict[str, Any], describ
         goal_source="named model",
         modality=modality,
         modality_source=encoding.modality_source if modality == encoding.modality else "named model",
-        reason=f"{named.name} is named in {source}: its task {goal} is the goal (the text alone was "
-        f"unclear: {encoding.goal} at {encoding.confidence:.2f}). {encoding.reason}",
+        reason=f"{named.name} is named in {source}: its task {goal} is the goal ({why}). {encoding.reason}",
         needs_clarification=None,
     )
 
