@@ -252,6 +252,48 @@ CLOUD_REGION: Final = re.compile(
 )
 
 
+#: Words Azure's region identifiers are made of ("germanywestcentral" = Germany West Central).
+_AZURE_WORDS: Final = (
+    "west", "east", "north", "south", "central", "europe", "us", "uk", "france", "germany", "sweden",
+    "norway", "switzerland", "poland", "italy", "spain", "canada", "brazil", "japan", "korea", "asia",
+    "australia", "india", "africa", "uae", "qatar", "israel", "mexico",
+)  # fmt: skip
+
+
+def _azure_words(identifier: str) -> list[str] | None:
+    """``southafricanorth`` -> ``["south", "africa", "north"]`` (a trailing digit kept as a word);
+    None when the identifier is not made of ``_AZURE_WORDS``."""
+    words: list[str] = []
+    rest = identifier
+    while rest:
+        if rest.isdigit():
+            return [*words, rest]
+        word = next((w for w in sorted(_AZURE_WORDS, key=len, reverse=True) if rest.startswith(w)), None)
+        if word is None:
+            return None
+        words.append(word)
+        rest = rest[len(word) :]
+    return words
+
+
+@cache
+def azure_display_region() -> re.Pattern[str]:
+    """Azure regions as its portal and documentation display them ("West Europe", "Germany West
+    Central", "West US 2"), ``(?P<azure>...)``, built from the catalogue's Azure identifiers. The
+    caller reads a match only next to the word Azure: "West Europe" alone is a part of a continent."""
+    from sustainml.catalogue.schema import cloud_regions
+
+    shown: list[str] = []
+    for key, row in cloud_regions().items():
+        if row.provider != "azure" or key != row.name.lower():
+            continue
+        words = _azure_words(key)
+        if words:
+            shown.append(r"\s+".join(words))
+    shown.sort(key=len, reverse=True)
+    return re.compile(rf"(?<![\w-])(?P<azure>{'|'.join(shown)})(?![\w-])", _I)
+
+
 def normalise_place(raw: str) -> str:
     """The region value of a place as written."""
     return places().get(" ".join(raw.split()).casefold(), raw)

@@ -15,6 +15,7 @@ from sustainml.workers.logic.requirements.gazetteer import (
     DATACENTRE,
     DEVICE_PATTERNS,
     DEVICE_TRIGGERS,
+    azure_display_region,
     normalise_place,
     place_pattern,
 )
@@ -142,6 +143,13 @@ def _region(t: _Text) -> Iterator[Finding]:
         yield Finding("region", m.group("cloud"), span, STRENGTH_TEXT)
         if not t.about_training(m.start(), m.end()):
             yield Finding("deployment", "cloud", span, STRENGTH_DERIVED)
+    if "azure" in t.lower:
+        for m in azure_display_region().finditer(t.text):
+            s0, s1 = t.sentence(m.start(), m.end())
+            if "azure" not in t.lower[s0:s1]:
+                continue
+            identifier = "".join(m.group("azure").split()).lower()
+            yield Finding("region", identifier, t.span(m.start(), m.end()), STRENGTH_TEXT)
     for m in place_pattern().finditer(t.text):
         raw = m.group("place")
         if not raw.removeprefix("the ")[:1].isupper():
