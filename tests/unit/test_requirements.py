@@ -729,3 +729,17 @@ def test_other_configuration_requests_fail_as_upstream(request_text: str) -> Non
     res, body = configure(request_text)
     assert res.success is False and res.err_code == ErrorCode.INTERNAL_ERROR
     assert body == {"error": f"Unsupported configuration request: {request_text}"}
+
+
+def test_a_public_data_set_trained_on_gives_its_training_split() -> None:
+    from sustainml.workers.logic.requirements.datasets import DATASETS
+
+    found = extract("Train a ResNet-50 on ImageNet on 8 V100 GPUs for 90 epochs.")
+    assert found.requirements["training_samples"] == 1_281_167 and found.requirements["epochs"] == 90
+    assert extract("fine-tune BERT-base on SQuAD v2.0").requirements["training_samples"] == 130_319
+    # a count written in the text wins over the data set's size; a data set not trained on is not a size
+    assert extract("Fine-tune BERT on 20k images from COCO.").requirements["training_samples"] == 20_000
+    assert "training_samples" not in extract("We evaluate on ImageNet only.").requirements
+    assert "training_samples" not in extract("train a classifier for objects like those in coco").requirements
+    for dataset in DATASETS:
+        assert dataset.train_samples > 0 and dataset.source and dataset.spellings, dataset.name

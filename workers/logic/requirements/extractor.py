@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from sustainml.workers.logic.requirements import units
+from sustainml.workers.logic.requirements.datasets import named_dataset
 from sustainml.workers.logic.requirements.findings import (
     STRENGTH_EXPLICIT,
     Contradiction,
@@ -133,6 +134,7 @@ _SCANNERS: Final[tuple[Callable[[_Text], Iterator[Finding]], ...]] = (
     _tokens,
     _model_size,
     _samples,
+    named_dataset,
     _training_counts,
     _resolution,
     _audio,

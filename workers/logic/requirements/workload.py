@@ -324,6 +324,8 @@ _SAMPLES = re.compile(
     _I,
 )
 _TIME_AFTER = re.compile(r"\s*-?\s*(?:s|secs?|seconds?|minutes?|mins?|hours?|h|days?|ms)\b", _I)
+#: A count that sizes a model, not a data set ("a 7B model for customer support").
+_MODEL_AFTER = re.compile(r"\s*-?\s*(?:parameters?|params?|models?|llms?|networks?|transformers?)\b", _I)
 _SAMPLES_CUE = re.compile(
     r"\b(?:train\w*|fine-?tun\w*|pre-?train\w*|dataset|data\s+set|corpus|labell?ed|annotated|contains?|"
     r"holds?|available|collected|we\s+have|spreadsheet|epochs?|examples|exports?|exported|tabular|csv|"
@@ -337,6 +339,8 @@ def _samples(t: _Text) -> Iterator[Finding]:
         return
     for m in _SAMPLES.finditer(t.text):
         if _PER_PERIOD_AFTER.match(t.text, m.end()) or _TIME_AFTER.match(t.text, m.end("num")):
+            continue
+        if _MODEL_AFTER.match(t.text, m.end("num")):
             continue
         s0, s1 = t.sentence(m.start(), m.end())
         if _SAMPLES_CUE.search(t.text, s0, s1) is None:
