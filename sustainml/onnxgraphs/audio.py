@@ -126,6 +126,20 @@ def yamnet(b: GraphBuilder, shape: Sequence[int], classes: int = 521) -> None:
     b.output(b.sigmoid(b.gemm(y, classes, name="logits")), "scores")
 
 
+def ds_cnn(b: GraphBuilder, shape: Sequence[int], classes: int = 12, filters: int = 64, blocks: int = 4) -> None:
+    """DS-CNN keyword spotter (the MLPerf Tiny reference, DS-CNN S of Zhang et al. 2017): 49 frames
+    x 10 MFCC, a 10 x 4 convolution with stride 2 (TensorFlow 'same' padding: 25 x 5 out), four
+    depthwise 3 x 3 + pointwise 1 x 1 blocks, average pool, 12 classes; BatchNorm folded."""
+    x = b.input("mfcc", (BATCH, *[int(d) for d in shape[1:]]))
+    x = b.conv_act(x, filters, (10, 4), 2, pad=[4, 1, 5, 1], name="conv1")
+    for i in range(blocks):
+        with b.scope(f"ds{i + 1}"):
+            x = b.conv_act(x, filters, 3, groups=filters, name="depthwise")
+            x = b.conv_act(x, filters, 1, name="pointwise")
+    y = b.flatten(b.global_avgpool(x))
+    b.output(b.gemm(y, classes, name="fc"), "logits")
+
+
 def ast(b: GraphBuilder, shape: Sequence[int], classes: int = 527) -> None:
     """Audio Spectrogram Transformer (MIT/ast-finetuned-audioset-10-10-0.4593): 128-bin fbank of
     1024 frames, 16 x 16 patches with stride 10 (12 x 101 = 1212 patches), class + distillation
