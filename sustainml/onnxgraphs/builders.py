@@ -26,6 +26,8 @@ BUILDERS: dict[str, Builder] = {
     "convnext": vision.convnext,
     "ssdlite_mobilenet_v3": vision.ssdlite_mobilenet_v3,
     "ssd300_vgg16": vision.ssd300_vgg16,
+    "retinanet_resnet50_fpn_v2": vision.retinanet_resnet50_fpn_v2,
+    "detr": vision.detr,
     "yolov5": vision.yolov5,
     "yolov8": vision.yolov8,
     "unet": vision.unet,

@@ -47,6 +47,7 @@ _CODE_MODULES = (
     "vision/cnn.py",
     "vision/vit.py",
     "vision/detection.py",
+    "vision/detr.py",
     "vision/segmentation.py",
     "vision/video.py",
     "vision/anomaly.py",

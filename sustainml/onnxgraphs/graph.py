@@ -75,6 +75,9 @@ class BaseGraphBuilder:
     _counter: dict[str, int] = field(default_factory=dict)
     _scope: list[str] = field(default_factory=list)
     _const_cache: dict[tuple[str, bytes, tuple[int, ...]], str] = field(default_factory=dict)
+    _shared: dict[str, list[str]] = field(default_factory=dict)
+    _record: list[str] | None = None
+    _replay: list[str] | None = None
 
     # ------------------------------------------------------------------ naming and bookkeeping
     @contextmanager
@@ -84,6 +87,25 @@ class BaseGraphBuilder:
             yield
         finally:
             self._scope.pop()
+
+    @contextmanager
+    def shared(self, key: str) -> Iterator[None]:
+        """Layers built inside create their weights once per ``key``: every later block under the
+        same key reuses them in creation order (one head applied to every pyramid level)."""
+        if self._record is not None or self._replay is not None:
+            raise GraphError(f"{self.name}: shared weight blocks do not nest")
+        known = self._shared.get(key)
+        if known is None:
+            self._record = self._shared.setdefault(key, [])
+        else:
+            self._replay = list(known)
+        try:
+            yield
+            unused = self._replay
+        finally:
+            self._record = self._replay = None
+        if unused:
+            raise GraphError(f"{self.name}: block {key!r} used fewer weights than its first use")
 
     def _fresh(self, base: str) -> str:
         prefix = ".".join([*self._scope, base])
@@ -127,8 +149,14 @@ class BaseGraphBuilder:
         fan_in: int | None = None,
         bound: float | None = None,
     ) -> str:
-        name = self._fresh(base)
         dims = tuple(int(d) for d in shape)
+        if self._replay is not None:
+            if not self._replay or self.shapes[self._replay[0]] != dims:
+                raise GraphError(f"{self.name}: shared weight {base!r} {dims} differs from its first use")
+            return self._replay.pop(0)
+        name = self._fresh(base)
+        if self._record is not None:
+            self._record.append(name)
         if fan_in is None:
             fan_in = dims[1] * math.prod(dims[2:]) if len(dims) > 1 else dims[0]
         if bound is None:

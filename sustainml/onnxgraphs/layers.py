@@ -284,19 +284,23 @@ class GraphBuilder(BaseGraphBuilder):
         fused_qkv: bool = False,
         bias: str | None = None,
         scale: float | None = None,
+        value: str | None = None,
         name: str = "attn",
     ) -> str:
-        """Multi-head attention with separate (or fused) Q/K/V projections and an output projection."""
+        """Multi-head attention with separate (or fused) Q/K/V projections and an output projection.
+
+        ``value`` feeds the V projection when it differs from the keys' input (DETR adds position
+        encodings to queries and keys only)."""
         d = self.channels(x, -1)
         with self.scope(name):
-            if fused_qkv and context is None:
+            if fused_qkv and context is None and value is None:
                 qkv = self.linear(x, 3 * d, bias=qkv_bias, name="qkv")
                 q, k, v = self.split(qkv, [d, d, d], axis=-1)
             else:
                 src = x if context is None else context
                 q = self.linear(x, d, bias=qkv_bias, name="q")
                 k = self.linear(src, d, bias=qkv_bias if k_bias is None else k_bias, name="k")
-                v = self.linear(src, d, bias=qkv_bias, name="v")
+                v = self.linear(src if value is None else value, d, bias=qkv_bias, name="v")
             o = self.sdpa(
                 self.heads(q, n_heads), self.heads(k, n_heads), self.heads(v, n_heads), causal, bias, scale
             )

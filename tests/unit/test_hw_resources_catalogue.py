@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -62,8 +63,12 @@ def test_the_catalogue_has_every_kind_of_entry() -> None:
 def test_costing_method_names_a_method_for_every_entry() -> None:
     methods = {m.name: hw_resources.costing_method(m) for m in models()}
     assert all(methods.values()), [n for n, m in methods.items() if not m]
-    assert methods["catboost-higgs"] == "trees" and methods["detr-resnet-50"] == "published"
+    assert methods["catboost-higgs"] == "trees" and methods["detr-resnet-50"] == "graph"
     assert methods["resnet-50"] == "graph" and methods["llama-3.1-8b"] == "serving"
+    # An entry with published MACs and parameters but no graph: DETR-R50 without its builder.
+    figures_only = replace(models().get("detr-resnet-50"), builder="", builder_args={})
+    assert hw_resources.costing_method(figures_only) == "published"
+    assert hw_resources.costing_method(replace(figures_only, macs=0)) == ""
     assert methods["stable-diffusion-xl-base-1.0"] == "serving"
 
 

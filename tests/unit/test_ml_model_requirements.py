@@ -220,7 +220,8 @@ def test_ml_model_proposes_only_what_hw_resources_can_cost() -> None:
 
     assert all(ml_model.costable(m) for m in models())  # HW_RESOURCES costs every catalogue entry
     detr = models().get("detr-resnet-50")
-    assert not ml_model.costable(replace(detr, macs=0))  # no graph, shape, pipeline or MACs
+    assert ml_model.costable(replace(detr, builder="", builder_args={}))  # published MACs only
+    assert not ml_model.costable(replace(detr, builder="", builder_args={}, macs=0))  # nothing to cost
     trees = run("tabular-regression", ["EPYC-9654"], model_selected="catboost-california")
     assert trees.model == "catboost-california" and trees.model_path == "catalogue://catboost-california"
 

@@ -25,6 +25,7 @@ from sustainml.onnxgraphs import (
     model_bytes,
 )
 from sustainml.onnxgraphs import cache as cache_mod
+from sustainml.onnxgraphs.graph import GraphError
 from sustainml.onnxgraphs.layers import GraphBuilder
 
 
@@ -200,6 +201,49 @@ def test_builder_graph_passes_checker_and_strict_inference() -> None:
     sess = ort.InferenceSession(model.SerializeToString())
     (out,) = sess.run(None, {"x": np.ones((2, 3, 8, 8), dtype=np.float32)})
     assert out.shape == (2, 5) and np.isfinite(out).all()
+
+
+def test_a_shared_block_creates_its_weights_once() -> None:
+    b = GraphBuilder("pyramid", seed=1)
+    levels = [b.input(f"p{i}", ("batch", 8, 16 >> i, 16 >> i)) for i in range(3)]
+    for i, f in enumerate(levels):
+        with b.shared("head"), b.scope("head"):
+            y = b.group_norm(b.conv(f, 8, 3, bias=False), 4)
+        b.output(b.conv(y, 2, 1, name=f"level{i}"), f"out{i}")
+    head = 8 * 8 * 9 + 2 * 8  # conv weight + GroupNorm scale and shift, counted once
+    assert b.parameter_count() == head + 3 * (2 * 8 + 2)
+    model = b.to_model("random")
+    sess = ort.InferenceSession(model.SerializeToString())
+    feeds = {f"p{i}": np.ones((1, 8, 16 >> i, 16 >> i), dtype=np.float32) for i in range(3)}
+    assert [o.shape[2] for o in sess.run(None, feeds)] == [16, 8, 4]
+    with pytest.raises(GraphError, match="differs from its first use"), b.shared("head"):
+        b.conv(levels[0], 4, 3, bias=False)
+
+
+def test_detr_sine_positions_follow_the_reference_formula() -> None:
+    from sustainml.onnxgraphs.vision.detr import sine_positions
+
+    h, w, dim = 3, 5, 16
+    b = GraphBuilder("positions")
+    b.output(sine_positions(b, h, w, dim), "pos")
+    (pos,) = ort.InferenceSession(b.to_model("random").SerializeToString()).run(None, {})
+    # DETR's normalised encoding written out: cumulative coordinates scaled to (0, 2 pi], divided by
+    # 10000^(2 floor(i / 2) / (dim / 2)), sine on even and cosine on odd features; rows, then columns.
+    feats = dim // 2
+    freq = 10000.0 ** (2 * (np.arange(feats) // 2) / feats)
+    rows = np.arange(1, h + 1) / (h + 1e-6) * 2 * np.pi
+    cols = np.arange(1, w + 1) / (w + 1e-6) * 2 * np.pi
+
+    def encode(coord: np.ndarray) -> np.ndarray:
+        a = coord[:, None] / freq[None, :]
+        return np.where(np.arange(feats) % 2 == 0, np.sin(a), np.cos(a))
+
+    expected = np.concatenate(
+        [np.repeat(encode(rows), w, axis=0), np.tile(encode(cols), (h, 1))], axis=1
+    ).reshape(1, h * w, dim)
+    np.testing.assert_allclose(pos, expected, atol=1e-5)
+    # Stored: the coordinates and the frequency and phase vectors, not an (h * w, dim) table.
+    assert analyze(b.to_model("zeros")).parameters == h + w + dim
 
 
 # ------------------------------------------------------------------------------ cache

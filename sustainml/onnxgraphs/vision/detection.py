@@ -1,12 +1,13 @@
-"""Object detectors: SSDlite (MobileNet v3), SSD300 (VGG-16), YOLOv5 and YOLOv8; the graphs end
-before non-maximum suppression (post-processing, outside the graph)."""
+"""Object detectors: SSDlite (MobileNet v3), SSD300 (VGG-16), RetinaNet v2 (ResNet-50 FPN), YOLOv5
+and YOLOv8; the graphs end before non-maximum suppression (post-processing, outside the graph).
+DETR, a transformer detector without anchors or NMS, is in ``detr``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from sustainml.onnxgraphs.layers import GraphBuilder
-from sustainml.onnxgraphs.vision.cnn import make_divisible, mobilenet_v3_features
+from sustainml.onnxgraphs.vision.cnn import make_divisible, mobilenet_v3_features, resnet_backbone
 from sustainml.onnxgraphs.vision.image import image_input
 
 
@@ -82,6 +83,40 @@ def ssd300_vgg16(b: GraphBuilder, shape: Sequence[int], classes: int = 91) -> No
         boxes.append(_flatten_head(b, b.conv(f, a * 4, 3, name=f"head.reg.{i}"), 4))
     b.output(b.concat(scores, 1), "scores")
     b.output(b.concat(boxes, 1), "boxes")
+
+
+def retinanet_resnet50_fpn_v2(b: GraphBuilder, shape: Sequence[int], classes: int = 91) -> None:
+    """torchvision retinanet_resnet50_fpn_v2: ResNet-50 (BatchNorm folded), FPN on C3-C5 with P6
+    from C5 and P7 from ReLU(P6), and one classification and one box head shared by the five
+    levels (four 3x3 conv + GroupNorm(32) + ReLU blocks each, 9 anchors per location)."""
+    x = image_input(b, shape)
+    c3, c4, c5 = resnet_backbone(b, x, [3, 4, 6, 3], True, return_stages=True)[1:]
+    width = 256
+    with b.scope("fpn"):
+        laterals = [b.conv(c, width, 1, name=f"inner{i}") for i, c in enumerate((c3, c4, c5))]
+        top = laterals[2]
+        merged = [top]
+        for lateral in reversed(laterals[:2]):
+            sizes = [int(d) for d in b.shape(lateral)[2:]]
+            # torchvision's top-down path: nearest upsampling to the lateral's size, then add.
+            top = b.add(lateral, b.resize_to(top, sizes, mode="nearest"))
+            merged.insert(0, top)
+        levels = [b.conv(m, width, 3, name=f"layer{i}") for i, m in enumerate(merged)]
+        p6 = b.conv(c5, width, 3, 2, name="p6")
+        levels += [p6, b.conv(b.relu(p6), width, 3, 2, name="p7")]
+    anchors = 9
+    outputs: dict[str, list[str]] = {"scores": [], "boxes": []}
+    for f in levels:
+        for head, per_anchor in (("scores", classes), ("boxes", 4)):
+            with b.shared(f"head.{head}"), b.scope(f"head.{head}"):
+                h = f
+                for i in range(4):
+                    h = b.conv(h, width, 3, bias=False, name=f"conv{i}")
+                    h = b.relu(b.group_norm(h, 32, name=f"gn{i}"))
+                h = b.conv(h, anchors * per_anchor, 3, name="out")
+            outputs[head].append(_flatten_head(b, h, per_anchor))
+    for head, parts in outputs.items():
+        b.output(b.concat(parts, 1), head)
 
 
 def _yolo_conv(b: GraphBuilder, x: str, c: int, k: int = 1, s: int = 1, name: str = "conv") -> str:
