@@ -13,6 +13,7 @@ from sustainml.onnxgraphs.vision.anomaly import conv_autoencoder, patchcore
 from sustainml.onnxgraphs.vision.cnn import convnext, efficientnet_b0, mobilenet_v2, mobilenet_v3, resnet
 from sustainml.onnxgraphs.vision.detection import ssd300_vgg16, ssdlite_mobilenet_v3, yolov5, yolov8
 from sustainml.onnxgraphs.vision.diffusion import sd_unet
+from sustainml.onnxgraphs.vision.sam import sam
 from sustainml.onnxgraphs.vision.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3, unet
 from sustainml.onnxgraphs.vision.video import video_resnet
 from sustainml.onnxgraphs.vision.vit import vit
@@ -27,6 +28,7 @@ __all__ = [
     "mobilenet_v3",
     "patchcore",
     "resnet",
+    "sam",
     "sd_unet",
     "ssd300_vgg16",
     "ssdlite_mobilenet_v3",
