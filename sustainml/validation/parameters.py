@@ -12,7 +12,7 @@ The published figures (and their sources: model cards, papers) are in
 - **components**: for pipelines (diffusion, CLIP, SAM), the parts that carry a transformer shape are
   counted and compared with their published share; the other parts are published figures only.
 
-Entries with none of these (DETR, RetinaNet, trees, TCN, N-BEATS) are listed, unscored, with the
+Entries with none of these (DETR, RetinaNet, trees) are listed, unscored, with the
 reason. Criterion: within 2 % of the published figure on every scored row.
 """
 
