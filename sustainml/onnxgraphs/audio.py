@@ -126,7 +126,9 @@ def yamnet(b: GraphBuilder, shape: Sequence[int], classes: int = 521) -> None:
     b.output(b.sigmoid(b.gemm(y, classes, name="logits")), "scores")
 
 
-def ds_cnn(b: GraphBuilder, shape: Sequence[int], classes: int = 12, filters: int = 64, blocks: int = 4) -> None:
+def ds_cnn(
+    b: GraphBuilder, shape: Sequence[int], classes: int = 12, filters: int = 64, blocks: int = 4
+) -> None:
     """DS-CNN keyword spotter (the MLPerf Tiny reference, DS-CNN S of Zhang et al. 2017): 49 frames
     x 10 MFCC, a 10 x 4 convolution with stride 2 (TensorFlow 'same' padding: 25 x 5 out), four
     depthwise 3 x 3 + pointwise 1 x 1 blocks, average pool, 12 classes; BatchNorm folded."""

@@ -33,6 +33,7 @@ BUILDERS: dict[str, Builder] = {
     "unet": vision.unet,
     "deeplabv3_resnet50": vision.deeplabv3_resnet50,
     "lraspp_mobilenet_v3": vision.lraspp_mobilenet_v3,
+    "sam": vision.sam,
     "video_resnet": vision.video_resnet,
     "sd_unet": vision.sd_unet,
     "patchcore": vision.patchcore,
@@ -51,6 +52,8 @@ BUILDERS: dict[str, Builder] = {
     "dlinear": tabular.dlinear,
     "patchtst": tabular.patchtst,
     "deepar": tabular.deepar,
+    "tcn": tabular.tcn,
+    "nbeats": tabular.nbeats,
     "ft_transformer": tabular.ft_transformer,
     "mlp": tabular.mlp,
     "dagmm": tabular.dagmm,
@@ -76,6 +79,8 @@ INFERENCE: dict[str, str] = {
     "ast": "one 10.24 s clip (fbank computed outside the graph)",
     "wav2vec2": "one 10 s, 16 kHz waveform",
     "patchcore": "one image scored against the memory bank",
+    "sam": "one click on a new image: image encoder once + prompt encoder and mask decoder for one point "
+    "(4 low-resolution masks); each further click on the same image reruns only the decoder",
 }
 
 

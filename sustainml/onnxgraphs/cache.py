@@ -52,6 +52,7 @@ _CODE_MODULES = (
     "vision/video.py",
     "vision/anomaly.py",
     "vision/diffusion.py",
+    "vision/sam.py",
     "text.py",
     "audio.py",
     "tabular.py",

@@ -113,6 +113,66 @@ def deepar(b: GraphBuilder, shape: Sequence[int], hidden: int = 40, layers: int 
     b.output(b.linear(out, 3, name="student_t_args"), "distribution_args")
 
 
+def tcn(
+    b: GraphBuilder,
+    shape: Sequence[int],
+    horizon: int = 24,
+    channels: int = 64,
+    levels: int = 4,
+    kernel: int = 3,
+) -> None:
+    """TCN (Bai et al. 2018, arXiv:1803.01271): ``levels`` residual blocks of two dilated causal
+    convolutions (dilation 2**i, ReLU), a 1x1 convolution on the skip path when the width changes,
+    and a linear head on the last time step to the horizon. Weight norm is folded into the
+    convolution weights (one tensor per convolution, as an inference export writes it). Causal
+    padding is on the left only: the reference pads both sides and chomps the right, which gives
+    the same outputs after computing positions it discards."""
+    x = _input(b, shape, "past_values")  # (N, C, L)
+    y = x
+    for i in range(levels):
+        dilation = 2**i
+        causal = [(kernel - 1) * dilation, 0]
+        with b.scope(f"block{i}"):
+            h = b.relu(b.conv(y, channels, kernel, pad=causal, dilation=dilation, name="conv1"))
+            h = b.relu(b.conv(h, channels, kernel, pad=causal, dilation=dilation, name="conv2"))
+            skip = y if b.channels(y) == channels else b.conv(y, channels, 1, pad=0, name="downsample")
+            y = b.relu(b.add(h, skip))
+    last = b.reshape(b.slice(y, 2, -1, int(shape[2])), [0, channels])
+    b.output(b.gemm(last, horizon, name="head"), "forecast")
+
+
+def nbeats(
+    b: GraphBuilder,
+    shape: Sequence[int],
+    horizon: int = 18,
+    stacks: int = 30,
+    layers: int = 4,
+    width: int = 512,
+) -> None:
+    """N-BEATS generic (Oreshkin et al., ICLR 2020; N-BEATS-G: 30 stacks of one block, 4 ReLU
+    layers of 512, no weight sharing): each block maps the residual look-back window to
+    backcast + forecast through one linear layer (the generic basis is the identity on it), the
+    backcast is subtracted from the residual and the forecasts summed, starting from the last
+    observed value as the reference implementation does. The reference also reverses the window
+    and multiplies by a padding mask; both are left out (a fixed permutation of the first layer's
+    inputs, and all ones for a full window)."""
+    x = _input(b, shape, "past_values")  # (N, L)
+    lookback = int(shape[1])
+    residual = x
+    forecast = b.slice(x, 1, lookback - 1, lookback)  # (N, 1), broadcast over the horizon
+    for i in range(stacks):
+        with b.scope(f"block{i}"):
+            h = residual
+            for j in range(layers):
+                h = b.relu(b.gemm(h, width, name=f"fc{j}"))
+            backcast, block_forecast = b.split(
+                b.gemm(h, lookback + horizon, name="theta"), [lookback, horizon], 1
+            )
+        residual = b.sub(residual, backcast)
+        forecast = b.add(forecast, block_forecast)
+    b.output(forecast, "forecast")
+
+
 # ---------------------------------------------------------------------------------- tabular
 def ft_transformer(
     b: GraphBuilder,

@@ -12,8 +12,8 @@ The published figures (and their sources: model cards, papers) are in
 - **components**: for pipelines (diffusion, CLIP, SAM), the parts that carry a transformer shape are
   counted and compared with their published share; the other parts are published figures only.
 
-Entries with none of these (SAM, trees, TCN, N-BEATS) are listed, unscored, with the reason.
-Criterion: within 2 % of the published figure on every scored row.
+Entries with none of these (the tree ensembles) are listed, unscored, with the reason. Criterion:
+within 2 % of the published figure on every scored row.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ def count(entry: ModelEntry, published_total: float) -> tuple[str, float | None,
         others = [c.name for c in entry.components if c.architecture is None]
         note = f"counted: {', '.join(c.name for c in shaped)}; published only: {', '.join(others) or '-'}"
         return "components", float(counted), float(share), note
+    if entry.family == "Gradient-boosted trees":
+        return "published only", None, None, "a tree ensemble: its size is its configuration, not counted"
     return "published only", None, None, "no transformer shape or graph in the catalogue: not counted"
 
 

@@ -153,7 +153,8 @@ def test_published_figures_roofline_by_hand(published_only: ModelEntry) -> None:
 
 
 def test_an_entry_with_nothing_to_cost_from_fails_naming_the_fields() -> None:
-    entry = replace(models().get("tcn-electricity"), macs=0)
+    # A catalogue entry with no graph, shape or pipeline, and no published MACs.
+    entry = replace(models().get("tcn-electricity"), builder="", builder_args={}, macs=0)
     with pytest.raises(ValueError, match="macs"):
         hw_resources.evaluate_without_graph(entry, hardware().get("A100"))
 

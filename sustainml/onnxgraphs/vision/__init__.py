@@ -20,6 +20,7 @@ from sustainml.onnxgraphs.vision.detection import (
 )
 from sustainml.onnxgraphs.vision.detr import detr
 from sustainml.onnxgraphs.vision.diffusion import sd_unet
+from sustainml.onnxgraphs.vision.sam import sam
 from sustainml.onnxgraphs.vision.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3, unet
 from sustainml.onnxgraphs.vision.video import video_resnet
 from sustainml.onnxgraphs.vision.vit import vit
@@ -36,6 +37,7 @@ __all__ = [
     "patchcore",
     "resnet",
     "retinanet_resnet50_fpn_v2",
+    "sam",
     "sd_unet",
     "ssd300_vgg16",
     "ssdlite_mobilenet_v3",
