@@ -14,6 +14,9 @@ from sustainml.config import Settings
 from sustainml.orchestrator.client import Client, OrchestratorError
 from sustainml.transport.base import TransportError
 
+#: Node states (``Client.status`` names) of a node that takes tasks.
+SERVING = frozenset({"IDLE", "RUNNING"})
+
 
 class Supervisor:
     """Starts each component as a child process, restarts one that dies (with backoff), and on
@@ -36,15 +39,16 @@ class Supervisor:
         self.stopping = False
 
     def _announce_ready(self, settings: Settings) -> None:
-        """Say when the orchestrator answers and every node reports IDLE: "started" is not
-        "ready" (the first start of a worker loads its models, a while on a busy machine)."""
+        """Say when the orchestrator answers and every node serves (IDLE, or RUNNING a task that
+        arrived first): "started" is not "ready" (the first start of a worker loads its models, a
+        while on a busy machine). Waiting for all IDLE would miss a deployment put to work at once."""
         began = time.monotonic()
         quick = settings.with_overrides(rpc_timeout=2.0)
         while not self.stopping and time.monotonic() - began < self.READY_WAIT_S:
             try:
                 with Client(quick) as client:
                     nodes = client.status()["nodes"]
-                if nodes and all(state == "IDLE" for state in nodes.values()):
+                if nodes and all(state in SERVING for state in nodes.values()):
                     err.print(
                         f"[green]ready[/] after {time.monotonic() - began:.0f} s: the orchestrator and the "
                         f"{len(nodes)} nodes answer; in another terminal: "
