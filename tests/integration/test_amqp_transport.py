@@ -238,8 +238,14 @@ def test_broker_nack_fails_the_future_with_publish_nacked(
     finally:
         outsider.close()
     amqp_transport.publish("", queue, Message(b"fits")).result(10)
+    refused_on = amqp_transport._publisher._channel
     with pytest.raises(PublishNacked):
         amqp_transport.publish("", queue, Message(b"overflows")).result(10)
+    # The channel that was refused is replaced (a quorum queue after a failover may go on refusing
+    # the channel that published through it); publishing goes on, on a new channel.
+    wait_until(
+        lambda: amqp_transport._publisher._channel not in (None, refused_on), what="a new publish channel"
+    )
     amqp_transport.publish("", names.queue("unrelated"), Message(b"x"), mandatory=False).result(10)
     assert amqp_transport.queue_counts(queue) == (1, 0)
 

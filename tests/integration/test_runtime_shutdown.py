@@ -374,6 +374,10 @@ def test_refused_output_leaves_the_input_for_redelivery(
     rig.submit(7)
     wait_until(lambda: len(rig.node_transport.held) == 1, 10, "the output published")
     rig.node_transport.confirm(PublishNacked("test: broker refused the output"))
+    # Left for redelivery after a pause (REFUSED_OUTPUT_REQUEUE_DELAY), not at once: a broker
+    # refusing publishes for a few seconds must not burn the input's delivery limit.
+    time.sleep(0.3)
+    assert len(rig.outputs) == 1
     # Not acked: requeued and handled again, so a second copy of the output is published.
     wait_until(lambda: len(rig.node_transport.held) == 1 and len(rig.outputs) == 2, 10, "the task redone")
     assert rig.unacked() == 1

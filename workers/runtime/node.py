@@ -71,6 +71,11 @@ SHUTDOWN_TIMEOUT = 30.0
 # A stop requested while the node is still starting (e.g. SIGTERM while the broker is unreachable):
 # how long to wait for the abandoned start to unwind before spin() returns regardless.
 ABANDONED_START_WAIT = 2.0
+# A refused output (broker nack, channel lost before the confirm) leaves its input for redelivery
+# after this pause, not at once: a quorum queue re-electing its leader refuses publishes for a few
+# seconds, and immediate retries would spend the input's delivery limit (x-delivery-limit, 20)
+# within them and dead-letter a task the cluster could still run.
+REFUSED_OUTPUT_REQUEUE_DELAY = 1.0
 
 
 class _Terminate:
@@ -506,9 +511,9 @@ class Node:
             task_id,
             exc,
         )
-        # Requeue now if the channel is still open (a no-op otherwise): left unsettled on a live
-        # channel, the input would sit in this replica until its connection closed.
-        delivery.reject(requeue=True)
+        # Requeue after a pause if the channel is still open (a no-op otherwise): left unsettled
+        # on a live channel, the input would sit in this replica until its connection closed.
+        self.transport.call_later(REFUSED_OUTPUT_REQUEUE_DELAY, lambda: delivery.reject(requeue=True))
         self._state.forget(task_id)
 
     def _task_done(self, task_id: TaskId, error: str, started: float) -> None:

@@ -192,6 +192,24 @@ class Publisher:
                 )
             else:
                 resolve(p.future, None)
+        if nacked:
+            self._reset_after_nack()
+
+    def _reset_after_nack(self) -> None:
+        """(I/O thread) A nack means a queue refused the message (full with reject-publish, or a
+        quorum queue that could not commit). After the node leading quorum queues stopped,
+        RabbitMQ 3.10 was seen refusing a channel's publishes for minutes although every bound
+        queue had its new leader and majority online (docs/reliability.md): reopen the channel,
+        so that its state does not keep a transient refusal going. Publishes in flight on it fail
+        with ConnectionLost and are retried by their owners like any lost channel's."""
+        ch = self._channel
+        if ch is None or self._reopening or not ch.is_open:
+            return
+        log.warning(
+            "publish channel on %s: the broker refused a publish (basic.nack); reopening it",
+            self._link.safe_url,
+        )
+        ch.close()
 
     # ------------------------------------------------------------------ the confirm channel
     def open_channel(self, conn: SelectConnection, on_ready: Callable[[], None] | None = None) -> None:
@@ -240,9 +258,10 @@ class Publisher:
         self.fail_pending(lost)
         conn = self._link.conn
         if conn is not None and conn.is_open and not self._link.closing:
-            # Usually a publish to a missing exchange (404); the connection is fine, reopen.
+            # A publish to a missing exchange (404), or closed here after a nack; the connection
+            # is fine, reopen.
             log.warning(
-                "publish channel on %s closed by the broker (%s); reopening",
+                "publish channel on %s closed (%s); reopening",
                 self._link.safe_url,
                 close_reason(reason),
             )
