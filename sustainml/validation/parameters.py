@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from sustainml.catalogue import ModelEntry, models
+from sustainml.estimate.model_files import costing_method
 from sustainml.estimate.transformer import from_architecture
 from sustainml.validation.table import Criterion, Table
 
@@ -69,7 +70,7 @@ def count(entry: ModelEntry, published_total: float) -> tuple[str, float | None,
         others = [c.name for c in entry.components if c.architecture is None]
         note = f"counted: {', '.join(c.name for c in shaped)}; published only: {', '.join(others) or '-'}"
         return "components", float(counted), float(share), note
-    if entry.family == "Gradient-boosted trees":
+    if costing_method(entry) == "trees":
         return "published only", None, None, "a tree ensemble: its size is its configuration, not counted"
     return "published only", None, None, "no transformer shape or graph in the catalogue: not counted"
 
