@@ -277,6 +277,12 @@ def encode_task(env: TaskEnvelope) -> bytes:
 
 def decode_task(data: Buffer) -> TaskEnvelope:
     """Decode a stage message body (``DecodeError`` naming the field on any problem)."""
+    return decode_task_raw(data)[0]
+
+
+def decode_task_raw(data: Buffer) -> tuple[TaskEnvelope, dict[str, Any]]:
+    """``decode_task`` and the wire map it was decoded from, unaltered: for a reader that keeps
+    the records as they came (the orchestrator stores them) without unpacking the body twice."""
     body = _unpack_body(data)
     kind = _require_str(body, "kind")
     cls = RECORD_TYPES.get(kind)
@@ -291,7 +297,7 @@ def decode_task(data: Buffer) -> TaskEnvelope:
     baselines = _decode_group(body, "baselines", {k: RECORD_TYPES[k] for k in BASELINE_KINDS})
     # Checked first with DecodeError and no stamping: a received record must carry its task id.
     _check_envelope(kind, task_id, record, context, baselines, DecodeError, stamp=False)
-    return TaskEnvelope(kind=kind, task_id=task_id, record=record, context=context, baselines=baselines)
+    return TaskEnvelope(kind=kind, task_id=task_id, record=record, context=context, baselines=baselines), body
 
 
 def _decode_group(body: dict[str, Any], key: str, types: Mapping[str, type[Record]]) -> dict[str, Record]:
@@ -468,6 +474,7 @@ __all__ = [
     "TaskEnvelope",
     "decode",
     "decode_task",
+    "decode_task_raw",
     "encode",
     "encode_task",
     "from_json_dict",

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from sustainml.messages import MessageError
 from sustainml.messages import headers as H
 from sustainml.messages.tasks import (
     REPLY_TYPE,
     CancelReply,
     CancelRequest,
-    ErrorReply,
     ListReply,
     ListRequest,
     Reply,
-    RequestError,
     ResultReply,
     ResultRequest,
     StatusRequest,
@@ -34,10 +30,11 @@ from sustainml.messages.tasks import (
     decode_request,
     encode_reply,
 )
-from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT, SubmitError
+from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT
+from sustainml.orchestrator.replies import error_reply
 from sustainml.orchestrator.submissions import Submission
 from sustainml.rpc import ForeignQueue, check_own_queue, reply
-from sustainml.transport.base import Delivery, Message, TransportError
+from sustainml.transport.base import Delivery, Message
 
 if TYPE_CHECKING:
     from sustainml.orchestrator.core import Orchestrator
@@ -45,13 +42,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _submit(orch: Orchestrator, req: SubmitRequest, message: Message) -> Reply:
+def watch_of(message: Message) -> tuple[str, bool] | None:
+    """The (queue, direct) a request asks its task's events to be sent to, from its headers."""
     watch = message.headers.get(H.H_WATCH_QUEUE)
+    return (str(watch), message.headers.get(H_WATCH_MODE) == WATCH_DIRECT) if watch else None
+
+
+def _submit(orch: Orchestrator, req: SubmitRequest, message: Message) -> Reply:
+    queue, direct = watch_of(message) or (None, False)
     task_id = orch.submit(
-        req.user_input,
-        idempotency_key=req.idempotency_key,
-        watch_queue=str(watch) if watch else None,
-        watch_direct=message.headers.get(H_WATCH_MODE) == WATCH_DIRECT,
+        req.user_input, idempotency_key=req.idempotency_key, watch_queue=queue, watch_direct=direct
     )
     return SubmitReply(task_id)
 
@@ -82,41 +82,21 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def answer(orch: Orchestrator, body: bytes, message: Message) -> Reply:
-    """The reply to one request body: its handler's, or the error that stopped it."""
+def _handle(orch: Orchestrator, req: Any, message: Message) -> Reply:
+    """The reply to one decoded request: its handler's, or the error that stopped it."""
     try:
-        req = decode_request(body)
         return HANDLERS[req.op](orch, req, message)
-    except KeyError as exc:
-        return ErrorReply(str(exc.args[0]))
-    except (RequestError, SubmitError, MessageError, ValueError, TypeError) as exc:  # ForeignQueue too
-        return ErrorReply(str(exc))
-    except (TransportError, FutureTimeout) as exc:
-        return ErrorReply(f"broker error: {exc}")
-    except Exception as exc:  # a bug: still answer, so the caller does not wait for its timeout
-        log.exception("orchestrator request failed")
-        return ErrorReply(f"internal error: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return error_reply(exc)
 
 
-def _batched(orch: Orchestrator, delivery: Delivery) -> bool:
+def _batched(orch: Orchestrator, req: Any, delivery: Delivery) -> bool:
     """Hand a ``submit`` of a new problem to the submissions batch (submissions.py); False for
-    every other request (and one that does not decode: ``answer`` says why)."""
-    try:
-        req = decode_request(delivery.message.body)
-    except (RequestError, MessageError, ValueError, TypeError):
-        return False
+    every other request."""
     if not isinstance(req, SubmitRequest) or req.user_input.previous_iteration != 0:
         return False
-    headers = delivery.message.headers
-    watch = headers.get(H.H_WATCH_QUEUE)
-    orch.submissions.put(
-        Submission(
-            req.user_input,
-            req.idempotency_key,
-            (str(watch), headers.get(H_WATCH_MODE) == WATCH_DIRECT) if watch else None,
-            delivery,
-        )
-    )
+    watch = watch_of(delivery.message)
+    orch.submissions.put(Submission(req.user_input, req.idempotency_key, watch, delivery))
     return True
 
 
@@ -129,8 +109,13 @@ def on_request(orch: Orchestrator, delivery: Delivery) -> None:
             delivery.ack()
             log.warning("orchestrator request refused: %s", exc)
             return
-    if _batched(orch, delivery):
-        return  # the submissions thread answers it with its batch
-    response = answer(orch, delivery.message.body, delivery.message)
+    try:
+        req = decode_request(delivery.message.body)
+    except Exception as exc:
+        response: Reply = error_reply(exc)
+    else:
+        if _batched(orch, req, delivery):
+            return  # the submissions thread answers it with its batch
+        response = _handle(orch, req, delivery.message)
     delivery.ack()
     reply(orch.transport, delivery, encode_reply(response), topology=orch.topology, type=REPLY_TYPE)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sustainml.attribution import Unattributed
-from sustainml.messages import RECORD_TYPES, SCHEMA_VERSION, MessageError, TaskEnvelope, decode_task
+from sustainml.messages import RECORD_TYPES, SCHEMA_VERSION, MessageError, TaskEnvelope, decode_task_raw
 from sustainml.messages import headers as H
-from sustainml.messages.packing import packb, unpackb
+from sustainml.messages.packing import packb
 from sustainml.messages.tasks import TERMINAL_STATES, TaskEvent, TaskState
 from sustainml.orchestrator import iteration
 from sustainml.orchestrator.batching import BatchQueue
@@ -61,7 +61,6 @@ class OutcomeWriter:
     def __init__(self, orch: Orchestrator) -> None:
         self._orch = orch
         self._queue = BatchQueue[_Received](f"orchestrator-{orch.id}-outcomes", self._write, MAX_BATCH)
-        self.batches = 0  # transactions written (for logs and tests)
 
     def start(self) -> None:
         self._queue.start()
@@ -86,8 +85,8 @@ class OutcomeWriter:
         self._queue.put(received)
 
     def _receive(self, delivery: Delivery) -> _Received:
-        envelope = decode_task(delivery.message.body)  # validates every record (MessageError)
-        raw = unpackb(delivery.message.body)  # the wire maps, stored as they came
+        # Validates every record (MessageError); ``raw``: the wire maps, stored as they came.
+        envelope, raw = decode_task_raw(delivery.message.body)
         task_id = envelope.task_id
         stage = STAGES_BY_KIND[envelope.kind]
         failed = delivery.message.headers.get(H.H_FAILED)
@@ -130,7 +129,6 @@ class OutcomeWriter:
             log.exception("task %s: outcome not stored", batch[0].outcome.task)
             self._orch._dead_letter(batch[0].delivery, f"could not be stored: {exc}")
             return
-        self.batches += 1
         for r, stored in zip(batch, answers, strict=True):
             try:
                 self._after_store(r, stored)

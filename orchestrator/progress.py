@@ -65,7 +65,6 @@ class Progress:
         self._live: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._finished: set[str] = set()
         self._finished_order: deque[str] = deque()
-        self.dropped = 0  # progress messages dropped (unattributed or unreadable)
 
     # -- consuming ---------------------------------------------------------------------------
     def on_progress(self, delivery: Delivery) -> None:
@@ -109,7 +108,6 @@ class Progress:
             log.debug("task %s: progress event not published: %s", key, exc)
 
     def _drop(self, delivery: Delivery, reason: str) -> None:
-        self.dropped += 1
         log.warning(
             "progress message %s from %r dropped: %s", delivery.message.message_id, delivery.exchange, reason
         )

@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sustainml.messages import TaskId, UserInput, encode
 from sustainml.messages.kinds import USER_INPUT
-from sustainml.messages.tasks import REPLY_TYPE, ErrorReply, Reply, SubmitReply, encode_reply
+from sustainml.messages.tasks import REPLY_TYPE, Reply, SubmitReply, encode_reply
 from sustainml.orchestrator.batching import BatchQueue
 from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT
 from sustainml.orchestrator.protocol import SubmissionInvalid, SubmitError, validate_submission
+from sustainml.orchestrator.replies import error_reply
 from sustainml.orchestrator.taskdb import check_submission_key
 from sustainml.orchestrator.watchers import Watch
 from sustainml.rpc import ForeignQueue, check_own_queue, reply
 from sustainml.topology import PIPELINE
-from sustainml.transport.base import Delivery, Message, TransportError
+from sustainml.transport.base import Delivery, Message
 
 if TYPE_CHECKING:
     from sustainml.orchestrator.core import Orchestrator
@@ -57,7 +57,6 @@ class Submissions:
         self._orch = orch
         name = f"orchestrator-{orch.id}-submissions"
         self._queue = BatchQueue[Submission](name, self._run_and_answer, MAX_BATCH)
-        self.batches = 0  # transactions written (for logs and tests)
 
     def start(self) -> None:
         self._queue.start()
@@ -101,8 +100,7 @@ class Submissions:
             for s in valid:
                 s.outcome = exc
             return
-        self.batches += 1
-        started: list[tuple[Submission, Message, Future[None]]] = []
+        started: list[tuple[Submission, TaskId, Message, Future[None]]] = []
         for s, c in zip(valid, created, strict=True):
             queue, direct = s.watch if s.watch is not None else (None, False)
             if not c.fresh:  # a submission seen before (or twice in this batch)
@@ -118,9 +116,8 @@ class Submissions:
                 orch._start_failed(c.key, exc)
                 s.outcome = exc
                 continue
-            started.append((s, msg, fut))
-        for s, msg, fut in started:  # the confirms, waited for together
-            task_id = created[valid.index(s)].key
+            started.append((s, c.key, msg, fut))
+        for s, task_id, msg, fut in started:  # the confirms, waited for together
             try:
                 fut.result(PUBLISH_TIMEOUT)
             except Exception:  # e.g. the connection dropped: publish again, riding out a reconnect
@@ -154,11 +151,7 @@ def _answer(orch: Orchestrator, s: Submission) -> None:
     response: Reply
     if isinstance(outcome, TaskId):
         response = SubmitReply(outcome)
-    elif isinstance(outcome, SubmitError | ValueError | KeyError):
-        response = ErrorReply(str(outcome))
-    elif isinstance(outcome, TransportError | FutureTimeout):
-        response = ErrorReply(f"broker error: {outcome}")
-    else:  # as handlers.answer: still answer, so the caller does not wait for its timeout
-        response = ErrorReply(f"internal error: {type(outcome).__name__}: {outcome}")
+    else:
+        response = error_reply(outcome if outcome is not None else RuntimeError("submission not run"))
     s.delivery.ack()
     reply(orch.transport, s.delivery, encode_reply(response), topology=orch.topology, type=REPLY_TYPE)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from sustainml.messages import TaskId
+from sustainml.messages import headers as H
 from sustainml.messages.tasks import TaskState, check_submission_key
 from sustainml.orchestrator.taskdb_schema import (
     Created,
@@ -407,7 +408,7 @@ class TaskWrites(TaskDBBase):
                 "kind": kind,
                 "record": bytes(record),
                 "received_at": now,
-                "message_id": f"{o.task.key}:{kind}",
+                "message_id": H.stage_message_id(o.task.key, kind),
             }
             for kind, record in o.records.items()
             if kind != o.kind

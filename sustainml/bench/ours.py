@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATES_ENV = "SUSTAINML_BENCH_TEMPLATES"
 SHIPPED_ENV = "SUSTAINML_BENCH_SHIPPED"  # stage kinds a bench worker runs with the shipped logic
-SUBMIT_WINDOW = 256  # most submit requests in flight at once during the throughput run
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -330,8 +329,8 @@ def submit_and_follow(settings: Settings, n: int, *, timeout: float = 600.0) -> 
 
 
 def follow(settings: Settings, inputs: Sequence[Any], *, timeout: float = 600.0) -> Throughput:
-    """``inputs`` submitted from one thread by one ``submit_many`` (``SUBMIT_WINDOW`` requests in
-    flight), followed to their terminal events."""
+    """``inputs`` submitted from one thread by one ``submit_many`` (its default window of
+    ``orchestrator.client.SUBMIT_WINDOW`` requests in flight), followed to their terminal events."""
     from sustainml.messages import TaskId
     from sustainml.orchestrator.client import Client
 
@@ -340,7 +339,7 @@ def follow(settings: Settings, inputs: Sequence[Any], *, timeout: float = 600.0)
     try:
         with Client(settings) as client:
             start = time.perf_counter()
-            outcomes = client.submit_many(list(inputs), window=SUBMIT_WINDOW)
+            outcomes = client.submit_many(list(inputs))
             submitted = time.perf_counter() - start
             refused = [o for o in outcomes if not isinstance(o, TaskId)]
             if refused:
@@ -356,6 +355,7 @@ def follow(settings: Settings, inputs: Sequence[Any], *, timeout: float = 600.0)
 
 def run(url: str, tasks: int, latency_tasks: int) -> SystemResult:
     from sustainml.bench.common import cpu_seconds, vm_hwm_mb, vm_rss_mb
+    from sustainml.orchestrator.client import SUBMIT_WINDOW
 
     res = SystemResult(
         name="sustainml",
