@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sustainml.messages import headers as H
 from sustainml.messages.tasks import (
     REPLY_TYPE,
     CancelReply,
@@ -30,9 +29,9 @@ from sustainml.messages.tasks import (
     decode_request,
     encode_reply,
 )
-from sustainml.orchestrator.protocol import H_WATCH_MODE, WATCH_DIRECT
 from sustainml.orchestrator.replies import error_reply
 from sustainml.orchestrator.submissions import Submission
+from sustainml.orchestrator.watchers import watch_of
 from sustainml.rpc import ForeignQueue, check_own_queue, reply
 from sustainml.transport.base import Delivery, Message
 
@@ -42,14 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def watch_of(message: Message) -> tuple[str, bool] | None:
-    """The (queue, direct) a request asks its task's events to be sent to, from its headers."""
-    watch = message.headers.get(H.H_WATCH_QUEUE)
-    return (str(watch), message.headers.get(H_WATCH_MODE) == WATCH_DIRECT) if watch else None
-
-
 def _submit(orch: Orchestrator, req: SubmitRequest, message: Message) -> Reply:
-    queue, direct = watch_of(message) or (None, False)
+    queue, direct = watch_of(message.headers) or (None, False)
     task_id = orch.submit(
         req.user_input, idempotency_key=req.idempotency_key, watch_queue=queue, watch_direct=direct
     )
@@ -95,7 +88,7 @@ def _batched(orch: Orchestrator, req: Any, delivery: Delivery) -> bool:
     every other request."""
     if not isinstance(req, SubmitRequest) or req.user_input.previous_iteration != 0:
         return False
-    watch = watch_of(delivery.message)
+    watch = watch_of(delivery.message.headers)
     orch.submissions.put(Submission(req.user_input, req.idempotency_key, watch, delivery))
     return True
 

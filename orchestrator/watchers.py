@@ -26,6 +26,7 @@ from sustainml.messages import SCHEMA_VERSION, TaskId
 from sustainml.messages import headers as H
 from sustainml.messages.tasks import TASK_EVENT, TaskEvent
 from sustainml.orchestrator.node_calls import PUBLISH_TIMEOUT
+from sustainml.orchestrator.protocol import WATCH_BIND, WATCH_DIRECT
 from sustainml.rpc import ForeignQueue, check_own_queue
 from sustainml.topology import Topology
 from sustainml.transport.base import Binding, Transport, TransportError
@@ -46,7 +47,13 @@ def _log_event_failure(fut: Future[None]) -> None:
 
 def watch_headers(queue: str, direct: bool) -> dict[str, Any]:
     """The headers that make a task's stage messages carry its watch queue."""
-    return {H.H_WATCH_QUEUE: queue, H.H_WATCH_MODE: "direct" if direct else "bind"}
+    return {H.H_WATCH_QUEUE: queue, H.H_WATCH_MODE: WATCH_DIRECT if direct else WATCH_BIND}
+
+
+def watch_of(headers: Mapping[str, Any]) -> Watch | None:
+    """The (queue, direct) that ``headers`` (a request's or a stage message's) carry, unchecked."""
+    queue = headers.get(H.H_WATCH_QUEUE)
+    return (str(queue), headers.get(H.H_WATCH_MODE) == WATCH_DIRECT) if queue else None
 
 
 class Watchers:
@@ -61,15 +68,15 @@ class Watchers:
     def of_message(self, headers: Mapping[str, Any]) -> Watch | None:
         """The watch a stage message carries (None without one, or naming a foreign queue: the
         headers are not signed, so a queue outside the namespace is never written to)."""
-        queue = headers.get(H.H_WATCH_QUEUE)
-        if not queue:
+        watch = watch_of(headers)
+        if watch is None:
             return None
         try:
-            check_own_queue(self._topology, str(queue), "watch_queue")
+            check_own_queue(self._topology, watch[0], "watch_queue")
         except ForeignQueue as exc:
             log.warning("ignoring a stage message's watch queue: %s", exc)
             return None
-        return str(queue), headers.get(H.H_WATCH_MODE) == "direct"
+        return watch
 
     def add(self, task_id: TaskId, queue: str, *, direct: bool) -> None:
         """Send the task's events to ``queue`` from now on (a bound watcher is bound here)."""
